@@ -1,0 +1,1 @@
+//! AST → Program: the petgraph DAG per journey, static analyses, dot/mermaid, serde envelope.

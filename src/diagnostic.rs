@@ -1,0 +1,174 @@
+//! Diagnostics: what every phase reports to the user, with a stable code,
+//! a primary span, a message, optional labels and help. Rendering to human,
+//! JSON, GitHub and SARIF lives in `cli`; this type knows nothing of output.
+
+use crate::check::codes::Code;
+use crate::source::{SourceMap, Span};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem found in the user's journeys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    /// Lowercase, no final period, user input in backticks.
+    pub message: String,
+    /// The primary location.
+    pub span: Span,
+    /// Text shown under the primary span; empty for none.
+    pub label: String,
+    /// Secondary locations with their labels ("first declared here").
+    pub related: Vec<(Span, String)>,
+    /// A second sentence: how to fix it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with the code's default severity.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            severity: code.severity,
+            message: message.into(),
+            span,
+            label: String::new(),
+            related: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = label.into();
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_related(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
+        self.related.push((span, label.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// All diagnostics of a run, sorted by file, position and code so output
+/// never depends on the order in which checks ran.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.items.push(d);
+    }
+
+    pub fn extend(&mut self, ds: impl IntoIterator<Item = Diagnostic>) {
+        self.items.extend(ds);
+    }
+
+    pub fn errors(&self) -> usize {
+        self.items.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.items.len() - self.errors()
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diagnostic::is_error)
+    }
+
+    /// Sorts and removes exact duplicates (two checks reaching the same fact).
+    pub fn sort(&mut self, _sources: &SourceMap) {
+        self.items.sort_by(|a, b| {
+            (a.span.file, a.span.start, a.span.end, a.code.id, &a.message).cmp(&(
+                b.span.file,
+                b.span.start,
+                b.span.end,
+                b.code.id,
+                &b.message,
+            ))
+        });
+        self.items.dedup();
+    }
+
+    /// Turns every warning into an error (`--deny-warnings`).
+    pub fn deny_warnings(&mut self) {
+        for d in &mut self.items {
+            d.severity = Severity::Error;
+        }
+    }
+}
+
+/// "did you mean `x`?" for any kind of name: a case-insensitive exact match
+/// first, then the closest name within an edit distance of a third of its
+/// length.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(usize, &str)> = None;
+    let limit = (name.chars().count() / 3).max(1);
+    for candidate in candidates {
+        if candidate == name {
+            continue;
+        }
+        if candidate.eq_ignore_ascii_case(name) {
+            return Some(format!("did you mean `{candidate}`?"));
+        }
+        let d = edit_distance(name, candidate);
+        if d <= limit && best.is_none_or(|(bd, bc)| (d, candidate) < (bd, bc)) {
+            best = Some((d, candidate));
+        }
+    }
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let names = ["order_completed", "cart_abandoned", "signup"];
+        assert_eq!(
+            did_you_mean("order_complete", names).as_deref(),
+            Some("did you mean `order_completed`?")
+        );
+        assert_eq!(
+            did_you_mean("SIGNUP", names).as_deref(),
+            Some("did you mean `signup`?")
+        );
+        assert_eq!(did_you_mean("refund", names), None);
+    }
+}

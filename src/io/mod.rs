@@ -1,0 +1,1 @@
+//! Event input (Segment NDJSON) and action output.
