@@ -1,0 +1,295 @@
+//! Rendering diagnostics for people (miette's graphical report) and for
+//! machines (the JSON shape of LANGUAGE.md §7). GitHub annotations and SARIF
+//! live beside these in `formats`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use serde::Serialize;
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::source::{SourceMap, Span};
+
+/// How to draw the human report.
+#[derive(Clone, Copy, Debug)]
+pub struct HumanOptions {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl HumanOptions {
+    /// No colour, fixed width, no links: identical on every machine (tests).
+    pub fn plain() -> HumanOptions {
+        HumanOptions {
+            color: false,
+            width: 100,
+        }
+    }
+}
+
+/// Renders every diagnostic as miette's graphical report, one after another.
+pub fn human(diagnostics: &[Diagnostic], sources: &SourceMap, options: HumanOptions) -> String {
+    let theme = if options.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(options.width)
+        .with_links(false)
+        .with_urls(false);
+    let mut out = String::new();
+    for d in diagnostics {
+        let report = Report::new(d, sources);
+        // Writing into a String cannot fail; a miette rendering failure falls
+        // back to the plain one-line form rather than losing the diagnostic.
+        if handler.render_report(&mut out, &report).is_err() {
+            out.push_str(&one_line(d, sources));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `file:line:col: error[E0101]: message` — the compact form.
+pub fn one_line(d: &Diagnostic, sources: &SourceMap) -> String {
+    let file = sources.get(d.span.file);
+    let (line, col) = file.line_col(d.span.start);
+    format!(
+        "{}:{line}:{col}: {}[{}]: {}",
+        file.name,
+        severity_word(d.severity),
+        d.code.id,
+        d.message
+    )
+}
+
+pub fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// The closing line of a human report: "2 errors, 1 warning".
+pub fn summary(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}
+
+/// One diagnostic in the §7 JSON shape, with 1-based lines and columns.
+#[derive(Serialize)]
+pub struct JsonDiagnostic<'a> {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: &'a str,
+    pub help: Option<&'a str>,
+    pub file: &'a str,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+    errors: usize,
+    warnings: usize,
+}
+
+impl<'a> JsonDiagnostic<'a> {
+    pub fn new(d: &'a Diagnostic, sources: &'a SourceMap) -> JsonDiagnostic<'a> {
+        let file = sources.get(d.span.file);
+        let (line, column) = file.line_col(d.span.start);
+        let (end_line, end_column) = file.line_col(d.span.end);
+        JsonDiagnostic {
+            severity: d.severity,
+            code: d.code.id,
+            message: &d.message,
+            help: d.help.as_deref(),
+            file: &file.name,
+            line,
+            column,
+            end_line,
+            end_column,
+        }
+    }
+}
+
+/// `{"diagnostics":[...],"errors":N,"warnings":N}` on one line.
+pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let report = JsonReport {
+        diagnostics: diagnostics
+            .iter()
+            .map(|d| JsonDiagnostic::new(d, sources))
+            .collect(),
+        errors,
+        warnings: diagnostics.len() - errors,
+    };
+    // Serializing plain strings and integers cannot fail.
+    serde_json::to_string(&report).unwrap_or_default()
+}
+
+/// A [`Diagnostic`] dressed for miette: its own file as source code; labels
+/// in the same file are drawn inline, those in other files as related notes.
+struct Report {
+    message: String,
+    code: &'static str,
+    severity: Severity,
+    help: Option<String>,
+    source: NamedSource<Arc<str>>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<Report>,
+}
+
+impl Report {
+    fn new(d: &Diagnostic, sources: &SourceMap) -> Report {
+        let file = sources.get(d.span.file);
+        let mut labels = vec![LabeledSpan::new_primary_with_span(
+            (!d.label.is_empty()).then(|| d.label.clone()),
+            offsets(d.span),
+        )];
+        let mut related = Vec::new();
+        for (span, label) in &d.related {
+            if span.file == d.span.file {
+                labels.push(LabeledSpan::new_with_span(
+                    Some(label.clone()),
+                    offsets(*span),
+                ));
+            } else {
+                let other = sources.get(span.file);
+                related.push(Report {
+                    message: label.clone(),
+                    code: d.code.id,
+                    severity: Severity::Warning,
+                    help: None,
+                    source: NamedSource::new(&other.name, other.text.clone()),
+                    labels: vec![LabeledSpan::new_primary_with_span(None, offsets(*span))],
+                    related: Vec::new(),
+                });
+            }
+        }
+        Report {
+            message: d.message.clone(),
+            code: d.code.id,
+            severity: d.severity,
+            help: d.help.clone(),
+            source: NamedSource::new(&file.name, file.text.clone()),
+            labels,
+            related,
+        }
+    }
+}
+
+fn offsets(span: Span) -> miette::SourceSpan {
+    (span.start as usize, span.len()).into()
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::codes;
+
+    fn sample() -> (SourceMap, Vec<Diagnostic>) {
+        let mut sources = SourceMap::new();
+        let id = sources.add(
+            "journeys/cart.journey",
+            "journey cart {\n  trigger cart_abandonded\n}\n",
+        );
+        let span = sources.get(id).span(25, 40);
+        let d = Diagnostic::new(
+            codes::UNKNOWN_EVENT,
+            span,
+            "unknown event `cart_abandonded`",
+        )
+        .with_label("no event of this name is declared")
+        .with_help("did you mean `cart_abandoned`?");
+        (sources, vec![d])
+    }
+
+    #[test]
+    fn human_report_names_file_line_code_and_help() {
+        let (sources, ds) = sample();
+        let out = human(&ds, &sources, HumanOptions::plain());
+        assert!(out.contains("E0206"), "{out}");
+        assert!(out.contains("journeys/cart.journey:2:11"), "{out}");
+        assert!(out.contains("did you mean `cart_abandoned`?"), "{out}");
+        assert!(!out.contains('\u{1b}'), "no colour codes: {out}");
+    }
+
+    #[test]
+    fn json_has_one_based_positions() {
+        let (sources, ds) = sample();
+        let v: serde_json::Value = serde_json::from_str(&json(&ds, &sources)).unwrap();
+        let d = &v["diagnostics"][0];
+        assert_eq!(d["line"], 2);
+        assert_eq!(d["column"], 11);
+        assert_eq!(d["end_column"], 26);
+        assert_eq!(d["severity"], "error");
+        assert_eq!(v["errors"], 1);
+        assert_eq!(v["warnings"], 0);
+    }
+}
