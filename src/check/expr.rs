@@ -124,7 +124,7 @@ fn infer_list(cx: &mut Checker, env: &Env, items: &[Expr]) -> Type {
                             ty.describe()
                         ),
                     )
-                    .with_related(first.span, format!("{}", element.describe())),
+                    .with_related(first.span, element.describe()),
                 );
             }
             continue;
@@ -672,10 +672,8 @@ fn coalesce(cx: &mut Checker, args: &[Expr], types: &[Type]) -> Option<Type> {
                         t.describe()
                     ),
                 )
-                .with_help(format!(
-                    "give a fallback of the same kind as argument 1 (argument {} differs)",
-                    i + 1
-                )),
+                .with_label(format!("argument {} differs", i + 1))
+                .with_help("give every argument the same kind of value"),
             );
             return Some(Type::Unknown);
         }
@@ -844,7 +842,8 @@ fn mismatch_help(lt: &Type, rt: &Type) -> Option<String> {
         (Type::Number, Type::String) | (Type::String, Type::Number) => {
             Some("write numbers without quotes, and text in quotes".to_string())
         }
-        (Type::Duration, Type::Number) | (Type::Number, Type::Duration) => {
+        (Type::Duration | Type::Timestamp, Type::Number)
+        | (Type::Number, Type::Duration | Type::Timestamp) => {
             Some("give the number a unit, e.g. `2d` or `12h`".to_string())
         }
         (Type::Timestamp, Type::Duration) | (Type::Duration, Type::Timestamp) => {

@@ -736,14 +736,14 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                     codes::TEMPLATE_CHANNEL_MISMATCH,
                     t.span,
                     format!(
-                        "template `{}` is for {}, but it is sent by {}",
+                        "template `{}` is made for `{}`, but this sends it by `{}`",
                         t.name, decl.channel.name, channel.name
                     ),
                 )
-                .with_label(format!("a {} template", decl.channel.name))
+                .with_label(format!("made for `{}`", decl.channel.name))
                 .with_related(decl.channel.span, "its channel is declared here")
                 .with_help(format!(
-                    "send it with `send {} {}`, or use a {} template",
+                    "send it with `send {} {}`, or use a template made for `{}`",
                     decl.channel.name, t.name, channel.name
                 )),
             );

@@ -19,7 +19,7 @@ pub(crate) fn unreachable(cx: &mut Checker, span: Span, steps: usize) {
     cx.report(
         Diagnostic::new(codes::UNREACHABLE_STEP, span, message)
             .with_label(label)
-            .with_help("every path before it ends with `exit`: remove the steps, or the `exit`"),
+            .with_help("every path to here ends with `exit` first: remove what comes after it, or the `exit`"),
     );
 }
 

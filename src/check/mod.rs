@@ -233,3 +233,6 @@ fn check_policy(cx: &mut Checker, policy: &ast::PolicyDecl) {
         journey::check_quiet_hours(cx, &Env::profile_only(), qh);
     }
 }
+
+#[cfg(test)]
+mod tests;
