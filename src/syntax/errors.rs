@@ -465,7 +465,9 @@ fn recovery_region(buf: &[u8], pos: usize, boundary: bool) -> Option<Range<usize
         }
         i += 1;
     }
-    Some(start..buf.len())
+    // The statement runs to the end (an unterminated string or block):
+    // nothing after it can be told apart, so stop here.
+    None
 }
 
 /// The first non-blank byte of the line holding `pos`.
