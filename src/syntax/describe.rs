@@ -107,7 +107,7 @@ pub fn describe(rule: Rule) -> &'static str {
         | Rule::segment_decl
         | Rule::policy_decl
         | Rule::journey_decl => "a declaration such as `journey`, `segment` or `template`",
-        Rule::event_ref => "an event name",
+        Rule::event_ref | Rule::event_name => "an event name",
         Rule::field_decl => "a field such as `email: string`",
         Rule::header
         | Rule::name_clause

@@ -46,6 +46,13 @@ fn error_pos(error: &Error<Rule>) -> usize {
     }
 }
 
+fn positives(error: &Error<Rule>) -> &[Rule] {
+    match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives,
+        ErrorVariant::CustomError { .. } => &[],
+    }
+}
+
 /// Skips whitespace and `//` comments from `i`.
 fn skip_trivia(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() {
@@ -135,27 +142,62 @@ fn join_or(items: &[&str]) -> String {
     }
 }
 
+/// Rules that can start an expression: when pest lists several of them,
+/// the user reads "an expression".
+fn starts_expression(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::expr
+            | Rule::path
+            | Rule::path_root
+            | Rule::call
+            | Rule::ident
+            | Rule::paren
+            | Rule::list
+            | Rule::lparen
+            | Rule::lbracket
+            | Rule::string
+            | Rule::number
+            | Rule::duration
+            | Rule::wordy_duration
+            | Rule::timestamp
+            | Rule::kw_true
+            | Rule::kw_false
+            | Rule::kw_null
+            | Rule::op_not
+            | Rule::op_neg
+    )
+}
+
 /// The phrases for what pest expected, most useful first.
 fn expected_phrases(positives: &[Rule]) -> Vec<&'static str> {
-    let step = describe(Rule::step);
-    let header = describe(Rule::header);
-    let close = describe(Rule::rbrace);
+    let expects_expr = positives
+        .iter()
+        .any(|r| matches!(r, Rule::expr | Rule::path | Rule::path_root | Rule::call))
+        || positives.iter().filter(|&&r| starts_expression(r)).count() >= 3;
     let mut phrases: Vec<&'static str> = Vec::new();
     for &rule in positives {
+        let rule = if expects_expr && starts_expression(rule) {
+            Rule::expr
+        } else {
+            rule
+        };
         let phrase = describe(rule);
         if !phrases.contains(&phrase) {
             phrases.push(phrase);
         }
     }
-    if phrases.contains(&step) {
-        // Headers belong before the steps, and `}` is rarely what was meant.
-        phrases.retain(|&p| p != header && p != close);
+    // At a statement boundary, the optional tails of the previous statement
+    // (`where`, `with`, an operator, `}`) are noise: name the statement kinds.
+    for statement in [Rule::step, Rule::header, Rule::item] {
+        if positives.contains(&statement) {
+            return vec![describe(statement)];
+        }
     }
     let rank = |p: &&str| match *p {
-        p if p == step => 0,
-        p if p == header => 1,
-        p if p == close => 3,
-        _ => 2,
+        "`}`" => 2,
+        p if p.starts_with("an operator") => 1,
+        _ => 0,
     };
     phrases.sort_by_key(rank);
     phrases
@@ -234,10 +276,7 @@ pub fn syntax_error(file: &SourceFile, chunk: Range<usize>, error: &Error<Rule>)
     let pos = chunk.start + error_pos(error);
     let found = Found::at(text, pos);
     let span = file.span(found.range.start, found.range.end);
-    let positives: &[Rule] = match &error.variant {
-        ErrorVariant::ParsingError { positives, .. } => positives,
-        ErrorVariant::CustomError { .. } => &[],
-    };
+    let positives = positives(error);
 
     if let Some(t) = found.text
         && t.starts_with('"')
@@ -309,53 +348,65 @@ fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option
     let word = word?;
     let candidates = valid_words(positives);
     did_you_mean(word, candidates.iter().copied())
+        .or_else(|| transposed(word, &candidates).map(|c| format!("did you mean `{c}`?")))
+}
+
+/// A candidate that is `word` with two adjacent letters swapped (`sned`).
+fn transposed<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.as_bytes();
+    candidates.iter().copied().find(|c| {
+        let c = c.as_bytes();
+        c.len() == w.len() && {
+            let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != c[i]).collect();
+            diff.len() == 2 && diff[1] == diff[0] + 1 && w[diff[0]] == c[diff[1]] && w[diff[1]] == c[diff[0]]
+        }
+    })
 }
 
 /// After a failure at `first` in `chunk`, blanks the failing statement and
 /// parses again, reporting each new error, until the item parses or no
-/// progress is made.
+/// progress is made. Returns the blanked text when it finally parses, so its
+/// invalid values can be reported too.
 pub fn recover(
     file: &SourceFile,
     chunk: Range<usize>,
     first: &Error<Rule>,
     diags: &mut Vec<Diagnostic>,
-) {
+) -> Option<String> {
     let text = &file.text[chunk.clone()];
-    let Some(body_start) = first_brace(text) else {
-        return;
-    };
+    let body_start = first_brace(text)?;
     let mut buf = text.as_bytes().to_vec();
     let mut pos = error_pos(first);
+    let mut first_error = first.clone();
     for _ in 0..MAX_RECOVERIES {
         if pos <= body_start || skip_trivia(&buf, pos) >= buf.len() {
-            return;
+            return None;
         }
-        let Some(region) = recovery_region(&buf, pos) else {
-            return;
-        };
+        let boundary = positives(&first_error).iter().any(|r| matches!(r, Rule::step | Rule::header));
+        let region = recovery_region(&buf, pos, boundary)?;
         if region.start <= body_start || region.end <= pos {
-            return;
+            return None;
         }
         for b in &mut buf[region.clone()] {
             if *b != b'\n' {
                 *b = b' ';
             }
         }
-        let Ok(source) = std::str::from_utf8(&buf) else {
-            return;
-        };
+        let source = std::str::from_utf8(&buf).ok()?;
         match JourneyParser::parse(Rule::item_chunk, source) {
-            Ok(_) => return,
+            Ok(_) => return Some(source.to_owned()),
             Err(error) => {
                 let next = error_pos(&error);
                 if next < region.end {
-                    return;
+                    return None;
                 }
                 diags.push(syntax_error(file, chunk.clone(), &error));
                 pos = next;
+                first_error = error;
             }
         }
     }
+    None
 }
 
 /// The position of the item's first `{`.
@@ -376,11 +427,17 @@ fn first_brace(text: &str) -> Option<usize> {
 /// The statement around `pos` to blank: from the first token of its line
 /// (or from `pos` when the line starts with `}`) to the end of the line,
 /// extended over balanced braces and continuation lines.
-fn recovery_region(buf: &[u8], pos: usize) -> Option<Range<usize>> {
-    let line_start = buf[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let mut start = line_start;
-    while start < pos && matches!(buf[start], b' ' | b'\t' | b'\r') {
-        start += 1;
+fn recovery_region(buf: &[u8], pos: usize, boundary: bool) -> Option<Range<usize>> {
+    let mut start = first_on_line(buf, pos);
+    if start == pos && !boundary {
+        // The statement began on an earlier line (`trigger` with no event).
+        let mut prev = pos;
+        while prev > 0 && buf[prev - 1].is_ascii_whitespace() {
+            prev -= 1;
+        }
+        if prev > 0 {
+            start = first_on_line(buf, prev - 1);
+        }
     }
     if buf.get(start) == Some(&b'}') {
         start = pos;
@@ -408,7 +465,18 @@ fn recovery_region(buf: &[u8], pos: usize) -> Option<Range<usize>> {
         }
         i += 1;
     }
-    Some(start..buf.len())
+    // The statement runs to the end (an unterminated string or block):
+    // nothing after it can be told apart, so stop here.
+    None
+}
+
+/// The first non-blank byte of the line holding `pos`.
+fn first_on_line(buf: &[u8], pos: usize) -> usize {
+    let mut start = buf[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    while start < pos && matches!(buf[start], b' ' | b'\t' | b'\r') {
+        start += 1;
+    }
+    start
 }
 
 /// Whether the line after the newline at `i` continues the statement.

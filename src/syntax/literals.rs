@@ -133,7 +133,7 @@ pub fn visit_count(ctx: &mut Ctx, pair: Pair<Rule>) -> IntLit {
         return IntLit { value: 0, span };
     }
     match text.parse::<i64>() {
-        Ok(value) if value as f64 <= MAX_EXACT => IntLit { value, span },
+        Ok(value) if value <= MAX_EXACT as i64 => IntLit { value, span },
         _ => {
             ctx.diags.push(
                 Diagnostic::new(

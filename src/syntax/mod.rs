@@ -38,27 +38,48 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     for chunk in chunks::split(text) {
         let start = chunk.range.start;
-        let source = &text[chunk.range.clone()];
-        match JourneyParser::parse(Rule::item_chunk, source) {
-            Ok(mut pairs) => {
-                let mut ctx = Ctx {
-                    file: file.id,
-                    offset: start,
-                    diags: Vec::new(),
-                };
-                let item = pairs
-                    .next()
-                    .and_then(|pair| items::visit_item(&mut ctx, pair, chunk.doc));
-                out.items.extend(item);
-                diags.append(&mut ctx.diags);
+        match JourneyParser::parse(Rule::item_chunk, &text[chunk.range.clone()]) {
+            Ok(pairs) => {
+                if let Some(item) = visit_chunk(file, start, pairs, chunk.doc, &mut diags) {
+                    out.items.push(item);
+                }
             }
             Err(error) => {
-                diags.push(errors::syntax_error(file, start..chunk.range.end, &error));
-                errors::recover(file, chunk.range.clone(), &error, &mut diags);
+                diags.push(errors::syntax_error(file, chunk.range.clone(), &error));
+                let recovered = errors::recover(file, chunk.range.clone(), &error, &mut diags);
+                // The item stays out of the AST, but the invalid values in
+                // its other statements are still worth reporting.
+                if let Some(recovered) = recovered
+                    && let Ok(pairs) = JourneyParser::parse(Rule::item_chunk, &recovered)
+                {
+                    visit_chunk(file, start, pairs, None, &mut diags);
+                }
             }
         }
     }
+    // Recovery reports syntax errors before the values of earlier lines.
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
     (out, diags)
+}
+
+/// Lowers one parsed item, collecting the diagnostics of invalid values.
+fn visit_chunk(
+    file: &SourceFile,
+    offset: usize,
+    mut pairs: pest::iterators::Pairs<Rule>,
+    doc: Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ast::Item> {
+    let mut ctx = Ctx {
+        file: file.id,
+        offset,
+        diags: Vec::new(),
+    };
+    let item = pairs
+        .next()
+        .and_then(|pair| items::visit_item(&mut ctx, pair, doc));
+    diags.append(&mut ctx.diags);
+    item
 }
 
 /// What every visitor needs: where the chunk sits in the file, and where to
