@@ -204,10 +204,11 @@ fn lowercase_first(s: &str) -> String {
 fn display_name(path: &Path, cwd: Option<&Path>) -> String {
     if let Some(cwd) = cwd {
         let absolute = normalize(&cwd.join(path));
-        if let Ok(relative) = absolute.strip_prefix(normalize(cwd))
-            && relative.components().next().is_some()
-        {
-            return forward_slashes(relative);
+        // `rust-version` is 1.85: no let chains.
+        if let Ok(relative) = absolute.strip_prefix(normalize(cwd)) {
+            if relative.components().next().is_some() {
+                return forward_slashes(relative);
+            }
         }
     }
     forward_slashes(path)
@@ -346,7 +347,7 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
         // Root reads anything: there is nothing to test then.
         if std::fs::read(&file).is_err() {
-            let err = load_paths_from(&[file.clone()], Some(&dir)).unwrap_err();
+            let err = load_paths_from(std::slice::from_ref(&file), Some(&dir)).unwrap_err();
             assert_eq!(
                 err.to_string(),
                 "cannot read `secret.journey`: permission denied"

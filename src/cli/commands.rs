@@ -28,9 +28,11 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
                 color: streams.color,
                 ..HumanOptions::plain()
             };
-            streams
-                .stderr
-                .write_all(render::human(items, sources, options).as_bytes())?;
+            // A blank line after each report keeps them apart on a terminal.
+            for d in items {
+                let report = render::human(std::slice::from_ref(d), sources, options);
+                writeln!(streams.stderr, "{report}")?;
+            }
             let summary = render::checked(files, diagnostics.errors(), diagnostics.warnings());
             writeln!(streams.stderr, "{summary}")?;
         }
