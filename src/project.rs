@@ -202,6 +202,9 @@ fn lowercase_first(s: &str) -> String {
 /// The name a user sees for `path`: relative to `cwd` when under it, else
 /// as given; always with forward slashes.
 fn display_name(path: &Path, cwd: Option<&Path>) -> String {
+    if path.as_os_str().is_empty() {
+        return String::new();
+    }
     if let Some(cwd) = cwd {
         let absolute = normalize(&cwd.join(path));
         // `rust-version` is 1.85: no let chains.
