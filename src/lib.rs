@@ -24,6 +24,7 @@ pub mod project;
 pub mod runtime;
 pub mod source;
 pub mod syntax;
+pub mod value;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use source::{FileId, SourceFile, SourceMap, Span};

@@ -1,1 +1,6 @@
-//! AST → Program: the petgraph DAG per journey, static analyses, dot/mermaid, serde envelope.
+//! AST → Program: the petgraph DAG per journey, static analyses, dot/mermaid,
+//! serde envelope.
+
+pub mod program;
+
+pub use program::Program;
