@@ -2,6 +2,11 @@
 //! Loading files from disk and parsing them all lives here so the CLI, the
 //! tests and embedders share one entry point.
 
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::source::SourceMap;
 use crate::syntax::{self, ast};
@@ -47,4 +52,310 @@ pub fn check_sources(sources: SourceMap) -> (Project, Diagnostics) {
     all.extend(crate::check::check(&project));
     all.sort(&project.sources);
     (project, all)
+}
+
+/// Why a set of paths could not be loaded; each is one line for the user.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A path given on the command line does not exist.
+    NotFound { path: String },
+    /// A file or directory exists but could not be read.
+    Unreadable { path: String, reason: String },
+    /// A file is not UTF-8; `byte` is the 1-based position of the first bad
+    /// byte (as `cmp` counts them), consistent with 1-based lines and columns.
+    NotUtf8 { path: String, byte: usize },
+    /// A directory (searched recursively) holds no `.journey` file.
+    NoJourneyFiles { path: String },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NotFound { path } => write!(f, "`{path}` does not exist"),
+            LoadError::Unreadable { path, reason } => write!(f, "cannot read `{path}`: {reason}"),
+            LoadError::NotUtf8 { path, byte } => {
+                write!(f, "`{path}` is not valid UTF-8 (byte {byte})")
+            }
+            LoadError::NoJourneyFiles { path } => {
+                write!(f, "`{path}` contains no `.journey` file")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads every file and directory given (directories recursively, `*.journey`
+/// only, hidden entries skipped) into one [`SourceMap`], ordered by path.
+/// A file named explicitly is read whatever its extension; a file reached
+/// twice is read once. Display names are relative to the current directory
+/// when under it, with forward slashes, and otherwise as given.
+pub fn load_paths(paths: &[PathBuf]) -> Result<SourceMap, LoadError> {
+    let cwd = std::env::current_dir().ok();
+    load_paths_from(paths, cwd.as_deref())
+}
+
+/// [`load_paths`] with the directory that display names are relative to.
+pub fn load_paths_from(paths: &[PathBuf], cwd: Option<&Path>) -> Result<SourceMap, LoadError> {
+    let mut found = Vec::new();
+    for path in paths {
+        let shown = display_name(path, cwd);
+        let metadata = std::fs::metadata(path).map_err(|e| io_error(shown.clone(), &e))?;
+        if metadata.is_dir() {
+            let before = found.len();
+            walk(path, cwd, &mut found, &mut BTreeSet::new())?;
+            if found.len() == before {
+                return Err(LoadError::NoJourneyFiles { path: shown });
+            }
+        } else {
+            found.push(path.clone());
+        }
+    }
+
+    let mut files: Vec<(String, PathBuf)> = found
+        .into_iter()
+        .map(|p| (display_name(&p, cwd), p))
+        .collect();
+    files.sort_by(|a, b| Path::new(&a.0).cmp(Path::new(&b.0)).then(a.0.cmp(&b.0)));
+
+    let mut seen = BTreeSet::new();
+    let mut sources = SourceMap::new();
+    for (name, path) in files {
+        // The same file given twice (a directory and a file inside it) would
+        // otherwise declare every name twice.
+        let identity = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if !seen.insert(identity) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| io_error(name.clone(), &e))?;
+        let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+            path: name.clone(),
+            byte: e.utf8_error().valid_up_to() + 1,
+        })?;
+        sources.add(name, text);
+    }
+    Ok(sources)
+}
+
+/// Collects the `*.journey` files under `dir`, skipping hidden entries and
+/// directories already visited (a symbolic link back up the tree).
+fn walk(
+    dir: &Path,
+    cwd: Option<&Path>,
+    found: &mut Vec<PathBuf>,
+    visited: &mut BTreeSet<PathBuf>,
+) -> Result<(), LoadError> {
+    let identity = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !visited.insert(identity) {
+        return Ok(());
+    }
+    let unreadable = |e: &io::Error| io_error(display_name(dir, cwd), e);
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| unreadable(&e))? {
+        let entry = entry.map_err(|e| unreadable(&e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        entries.push(entry.path());
+    }
+    entries.sort();
+    for path in entries {
+        // Follows symbolic links; a dangling one is not a journey file.
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() {
+            walk(&path, cwd, found, visited)?;
+        } else if path.extension().is_some_and(|e| e == "journey") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn io_error(path: String, error: &io::Error) -> LoadError {
+    match error.kind() {
+        io::ErrorKind::NotFound => LoadError::NotFound { path },
+        io::ErrorKind::PermissionDenied => LoadError::Unreadable {
+            path,
+            reason: "permission denied".to_string(),
+        },
+        io::ErrorKind::IsADirectory => LoadError::Unreadable {
+            path,
+            reason: "it is a directory".to_string(),
+        },
+        _ => LoadError::Unreadable {
+            path,
+            reason: lowercase_first(&error.to_string()),
+        },
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The name a user sees for `path`: relative to `cwd` when under it, else
+/// as given; always with forward slashes.
+fn display_name(path: &Path, cwd: Option<&Path>) -> String {
+    if path.as_os_str().is_empty() {
+        return String::new();
+    }
+    if let Some(cwd) = cwd {
+        let absolute = normalize(&cwd.join(path));
+        // `rust-version` is 1.85: no let chains.
+        if let Ok(relative) = absolute.strip_prefix(normalize(cwd)) {
+            if relative.components().next().is_some() {
+                return forward_slashes(relative);
+            }
+        }
+    }
+    forward_slashes(path)
+}
+
+/// Removes `.` and resolves `..` lexically (no file system access, so a
+/// symbolic link keeps the name the user gave).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(component);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn forward_slashes(path: &Path) -> String {
+    let mut out = String::new();
+    for component in path.components() {
+        let part = component.as_os_str().to_string_lossy();
+        match component {
+            Component::RootDir => out.push('/'),
+            Component::Prefix(_) => out.push_str(&part),
+            _ => {
+                if !out.is_empty() && !out.ends_with('/') {
+                    out.push('/');
+                }
+                out.push_str(&part);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, empty directory under the system temp dir for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("journey-load-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(sources: &SourceMap) -> Vec<&str> {
+        sources.files().iter().map(|f| f.name.as_str()).collect()
+    }
+
+    #[test]
+    fn walks_directories_sorted_and_keeps_journey_files_only() {
+        let dir = scratch("walk");
+        std::fs::create_dir_all(dir.join("b/nested")).unwrap();
+        std::fs::create_dir_all(dir.join(".hidden")).unwrap();
+        std::fs::write(dir.join("b/nested/z.journey"), "z").unwrap();
+        std::fs::write(dir.join("b/a.journey"), "a").unwrap();
+        std::fs::write(dir.join("a.journey"), "top").unwrap();
+        std::fs::write(dir.join("notes.txt"), "no").unwrap();
+        std::fs::write(dir.join(".hidden/h.journey"), "no").unwrap();
+        let sources = load_paths_from(std::slice::from_ref(&dir), Some(&dir)).unwrap();
+        assert_eq!(
+            names(&sources),
+            ["a.journey", "b/a.journey", "b/nested/z.journey"]
+        );
+        assert_eq!(sources.get(crate::FileId(0)).text.as_ref(), "top");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn explicit_file_is_read_whatever_its_extension_and_only_once() {
+        let dir = scratch("explicit");
+        std::fs::write(dir.join("one.txt"), "x").unwrap();
+        std::fs::write(dir.join("two.journey"), "y").unwrap();
+        let paths = [dir.join("one.txt"), dir.clone(), dir.join("two.journey")];
+        let sources = load_paths_from(&paths, Some(&dir)).unwrap();
+        assert_eq!(names(&sources), ["one.txt", "two.journey"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_outside_the_current_directory_stay_as_given() {
+        let dir = scratch("outside");
+        std::fs::write(dir.join("x.journey"), "x").unwrap();
+        let elsewhere = Path::new("/nonexistent-journey-cwd");
+        let sources = load_paths_from(&[dir.join("x.journey")], Some(elsewhere)).unwrap();
+        assert_eq!(names(&sources), [forward_slashes(&dir.join("x.journey"))]);
+        assert_eq!(
+            display_name(Path::new("./a/../b/c.journey"), Some(Path::new("/w"))),
+            "b/c.journey"
+        );
+        assert_eq!(
+            display_name(Path::new("../up.journey"), Some(Path::new("/w/x"))),
+            "../up.journey"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reports_missing_paths_bad_utf8_and_empty_directories() {
+        let dir = scratch("errors");
+        let missing = load_paths_from(&[dir.join("nope")], Some(&dir)).unwrap_err();
+        assert_eq!(missing.to_string(), "`nope` does not exist");
+
+        std::fs::write(dir.join("bad.journey"), b"journey a {\n  name \"\xff\"\n}").unwrap();
+        let bad = load_paths_from(&[dir.join("bad.journey")], Some(&dir)).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "`bad.journey` is not valid UTF-8 (byte 21)"
+        );
+
+        std::fs::create_dir_all(dir.join("empty/sub")).unwrap();
+        std::fs::write(dir.join("empty/sub/readme.md"), "x").unwrap();
+        let empty = load_paths_from(&[dir.join("empty")], Some(&dir)).unwrap_err();
+        assert_eq!(empty.to_string(), "`empty` contains no `.journey` file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reports_unreadable_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("unreadable");
+        let file = dir.join("secret.journey");
+        std::fs::write(&file, "x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads anything: there is nothing to test then.
+        if std::fs::read(&file).is_err() {
+            let err = load_paths_from(std::slice::from_ref(&file), Some(&dir)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "cannot read `secret.journey`: permission denied"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

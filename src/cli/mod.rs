@@ -1,8 +1,199 @@
 //! The `journey` command line: argument parsing and output formats only.
+//! [`main`] binds the process's streams and environment; [`run`] does the
+//! rest against any writers, so tests drive it without a process.
 
+pub mod args;
+pub mod commands;
+pub mod formats;
 pub mod render;
 
-/// Runs the command line; returns the process exit code.
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+/// The process exit codes of LANGUAGE.md §7.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The command ran; no errors (warnings allowed).
+    Success = 0,
+    /// Diagnostics with errors, or warnings under `--deny-warnings`.
+    Diagnostics = 1,
+    /// The command could not run: bad arguments, an unreadable path.
+    CouldNotRun = 2,
+}
+
+/// Where a command writes, and whether stderr may be coloured.
+pub struct Streams<'a> {
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+    /// Colour the human report and error lines on stderr.
+    pub color: bool,
+}
+
+impl Streams<'_> {
+    /// Writes "error: message" (and "help: ..." when given) to stderr: the
+    /// form of every problem that stops a command before it runs.
+    pub fn error(&mut self, message: &str, help: Option<&str>) -> io::Result<()> {
+        let (red, cyan, reset) = if self.color {
+            ("\x1b[1;31m", "\x1b[36m", "\x1b[0m")
+        } else {
+            ("", "", "")
+        };
+        writeln!(self.stderr, "{red}error{reset}: {message}")?;
+        if let Some(help) = help {
+            writeln!(self.stderr, "{cyan}help{reset}: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the command line of this process; returns its exit code.
 pub fn main() -> i32 {
-    0
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let color = use_color(
+        stderr.is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = stderr.lock();
+    let mut streams = Streams {
+        stdout: &mut out,
+        stderr: &mut err,
+        color,
+    };
+    let code = run(std::env::args_os(), &mut streams);
+    // A closed stdout (`journey check --format json | head -c 10`) is not a
+    // reason to panic; the exit code already says how the command went.
+    let _ = out.flush();
+    code as i32
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+pub fn use_color(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Parses `args` (the program name first) and runs the command.
+pub fn run(args: impl IntoIterator<Item = OsString>, streams: &mut Streams<'_>) -> Exit {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e, streams),
+    };
+    // A failed write (a closed pipe) leaves nothing more to say.
+    dispatch(cli.command, streams).unwrap_or(Exit::CouldNotRun)
+}
+
+/// One arm per subcommand, each a function of `commands`.
+fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    match command {
+        Command::Check(args) => commands::check(&args, streams),
+        Command::Explain(args) => commands::explain(&args, streams),
+    }
+}
+
+/// `--help` and `--version` go to stdout with exit 0; usage errors go to
+/// stderr with exit 2.
+fn usage(error: &clap::Error, streams: &mut Streams<'_>) -> Exit {
+    let text = if streams.color {
+        error.render().ansi().to_string()
+    } else {
+        error.render().to_string()
+    };
+    let (stream, exit) = if error.use_stderr() {
+        (&mut *streams.stderr, Exit::CouldNotRun)
+    } else {
+        (&mut *streams.stdout, Exit::Success)
+    };
+    match stream.write_all(text.as_bytes()) {
+        Ok(()) => exit,
+        Err(_) => Exit::CouldNotRun,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `journey <args>` without colour; returns the exit and both streams.
+    pub(crate) fn run_args(args: &[&str]) -> (Exit, String, String) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut streams = Streams {
+            stdout: &mut out,
+            stderr: &mut err,
+            color: false,
+        };
+        let argv = std::iter::once("journey").chain(args.iter().copied());
+        let exit = run(argv.map(OsString::from), &mut streams);
+        (
+            exit,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn colour_needs_a_terminal_and_no_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_color(true, None));
+        assert!(use_color(true, Some(OsStr::new(""))));
+        assert!(!use_color(true, Some(OsStr::new("1"))));
+        assert!(!use_color(false, None));
+    }
+
+    #[test]
+    fn bad_arguments_exit_2_on_stderr() {
+        let (exit, out, err) = run_args(&["check", "--format", "xml", "x"]);
+        assert_eq!(exit, Exit::CouldNotRun);
+        assert!(out.is_empty());
+        assert!(err.contains("xml"), "{err}");
+
+        let (exit, _, err) = run_args(&["check"]);
+        assert_eq!(exit, Exit::CouldNotRun);
+        assert!(err.contains("PATH"), "{err}");
+
+        let (exit, _, _) = run_args(&["frobnicate"]);
+        assert_eq!(exit, Exit::CouldNotRun);
+    }
+
+    #[test]
+    fn help_and_version_exit_0_on_stdout() {
+        let (exit, out, err) = run_args(&["--help"]);
+        assert_eq!(exit, Exit::Success);
+        assert!(out.contains("check"), "{out}");
+        assert!(err.is_empty());
+
+        let (exit, out, _) = run_args(&["--version"]);
+        assert_eq!(exit, Exit::Success);
+        assert_eq!(out.trim(), format!("journey {}", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn a_missing_path_exits_2_with_one_line() {
+        let (exit, out, err) = run_args(&["check", "no/such/dir-for-journey-tests"]);
+        assert_eq!(exit, Exit::CouldNotRun);
+        assert!(out.is_empty());
+        assert_eq!(
+            err,
+            "error: `no/such/dir-for-journey-tests` does not exist\n"
+        );
+    }
+
+    #[test]
+    fn explain_prints_a_known_code_and_rejects_an_unknown_one() {
+        let (exit, out, _) = run_args(&["explain", "e0206"]);
+        assert_eq!(exit, Exit::Success);
+        let (_, page) = crate::check::explain::explain("E0206").unwrap();
+        assert!(out.contains(page.trim_end()), "{out}");
+
+        let (exit, out, err) = run_args(&["explain", "E9999"]);
+        assert_eq!(exit, Exit::CouldNotRun);
+        assert!(out.is_empty());
+        assert!(err.starts_with("error: unknown code `E9999`\n"), "{err}");
+    }
 }

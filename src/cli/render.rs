@@ -88,6 +88,21 @@ pub fn summary(errors: usize, warnings: usize) -> String {
     )
 }
 
+/// The last line of `journey check` for people: "checked 12 files: no
+/// problems", or "checked 12 files: 1 error, 0 warnings".
+pub fn checked(files: usize, errors: usize, warnings: usize) -> String {
+    let files = if files == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{files} files")
+    };
+    if errors + warnings == 0 {
+        format!("checked {files}: no problems")
+    } else {
+        format!("checked {files}: {}", summary(errors, warnings))
+    }
+}
+
 /// One diagnostic in the §7 JSON shape, with 1-based lines and columns.
 #[derive(Serialize)]
 pub struct JsonDiagnostic<'a> {
@@ -278,6 +293,13 @@ mod tests {
         assert!(out.contains("journeys/cart.journey:2:11"), "{out}");
         assert!(out.contains("did you mean `cart_abandoned`?"), "{out}");
         assert!(!out.contains('\u{1b}'), "no colour codes: {out}");
+    }
+
+    #[test]
+    fn checked_line_counts_files_and_problems() {
+        assert_eq!(checked(12, 0, 0), "checked 12 files: no problems");
+        assert_eq!(checked(1, 0, 1), "checked 1 file: 0 errors, 1 warning");
+        assert_eq!(checked(3, 2, 0), "checked 3 files: 2 errors, 0 warnings");
     }
 
     #[test]

@@ -1,0 +1,396 @@
+//! The `journey` binary end to end: exit codes, output formats and colour,
+//! run on the projects under `tests/fixtures/cli/` from the crate root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLEAN: &str = "tests/fixtures/cli/clean";
+const ERROR: &str = "tests/fixtures/cli/error";
+const WARNING: &str = "tests/fixtures/cli/warning";
+const EMPTY: &str = "tests/fixtures/cli/empty";
+
+/// Runs `journey <args>` in the crate root with `NO_COLOR` unset; stdout and
+/// stderr are pipes, so never a terminal.
+fn journey(args: &[&str]) -> Output {
+    journey_with(args, None)
+}
+
+fn journey_with(args: &[&str], no_color: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_journey"));
+    command
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    command.output().expect("the journey binary runs")
+}
+
+fn code(output: &Output) -> i32 {
+    output
+        .status
+        .code()
+        .expect("exited, not killed by a signal")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON value ({e}):\n{}", stdout(output)))
+}
+
+/// A directory of its own under cargo's scratch space for generated inputs.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+// ------------------------------------------------------------------ exit 0
+
+#[test]
+fn a_clean_project_exits_0_with_no_problems() {
+    let output = journey(&["check", CLEAN]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(stderr(&output), "checked 2 files: no problems\n");
+}
+
+#[test]
+fn a_clean_project_in_every_machine_format() {
+    let output = journey(&["check", CLEAN, "--format", "json", "--deny-warnings"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "{\"diagnostics\":[],\"errors\":0,\"warnings\":0}\n"
+    );
+
+    let output = journey(&["check", CLEAN, "--format", "github"]);
+    assert_eq!(code(&output), 0);
+    assert_eq!(stdout(&output), "");
+
+    let output = journey(&["check", CLEAN, "--format", "sarif"]);
+    assert_eq!(code(&output), 0);
+    let sarif = json(&output);
+    assert_sarif_shape(&sarif);
+    assert_eq!(sarif["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
+fn files_may_be_given_one_by_one() {
+    let output = journey(&[
+        "check",
+        "tests/fixtures/cli/clean/welcome.journey",
+        "./tests/fixtures/cli/clean/schema.journey",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stderr(&output), "checked 2 files: no problems\n");
+}
+
+// ------------------------------------------------------------------ exit 1
+// These need the parser and the checker: they fail until both report.
+
+#[test]
+fn a_project_with_errors_exits_1_in_every_format() {
+    for format in ["human", "json", "github", "sarif"] {
+        let output = journey(&["check", ERROR, "--format", format]);
+        assert_eq!(code(&output), 1, "--format {format}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn the_human_report_names_every_file_and_ends_with_a_summary() {
+    let output = journey(&["check", ERROR]);
+    assert_eq!(code(&output), 1);
+    assert_eq!(stdout(&output), "", "human diagnostics go to stderr");
+    let err = stderr(&output);
+    assert!(err.contains("E0206"), "{err}");
+    assert!(err.contains("E0401"), "{err}");
+    assert!(
+        err.contains("tests/fixtures/cli/error/cart.journey:10:"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `cart_abandoned`?"), "{err}");
+    assert!(
+        err.ends_with("checked 2 files: 2 errors, 0 warnings\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_json_report_has_the_documented_shape() {
+    let output = journey(&["check", ERROR, "--format", "json"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert_eq!(stderr(&output), "", "machine formats keep stderr quiet");
+    let report = json(&output);
+    let diagnostics = report["diagnostics"].as_array().expect("a list");
+    assert!(!diagnostics.is_empty());
+    for d in diagnostics {
+        let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = [
+            "severity",
+            "code",
+            "message",
+            "help",
+            "file",
+            "line",
+            "column",
+            "end_line",
+            "end_column",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+    }
+    assert_eq!(report["errors"], 2);
+    assert_eq!(report["warnings"], 0);
+    insta::assert_json_snapshot!("error_project_json", report);
+}
+
+#[test]
+fn github_annotations_are_one_workflow_command_per_diagnostic() {
+    let output = journey(&["check", ERROR, "--format", "github"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("::error file=tests/fixtures/cli/error/cart.journey,line=10,col="),
+        "{out}"
+    );
+    assert!(lines[0].contains(",title=E0206::"), "{out}");
+    assert!(
+        lines[0].ends_with("%0Ahelp: did you mean `cart_abandoned`?"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("::error file=tests/fixtures/cli/error/no_trigger.journey,line="),
+        "{out}"
+    );
+    assert!(lines[1].contains(",title=E0401::"), "{out}");
+    for line in lines {
+        let (properties, message) = line
+            .strip_prefix("::error ")
+            .and_then(|l| l.split_once("::"))
+            .unwrap_or_else(|| panic!("not a workflow command: {line}"));
+        let names: Vec<&str> = properties
+            .split(',')
+            .map(|p| p.split_once('=').expect("name=value").0)
+            .collect();
+        assert_eq!(
+            names,
+            ["file", "line", "col", "endLine", "endColumn", "title"]
+        );
+        assert!(!message.contains('\n') && !message.is_empty());
+    }
+}
+
+#[test]
+fn sarif_is_valid_and_locates_every_result() {
+    let output = journey(&["check", ERROR, "--format", "sarif"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let sarif = json(&output);
+    assert_sarif_shape(&sarif);
+    let run = &sarif["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let rule_ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(rule_ids, ["E0206", "E0401"]);
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for result in results {
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(result["ruleId"], rules[index]["id"]);
+        assert_eq!(result["level"], "error");
+        assert!(
+            result["message"]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        );
+        let location = &result["locations"][0]["physicalLocation"];
+        let uri = location["artifactLocation"]["uri"].as_str().unwrap();
+        assert!(uri.starts_with("tests/fixtures/cli/error/"), "{uri}");
+        assert_eq!(location["artifactLocation"]["uriBaseId"], "%SRCROOT%");
+        for key in ["startLine", "startColumn", "endLine", "endColumn"] {
+            assert!(
+                location["region"][key].as_u64().is_some_and(|n| n >= 1),
+                "{key}"
+            );
+        }
+    }
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let output = journey(&["check", WARNING]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(stderr(&output).contains("W0002"), "{}", stderr(&output));
+    assert!(stderr(&output).ends_with("checked 1 file: 0 errors, 1 warning\n"));
+
+    let output = journey(&["check", WARNING, "--deny-warnings"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(stderr(&output).ends_with("checked 1 file: 1 error, 0 warnings\n"));
+
+    for (format, needle) in [
+        ("json", "\"severity\":\"error\""),
+        ("github", "::error "),
+        ("sarif", "\"level\": \"error\""),
+    ] {
+        let output = journey(&["check", WARNING, "--deny-warnings", "--format", format]);
+        assert_eq!(code(&output), 1, "--format {format}");
+        assert!(
+            stdout(&output).contains(needle),
+            "--format {format}: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn output_does_not_depend_on_the_order_of_paths_or_runs() {
+    let a = journey(&["check", ERROR, CLEAN, "--format", "sarif"]);
+    let b = journey(&["check", CLEAN, ERROR, "--format", "sarif"]);
+    assert_eq!(stdout(&a), stdout(&b));
+    let c = journey(&["check", CLEAN, ERROR, "--format", "sarif"]);
+    assert_eq!(stdout(&b), stdout(&c));
+    assert_eq!(code(&a), 1);
+}
+
+// ------------------------------------------------------------------ exit 2
+
+#[test]
+fn a_missing_path_exits_2() {
+    let output = journey(&["check", CLEAN, "tests/fixtures/cli/missing"]);
+    assert_eq!(code(&output), 2);
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "error: `tests/fixtures/cli/missing` does not exist\n"
+    );
+}
+
+#[test]
+fn a_directory_without_journeys_exits_2() {
+    let output = journey(&["check", EMPTY]);
+    assert_eq!(code(&output), 2);
+    assert_eq!(
+        stderr(&output),
+        "error: `tests/fixtures/cli/empty` contains no `.journey` file\n"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_exits_2() {
+    let dir = scratch("latin1");
+    let file = dir.join("caf\u{e9}.journey");
+    std::fs::write(&file, b"journey cafe {\n  name \"caf\xe9\"\n}\n").unwrap();
+    let output = journey(&["check", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code(&output), 2);
+    assert_eq!(
+        stdout(&output),
+        "",
+        "no report when the project could not be read"
+    );
+    let err = stderr(&output);
+    assert!(err.starts_with("error: `"), "{err}");
+    assert!(
+        err.ends_with("café.journey` is not valid UTF-8 (byte 27)\n"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["check", CLEAN, "--frobnicate"][..],
+        &["check", CLEAN, "--format", "xml"],
+        &["check"],
+        &["explode"],
+        &[],
+    ] {
+        let output = journey(args);
+        assert_eq!(code(&output), 2, "journey {args:?}");
+        assert_eq!(stdout(&output), "", "journey {args:?}");
+        let err = stderr(&output);
+        assert!(err.contains("--help"), "journey {args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let output = journey(&["--help"]);
+    assert_eq!(code(&output), 0);
+    assert!(stdout(&output).contains("check"));
+    let output = journey(&["--version"]);
+    assert_eq!(code(&output), 0);
+    assert_eq!(
+        stdout(&output),
+        format!("journey {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+// ------------------------------------------------------------------ explain
+
+#[test]
+fn explain_prints_a_code_and_rejects_an_unknown_one() {
+    let output = journey(&["explain", "E0404"]);
+    assert_eq!(code(&output), 0);
+    assert!(!stdout(&output).trim().is_empty());
+
+    let output = journey(&["explain", "E9999"]);
+    assert_eq!(code(&output), 2);
+    assert_eq!(stdout(&output), "");
+    assert!(stderr(&output).starts_with("error: unknown code `E9999`\nhelp: "));
+}
+
+// ------------------------------------------------------------------ colour
+
+#[test]
+fn no_escape_codes_off_a_terminal_or_under_no_color() {
+    for no_color in [None, Some("1"), Some("")] {
+        for args in [
+            &["check", ERROR][..],
+            &["check", WARNING, "--deny-warnings"],
+            &["check", "tests/fixtures/cli/missing"],
+            &["check", "--frobnicate"],
+            &["explain", "E9999"],
+        ] {
+            let output = journey_with(args, no_color);
+            let all = format!("{}{}", stdout(&output), stderr(&output));
+            assert!(
+                !all.contains('\u{1b}'),
+                "NO_COLOR={no_color:?} {args:?}: {all}"
+            );
+        }
+    }
+}
+
+/// The fields of SARIF 2.1.0 that code scanning tools require.
+fn assert_sarif_shape(sarif: &serde_json::Value) {
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(
+        sarif["$schema"]
+            .as_str()
+            .is_some_and(|s| s.contains("sarif-2.1.0"))
+    );
+    let runs = sarif["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let driver = &runs[0]["tool"]["driver"];
+    assert_eq!(driver["name"], "journey");
+    assert_eq!(driver["version"], env!("CARGO_PKG_VERSION"));
+    assert!(driver["informationUri"].is_string());
+    for rule in driver["rules"].as_array().expect("rules") {
+        let id = rule["id"].as_str().expect("rule id");
+        assert!(rule["shortDescription"]["text"].is_string());
+        assert_eq!(rule["helpUri"], format!("docs/errors/{id}.md"));
+    }
+    assert!(runs[0]["results"].is_array());
+}
