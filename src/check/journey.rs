@@ -232,7 +232,7 @@ pub(crate) fn check<'a>(
     sends: &mut Sends<'a>,
 ) {
     let mut handles = Handles::default();
-    collect_handles(cx, &journey.steps, &mut handles, &mut FxHashMap::default());
+    collect_handles(&journey.steps, &mut handles);
     let has_zone_source = zone_source(cx, journey);
     let mut jc = JourneyChecker {
         cx,
@@ -272,39 +272,20 @@ fn zone_source(cx: &Checker, journey: &ast::JourneyDecl) -> bool {
     in_journey || in_policy || profile_zone
 }
 
-/// Gathers every handle; an `as` name used twice is E0201.
-fn collect_handles<'a>(
-    cx: &mut Checker,
-    steps: &'a [ast::Step],
-    handles: &mut Handles<'a>,
-    explicit: &mut FxHashMap<&'a str, Span>,
-) {
+/// Gathers every handle. A name may be bound by several sends (one per
+/// `if` branch, or each pass of a `repeat`): at run time it means the most
+/// recent of them on the instance's path, so binding it again is no error.
+fn collect_handles<'a>(steps: &'a [ast::Step], handles: &mut Handles<'a>) {
     for step in steps {
         match &step.kind {
             StepKind::Send(send) => {
-                if let Some(h) = &send.handle {
-                    if let Some(&first) = explicit.get(h.name.as_str()) {
-                        cx.report(
-                            Diagnostic::new(
-                                codes::DUPLICATE_NAME,
-                                h.span,
-                                format!("`as {}` names two sends", h.name),
-                            )
-                            .with_label("used again here")
-                            .with_related(first, "first used here")
-                            .with_help("give each send its own name, so that `.opened` and the like say which message they mean"),
-                        );
-                    } else {
-                        explicit.insert(&h.name, h.span);
-                    }
-                }
                 if let Some(name) = handle_of(send) {
                     handles.add(name, step.span);
                 }
             }
             _ => {
                 for block in child_blocks(&step.kind) {
-                    collect_handles(cx, &block.steps, handles, explicit);
+                    collect_handles(&block.steps, handles);
                 }
             }
         }
