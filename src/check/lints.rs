@@ -71,7 +71,7 @@ pub(crate) fn exit_on_trigger(
                 "the goal `{}` is also the event that starts this journey",
                 event.name
             ),
-            "every entrant converts at once; pick the event that shows success, or add a `where` clause",
+            "the next such event converts the instance instead of starting a new one; pick the event that shows success, or add a `where` clause",
         )
     } else {
         (
