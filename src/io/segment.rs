@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 
 pub use fields::select_fields;
 pub use reader::EventReader;
-pub use timestamp::parse_timestamp_ms;
+pub use timestamp::{parse_timestamp_ms, write_timestamp_ms};
 
 /// The `type` of a Segment message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

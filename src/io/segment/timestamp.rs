@@ -1,5 +1,8 @@
-//! RFC 3339 timestamps to epoch milliseconds: a fast path for the shape every
-//! Segment library writes (`2026-03-02T10:00:00.123Z`), jiff for the rest.
+//! RFC 3339 timestamps to and from epoch milliseconds: a fast path for the
+//! shape every Segment library writes (`2026-03-02T10:00:00.123Z`), jiff for
+//! the rest.
+
+use std::fmt::Write as _;
 
 /// Parses an RFC 3339 timestamp (any offset, any fraction) to milliseconds
 /// since the Unix epoch, or `None` when it is not one.
@@ -7,6 +10,37 @@
 /// Sub-millisecond digits are dropped.
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
     parse_utc_fast(text.as_bytes()).or_else(|| parse_with_jiff(text))
+}
+
+/// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, always three fraction
+/// digits), the shape the fast path reads back; years before 1970 or after
+/// 9998 are written by jiff, and times outside jiff's range are clamped to it.
+pub fn write_timestamp_ms(ms: i64, out: &mut String) {
+    let seconds = ms.div_euclid(1_000);
+    let millis = ms.rem_euclid(1_000);
+    let days = seconds.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if (1970..=9998).contains(&year) {
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (hour, minute, second) = (
+            second_of_day / 3_600,
+            second_of_day / 60 % 60,
+            second_of_day % 60,
+        );
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z"
+        );
+        return;
+    }
+    let clamped = ms.clamp(
+        jiff::Timestamp::MIN.as_millisecond(),
+        jiff::Timestamp::MAX.as_millisecond(),
+    );
+    let timestamp =
+        jiff::Timestamp::from_millisecond(clamped).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let _ = write!(out, "{}", timestamp.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"));
 }
 
 fn parse_with_jiff(text: &str) -> Option<i64> {
@@ -103,6 +137,21 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +191,26 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(parse_utc_fast(text.as_bytes()), Some(ms), "{text}");
         }
+    }
+
+    #[test]
+    fn written_timestamps_read_back() {
+        let mut out = String::new();
+        for ms in [
+            0,
+            1_772_445_600_123,
+            951_782_400_000,
+            253_390_000_000_000,
+            -1,
+            -86_400_001,
+        ] {
+            out.clear();
+            write_timestamp_ms(ms, &mut out);
+            assert_eq!(parse_timestamp_ms(&out), Some(ms), "{out}");
+        }
+        out.clear();
+        write_timestamp_ms(1_772_445_600_007, &mut out);
+        assert_eq!(out, "2026-03-02T10:00:00.007Z");
     }
 
     #[test]
