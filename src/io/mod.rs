@@ -1,1 +1,7 @@
-//! Event input (Segment NDJSON) and action output.
+//! Event input (Segment NDJSON), a synthetic event stream generator, and
+//! action output.
+
+pub mod segment;
+pub mod synth;
+
+pub use segment::{EventReader, InputError, MessageKind, RawEvent, parse_line};

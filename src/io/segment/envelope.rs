@@ -1,0 +1,364 @@
+//! The one pass over a message's top-level object: the fields the runtime
+//! reads are captured as raw JSON slices, everything else is skipped without
+//! being built, then each capture is checked and decoded.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::error::Category;
+use serde_json::value::RawValue;
+
+use super::timestamp::parse_timestamp_ms;
+use super::{MessageKind, RawEvent};
+
+/// Parses one line; the error is the message of an `InputError`.
+pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
+    let envelope = read_envelope(line)?;
+    let kind_name = text_field(envelope.kind, "type")?.ok_or("missing `type`")?;
+    let kind = MessageKind::from_name(&kind_name).ok_or_else(|| {
+        format!(
+            "unknown message type `{kind_name}`; expected `track`, `identify`, `page`, `screen`, `group` or `alias`"
+        )
+    })?;
+    let user_key = user_key(&envelope)?;
+    let timestamp = text_field(envelope.timestamp, "timestamp")?.ok_or("missing `timestamp`")?;
+    let timestamp_ms = parse_timestamp_ms(&timestamp).ok_or_else(|| {
+        format!("`timestamp` `{timestamp}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
+    })?;
+    let message_id = id_field(envelope.message_id, "messageId")?.filter(|id| !id.is_empty());
+    let context_timezone = envelope.context_timezone.and_then(decode_str);
+
+    // The kinds the runtime ignores are accepted whatever their payload.
+    if !kind.is_processed() {
+        return Ok(RawEvent {
+            kind,
+            user_key,
+            event: None,
+            timestamp_ms,
+            message_id,
+            properties: envelope.properties.filter(|raw| is_object(raw)),
+            traits: envelope.traits.filter(|raw| is_object(raw)),
+            context_timezone,
+        });
+    }
+    let event = if kind == MessageKind::Track {
+        let name =
+            text_field(envelope.event, "event")?.ok_or("missing `event` in a track message")?;
+        if name.is_empty() {
+            return Err("empty `event` in a track message".to_owned());
+        }
+        Some(name)
+    } else {
+        None
+    };
+    Ok(RawEvent {
+        kind,
+        user_key,
+        event,
+        timestamp_ms,
+        message_id,
+        properties: object_field(envelope.properties, "properties")?,
+        traits: object_field(envelope.traits, "traits")?,
+        context_timezone,
+    })
+}
+
+/// `userId`, else `anonymousId`; an empty string counts as absent, as the
+/// Segment libraries send `""` or `null` for an unknown user.
+fn user_key<'a>(envelope: &Envelope<'a>) -> Result<Cow<'a, str>, String> {
+    if let Some(id) = id_field(envelope.user_id, "userId")?.filter(|id| !id.is_empty()) {
+        return Ok(id);
+    }
+    id_field(envelope.anonymous_id, "anonymousId")?
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| "missing `userId` or `anonymousId`".to_owned())
+}
+
+fn read_envelope(line: &str) -> Result<Envelope<'_>, String> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    Envelope::deserialize(&mut de)
+        .and_then(|envelope| de.end().map(|()| envelope))
+        .map_err(describe_json_error)
+}
+
+fn describe_json_error(error: serde_json::Error) -> String {
+    match error.classify() {
+        // The only data error the visitors below can raise: no other value
+        // is converted, every field is captured raw or skipped.
+        Category::Data => "a message must be a JSON object".to_owned(),
+        Category::Syntax | Category::Eof | Category::Io => {
+            let text = error.to_string();
+            let reason = text
+                .rsplit_once(" at line ")
+                .map_or(text.as_str(), |(reason, _)| reason);
+            format!("not valid JSON: {reason} at column {}", error.column())
+        }
+    }
+}
+
+/// The top-level fields the runtime reads, as raw JSON text.
+#[derive(Default)]
+struct Envelope<'a> {
+    kind: Option<&'a RawValue>,
+    user_id: Option<&'a RawValue>,
+    anonymous_id: Option<&'a RawValue>,
+    event: Option<&'a RawValue>,
+    timestamp: Option<&'a RawValue>,
+    message_id: Option<&'a RawValue>,
+    properties: Option<&'a RawValue>,
+    traits: Option<&'a RawValue>,
+    context_timezone: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
+    type Value = Envelope<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Envelope<'a>, M::Error> {
+        let mut envelope = Envelope::default();
+        // A repeated key keeps its last value, as JSON objects do elsewhere.
+        while let Some(field) = map.next_key::<Field>()? {
+            let slot = match field {
+                Field::Type => &mut envelope.kind,
+                Field::UserId => &mut envelope.user_id,
+                Field::AnonymousId => &mut envelope.anonymous_id,
+                Field::Event => &mut envelope.event,
+                Field::Timestamp => &mut envelope.timestamp,
+                Field::MessageId => &mut envelope.message_id,
+                Field::Properties => &mut envelope.properties,
+                Field::Traits => &mut envelope.traits,
+                Field::Context => {
+                    envelope.context_timezone = map.next_value::<ContextTimezone<'a>>()?.0;
+                    continue;
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(envelope)
+    }
+}
+
+enum Field {
+    Type,
+    UserId,
+    AnonymousId,
+    Event,
+    Timestamp,
+    MessageId,
+    Properties,
+    Traits,
+    Context,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl Visitor<'_> for FieldVisitor {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+        Ok(match name {
+            "type" => Field::Type,
+            "userId" => Field::UserId,
+            "anonymousId" => Field::AnonymousId,
+            "event" => Field::Event,
+            "timestamp" => Field::Timestamp,
+            "messageId" => Field::MessageId,
+            "properties" => Field::Properties,
+            "traits" => Field::Traits,
+            "context" => Field::Context,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// `context.timezone` as raw JSON; the rest of `context` is skipped, and a
+/// `context` that is not an object is ignored like any unread field.
+struct ContextTimezone<'a>(Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ContextTimezone<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ContextVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ContextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ContextVisitor<'a> {
+    type Value = ContextTimezone<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut timezone = None;
+        while let Some(key) = map.next_key::<ContextField>()? {
+            match key {
+                ContextField::Timezone => timezone = Some(map.next_value()?),
+                ContextField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ContextTimezone(timezone))
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(ContextTimezone(None))
+    }
+}
+
+enum ContextField {
+    Timezone,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ContextField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(ContextFieldVisitor)
+    }
+}
+
+struct ContextFieldVisitor;
+
+impl Visitor<'_> for ContextFieldVisitor {
+    type Value = ContextField;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<ContextField, E> {
+        Ok(if name == "timezone" {
+            ContextField::Timezone
+        } else {
+            ContextField::Other
+        })
+    }
+}
+
+/// What a raw JSON value is, in words, for error messages.
+fn describe(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+fn is_number(raw: &RawValue) -> bool {
+    matches!(raw.get().as_bytes().first(), Some(b'-' | b'0'..=b'9'))
+}
+
+/// A JSON string's text: borrowed from the line unless it has escapes.
+pub(super) fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// A field that must be a string when present and not `null`.
+fn text_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if is_null(raw) => Ok(None),
+        Some(raw) => decode_str(raw)
+            .map(Some)
+            .ok_or_else(|| format!("`{name}` must be a string, found {}", describe(raw))),
+    }
+}
+
+/// An identifier: a string, or a number kept as its JSON text.
+fn id_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if is_null(raw) => Ok(None),
+        Some(raw) if is_number(raw) => Ok(Some(Cow::Borrowed(raw.get()))),
+        Some(raw) => decode_str(raw).map(Some).ok_or_else(|| {
+            format!(
+                "`{name}` must be a string or a number, found {}",
+                describe(raw)
+            )
+        }),
+    }
+}
+
+/// `properties` or `traits`: an object, or absent (`null` counts as absent).
+fn object_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<&'a RawValue>, String> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if is_null(raw) => Ok(None),
+        Some(raw) if is_object(raw) => Ok(Some(raw)),
+        Some(raw) => Err(format!(
+            "`{name}` must be an object, found {}",
+            describe(raw)
+        )),
+    }
+}

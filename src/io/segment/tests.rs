@@ -1,0 +1,350 @@
+//! The parsing rules of a Segment line, one test per rule.
+
+use std::borrow::Cow;
+
+use super::*;
+
+const T0: i64 = 1_772_445_600_000; // 2026-03-02T10:00:00Z
+
+fn parse(line: &str) -> RawEvent<'_> {
+    parse_line(line, 7).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn error(line: &str) -> String {
+    match parse_line(line, 12) {
+        Ok(event) => panic!("{line} parsed as {event:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn track_with_user_id() {
+    let line = r#"{"type":"track","userId":"u1","event":"cart_abandoned","properties":{"cart_id":"c1","total":80},"timestamp":"2026-03-02T10:00:00Z","messageId":"e-1"}"#;
+    let event = parse(line);
+    assert_eq!(event.kind, MessageKind::Track);
+    assert_eq!(event.user_key, "u1");
+    assert!(matches!(event.user_key, Cow::Borrowed(_)));
+    assert_eq!(event.event_name(), "cart_abandoned");
+    assert_eq!(event.timestamp_ms, T0);
+    assert_eq!(event.message_id.as_deref(), Some("e-1"));
+    assert_eq!(
+        event.properties.map(RawValue::get),
+        Some(r#"{"cart_id":"c1","total":80}"#)
+    );
+    assert!(event.traits.is_none());
+    assert!(event.context_timezone.is_none());
+}
+
+#[test]
+fn anonymous_id_when_user_id_is_absent_null_or_empty() {
+    for user_id in ["", r#""userId":null,"#, r#""userId":"","#] {
+        let line = format!(
+            r#"{{"type":"track",{user_id}"anonymousId":"anon-9","event":"app_opened","timestamp":"2026-03-02T10:00:00Z"}}"#
+        );
+        assert_eq!(parse(&line).user_key, "anon-9", "{line}");
+    }
+    let both = r#"{"anonymousId":"anon-9","userId":"u2","type":"track","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(parse(both).user_key, "u2");
+}
+
+#[test]
+fn numbers_as_ids_keep_their_json_text() {
+    let line = r#"{"type":"identify","userId":12345,"messageId":-7.50,"timestamp":"2026-03-02T10:00:00Z"}"#;
+    let event = parse(line);
+    assert_eq!(event.user_key, "12345");
+    assert_eq!(event.message_id.as_deref(), Some("-7.50"));
+    let anon = r#"{"type":"identify","anonymousId":1e3,"timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(parse(anon).user_key, "1e3");
+}
+
+#[test]
+fn identify_keeps_traits_raw_and_reads_context_timezone() {
+    let line = r#"{"type":"identify","userId":"u1","traits":{"email":"ana@example.com","consent":{"sms":false}},"context":{"library":{"name":"analytics.js","version":"4.1.0"},"ip":"10.0.0.1","timezone":"Europe/Paris","page":{"path":"/"}},"timestamp":"2026-03-02T09:00:00Z"}"#;
+    let event = parse(line);
+    assert_eq!(event.kind, MessageKind::Identify);
+    assert!(event.event.is_none());
+    assert_eq!(event.timestamp_ms, T0 - 3_600_000);
+    assert_eq!(
+        event.traits.map(RawValue::get),
+        Some(r#"{"email":"ana@example.com","consent":{"sms":false}}"#)
+    );
+    assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));
+    let traits = event.traits_value().unwrap();
+    assert_eq!(traits["consent"]["sms"], serde_json::Value::Bool(false));
+    assert_eq!(event.properties_value().unwrap(), serde_json::json!({}));
+}
+
+#[test]
+fn context_is_otherwise_ignored_whatever_its_shape() {
+    for context in [
+        r#"null"#,
+        r#""web""#,
+        r#"[1,{"timezone":"Asia/Tokyo"}]"#,
+        r#"{"timezone":42}"#,
+        r#"{"traits":{"timezone":"Asia/Tokyo"}}"#,
+    ] {
+        let line = format!(
+            r#"{{"type":"track","userId":"u1","event":"x","context":{context},"timestamp":"2026-03-02T10:00:00Z"}}"#
+        );
+        assert!(parse(&line).context_timezone.is_none(), "{line}");
+    }
+}
+
+#[test]
+fn other_envelope_fields_are_skipped() {
+    let line = r#"{"type":"track","userId":"u1","event":"x","integrations":{"All":true},"sentAt":"garbage","receivedAt":null,"version":2,"timestamp":"2026-03-02T10:00:00.250Z"}"#;
+    assert_eq!(parse(line).timestamp_ms, T0 + 250);
+}
+
+#[test]
+fn null_properties_mean_absent() {
+    let line = r#"{"type":"track","userId":"u1","event":"x","properties":null,"timestamp":"2026-03-02T10:00:00Z"}"#;
+    let event = parse(line);
+    assert!(event.properties.is_none());
+    assert_eq!(event.properties_value().unwrap(), serde_json::json!({}));
+}
+
+#[test]
+fn escaped_strings_are_decoded() {
+    let line = r#"{"type":"track","userId":"u\"1\\","event":"Order\u0020Completed","context":{"timezone":"America\/New_York"},"messageId":"caf\u00e9","timestamp":"2026-03-02T10:00:00Z","properties":{"title":"a \"b\""}}"#;
+    let event = parse(line);
+    assert_eq!(event.user_key, "u\"1\\");
+    assert!(matches!(event.user_key, Cow::Owned(_)));
+    assert_eq!(event.event_name(), "Order Completed");
+    assert_eq!(event.context_timezone.as_deref(), Some("America/New_York"));
+    assert_eq!(event.message_id.as_deref(), Some("café"));
+    assert_eq!(event.properties_value().unwrap()["title"], "a \"b\"");
+}
+
+#[test]
+fn escaped_keys_are_recognised() {
+    let line = r#"{"typ\u0065":"track","user\u0049d":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(parse(line).user_key, "u1");
+}
+
+#[test]
+fn non_ascii_text_is_borrowed() {
+    let line = r#"{"type":"track","userId":"usuário-ü","event":"café_visité","timestamp":"2026-03-02T10:00:00Z"}"#;
+    let event = parse(line);
+    assert_eq!(event.user_key, "usuário-ü");
+    assert!(matches!(event.event, Some(Cow::Borrowed("café_visité"))));
+}
+
+#[test]
+fn timestamps_with_offsets_and_fractions() {
+    let cases = [
+        ("2026-03-02T10:00:00Z", T0),
+        ("2026-03-02T10:00:00.1Z", T0 + 100),
+        ("2026-03-02T10:00:00.123456Z", T0 + 123),
+        ("2026-03-02T11:00:00+01:00", T0),
+        ("2026-03-02T11:00:00.5+01:00", T0 + 500),
+        ("2026-03-01T23:30:00-10:30", T0),
+        ("2026-03-02T10:00:00+00:00", T0),
+    ];
+    for (text, expected) in cases {
+        let line = format!(r#"{{"type":"track","userId":"u1","event":"x","timestamp":"{text}"}}"#);
+        assert_eq!(parse(&line).timestamp_ms, expected, "{text}");
+    }
+}
+
+#[test]
+fn bad_timestamps_are_errors() {
+    for text in [
+        "2026-03-02",
+        "2026-02-30T10:00:00Z",
+        "2026-03-02T10:00:00",
+        "soon",
+        "",
+    ] {
+        let line = format!(r#"{{"type":"track","userId":"u1","event":"x","timestamp":"{text}"}}"#);
+        assert_eq!(
+            error(&line),
+            format!(
+                "line 12: `timestamp` `{text}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`"
+            )
+        );
+    }
+    let number = r#"{"type":"track","userId":"u1","event":"x","timestamp":1772445600}"#;
+    assert_eq!(
+        error(number),
+        "line 12: `timestamp` must be a string, found a number"
+    );
+}
+
+#[test]
+fn missing_fields_are_errors() {
+    let cases = [
+        (
+            r#"{"userId":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "missing `type`",
+        ),
+        (
+            r#"{"type":"track","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "missing `userId` or `anonymousId`",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":"x"}"#,
+            "missing `timestamp`",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "missing `event` in a track message",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":null,"timestamp":"2026-03-02T10:00:00Z"}"#,
+            "missing `event` in a track message",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":"","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "empty `event` in a track message",
+        ),
+        (
+            r#"{"type":"track","userId":null,"anonymousId":"","event":"x"}"#,
+            "missing `userId` or `anonymousId`",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(error(line), format!("line 12: {message}"), "{line}");
+    }
+}
+
+#[test]
+fn wrong_types_are_errors() {
+    let cases = [
+        (
+            r#"{"type":"track","userId":true,"event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "`userId` must be a string or a number, found a boolean",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":["x"],"timestamp":"2026-03-02T10:00:00Z"}"#,
+            "`event` must be a string, found a list",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":"x","properties":[1],"timestamp":"2026-03-02T10:00:00Z"}"#,
+            "`properties` must be an object, found a list",
+        ),
+        (
+            r#"{"type":"identify","userId":"u1","traits":"vip","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "`traits` must be an object, found a string",
+        ),
+        (
+            r#"{"type":{},"userId":"u1","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "`type` must be a string, found an object",
+        ),
+        (
+            r#"{"type":"purchase","userId":"u1","timestamp":"2026-03-02T10:00:00Z"}"#,
+            "unknown message type `purchase`; expected `track`, `identify`, `page`, `screen`, `group` or `alias`",
+        ),
+    ];
+    for (line, message) in cases {
+        assert_eq!(error(line), format!("line 12: {message}"), "{line}");
+    }
+}
+
+#[test]
+fn ignored_message_types_are_accepted() {
+    for (kind, expected) in [
+        ("page", MessageKind::Page),
+        ("screen", MessageKind::Screen),
+        ("group", MessageKind::Group),
+        ("alias", MessageKind::Alias),
+    ] {
+        // No `event`, and payloads of any shape: still not malformed.
+        let line = format!(
+            r#"{{"type":"{kind}","userId":"u1","name":"Home","properties":"odd","traits":[1],"previousId":"a1","timestamp":"2026-03-02T10:00:00Z"}}"#
+        );
+        let event = parse(&line);
+        assert_eq!(event.kind, expected);
+        assert!(!event.kind.is_processed());
+        assert_eq!(event.kind.name(), kind);
+        assert!(event.event.is_none() && event.properties.is_none() && event.traits.is_none());
+    }
+    // Yet a user key and a timestamp are required of every message.
+    assert_eq!(
+        error(r#"{"type":"page","userId":"u1"}"#),
+        "line 12: missing `timestamp`"
+    );
+}
+
+#[test]
+fn invalid_json_is_reported_with_its_column() {
+    assert_eq!(
+        error("not json"),
+        "line 12: not valid JSON: expected ident at column 2"
+    );
+    assert_eq!(
+        error(r#"{"type":"track","userId":"u1""#),
+        "line 12: not valid JSON: EOF while parsing an object at column 29"
+    );
+    assert_eq!(
+        error(r#"{"type":"track"} {}"#),
+        "line 12: not valid JSON: trailing characters at column 18"
+    );
+    assert_eq!(
+        error(r#"{"type":"track","context":{"a":[1,2}}"#),
+        "line 12: not valid JSON: expected `,` or `]` at column 36"
+    );
+    assert_eq!(
+        error(r#"["track"]"#),
+        "line 12: a message must be a JSON object"
+    );
+    assert_eq!(error("42"), "line 12: a message must be a JSON object");
+}
+
+#[test]
+fn duplicate_keys_keep_the_last_value() {
+    let line = r#"{"type":"track","userId":"u1","userId":"u2","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(parse(line).user_key, "u2");
+}
+
+#[test]
+fn reader_skips_blank_lines_and_numbers_lines() {
+    let input = concat!(
+        "\u{feff}{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"a\",\"timestamp\":\"2026-03-02T10:00:00Z\"}\r\n",
+        "\n",
+        "   \t\n",
+        "{\"type\":\"track\",\"userId\":\"u1\"}\n",
+        "{\"type\":\"page\",\"userId\":\"u1\",\"timestamp\":\"2026-03-02T10:00:00Z\"}\n",
+        "{oops\n",
+        "{\"type\":\"identify\",\"userId\":\"u2\",\"timestamp\":\"2026-03-02T10:00:00Z\"}",
+    );
+    let mut reader = EventReader::new(input.as_bytes());
+    let mut seen = Vec::new();
+    while let Some((line, event)) = reader.next_event().unwrap() {
+        seen.push(match event {
+            Ok(event) => format!("{line} ok {} {}", event.kind.name(), event.user_key),
+            Err(e) => format!("{line} {e}"),
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "1 ok track u1",
+            "4 line 4: missing `timestamp`",
+            "5 ok page u1",
+            "6 line 6: not valid JSON: key must be a string at column 2",
+            "7 ok identify u2",
+        ]
+    );
+    assert_eq!(reader.line_no(), 7);
+}
+
+#[test]
+fn reader_reports_invalid_utf8_and_goes_on() {
+    let mut input = b"{\"type\":\"track\",\"userId\":\"u\xff\"}\n".to_vec();
+    input.extend_from_slice(
+        b"{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"a\",\"timestamp\":\"2026-03-02T10:00:00Z\"}\n",
+    );
+    let mut reader = EventReader::new(input.as_slice());
+    let (line, first) = reader.next_event().unwrap().unwrap();
+    assert_eq!(
+        (line, first.unwrap_err().to_string()),
+        (1, "line 1: not valid UTF-8 at byte 28".to_owned())
+    );
+    let (line, second) = reader.next_event().unwrap().unwrap();
+    assert_eq!(
+        (line, second.unwrap().user_key.into_owned()),
+        (2, "u1".to_owned())
+    );
+    assert!(reader.next_event().unwrap().is_none());
+}
