@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn ignores_keywords_in_strings_comments_and_paths() {
-        let src = "template t { body \"\njourney x\" }\n// journey y\nsegment s = a\n  and profile.b\n";
+        let src =
+            "template t { body \"\njourney x\" }\n// journey y\nsegment s = a\n  and profile.b\n";
         assert_eq!(texts(src).len(), 2);
     }
 
@@ -210,7 +211,10 @@ mod tests {
     #[test]
     fn an_unclosed_journey_does_not_swallow_the_next() {
         let src = "journey a {\n  wait 1h\n\njourney b {\n}\n";
-        assert_eq!(texts(src), vec!["journey a {\n  wait 1h\n\n", "journey b {\n}\n"]);
+        assert_eq!(
+            texts(src),
+            vec!["journey a {\n  wait 1h\n\n", "journey b {\n}\n"]
+        );
     }
 
     #[test]
