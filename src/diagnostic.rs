@@ -116,10 +116,7 @@ impl Diagnostics {
 /// "did you mean `x`?" for any kind of name: a case-insensitive exact match
 /// first, then the closest name within an edit distance of a third of its
 /// length.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     let limit = (name.chars().count() / 3).max(1);
     for candidate in candidates {

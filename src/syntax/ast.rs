@@ -317,29 +317,15 @@ pub enum StepKind {
         arms: Vec<SplitArm>,
     },
     /// `repeat <n> times { }`
-    Repeat {
-        count: IntLit,
-        body: Block,
-    },
+    Repeat { count: IntLit, body: Block },
     /// `set profile.<path> = <expr>`; `path` excludes the `profile` root.
-    Set {
-        path: Vec<Ident>,
-        value: Expr,
-    },
+    Set { path: Vec<Ident>, value: Expr },
     /// `emit <event> [with { k: v }]`
-    Emit {
-        event: EventRef,
-        with: Vec<WithEntry>,
-    },
+    Emit { event: EventRef, with: Vec<WithEntry> },
     /// `add to audience <name> [until exit]`
-    AudienceAdd {
-        audience: Ident,
-        until_exit: bool,
-    },
+    AudienceAdd { audience: Ident, until_exit: bool },
     /// `remove from audience <name>`
-    AudienceRemove {
-        audience: Ident,
-    },
+    AudienceRemove { audience: Ident },
     /// `exit`
     Exit,
 }
@@ -431,19 +417,9 @@ pub enum ExprKind {
     /// `handle.opened`, or a bare name (a segment, or a channel inside
     /// `reachable(...)`).
     Path(Path),
-    Call {
-        func: Ident,
-        args: Vec<Expr>,
-    },
-    Unary {
-        op: UnaryOp,
-        operand: Box<Expr>,
-    },
-    Binary {
-        op: BinaryOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
-    },
+    Call { func: Ident, args: Vec<Expr> },
+    Unary { op: UnaryOp, operand: Box<Expr> },
+    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
 }
 
 #[derive(Clone, Debug, PartialEq)]
