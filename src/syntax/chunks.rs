@@ -66,7 +66,8 @@ pub fn split(text: &str) -> Vec<Chunk> {
     let mut line_start = true;
     let mut prev = 0u8;
     let mut leading_content = false;
-    let mut i = 0;
+    // A byte-order mark is not part of the first item.
+    let mut i = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     while i < bytes.len() {
         let b = bytes[i];
         match b {

@@ -845,20 +845,3 @@ fn syntax_fixtures_report_their_code() {
     let expected: Vec<String> = (1..=9).map(|n| format!("E010{n}")).collect();
     assert_eq!(codes_seen.into_iter().collect::<Vec<_>>(), expected);
 }
-
-#[test]
-fn debug_dump() {
-    let Ok(path) = std::env::var("JOURNEY_DUMP") else {
-        return;
-    };
-    let text = std::fs::read_to_string(path).unwrap();
-    let (ast, diags, file) = parse_str(&text);
-    println!("{ast:?}");
-    for d in diags {
-        let (l, c) = file.line_col(d.span.start);
-        println!(
-            "{l}:{c} {} {} | {:?} | {:?} | {:?}",
-            d.code.id, d.message, d.help, d.label, d.related
-        );
-    }
-}
