@@ -66,7 +66,8 @@ pub fn split(text: &str) -> Vec<Chunk> {
     let mut line_start = true;
     let mut prev = 0u8;
     let mut leading_content = false;
-    let mut i = 0;
+    // A byte-order mark is not part of the first item.
+    let mut i = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     while i < bytes.len() {
         let b = bytes[i];
         match b {
@@ -196,7 +197,8 @@ mod tests {
 
     #[test]
     fn ignores_keywords_in_strings_comments_and_paths() {
-        let src = "template t { body \"\njourney x\" }\n// journey y\nsegment s = a\n  and profile.b\n";
+        let src =
+            "template t { body \"\njourney x\" }\n// journey y\nsegment s = a\n  and profile.b\n";
         assert_eq!(texts(src).len(), 2);
     }
 
@@ -210,7 +212,10 @@ mod tests {
     #[test]
     fn an_unclosed_journey_does_not_swallow_the_next() {
         let src = "journey a {\n  wait 1h\n\njourney b {\n}\n";
-        assert_eq!(texts(src), vec!["journey a {\n  wait 1h\n\n", "journey b {\n}\n"]);
+        assert_eq!(
+            texts(src),
+            vec!["journey a {\n  wait 1h\n\n", "journey b {\n}\n"]
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub fn describe(rule: Rule) -> &'static str {
         | Rule::exit_on
         | Rule::exit_if
         | Rule::goal_clause
+        | Rule::header_start
         | Rule::holdout_clause => "a header clause such as `trigger` or `goal`",
         Rule::cap_clause => "`cap`",
         Rule::quiet_hours => "`quiet hours`",

@@ -34,8 +34,23 @@ const WEEKDAYS: &[&str] = &[
 /// Words that continue a statement on its next line: recovery skips them
 /// together with the statement they belong to.
 const CONTINUATIONS: &[&str] = &[
-    "else", "elif", "elsif", "elseif", "or", "and", "within", "where", "as", "with",
-    "transactional", "on", "to", "per", "for", "until", "in",
+    "else",
+    "elif",
+    "elsif",
+    "elseif",
+    "or",
+    "and",
+    "within",
+    "where",
+    "as",
+    "with",
+    "transactional",
+    "on",
+    "to",
+    "per",
+    "for",
+    "until",
+    "in",
 ];
 const MAX_RECOVERIES: usize = 16;
 
@@ -87,7 +102,11 @@ impl<'a> Found<'a> {
         }
         let first = bytes[start];
         let end = if first.is_ascii_alphabetic() || first == b'_' {
-            start + bytes[start..].iter().take_while(|&&b| is_ident_byte(b)).count()
+            start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|&&b| is_ident_byte(b))
+                    .count()
         } else if first.is_ascii_digit() {
             start
                 + bytes[start..]
@@ -112,8 +131,11 @@ impl<'a> Found<'a> {
     }
 
     fn word(&self) -> Option<&'a str> {
-        self.text
-            .filter(|t| t.as_bytes().first().is_some_and(|b| b.is_ascii_alphabetic()))
+        self.text.filter(|t| {
+            t.as_bytes()
+                .first()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+        })
     }
 
     fn describe(&self) -> String {
@@ -284,9 +306,13 @@ pub fn syntax_error(file: &SourceFile, chunk: Range<usize>, error: &Error<Rule>)
         && skip_string(text.as_bytes(), found.range.start) >= text.len()
         && !text.ends_with('"')
     {
-        return Diagnostic::new(codes::SYNTAX, file.span(found.range.start, found.range.start + 1), "unterminated string")
-            .with_label("this string is never closed")
-            .with_help("add the closing `\"`");
+        return Diagnostic::new(
+            codes::SYNTAX,
+            file.span(found.range.start, found.range.start + 1),
+            "unterminated string",
+        )
+        .with_label("this string is never closed")
+        .with_help("add the closing `\"`");
     }
 
     let at_chunk_end = skip_trivia(text.as_bytes(), pos) >= chunk.end;
@@ -358,7 +384,10 @@ fn transposed<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         let c = c.as_bytes();
         c.len() == w.len() && {
             let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != c[i]).collect();
-            diff.len() == 2 && diff[1] == diff[0] + 1 && w[diff[0]] == c[diff[1]] && w[diff[1]] == c[diff[0]]
+            diff.len() == 2
+                && diff[1] == diff[0] + 1
+                && w[diff[0]] == c[diff[1]]
+                && w[diff[1]] == c[diff[0]]
         }
     })
 }
@@ -382,7 +411,9 @@ pub fn recover(
         if pos <= body_start || skip_trivia(&buf, pos) >= buf.len() {
             return None;
         }
-        let boundary = positives(&first_error).iter().any(|r| matches!(r, Rule::step | Rule::header));
+        let boundary = positives(&first_error)
+            .iter()
+            .any(|r| matches!(r, Rule::step | Rule::header));
         let region = recovery_region(&buf, pos, boundary)?;
         if region.start <= body_start || region.end <= pos {
             return None;
@@ -472,7 +503,10 @@ fn recovery_region(buf: &[u8], pos: usize, boundary: bool) -> Option<Range<usize
 
 /// The first non-blank byte of the line holding `pos`.
 fn first_on_line(buf: &[u8], pos: usize) -> usize {
-    let mut start = buf[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let mut start = buf[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
     while start < pos && matches!(buf[start], b' ' | b'\t' | b'\r') {
         start += 1;
     }
@@ -482,6 +516,9 @@ fn first_on_line(buf: &[u8], pos: usize) -> usize {
 /// Whether the line after the newline at `i` continues the statement.
 fn continues(buf: &[u8], i: usize) -> bool {
     let next = skip_trivia(buf, i);
-    let len = buf[next..].iter().take_while(|&&b| is_ident_byte(b)).count();
+    let len = buf[next..]
+        .iter()
+        .take_while(|&&b| is_ident_byte(b))
+        .count();
     std::str::from_utf8(&buf[next..next + len]).is_ok_and(|w| CONTINUATIONS.contains(&w))
 }

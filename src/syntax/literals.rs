@@ -5,9 +5,9 @@
 
 use pest::iterators::Pair;
 
+use super::Ctx;
 use super::ast::{DurationLit, IntLit, Percent, StrLit, TimeOfDay, Weekday};
 use super::grammar::Rule;
-use super::Ctx;
 use crate::check::codes;
 use crate::diagnostic::Diagnostic;
 
@@ -214,7 +214,13 @@ pub fn format_duration(mut secs: u64) -> String {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [('w', 604_800), ('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+    for (unit, size) in [
+        ('w', 604_800),
+        ('d', 86_400),
+        ('h', 3_600),
+        ('m', 60),
+        ('s', 1),
+    ] {
         if secs >= size {
             out.push_str(&format!("{}{unit}", secs / size));
             secs %= size;
@@ -259,7 +265,8 @@ fn checked_duration(ctx: &mut Ctx, pair: Pair<Rule>, zero_ok: bool) -> DurationL
             1,
         ),
     };
-    ctx.diags.push(Diagnostic::new(codes::INVALID_DURATION, span, message).with_help(help));
+    ctx.diags
+        .push(Diagnostic::new(codes::INVALID_DURATION, span, message).with_help(help));
     DurationLit { secs, span }
 }
 
@@ -430,10 +437,14 @@ mod tests {
     #[test]
     fn escapes() {
         let mut bad = Vec::new();
-        let s = unescape(r#"a\"b\\c\nd\te\u{1F600}f"#, |a, l, t| bad.push((a, l, t.to_owned())));
+        let s = unescape(r#"a\"b\\c\nd\te\u{1F600}f"#, |a, l, t| {
+            bad.push((a, l, t.to_owned()))
+        });
         assert_eq!(s, "a\"b\\c\nd\te\u{1F600}f");
         assert!(bad.is_empty());
-        let s = unescape(r"x\qy\u{110000}z\u12", |a, l, t| bad.push((a, l, t.to_owned())));
+        let s = unescape(r"x\qy\u{110000}z\u12", |a, l, t| {
+            bad.push((a, l, t.to_owned()))
+        });
         assert_eq!(s, "xyz12");
         assert_eq!(
             bad,

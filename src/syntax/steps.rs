@@ -207,7 +207,9 @@ fn visit_send_alt(ctx: &mut Ctx, pair: Pair<Rule>) -> SendAlt {
     } else {
         TemplateRef::Named(ctx.name(&template, "template"))
     };
-    let with = it.next().map_or_else(Vec::new, |w| visit_with_block(ctx, w));
+    let with = it
+        .next()
+        .map_or_else(Vec::new, |w| visit_with_block(ctx, w));
     SendAlt {
         channel,
         template,
@@ -336,7 +338,9 @@ fn visit_emit_step(ctx: &mut Ctx, pair: Pair<Rule>) -> StepKind {
     let mut it = children(pair);
     keyword(ctx, &mut it);
     let event = visit_event_ref(ctx, next(&mut it));
-    let with = it.next().map_or_else(Vec::new, |w| visit_with_block(ctx, w));
+    let with = it
+        .next()
+        .map_or_else(Vec::new, |w| visit_with_block(ctx, w));
     StepKind::Emit { event, with }
 }
 

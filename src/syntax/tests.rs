@@ -56,7 +56,10 @@ fn show(e: &Expr) -> String {
         ExprKind::Null => "null".into(),
         ExprKind::Duration(s) => format!("{s}s"),
         ExprKind::Timestamp(ms) => format!("@{ms}"),
-        ExprKind::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+        ExprKind::List(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
         ExprKind::Path(p) => {
             let root = match &p.root {
                 PathRoot::Profile => "profile".to_owned(),
@@ -158,66 +161,125 @@ fn realistic_file_parses_into_every_item() {
         .collect();
     assert_eq!(
         kinds,
-        ["profile", "event", "event", "channel", "template", "segment", "policy", "journey"]
+        [
+            "profile", "event", "event", "channel", "template", "segment", "policy", "journey"
+        ]
     );
-    let Item::Template(t) = &ast.items[4] else { unreachable!() };
+    let Item::Template(t) = &ast.items[4] else {
+        unreachable!()
+    };
     assert_eq!(t.channel.name, "email");
     assert_eq!(t.subject.as_ref().unwrap().value, "Your cart \u{1F6D2}");
-    assert_eq!(t.body.as_ref().unwrap().value, "Hi {{ profile.first_name }}\n");
-    let Item::Event(e) = &ast.items[2] else { unreachable!() };
+    assert_eq!(
+        t.body.as_ref().unwrap().value,
+        "Hi {{ profile.first_name }}\n"
+    );
+    let Item::Event(e) = &ast.items[2] else {
+        unreachable!()
+    };
     assert!(e.name.quoted && e.name.name == "Order Completed");
     assert!(e.fields[1].optional);
-    let Item::Profile(p) = &ast.items[0] else { unreachable!() };
-    let TypeKind::Object(consent) = &p.fields[3].ty.kind else { panic!() };
+    let Item::Profile(p) = &ast.items[0] else {
+        unreachable!()
+    };
+    let TypeKind::Object(consent) = &p.fields[3].ty.kind else {
+        panic!()
+    };
     assert_eq!(consent.len(), 2);
-    assert_eq!(file.slice(p.fields[3].span), "consent: { email: bool?, sms: bool? }");
+    assert_eq!(
+        file.slice(p.fields[3].span),
+        "consent: { email: bool?, sms: bool? }"
+    );
 
     let j = journey(&ast);
     assert_eq!(j.name.name, "abandoned_cart");
-    assert_eq!(j.doc.as_deref(), Some("Win back a customer who left a full cart.\nSent on email first."));
+    assert_eq!(
+        j.doc.as_deref(),
+        Some("Win back a customer who left a full cart.\nSent on email first.")
+    );
     assert_eq!(j.headers.len(), 11);
     assert_eq!(file.slice(j.headers[5].keyword), "exit on");
     assert_eq!(file.slice(j.headers[10].keyword), "quiet hours");
     assert_eq!(file.slice(j.headers[2].keyword), "trigger no");
     assert!(matches!(
         j.headers[2].kind,
-        HeaderKind::TriggerAbsence { event: EventPattern::Any(_), silence: DurationLit { secs: 2_592_000, .. } }
+        HeaderKind::TriggerAbsence {
+            event: EventPattern::Any(_),
+            silence: DurationLit {
+                secs: 2_592_000,
+                ..
+            }
+        }
     ));
-    let HeaderKind::QuietHours(q) = &j.headers[10].kind else { panic!() };
+    let HeaderKind::QuietHours(q) = &j.headers[10].kind else {
+        panic!()
+    };
     assert_eq!((q.from.minutes, q.to.minutes), (21 * 60, 8 * 60));
     assert_eq!(file.slice(j.first_step.unwrap()), "wait 1h30m");
     assert_eq!(j.steps.len(), 12);
-    assert!(matches!(j.steps[0].kind, StepKind::Wait(DurationLit { secs: 5400, .. })));
+    assert!(matches!(
+        j.steps[0].kind,
+        StepKind::Wait(DurationLit { secs: 5400, .. })
+    ));
 }
 
 #[test]
 fn send_chains_and_wait_blocks() {
     let (ast, file) = clean(REALISTIC);
     let j = journey(&ast);
-    let StepKind::Send(first) = &j.steps[1].kind else { panic!() };
+    let StepKind::Send(first) = &j.steps[1].kind else {
+        panic!()
+    };
     assert_eq!(first.handle.as_ref().unwrap().name, "reminder");
-    let StepKind::WaitForEngagement { handle, engagement, within, then, otherwise } = &j.steps[2].kind
+    let StepKind::WaitForEngagement {
+        handle,
+        engagement,
+        within,
+        then,
+        otherwise,
+    } = &j.steps[2].kind
     else {
         panic!()
     };
-    assert_eq!((handle.name.as_str(), engagement.name.as_str(), within.secs), ("reminder", "opened", 86_400));
+    assert_eq!(
+        (handle.name.as_str(), engagement.name.as_str(), within.secs),
+        ("reminder", "opened", 86_400)
+    );
     assert!(then.is_none());
-    let StepKind::Send(chain) = &otherwise.as_ref().unwrap().steps[0].kind else { panic!() };
-    let names: Vec<(&str, &str)> =
-        chain.alternatives.iter().map(|a| (a.channel.name.as_str(), a.template.name())).collect();
+    let StepKind::Send(chain) = &otherwise.as_ref().unwrap().steps[0].kind else {
+        panic!()
+    };
+    let names: Vec<(&str, &str)> = chain
+        .alternatives
+        .iter()
+        .map(|a| (a.channel.name.as_str(), a.template.name()))
+        .collect();
     assert_eq!(names, [("push", "cart_push"), ("sms", "cart_sms")]);
     assert_eq!(chain.alternatives[1].with[0].key.name, "if");
-    assert_eq!(file.slice(chain.alternatives[1].span), r#"sms cart_sms with { if: 1, code: "X" }"#);
+    assert_eq!(
+        file.slice(chain.alternatives[1].span),
+        r#"sms cart_sms with { if: 1, code: "X" }"#
+    );
     assert!(chain.transactional.is_some());
     assert_eq!(chain.on_capped.map(|(m, _)| m), Some(OnCapped::Wait));
     assert_eq!(file.slice(chain.on_capped.unwrap().1), "on capped wait");
 
-    let StepKind::WaitForEvent { event, condition, then, otherwise, .. } = &j.steps[10].kind else {
+    let StepKind::WaitForEvent {
+        event,
+        condition,
+        then,
+        otherwise,
+        ..
+    } = &j.steps[10].kind
+    else {
         panic!()
     };
     assert_eq!(event.name, "Order Completed");
     assert_eq!(show(condition.as_ref().unwrap()), "(event.total > 1)");
-    assert!(matches!(then.as_ref().unwrap().steps[0].kind, StepKind::Exit));
+    assert!(matches!(
+        then.as_ref().unwrap().steps[0].kind,
+        StepKind::Exit
+    ));
     assert!(otherwise.is_none());
 }
 
@@ -225,30 +287,58 @@ fn send_chains_and_wait_blocks() {
 fn nested_blocks_and_other_steps() {
     let (ast, file) = clean(REALISTIC);
     let j = journey(&ast);
-    let StepKind::If { branches, otherwise } = &j.steps[3].kind else { panic!() };
+    let StepKind::If {
+        branches,
+        otherwise,
+    } = &j.steps[3].kind
+    else {
+        panic!()
+    };
     assert_eq!(branches.len(), 2);
     assert_eq!(show(&branches[1].0), "(not vip)");
     let StepKind::WaitUntilTime { time, days } = &otherwise.as_ref().unwrap().steps[0].kind else {
         panic!()
     };
     assert_eq!(time.minutes, 540);
-    assert_eq!(days.iter().map(|d| d.0).collect::<Vec<_>>(), [Weekday::Monday, Weekday::Friday]);
-    let StepKind::Split { name, arms } = &j.steps[4].kind else { panic!() };
+    assert_eq!(
+        days.iter().map(|d| d.0).collect::<Vec<_>>(),
+        [Weekday::Monday, Weekday::Friday]
+    );
+    let StepKind::Split { name, arms } = &j.steps[4].kind else {
+        panic!()
+    };
     assert_eq!(name.as_ref().unwrap().name, "ab");
     assert_eq!(arms.iter().map(|a| a.percent.value).sum::<f64>(), 100.0);
     assert_eq!(file.slice(arms[0].span), "50% a { wait 1m }");
-    let StepKind::Repeat { count, body } = &j.steps[5].kind else { panic!() };
+    let StepKind::Repeat { count, body } = &j.steps[5].kind else {
+        panic!()
+    };
     assert_eq!(count.value, 3);
-    let StepKind::Emit { event, with } = &body.steps[0].kind else { panic!() };
+    let StepKind::Emit { event, with } = &body.steps[0].kind else {
+        panic!()
+    };
     assert_eq!(event.name, "nudge");
     assert_eq!(show(&with[0].value), "((-3 * 2) + 1)");
-    let StepKind::Set { path, value } = &j.steps[6].kind else { panic!() };
-    assert_eq!(path.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["last", "nudge"]);
+    let StepKind::Set { path, value } = &j.steps[6].kind else {
+        panic!()
+    };
+    assert_eq!(
+        path.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["last", "nudge"]
+    );
     assert_eq!(show(value), "(now() - 86400s)");
-    let StepKind::WaitUntilExpr(ts) = &j.steps[7].kind else { panic!() };
+    let StepKind::WaitUntilExpr(ts) = &j.steps[7].kind else {
+        panic!()
+    };
     // 2026-12-24T08:00:00Z
     assert_eq!(ts.kind, ExprKind::Timestamp(1_798_099_200_000));
-    assert!(matches!(&j.steps[8].kind, StepKind::AudienceAdd { until_exit: true, .. }));
+    assert!(matches!(
+        &j.steps[8].kind,
+        StepKind::AudienceAdd {
+            until_exit: true,
+            ..
+        }
+    ));
     assert!(matches!(&j.steps[9].kind, StepKind::AudienceRemove { .. }));
     assert!(matches!(&j.steps[11].kind, StepKind::Exit));
 }
@@ -263,10 +353,19 @@ fn operator_precedence() {
         ("-x * 2", "((-x) * 2)"),
         ("- 3", "-3"),
         ("a + 1 > b * 2 or c", "(((a + 1) > (b * 2)) or c)"),
-        ("x not in [1, 2] and y contains \"z\"", "((x not in [1, 2]) and (y contains \"z\"))"),
+        (
+            "x not in [1, 2] and y contains \"z\"",
+            "((x not in [1, 2]) and (y contains \"z\"))",
+        ),
         ("(a or b) and c", "((a or b) and c)"),
-        ("lower(profile.plan) in [\"pro\"]", "(lower(profile.plan) in [\"pro\"])"),
-        ("journey.entered_at + 2d < now()", "((journey.entered_at + 172800s) < now())"),
+        (
+            "lower(profile.plan) in [\"pro\"]",
+            "(lower(profile.plan) in [\"pro\"])",
+        ),
+        (
+            "journey.entered_at + 2d < now()",
+            "((journey.entered_at + 172800s) < now())",
+        ),
         ("event.in == null", "(event.in == null)"),
     ];
     for (src, expected) in cases {
@@ -279,12 +378,18 @@ fn operator_precedence() {
 fn expression_spans() {
     let text = "segment s = profile.a + 2 * x";
     let (ast, file) = clean(text);
-    let Item::Segment(s) = &ast.items[0] else { panic!() };
+    let Item::Segment(s) = &ast.items[0] else {
+        panic!()
+    };
     assert_eq!(file.slice(s.expr.span), "profile.a + 2 * x");
-    let ExprKind::Binary { lhs, rhs, .. } = &s.expr.kind else { panic!() };
+    let ExprKind::Binary { lhs, rhs, .. } = &s.expr.kind else {
+        panic!()
+    };
     assert_eq!(file.slice(lhs.span), "profile.a");
     assert_eq!(file.slice(rhs.span), "2 * x");
-    let ExprKind::Path(p) = &lhs.kind else { panic!() };
+    let ExprKind::Path(p) = &lhs.kind else {
+        panic!()
+    };
     assert_eq!(file.slice(p.root_span), "profile");
     assert_eq!(file.slice(p.fields[0].span), "a");
 }
@@ -313,8 +418,12 @@ fn literals() {
     let (ast, _) = clean(
         r#"segment s = [1h30m, 2w, 19.99, "a\"b\\c\n\t\u{1F600}", true, false, null, 2026-03-02T10:00:00Z]"#,
     );
-    let Item::Segment(s) = &ast.items[0] else { panic!() };
-    let ExprKind::List(items) = &s.expr.kind else { panic!() };
+    let Item::Segment(s) = &ast.items[0] else {
+        panic!()
+    };
+    let ExprKind::List(items) = &s.expr.kind else {
+        panic!()
+    };
     let kinds: Vec<&ExprKind> = items.iter().map(|e| &e.kind).collect();
     assert_eq!(
         kinds,
@@ -337,7 +446,10 @@ fn literals() {
 fn misspelt_step() {
     let (d, at, spanned) = single("journey j {\n  trigger x\n  sned email welcome\n}\n");
     assert_eq!(d.code, codes::SYNTAX);
-    assert_eq!(d.message, "expected a step such as `wait`, `send` or `if`, found `sned`");
+    assert_eq!(
+        d.message,
+        "expected a step such as `wait`, `send` or `if`, found `sned`"
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `send`?"));
     assert_eq!((at, spanned.as_str()), ((3, 3), "sned"));
 }
@@ -345,7 +457,10 @@ fn misspelt_step() {
 #[test]
 fn misspelt_top_level_keyword() {
     let (d, at, spanned) = single("jounrey j { trigger x }\n");
-    assert_eq!(d.message, "expected a declaration such as `journey`, `segment` or `template`, found `jounrey`");
+    assert_eq!(
+        d.message,
+        "expected a declaration such as `journey`, `segment` or `template`, found `jounrey`"
+    );
     assert_eq!(d.help.as_deref(), Some("did you mean `journey`?"));
     assert_eq!((at, spanned.as_str()), ((1, 1), "jounrey"));
 }
@@ -353,8 +468,15 @@ fn misspelt_top_level_keyword() {
 #[test]
 fn header_inside_a_block() {
     let (d, at, _) = single("journey j {\n  trigger x\n  if a {\n    goal y\n  }\n}\n");
-    assert_eq!(d.message, "expected a step such as `wait`, `send` or `if`, found `goal`");
-    assert!(d.help.unwrap().starts_with("header clauses such as `goal` go at the top"));
+    assert_eq!(
+        d.message,
+        "expected a step such as `wait`, `send` or `if`, found `goal`"
+    );
+    assert!(
+        d.help
+            .unwrap()
+            .starts_with("header clauses such as `goal` go at the top")
+    );
     assert_eq!(at, (4, 5));
 }
 
@@ -370,7 +492,10 @@ fn missing_within() {
 #[test]
 fn elif() {
     let (d, at, _) = single("journey j {\n  trigger x\n  if a { exit } elif b { exit }\n}\n");
-    assert_eq!(d.message, "expected a step such as `wait`, `send` or `if`, found `elif`");
+    assert_eq!(
+        d.message,
+        "expected a step such as `wait`, `send` or `if`, found `elif`"
+    );
     assert_eq!(d.help.as_deref(), Some("write `else if` instead of `elif`"));
     assert_eq!(at, (3, 17));
 }
@@ -391,7 +516,12 @@ fn missing_closing_brace() {
 
 #[test]
 fn wordy_durations() {
-    for (src, help) in [("1 day", "write `1d`"), ("2 hours", "write `2h`"), ("30 minutes", "write `30m`"), ("1.5 hours", "write `1h30m`")] {
+    for (src, help) in [
+        ("1 day", "write `1d`"),
+        ("2 hours", "write `2h`"),
+        ("30 minutes", "write `30m`"),
+        ("1.5 hours", "write `1h30m`"),
+    ] {
         let (d, _, spanned) = single(&format!("journey j {{ trigger x  wait {src} }}"));
         assert_eq!(d.code, codes::INVALID_DURATION);
         assert_eq!(d.message, format!("invalid duration `{src}`"));
@@ -400,18 +530,27 @@ fn wordy_durations() {
     }
     // Read as the duration meant, so checking goes on.
     let (ast, _, _) = parse_str("journey j { trigger x  wait 2 hours }");
-    assert!(matches!(journey(&ast).steps[0].kind, StepKind::Wait(DurationLit { secs: 7200, .. })));
+    assert!(matches!(
+        journey(&ast).steps[0].kind,
+        StepKind::Wait(DurationLit { secs: 7200, .. })
+    ));
 }
 
 #[test]
 fn zero_and_malformed_durations() {
     let (d, at, spanned) = single("journey j {\n  trigger x\n  wait 0s\n}");
-    assert_eq!((d.code, d.message.as_str()), (codes::INVALID_DURATION, "zero duration `0s`"));
+    assert_eq!(
+        (d.code, d.message.as_str()),
+        (codes::INVALID_DURATION, "zero duration `0s`")
+    );
     assert_eq!((at, spanned.as_str()), ((3, 8), "0s"));
     let (d, _, _) = single("journey j { trigger x  wait 1h30 }");
     assert_eq!(d.message, "invalid duration `1h30`");
     let (d, _, _) = single("journey j { trigger x  cap email 1 per 5 }");
-    assert_eq!(d.help.as_deref(), Some("add a unit: `5s`, `5m`, `5h`, `5d` or `5w`"));
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add a unit: `5s`, `5m`, `5h`, `5d` or `5w`")
+    );
 }
 
 #[test]
@@ -420,29 +559,62 @@ fn assignment_in_condition() {
     let (ast, diags, file) = parse_str(text);
     assert_eq!(diags.len(), 1);
     let d = &diags[0];
-    assert_eq!((d.code, d.message.as_str()), (codes::ASSIGN_IN_CONDITION, "found `=` in a condition"));
+    assert_eq!(
+        (d.code, d.message.as_str()),
+        (codes::ASSIGN_IN_CONDITION, "found `=` in a condition")
+    );
     assert_eq!(d.help.as_deref(), Some("use `==` to compare"));
     assert_eq!(file.line_col(d.span.start), (3, 19));
     assert_eq!(file.slice(d.span), "=");
-    let StepKind::If { branches, .. } = &journey(&ast).steps[0].kind else { panic!() };
+    let StepKind::If { branches, .. } = &journey(&ast).steps[0].kind else {
+        panic!()
+    };
     assert_eq!(show(&branches[0].0), "(profile.plan == \"pro\")");
 }
 
 #[test]
 fn reserved_words_as_names() {
     let cases = [
-        ("template exit { channel email body \"x\" }", "`exit` is a reserved word and cannot name a template"),
-        ("journey send { trigger x }", "`send` is a reserved word and cannot name a journey"),
-        ("segment and = true", "`and` is a reserved word and cannot name a segment"),
-        ("channel if { address profile.x }", "`if` is a reserved word and cannot name a channel"),
-        ("journey j { trigger x  send email a as wait }", "`wait` is a reserved word and cannot name a handle"),
-        ("journey j { trigger x  split exit { 100% a { } } }", "`exit` is a reserved word and cannot name a split"),
-        ("journey j { trigger x  split { 100% not { } } }", "`not` is a reserved word and cannot name a split label"),
-        ("journey j { trigger x  add to audience any }", "`any` is a reserved word and cannot name an audience"),
+        (
+            "template exit { channel email body \"x\" }",
+            "`exit` is a reserved word and cannot name a template",
+        ),
+        (
+            "journey send { trigger x }",
+            "`send` is a reserved word and cannot name a journey",
+        ),
+        (
+            "segment and = true",
+            "`and` is a reserved word and cannot name a segment",
+        ),
+        (
+            "channel if { address profile.x }",
+            "`if` is a reserved word and cannot name a channel",
+        ),
+        (
+            "journey j { trigger x  send email a as wait }",
+            "`wait` is a reserved word and cannot name a handle",
+        ),
+        (
+            "journey j { trigger x  split exit { 100% a { } } }",
+            "`exit` is a reserved word and cannot name a split",
+        ),
+        (
+            "journey j { trigger x  split { 100% not { } } }",
+            "`not` is a reserved word and cannot name a split label",
+        ),
+        (
+            "journey j { trigger x  add to audience any }",
+            "`any` is a reserved word and cannot name an audience",
+        ),
     ];
     for (src, message) in cases {
         let (d, _, spanned) = single(src);
-        assert_eq!((d.code, d.message.as_str()), (codes::RESERVED_WORD, message), "{src}");
+        assert_eq!(
+            (d.code, d.message.as_str()),
+            (codes::RESERVED_WORD, message),
+            "{src}"
+        );
         assert!(message.starts_with(&format!("`{spanned}`")));
         assert!(d.help.unwrap().starts_with("pick another name"));
     }
@@ -451,12 +623,24 @@ fn reserved_words_as_names() {
 #[test]
 fn invalid_times_of_day() {
     for (t, help) in [
-        ("24:00", "hours go from `00` to `23`; write `00:00` for midnight"),
-        ("9:5", "write two digits for the hours and the minutes: `09:05`"),
+        (
+            "24:00",
+            "hours go from `00` to `23`; write `00:00` for midnight",
+        ),
+        (
+            "9:5",
+            "write two digits for the hours and the minutes: `09:05`",
+        ),
         ("12:60", "minutes go from `00` to `59`"),
     ] {
         let (d, at, spanned) = single(&format!("journey j {{\n  trigger x\n  wait until {t}\n}}"));
-        assert_eq!((d.code, d.message.clone()), (codes::INVALID_TIME_OF_DAY, format!("invalid time of day `{t}`")));
+        assert_eq!(
+            (d.code, d.message.clone()),
+            (
+                codes::INVALID_TIME_OF_DAY,
+                format!("invalid time of day `{t}`")
+            )
+        );
         assert_eq!(d.help.as_deref(), Some(help));
         assert_eq!((at, spanned.as_str()), ((3, 14), t));
     }
@@ -469,14 +653,22 @@ fn invalid_timestamp() {
     assert_eq!(d.message, "invalid timestamp `2026-02-30T09:00:00Z`");
     assert_eq!((at, spanned.len()), ((3, 14), 20));
     let (d, _, _) = single("segment s = journey.entered_at > 2026-02-03");
-    assert_eq!(d.help.as_deref(), Some("add a time and an offset, such as `2026-12-24T09:00:00Z`"));
+    assert_eq!(
+        d.help.as_deref(),
+        Some("add a time and an offset, such as `2026-12-24T09:00:00Z`")
+    );
 }
 
 #[test]
 fn invalid_percentages() {
     for p in ["0%", "120%", "-5%"] {
-        let (d, _, spanned) = single(&format!("journey j {{ trigger x  goal y within 1d  holdout {p} }}"));
-        assert_eq!((d.code, d.message.clone()), (codes::INVALID_PERCENT, format!("invalid percentage `{p}`")));
+        let (d, _, spanned) = single(&format!(
+            "journey j {{ trigger x  goal y within 1d  holdout {p} }}"
+        ));
+        assert_eq!(
+            (d.code, d.message.clone()),
+            (codes::INVALID_PERCENT, format!("invalid percentage `{p}`"))
+        );
         assert_eq!(spanned, p);
     }
     let (d, _, _) = single("journey j { trigger x  split { 0% a { } 100% b { } } }");
@@ -486,10 +678,16 @@ fn invalid_percentages() {
 #[test]
 fn invalid_escapes() {
     let (d, at, spanned) = single("journey j {\n  trigger x\n  send email \"bad \\q\"\n}");
-    assert_eq!((d.code, d.message.as_str()), (codes::INVALID_ESCAPE, "invalid escape `\\q` in a string"));
+    assert_eq!(
+        (d.code, d.message.as_str()),
+        (codes::INVALID_ESCAPE, "invalid escape `\\q` in a string")
+    );
     assert_eq!((at, spanned.as_str()), ((3, 19), "\\q"));
     let (d, _, spanned) = single(r#"segment s = profile.x == "\u{D800}""#);
-    assert_eq!((d.code, spanned.as_str()), (codes::INVALID_ESCAPE, r"\u{D800}"));
+    assert_eq!(
+        (d.code, spanned.as_str()),
+        (codes::INVALID_ESCAPE, r"\u{D800}")
+    );
 }
 
 #[test]
@@ -499,7 +697,10 @@ fn invalid_numbers() {
     assert_eq!(d.code, codes::INVALID_NUMBER);
     assert!(d.message.starts_with("number `9999"));
     let (d, _, spanned) = single("journey j { trigger x  repeat 9007199254740993 times { exit } }");
-    assert_eq!((d.code, spanned.as_str()), (codes::INVALID_NUMBER, "9007199254740993"));
+    assert_eq!(
+        (d.code, spanned.as_str()),
+        (codes::INVALID_NUMBER, "9007199254740993")
+    );
     let (d, _, _) = single("journey j { trigger x  repeat 2.5 times { exit } }");
     assert_eq!(d.message, "expected a whole number, found `2.5`");
 }
@@ -524,7 +725,10 @@ fn expected_things_in_words() {
     let (d, _, _) = single("segment s = profile.x ==");
     assert_eq!(d.message, "expected an expression, found end of file");
     let (d, _, _) = single("journey j { trigger x  wait for y within 1d { } else { } else { } }");
-    assert_eq!(d.message, "expected a step such as `wait`, `send` or `if`, found `else`");
+    assert_eq!(
+        d.message,
+        "expected a step such as `wait`, `send` or `if`, found `else`"
+    );
 }
 
 // ------------------------------------------------------------ recovery
@@ -554,16 +758,24 @@ journey c {
     assert_eq!(file.line_col(diags[1].span.start), (8, 14));
     assert_eq!(ast.items.len(), 1);
     let j = journey(&ast);
-    assert_eq!((j.name.name.as_str(), j.doc.as_deref()), ("c", Some("Still here.")));
+    assert_eq!(
+        (j.name.name.as_str(), j.doc.as_deref()),
+        ("c", Some("Still here."))
+    );
 }
 
 #[test]
 fn two_bad_steps_in_one_journey_give_two_errors() {
     let text = "journey a {\n  trigger x\n  sned email t\n  wait 1h\n  if a { exit } elif b {\n    exit\n  }\n  wait 0s\n}\n";
     let (ast, diags, file) = parse_str(text);
-    let found: Vec<(&str, (usize, usize))> =
-        diags.iter().map(|d| (d.code.id, file.line_col(d.span.start))).collect();
-    assert_eq!(found, [("E0101", (3, 3)), ("E0101", (5, 17)), ("E0102", (8, 8))]);
+    let found: Vec<(&str, (usize, usize))> = diags
+        .iter()
+        .map(|d| (d.code.id, file.line_col(d.span.start)))
+        .collect();
+    assert_eq!(
+        found,
+        [("E0101", (3, 3)), ("E0101", (5, 17)), ("E0102", (8, 8))]
+    );
     assert!(ast.items.is_empty());
 }
 
@@ -571,20 +783,65 @@ fn two_bad_steps_in_one_journey_give_two_errors() {
 fn spans_are_file_offsets() {
     let text = "segment a = true\nsegment b = a";
     let (ast, _) = clean(text);
-    let Item::Segment(b) = &ast.items[1] else { panic!() };
+    let Item::Segment(b) = &ast.items[1] else {
+        panic!()
+    };
     assert_eq!(b.name.span, Span::new(FileId(0), 25, 26));
 }
 
+// ------------------------------------------------------------ fixtures
+
+fn fixtures(dir: &str) -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/check")
+        .join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "journey"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect()
+}
+
 #[test]
-fn debug_dump() {
-    let Ok(path) = std::env::var("JOURNEY_DUMP") else {
-        return;
-    };
-    let text = std::fs::read_to_string(path).unwrap();
-    let (ast, diags, file) = parse_str(&text);
-    println!("{ast:?}");
-    for d in diags {
-        let (l, c) = file.line_col(d.span.start);
-        println!("{l}:{c} {} {} | {:?} | {:?} | {:?}", d.code.id, d.message, d.help, d.label, d.related);
+fn construct_fixtures_parse_cleanly() {
+    let all = fixtures("constructs");
+    assert!(all.len() >= 30);
+    for (name, text) in all {
+        assert!(
+            text.starts_with("// "),
+            "{name}: first line must say what it tests"
+        );
+        let (ast, diags, _) = parse_str(&text);
+        assert!(diags.is_empty(), "{name}: {diags:#?}");
+        assert!(!ast.items.is_empty(), "{name}");
     }
+}
+
+#[test]
+fn syntax_fixtures_report_their_code() {
+    let all = fixtures("syntax");
+    let mut codes_seen = std::collections::BTreeSet::new();
+    for (name, text) in all {
+        assert!(
+            text.starts_with("// "),
+            "{name}: first line must say what it tests"
+        );
+        let code = name[..5].to_uppercase();
+        let (_, diags, _) = parse_str(&text);
+        assert!(
+            diags.iter().any(|d| d.code.id == code),
+            "{name}: {diags:#?}"
+        );
+        codes_seen.insert(code);
+    }
+    let expected: Vec<String> = (1..=9).map(|n| format!("E010{n}")).collect();
+    assert_eq!(codes_seen.into_iter().collect::<Vec<_>>(), expected);
 }
