@@ -130,7 +130,8 @@ pub fn visit_count(ctx: &mut Ctx, pair: Pair<Rule>) -> IntLit {
             )
             .with_help("a count has no fractional part"),
         );
-        return IntLit { value: 0, span };
+        // 1 is valid wherever a count goes, so no follow-on error hides this one.
+        return IntLit { value: 1, span };
     }
     match text.parse::<i64>() {
         Ok(value) if value <= MAX_EXACT as i64 => IntLit { value, span },
@@ -143,7 +144,7 @@ pub fn visit_count(ctx: &mut Ctx, pair: Pair<Rule>) -> IntLit {
                 )
                 .with_help("a count must be at most 9007199254740992 (2^53)"),
             );
-            IntLit { value: 0, span }
+            IntLit { value: 1, span }
         }
     }
 }
