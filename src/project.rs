@@ -207,11 +207,10 @@ fn display_name(path: &Path, cwd: Option<&Path>) -> String {
     }
     if let Some(cwd) = cwd {
         let absolute = normalize(&cwd.join(path));
-        // `rust-version` is 1.85: no let chains.
-        if let Ok(relative) = absolute.strip_prefix(normalize(cwd)) {
-            if relative.components().next().is_some() {
-                return forward_slashes(relative);
-            }
+        if let Ok(relative) = absolute.strip_prefix(normalize(cwd))
+            && relative.components().next().is_some()
+        {
+            return forward_slashes(relative);
         }
     }
     forward_slashes(path)

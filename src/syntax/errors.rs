@@ -316,17 +316,18 @@ pub fn syntax_error(file: &SourceFile, chunk: Range<usize>, error: &Error<Rule>)
     }
 
     let at_chunk_end = skip_trivia(text.as_bytes(), pos) >= chunk.end;
-    if at_chunk_end && positives.contains(&Rule::rbrace) {
-        if let Some(open) = unclosed_brace(&text[chunk.clone()]) {
-            let open = file.span(chunk.start + open.start, chunk.start + open.end);
-            return Diagnostic::new(
-                codes::SYNTAX,
-                span,
-                format!("expected `}}` to close a block, found {}", found.describe()),
-            )
-            .with_related(open, "this `{` is never closed")
-            .with_help("add a `}` where the block ends");
-        }
+    if at_chunk_end
+        && positives.contains(&Rule::rbrace)
+        && let Some(open) = unclosed_brace(&text[chunk.clone()])
+    {
+        let open = file.span(chunk.start + open.start, chunk.start + open.end);
+        return Diagnostic::new(
+            codes::SYNTAX,
+            span,
+            format!("expected `}}` to close a block, found {}", found.describe()),
+        )
+        .with_related(open, "this `{` is never closed")
+        .with_help("add a `}` where the block ends");
     }
 
     let phrases = expected_phrases(positives);
