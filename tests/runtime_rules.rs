@@ -1064,3 +1064,177 @@ fn snapshot_and_restore_give_the_uninterrupted_output() {
     rt.finish(&mut |a: Action| out.push(a.to_json_line()));
     assert_eq!(out, whole);
 }
+
+#[test]
+fn declared_templates_render_subject_and_body() {
+    let mut p = base();
+    p.templates.push(Template {
+        name: "cart_reminder".into(),
+        channel: EMAIL,
+        subject: Some("{{ profile.first_name }}, your cart".into()),
+        body: "Use {{ code }} on {{ trigger.total }} ({{ message_id }})".into(),
+    });
+    p.profile_slots.push(ProfileSlot {
+        path: path("first_name"),
+        timestamp: false,
+    });
+    let mut s = send(&[(EMAIL, "cart_reminder")], 1);
+    s.alternatives[0].declared = Some(0);
+    s.alternatives[0].with = vec![("code".into(), CExpr::Const(Value::str("SAVE10")))];
+    s.alternatives[0].render = vec![
+        (path("profile.first_name"), CExpr::Profile(9)),
+        (path("trigger.total"), CExpr::Trigger(0)),
+    ];
+    let mut j = journey("cart", CART, vec![NodeKind::Send(s), NodeKind::End]);
+    j.trigger_fields = vec![path("total")];
+    j.triggers[0].capture = vec![Some(1)];
+    p.journeys.push(j);
+    let out = run(
+        &finish(p),
+        &[
+            identify(
+                "u1",
+                "2026-03-02T09:00:00Z",
+                json!({"email": "a@b.c", "first_name": "Ana"}),
+            ),
+            track(
+                "u1",
+                "cart_abandoned",
+                "2026-03-02T10:00:00Z",
+                json!({"cart_id": "c1", "total": 80}),
+            ),
+        ],
+    );
+    assert_eq!(
+        out[1],
+        r#"{"at":"2026-03-02T10:00:00Z","kind":"send","journey":"cart","user_id":"u1","channel":"email","template":"cart_reminder","message_id":"cart:u1:1:0","to":"a@b.c","vars":{"code":"SAVE10"},"subject":"Ana, your cart","body":"Use SAVE10 on 80 (cart:u1:1:0)"}"#
+    );
+}
+
+#[test]
+fn wait_for_event_matches_with_condition_or_times_out() {
+    let mut p = base();
+    let same_cart = CExpr::Binary(
+        BinOp::Eq,
+        Box::new(CExpr::Event(0)),
+        Box::new(CExpr::Trigger(0)),
+    );
+    let mut j = journey(
+        "j",
+        CART,
+        vec![
+            NodeKind::WaitForEvent {
+                event: ORDER,
+                condition: Some(same_cart),
+                within_ms: D,
+                matched: 1,
+                timeout: 2,
+            },
+            NodeKind::Send(send(&[(WEBHOOK_CH, "bought")], 3)),
+            NodeKind::Send(send(&[(WEBHOOK_CH, "missed")], 3)),
+            NodeKind::End,
+        ],
+    );
+    j.trigger_fields = vec![path("cart_id")];
+    j.triggers[0].capture = vec![Some(0)];
+    p.journeys.push(j);
+    let p = finish(p);
+    let out = kinds(&run(
+        &p,
+        &[
+            track(
+                "u1",
+                "cart_abandoned",
+                "2026-03-02T10:00:00Z",
+                json!({"cart_id": "c1"}),
+            ),
+            track(
+                "u2",
+                "cart_abandoned",
+                "2026-03-02T10:00:00Z",
+                json!({"cart_id": "c2"}),
+            ),
+            track(
+                "u1",
+                "Order Completed",
+                "2026-03-02T12:00:00Z",
+                json!({"cart_id": "c1"}),
+            ),
+            track(
+                "u2",
+                "Order Completed",
+                "2026-03-02T12:00:00Z",
+                json!({"cart_id": "other"}),
+            ),
+        ],
+    ));
+    assert!(
+        out.contains(&"2026-03-02T12:00:00Z j u1 send \"bought\"".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"2026-03-03T10:00:00Z j u2 send \"missed\"".to_string()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn wait_until_time_of_day_and_timestamp() {
+    let mut p = base();
+    p.journeys.push(journey(
+        "j",
+        SIGNED_UP,
+        vec![
+            NodeKind::WaitUntilTime {
+                minute: 9 * 60,
+                weekdays: 0,
+                next: 1,
+            },
+            NodeKind::Send(send(&[(WEBHOOK_CH, "morning")], 2)),
+            NodeKind::WaitUntil {
+                at: CExpr::Binary(
+                    BinOp::Add,
+                    Box::new(CExpr::EnteredAt),
+                    Box::new(CExpr::Const(Value::Duration(2 * D))),
+                ),
+                next: 3,
+            },
+            NodeKind::Send(send(&[(WEBHOOK_CH, "later")], 4)),
+            NodeKind::End,
+        ],
+    ));
+    let out = kinds(&run(
+        &finish(p),
+        &[
+            identify(
+                "u1",
+                "2026-03-02T08:00:00Z",
+                json!({"timezone": "America/New_York"}),
+            ),
+            track("u1", "signed_up", "2026-03-02T16:00:00Z", json!({})),
+        ],
+    ));
+    // 09:00 in New York (UTC-5) the next day, then two days after entry.
+    assert_eq!(out[1], "2026-03-03T14:00:00Z j u1 send \"morning\"");
+    assert_eq!(out[2], "2026-03-04T16:00:00Z j u1 send \"later\"");
+}
+
+#[test]
+fn irrelevant_events_cost_nothing_and_intern_no_user() {
+    let mut p = base();
+    p.journeys
+        .push(journey("j", SIGNED_UP, vec![NodeKind::End]));
+    let mut rt = Runtime::new(finish(p));
+    let out = feed(
+        &mut rt,
+        &[
+            track("u1", "page_viewed", "2026-03-02T10:00:00Z", json!({})),
+            track("u2", "app_opened", "2026-03-02T10:00:00Z", json!({})),
+            json!({"type": "page", "userId": "u3", "timestamp": "2026-03-02T10:00:00Z"}),
+        ],
+    );
+    assert!(out.is_empty());
+    assert_eq!(rt.store().user_count(), 0);
+    assert_eq!(rt.stats().irrelevant, 2);
+    assert_eq!(rt.stats().ignored_kinds, 1);
+}

@@ -7,6 +7,13 @@
 //! input gives the same ids, and a node runs at most once per entry (the
 //! graph is a DAG), so ids are unique. Engagements find their instance by
 //! parsing it back (from the right, as user keys may hold `:`).
+//!
+//! Where the spec is silent: a new entry drops the goal watch of the
+//! previous one (one conversion per entry, the latest); `emit` is an output
+//! action only (a driver may feed it back as input); `until exit` removals
+//! follow the `exit` action; `exit if` is checked before every node, the
+//! end included, so a `set` that makes it true ends the instance with
+//! `exit_condition`; `reachable()` also honours `profile.unsubscribed`.
 
 use std::sync::Arc;
 

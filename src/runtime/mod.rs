@@ -300,8 +300,10 @@ impl<S: Store> Runtime<S> {
         }
         self.with_user(user, now, sink, |cx, state| {
             cx.track(state, id, &fields, target);
-            for j in silence_journeys(&program, id) {
-                cx.restart_silences(state, j, id);
+            if silences {
+                for j in silence_journeys(&program, id) {
+                    cx.restart_silences(state, j, id);
+                }
             }
         });
     }
