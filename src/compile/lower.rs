@@ -427,11 +427,14 @@ fn successor_mut(kind: &mut NodeKind, slot: usize) -> Option<&mut NodeId> {
     }
 }
 
-/// The step as written: its first line, trimmed, without an opening `{`,
+/// The step as written: its first line, trimmed, without an opening `{`
+/// (or `else {`),
 /// at most [`LABEL_MAX`] characters (`…` marks a cut).
 pub(crate) fn step_label(text: &str) -> Arc<str> {
     let first = text.lines().next().unwrap_or("").trim();
     let first = first.strip_suffix('{').unwrap_or(first).trim_end();
+    // `wait for x within 1d else {` with no first block.
+    let first = first.strip_suffix(" else").unwrap_or(first);
     if first.chars().count() <= LABEL_MAX {
         return Arc::from(first);
     }
