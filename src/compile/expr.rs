@@ -19,9 +19,7 @@ impl<'p> Compiler<'p> {
             ast::ExprKind::Null => CExpr::Const(Value::Null),
             ast::ExprKind::Duration(secs) => CExpr::Const(Value::Duration(secs_to_ms(*secs))),
             ast::ExprKind::Timestamp(ms) => CExpr::Const(Value::Timestamp(*ms)),
-            ast::ExprKind::List(items) => {
-                fold::list(items.iter().map(|i| self.expr(i)).collect())
-            }
+            ast::ExprKind::List(items) => fold::list(items.iter().map(|i| self.expr(i)).collect()),
             ast::ExprKind::Path(path) => self.path(path),
             ast::ExprKind::Call { func, args } => self.call(func, args),
             ast::ExprKind::Unary { op, operand } => {

@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn logic_with_a_constant_side() {
         let p = CExpr::Profile(0);
-        assert_eq!(binary(BinOp::And, p.clone(), boolean(false)), boolean(false));
+        assert_eq!(
+            binary(BinOp::And, p.clone(), boolean(false)),
+            boolean(false)
+        );
         assert_eq!(binary(BinOp::And, boolean(true), p.clone()), p);
         assert_eq!(binary(BinOp::Or, p.clone(), boolean(true)), boolean(true));
         assert_eq!(binary(BinOp::Or, boolean(false), p.clone()), p);

@@ -451,7 +451,10 @@ mod tests {
 
     #[test]
     fn quotes_are_escaped() {
-        assert_eq!(dot_quote(r#"exit on "Order Completed""#), r#""exit on \"Order Completed\"""#);
+        assert_eq!(
+            dot_quote(r#"exit on "Order Completed""#),
+            r#""exit on \"Order Completed\"""#
+        );
         assert_eq!(mermaid_quote(r#"a "b" #1"#), r#""a #quot;b#quot; #35;1""#);
     }
 }

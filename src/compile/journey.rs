@@ -144,7 +144,9 @@ impl<'p> Compiler<'p> {
         let id = self.journey.id;
         match &header.kind {
             ast::HeaderKind::Name(s) => {
-                journey.display_name.get_or_insert_with(|| Arc::from(s.value.as_str()));
+                journey
+                    .display_name
+                    .get_or_insert_with(|| Arc::from(s.value.as_str()));
             }
             ast::HeaderKind::Trigger { event, condition } => {
                 let event = self.event_id(&event.name);
@@ -179,7 +181,9 @@ impl<'p> Compiler<'p> {
                 journey.reentry = match r {
                     ast::Reentry::Never => Reentry::Never,
                     ast::Reentry::Always => Reentry::Always,
-                    ast::Reentry::After(d) => Reentry::After { ms: duration_ms(*d) },
+                    ast::Reentry::After(d) => Reentry::After {
+                        ms: duration_ms(*d),
+                    },
                 };
             }
             ast::HeaderKind::ExitOn { event, condition } => {

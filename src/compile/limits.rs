@@ -251,9 +251,8 @@ fn step_time(kind: &NodeKind, rules: &Rules, idle: bool) -> (i64, bool) {
     match kind {
         NodeKind::Wait { ms, .. } => waited(*ms),
         NodeKind::WaitUntilTime { weekdays, .. } => waited(longest_gap_ms(*weekdays)),
-        NodeKind::WaitForEvent { within_ms, .. } | NodeKind::WaitForEngagement { within_ms, .. } => {
-            waited(*within_ms)
-        }
+        NodeKind::WaitForEvent { within_ms, .. }
+        | NodeKind::WaitForEngagement { within_ms, .. } => waited(*within_ms),
         NodeKind::WaitUntil { .. } => (0, true),
         NodeKind::Send(send) if !send.transactional && !send.alternatives.is_empty() => {
             let quiet = if idle { rules.quiet_ms } else { 0 };
@@ -398,7 +397,14 @@ impl CapState {
                 .count();
             if applies > 0 {
                 let certain = applies == send.alternatives.len();
-                recent.insert(0, Counted { lo: 0, hi: 0, certain });
+                recent.insert(
+                    0,
+                    Counted {
+                        lo: 0,
+                        hi: 0,
+                        certain,
+                    },
+                );
             }
         }
         self.idle = false;
@@ -465,9 +471,8 @@ fn capped_sends(
 
 fn wait_window(kind: &NodeKind) -> Option<i64> {
     match kind {
-        NodeKind::WaitForEvent { within_ms, .. } | NodeKind::WaitForEngagement { within_ms, .. } => {
-            Some(*within_ms)
-        }
+        NodeKind::WaitForEvent { within_ms, .. }
+        | NodeKind::WaitForEngagement { within_ms, .. } => Some(*within_ms),
         _ => None,
     }
 }

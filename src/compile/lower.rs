@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use super::program::{
-    Engagement, Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm,
-};
+use super::program::{Engagement, Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm};
 use super::tables::{Compiler, Role, duration_ms};
 use crate::source::Span;
 use crate::syntax::ast;
@@ -110,7 +108,9 @@ impl<'p> Compiler<'p> {
                 within,
                 then,
                 otherwise,
-            } => self.lower_wait_for_event(step, event, condition.as_ref(), *within, then, otherwise),
+            } => {
+                self.lower_wait_for_event(step, event, condition.as_ref(), *within, then, otherwise)
+            }
             ast::StepKind::WaitForEngagement {
                 handle,
                 engagement,
@@ -128,7 +128,14 @@ impl<'p> Compiler<'p> {
             ast::StepKind::Set { path, value } => {
                 let slot = self.slot_of(path.iter().map(|p| Arc::from(p.name.as_str())).collect());
                 let value = self.expr(value);
-                self.single(step, NodeKind::Set { slot, value, next: UNSET })
+                self.single(
+                    step,
+                    NodeKind::Set {
+                        slot,
+                        value,
+                        next: UNSET,
+                    },
+                )
             }
             ast::StepKind::Emit { event, with } => {
                 let with = self.with_entries(with);
@@ -291,7 +298,10 @@ impl<'p> Compiler<'p> {
         })
     }
 
-    fn with_entries(&mut self, with: &'p [ast::WithEntry]) -> Vec<(Arc<str>, super::program::CExpr)> {
+    fn with_entries(
+        &mut self,
+        with: &'p [ast::WithEntry],
+    ) -> Vec<(Arc<str>, super::program::CExpr)> {
         with.iter()
             .map(|w| (Arc::from(w.key.name.as_str()), self.expr(&w.value)))
             .collect()
@@ -450,7 +460,10 @@ mod tests {
 
     #[test]
     fn labels_are_the_first_line_trimmed_and_cut() {
-        assert_eq!(&*step_label("if trigger.total > 100 {\n  send email x\n}"), "if trigger.total > 100");
+        assert_eq!(
+            &*step_label("if trigger.total > 100 {\n  send email x\n}"),
+            "if trigger.total > 100"
+        );
         let long = format!("send email {}", "x".repeat(80));
         let label = step_label(&long);
         assert_eq!(label.chars().count(), 60);

@@ -59,8 +59,7 @@ impl Compiler<'_> {
                             .into_iter()
                             .map(|v| v.split('.').map(Arc::from).collect::<FieldPath>())
                             .filter(|p| {
-                                p.len() > 1
-                                    && matches!(&*p[0], "profile" | "trigger" | "journey")
+                                p.len() > 1 && matches!(&*p[0], "profile" | "trigger" | "journey")
                             }),
                     );
                 }

@@ -130,11 +130,14 @@ impl<'p> Compiler<'p> {
                 ast::Item::Policy(_) | ast::Item::Journey(_) => {}
             }
         }
-        self.channel_decls.sort_by(|a, b| a.name.name.cmp(&b.name.name));
-        self.channel_decls.dedup_by(|a, b| a.name.name == b.name.name);
+        self.channel_decls
+            .sort_by(|a, b| a.name.name.cmp(&b.name.name));
+        self.channel_decls
+            .dedup_by(|a, b| a.name.name == b.name.name);
         self.template_decls
             .sort_by(|a, b| a.name.name.cmp(&b.name.name));
-        self.template_decls.dedup_by(|a, b| a.name.name == b.name.name);
+        self.template_decls
+            .dedup_by(|a, b| a.name.name == b.name.name);
     }
 
     /// The whole program.
@@ -173,8 +176,7 @@ impl<'p> Compiler<'p> {
                     None => spans.caps.get(cap),
                     Some(i) => self.policy_cap_spans.get(i),
                 };
-                if let (Some(&span), Some(&cap_span)) = (spans.nodes.get(node as usize), cap_span)
-                {
+                if let (Some(&span), Some(&cap_span)) = (spans.nodes.get(node as usize), cap_span) {
                     self.diagnostics
                         .push(capped_send_warning(self.project, span, cap_span));
                 }
@@ -196,7 +198,8 @@ impl<'p> Compiler<'p> {
                 .filter(|n| !builtin(n)),
         );
         for (id, name) in names.iter().enumerate() {
-            self.channel_ids.insert((*name).to_string(), id as ChannelId);
+            self.channel_ids
+                .insert((*name).to_string(), id as ChannelId);
         }
         // The built-in rules' fields first, so their slots have fixed ids.
         for field in ["email", "phone", "push_token"] {
