@@ -1,14 +1,238 @@
 //! Names, schemas, types and lints over all files of a project at once.
-//! Input: the parsed files; output: diagnostics.
+//! Input: the parsed files; output: diagnostics (unsorted: the caller sorts).
+//!
+//! The checks are split by concern: [`scope`] builds the global symbol table
+//! once, [`expr`] infers and checks expression types, [`journey`] checks
+//! headers and steps (with the handle-binding path analysis), [`segments`]
+//! finds segment cycles, [`templates`] parses templates and checks their
+//! variables, and [`lints`] holds the warnings.
 
 pub mod codes;
 pub mod explain;
+mod expr;
+mod journey;
+mod lints;
+mod scope;
+mod segments;
+mod templates;
+mod types;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::project::Project;
+use crate::source::{SourceMap, Span};
+use crate::syntax::ast;
+
+pub use scope::BUILTIN_CHANNELS;
+pub use types::Type;
+
+use expr::Env;
+use scope::Scope;
 
 /// Runs every compile-time check over the project.
 pub fn check(project: &Project) -> Vec<Diagnostic> {
-    let _ = project;
-    Vec::new()
+    let mut diags = Vec::new();
+    let scope = Scope::build(project, &mut diags);
+    let mut cx = Checker {
+        sources: &project.sources,
+        scope,
+        diags,
+    };
+    let template_vars = templates::check_declarations(&mut cx);
+    segments::check(&mut cx);
+    check_channels(&mut cx);
+    if let Some(policy) = cx.scope.policy {
+        check_policy(&mut cx, policy);
+    }
+    let mut sends = templates::Sends::default();
+    let journeys: Vec<&ast::JourneyDecl> = project.journeys().collect();
+    for j in journeys {
+        journey::check(&mut cx, j, &mut sends);
+    }
+    templates::check_sends(&mut cx, &template_vars, &sends);
+    cx.diags
 }
+
+/// What every check shares: the sources (to quote the user's text), the
+/// symbol table and the diagnostics found so far.
+pub(crate) struct Checker<'a> {
+    pub sources: &'a SourceMap,
+    pub scope: Scope<'a>,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn report(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// The user's text under `span`, on one line and at most 40 characters,
+    /// for quoting in a message.
+    pub fn snippet(&self, span: Span) -> String {
+        let text = self.sources.get(span.file).slice(span);
+        let mut out = String::new();
+        for word in text.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+        if out.chars().count() > 40 {
+            let cut: String = out.chars().take(37).collect();
+            return format!("{cut}…");
+        }
+        out
+    }
+
+    /// The 1-based line of a span's start.
+    pub fn line(&self, span: Span) -> usize {
+        self.sources.get(span.file).line_col(span.start).0
+    }
+
+    /// Checks a channel name (E0205); true when it exists.
+    pub fn check_channel(&mut self, name: &ast::Ident) -> bool {
+        if self.scope.channels.contains(&name.name) {
+            return true;
+        }
+        let help = did_you_mean(&name.name, self.scope.channels.names()).unwrap_or_else(|| {
+            format!(
+                "the channels are `email`, `sms`, `push`, `in_app`, `whatsapp`, `webhook` and those declared with `channel {} {{ ... }}`",
+                name.name
+            )
+        });
+        self.report(
+            Diagnostic::new(
+                codes::UNKNOWN_CHANNEL,
+                name.span,
+                format!("unknown channel `{}`", name.name),
+            )
+            .with_help(help),
+        );
+        false
+    }
+
+    /// Resolves an event reference: its schema, or `None` when the project
+    /// has no event schemas (anything goes) or the event is unknown (E0206,
+    /// reported here).
+    pub fn resolve_event(&mut self, event: &ast::EventRef) -> Option<std::rc::Rc<types::Object>> {
+        if let Some(info) = self.scope.events.get(&event.name) {
+            return Some(info.fields.clone());
+        }
+        if self.scope.strict_events {
+            let help = did_you_mean(&event.name, self.scope.declared_events()).unwrap_or_else(
+                || {
+                    let written = if event.quoted {
+                        format!("\"{}\"", event.name)
+                    } else {
+                        event.name.clone()
+                    };
+                    format!("the project declares event schemas, so every event needs one: add `event {written} {{ ... }}`")
+                },
+            );
+            self.report(
+                Diagnostic::new(
+                    codes::UNKNOWN_EVENT,
+                    event.span,
+                    format!("unknown event `{}`", event.name),
+                )
+                .with_label("no schema for this event")
+                .with_help(help),
+            );
+        }
+        None
+    }
+
+    /// Checks that a condition is true/false (E0303).
+    pub fn expect_condition(&mut self, env: &Env, e: &ast::Expr, what: &str) {
+        let ty = expr::infer(self, env, e);
+        if !matches!(ty, Type::Bool | Type::Unknown | Type::Null) {
+            let snippet = self.snippet(e.span);
+            self.report(
+                Diagnostic::new(
+                    codes::NOT_A_CONDITION,
+                    e.span,
+                    format!(
+                        "{what} must be true or false, but `{snippet}` is {}",
+                        ty.describe()
+                    ),
+                )
+                .with_label("not a condition")
+                .with_help(condition_help(&ty, &snippet)),
+            );
+        }
+    }
+
+    /// Checks that an expression has the `expected` type (E0301).
+    pub fn expect_type(&mut self, env: &Env, e: &ast::Expr, expected: &Type, what: &str) {
+        let ty = expr::infer(self, env, e);
+        if !ty.compatible(expected) {
+            let snippet = self.snippet(e.span);
+            self.report(
+                Diagnostic::new(
+                    codes::TYPE_MISMATCH,
+                    e.span,
+                    format!(
+                        "{what} must be {}, but `{snippet}` is {}",
+                        expected.describe(),
+                        ty.describe()
+                    ),
+                )
+                .with_label(format!("expected {}", expected.describe())),
+            );
+        }
+    }
+}
+
+fn condition_help(ty: &Type, snippet: &str) -> String {
+    match ty {
+        Type::Number => format!("compare it with something, e.g. `{snippet} > 0`"),
+        Type::String => format!("compare it with something, e.g. `{snippet} == \"gold\"`"),
+        Type::List(_) => format!("test its contents, e.g. `{snippet} contains ...`"),
+        _ => "write a comparison, a segment name or a test such as `reminder.opened`".to_string(),
+    }
+}
+
+/// A channel declaration's address must be text and its consent a condition;
+/// both see only the profile, segments and functions.
+fn check_channels(cx: &mut Checker) {
+    let decls: Vec<&ast::ChannelDecl> = cx
+        .scope
+        .channels
+        .names()
+        .filter_map(|n| cx.scope.channels.get(n).and_then(|c| c.decl))
+        .collect();
+    let env = Env::profile_only();
+    for c in decls {
+        if let Some(address) = &c.address {
+            cx.expect_type(&env, address, &Type::String, "a channel address");
+        }
+        if let Some(consent) = &c.consent {
+            cx.expect_condition(&env, consent, "a channel's consent");
+        }
+    }
+}
+
+fn check_policy(cx: &mut Checker, policy: &ast::PolicyDecl) {
+    for cap in &policy.caps {
+        journey::check_cap(cx, cap);
+    }
+    if let [first, rest @ ..] = policy.quiet_hours.as_slice() {
+        for again in rest {
+            cx.report(
+                Diagnostic::new(
+                    codes::DUPLICATE_CLAUSE,
+                    again.span,
+                    "`quiet hours` is given twice in the policy",
+                )
+                .with_label("given again here")
+                .with_related(first.span, "first given here")
+                .with_help("keep one `quiet hours` clause"),
+            );
+        }
+    }
+    for qh in &policy.quiet_hours {
+        journey::check_quiet_hours(cx, &Env::profile_only(), qh);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,220 @@
 //! Text → typed AST. pest stays behind [`parse`]; callers see only
 //! [`ast`] and [`Diagnostic`]s.
+//!
+//! A file is first split into top-level items ([`chunks`]); each item is
+//! parsed by pest on its own and lowered to the AST by one `visit_<rule>`
+//! function per grammar rule ([`items`], [`headers`], [`steps`], [`expr`],
+//! [`literals`]). A pest failure becomes a worded diagnostic ([`errors`]),
+//! and the failing statement is blanked out so the next one is still checked.
 
 pub mod ast;
+mod chunks;
+mod describe;
+mod errors;
+mod expr;
+mod grammar;
+mod headers;
+mod items;
+mod literals;
+mod steps;
 
+use pest::Parser;
+use pest::iterators::Pair;
+
+use crate::check::codes;
 use crate::diagnostic::Diagnostic;
-use crate::source::SourceFile;
+use crate::source::{FileId, SourceFile, Span};
+use grammar::{JourneyParser, Rule};
 
 /// Parses one file. Returns every item that parsed (an error in one item
 /// never hides the next item) and the syntax diagnostics.
+///
+/// An item with a syntax error is left out of the file; an item whose only
+/// problems are invalid values (`wait 0s`, `24:00`, `=` for `==`, a reserved
+/// word as a name) is kept, so the checker still reports what else is wrong.
 pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
-    let _ = file;
-    (ast::File::default(), Vec::new())
+    let text: &str = &file.text;
+    let mut out = ast::File::default();
+    let mut diags = Vec::new();
+    for chunk in chunks::split(text) {
+        let start = chunk.range.start;
+        match JourneyParser::parse(Rule::item_chunk, &text[chunk.range.clone()]) {
+            Ok(pairs) => {
+                if let Some(item) = visit_chunk(file, start, pairs, chunk.doc, &mut diags) {
+                    out.items.push(item);
+                }
+            }
+            Err(error) => {
+                diags.push(errors::syntax_error(file, chunk.range.clone(), &error));
+                let recovered = errors::recover(file, chunk.range.clone(), &error, &mut diags);
+                // The item stays out of the AST, but the invalid values in
+                // its other statements are still worth reporting.
+                if let Some(recovered) = recovered
+                    && let Ok(pairs) = JourneyParser::parse(Rule::item_chunk, &recovered)
+                {
+                    visit_chunk(file, start, pairs, None, &mut diags);
+                }
+            }
+        }
+    }
+    // Recovery reports syntax errors before the values of earlier lines.
+    diags.sort_by_key(|d| (d.span.start, d.span.end));
+    (out, diags)
 }
+
+/// Lowers one parsed item, collecting the diagnostics of invalid values.
+fn visit_chunk(
+    file: &SourceFile,
+    offset: usize,
+    mut pairs: pest::iterators::Pairs<Rule>,
+    doc: Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ast::Item> {
+    let mut ctx = Ctx {
+        file: file.id,
+        offset,
+        diags: Vec::new(),
+    };
+    let item = pairs
+        .next()
+        .and_then(|pair| items::visit_item(&mut ctx, pair, doc));
+    diags.append(&mut ctx.diags);
+    item
+}
+
+/// What every visitor needs: where the chunk sits in the file, and where to
+/// put the diagnostics of invalid values.
+pub(crate) struct Ctx {
+    file: FileId,
+    /// Byte offset of the chunk in the file.
+    offset: usize,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    /// The file span of a pair.
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        let start = s.start() + self.offset;
+        Span::new(self.file, start, start + significant_len(s.as_str()))
+    }
+
+    /// A span from offsets that are already file offsets.
+    fn span_at(&self, start: usize, end: usize) -> Span {
+        Span::new(self.file, start, end)
+    }
+
+    /// An identifier from a `name`, `ident` or `path_root` pair.
+    fn ident(&self, pair: &Pair<Rule>) -> ast::Ident {
+        ast::Ident {
+            name: pair.as_str().to_owned(),
+            span: self.span(pair),
+        }
+    }
+
+    /// A name the user declares or refers to as a `what` (template, handle,
+    /// ...): reserved words are reported, and kept so checking goes on.
+    fn name(&mut self, pair: &Pair<Rule>, what: &str) -> ast::Ident {
+        let ident = self.ident(pair);
+        if ast::is_reserved(&ident.name) {
+            self.diags.push(
+                Diagnostic::new(
+                    codes::RESERVED_WORD,
+                    ident.span,
+                    format!(
+                        "`{}` is a reserved word and cannot name {}",
+                        ident.name,
+                        article(what)
+                    ),
+                )
+                .with_help(format!(
+                    "pick another name, such as `{}_{}`",
+                    ident.name,
+                    what.replace(' ', "_")
+                )),
+            );
+        }
+        ident
+    }
+}
+
+const TRIVIA: [char; 4] = [' ', '\t', '\r', '\n'];
+
+/// The length of `text` without the whitespace and comments pest leaves at
+/// the end of a rule that ends with an optional part.
+fn significant_len(text: &str) -> usize {
+    let mut t = text.trim_end_matches(TRIVIA);
+    if t.len() == text.len() {
+        return text.len();
+    }
+    loop {
+        let line_start = t.rfind('\n').map_or(0, |p| p + 1);
+        match comment_start(&t[line_start..]) {
+            Some(c) => t = t[..line_start + c].trim_end_matches(TRIVIA),
+            None => return t.len(),
+        }
+    }
+}
+
+/// Where a `//` comment starts on one line, outside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn article(what: &str) -> String {
+    if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {what}")
+    } else {
+        format!("a {what}")
+    }
+}
+
+fn is_punctuation(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::lbrace
+            | Rule::rbrace
+            | Rule::lbracket
+            | Rule::rbracket
+            | Rule::lparen
+            | Rule::rparen
+            | Rule::colon
+            | Rule::comma
+            | Rule::eq_sign
+            | Rule::langle
+            | Rule::rangle
+    )
+}
+
+/// The children of a pair, without punctuation.
+fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+    pair.into_inner().filter(|p| !is_punctuation(p.as_rule()))
+}
+
+/// The next child where the grammar makes one mandatory.
+fn next<'i>(it: &mut impl Iterator<Item = Pair<'i, Rule>>) -> Pair<'i, Rule> {
+    // Only called where the grammar rule requires this child, so a missing
+    // one is a bug in the visitor, never a property of the input.
+    it.next().expect("the grammar guarantees this child")
+}
+
+/// Drops a keyword and returns its span.
+fn keyword<'i>(ctx: &Ctx, it: &mut impl Iterator<Item = Pair<'i, Rule>>) -> Span {
+    let pair = next(it);
+    ctx.span(&pair)
+}
+
+#[cfg(test)]
+mod tests;

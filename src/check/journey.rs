@@ -1,0 +1,946 @@
+//! Checks of one journey: its header clauses (structure, triggers, goals,
+//! caps, quiet hours) and its steps, walked in order with a path analysis
+//! that knows, at every point, which handles are bound on every path (must)
+//! and on some path (may), and whether the point is reachable at all.
+//!
+//! Path rules: an `if` without `else` binds nothing (the fall-through path
+//! does not send); a `split` binds what all its arms bind; after a `wait
+//! for`, the first block ran only on a match and the `else` block only on a
+//! timeout, so a handle is bound after it only if both paths bind it; a
+//! `repeat` body runs at least once, so it binds what its body binds. A
+//! branch that ends in `exit` does not reach the join.
+
+use rustc_hash::FxHashMap;
+
+use super::expr::{self, Env, EventEnv, TriggerEnv, TriggerEvent};
+use super::templates::Sends;
+use super::types::Type;
+use super::{Checker, codes, lints};
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::source::Span;
+use crate::syntax::ast::{self, HeaderKind, StepKind};
+
+/// A set of handles, by index; journeys have few, so a bitset is plenty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HandleSet(Vec<u64>);
+
+impl HandleSet {
+    fn empty(n: usize) -> HandleSet {
+        HandleSet(vec![0; n.div_ceil(64)])
+    }
+
+    fn insert(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn intersect(&mut self, other: &HandleSet) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a &= b;
+        }
+    }
+
+    fn union(&mut self, other: &HandleSet) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a |= b;
+        }
+    }
+}
+
+/// Every handle a journey's sends bind, with the sends that bind it.
+#[derive(Default)]
+pub(crate) struct Handles<'a> {
+    index: FxHashMap<&'a str, usize>,
+    names: Vec<&'a str>,
+    binders: Vec<Vec<Span>>,
+}
+
+impl<'a> Handles<'a> {
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.names.iter().copied()
+    }
+
+    fn add(&mut self, name: &'a str, send: Span) {
+        let id = *self.index.entry(name).or_insert_with(|| {
+            self.names.push(name);
+            self.binders.push(Vec::new());
+            self.names.len() - 1
+        });
+        self.binders[id].push(send);
+    }
+}
+
+/// The handles as seen from one point of the journey.
+pub(crate) struct HandleView<'e> {
+    pub handles: &'e Handles<'e>,
+    pub must: &'e HandleSet,
+    pub may: &'e HandleSet,
+}
+
+/// The handle a send binds: its `as` name, or the first template of its
+/// chain (an external template only when its id is an identifier).
+pub(crate) fn handle_of(send: &ast::Send) -> Option<&str> {
+    if let Some(h) = &send.handle {
+        return Some(&h.name);
+    }
+    match &send.alternatives.first()?.template {
+        ast::TemplateRef::Named(i) => Some(&i.name),
+        ast::TemplateRef::External(s) => is_identifier(&s.value).then_some(s.value.as_str()),
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// E0211 unless handle `id` is bound on every path to here.
+pub(crate) fn check_bound(cx: &mut Checker, view: &HandleView, id: usize, name: &str, at: Span) {
+    if view.must.contains(id) {
+        return;
+    }
+    let binders = &view.handles.binders[id];
+    let mut d = Diagnostic::new(
+        codes::HANDLE_NOT_BOUND,
+        at,
+        format!("`{name}` may not have been sent at this point"),
+    )
+    .with_label("not sent on every path to here");
+    if let Some(&send) = binders.first() {
+        let line = cx.line(send);
+        d = if view.may.contains(id) {
+            d.with_related(send, "sent here, but only on some paths")
+                .with_help(format!(
+                    "`{name}` is sent only on some paths (by the send on line {line}); send it on every branch before this point, or move this into the branch that sends it"
+                ))
+        } else {
+            d.with_related(send, "sent here")
+                .with_help(format!(
+                    "`{name}` is sent by the send on line {line}, which does not come before this point; a message can be asked about only after it is sent"
+                ))
+        };
+    }
+    cx.report(d);
+}
+
+/// The state of the walk at one point.
+#[derive(Clone)]
+struct Flow {
+    must: HandleSet,
+    may: HandleSet,
+    live: bool,
+}
+
+impl Flow {
+    /// The state after several paths meet; paths that ended in `exit` do not
+    /// reach the join.
+    fn join(paths: Vec<Flow>) -> Flow {
+        let mut live = paths.iter().filter(|f| f.live);
+        let mut out = match live.next() {
+            Some(f) => f.clone(),
+            None => {
+                let mut dead = paths.into_iter();
+                // `join` is always called with at least one path.
+                let mut out = dead.next().unwrap_or_else(|| Flow {
+                    must: HandleSet(Vec::new()),
+                    may: HandleSet(Vec::new()),
+                    live: false,
+                });
+                for f in dead {
+                    out.may.union(&f.may);
+                }
+                out.live = false;
+                return out;
+            }
+        };
+        for f in live {
+            out.must.intersect(&f.must);
+            out.may.union(&f.may);
+        }
+        for f in paths.iter().filter(|f| !f.live) {
+            out.may.union(&f.may);
+        }
+        out
+    }
+}
+
+struct JourneyChecker<'c, 'a> {
+    cx: &'c mut Checker<'a>,
+    journey: &'a ast::JourneyDecl,
+    /// Kept apart from `cx` so an [`Env`] can borrow it while `cx` reports.
+    info: Info<'a>,
+    /// A `quiet hours ... in` in the journey or the policy, or a `timezone`
+    /// the profile may have.
+    has_zone_source: bool,
+    sends_something: bool,
+    sends: &'c mut Sends<'a>,
+}
+
+/// What expressions of a journey may refer to.
+struct Info<'a> {
+    handles: Handles<'a>,
+    triggers: Vec<TriggerEvent>,
+    trigger_kind: TriggerKind,
+}
+
+impl<'a> Info<'a> {
+    fn trigger_env(&self) -> TriggerEnv<'_> {
+        match self.trigger_kind {
+            TriggerKind::Events => TriggerEnv::Events(&self.triggers),
+            TriggerKind::NoEvent => TriggerEnv::NoEvent,
+        }
+    }
+
+    fn view<'v>(&'v self, must: &'v HandleSet, may: &'v HandleSet) -> HandleView<'v> {
+        HandleView {
+            handles: &self.handles,
+            must,
+            may,
+        }
+    }
+
+    /// The environment of a step (no `event.`).
+    fn env<'v>(&'v self, must: &'v HandleSet, may: &'v HandleSet) -> Env<'v> {
+        Env {
+            event: EventEnv::Outside,
+            trigger: self.trigger_env(),
+            handles: Some(self.view(must, may)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TriggerKind {
+    Events,
+    NoEvent,
+}
+
+/// Checks one journey.
+pub(crate) fn check<'a>(
+    cx: &mut Checker<'a>,
+    journey: &'a ast::JourneyDecl,
+    sends: &mut Sends<'a>,
+) {
+    let mut handles = Handles::default();
+    collect_handles(cx, &journey.steps, &mut handles, &mut FxHashMap::default());
+    let has_zone_source = zone_source(cx, journey);
+    let mut jc = JourneyChecker {
+        cx,
+        journey,
+        info: Info {
+            handles,
+            triggers: Vec::new(),
+            trigger_kind: TriggerKind::Events,
+        },
+        has_zone_source,
+        sends_something: false,
+        sends,
+    };
+    jc.check_headers();
+    let n = jc.info.handles.names.len();
+    let start = Flow {
+        must: HandleSet::empty(n),
+        may: HandleSet::empty(n),
+        live: true,
+    };
+    jc.walk_block(&journey.steps, start);
+    if !jc.sends_something {
+        lints::sends_nothing(jc.cx, journey);
+    }
+}
+
+fn zone_source(cx: &Checker, journey: &ast::JourneyDecl) -> bool {
+    let in_journey = journey
+        .headers
+        .iter()
+        .any(|h| matches!(&h.kind, HeaderKind::QuietHours(q) if q.zone.is_some()));
+    let in_policy = cx
+        .scope
+        .policy
+        .is_some_and(|p| p.quiet_hours.iter().any(|q| q.zone.is_some()));
+    let profile_zone = cx.scope.profile.is_none() || cx.scope.profile_declares("timezone");
+    in_journey || in_policy || profile_zone
+}
+
+/// Gathers every handle; an `as` name used twice is E0201.
+fn collect_handles<'a>(
+    cx: &mut Checker,
+    steps: &'a [ast::Step],
+    handles: &mut Handles<'a>,
+    explicit: &mut FxHashMap<&'a str, Span>,
+) {
+    for step in steps {
+        match &step.kind {
+            StepKind::Send(send) => {
+                if let Some(h) = &send.handle {
+                    if let Some(&first) = explicit.get(h.name.as_str()) {
+                        cx.report(
+                            Diagnostic::new(
+                                codes::DUPLICATE_NAME,
+                                h.span,
+                                format!("`as {}` names two sends", h.name),
+                            )
+                            .with_label("used again here")
+                            .with_related(first, "first used here")
+                            .with_help("give each send its own name, so that `.opened` and the like say which message they mean"),
+                        );
+                    } else {
+                        explicit.insert(&h.name, h.span);
+                    }
+                }
+                if let Some(name) = handle_of(send) {
+                    handles.add(name, step.span);
+                }
+            }
+            _ => {
+                for block in child_blocks(&step.kind) {
+                    collect_handles(cx, &block.steps, handles, explicit);
+                }
+            }
+        }
+    }
+}
+
+/// The nested blocks of a step, in source order.
+pub(crate) fn child_blocks(kind: &StepKind) -> Vec<&ast::Block> {
+    match kind {
+        StepKind::WaitForEvent {
+            then, otherwise, ..
+        }
+        | StepKind::WaitForEngagement {
+            then, otherwise, ..
+        } => then.iter().chain(otherwise.iter()).collect(),
+        StepKind::If {
+            branches,
+            otherwise,
+        } => branches
+            .iter()
+            .map(|(_, b)| b)
+            .chain(otherwise.iter())
+            .collect(),
+        StepKind::Split { arms, .. } => arms.iter().map(|a| &a.body).collect(),
+        StepKind::Repeat { body, .. } => vec![body],
+        _ => Vec::new(),
+    }
+}
+
+impl<'c, 'a> JourneyChecker<'c, 'a> {
+    // ------------------------------------------------------------ headers
+
+    fn check_headers(&mut self) {
+        let j = self.journey;
+        self.collect_triggers();
+        let mut once: FxHashMap<&'static str, Span> = FxHashMap::default();
+        let goal_window = j.headers.iter().any(|h| {
+            matches!(
+                &h.kind,
+                HeaderKind::Goal {
+                    within: Some(_),
+                    ..
+                }
+            )
+        });
+        for h in &j.headers {
+            if let Some(first_step) = j.first_step
+                && h.span.start > first_step.start
+            {
+                self.cx.report(
+                    Diagnostic::new(
+                        codes::HEADER_AFTER_STEP,
+                        h.keyword,
+                        format!(
+                            "`{}` comes after the first step",
+                            self.cx.snippet(h.keyword)
+                        ),
+                    )
+                    .with_related(first_step, "the first step")
+                    .with_help("move it above the first step: header clauses come first"),
+                );
+            }
+            if let Some(word) = once_only(&h.kind) {
+                if let Some(&first) = once.get(word) {
+                    self.cx.report(
+                        Diagnostic::new(
+                            codes::DUPLICATE_CLAUSE,
+                            h.keyword,
+                            format!("`{word}` is given twice"),
+                        )
+                        .with_label("given again here")
+                        .with_related(first, "first given here")
+                        .with_help(format!("a journey has at most one `{word}` clause")),
+                    );
+                } else {
+                    once.insert(word, h.keyword);
+                }
+            }
+            self.check_header(h, goal_window);
+        }
+    }
+
+    fn collect_triggers(&mut self) {
+        let j = self.journey;
+        let mut any = false;
+        for h in &j.headers {
+            match &h.kind {
+                HeaderKind::Trigger { event, .. } => {
+                    any = true;
+                    let fields = self.cx.resolve_event(event);
+                    self.info.triggers.push(TriggerEvent {
+                        name: event.name.clone(),
+                        fields,
+                    });
+                }
+                HeaderKind::TriggerAbsence { event, .. } => {
+                    any = true;
+                    if let ast::EventPattern::Named(event) = event {
+                        self.cx.resolve_event(event);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !any {
+            self.cx.report(
+                Diagnostic::new(
+                    codes::MISSING_TRIGGER,
+                    j.name.span,
+                    format!("journey `{}` has no trigger", j.name.name),
+                )
+                .with_label("nothing starts this journey")
+                .with_help(
+                    "add a clause such as `trigger signed_up` or `trigger no app_opened for 30d`",
+                ),
+            );
+        } else if self.info.triggers.is_empty() {
+            self.info.trigger_kind = TriggerKind::NoEvent;
+        }
+    }
+
+    fn check_header(&mut self, h: &'a ast::Header, goal_window: bool) {
+        let none = HandleSet::empty(self.info.handles.names.len());
+        match &h.kind {
+            HeaderKind::Name(_) | HeaderKind::Reentry(_) => {}
+            HeaderKind::Trigger { event, condition } => {
+                if let Some(c) = condition {
+                    let fields = self
+                        .cx
+                        .scope
+                        .events
+                        .get(&event.name)
+                        .map(|e| e.fields.clone());
+                    let env = Env {
+                        event: EventEnv::Where {
+                            name: &event.name,
+                            fields,
+                        },
+                        trigger: TriggerEnv::OwnClause,
+                        handles: Some(self.info.view(&none, &none)),
+                    };
+                    self.cx.expect_condition(&env, c, "a `where` condition");
+                    lints::constant_condition(self.cx, c);
+                }
+            }
+            HeaderKind::TriggerAbsence { .. } => {}
+            HeaderKind::Audience(e) | HeaderKind::ExitIf(e) => {
+                let env = self.info.env(&none, &none);
+                let what = if matches!(h.kind, HeaderKind::Audience(_)) {
+                    "an audience"
+                } else {
+                    "an `exit if` condition"
+                };
+                self.cx.expect_condition(&env, e, what);
+                lints::constant_condition(self.cx, e);
+            }
+            HeaderKind::ExitOn { event, condition }
+            | HeaderKind::Goal {
+                event, condition, ..
+            } => {
+                let fields = self.cx.resolve_event(event);
+                lints::exit_on_trigger(self.cx, self.journey, h, event);
+                if let Some(c) = condition {
+                    let env = Env {
+                        event: EventEnv::Where {
+                            name: &event.name,
+                            fields,
+                        },
+                        trigger: self.info.trigger_env(),
+                        handles: Some(self.info.view(&none, &none)),
+                    };
+                    self.cx.expect_condition(&env, c, "a `where` condition");
+                    lints::constant_condition(self.cx, c);
+                }
+            }
+            HeaderKind::Holdout(p) => {
+                if !goal_window {
+                    self.cx.report(
+                        Diagnostic::new(
+                            codes::HOLDOUT_WITHOUT_WINDOW,
+                            h.span,
+                            format!("a holdout of {}% needs a goal window", p.value),
+                        )
+                        .with_label("nothing to measure the control group against")
+                        .with_help(
+                            "add a goal with a window, e.g. `goal \"Order Completed\" within 7d`",
+                        ),
+                    );
+                }
+            }
+            HeaderKind::Cap(cap) => check_cap(self.cx, cap),
+            HeaderKind::QuietHours(q) => {
+                let env = self.info.env(&none, &none);
+                check_quiet_hours(self.cx, &env, q);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ steps
+
+    fn walk_block(&mut self, steps: &'a [ast::Step], mut flow: Flow) -> Flow {
+        let mut warned = false;
+        for (i, step) in steps.iter().enumerate() {
+            if !flow.live && !warned {
+                warned = true;
+                let last = steps.last().map_or(step.span, |s| s.span);
+                lints::unreachable(self.cx, step.span.to(last), steps.len() - i);
+            }
+            flow = self.walk_step(step, flow);
+        }
+        flow
+    }
+
+    fn walk_step(&mut self, step: &'a ast::Step, flow: Flow) -> Flow {
+        match &step.kind {
+            StepKind::Wait(_) | StepKind::AudienceAdd { .. } | StepKind::AudienceRemove { .. } => {
+                flow
+            }
+            StepKind::WaitUntilTime { time, days } => {
+                check_weekdays(self.cx, days);
+                if !self.has_zone_source {
+                    lints::wait_until_without_zone(self.cx, step.span, *time);
+                }
+                flow
+            }
+            StepKind::WaitUntilExpr(e) => {
+                let env = self.info.env(&flow.must, &flow.may);
+                let ty = expr::infer(self.cx, &env, e);
+                if !ty.compatible(&Type::Timestamp) {
+                    let snippet = self.cx.snippet(e.span);
+                    self.cx.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            e.span,
+                            format!("`wait until` needs a timestamp, but `{snippet}` is {}", ty.describe()),
+                        )
+                        .with_label("not a timestamp")
+                        .with_help("for a time of day write e.g. `wait until 09:00`; for a delay write `wait 2d`"),
+                    );
+                }
+                flow
+            }
+            StepKind::WaitForEvent {
+                event,
+                condition,
+                then,
+                otherwise,
+                ..
+            } => {
+                let fields = self.cx.resolve_event(event);
+                if let Some(c) = condition {
+                    let env = Env {
+                        event: EventEnv::Where {
+                            name: &event.name,
+                            fields,
+                        },
+                        trigger: self.info.trigger_env(),
+                        handles: Some(self.info.view(&flow.must, &flow.may)),
+                    };
+                    self.cx.expect_condition(&env, c, "a `where` condition");
+                    lints::constant_condition(self.cx, c);
+                }
+                self.walk_wait_blocks(then, otherwise, flow)
+            }
+            StepKind::WaitForEngagement {
+                handle,
+                engagement,
+                then,
+                otherwise,
+                ..
+            } => {
+                self.check_engagement_wait(handle, engagement, &flow);
+                self.walk_wait_blocks(then, otherwise, flow)
+            }
+            StepKind::Send(send) => self.walk_send(send, flow),
+            StepKind::If {
+                branches,
+                otherwise,
+            } => {
+                let mut paths = Vec::with_capacity(branches.len() + 1);
+                for (cond, block) in branches {
+                    let env = self.info.env(&flow.must, &flow.may);
+                    self.cx.expect_condition(&env, cond, "an `if` condition");
+                    lints::constant_condition(self.cx, cond);
+                    paths.push(self.walk_block(&block.steps, flow.clone()));
+                }
+                match otherwise {
+                    Some(block) => paths.push(self.walk_block(&block.steps, flow)),
+                    None => paths.push(flow),
+                }
+                Flow::join(paths)
+            }
+            StepKind::Split { arms, .. } => {
+                check_split(self.cx, step.span, arms);
+                if arms.is_empty() {
+                    return flow;
+                }
+                let paths = arms
+                    .iter()
+                    .map(|arm| self.walk_block(&arm.body.steps, flow.clone()))
+                    .collect();
+                Flow::join(paths)
+            }
+            StepKind::Repeat { count, body } => {
+                if !(1..=50).contains(&count.value) {
+                    self.cx.report(
+                        Diagnostic::new(
+                            codes::REPEAT_RANGE,
+                            count.span,
+                            format!("`repeat {} times` is out of range", count.value),
+                        )
+                        .with_label("must be 1 to 50")
+                        .with_help("a block can be repeated 1 to 50 times"),
+                    );
+                }
+                self.walk_block(&body.steps, flow)
+            }
+            StepKind::Set { path, value } => {
+                self.check_set(path, value, &flow);
+                flow
+            }
+            StepKind::Emit { event, with } => {
+                self.check_emit(event, with, &flow);
+                flow
+            }
+            StepKind::Exit => Flow {
+                live: false,
+                ..flow
+            },
+        }
+    }
+
+    fn walk_wait_blocks(
+        &mut self,
+        then: &'a Option<ast::Block>,
+        otherwise: &'a Option<ast::Block>,
+        flow: Flow,
+    ) -> Flow {
+        let matched = match then {
+            Some(b) => self.walk_block(&b.steps, flow.clone()),
+            None => flow.clone(),
+        };
+        let timed_out = match otherwise {
+            Some(b) => self.walk_block(&b.steps, flow),
+            None => flow,
+        };
+        Flow::join(vec![matched, timed_out])
+    }
+
+    fn check_engagement_wait(&mut self, handle: &ast::Ident, engagement: &ast::Ident, flow: &Flow) {
+        if !ast::ENGAGEMENTS.contains(&engagement.name.as_str()) {
+            expr::unknown_engagement(self.cx, engagement, false);
+        }
+        match self.info.handles.index(&handle.name) {
+            Some(id) => {
+                let view = self.info.view(&flow.must, &flow.may);
+                check_bound(self.cx, &view, id, &handle.name, handle.span);
+            }
+            None => {
+                let help =
+                    did_you_mean(&handle.name, self.info.handles.names()).unwrap_or_else(|| {
+                        format!(
+                            "name a send with `as {}` to wait for what happens to its message",
+                            handle.name
+                        )
+                    });
+                self.cx.report(
+                    Diagnostic::new(
+                        codes::UNKNOWN_NAME,
+                        handle.span,
+                        format!("no send in this journey is called `{}`", handle.name),
+                    )
+                    .with_help(help),
+                );
+            }
+        }
+    }
+
+    fn walk_send(&mut self, send: &'a ast::Send, mut flow: Flow) -> Flow {
+        self.sends_something = true;
+        for alt in &send.alternatives {
+            self.check_send_alt(alt, &flow);
+        }
+        lints::send_warnings(self.cx, send);
+        if let Some(name) = handle_of(send)
+            && let Some(id) = self.info.handles.index(name)
+        {
+            flow.must.insert(id);
+            flow.may.insert(id);
+        }
+        flow
+    }
+
+    fn check_send_alt(&mut self, alt: &'a ast::SendAlt, flow: &Flow) {
+        let channel_ok = self.cx.check_channel(&alt.channel);
+        check_with_keys(self.cx, &alt.with);
+        let env = self.info.env(&flow.must, &flow.may);
+        for w in &alt.with {
+            expr::infer(self.cx, &env, &w.value);
+        }
+        if let ast::TemplateRef::Named(t) = &alt.template {
+            self.sends.record(&t.name, alt);
+            self.check_template_ref(t, &alt.channel, channel_ok);
+        }
+    }
+
+    /// E0204 (only when the project declares templates) and E0408.
+    fn check_template_ref(&mut self, t: &ast::Ident, channel: &ast::Ident, channel_ok: bool) {
+        if self.cx.scope.templates.is_empty() {
+            return;
+        }
+        let Some(decl) = self.cx.scope.templates.get(&t.name).copied() else {
+            let help = did_you_mean(&t.name, self.cx.scope.templates.names()).unwrap_or_else(|| {
+                format!("declare it with `template {} {{ ... }}`, or write an external template id in quotes", t.name)
+            });
+            self.cx.report(
+                Diagnostic::new(
+                    codes::UNKNOWN_TEMPLATE,
+                    t.span,
+                    format!("unknown template `{}`", t.name),
+                )
+                .with_help(help),
+            );
+            return;
+        };
+        if channel_ok && decl.channel.name != channel.name {
+            self.cx.report(
+                Diagnostic::new(
+                    codes::TEMPLATE_CHANNEL_MISMATCH,
+                    t.span,
+                    format!(
+                        "template `{}` is made for `{}`, but this sends it by `{}`",
+                        t.name, decl.channel.name, channel.name
+                    ),
+                )
+                .with_label(format!("made for `{}`", decl.channel.name))
+                .with_related(decl.channel.span, "its channel is declared here")
+                .with_help(format!(
+                    "send it with `send {} {}`, or use a template made for `{}`",
+                    decl.channel.name, t.name, channel.name
+                )),
+            );
+        }
+    }
+
+    fn check_set(&mut self, path: &[ast::Ident], value: &ast::Expr, flow: &Flow) {
+        let target = expr::profile_path(self.cx, path);
+        let env = self.info.env(&flow.must, &flow.may);
+        let ty = expr::infer(self.cx, &env, value);
+        if !ty.compatible(&target) {
+            let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
+            let snippet = self.cx.snippet(value.span);
+            self.cx.report(
+                Diagnostic::new(
+                    codes::TYPE_MISMATCH,
+                    value.span,
+                    format!(
+                        "`profile.{}` is {}, but `{snippet}` is {}",
+                        names.join("."),
+                        target.describe(),
+                        ty.describe()
+                    ),
+                )
+                .with_label(format!("expected {}", target.describe())),
+            );
+        }
+    }
+
+    fn check_emit(&mut self, event: &ast::EventRef, with: &[ast::WithEntry], flow: &Flow) {
+        let fields = self.cx.resolve_event(event);
+        check_with_keys(self.cx, with);
+        let env = self.info.env(&flow.must, &flow.may);
+        for w in with {
+            let ty = expr::infer(self.cx, &env, &w.value);
+            let Some(schema) = &fields else { continue };
+            match schema.get(&w.key.name) {
+                None => {
+                    let owner = format!("event `{}`", event.name);
+                    expr::unknown_field(self.cx, &w.key, schema, &owner);
+                }
+                Some(f) if !ty.compatible(&f.ty) => {
+                    let snippet = self.cx.snippet(w.value.span);
+                    self.cx.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            w.value.span,
+                            format!(
+                                "`{}` of event `{}` is {}, but `{snippet}` is {}",
+                                w.key.name,
+                                event.name,
+                                f.ty.describe(),
+                                ty.describe()
+                            ),
+                        )
+                        .with_label(format!("expected {}", f.ty.describe())),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// The clauses a journey may have once, by their keyword.
+fn once_only(kind: &HeaderKind) -> Option<&'static str> {
+    match kind {
+        HeaderKind::Name(_) => Some("name"),
+        HeaderKind::Audience(_) => Some("audience"),
+        HeaderKind::Reentry(_) => Some("reentry"),
+        HeaderKind::Goal { .. } => Some("goal"),
+        HeaderKind::Holdout(_) => Some("holdout"),
+        HeaderKind::QuietHours(_) => Some("quiet hours"),
+        _ => None,
+    }
+}
+
+/// A cap's channel must exist and its limit be at least 1.
+pub(crate) fn check_cap(cx: &mut Checker, cap: &ast::Cap) {
+    if let ast::CapTarget::Channel(c) = &cap.target {
+        cx.check_channel(c);
+    }
+    if cap.limit.value <= 0 {
+        cx.report(
+            Diagnostic::new(
+                codes::CAP_LIMIT,
+                cap.limit.span,
+                format!("a cap of {} messages allows nothing", cap.limit.value),
+            )
+            .with_label("must be at least 1")
+            .with_help("to stop sending on a channel, remove its sends instead"),
+        );
+    }
+}
+
+/// The zone of quiet hours must be text; a known literal zone; from ≠ to.
+pub(crate) fn check_quiet_hours(cx: &mut Checker, env: &Env, q: &ast::QuietHours) {
+    if q.from.minutes == q.to.minutes {
+        lints::empty_quiet_hours(cx, q);
+    }
+    if let Some(zone) = &q.zone {
+        cx.expect_type(env, zone, &Type::String, "the time zone of quiet hours");
+        lints::unknown_time_zone(cx, zone);
+    }
+}
+
+fn check_weekdays(cx: &mut Checker, days: &[(ast::Weekday, Span)]) {
+    let mut seen: FxHashMap<ast::Weekday, Span> = FxHashMap::default();
+    for &(day, span) in days {
+        if let Some(&first) = seen.get(&day) {
+            cx.report(
+                Diagnostic::new(
+                    codes::DUPLICATE_WEEKDAY,
+                    span,
+                    format!("`{}` is listed twice", cx.snippet(span)),
+                )
+                .with_label("listed again here")
+                .with_related(first, "first listed here")
+                .with_help("list each weekday once"),
+            );
+        } else {
+            seen.insert(day, span);
+        }
+    }
+}
+
+fn check_with_keys(cx: &mut Checker, with: &[ast::WithEntry]) {
+    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
+    for w in with {
+        if let Some(&first) = seen.get(w.key.name.as_str()) {
+            cx.report(
+                Diagnostic::new(
+                    codes::DUPLICATE_KEY,
+                    w.key.span,
+                    format!("`{}` is given twice in `with {{ }}`", w.key.name),
+                )
+                .with_label("given again here")
+                .with_related(first, "first given here")
+                .with_help("keep one value per key"),
+            );
+        } else {
+            seen.insert(&w.key.name, w.key.span);
+        }
+    }
+}
+
+/// Percentages must sum to 100 (E0404); labels must differ (E0405).
+fn check_split(cx: &mut Checker, span: Span, arms: &[ast::SplitArm]) {
+    let sum: f64 = arms.iter().map(|a| a.percent.value).sum();
+    if (sum - 100.0).abs() > 1e-9 && !arms.is_empty() {
+        let keyword = if cx.sources.get(span.file).slice(span).starts_with("split") {
+            Span {
+                end: span.start + 5,
+                ..span
+            }
+        } else {
+            span
+        };
+        let d = Diagnostic::new(
+            codes::SPLIT_SUM,
+            keyword,
+            format!("split percentages sum to {}%, not 100%", format_number(sum)),
+        )
+        .with_label(format!(
+            "{} arms, {}% in all",
+            arms.len(),
+            format_number(sum)
+        ));
+        let diff = 100.0 - sum;
+        let help = if diff > 0.0 {
+            format!("add {}% to one of the arms", format_number(diff))
+        } else {
+            format!("take {}% away from the arms", format_number(-diff))
+        };
+        cx.report(d.with_help(help));
+    }
+    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
+    for a in arms {
+        if let Some(&first) = seen.get(a.label.name.as_str()) {
+            cx.report(
+                Diagnostic::new(
+                    codes::DUPLICATE_LABEL,
+                    a.label.span,
+                    format!("split label `{}` is used twice", a.label.name),
+                )
+                .with_label("used again here")
+                .with_related(first, "first used here")
+                .with_help("give each arm its own label: reports count users per label"),
+            );
+        } else {
+            seen.insert(&a.label.name, a.label.span);
+        }
+    }
+}
+
+/// `90`, `12.5`, `33.33` — at most two decimals, no trailing zeros.
+fn format_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}

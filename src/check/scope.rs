@@ -1,0 +1,299 @@
+//! The global symbol table of a project, built once: journeys, segments,
+//! templates, channels (the six built-ins plus declared ones), event schemas,
+//! the profile schema and the policy. Names are global across files, and a
+//! name declared twice is reported here (E0201, E0209).
+
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+
+use super::codes;
+use super::types::{Field, Object, Type};
+use crate::diagnostic::Diagnostic;
+use crate::project::Project;
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// The channels every project has.
+pub const BUILTIN_CHANNELS: &[&str] = &["email", "sms", "push", "in_app", "whatsapp", "webhook"];
+
+/// The engagement events the runtime produces (`message.opened`, ...): known
+/// even in a project with strict event schemas, unless it declares them.
+const ENGAGEMENT_EVENTS: &[&str] = &[
+    "message.delivered",
+    "message.opened",
+    "message.clicked",
+    "message.bounced",
+    "message.failed",
+];
+
+/// A name with the declarations it resolves to, in declaration order so that
+/// suggestions never depend on hashing.
+pub struct Table<'a, T> {
+    map: FxHashMap<&'a str, T>,
+    order: Vec<&'a str>,
+}
+
+impl<'a, T> Default for Table<'a, T> {
+    fn default() -> Self {
+        Table {
+            map: FxHashMap::default(),
+            order: Vec::new(),
+        }
+    }
+}
+
+impl<'a, T> Table<'a, T> {
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.map.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.order.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Inserts `name` unless present; returns the existing entry otherwise.
+    fn insert(&mut self, name: &'a str, value: T) -> Result<(), &T> {
+        if self.map.contains_key(name) {
+            return Err(&self.map[name]);
+        }
+        self.map.insert(name, value);
+        self.order.push(name);
+        Ok(())
+    }
+}
+
+/// A channel: a built-in (possibly overridden) or a custom declaration.
+pub struct ChannelInfo<'a> {
+    pub builtin: bool,
+    pub decl: Option<&'a ast::ChannelDecl>,
+}
+
+/// An event schema: declared by the user, or built in (engagements).
+pub struct EventInfo<'a> {
+    pub fields: Rc<Object>,
+    pub decl: Option<&'a ast::EventSchema>,
+}
+
+#[derive(Default)]
+pub struct Scope<'a> {
+    pub journeys: Table<'a, &'a ast::JourneyDecl>,
+    pub segments: Table<'a, &'a ast::SegmentDecl>,
+    pub templates: Table<'a, &'a ast::TemplateDecl>,
+    pub channels: Table<'a, ChannelInfo<'a>>,
+    pub events: Table<'a, EventInfo<'a>>,
+    /// True once the project declares any event: every event referred to
+    /// must then be declared.
+    pub strict_events: bool,
+    pub profile: Option<Rc<Object>>,
+    pub policy: Option<&'a ast::PolicyDecl>,
+}
+
+impl<'a> Scope<'a> {
+    /// Builds the table from every file; duplicates go to `diags`.
+    pub fn build(project: &'a Project, diags: &mut Vec<Diagnostic>) -> Scope<'a> {
+        let mut scope = Scope::default();
+        for name in BUILTIN_CHANNELS {
+            // The table is empty and the built-in names are distinct.
+            let _ = scope.channels.insert(
+                name,
+                ChannelInfo {
+                    builtin: true,
+                    decl: None,
+                },
+            );
+        }
+        let mut profile_decl: Option<&ast::ProfileSchema> = None;
+        for item in project.items() {
+            match item {
+                ast::Item::Journey(j) => {
+                    if let Err(first) = scope.journeys.insert(&j.name.name, j) {
+                        diags.push(duplicate("journey", &j.name, first.name.span));
+                    }
+                }
+                ast::Item::Segment(s) => {
+                    if let Err(first) = scope.segments.insert(&s.name.name, s) {
+                        diags.push(duplicate("segment", &s.name, first.name.span));
+                    }
+                }
+                ast::Item::Template(t) => {
+                    if let Err(first) = scope.templates.insert(&t.name.name, t) {
+                        diags.push(duplicate("template", &t.name, first.name.span));
+                    }
+                }
+                ast::Item::Channel(c) => scope.add_channel(c, diags),
+                ast::Item::Event(e) => scope.add_event(e, diags),
+                ast::Item::Profile(p) => {
+                    check_fields(&p.fields, "the profile schema", diags);
+                    if let Some(first) = profile_decl {
+                        diags.push(
+                            Diagnostic::new(
+                                codes::DUPLICATE_NAME,
+                                p.keyword,
+                                "the profile schema is declared twice",
+                            )
+                            .with_label("declared again here")
+                            .with_related(first.keyword, "first declared here")
+                            .with_help("merge the two `profile { }` blocks into one"),
+                        );
+                    } else {
+                        profile_decl = Some(p);
+                        scope.profile = Some(Rc::new(Object::from_fields(&p.fields)));
+                    }
+                }
+                ast::Item::Policy(p) => {
+                    if let Some(first) = scope.policy {
+                        diags.push(
+                            Diagnostic::new(
+                                codes::DUPLICATE_POLICY,
+                                p.keyword,
+                                "the project has more than one policy",
+                            )
+                            .with_label("second policy")
+                            .with_related(first.keyword, "first policy")
+                            .with_help("merge them into one `policy { }` block"),
+                        );
+                    } else {
+                        scope.policy = Some(p);
+                    }
+                }
+            }
+        }
+        scope.strict_events = !scope.events.is_empty();
+        scope.add_engagement_events();
+        scope
+    }
+
+    fn add_channel(&mut self, c: &'a ast::ChannelDecl, diags: &mut Vec<Diagnostic>) {
+        let name = c.name.name.as_str();
+        match self.channels.map.get_mut(name) {
+            Some(info) if info.builtin && info.decl.is_none() => info.decl = Some(c),
+            Some(info) => {
+                let first = info.decl.map_or(c.name.span, |d| d.name.span);
+                diags.push(duplicate("channel", &c.name, first));
+            }
+            None => {
+                let _ = self.channels.insert(
+                    name,
+                    ChannelInfo {
+                        builtin: false,
+                        decl: Some(c),
+                    },
+                );
+            }
+        }
+    }
+
+    fn add_event(&mut self, e: &'a ast::EventSchema, diags: &mut Vec<Diagnostic>) {
+        check_fields(&e.fields, &format!("event `{}`", e.name.name), diags);
+        let info = EventInfo {
+            fields: Rc::new(Object::from_fields(&e.fields)),
+            decl: Some(e),
+        };
+        if let Err(first) = self.events.insert(&e.name.name, info) {
+            let first = first.decl.map_or(e.name.span, |d| d.name.span);
+            diags.push(
+                Diagnostic::new(
+                    codes::DUPLICATE_NAME,
+                    e.name.span,
+                    format!("event `{}` is declared twice", e.name.name),
+                )
+                .with_label("declared again here")
+                .with_related(first, "first declared here")
+                .with_help("merge the two schemas into one"),
+            );
+        }
+    }
+
+    fn add_engagement_events(&mut self) {
+        let optional_string = |name: &str| Field {
+            name: name.to_string(),
+            ty: Type::String,
+            optional: true,
+        };
+        let fields = Rc::new(Object {
+            fields: vec![
+                optional_string("message_id"),
+                optional_string("template"),
+                optional_string("journey"),
+            ],
+        });
+        for name in ENGAGEMENT_EVENTS {
+            if !self.events.contains(name) {
+                let _ = self.events.insert(
+                    name,
+                    EventInfo {
+                        fields: fields.clone(),
+                        decl: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The events a user declared (for suggestions).
+    pub fn declared_events(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.events
+            .names()
+            .filter(|n| self.events.get(n).is_some_and(|e| e.decl.is_some()))
+    }
+
+    /// Whether the profile schema declares `field` at its top level.
+    pub fn profile_declares(&self, field: &str) -> bool {
+        self.profile
+            .as_ref()
+            .is_some_and(|p| p.get(field).is_some())
+    }
+}
+
+/// E0201 for a field declared twice in one schema (nested objects included).
+fn check_fields(fields: &[ast::FieldDecl], owner: &str, diags: &mut Vec<Diagnostic>) {
+    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
+    for f in fields {
+        if let Some(&first) = seen.get(f.name.name.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    codes::DUPLICATE_NAME,
+                    f.name.span,
+                    format!("field `{}` is declared twice in {owner}", f.name.name),
+                )
+                .with_label("declared again here")
+                .with_related(first, "first declared here")
+                .with_help("remove one of the two declarations"),
+            );
+        } else {
+            seen.insert(&f.name.name, f.name.span);
+        }
+        check_nested(&f.ty, owner, diags);
+    }
+}
+
+fn check_nested(ty: &ast::TypeExpr, owner: &str, diags: &mut Vec<Diagnostic>) {
+    match &ty.kind {
+        ast::TypeKind::Object(fields) => check_fields(fields, owner, diags),
+        ast::TypeKind::List(inner) => check_nested(inner, owner, diags),
+        _ => {}
+    }
+}
+
+/// E0201: `kind` `name` declared a second time.
+pub fn duplicate(kind: &str, name: &ast::Ident, first: Span) -> Diagnostic {
+    Diagnostic::new(
+        codes::DUPLICATE_NAME,
+        name.span,
+        format!("{kind} `{}` is declared twice", name.name),
+    )
+    .with_label("declared again here")
+    .with_related(first, "first declared here")
+    .with_help(format!(
+        "names are global across all files of a project: rename one of the two {kind}s"
+    ))
+}

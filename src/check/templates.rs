@@ -1,0 +1,365 @@
+//! Declared templates: channel, body, Jinja syntax (parsed with minijinja at
+//! compile time) and variables.
+//!
+//! The variable rule: every variable a template reads without declaring it
+//! (`{{ x }}`, `{% if x %}`, but not a `{% for x in ... %}` loop variable)
+//! must be one of
+//! - `profile` or `profile.<field>...`: checked against the profile schema
+//!   when the project declares one (the built-in channel fields `email`,
+//!   `phone`, `push_token`, `timezone`, `unsubscribed`, `consent` are always
+//!   allowed);
+//! - `trigger.*` (the event that started the journey; not checked here, as a
+//!   template may serve journeys with different triggers), `journey.*`,
+//!   `message_id`, or one of minijinja's global functions;
+//! - anything else is a `with` variable: every send of the template must
+//!   provide it with `with { key: ... }` (E0502 at each send that lacks it);
+//!   when no send provides it, it is reported once, at the template (E0502),
+//!   as it is most likely a typo.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::types::Type;
+use super::{Checker, codes};
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// Roots a template can always read.
+const KNOWN_ROOTS: &[&str] = &["profile", "trigger", "journey", "message_id"];
+
+/// minijinja's global functions, reported by `undeclared_variables` too.
+const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// Built-in channel fields a profile always may have.
+const PROFILE_BUILTINS: &[&str] = &[
+    "email",
+    "phone",
+    "push_token",
+    "timezone",
+    "unsubscribed",
+    "consent",
+];
+
+/// The `with` variables of one template, each with where it is first used.
+pub(crate) struct WithVars<'a> {
+    template: &'a ast::TemplateDecl,
+    vars: BTreeMap<String, Span>,
+}
+
+/// The sends of each declared template, recorded while checking journeys.
+#[derive(Default)]
+pub(crate) struct Sends<'a> {
+    by_template: FxHashMap<&'a str, Vec<&'a ast::SendAlt>>,
+}
+
+impl<'a> Sends<'a> {
+    pub fn record(&mut self, template: &'a str, alt: &'a ast::SendAlt) {
+        self.by_template.entry(template).or_default().push(alt);
+    }
+}
+
+/// Checks every declared template; returns their `with` variables.
+pub(crate) fn check_declarations<'a>(cx: &mut Checker<'a>) -> Vec<WithVars<'a>> {
+    let templates: Vec<&'a ast::TemplateDecl> = cx
+        .scope
+        .templates
+        .names()
+        .filter_map(|n| cx.scope.templates.get(n).copied())
+        .collect();
+    let mut out = Vec::new();
+    for t in templates {
+        cx.check_channel(&t.channel);
+        if t.body.is_none() {
+            cx.report(
+                Diagnostic::new(
+                    codes::TEMPLATE_WITHOUT_BODY,
+                    t.name.span,
+                    format!("template `{}` has no body", t.name.name),
+                )
+                .with_label("no `body`")
+                .with_help("add the message text, e.g. `body \"Hi {{ profile.first_name }}\"`"),
+            );
+        }
+        let mut vars = BTreeMap::new();
+        for (part, lit) in [("subject", &t.subject), ("body", &t.body)] {
+            if let Some(lit) = lit {
+                check_text(cx, t, part, lit, &mut vars);
+            }
+        }
+        if !vars.is_empty() {
+            out.push(WithVars { template: t, vars });
+        }
+    }
+    out
+}
+
+/// Parses one subject or body; reports syntax errors and bad variables.
+fn check_text(
+    cx: &mut Checker,
+    t: &ast::TemplateDecl,
+    part: &str,
+    lit: &ast::StrLit,
+    vars: &mut BTreeMap<String, Span>,
+) {
+    // Parsing needs no filters or globals, so the empty environment does.
+    let mut env = minijinja::Environment::empty();
+    env.set_debug(true);
+    let template = match env.template_from_str(&lit.value) {
+        Ok(template) => template,
+        Err(e) => {
+            syntax_error(cx, t, part, lit, &e);
+            return;
+        }
+    };
+    // A HashSet: sorted so that diagnostics never depend on hashing.
+    let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+    names.sort();
+    for name in names {
+        let root = name.split('.').next().unwrap_or(&name);
+        if GLOBALS.contains(&root) || matches!(root, "trigger" | "journey" | "message_id") {
+            continue;
+        }
+        if root == "profile" {
+            check_profile_variable(cx, t, lit, &name);
+            continue;
+        }
+        if !vars.contains_key(root) {
+            let span = locate(cx, lit, root);
+            vars.insert(root.to_string(), span);
+        }
+    }
+}
+
+fn syntax_error(
+    cx: &mut Checker,
+    t: &ast::TemplateDecl,
+    part: &str,
+    lit: &ast::StrLit,
+    e: &minijinja::Error,
+) {
+    let value_range = e.range().or_else(|| {
+        let line = e.line()?;
+        let start = line_start(&lit.value, line)?;
+        let end = lit.value[start..]
+            .find('\n')
+            .map_or(lit.value.len(), |n| start + n);
+        Some(start..end)
+    });
+    let span = match value_range {
+        Some(r) => literal_span(cx, lit, r.start, r.end.max(r.start)),
+        None => lit.span,
+    };
+    let detail = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), str::to_string);
+    cx.report(
+        Diagnostic::new(
+            codes::TEMPLATE_SYNTAX,
+            span,
+            format!("syntax error in the {part} of template `{}`", t.name.name),
+        )
+        .with_label(detail)
+        .with_help("templates use Jinja syntax: `{{ profile.first_name }}`, `{% if trigger.total > 100 %}...{% endif %}`"),
+    );
+}
+
+/// Byte offset of the start of 1-based line `line` in `text`.
+fn line_start(text: &str, line: usize) -> Option<usize> {
+    if line <= 1 {
+        return Some(0);
+    }
+    text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)
+}
+
+/// `profile.a.b` in a template, against the profile schema if declared.
+fn check_profile_variable(cx: &mut Checker, t: &ast::TemplateDecl, lit: &ast::StrLit, name: &str) {
+    let Some(profile) = cx.scope.profile.clone() else {
+        return;
+    };
+    let mut parts = name.split('.').skip(1);
+    let Some(first) = parts.next() else { return };
+    let mut ty = match profile.get(first) {
+        Some(f) => f.ty.clone(),
+        None if PROFILE_BUILTINS.contains(&first) => return,
+        None => {
+            let help = did_you_mean(first, profile.names())
+                .map(|s| s.replacen('`', "`profile.", 1))
+                .unwrap_or_else(|| format!("the profile schema declares {}", profile.list_names()));
+            unknown_variable(cx, t, lit, &format!("profile.{first}"), help);
+            return;
+        }
+    };
+    let mut prefix = format!("profile.{first}");
+    for part in parts {
+        let next = match &ty {
+            Type::Object(o) => match o.get(part) {
+                Some(f) => f.ty.clone(),
+                None => {
+                    let help = did_you_mean(part, o.names())
+                        .unwrap_or_else(|| format!("`{prefix}` declares {}", o.list_names()));
+                    unknown_variable(cx, t, lit, &format!("{prefix}.{part}"), help);
+                    return;
+                }
+            },
+            _ => return,
+        };
+        prefix.push('.');
+        prefix.push_str(part);
+        ty = next;
+    }
+}
+
+fn unknown_variable(
+    cx: &mut Checker,
+    t: &ast::TemplateDecl,
+    lit: &ast::StrLit,
+    path: &str,
+    help: String,
+) {
+    let span = locate(cx, lit, path);
+    cx.report(
+        Diagnostic::new(
+            codes::TEMPLATE_UNKNOWN_VARIABLE,
+            span,
+            format!("unknown variable `{path}` in template `{}`", t.name.name),
+        )
+        .with_label("not in the profile schema")
+        .with_help(help),
+    );
+}
+
+/// After every journey: each `with` variable must be provided by every send
+/// of its template.
+pub(crate) fn check_sends(cx: &mut Checker, templates: &[WithVars], sends: &Sends) {
+    for tv in templates {
+        let name = tv.template.name.name.as_str();
+        let alts = sends.by_template.get(name).map_or(&[][..], Vec::as_slice);
+        for (var, &used) in &tv.vars {
+            let provides = |alt: &&ast::SendAlt| alt.with.iter().any(|w| &w.key.name == var);
+            if !alts.iter().any(provides) {
+                let help = did_you_mean(var, KNOWN_ROOTS.iter().copied()).unwrap_or_else(|| {
+                    format!(
+                        "a template reads `profile.`, `trigger.`, `journey.`, `message_id` and the keys its sends give with `with {{ {var}: ... }}`; no send of `{name}` gives `{var}`"
+                    )
+                });
+                cx.report(
+                    Diagnostic::new(
+                        codes::TEMPLATE_UNKNOWN_VARIABLE,
+                        used,
+                        format!("unknown variable `{var}` in template `{name}`"),
+                    )
+                    .with_label("not provided by any send")
+                    .with_help(help),
+                );
+                continue;
+            }
+            for alt in alts.iter().filter(|a| !provides(a)) {
+                cx.report(
+                    Diagnostic::new(
+                        codes::TEMPLATE_UNKNOWN_VARIABLE,
+                        alt.span,
+                        format!(
+                            "this send of `{name}` does not give `{var}`, which the template uses"
+                        ),
+                    )
+                    .with_label(format!("no `{var}` here"))
+                    .with_related(used, "used here")
+                    .with_help(format!("add `with {{ {var}: ... }}` to this send")),
+                );
+            }
+        }
+    }
+}
+
+/// The span of the first `needle` in a literal's value, or the literal.
+fn locate(cx: &Checker, lit: &ast::StrLit, needle: &str) -> Span {
+    let found = lit.value.match_indices(needle).find(|&(i, _)| {
+        let before = lit.value[..i].chars().next_back();
+        let after = lit.value[i + needle.len()..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !word(before) && !word(after)
+    });
+    match found {
+        Some((i, _)) => literal_span(cx, lit, i, i + needle.len()),
+        None => lit.span,
+    }
+}
+
+/// Maps a byte range of a string's value (escapes decoded) to the span of
+/// the source text that wrote it.
+fn literal_span(cx: &Checker, lit: &ast::StrLit, start: usize, end: usize) -> Span {
+    let raw = cx.sources.get(lit.span.file).slice(lit.span);
+    let (Some(s), Some(e)) = (source_offset(raw, start), source_offset(raw, end)) else {
+        return lit.span;
+    };
+    Span {
+        file: lit.span.file,
+        start: lit.span.start + s as u32,
+        end: lit.span.start + e.max(s) as u32,
+    }
+}
+
+/// The offset in `raw` (a string literal with its quotes) of the byte at
+/// `value_offset` in its decoded value.
+pub(crate) fn source_offset(raw: &str, value_offset: usize) -> Option<usize> {
+    let body = raw.strip_prefix('"')?;
+    let base = 1;
+    let mut value = 0;
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if value >= value_offset {
+            return Some(base + i);
+        }
+        if c == '"' {
+            return None;
+        }
+        if c != '\\' {
+            value += c.len_utf8();
+            continue;
+        }
+        match chars.next() {
+            Some((_, 'u')) => {
+                let mut hex = String::new();
+                for (_, h) in chars.by_ref() {
+                    if h == '}' {
+                        break;
+                    }
+                    if h != '{' {
+                        hex.push(h);
+                    }
+                }
+                let decoded = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .map_or(1, char::len_utf8);
+                value += decoded;
+            }
+            Some(_) => value += 1,
+            None => return None,
+        }
+    }
+    (value >= value_offset).then_some(raw.len().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_offset;
+
+    #[test]
+    fn maps_value_offsets_through_escapes() {
+        let raw = r#""a\nb{{ x }}""#;
+        // value: a, \n, b, {  → `{` is value byte 3, raw byte 5.
+        assert_eq!(source_offset(raw, 0), Some(1));
+        assert_eq!(source_offset(raw, 3), Some(5));
+        let raw = r#""\u{1F600} {{""#;
+        // the emoji is 4 value bytes, 9 raw bytes.
+        assert_eq!(source_offset(raw, 5), Some(11));
+    }
+
+    #[test]
+    fn end_of_value_maps_to_the_closing_quote() {
+        assert_eq!(source_offset(r#""ab""#, 2), Some(3));
+    }
+}

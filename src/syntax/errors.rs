@@ -1,0 +1,487 @@
+//! pest failures → worded syntax diagnostics (what was expected, what was
+//! found, help for common mistakes), and statement-level recovery: the
+//! failing statement is blanked out and the item parsed again, so two bad
+//! steps in one journey give two errors.
+
+use std::ops::Range;
+
+use pest::Parser;
+use pest::error::{Error, ErrorVariant, InputLocation};
+
+use super::chunks::{ITEM_KEYWORDS, skip_comment, skip_string};
+use super::describe::describe;
+use super::grammar::{JourneyParser, Rule};
+use crate::check::codes;
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::source::SourceFile;
+
+const STEP_WORDS: &[&str] = &[
+    "wait", "send", "if", "split", "repeat", "set", "emit", "add", "remove", "exit",
+];
+const HEADER_WORDS: &[&str] = &[
+    "name", "trigger", "audience", "reentry", "exit", "goal", "holdout", "cap", "quiet",
+];
+const TYPE_WORDS: &[&str] = &["string", "number", "bool", "timestamp", "duration", "list"];
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+/// Words that continue a statement on its next line: recovery skips them
+/// together with the statement they belong to.
+const CONTINUATIONS: &[&str] = &[
+    "else", "elif", "elsif", "elseif", "or", "and", "within", "where", "as", "with",
+    "transactional", "on", "to", "per", "for", "until", "in",
+];
+const MAX_RECOVERIES: usize = 16;
+
+fn error_pos(error: &Error<Rule>) -> usize {
+    match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((start, _)) => start,
+    }
+}
+
+fn positives(error: &Error<Rule>) -> &[Rule] {
+    match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives,
+        ErrorVariant::CustomError { .. } => &[],
+    }
+}
+
+/// Skips whitespace and `//` comments from `i`.
+fn skip_trivia(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_comment(bytes, i),
+            _ => break,
+        }
+    }
+    i
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The token found where something else was expected.
+struct Found<'a> {
+    range: Range<usize>,
+    text: Option<&'a str>,
+}
+
+impl<'a> Found<'a> {
+    fn at(text: &'a str, pos: usize) -> Found<'a> {
+        let bytes = text.as_bytes();
+        let start = skip_trivia(bytes, pos.min(bytes.len()));
+        if start >= bytes.len() {
+            return Found {
+                range: bytes.len()..bytes.len(),
+                text: None,
+            };
+        }
+        let first = bytes[start];
+        let end = if first.is_ascii_alphabetic() || first == b'_' {
+            start + bytes[start..].iter().take_while(|&&b| is_ident_byte(b)).count()
+        } else if first.is_ascii_digit() {
+            start
+                + bytes[start..]
+                    .iter()
+                    .take_while(|&&b| is_ident_byte(b) || matches!(b, b'.' | b':' | b'%'))
+                    .count()
+        } else if first == b'"' {
+            let line_end = bytes[start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |p| start + p);
+            skip_string(bytes, start).min(line_end)
+        } else if b"=!<>".contains(&first) && bytes.get(start + 1) == Some(&b'=') {
+            start + 2
+        } else {
+            start + text[start..].chars().next().map_or(1, char::len_utf8)
+        };
+        Found {
+            range: start..end,
+            text: Some(&text[start..end]),
+        }
+    }
+
+    fn word(&self) -> Option<&'a str> {
+        self.text
+            .filter(|t| t.as_bytes().first().is_some_and(|b| b.is_ascii_alphabetic()))
+    }
+
+    fn describe(&self) -> String {
+        match self.text {
+            None => "end of file".to_owned(),
+            Some(t) if t.len() > 40 => format!("`{}...`", truncate(t, 30)),
+            Some(t) => format!("`{t}`"),
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// "a, b or c"
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Rules that can start an expression: when pest lists several of them,
+/// the user reads "an expression".
+fn starts_expression(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::expr
+            | Rule::path
+            | Rule::path_root
+            | Rule::call
+            | Rule::ident
+            | Rule::paren
+            | Rule::list
+            | Rule::lparen
+            | Rule::lbracket
+            | Rule::string
+            | Rule::number
+            | Rule::duration
+            | Rule::wordy_duration
+            | Rule::timestamp
+            | Rule::kw_true
+            | Rule::kw_false
+            | Rule::kw_null
+            | Rule::op_not
+            | Rule::op_neg
+    )
+}
+
+/// The phrases for what pest expected, most useful first.
+fn expected_phrases(positives: &[Rule]) -> Vec<&'static str> {
+    let expects_expr = positives
+        .iter()
+        .any(|r| matches!(r, Rule::expr | Rule::path | Rule::path_root | Rule::call))
+        || positives.iter().filter(|&&r| starts_expression(r)).count() >= 3;
+    let mut phrases: Vec<&'static str> = Vec::new();
+    for &rule in positives {
+        let rule = if expects_expr && starts_expression(rule) {
+            Rule::expr
+        } else {
+            rule
+        };
+        let phrase = describe(rule);
+        if !phrases.contains(&phrase) {
+            phrases.push(phrase);
+        }
+    }
+    // At a statement boundary, the optional tails of the previous statement
+    // (`where`, `with`, an operator, `}`) are noise: name the statement kinds.
+    for statement in [Rule::step, Rule::header, Rule::item] {
+        if positives.contains(&statement) {
+            return vec![describe(statement)];
+        }
+    }
+    let rank = |p: &&str| match *p {
+        "`}`" => 2,
+        p if p.starts_with("an operator") => 1,
+        _ => 0,
+    };
+    phrases.sort_by_key(rank);
+    phrases
+}
+
+/// Keywords valid where pest failed, for "did you mean".
+fn valid_words(positives: &[Rule]) -> Vec<&'static str> {
+    let mut words = Vec::new();
+    for &rule in positives {
+        match rule {
+            Rule::step => words.extend_from_slice(STEP_WORDS),
+            Rule::header => words.extend_from_slice(HEADER_WORDS),
+            Rule::item => words.extend_from_slice(ITEM_KEYWORDS),
+            Rule::type_expr | Rule::type_name => words.extend_from_slice(TYPE_WORDS),
+            Rule::weekday => words.extend_from_slice(WEEKDAYS),
+            _ => {
+                let phrase = describe(rule);
+                let word = phrase.strip_prefix('`').and_then(|p| p.strip_suffix('`'));
+                if let Some(word) = word.filter(|w| w.bytes().all(|b| b.is_ascii_lowercase())) {
+                    words.push(word);
+                }
+            }
+        }
+    }
+    words
+}
+
+/// The first word of the statement around `pos` (the first token on its line).
+fn statement_head(text: &str, pos: usize) -> &str {
+    let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |p| p + 1);
+    let line = text[line_start..].trim_start();
+    let len = line.bytes().take_while(|&b| is_ident_byte(b)).count();
+    &line[..len]
+}
+
+/// The word just before `pos`.
+fn previous_word(text: &str, pos: usize) -> &str {
+    let before = text[..pos.min(text.len())].trim_end();
+    let len = before
+        .bytes()
+        .rev()
+        .take_while(|&b| is_ident_byte(b))
+        .count();
+    &before[before.len() - len..]
+}
+
+/// The innermost `{` of `text` that is never closed, as a range.
+fn unclosed_brace(text: &str) -> Option<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut stack = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = skip_string(bytes, i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = skip_comment(bytes, i);
+                continue;
+            }
+            b'{' => stack.push(i),
+            b'}' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    stack.pop().map(|p| p..p + 1)
+}
+
+/// The diagnostic for a pest failure in the chunk `chunk` of `file`.
+pub fn syntax_error(file: &SourceFile, chunk: Range<usize>, error: &Error<Rule>) -> Diagnostic {
+    let text: &str = &file.text;
+    let pos = chunk.start + error_pos(error);
+    let found = Found::at(text, pos);
+    let span = file.span(found.range.start, found.range.end);
+    let positives = positives(error);
+
+    if let Some(t) = found.text
+        && t.starts_with('"')
+        && (t.len() < 2 || !t.ends_with('"'))
+        && skip_string(text.as_bytes(), found.range.start) >= text.len()
+        && !text.ends_with('"')
+    {
+        return Diagnostic::new(codes::SYNTAX, file.span(found.range.start, found.range.start + 1), "unterminated string")
+            .with_label("this string is never closed")
+            .with_help("add the closing `\"`");
+    }
+
+    let at_chunk_end = skip_trivia(text.as_bytes(), pos) >= chunk.end;
+    if at_chunk_end && positives.contains(&Rule::rbrace) {
+        if let Some(open) = unclosed_brace(&text[chunk.clone()]) {
+            let open = file.span(chunk.start + open.start, chunk.start + open.end);
+            return Diagnostic::new(
+                codes::SYNTAX,
+                span,
+                format!("expected `}}` to close a block, found {}", found.describe()),
+            )
+            .with_related(open, "this `{` is never closed")
+            .with_help("add a `}` where the block ends");
+        }
+    }
+
+    let phrases = expected_phrases(positives);
+    let message = if phrases.is_empty() {
+        format!("unexpected {}", found.describe())
+    } else {
+        format!("expected {}, found {}", join_or(&phrases), found.describe())
+    };
+    let mut diagnostic = Diagnostic::new(codes::SYNTAX, span, message);
+    if let Some(help) = help_for(text, pos, &found, positives) {
+        diagnostic = diagnostic.with_help(help);
+    }
+    diagnostic
+}
+
+/// Help for the common mistakes, most specific first.
+fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option<String> {
+    let word = found.word();
+    let expects_step = positives.contains(&Rule::step);
+    let expects_header = positives.contains(&Rule::header);
+    if let Some(w @ ("elif" | "elsif" | "elseif")) = word {
+        return Some(format!("write `else if` instead of `{w}`"));
+    }
+    if expects_step && !expects_header {
+        let header = match word {
+            Some("on") if previous_word(text, found.range.start) == "exit" => Some("exit on"),
+            Some(w) if HEADER_WORDS.contains(&w) && w != "exit" => Some(w),
+            _ => None,
+        };
+        if let Some(header) = header {
+            return Some(format!(
+                "header clauses such as `{header}` go at the top of the journey, before the first step, not inside a block"
+            ));
+        }
+    }
+    if positives.contains(&Rule::kw_within) && statement_head(text, pos) == "wait" {
+        return Some(
+            "`wait for` needs a time limit, such as `within 1d`; add `else { ... }` for what happens when it runs out"
+                .to_owned(),
+        );
+    }
+    if found.text == Some("=") && positives.contains(&Rule::op_eq) {
+        return Some("use `==` to compare".to_owned());
+    }
+    let word = word?;
+    let candidates = valid_words(positives);
+    did_you_mean(word, candidates.iter().copied())
+        .or_else(|| transposed(word, &candidates).map(|c| format!("did you mean `{c}`?")))
+}
+
+/// A candidate that is `word` with two adjacent letters swapped (`sned`).
+fn transposed<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.as_bytes();
+    candidates.iter().copied().find(|c| {
+        let c = c.as_bytes();
+        c.len() == w.len() && {
+            let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != c[i]).collect();
+            diff.len() == 2 && diff[1] == diff[0] + 1 && w[diff[0]] == c[diff[1]] && w[diff[1]] == c[diff[0]]
+        }
+    })
+}
+
+/// After a failure at `first` in `chunk`, blanks the failing statement and
+/// parses again, reporting each new error, until the item parses or no
+/// progress is made. Returns the blanked text when it finally parses, so its
+/// invalid values can be reported too.
+pub fn recover(
+    file: &SourceFile,
+    chunk: Range<usize>,
+    first: &Error<Rule>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let text = &file.text[chunk.clone()];
+    let body_start = first_brace(text)?;
+    let mut buf = text.as_bytes().to_vec();
+    let mut pos = error_pos(first);
+    let mut first_error = first.clone();
+    for _ in 0..MAX_RECOVERIES {
+        if pos <= body_start || skip_trivia(&buf, pos) >= buf.len() {
+            return None;
+        }
+        let boundary = positives(&first_error).iter().any(|r| matches!(r, Rule::step | Rule::header));
+        let region = recovery_region(&buf, pos, boundary)?;
+        if region.start <= body_start || region.end <= pos {
+            return None;
+        }
+        for b in &mut buf[region.clone()] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        let source = std::str::from_utf8(&buf).ok()?;
+        match JourneyParser::parse(Rule::item_chunk, source) {
+            Ok(_) => return Some(source.to_owned()),
+            Err(error) => {
+                let next = error_pos(&error);
+                if next < region.end {
+                    return None;
+                }
+                diags.push(syntax_error(file, chunk.clone(), &error));
+                pos = next;
+                first_error = error;
+            }
+        }
+    }
+    None
+}
+
+/// The position of the item's first `{`.
+fn first_brace(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = skip_string(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_comment(bytes, i),
+            b'{' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The statement around `pos` to blank: from the first token of its line
+/// (or from `pos` when the line starts with `}`) to the end of the line,
+/// extended over balanced braces and continuation lines.
+fn recovery_region(buf: &[u8], pos: usize, boundary: bool) -> Option<Range<usize>> {
+    let mut start = first_on_line(buf, pos);
+    if start == pos && !boundary {
+        // The statement began on an earlier line (`trigger` with no event).
+        let mut prev = pos;
+        while prev > 0 && buf[prev - 1].is_ascii_whitespace() {
+            prev -= 1;
+        }
+        if prev > 0 {
+            start = first_on_line(buf, prev - 1);
+        }
+    }
+    if buf.get(start) == Some(&b'}') {
+        start = pos;
+    }
+    if buf.get(start).is_none_or(|&b| b == b'}') {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < buf.len() {
+        match buf[i] {
+            b'"' => {
+                i = skip_string(buf, i);
+                continue;
+            }
+            b'/' if buf.get(i + 1) == Some(&b'/') => {
+                i = skip_comment(buf, i);
+                continue;
+            }
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return Some(start..i),
+            b'}' => depth -= 1,
+            b'\n' if depth == 0 && i >= pos && !continues(buf, i) => return Some(start..i),
+            _ => {}
+        }
+        i += 1;
+    }
+    // The statement runs to the end (an unterminated string or block):
+    // nothing after it can be told apart, so stop here.
+    None
+}
+
+/// The first non-blank byte of the line holding `pos`.
+fn first_on_line(buf: &[u8], pos: usize) -> usize {
+    let mut start = buf[..pos].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    while start < pos && matches!(buf[start], b' ' | b'\t' | b'\r') {
+        start += 1;
+    }
+    start
+}
+
+/// Whether the line after the newline at `i` continues the statement.
+fn continues(buf: &[u8], i: usize) -> bool {
+    let next = skip_trivia(buf, i);
+    let len = buf[next..].iter().take_while(|&&b| is_ident_byte(b)).count();
+    std::str::from_utf8(&buf[next..next + len]).is_ok_and(|w| CONTINUATIONS.contains(&w))
+}
