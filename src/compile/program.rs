@@ -204,6 +204,10 @@ pub struct Limits {
     /// The longest an instance can stay active, in ms: waits, `within`
     /// windows, quiet-hours and `on capped wait` deferrals at their worst.
     pub max_active_ms: i64,
+    /// A reachable `wait until <expr>` can hold an instance for as long as
+    /// the data says: `max_active_ms` counts it as 0.
+    #[serde(default)]
+    pub unbounded: bool,
     /// Nodes no path from the entry reaches.
     pub unreachable: Vec<NodeId>,
 }

@@ -1,1 +1,407 @@
-//! Drives users through a Program: clock, timers, instances, caps, quiet hours, state store.
+//! Drives users through a [`Program`]: the clock, timers, instances, caps,
+//! quiet hours and the state store. Synchronous and deterministic: time is
+//! the events' time, hashing is FNV-1a, and no hash-map order reaches the
+//! output. Knows nothing of pest, miette or the input format.
+//!
+//! - [`event`]: the input ([`Event`], payloads behind [`Properties`]).
+//! - [`action`]: the output ([`Action`], one JSON line each).
+//! - [`store`]: all state as plain data ([`Store`], [`MemStore`]).
+//! - [`engine`]: §6.3–6.4 for one user at one instant.
+//! - [`eval`], [`clock`], [`render`], [`stats`]: expressions, local time,
+//!   templates, counters.
+//!
+//! Events whose name the program does not use (and no `trigger no any`
+//! journey) cost one hash lookup and never intern the user; a duplicate
+//! `messageId` is only looked for on events that reach a journey.
+
+pub mod action;
+pub mod clock;
+pub mod engine;
+pub mod eval;
+pub mod event;
+pub mod render;
+pub mod stats;
+pub mod store;
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+pub use action::{Action, ActionKind, ExitReason, SuppressReason};
+pub use event::{Event, EventKind, Lookup, NoProperties, Properties};
+pub use stats::{JourneyStats, Stats};
+pub use store::{MemStore, Store, UserState};
+
+use crate::compile::program::{Engagement, EventId, FieldPath, JourneyId, Program};
+use crate::value::Value;
+use clock::Zones;
+use engine::{Cx, Layout, Target};
+use render::Renderer;
+use store::{Timer, TimerKind, UserId};
+
+/// The runtime over one program and one store.
+pub struct Runtime<S: Store = MemStore> {
+    program: Arc<Program>,
+    store: S,
+    stats: Stats,
+    names: FxHashMap<Box<str>, EventId>,
+    layout: Layout,
+    zones: Zones,
+    renderer: Renderer,
+    /// Timers set during one user operation, moved to the store after it.
+    timers: Vec<Timer>,
+    paths: EngagementPaths,
+}
+
+struct EngagementPaths {
+    message_id: FieldPath,
+    template: FieldPath,
+    journey: FieldPath,
+}
+
+/// Everything a runtime needs to go on where it stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Snapshot<S = MemStore> {
+    pub store: S,
+    pub stats: Stats,
+}
+
+impl Runtime<MemStore> {
+    pub fn new(program: Arc<Program>) -> Runtime<MemStore> {
+        Runtime::with_store(program, MemStore::default())
+    }
+}
+
+impl<S: Store> Runtime<S> {
+    pub fn with_store(program: Arc<Program>, store: S) -> Runtime<S> {
+        let stats = Stats::for_program(&program);
+        Runtime::restore(program, Snapshot { store, stats })
+    }
+
+    /// Resumes from a snapshot taken by [`Runtime::snapshot`] over the same program.
+    pub fn restore(program: Arc<Program>, snapshot: Snapshot<S>) -> Runtime<S> {
+        let names = program
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Box::from(&*e.name), i as EventId))
+            .collect();
+        let path = |name: &str| vec![Arc::from(name)];
+        Runtime {
+            layout: Layout::new(&program),
+            renderer: Renderer::new(&program.templates),
+            names,
+            zones: Zones::default(),
+            timers: Vec::new(),
+            paths: EngagementPaths {
+                message_id: path("message_id"),
+                template: path("template"),
+                journey: path("journey"),
+            },
+            store: snapshot.store,
+            stats: snapshot.stats,
+            program,
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot<S>
+    where
+        S: Clone,
+    {
+        Snapshot {
+            store: self.store.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The clock: the latest event or timer time seen.
+    pub fn now(&self) -> Option<i64> {
+        self.store.clock()
+    }
+
+    /// Processes one event, first firing every timer due at or before it.
+    pub fn ingest(&mut self, event: &Event<'_>, sink: &mut impl FnMut(Action)) {
+        self.ingest_dyn(event, sink);
+    }
+
+    fn ingest_dyn(&mut self, event: &Event<'_>, sink: &mut dyn FnMut(Action)) {
+        let now = match self.store.clock() {
+            Some(clock) if event.timestamp_ms < clock => {
+                self.stats.late += 1;
+                clock
+            }
+            _ => event.timestamp_ms,
+        };
+        self.advance_dyn(now, sink);
+        match event.kind {
+            EventKind::Other => self.stats.ignored_kinds += 1,
+            EventKind::Identify => self.identify(event, now, sink),
+            EventKind::Track => self.track(event, now, sink),
+        }
+    }
+
+    /// Fires every timer due at or before `t` and moves the clock there.
+    pub fn advance_to(&mut self, t: i64, sink: &mut impl FnMut(Action)) {
+        self.advance_dyn(t, sink);
+    }
+
+    /// Lets time run on until no timer is pending (every instance has
+    /// ended and every silence has fired).
+    pub fn finish(&mut self, sink: &mut impl FnMut(Action)) {
+        while let Some(due) = self.store.peek_timer().map(|t| t.due) {
+            self.advance_dyn(due, sink);
+        }
+    }
+
+    fn advance_dyn(&mut self, t: i64, sink: &mut dyn FnMut(Action)) {
+        let mut batch = Vec::new();
+        while let Some(due) = self
+            .store
+            .peek_timer()
+            .map(|t| t.due)
+            .filter(|&due| due <= t)
+        {
+            batch.clear();
+            while let Some(timer) = self.store.peek_timer().filter(|t| t.due == due).copied() {
+                self.store.pop_timer();
+                batch.push(timer);
+            }
+            // Same instant: journey-name order, then user-key order.
+            let store = &self.store;
+            batch.sort_by(|a, b| {
+                (a.journey, &**store.user_key(a.user), a.kind).cmp(&(
+                    b.journey,
+                    &**store.user_key(b.user),
+                    b.kind,
+                ))
+            });
+            if self.store.clock().is_none_or(|c| c < due) {
+                self.store.set_clock(due);
+            }
+            let now = self.store.clock().unwrap_or(due);
+            for &timer in &batch {
+                self.with_user(timer.user, now, sink, |cx, user| cx.fire(user, timer));
+            }
+        }
+        if self.store.clock().is_none_or(|c| c < t) {
+            self.store.set_clock(t);
+        }
+    }
+
+    fn with_user(
+        &mut self,
+        user: UserId,
+        now: i64,
+        sink: &mut dyn FnMut(Action),
+        f: impl FnOnce(&mut Cx<'_>, &mut UserState),
+    ) {
+        let key = self.store.user_key(user).clone();
+        let state = self.store.user_mut(user);
+        let mut cx = Cx {
+            program: &self.program,
+            layout: &self.layout,
+            zones: &mut self.zones,
+            renderer: &self.renderer,
+            stats: &mut self.stats,
+            timers: &mut self.timers,
+            sink,
+            user,
+            user_key: &key,
+            now,
+        };
+        f(&mut cx, state);
+        for timer in self.timers.drain(..) {
+            self.store.push_timer(timer);
+        }
+    }
+
+    /// Whether the event is a duplicate (and counts it).
+    fn duplicate(&mut self, event: &Event<'_>, now: i64) -> bool {
+        let Some(id) = event.message_id else {
+            return false;
+        };
+        let fresh = self
+            .store
+            .first_sighting(stats::fnv1a(&[id.as_bytes()]), now);
+        if !fresh {
+            self.stats.duplicates += 1;
+        }
+        !fresh
+    }
+
+    fn identify(&mut self, event: &Event<'_>, now: i64, sink: &mut dyn FnMut(Action)) {
+        if self.duplicate(event, now) {
+            return;
+        }
+        self.stats.events += 1;
+        let user = self.store.intern_user(event.user_key);
+        let program = self.program.clone();
+        let state = self.store.user_mut(user);
+        merge_traits(&program, state, event.properties);
+        if let (Some(zone), Some(slot)) = (event.context_timezone, self.layout.timezone) {
+            let index = slot as usize;
+            if state.profile.get(index).is_none_or(Value::is_null) {
+                if state.profile.len() <= index {
+                    state.profile.resize(index + 1, Value::Null);
+                }
+                state.profile[index] = Value::str(zone);
+            }
+        }
+        self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
+    }
+
+    fn track(&mut self, event: &Event<'_>, now: i64, sink: &mut dyn FnMut(Action)) {
+        let id = self.names.get(event.name).copied();
+        let program = self.program.clone();
+        let info = id.map(|i| &program.events[i as usize]);
+        let silences =
+            !program.any_silence.is_empty() || info.is_some_and(|i| !i.silences.is_empty());
+        let admits = info.is_some_and(|i| !i.triggers.is_empty());
+        let user = if admits || silences {
+            self.store.intern_user(event.user_key)
+        } else {
+            // Only users already in a journey can be affected.
+            match self.store.find_user(event.user_key) {
+                Some(u) if id.is_some() && !self.store.user(u).journeys.is_empty() => u,
+                _ => {
+                    self.stats.irrelevant += 1;
+                    return;
+                }
+            }
+        };
+        if self.duplicate(event, now) {
+            return;
+        }
+        self.stats.events += 1;
+        let fields: Vec<Value> = info.map_or_else(Vec::new, |i| {
+            i.fields
+                .iter()
+                .map(|p| event.properties.lookup(p).into_value())
+                .collect()
+        });
+        let target = info
+            .and_then(|i| i.engagement)
+            .and_then(|e| self.engagement_target(event, user, e));
+        if info.is_some_and(|i| i.engagement.is_some()) && target.is_none() {
+            self.stats.unmatched_engagements += 1;
+        }
+        self.with_user(user, now, sink, |cx, state| {
+            cx.track(state, id, &fields, target);
+            if silences {
+                for j in silence_journeys(&program, id) {
+                    cx.restart_silences(state, j, id);
+                }
+            }
+        });
+    }
+
+    /// The message an engagement event refers to: by `message_id`, else
+    /// the user's latest send of `template` (within `journey` when given).
+    fn engagement_target(
+        &self,
+        event: &Event<'_>,
+        user: UserId,
+        engagement: Engagement,
+    ) -> Option<Target> {
+        let text = |path: &FieldPath| match event.properties.lookup(path) {
+            Lookup::Found(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        if let Some(id) = text(&self.paths.message_id) {
+            let (journey, key, entry, node) = engine::parse_message_id(&id)?;
+            if key != event.user_key {
+                return None;
+            }
+            return Some(Target {
+                journey: self.program.journey_id(journey)?,
+                entry,
+                node,
+                engagement,
+            });
+        }
+        let template = text(&self.paths.template)?;
+        let journey = match text(&self.paths.journey) {
+            Some(name) => Some(self.program.journey_id(&name)?),
+            None => None,
+        };
+        engine::latest_send(
+            &self.program,
+            self.store.user(user),
+            &template,
+            journey,
+            engagement,
+        )
+    }
+}
+
+/// Journeys whose silence this event restarts, ascending and once each.
+fn silence_journeys(program: &Program, event: Option<EventId>) -> Vec<JourneyId> {
+    let mut out: Vec<JourneyId> = program.any_silence.clone();
+    if let Some(info) = event.and_then(|e| program.events.get(e as usize)) {
+        out.extend_from_slice(&info.silences);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Deep-merges identify traits into the profile slots the program knows:
+/// each slot's path is walked in the traits; a `null` (or a non-object) at
+/// or above it clears the slot, objects merge into object-valued slots, and
+/// a slot the traits do not mention is left alone.
+fn merge_traits(program: &Program, user: &mut UserState, traits: &dyn Properties) {
+    for (index, slot) in program.profile_slots.iter().enumerate() {
+        let new = match traits.lookup(&slot.path) {
+            Lookup::Missing => continue,
+            Lookup::Cleared => Value::Null,
+            Lookup::Found(v) if slot.timestamp => event::as_timestamp(v),
+            Lookup::Found(v) => v,
+        };
+        if user.profile.len() <= index {
+            if new.is_null() {
+                continue;
+            }
+            user.profile.resize(index + 1, Value::Null);
+        }
+        let merged = deep_merge(&user.profile[index], new);
+        user.profile[index] = merged;
+    }
+}
+
+fn deep_merge(old: &Value, new: Value) -> Value {
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut out = (**old).clone();
+            for (k, v) in new.iter() {
+                if v.is_null() {
+                    out.remove(k);
+                } else {
+                    let merged = deep_merge(out.get(k).unwrap_or(&Value::Null), v.clone());
+                    out.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(Arc::new(out))
+        }
+        (_, new) => new,
+    }
+}
+
+impl Timer {
+    /// Whether this is a silence timer (for reports).
+    pub fn is_silence(&self) -> bool {
+        matches!(self.kind, TimerKind::Silence(_))
+    }
+}

@@ -1,0 +1,364 @@
+//! One journey: its header clauses, the trigger fields and handles it uses,
+//! and each trigger's captures. The steps themselves are lowered by `lower`.
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use sha2::{Digest, Sha256};
+
+use super::program::{
+    Absence, CExpr, EventClause, FieldPath, Goal, HandleId, Journey, JourneyId, Limits, Node,
+    Reentry, Trigger,
+};
+use super::tables::{Compiler, Role, duration_ms};
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// What the compiler knows about the journey being compiled.
+#[derive(Default)]
+pub(crate) struct JourneyState {
+    pub(crate) id: JourneyId,
+    pub(crate) name: Arc<str>,
+    pub(crate) display_name: Option<Arc<str>>,
+    /// Inside a journey: `trigger.x` and handles resolve.
+    pub(crate) active: bool,
+    pub(crate) trigger_fields: Vec<FieldPath>,
+    trigger_field_ids: FxHashMap<FieldPath, u32>,
+    pub(crate) handles: Vec<Arc<str>>,
+    handle_ids: FxHashMap<Arc<str>, HandleId>,
+    /// Names used as handles (`h.opened`, `wait for h.clicked`): a send
+    /// without `as` gets a handle only when its implicit name is used.
+    pub(crate) referenced: FxHashSet<String>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) spans: Vec<Span>,
+    cap_spans: Vec<Span>,
+    /// Spans of every compiled journey, by journey id (for warnings only:
+    /// they are not part of the serialized program).
+    pub(crate) all_spans: Vec<JourneySpans>,
+}
+
+/// Source spans of a compiled journey's nodes and caps.
+pub(crate) struct JourneySpans {
+    pub(crate) nodes: Vec<Span>,
+    pub(crate) caps: Vec<Span>,
+}
+
+impl JourneyState {
+    fn start(&mut self, id: JourneyId, name: &str) {
+        let all_spans = std::mem::take(&mut self.all_spans);
+        *self = JourneyState {
+            id,
+            name: Arc::from(name),
+            active: true,
+            all_spans,
+            ..JourneyState::default()
+        };
+    }
+
+    pub(crate) fn trigger_field(&mut self, path: FieldPath) -> u32 {
+        if let Some(&i) = self.trigger_field_ids.get(&path) {
+            return i;
+        }
+        let i = self.trigger_fields.len() as u32;
+        self.trigger_fields.push(path.clone());
+        self.trigger_field_ids.insert(path, i);
+        i
+    }
+
+    pub(crate) fn handle(&mut self, name: &str) -> HandleId {
+        if let Some(&h) = self.handle_ids.get(name) {
+            return h;
+        }
+        let h = self.handles.len() as HandleId;
+        let name: Arc<str> = Arc::from(name);
+        self.handles.push(name.clone());
+        self.handle_ids.insert(name, h);
+        h
+    }
+}
+
+impl<'p> Compiler<'p> {
+    pub(crate) fn compile_journey(&mut self, id: JourneyId, decl: &'p ast::JourneyDecl) -> Journey {
+        self.journey.start(id, &decl.name.name);
+        collect_handle_refs(decl, &mut self.journey.referenced);
+        let mut journey = Journey {
+            name: Arc::from(decl.name.name.as_str()),
+            display_name: None,
+            description: decl.doc.as_deref().map(Arc::from),
+            content_hash: self.content_hash(decl.span),
+            triggers: Vec::new(),
+            absence: Vec::new(),
+            audience: None,
+            reentry: Reentry::Never,
+            exit_on: Vec::new(),
+            exit_if: Vec::new(),
+            goal: None,
+            holdout: None,
+            caps: Vec::new(),
+            quiet_hours: None,
+            trigger_fields: Vec::new(),
+            handles: Vec::new(),
+            nodes: Vec::new(),
+            limits: Limits::default(),
+        };
+        for header in &decl.headers {
+            self.header(&mut journey, header);
+        }
+        self.journey.display_name = journey.display_name.clone();
+        self.lower_journey(decl);
+        journey.nodes = std::mem::take(&mut self.journey.nodes);
+        journey.handles = std::mem::take(&mut self.journey.handles);
+        journey.trigger_fields = std::mem::take(&mut self.journey.trigger_fields);
+        for trigger in &mut journey.triggers {
+            trigger.capture = journey
+                .trigger_fields
+                .iter()
+                .map(|path| self.capture(trigger.event, path))
+                .collect();
+        }
+        let spans = JourneySpans {
+            nodes: std::mem::take(&mut self.journey.spans),
+            caps: std::mem::take(&mut self.journey.cap_spans),
+        };
+        self.journey.all_spans.push(spans);
+        self.journey.active = false;
+        journey
+    }
+
+    fn content_hash(&self, span: Span) -> String {
+        let text = self.project.sources.get(span.file).slice(span);
+        let digest = Sha256::digest(text.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Where a trigger event keeps a `trigger.<path>` value.
+    fn capture(&mut self, event: u32, path: &FieldPath) -> Option<u32> {
+        let first = path.first()?;
+        if !self.event_has_field(event, first) {
+            return None;
+        }
+        Some(self.event_field(event, path.clone()))
+    }
+
+    fn header(&mut self, journey: &mut Journey, header: &'p ast::Header) {
+        let id = self.journey.id;
+        match &header.kind {
+            ast::HeaderKind::Name(s) => {
+                journey
+                    .display_name
+                    .get_or_insert_with(|| Arc::from(s.value.as_str()));
+            }
+            ast::HeaderKind::Trigger { event, condition } => {
+                let event = self.event_id(&event.name);
+                self.add_role(event, Role::Trigger, id);
+                let condition = self.clause_condition(event, condition.as_ref());
+                journey.triggers.push(Trigger {
+                    event,
+                    condition,
+                    capture: Vec::new(),
+                });
+            }
+            ast::HeaderKind::TriggerAbsence { event, silence } => {
+                let event = match event {
+                    ast::EventPattern::Named(e) => {
+                        let event = self.event_id(&e.name);
+                        self.add_role(event, Role::Silence, id);
+                        Some(event)
+                    }
+                    ast::EventPattern::Any(_) => None,
+                };
+                journey.absence.push(Absence {
+                    event,
+                    silence_ms: duration_ms(*silence),
+                });
+            }
+            ast::HeaderKind::Audience(e) => {
+                if journey.audience.is_none() {
+                    journey.audience = Some(self.expr(e));
+                }
+            }
+            ast::HeaderKind::Reentry(r) => {
+                journey.reentry = match r {
+                    ast::Reentry::Never => Reentry::Never,
+                    ast::Reentry::Always => Reentry::Always,
+                    ast::Reentry::After(d) => Reentry::After {
+                        ms: duration_ms(*d),
+                    },
+                };
+            }
+            ast::HeaderKind::ExitOn { event, condition } => {
+                let event = self.event_id(&event.name);
+                self.add_role(event, Role::Exit, id);
+                let condition = self.clause_condition(event, condition.as_ref());
+                journey.exit_on.push(EventClause { event, condition });
+            }
+            ast::HeaderKind::ExitIf(e) => {
+                let condition = self.expr(e);
+                journey.exit_if.push(condition);
+            }
+            ast::HeaderKind::Goal {
+                event: name,
+                condition,
+                within,
+            } => {
+                if journey.goal.is_some() {
+                    return;
+                }
+                let event = self.event_id(&name.name);
+                self.add_role(event, Role::Goal, id);
+                let condition = self.clause_condition(event, condition.as_ref());
+                journey.goal = Some(Goal {
+                    event,
+                    name: Arc::from(name.name.as_str()),
+                    condition,
+                    within_ms: within.map(duration_ms),
+                });
+            }
+            ast::HeaderKind::Holdout(p) => {
+                journey.holdout.get_or_insert(p.value);
+            }
+            ast::HeaderKind::Cap(cap) => {
+                if let Some(c) = self.cap(cap) {
+                    journey.caps.push(c);
+                    self.journey.cap_spans.push(cap.span);
+                }
+            }
+            ast::HeaderKind::QuietHours(q) => {
+                if journey.quiet_hours.is_none() {
+                    journey.quiet_hours = Some(self.quiet_hours(q));
+                }
+            }
+        }
+    }
+
+    /// A `where` condition, with `event.x` reading `event`'s fields.
+    pub(crate) fn clause_condition(
+        &mut self,
+        event: u32,
+        condition: Option<&'p ast::Expr>,
+    ) -> Option<CExpr> {
+        let condition = condition?;
+        let outer = self.event.replace(event);
+        let compiled = self.expr(condition);
+        self.event = outer;
+        Some(compiled)
+    }
+}
+
+/// Every name the journey uses as a handle.
+fn collect_handle_refs(decl: &ast::JourneyDecl, out: &mut FxHashSet<String>) {
+    for header in &decl.headers {
+        match &header.kind {
+            ast::HeaderKind::Trigger { condition, .. }
+            | ast::HeaderKind::ExitOn { condition, .. }
+            | ast::HeaderKind::Goal { condition, .. } => {
+                if let Some(c) = condition {
+                    expr_handle_refs(c, out);
+                }
+            }
+            ast::HeaderKind::Audience(e) | ast::HeaderKind::ExitIf(e) => expr_handle_refs(e, out),
+            _ => {}
+        }
+    }
+    steps_handle_refs(&decl.steps, out);
+}
+
+fn steps_handle_refs(steps: &[ast::Step], out: &mut FxHashSet<String>) {
+    for step in steps {
+        step_handle_refs(step, out);
+    }
+}
+
+fn block_handle_refs(block: Option<&ast::Block>, out: &mut FxHashSet<String>) {
+    if let Some(b) = block {
+        steps_handle_refs(&b.steps, out);
+    }
+}
+
+fn step_handle_refs(step: &ast::Step, out: &mut FxHashSet<String>) {
+    match &step.kind {
+        ast::StepKind::WaitUntilExpr(e) | ast::StepKind::Set { value: e, .. } => {
+            expr_handle_refs(e, out)
+        }
+        ast::StepKind::WaitForEvent {
+            condition,
+            then,
+            otherwise,
+            ..
+        } => {
+            if let Some(c) = condition {
+                expr_handle_refs(c, out);
+            }
+            block_handle_refs(then.as_ref(), out);
+            block_handle_refs(otherwise.as_ref(), out);
+        }
+        ast::StepKind::WaitForEngagement {
+            handle,
+            then,
+            otherwise,
+            ..
+        } => {
+            out.insert(handle.name.clone());
+            block_handle_refs(then.as_ref(), out);
+            block_handle_refs(otherwise.as_ref(), out);
+        }
+        ast::StepKind::Send(send) => {
+            for alt in &send.alternatives {
+                for w in &alt.with {
+                    expr_handle_refs(&w.value, out);
+                }
+            }
+        }
+        ast::StepKind::If {
+            branches,
+            otherwise,
+        } => {
+            for (c, b) in branches {
+                expr_handle_refs(c, out);
+                steps_handle_refs(&b.steps, out);
+            }
+            block_handle_refs(otherwise.as_ref(), out);
+        }
+        ast::StepKind::Split { arms, .. } => {
+            for arm in arms {
+                steps_handle_refs(&arm.body.steps, out);
+            }
+        }
+        ast::StepKind::Repeat { body, .. } => steps_handle_refs(&body.steps, out),
+        ast::StepKind::Emit { with, .. } => {
+            for w in with {
+                expr_handle_refs(&w.value, out);
+            }
+        }
+        ast::StepKind::Wait(_)
+        | ast::StepKind::WaitUntilTime { .. }
+        | ast::StepKind::AudienceAdd { .. }
+        | ast::StepKind::AudienceRemove { .. }
+        | ast::StepKind::Exit => {}
+    }
+}
+
+fn expr_handle_refs(e: &ast::Expr, out: &mut FxHashSet<String>) {
+    match &e.kind {
+        ast::ExprKind::Path(p) => {
+            if let ast::PathRoot::Name(n) = &p.root
+                && p.fields.len() == 1
+            {
+                out.insert(n.clone());
+            }
+        }
+        ast::ExprKind::List(items) => items.iter().for_each(|i| expr_handle_refs(i, out)),
+        ast::ExprKind::Call { args, .. } => args.iter().for_each(|a| expr_handle_refs(a, out)),
+        ast::ExprKind::Unary { operand, .. } => expr_handle_refs(operand, out),
+        ast::ExprKind::Binary { lhs, rhs, .. } => {
+            expr_handle_refs(lhs, out);
+            expr_handle_refs(rhs, out);
+        }
+        ast::ExprKind::Number(_)
+        | ast::ExprKind::String(_)
+        | ast::ExprKind::Bool(_)
+        | ast::ExprKind::Null
+        | ast::ExprKind::Duration(_)
+        | ast::ExprKind::Timestamp(_) => {}
+    }
+}

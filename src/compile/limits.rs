@@ -1,0 +1,573 @@
+//! Static analyses of one journey's DAG, exact over all of its paths:
+//! the most sends per channel and in all, the longest an instance can stay
+//! active, the unreachable nodes, and the sends that caps always block
+//! (warning W0004). Each is a dynamic programme over a topological order of
+//! [`Journey::graph`].
+//!
+//! Durations are worst cases: a `wait for` takes its whole window, `wait
+//! until HH:MM` the longest gap between allowed days, a non-transactional
+//! send the whole quiet-hours window when time may have passed since the
+//! last send (one made at the same instant proves it is not quiet time), and
+//! an `on capped wait` send the longest cap window involved plus quiet hours
+//! again. `wait until <expr>` has no bound: it counts as 0 and sets
+//! [`Limits::unbounded`].
+
+use std::collections::BTreeMap;
+
+use petgraph::algo::toposort;
+use petgraph::graph::NodeIndex;
+
+use super::program::{
+    Cap, Channel, ChannelId, Edge, Journey, Limits, NodeId, NodeKind, Policy, QuietHours, SendNode,
+};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+const MINUTE_MS: i64 = 60 * 1000;
+
+/// Most distinct cap states kept per node; beyond it the cap warning gives
+/// up below that node (it never warns without proof).
+const MAX_CAP_STATES: usize = 512;
+
+/// The analyses' results for one journey.
+pub(crate) struct Analysis {
+    pub(crate) limits: Limits,
+    /// Sends the caps always block, with the index of a blocking cap in
+    /// journey caps followed by policy caps.
+    pub(crate) always_capped: Vec<(NodeId, usize)>,
+}
+
+/// What the analyses need to know about a journey's sending rules.
+struct Rules<'a> {
+    /// Journey caps, then policy caps: all count this journey's own sends.
+    caps: Vec<&'a Cap>,
+    /// Length of the quiet-hours window in ms (0: none).
+    quiet_ms: i64,
+}
+
+impl Rules<'_> {
+    fn applies(cap: &Cap, channel: ChannelId) -> bool {
+        cap.channel.is_none_or(|c| c == channel)
+    }
+
+    /// The longest window of the caps that can hold back any alternative.
+    fn longest_window(&self, send: &SendNode) -> i64 {
+        self.caps
+            .iter()
+            .filter(|cap| {
+                send.alternatives
+                    .iter()
+                    .any(|a| Rules::applies(cap, a.channel))
+            })
+            .map(|cap| cap.window_ms)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) -> Analysis {
+    let rules = Rules {
+        caps: journey.caps.iter().chain(&policy.caps).collect(),
+        quiet_ms: journey
+            .quiet_hours
+            .as_ref()
+            .or(policy.quiet_hours.as_ref())
+            .map_or(0, quiet_length_ms),
+    };
+    let Some(order) = topological_order(journey) else {
+        return Analysis {
+            limits: Limits::default(),
+            always_capped: Vec::new(),
+        };
+    };
+    let reachable = reachable(journey);
+    let mut limits = sends(journey, channels, &order, &reachable);
+    let (max_active_ms, unbounded) = longest_active(journey, &rules, &order, &reachable);
+    limits.max_active_ms = max_active_ms;
+    limits.unbounded = unbounded;
+    limits.unreachable = (0..journey.nodes.len())
+        .filter(|&n| !reachable[n])
+        .map(|n| n as NodeId)
+        .collect();
+    let always_capped = if rules.caps.is_empty() {
+        Vec::new()
+    } else {
+        capped_sends(journey, &rules, &order, &reachable)
+    };
+    Analysis {
+        limits,
+        always_capped,
+    }
+}
+
+/// Node ids in a topological order; `None` if the nodes form a cycle (never,
+/// by construction).
+fn topological_order(journey: &Journey) -> Option<Vec<usize>> {
+    let graph = journey.graph();
+    let order = toposort(&graph, None).ok()?;
+    Some(order.into_iter().map(NodeIndex::index).collect())
+}
+
+fn reachable(journey: &Journey) -> Vec<bool> {
+    let mut seen = vec![false; journey.nodes.len()];
+    let mut stack = if journey.nodes.is_empty() {
+        Vec::new()
+    } else {
+        vec![0usize]
+    };
+    while let Some(n) = stack.pop() {
+        if std::mem::replace(&mut seen[n], true) {
+            continue;
+        }
+        for (_, next) in journey.nodes[n].kind.successors() {
+            if (next as usize) < seen.len() && !seen[next as usize] {
+                stack.push(next as usize);
+            }
+        }
+    }
+    seen
+}
+
+/// Successor indices of a node that are inside the journey.
+fn successors(journey: &Journey, n: usize) -> impl Iterator<Item = usize> + '_ {
+    journey.nodes[n]
+        .kind
+        .successors()
+        .into_iter()
+        .map(|(_, s)| s as usize)
+        .filter(|&s| s < journey.nodes.len())
+}
+
+// ---------------------------------------------------------------- sends
+
+/// Most sends per channel (a send counts for every channel of its chain,
+/// since any of them may be the one used) and in all, over all paths.
+fn sends(journey: &Journey, channels: &[Channel], order: &[usize], reachable: &[bool]) -> Limits {
+    // The channels this journey sends on, as dense indices.
+    let mut used: Vec<ChannelId> = journey
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Send(s) => Some(s.alternatives.iter().map(|a| a.channel)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    let width = used.len() + 1; // the last column counts all messages
+    let mut best: Vec<Option<Vec<u32>>> = vec![None; journey.nodes.len()];
+    if !journey.nodes.is_empty() {
+        best[0] = Some(vec![0; width]);
+    }
+    let mut total = vec![0u32; width];
+    for &n in order {
+        let Some(mut counts) = best[n].take().filter(|_| reachable[n]) else {
+            continue;
+        };
+        if let NodeKind::Send(send) = &journey.nodes[n].kind
+            && !send.alternatives.is_empty()
+        {
+            for (i, channel) in used.iter().enumerate() {
+                if send.alternatives.iter().any(|a| a.channel == *channel) {
+                    counts[i] += 1;
+                }
+            }
+            counts[width - 1] += 1;
+        }
+        for (t, c) in total.iter_mut().zip(&counts) {
+            *t = (*t).max(*c);
+        }
+        for s in successors(journey, n) {
+            let slot = best[s].get_or_insert_with(|| vec![0; width]);
+            for (b, c) in slot.iter_mut().zip(&counts) {
+                *b = (*b).max(*c);
+            }
+        }
+    }
+    let mut max_sends = BTreeMap::new();
+    for (i, channel) in used.iter().enumerate() {
+        if total[i] > 0
+            && let Some(ch) = channels.get(*channel as usize)
+        {
+            max_sends.insert(ch.name.to_string(), total[i]);
+        }
+    }
+    Limits {
+        max_sends,
+        max_messages: total[width - 1],
+        ..Limits::default()
+    }
+}
+
+// ---------------------------------------------------------------- time
+
+/// The longest an instance can stay active, and whether a `wait until
+/// <expr>` makes it unbounded. The state per node is the longest time to
+/// reach it, split by whether time may have passed since the last send
+/// (`idle`, index 1) or not (index 0).
+fn longest_active(
+    journey: &Journey,
+    rules: &Rules,
+    order: &[usize],
+    reachable: &[bool],
+) -> (i64, bool) {
+    let mut best: Vec<[Option<i64>; 2]> = vec![[None, None]; journey.nodes.len()];
+    if let Some(entry) = best.first_mut() {
+        entry[1] = Some(0);
+    }
+    let mut longest = 0i64;
+    let mut unbounded = false;
+    for &n in order {
+        if !reachable[n] {
+            continue;
+        }
+        let kind = &journey.nodes[n].kind;
+        unbounded |= matches!(kind, NodeKind::WaitUntil { .. });
+        let mut out: [Option<i64>; 2] = [None, None];
+        for (idle, at) in best[n].iter().enumerate() {
+            let Some(at) = at else { continue };
+            let (spent, idle_after) = step_time(kind, rules, idle == 1);
+            let after = at.saturating_add(spent);
+            let slot = &mut out[usize::from(idle_after)];
+            *slot = Some(slot.map_or(after, |s| s.max(after)));
+            longest = longest.max(after);
+        }
+        for s in successors(journey, n) {
+            for (i, value) in out.iter().enumerate() {
+                if let Some(v) = value {
+                    let slot = &mut best[s][i];
+                    *slot = Some(slot.map_or(*v, |s| s.max(*v)));
+                }
+            }
+        }
+    }
+    (longest, unbounded)
+}
+
+/// The longest time a node can take, and whether time may have passed
+/// since the last send once it is done.
+fn step_time(kind: &NodeKind, rules: &Rules, idle: bool) -> (i64, bool) {
+    let waited = |ms: i64| (ms, idle || ms > 0);
+    match kind {
+        NodeKind::Wait { ms, .. } => waited(*ms),
+        NodeKind::WaitUntilTime { weekdays, .. } => waited(longest_gap_ms(*weekdays)),
+        NodeKind::WaitForEvent { within_ms, .. }
+        | NodeKind::WaitForEngagement { within_ms, .. } => waited(*within_ms),
+        NodeKind::WaitUntil { .. } => (0, true),
+        NodeKind::Send(send) if !send.transactional && !send.alternatives.is_empty() => {
+            let quiet = if idle { rules.quiet_ms } else { 0 };
+            let capped = if send.wait_when_capped {
+                let window = rules.longest_window(send);
+                if window > 0 {
+                    window.saturating_add(rules.quiet_ms)
+                } else {
+                    0
+                }
+            } else {
+                0
+            };
+            (quiet.saturating_add(capped), false)
+        }
+        _ => (0, idle),
+    }
+}
+
+/// The longest wait of `wait until HH:MM [on days]`: the largest gap between
+/// two allowed weekdays (a day with no list).
+fn longest_gap_ms(weekdays: u8) -> i64 {
+    let days: Vec<i64> = (0..7).filter(|d| weekdays & (1 << d) != 0).collect();
+    if days.is_empty() {
+        return DAY_MS;
+    }
+    let gap = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let next = days.get(i + 1).copied().unwrap_or(days[0] + 7);
+            next - d
+        })
+        .max()
+        .unwrap_or(7);
+    gap * DAY_MS
+}
+
+fn quiet_length_ms(q: &QuietHours) -> i64 {
+    let minutes = (i64::from(q.to) - i64::from(q.from)).rem_euclid(24 * 60);
+    minutes * MINUTE_MS
+}
+
+// ---------------------------------------------------------------- caps
+
+/// A send counted by a cap on some path: the time since it went out, as an
+/// interval (shortest, longest), and whether it certainly counts (a chain
+/// whose channels are not all under the cap may have gone out on another).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Counted {
+    lo: i64,
+    hi: i64,
+    certain: bool,
+}
+
+/// A path's cap situation: per cap (journey caps, then policy caps), its
+/// counted sends that may still be inside its window, most recent first;
+/// and whether time may have passed since the last non-transactional send.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct CapState {
+    recent: Vec<Vec<Counted>>,
+    idle: bool,
+}
+
+/// How a send fares against the caps in one state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Blocked, by this cap (journey caps, then policy caps).
+    Blocked(usize),
+    Free,
+    /// Blocked or not, depending on when the earlier sends went out.
+    Either,
+}
+
+impl CapState {
+    /// Time passes: between `lo` and `hi` ms.
+    fn advance(&mut self, rules: &Rules, lo: i64, hi: i64) {
+        if hi <= 0 {
+            return;
+        }
+        for (recent, cap) in self.recent.iter_mut().zip(&rules.caps) {
+            for c in recent.iter_mut() {
+                c.lo = c.lo.saturating_add(lo);
+                c.hi = c.hi.saturating_add(hi);
+            }
+            recent.retain(|c| c.lo < cap.window_ms);
+        }
+        self.idle = true;
+    }
+
+    /// Sends certainly inside cap `i`'s window, and sends possibly inside it.
+    fn load(&self, rules: &Rules, i: usize) -> (usize, usize) {
+        let window = rules.caps[i].window_ms;
+        let certain = self.recent[i]
+            .iter()
+            .filter(|c| c.certain && c.hi < window)
+            .count();
+        (certain, self.recent[i].len())
+    }
+
+    fn verdict(&self, rules: &Rules, send: &SendNode) -> Verdict {
+        let mut blocking = None;
+        let mut all_blocked = true;
+        let mut any_free = false;
+        for alt in &send.alternatives {
+            let mut blocked_by = None;
+            let mut may_block = false;
+            for (i, cap) in rules.caps.iter().enumerate() {
+                if !Rules::applies(cap, alt.channel) {
+                    continue;
+                }
+                let (certain, possible) = self.load(rules, i);
+                let limit = cap.limit as usize;
+                if certain >= limit {
+                    blocked_by.get_or_insert(i);
+                }
+                may_block |= possible >= limit;
+            }
+            match blocked_by {
+                Some(i) => {
+                    blocking.get_or_insert(i);
+                }
+                None => all_blocked = false,
+            }
+            any_free |= !may_block;
+        }
+        match blocking {
+            Some(i) if all_blocked => Verdict::Blocked(i),
+            _ if any_free => Verdict::Free,
+            _ => Verdict::Either,
+        }
+    }
+
+    /// Counts a send that went out now: certainly for the caps every
+    /// alternative falls under, possibly for those only some do.
+    fn record(&mut self, rules: &Rules, send: &SendNode) {
+        for (recent, cap) in self.recent.iter_mut().zip(&rules.caps) {
+            let applies = send
+                .alternatives
+                .iter()
+                .filter(|a| Rules::applies(cap, a.channel))
+                .count();
+            if applies > 0 {
+                let certain = applies == send.alternatives.len();
+                recent.insert(
+                    0,
+                    Counted {
+                        lo: 0,
+                        hi: 0,
+                        certain,
+                    },
+                );
+            }
+        }
+        self.idle = false;
+    }
+}
+
+/// The cap states reaching a node: `None` when there are too many to follow.
+type States = Option<Vec<CapState>>;
+
+/// Sends that every path reaches with the caps already used up. Times
+/// between sends are intervals (a `wait for` may end at once or at its
+/// window), a send whose fate is uncertain splits the state in two, and a
+/// send is reported only when every state blocks it for certain — a warning
+/// is a proof. It assumes the user is reachable: earlier sends on the same
+/// channel went out (a user unreachable on it gets none of them anyway).
+fn capped_sends(
+    journey: &Journey,
+    rules: &Rules,
+    order: &[usize],
+    reachable: &[bool],
+) -> Vec<(NodeId, usize)> {
+    let mut states: Vec<States> = vec![Some(Vec::new()); journey.nodes.len()];
+    if let Some(Some(entry)) = states.first_mut() {
+        entry.push(CapState {
+            recent: vec![Vec::new(); rules.caps.len()],
+            idle: true,
+        });
+    }
+    let mut capped = Vec::new();
+    for &n in order {
+        if !reachable[n] {
+            continue;
+        }
+        let kind = &journey.nodes[n].kind;
+        let outgoing = states[n].take().map(|mut list| {
+            list.sort();
+            list.dedup();
+            let (out, blocked) = cap_step(kind, rules, list);
+            if let Some(cap) = blocked {
+                capped.push((n as NodeId, cap));
+            }
+            out
+        });
+        for (edge, s) in kind.successors() {
+            let Some(slot) = states.get_mut(s as usize) else {
+                continue;
+            };
+            let Some(out) = &outgoing else {
+                *slot = None;
+                continue;
+            };
+            let mut out = out.clone();
+            if let Some(within) = wait_window(kind) {
+                // The event may come at once; the timeout takes the whole window.
+                let lo = if edge == Edge::Timeout { within } else { 0 };
+                out.iter_mut().for_each(|st| st.advance(rules, lo, within));
+            }
+            merge(slot, out);
+        }
+    }
+    capped.sort_unstable();
+    capped
+}
+
+fn wait_window(kind: &NodeKind) -> Option<i64> {
+    match kind {
+        NodeKind::WaitForEvent { within_ms, .. }
+        | NodeKind::WaitForEngagement { within_ms, .. } => Some(*within_ms),
+        _ => None,
+    }
+}
+
+fn merge(into: &mut States, from: Vec<CapState>) {
+    if let Some(list) = into.as_mut() {
+        list.extend(from);
+        if list.len() > MAX_CAP_STATES {
+            list.sort();
+            list.dedup();
+            if list.len() > MAX_CAP_STATES {
+                *into = None;
+            }
+        }
+    }
+}
+
+/// The states after a node (before its edges), and the blocking cap when
+/// the node is a send every state blocks.
+fn cap_step(
+    kind: &NodeKind,
+    rules: &Rules,
+    mut states: Vec<CapState>,
+) -> (Vec<CapState>, Option<usize>) {
+    let (lo, hi) = match kind {
+        NodeKind::Wait { ms, .. } => (*ms, *ms),
+        NodeKind::WaitUntilTime { weekdays, .. } => (0, longest_gap_ms(*weekdays)),
+        NodeKind::WaitUntil { .. } => (0, i64::MAX),
+        NodeKind::Send(send) if !send.transactional && !send.alternatives.is_empty() => {
+            return cap_send(send, rules, states);
+        }
+        _ => (0, 0),
+    };
+    states.iter_mut().for_each(|s| s.advance(rules, lo, hi));
+    (states, None)
+}
+
+fn cap_send(
+    send: &SendNode,
+    rules: &Rules,
+    states: Vec<CapState>,
+) -> (Vec<CapState>, Option<usize>) {
+    let mut out = Vec::with_capacity(states.len());
+    let mut blocking: Option<usize> = None;
+    let mut all_blocked = !states.is_empty();
+    let capped_wait = rules.longest_window(send).saturating_add(rules.quiet_ms);
+    for mut state in states {
+        if state.idle {
+            // Quiet hours may defer it, unless a send just went out.
+            state.advance(rules, 0, rules.quiet_ms);
+        }
+        let verdict = state.verdict(rules, send);
+        if let Verdict::Blocked(cap) = verdict {
+            blocking.get_or_insert(cap);
+        } else {
+            all_blocked = false;
+        }
+        match verdict {
+            Verdict::Free => state.record(rules, send),
+            _ if send.wait_when_capped => {
+                state.advance(rules, 0, capped_wait);
+                state.record(rules, send);
+            }
+            Verdict::Blocked(_) => {}
+            Verdict::Either => {
+                out.push(state.clone());
+                state.record(rules, send);
+            }
+        }
+        out.push(state);
+    }
+    let always = blocking.filter(|_| all_blocked && !send.wait_when_capped);
+    (out, always)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_gaps() {
+        assert_eq!(longest_gap_ms(0), DAY_MS);
+        assert_eq!(longest_gap_ms(1), 7 * DAY_MS);
+        // monday and thursday: thursday → monday is 4 days
+        assert_eq!(longest_gap_ms(0b0000_1001), 4 * DAY_MS);
+        assert_eq!(longest_gap_ms(0x7f), DAY_MS);
+    }
+
+    #[test]
+    fn quiet_hours_wrap_midnight() {
+        let q = QuietHours {
+            from: 21 * 60,
+            to: 8 * 60,
+            zone: None,
+        };
+        assert_eq!(quiet_length_ms(&q), 11 * 60 * MINUTE_MS);
+    }
+}

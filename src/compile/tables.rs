@@ -1,0 +1,457 @@
+//! The compiler's project-wide state: declarations by name, and the interned
+//! ids of the program (channels, templates, profile slots, events and their
+//! fields). Ids are handed out in a fixed order (built-ins first, then
+//! journeys by name, steps in source order) so the same project always
+//! compiles to the same program.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::journey::JourneyState;
+use super::limits;
+use super::program::{
+    Cap, Channel, ChannelId, EventId, EventInfo, FieldPath, JourneyId, Policy, ProfileSlot,
+    Program, QuietHours, SlotId, Template, TemplateId,
+};
+use crate::check::codes;
+use crate::diagnostic::Diagnostic;
+use crate::project::Project;
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// Built-in channels, in their fixed order, with their address field.
+pub(crate) const BUILTIN_CHANNELS: [(&str, Option<&str>); 6] = [
+    ("email", Some("email")),
+    ("sms", Some("phone")),
+    ("push", Some("push_token")),
+    ("in_app", Some("push_token")),
+    ("whatsapp", Some("phone")),
+    ("webhook", None),
+];
+
+/// What a journey does with an event, for [`EventInfo`]'s dispatch lists.
+#[derive(Clone, Copy)]
+pub(crate) enum Role {
+    Trigger,
+    Exit,
+    Goal,
+    Wait,
+    Silence,
+}
+
+pub(crate) struct Compiler<'p> {
+    pub(crate) project: &'p Project,
+    profile: Option<&'p [ast::FieldDecl]>,
+    event_schemas: FxHashMap<&'p str, &'p [ast::FieldDecl]>,
+    pub(crate) segments: FxHashMap<&'p str, &'p ast::Expr>,
+    pub(crate) segment_cache: FxHashMap<&'p str, super::program::CExpr>,
+    pub(crate) segment_stack: Vec<&'p str>,
+    channel_decls: Vec<&'p ast::ChannelDecl>,
+    template_decls: Vec<&'p ast::TemplateDecl>,
+    pub(crate) template_ids: FxHashMap<&'p str, TemplateId>,
+    /// Memoized template variables (paths from the context root), per template.
+    pub(crate) template_vars: FxHashMap<TemplateId, Arc<[FieldPath]>>,
+    pub(crate) channel_ids: FxHashMap<String, ChannelId>,
+    pub(crate) channels: Vec<Channel>,
+    pub(crate) templates: Vec<Template>,
+    slots: Vec<ProfileSlot>,
+    slot_ids: FxHashMap<FieldPath, SlotId>,
+    events: Vec<EventInfo>,
+    event_ids: FxHashMap<Arc<str>, EventId>,
+    event_field_ids: Vec<FxHashMap<FieldPath, u32>>,
+    pub(crate) policy: Policy,
+    /// The source of each of `policy.caps`.
+    policy_cap_spans: Vec<Span>,
+    /// The journey being compiled.
+    pub(crate) journey: JourneyState,
+    /// The event of the `where` clause being compiled (`event.x` reads it).
+    pub(crate) event: Option<EventId>,
+    /// Above 0 while a segment is compiled: it sees the profile only.
+    pub(crate) neutral: u32,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+impl<'p> Compiler<'p> {
+    pub(crate) fn new(project: &'p Project) -> Compiler<'p> {
+        let mut c = Compiler {
+            project,
+            profile: None,
+            event_schemas: FxHashMap::default(),
+            segments: FxHashMap::default(),
+            segment_cache: FxHashMap::default(),
+            segment_stack: Vec::new(),
+            channel_decls: Vec::new(),
+            template_decls: Vec::new(),
+            template_ids: FxHashMap::default(),
+            template_vars: FxHashMap::default(),
+            channel_ids: FxHashMap::default(),
+            channels: Vec::new(),
+            templates: Vec::new(),
+            slots: Vec::new(),
+            slot_ids: FxHashMap::default(),
+            events: Vec::new(),
+            event_ids: FxHashMap::default(),
+            event_field_ids: Vec::new(),
+            policy: Policy::default(),
+            policy_cap_spans: Vec::new(),
+            journey: JourneyState::default(),
+            event: None,
+            neutral: 0,
+            diagnostics: Vec::new(),
+        };
+        c.collect_declarations();
+        c
+    }
+
+    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diagnostics
+    }
+
+    /// Indexes every declaration by name; the first of duplicates wins (the
+    /// checker reports the others).
+    fn collect_declarations(&mut self) {
+        let project = self.project;
+        for item in project.items() {
+            match item {
+                ast::Item::Event(e) => {
+                    self.event_schemas
+                        .entry(e.name.name.as_str())
+                        .or_insert(&e.fields);
+                }
+                ast::Item::Profile(p) => {
+                    self.profile.get_or_insert(&p.fields);
+                }
+                ast::Item::Channel(c) => self.channel_decls.push(c),
+                ast::Item::Template(t) => self.template_decls.push(t),
+                ast::Item::Segment(s) => {
+                    self.segments.entry(s.name.name.as_str()).or_insert(&s.expr);
+                }
+                ast::Item::Policy(_) | ast::Item::Journey(_) => {}
+            }
+        }
+        self.channel_decls
+            .sort_by(|a, b| a.name.name.cmp(&b.name.name));
+        self.channel_decls
+            .dedup_by(|a, b| a.name.name == b.name.name);
+        self.template_decls
+            .sort_by(|a, b| a.name.name.cmp(&b.name.name));
+        self.template_decls
+            .dedup_by(|a, b| a.name.name == b.name.name);
+    }
+
+    /// The whole program.
+    pub(crate) fn program(&mut self) -> Program {
+        self.build_channels();
+        self.build_templates();
+        self.build_policy();
+        let journeys = self.build_journeys();
+        let mut program = Program {
+            journeys,
+            events: Vec::new(),
+            channels: std::mem::take(&mut self.channels),
+            templates: std::mem::take(&mut self.templates),
+            profile_slots: std::mem::take(&mut self.slots),
+            policy: std::mem::take(&mut self.policy),
+            any_silence: Vec::new(),
+        };
+        if program.journeys.iter().any(|j| !j.handles.is_empty()) {
+            self.register_engagement_events();
+        }
+        program.events = std::mem::take(&mut self.events);
+        program.any_silence = program
+            .journeys
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.absence.iter().any(|a| a.event.is_none()))
+            .map(|(i, _)| i as JourneyId)
+            .collect();
+        let spans = std::mem::take(&mut self.journey.all_spans);
+        for (journey, spans) in program.journeys.iter_mut().zip(&spans) {
+            let analysis = limits::analyze(journey, &program.channels, &program.policy);
+            journey.limits = analysis.limits;
+            for (node, cap) in analysis.always_capped {
+                // Journey caps first, then the policy's (the analysis's order).
+                let cap_span = match cap.checked_sub(spans.caps.len()) {
+                    None => spans.caps.get(cap),
+                    Some(i) => self.policy_cap_spans.get(i),
+                };
+                if let (Some(&span), Some(&cap_span)) = (spans.nodes.get(node as usize), cap_span) {
+                    self.diagnostics
+                        .push(capped_send_warning(self.project, span, cap_span));
+                }
+            }
+        }
+        program
+    }
+
+    // ------------------------------------------------------------ channels
+
+    fn build_channels(&mut self) {
+        let decls = self.channel_decls.clone();
+        let builtin = |name: &str| BUILTIN_CHANNELS.iter().any(|(b, _)| *b == name);
+        let mut names: Vec<&str> = BUILTIN_CHANNELS.iter().map(|(n, _)| *n).collect();
+        names.extend(
+            decls
+                .iter()
+                .map(|d| d.name.name.as_str())
+                .filter(|n| !builtin(n)),
+        );
+        for (id, name) in names.iter().enumerate() {
+            self.channel_ids
+                .insert((*name).to_string(), id as ChannelId);
+        }
+        // The built-in rules' fields first, so their slots have fixed ids.
+        for field in ["email", "phone", "push_token"] {
+            self.slot(&[field]);
+        }
+        for name in &names {
+            self.slot(&["consent", name]);
+        }
+        self.slot(&["unsubscribed"]);
+        self.slot(&["timezone"]);
+        for name in names {
+            let decl = decls.iter().find(|d| d.name.name == name).copied();
+            let channel = self.channel(name, decl);
+            self.channels.push(channel);
+        }
+    }
+
+    /// One channel's rule: the declaration's parts, else the defaults.
+    fn channel(&mut self, name: &str, decl: Option<&'p ast::ChannelDecl>) -> Channel {
+        let default_address = BUILTIN_CHANNELS
+            .iter()
+            .find(|(b, _)| *b == name)
+            .and_then(|(_, field)| *field);
+        let always_reachable = name == "webhook" && decl.is_none();
+        let address = match decl.and_then(|d| d.address.as_ref()) {
+            Some(e) => Some(self.expr(e)),
+            None => default_address.map(|f| super::program::CExpr::Profile(self.slot(&[f]))),
+        };
+        let consent = match decl.and_then(|d| d.consent.as_ref()) {
+            Some(e) => Some(self.expr(e)),
+            None if always_reachable => None,
+            None => Some(super::program::CExpr::Profile(
+                self.slot(&["consent", name]),
+            )),
+        };
+        Channel {
+            name: Arc::from(name),
+            address,
+            consent,
+        }
+    }
+
+    // ------------------------------------------------------------ templates
+
+    fn build_templates(&mut self) {
+        let decls = self.template_decls.clone();
+        for decl in decls {
+            let Some(&channel) = self.channel_ids.get(decl.channel.name.as_str()) else {
+                continue;
+            };
+            let id = self.templates.len() as TemplateId;
+            self.template_ids.insert(decl.name.name.as_str(), id);
+            self.templates.push(Template {
+                name: Arc::from(decl.name.name.as_str()),
+                channel,
+                subject: decl.subject.as_ref().map(|s| Arc::from(s.value.as_str())),
+                body: Arc::from(decl.body.as_ref().map_or("", |b| b.value.as_str())),
+            });
+        }
+    }
+
+    // ------------------------------------------------------------ policy
+
+    fn build_policy(&mut self) {
+        let project = self.project;
+        let Some(decl) = project.items().find_map(|i| match i {
+            ast::Item::Policy(p) => Some(p),
+            _ => None,
+        }) else {
+            return;
+        };
+        let mut caps = Vec::new();
+        for cap in &decl.caps {
+            if let Some(c) = self.cap(cap) {
+                caps.push(c);
+                self.policy_cap_spans.push(cap.span);
+            }
+        }
+        let quiet_hours = decl.quiet_hours.first().map(|q| self.quiet_hours(q));
+        self.policy = Policy { caps, quiet_hours };
+    }
+
+    pub(crate) fn cap(&self, cap: &ast::Cap) -> Option<Cap> {
+        let channel = match &cap.target {
+            ast::CapTarget::Messages(_) => None,
+            ast::CapTarget::Channel(c) => Some(*self.channel_ids.get(c.name.as_str())?),
+        };
+        let limit = u32::try_from(cap.limit.value).ok()?;
+        Some(Cap {
+            channel,
+            limit,
+            window_ms: duration_ms(cap.per),
+        })
+    }
+
+    pub(crate) fn quiet_hours(&mut self, q: &'p ast::QuietHours) -> QuietHours {
+        QuietHours {
+            from: q.from.minutes,
+            to: q.to.minutes,
+            zone: q.zone.as_ref().map(|z| self.expr(z)),
+        }
+    }
+
+    // ------------------------------------------------------------ journeys
+
+    fn build_journeys(&mut self) -> Vec<super::program::Journey> {
+        let mut decls: Vec<&'p ast::JourneyDecl> = self.project.journeys().collect();
+        decls.sort_by(|a, b| a.name.name.cmp(&b.name.name));
+        decls.dedup_by(|a, b| a.name.name == b.name.name);
+        decls
+            .into_iter()
+            .enumerate()
+            .map(|(id, decl)| self.compile_journey(id as JourneyId, decl))
+            .collect()
+    }
+
+    // ------------------------------------------------------------ interning
+
+    /// The slot of a profile path, interned.
+    pub(crate) fn slot(&mut self, path: &[&str]) -> SlotId {
+        let key: FieldPath = path.iter().map(|s| Arc::from(*s)).collect();
+        self.slot_of(key)
+    }
+
+    pub(crate) fn slot_of(&mut self, path: FieldPath) -> SlotId {
+        if let Some(&id) = self.slot_ids.get(&path) {
+            return id;
+        }
+        let id = self.slots.len() as SlotId;
+        let timestamp = self.profile_type(&path) == Some(&ast::TypeKind::Timestamp);
+        self.slots.push(ProfileSlot {
+            path: path.clone(),
+            timestamp,
+        });
+        self.slot_ids.insert(path, id);
+        id
+    }
+
+    /// The declared type of a profile path, if the schema has it.
+    fn profile_type(&self, path: &[Arc<str>]) -> Option<&'p ast::TypeKind> {
+        let mut fields = self.profile?;
+        let mut found = None;
+        for part in path {
+            let kind = &fields.iter().find(|f| f.name.name == **part)?.ty.kind;
+            found = Some(kind);
+            if let ast::TypeKind::Object(inner) = kind {
+                fields = inner;
+            } else {
+                fields = &[];
+            }
+        }
+        found
+    }
+
+    /// The id of an event name, interned.
+    pub(crate) fn event_id(&mut self, name: &str) -> EventId {
+        if let Some(&id) = self.event_ids.get(name) {
+            return id;
+        }
+        let id = self.events.len() as EventId;
+        let name: Arc<str> = Arc::from(name);
+        self.events.push(EventInfo {
+            name: name.clone(),
+            fields: Vec::new(),
+            triggers: Vec::new(),
+            exits: Vec::new(),
+            goals: Vec::new(),
+            waits: Vec::new(),
+            silences: Vec::new(),
+            engagement: None,
+        });
+        self.event_ids.insert(name, id);
+        self.event_field_ids.push(FxHashMap::default());
+        id
+    }
+
+    /// Records that journey `journey` reacts to `event` in `role`.
+    pub(crate) fn add_role(&mut self, event: EventId, role: Role, journey: JourneyId) {
+        let info = &mut self.events[event as usize];
+        let list = match role {
+            Role::Trigger => &mut info.triggers,
+            Role::Exit => &mut info.exits,
+            Role::Goal => &mut info.goals,
+            Role::Wait => &mut info.waits,
+            Role::Silence => &mut info.silences,
+        };
+        // Journeys are compiled in id order, so the lists stay ascending.
+        if list.last() != Some(&journey) {
+            list.push(journey);
+        }
+    }
+
+    /// The index of a property path in an event's `fields`, interned.
+    pub(crate) fn event_field(&mut self, event: EventId, path: FieldPath) -> u32 {
+        let ids = &mut self.event_field_ids[event as usize];
+        if let Some(&i) = ids.get(&path) {
+            return i;
+        }
+        let fields = &mut self.events[event as usize].fields;
+        let i = fields.len() as u32;
+        fields.push(path.clone());
+        ids.insert(path, i);
+        i
+    }
+
+    /// Whether an event's schema (if the project declares events) has a
+    /// top-level field: a trigger without it captures `null`.
+    pub(crate) fn event_has_field(&self, event: EventId, field: &str) -> bool {
+        if self.event_schemas.is_empty() {
+            return true;
+        }
+        let name = &*self.events[event as usize].name;
+        self.event_schemas
+            .get(name)
+            .is_some_and(|fields| fields.iter().any(|f| f.name.name == field))
+    }
+
+    /// `message.<engagement>` events, for journeys that use handles.
+    fn register_engagement_events(&mut self) {
+        for engagement in super::program::Engagement::ALL {
+            let id = self.event_id(&format!("message.{}", engagement.name()));
+            for field in ["message_id", "template", "journey"] {
+                self.event_field(id, vec![Arc::from(field)]);
+            }
+            self.events[id as usize].engagement = Some(engagement);
+        }
+    }
+
+    /// The waits on an engagement, for its `message.*` event's `waits` list.
+    pub(crate) fn engagement_event(&mut self, e: super::program::Engagement) -> EventId {
+        self.event_id(&format!("message.{}", e.name()))
+    }
+}
+
+/// A duration literal in milliseconds.
+pub(crate) fn duration_ms(d: ast::DurationLit) -> i64 {
+    i64::try_from(d.secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
+}
+
+fn capped_send_warning(project: &Project, send: Span, cap: Span) -> Diagnostic {
+    let cap_text = project.sources.get(cap.file).slice(cap).trim();
+    Diagnostic::new(
+        codes::CAPPED_SEND,
+        send,
+        format!("this send is always blocked by `{cap_text}`"),
+    )
+    .with_label("capped on every path to it")
+    .with_related(cap, "the cap")
+    .with_help(
+        "the sends before it on every path use up the cap's window; wait longer between sends, \
+         raise the cap or remove this send",
+    )
+}

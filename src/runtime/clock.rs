@@ -1,0 +1,137 @@
+//! Local time: time zones by name (cached, unknown names fall back to UTC),
+//! quiet-hours windows and "the next HH:MM strictly after now", following
+//! each zone's rules, daylight saving included (jiff's bundled database).
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use rustc_hash::FxHashMap;
+
+/// Time zones by name, each looked up in the database once.
+#[derive(Default)]
+pub struct Zones {
+    cache: FxHashMap<Box<str>, Option<TimeZone>>,
+}
+
+impl Zones {
+    /// The zone of that name; `None` when the database does not know it.
+    pub fn get(&mut self, name: &str) -> Option<TimeZone> {
+        if let Some(zone) = self.cache.get(name) {
+            return zone.clone();
+        }
+        let zone = TimeZone::get(name).ok();
+        self.cache.insert(name.into(), zone.clone());
+        zone
+    }
+}
+
+/// Minute of the local day (0..1440) at `at`.
+pub fn local_minute(at: i64, zone: &TimeZone) -> u16 {
+    match Timestamp::from_millisecond(at) {
+        Ok(ts) => {
+            let z = ts.to_zoned(zone.clone());
+            (z.hour() as u16) * 60 + z.minute() as u16
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Whether `minute` lies in the window `[from, to)`, which wraps midnight
+/// when `from > to`; an empty window (`from == to`) holds nothing.
+pub fn in_window(minute: u16, from: u16, to: u16) -> bool {
+    match from.cmp(&to) {
+        std::cmp::Ordering::Less => minute >= from && minute < to,
+        std::cmp::Ordering::Greater => minute >= from || minute < to,
+        std::cmp::Ordering::Equal => false,
+    }
+}
+
+/// The first instant strictly after `now` whose local time is `minute`
+/// past midnight, on one of `weekdays` (bit 0 = Monday; 0 = any day). A
+/// local time skipped by a daylight-saving jump resolves to the instant
+/// just after the gap, as calendars do.
+pub fn next_local_time(now: i64, zone: &TimeZone, minute: u16, weekdays: u8) -> i64 {
+    let Ok(ts) = Timestamp::from_millisecond(now) else {
+        return now + 86_400_000;
+    };
+    let today = ts.to_zoned(zone.clone()).date();
+    let (hour, min) = ((minute / 60) as i8, (minute % 60) as i8);
+    for offset in 0..=8 {
+        let Some(date) = add_days(today, offset) else {
+            break;
+        };
+        let day_bit = 1u8 << date.weekday().to_monday_zero_offset();
+        if weekdays != 0 && weekdays & day_bit == 0 {
+            continue;
+        }
+        let Ok(at) = date.at(hour, min, 0, 0).to_zoned(zone.clone()) else {
+            continue;
+        };
+        let at = at.timestamp().as_millisecond();
+        if at > now {
+            return at;
+        }
+    }
+    // Unreachable for valid input (a week holds every weekday); stay safe.
+    now + 86_400_000
+}
+
+fn add_days(date: Date, days: i64) -> Option<Date> {
+    date.checked_add(jiff::Span::new().days(days)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::{format_timestamp, parse_timestamp};
+
+    fn ts(text: &str) -> i64 {
+        parse_timestamp(text).unwrap_or_else(|| panic!("bad test timestamp {text}"))
+    }
+
+    #[test]
+    fn next_time_is_strictly_after_now() {
+        let utc = TimeZone::UTC;
+        let now = ts("2026-03-02T09:00:00Z");
+        assert_eq!(
+            format_timestamp(next_local_time(now, &utc, 9 * 60, 0)),
+            "2026-03-03T09:00:00Z"
+        );
+        assert_eq!(
+            format_timestamp(next_local_time(now, &utc, 10 * 60, 0)),
+            "2026-03-02T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn next_time_on_weekdays() {
+        // 2026-03-02 is a Monday; next Saturday 10:00.
+        let now = ts("2026-03-02T09:00:00Z");
+        let saturday = 1 << 5;
+        let at = next_local_time(now, &TimeZone::UTC, 600, saturday);
+        assert_eq!(format_timestamp(at), "2026-03-07T10:00:00Z");
+    }
+
+    #[test]
+    fn daylight_saving_in_paris() {
+        let mut zones = Zones::default();
+        let paris = zones.get("Europe/Paris").unwrap_or(TimeZone::UTC);
+        // Saturday 2026-03-28 22:00 local (21:00Z, UTC+1): 08:00 next day is
+        // after the spring-forward jump, so UTC+2 → 06:00Z.
+        let now = ts("2026-03-28T21:00:00Z");
+        assert_eq!(
+            format_timestamp(next_local_time(now, &paris, 480, 0)),
+            "2026-03-29T06:00:00Z"
+        );
+        assert!(zones.get("Mars/Olympus").is_none());
+    }
+
+    #[test]
+    fn windows_wrap_midnight() {
+        assert!(in_window(22 * 60, 21 * 60, 8 * 60));
+        assert!(in_window(7 * 60, 21 * 60, 8 * 60));
+        assert!(!in_window(8 * 60, 21 * 60, 8 * 60));
+        assert!(in_window(12 * 60, 12 * 60, 14 * 60));
+        assert!(!in_window(14 * 60, 12 * 60, 14 * 60));
+    }
+}

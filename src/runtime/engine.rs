@@ -1,0 +1,996 @@
+//! The interpreter proper: one user's state, one instant. Admits users into
+//! journeys, runs instances from one suspension to the next, decides sends
+//! (reachability, caps, quiet hours, fallbacks) and ends instances, writing
+//! every effect as an [`Action`] and every wake-up as a [`Timer`].
+//!
+//! A send's `message_id` is `<journey>:<user>:<entry>:<node>`: the same
+//! input gives the same ids, and a node runs at most once per entry (the
+//! graph is a DAG), so ids are unique. Engagements find their instance by
+//! parsing it back (from the right, as user keys may hold `:`).
+//!
+//! Where the spec is silent: a new entry drops the goal watch of the
+//! previous one (one conversion per entry, the latest); `emit` is an output
+//! action only (a driver may feed it back as input); `until exit` removals
+//! follow the `exit` action; `exit if` is checked before every node, the
+//! end included, so a `set` that makes it true ends the instance with
+//! `exit_condition`; `reachable()` also honours `profile.unsubscribed`.
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+
+use super::action::{Action, ActionKind, ExitReason, SuppressReason};
+use super::clock::{self, Zones};
+use super::eval::{Scope, timestamp};
+use super::render::{self, Renderer};
+use super::stats::{Stats, bucket, fnv1a};
+use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, UserId, UserState};
+use crate::compile::program::{
+    Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
+};
+use crate::value::Value;
+
+/// Facts about the program the engine needs on every event.
+pub struct Layout {
+    pub timezone: Option<SlotId>,
+    pub unsubscribed: Option<SlotId>,
+    /// The longest cap window: older sends are forgotten.
+    pub max_cap_window: i64,
+}
+
+impl Layout {
+    pub fn new(program: &Program) -> Layout {
+        let slot = |name: &str| {
+            program
+                .profile_slots
+                .iter()
+                .position(|s| s.path.len() == 1 && &*s.path[0] == name)
+                .map(|i| i as SlotId)
+        };
+        let max_cap_window = program
+            .policy
+            .caps
+            .iter()
+            .chain(program.journeys.iter().flat_map(|j| j.caps.iter()))
+            .map(|c| c.window_ms)
+            .max()
+            .unwrap_or(0);
+        Layout {
+            timezone: slot("timezone"),
+            unsubscribed: slot("unsubscribed"),
+            max_cap_window,
+        }
+    }
+}
+
+/// An engagement event's message, once found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub journey: JourneyId,
+    pub entry: u32,
+    pub node: NodeId,
+    pub engagement: Engagement,
+}
+
+/// Where an instance's run stopped.
+enum Stop {
+    Suspend(i64),
+    End(ExitReason),
+}
+
+/// How a run starts at the instance's node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Arriving at the node.
+    Fresh,
+    /// Deciding a deferred send again.
+    Retry,
+}
+
+/// Everything one user operation may touch besides the user's own state.
+pub struct Cx<'a> {
+    pub program: &'a Program,
+    pub layout: &'a Layout,
+    pub zones: &'a mut Zones,
+    pub renderer: &'a Renderer,
+    pub stats: &'a mut Stats,
+    pub timers: &'a mut Vec<Timer>,
+    pub sink: &'a mut dyn FnMut(Action),
+    pub user: UserId,
+    pub user_key: &'a Arc<str>,
+    pub now: i64,
+}
+
+impl Cx<'_> {
+    fn scope<'s>(
+        &self,
+        user: &'s [Value],
+        event: &'s [Value],
+        inst: Option<&'s Instance>,
+    ) -> Scope<'s>
+    where
+        Self: 's,
+    {
+        Scope {
+            profile: user,
+            event,
+            instance: inst,
+            now: self.now,
+            channels: &self.program.channels,
+            unsubscribed: self.layout.unsubscribed,
+        }
+    }
+
+    fn emit(&mut self, journey: JourneyId, kind: ActionKind) {
+        let name = self.program.journeys[journey as usize].name.clone();
+        (self.sink)(Action {
+            at: self.now,
+            journey: name,
+            user_id: self.user_key.clone(),
+            kind,
+        });
+    }
+
+    fn message_id(&self, journey: JourneyId, entry: u32, node: NodeId) -> String {
+        let name = &self.program.journeys[journey as usize].name;
+        format!("{name}:{}:{entry}:{node}", self.user_key)
+    }
+
+    // ----- a track event -----
+
+    /// §6.3 steps 1 and 2 for a track event of this user.
+    pub fn track(
+        &mut self,
+        user: &mut UserState,
+        event: Option<EventId>,
+        fields: &[Value],
+        target: Option<Target>,
+    ) {
+        if let Some(target) = target {
+            self.record_engagement(user, target);
+        }
+        if let Some(event) = event {
+            for ji in 0..user.journeys.len() {
+                self.react(user, ji, event, fields, target);
+            }
+            let program = self.program;
+            for &j in &program.events[event as usize].triggers {
+                if let Some(trigger) = self.matching_trigger(user, j, event, fields) {
+                    self.admit(user, j, trigger);
+                }
+            }
+        }
+    }
+
+    fn record_engagement(&mut self, user: &mut UserState, target: Target) {
+        let program = self.program;
+        let journey = &program.journeys[target.journey as usize];
+        let handle = match journey.nodes.get(target.node as usize).map(|n| &n.kind) {
+            Some(NodeKind::Send(SendNode {
+                handle: Some(h), ..
+            })) => *h,
+            _ => {
+                self.stats.unmatched_engagements += 1;
+                return;
+            }
+        };
+        let inst = user
+            .journey_mut(target.journey)
+            .and_then(|js| js.instance.as_mut())
+            .filter(|inst| inst.entry == target.entry);
+        match inst.and_then(|inst| inst.handles.get_mut(handle as usize)) {
+            Some(h) if h.sent && h.node == target.node => h.engaged |= target.engagement.bit(),
+            _ => self.stats.unmatched_engagements += 1,
+        }
+    }
+
+    /// Step 1 for one journey of the user: goal, else exit on, else resume.
+    fn react(
+        &mut self,
+        user: &mut UserState,
+        ji: usize,
+        event: EventId,
+        fields: &[Value],
+        target: Option<Target>,
+    ) {
+        let program = self.program;
+        let j = user.journeys[ji].journey;
+        let journey = &program.journeys[j as usize];
+        let Some(inst) = user.journeys[ji].instance.take() else {
+            self.watched_goal(user, ji, event, fields);
+            return;
+        };
+        let mut m = 0;
+        let scope = self.scope(&user.profile, fields, Some(&inst));
+        let goal = journey.goal.as_ref().is_some_and(|g| {
+            g.event == event
+                && g.within_ms.is_none_or(|w| self.now <= inst.entered_at + w)
+                && g.condition.as_ref().is_none_or(|c| scope.holds(c, &mut m))
+        });
+        let exit = !goal
+            && journey.exit_on.iter().any(|c| {
+                c.event == event && c.condition.as_ref().is_none_or(|c| scope.holds(c, &mut m))
+            });
+        let resume = if goal || exit {
+            None
+        } else {
+            match journey.nodes.get(inst.node as usize).map(|n| &n.kind) {
+                Some(NodeKind::WaitForEvent {
+                    event: e,
+                    condition,
+                    matched,
+                    ..
+                }) if *e == event && condition.as_ref().is_none_or(|c| scope.holds(c, &mut m)) => {
+                    Some(*matched)
+                }
+                Some(NodeKind::WaitForEngagement {
+                    handle,
+                    engagement,
+                    matched,
+                    ..
+                }) if target.is_some_and(|t| {
+                    t.journey == j && t.entry == inst.entry && t.engagement == *engagement
+                }) && inst
+                    .handles
+                    .get(*handle as usize)
+                    .is_some_and(|h| h.engaged & engagement.bit() != 0) =>
+                {
+                    Some(*matched)
+                }
+                _ => None,
+            }
+        };
+        self.stats.type_mismatches += m;
+        if goal {
+            self.convert(j, &inst);
+            self.end(user, ji, inst, ExitReason::Goal);
+        } else if exit {
+            self.end(user, ji, inst, ExitReason::ExitEvent);
+        } else if let Some(next) = resume {
+            let mut inst = inst;
+            inst.node = next;
+            self.drive(user, ji, inst, Start::Fresh);
+        } else {
+            user.journeys[ji].instance = Some(inst);
+        }
+    }
+
+    /// A goal reached after the instance completed or was held out, inside
+    /// its window: one conversion per entry.
+    fn watched_goal(&mut self, user: &mut UserState, ji: usize, event: EventId, fields: &[Value]) {
+        let program = self.program;
+        let j = user.journeys[ji].journey;
+        let Some(goal) = program.journeys[j as usize].goal.as_ref() else {
+            return;
+        };
+        let Some(watch) = user.journeys[ji].watch.as_deref() else {
+            return;
+        };
+        let open = goal
+            .within_ms
+            .is_some_and(|w| self.now <= watch.entered_at + w);
+        if !open {
+            user.journeys[ji].watch = None;
+            return;
+        }
+        if goal.event != event {
+            return;
+        }
+        let mut m = 0;
+        let hit = goal.condition.as_ref().is_none_or(|c| {
+            self.scope(&user.profile, fields, Some(watch))
+                .holds(c, &mut m)
+        });
+        self.stats.type_mismatches += m;
+        if hit && let Some(watch) = user.journeys[ji].watch.take() {
+            self.convert(j, &watch);
+        }
+    }
+
+    fn convert(&mut self, j: JourneyId, inst: &Instance) {
+        let program = self.program;
+        let Some(goal) = program.journeys[j as usize].goal.as_ref() else {
+            return;
+        };
+        let message_ids = inst
+            .sends
+            .iter()
+            .map(|s| self.message_id(j, inst.entry, s.node))
+            .collect();
+        self.stats.journey(j).converted += 1;
+        self.emit(
+            j,
+            ActionKind::Convert {
+                goal: goal.name.clone(),
+                holdout: inst.holdout,
+                message_ids,
+            },
+        );
+    }
+
+    /// The captured trigger values of the first trigger of journey `j`
+    /// on this event whose condition holds.
+    fn matching_trigger(
+        &mut self,
+        user: &UserState,
+        j: JourneyId,
+        event: EventId,
+        fields: &[Value],
+    ) -> Option<Box<[Value]>> {
+        let program = self.program;
+        let mut m = 0;
+        let scope = self.scope(&user.profile, fields, None);
+        let trigger = program.journeys[j as usize].triggers.iter().find(|t| {
+            t.event == event && t.condition.as_ref().is_none_or(|c| scope.holds(c, &mut m))
+        });
+        self.stats.type_mismatches += m;
+        trigger.map(|t| {
+            t.capture
+                .iter()
+                .map(|c| {
+                    c.and_then(|i| fields.get(i as usize))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+    }
+
+    // ----- entering -----
+
+    /// Step 2: admits the user when no instance is active, the re-entry
+    /// rule allows and the audience holds.
+    pub fn admit(&mut self, user: &mut UserState, j: JourneyId, trigger: Box<[Value]>) {
+        let program = self.program;
+        let journey = &program.journeys[j as usize];
+        if let Some(js) = user.journey(j) {
+            if js.instance.is_some() {
+                return;
+            }
+            let allowed = js.entries == 0
+                || match journey.reentry {
+                    Reentry::Never => false,
+                    Reentry::Always => true,
+                    Reentry::After { ms } => self.now - js.last_entry_at >= ms,
+                };
+            if !allowed {
+                return;
+            }
+        }
+        if let Some(audience) = &journey.audience {
+            let mut m = 0;
+            let ok = self.scope(&user.profile, &[], None).holds(audience, &mut m);
+            self.stats.type_mismatches += m;
+            if !ok {
+                return;
+            }
+        }
+        let ji = user.journey_index(j);
+        let js = &mut user.journeys[ji];
+        js.entries += 1;
+        js.last_entry_at = self.now;
+        js.watch = None;
+        let inst = Box::new(Instance {
+            node: 0,
+            entry: js.entries,
+            entered_at: self.now,
+            holdout: false,
+            trigger,
+            handles: vec![Handle::default(); journey.handles.len()].into_boxed_slice(),
+            sends: Vec::new(),
+            audiences: Vec::new(),
+        });
+        let held_out = journey.holdout.is_some_and(|p| {
+            bucket(fnv1a(&[journey.name.as_bytes(), self.user_key.as_bytes()])) < p
+        });
+        self.stats.journey(j).entered += 1;
+        self.emit(j, ActionKind::Enter { holdout: held_out });
+        if held_out {
+            let mut inst = inst;
+            inst.holdout = true;
+            self.stats.journey(j).held_out += 1;
+            self.end(user, ji, inst, ExitReason::Holdout);
+        } else {
+            self.drive(user, ji, inst, Start::Fresh);
+        }
+    }
+
+    // ----- running -----
+
+    /// Runs the instance until it suspends (a timer is set) or ends.
+    fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Box<Instance>, start: Start) {
+        match self.run(user, ji, &mut inst, start) {
+            Stop::Suspend(due) => {
+                let js = &mut user.journeys[ji];
+                js.generation = js.generation.wrapping_add(1);
+                self.timers.push(Timer {
+                    due,
+                    journey: js.journey,
+                    user: self.user,
+                    generation: js.generation,
+                    kind: TimerKind::Instance,
+                });
+                js.instance = Some(inst);
+            }
+            Stop::End(reason) => self.end(user, ji, inst, reason),
+        }
+    }
+
+    fn run(&mut self, user: &mut UserState, ji: usize, inst: &mut Instance, start: Start) -> Stop {
+        let program = self.program;
+        let j = user.journeys[ji].journey;
+        let journey = &program.journeys[j as usize];
+        let mut start = start;
+        loop {
+            let id = inst.node;
+            let Some(node) = journey.nodes.get(id as usize) else {
+                return Stop::End(ExitReason::Completed);
+            };
+            if start == Start::Fresh {
+                self.stats.journey(j).visit(id);
+            }
+            start = Start::Fresh;
+            if self.exit_condition(j, &user.profile, inst) {
+                return Stop::End(ExitReason::ExitCondition);
+            }
+            let mut m = 0;
+            let next = match &node.kind {
+                NodeKind::Wait { ms, .. } => return Stop::Suspend(self.now + ms),
+                NodeKind::WaitUntilTime {
+                    minute, weekdays, ..
+                } => {
+                    let zone = self.zone(j, &user.profile, inst);
+                    return Stop::Suspend(clock::next_local_time(
+                        self.now, &zone, *minute, *weekdays,
+                    ));
+                }
+                NodeKind::WaitUntil { at, next } => {
+                    let at = self.scope(&user.profile, &[], Some(inst)).value(at, &mut m);
+                    self.stats.type_mismatches += m;
+                    match timestamp(&at) {
+                        Some(t) if t > self.now => return Stop::Suspend(t),
+                        Some(_) | None => *next,
+                    }
+                }
+                NodeKind::WaitForEvent { within_ms, .. } => {
+                    return Stop::Suspend(self.now + within_ms);
+                }
+                NodeKind::WaitForEngagement {
+                    handle,
+                    engagement,
+                    within_ms,
+                    matched,
+                    ..
+                } => {
+                    let done = inst
+                        .handles
+                        .get(*handle as usize)
+                        .is_some_and(|h| h.engaged & engagement.bit() != 0);
+                    if !done {
+                        return Stop::Suspend(self.now + within_ms);
+                    }
+                    *matched
+                }
+                NodeKind::Send(send) => match self.send(user, j, inst, id, send) {
+                    Some(due) => return Stop::Suspend(due),
+                    None => send.next,
+                },
+                NodeKind::Branch { arms, otherwise } => {
+                    let scope = self.scope(&user.profile, &[], Some(inst));
+                    let arm = arms.iter().find(|(c, _)| scope.holds(c, &mut m));
+                    self.stats.type_mismatches += m;
+                    arm.map_or(*otherwise, |(_, n)| *n)
+                }
+                NodeKind::Split { key, arms } => {
+                    let b = bucket(fnv1a(&[
+                        journey.name.as_bytes(),
+                        key.as_bytes(),
+                        self.user_key.as_bytes(),
+                    ]));
+                    let mut total = 0.0;
+                    let arm = arms.iter().find(|a| {
+                        total += a.percent;
+                        b < total
+                    });
+                    match arm.or(arms.last()) {
+                        Some(a) => a.next,
+                        None => return Stop::End(ExitReason::Completed),
+                    }
+                }
+                NodeKind::Set { slot, value, next } => {
+                    let v = self
+                        .scope(&user.profile, &[], Some(inst))
+                        .value(value, &mut m);
+                    self.stats.type_mismatches += m;
+                    self.set(user, j, *slot, v);
+                    *next
+                }
+                NodeKind::Emit { event, with, next } => {
+                    let scope = self.scope(&user.profile, &[], Some(inst));
+                    let properties = with
+                        .iter()
+                        .map(|(k, e)| (k.clone(), scope.value(e, &mut m)))
+                        .collect();
+                    self.stats.type_mismatches += m;
+                    self.emit(
+                        j,
+                        ActionKind::Emit {
+                            event: event.clone(),
+                            properties,
+                        },
+                    );
+                    *next
+                }
+                NodeKind::Audience {
+                    add,
+                    audience,
+                    until_exit,
+                    next,
+                } => {
+                    if *add && *until_exit {
+                        inst.audiences.push(id);
+                    }
+                    self.emit(
+                        j,
+                        ActionKind::Audience {
+                            add: *add,
+                            audience: audience.clone(),
+                        },
+                    );
+                    *next
+                }
+                NodeKind::Exit => return Stop::End(ExitReason::ExitStep),
+                NodeKind::End => return Stop::End(ExitReason::Completed),
+            };
+            inst.node = next;
+        }
+    }
+
+    fn exit_condition(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> bool {
+        let program = self.program;
+        let mut m = 0;
+        let scope = self.scope(profile, &[], Some(inst));
+        let hit = program.journeys[j as usize]
+            .exit_if
+            .iter()
+            .any(|c| scope.holds(c, &mut m));
+        self.stats.type_mismatches += m;
+        hit
+    }
+
+    /// `exit if` of every active instance, after a profile change.
+    pub fn profile_changed(&mut self, user: &mut UserState) {
+        for ji in 0..user.journeys.len() {
+            let j = user.journeys[ji].journey;
+            let Some(inst) = user.journeys[ji].instance.take() else {
+                continue;
+            };
+            if self.exit_condition(j, &user.profile, &inst) {
+                self.end(user, ji, inst, ExitReason::ExitCondition);
+            } else {
+                user.journeys[ji].instance = Some(inst);
+            }
+        }
+    }
+
+    fn set(&mut self, user: &mut UserState, j: JourneyId, slot: SlotId, value: Value) {
+        let program = self.program;
+        let Some(info) = program.profile_slots.get(slot as usize) else {
+            return;
+        };
+        let mut path = String::from("profile");
+        for part in &info.path {
+            path.push('.');
+            path.push_str(part);
+        }
+        self.emit(
+            j,
+            ActionKind::Set {
+                path,
+                value: value.clone(),
+            },
+        );
+        let index = slot as usize;
+        if user.profile.len() <= index {
+            user.profile.resize(index + 1, Value::Null);
+        }
+        user.profile[index] = value;
+    }
+
+    /// Ends the instance: `exit`, the `until exit` audience removals, and a
+    /// goal watch for a completed or held-out instance with a goal window.
+    fn end(&mut self, user: &mut UserState, ji: usize, inst: Box<Instance>, reason: ExitReason) {
+        let program = self.program;
+        let j = user.journeys[ji].journey;
+        let journey = &program.journeys[j as usize];
+        self.stats.journey(j).exits[reason as usize] += 1;
+        self.emit(j, ActionKind::Exit { reason });
+        for &node in &inst.audiences {
+            if let Some(NodeKind::Audience { audience, .. }) =
+                journey.nodes.get(node as usize).map(|n| &n.kind)
+            {
+                self.emit(
+                    j,
+                    ActionKind::Audience {
+                        add: false,
+                        audience: audience.clone(),
+                    },
+                );
+            }
+        }
+        let js = &mut user.journeys[ji];
+        js.generation = js.generation.wrapping_add(1);
+        let watched = matches!(reason, ExitReason::Completed | ExitReason::Holdout)
+            && journey.goal.as_ref().is_some_and(|g| g.within_ms.is_some());
+        js.instance = None;
+        js.watch = watched.then_some(inst);
+    }
+
+    // ----- timers -----
+
+    /// A timer of this user came due (already checked to be current).
+    pub fn fire(&mut self, user: &mut UserState, timer: Timer) {
+        let Ok(ji) = user
+            .journeys
+            .binary_search_by_key(&timer.journey, |j| j.journey)
+        else {
+            return;
+        };
+        match timer.kind {
+            TimerKind::Instance => {
+                if user.journeys[ji].generation != timer.generation {
+                    return;
+                }
+                let Some(mut inst) = user.journeys[ji].instance.take() else {
+                    return;
+                };
+                let program = self.program;
+                let journey = &program.journeys[timer.journey as usize];
+                let start = match journey.nodes.get(inst.node as usize).map(|n| &n.kind) {
+                    Some(
+                        NodeKind::Wait { next, .. }
+                        | NodeKind::WaitUntilTime { next, .. }
+                        | NodeKind::WaitUntil { next, .. },
+                    ) => {
+                        inst.node = *next;
+                        Start::Fresh
+                    }
+                    Some(
+                        NodeKind::WaitForEvent { timeout, .. }
+                        | NodeKind::WaitForEngagement { timeout, .. },
+                    ) => {
+                        inst.node = *timeout;
+                        Start::Fresh
+                    }
+                    _ => Start::Retry,
+                };
+                self.drive(user, ji, inst, start);
+            }
+            TimerKind::Silence(i) => {
+                let current = user.journeys[ji].silences.get(i as usize) == Some(&timer.generation);
+                if current {
+                    let program = self.program;
+                    let fields = program.journeys[timer.journey as usize]
+                        .trigger_fields
+                        .len();
+                    self.admit(
+                        user,
+                        timer.journey,
+                        vec![Value::Null; fields].into_boxed_slice(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Step 3: restarts the silence timers of journey `j` that this event
+    /// (`None`: of a name the program does not know) counts for.
+    pub fn restart_silences(&mut self, user: &mut UserState, j: JourneyId, event: Option<EventId>) {
+        let program = self.program;
+        let absences = &program.journeys[j as usize].absence;
+        let ji = user.journey_index(j);
+        let js = &mut user.journeys[ji];
+        if js.silences.len() < absences.len() {
+            js.silences.resize(absences.len(), 0);
+        }
+        for (i, absence) in absences.iter().enumerate() {
+            if absence.event.is_some() && absence.event != event {
+                continue;
+            }
+            js.silences[i] = js.silences[i].wrapping_add(1);
+            self.timers.push(Timer {
+                due: self.now + absence.silence_ms,
+                journey: j,
+                user: self.user,
+                generation: js.silences[i],
+                kind: TimerKind::Silence(i as u16),
+            });
+        }
+    }
+
+    // ----- sends -----
+
+    /// The user's time zone for journey `j`: the quiet-hours `in`
+    /// expression, else `profile.timezone`, else UTC.
+    fn zone(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> TimeZone {
+        let program = self.program;
+        let journey = &program.journeys[j as usize];
+        let expr = journey
+            .quiet_hours
+            .as_ref()
+            .or(program.policy.quiet_hours.as_ref())
+            .and_then(|q| q.zone.as_ref());
+        let mut m = 0;
+        let scope = self.scope(profile, &[], Some(inst));
+        let name = match expr {
+            Some(e) => scope.value(e, &mut m),
+            None => self
+                .layout
+                .timezone
+                .map_or(Value::Null, |s| scope.slot(s).clone()),
+        };
+        self.stats.type_mismatches += m;
+        match name {
+            Value::String(name) => self.zones.get(&name).unwrap_or_else(|| {
+                self.stats.unknown_time_zones += 1;
+                TimeZone::UTC
+            }),
+            _ => TimeZone::UTC,
+        }
+    }
+
+    /// Decides a send: `Some(due)` to decide again then (quiet hours, or
+    /// `on capped wait`), `None` once sent or suppressed.
+    fn send(
+        &mut self,
+        user: &mut UserState,
+        j: JourneyId,
+        inst: &mut Instance,
+        id: NodeId,
+        send: &SendNode,
+    ) -> Option<i64> {
+        let program = self.program;
+        let journey = &program.journeys[j as usize];
+        let mut m = 0;
+        let mut any_reachable = false;
+        let mut frees_at: Option<i64> = None;
+        let mut chosen = None;
+        for (i, alt) in send.alternatives.iter().enumerate() {
+            let scope = self.scope(&user.profile, &[], Some(inst));
+            let reachable = scope
+                .reachable(alt.channel, send.transactional)
+                .unwrap_or_else(|_| {
+                    m += 1;
+                    false
+                });
+            if !reachable {
+                continue;
+            }
+            any_reachable = true;
+            if !send.transactional
+                && let Some(free) = capped(
+                    &journey.caps,
+                    &program.policy.caps,
+                    &user.sent,
+                    j,
+                    alt.channel,
+                    self.now,
+                )
+            {
+                frees_at = Some(frees_at.map_or(free, |f: i64| f.min(free)));
+                continue;
+            }
+            chosen = Some(i);
+            break;
+        }
+        self.stats.type_mismatches += m;
+        let Some(alt_index) = chosen else {
+            if send.wait_when_capped
+                && let Some(due) = frees_at
+            {
+                return Some(due);
+            }
+            let first = send.alternatives.first()?;
+            let reason = if any_reachable {
+                SuppressReason::Capped
+            } else {
+                SuppressReason::Unreachable
+            };
+            self.stats.journey(j).suppressed += 1;
+            self.emit(
+                j,
+                ActionKind::Suppress {
+                    channel: program.channels[first.channel as usize].name.clone(),
+                    template: first.template.clone(),
+                    reason,
+                },
+            );
+            return None;
+        };
+        if !send.transactional
+            && let Some(q) = journey
+                .quiet_hours
+                .as_ref()
+                .or(program.policy.quiet_hours.as_ref())
+        {
+            let zone = self.zone(j, &user.profile, inst);
+            if clock::in_window(clock::local_minute(self.now, &zone), q.from, q.to) {
+                return Some(clock::next_local_time(self.now, &zone, q.to, 0));
+            }
+        }
+        self.deliver(user, j, inst, id, send, alt_index);
+        None
+    }
+
+    fn deliver(
+        &mut self,
+        user: &mut UserState,
+        j: JourneyId,
+        inst: &mut Instance,
+        id: NodeId,
+        send: &SendNode,
+        alt_index: usize,
+    ) {
+        let program = self.program;
+        let alt = &send.alternatives[alt_index];
+        let channel = &program.channels[alt.channel as usize];
+        let message_id = self.message_id(j, inst.entry, id);
+        let mut m = 0;
+        let scope = self.scope(&user.profile, &[], Some(inst));
+        let to = channel
+            .address
+            .as_ref()
+            .map_or(Value::Null, |a| scope.value(a, &mut m));
+        let vars: Vec<(Arc<str>, Value)> = alt
+            .with
+            .iter()
+            .map(|(k, e)| (k.clone(), scope.value(e, &mut m)))
+            .collect();
+        let rendered = alt.declared.map(|t| {
+            let reads: Vec<_> = alt
+                .render
+                .iter()
+                .map(|(p, e)| (p.clone(), scope.value(e, &mut m)))
+                .collect();
+            let context = render::context(&reads, &vars, &message_id);
+            let has_subject = program
+                .templates
+                .get(t as usize)
+                .is_some_and(|t| t.subject.is_some());
+            self.renderer
+                .render(t, has_subject, &context, &mut self.stats.render_errors)
+        });
+        self.stats.type_mismatches += m;
+        if let Some(h) = send.handle.and_then(|h| inst.handles.get_mut(h as usize)) {
+            *h = Handle {
+                sent: true,
+                engaged: 0,
+                node: id,
+            };
+        }
+        inst.sends.push(SendRef {
+            node: id,
+            alt: alt_index as u8,
+            at: self.now,
+        });
+        if !send.transactional {
+            let horizon = self.now - self.layout.max_cap_window;
+            user.sent.retain(|r| r.at > horizon);
+            user.sent.push(SentRecord {
+                at: self.now,
+                journey: j,
+                channel: alt.channel,
+            });
+        }
+        self.stats.journey(j).sent += 1;
+        let (subject, body) = match rendered {
+            Some(r) => (r.subject, Some(r.body)),
+            None => (None, None),
+        };
+        self.emit(
+            j,
+            ActionKind::Send {
+                channel: channel.name.clone(),
+                template: alt.template.clone(),
+                message_id,
+                to,
+                vars,
+                subject,
+                body,
+            },
+        );
+    }
+}
+
+/// When a send on `channel` is blocked by a journey or policy cap: the
+/// earliest time every blocking cap frees up. Caps are rolling windows
+/// over counted sends in `(now − window, now]`.
+fn capped(
+    journey_caps: &[Cap],
+    policy_caps: &[Cap],
+    sent: &[SentRecord],
+    j: JourneyId,
+    channel: u16,
+    now: i64,
+) -> Option<i64> {
+    let caps = journey_caps
+        .iter()
+        .map(|c| (c, true))
+        .chain(policy_caps.iter().map(|c| (c, false)));
+    let mut frees_at: Option<i64> = None;
+    for (cap, own_journey) in caps {
+        if cap.channel.is_some_and(|c| c != channel) {
+            continue;
+        }
+        let counted: Vec<i64> = sent
+            .iter()
+            .filter(|r| r.at > now - cap.window_ms)
+            .filter(|r| !own_journey || r.journey == j)
+            .filter(|r| cap.channel.is_none_or(|c| c == r.channel))
+            .map(|r| r.at)
+            .collect();
+        let limit = cap.limit as usize;
+        if counted.len() >= limit {
+            // The cap frees once all but `limit - 1` of these have left the window.
+            let leaving = counted.get(counted.len() - limit).copied().unwrap_or(now);
+            let free = if limit == 0 {
+                i64::MAX
+            } else {
+                leaving + cap.window_ms
+            };
+            frees_at = Some(frees_at.map_or(free, |f| f.max(free)));
+        }
+    }
+    frees_at
+}
+
+/// Reads a send's message id back: (journey name, user key, entry, node).
+pub fn parse_message_id(id: &str) -> Option<(&str, &str, u32, NodeId)> {
+    let mut parts = id.rsplitn(3, ':');
+    let node = parts.next()?.parse().ok()?;
+    let entry = parts.next()?.parse().ok()?;
+    let (journey, user) = parts.next()?.split_once(':')?;
+    Some((journey, user, entry, node))
+}
+
+/// The user's latest send of `template` among active instances (of
+/// `journey` when given), as an engagement target.
+pub fn latest_send(
+    program: &Program,
+    user: &UserState,
+    template: &str,
+    journey: Option<JourneyId>,
+    engagement: Engagement,
+) -> Option<Target> {
+    let mut best: Option<(i64, Target)> = None;
+    for js in &user.journeys {
+        if journey.is_some_and(|j| j != js.journey) {
+            continue;
+        }
+        let Some(inst) = js.instance.as_deref() else {
+            continue;
+        };
+        let nodes = &program.journeys[js.journey as usize].nodes;
+        for s in &inst.sends {
+            let Some(NodeKind::Send(send)) = nodes.get(s.node as usize).map(|n| &n.kind) else {
+                continue;
+            };
+            let same = send
+                .alternatives
+                .get(s.alt as usize)
+                .is_some_and(|a| &*a.template == template);
+            if same && best.is_none_or(|(at, _)| s.at >= at) {
+                best = Some((
+                    s.at,
+                    Target {
+                        journey: js.journey,
+                        entry: inst.entry,
+                        node: s.node,
+                        engagement,
+                    },
+                ));
+            }
+        }
+    }
+    best.map(|(_, t)| t)
+}

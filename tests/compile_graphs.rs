@@ -1,0 +1,52 @@
+//! Execution-graph fixtures: every `tests/fixtures/compile/*.journey` file is
+//! one project, checked (it must have no errors), compiled, and rendered as
+//! the DOT and Mermaid graphs of each journey, the limits table and the
+//! back end's warnings. The snapshot holds the source and all of these.
+
+use journey::SourceMap;
+use journey::cli::render::{HumanOptions, human};
+use journey::compile::{self, summary_table, to_dot, to_mermaid};
+use journey::project::check_sources;
+
+#[test]
+fn compile_graphs() {
+    insta::glob!("fixtures/compile/*.journey", |path| {
+        let text = std::fs::read_to_string(path).expect("a fixture is readable UTF-8");
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let mut sources = SourceMap::new();
+        sources.add(format!("tests/fixtures/compile/{name}"), text.clone());
+        let (project, diagnostics) = check_sources(sources);
+        assert!(
+            !diagnostics.has_errors(),
+            "{name} must check without errors:\n{}",
+            human(&diagnostics.items, &project.sources, HumanOptions::plain())
+        );
+        let (program, warnings) = compile::compile(&project);
+
+        let mut out = format!("----- SOURCE\n{text}\n");
+        for journey in &program.journeys {
+            out.push_str(&format!("----- DOT {}\n", journey.name));
+            out.push_str(&to_dot(&program, journey));
+            out.push_str(&format!("----- MERMAID {}\n", journey.name));
+            out.push_str(&to_mermaid(&program, journey));
+        }
+        out.push_str("----- SUMMARY\n");
+        out.push_str(&summary_table(&program));
+        out.push_str("----- COMPILE WARNINGS\n");
+        if warnings.is_empty() {
+            out.push_str("none\n");
+        } else {
+            out.push_str(&human(&warnings, &project.sources, HumanOptions::plain()));
+        }
+        insta::with_settings!({
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            input_file => path,
+        }, {
+            insta::assert_snapshot!(out);
+        });
+    });
+}
