@@ -64,6 +64,15 @@ impl Rules<'_> {
     }
 }
 
+/// A journey with what every analysis walks: successors, a topological
+/// order and the nodes the entry reaches.
+struct Dag<'a> {
+    journey: &'a Journey,
+    adjacency: &'a Adjacency,
+    order: &'a [usize],
+    reachable: &'a [bool],
+}
+
 pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) -> Analysis {
     let rules = Rules {
         caps: journey.caps.iter().chain(&policy.caps).collect(),
@@ -73,15 +82,22 @@ pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) 
             .or(policy.quiet_hours.as_ref())
             .map_or(0, quiet_length_ms),
     };
-    let Some(order) = topological_order(journey) else {
+    let adjacency = adjacency(journey);
+    let Some(order) = topological_order(journey, &adjacency) else {
         return Analysis {
             limits: Limits::default(),
             always_capped: Vec::new(),
         };
     };
-    let reachable = reachable(journey);
-    let mut limits = sends(journey, channels, &order, &reachable);
-    let (max_active_ms, unbounded) = longest_active(journey, &rules, &order, &reachable);
+    let reachable = reachable(&adjacency);
+    let dag = Dag {
+        journey,
+        adjacency: &adjacency,
+        order: &order,
+        reachable: &reachable,
+    };
+    let mut limits = sends(&dag, channels);
+    let (max_active_ms, unbounded) = longest_active(&dag, &rules);
     limits.max_active_ms = max_active_ms;
     limits.unbounded = unbounded;
     limits.unreachable = (0..journey.nodes.len())
@@ -91,7 +107,7 @@ pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) 
     let always_capped = if rules.caps.is_empty() {
         Vec::new()
     } else {
-        capped_sends(journey, &rules, &order, &reachable)
+        capped_sends(&dag, &rules)
     };
     Analysis {
         limits,
@@ -99,17 +115,45 @@ pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) 
     }
 }
 
+/// Each node's successors in the journey, with whether the edge is a
+/// `wait for` timeout; computed once for all the analyses.
+type Adjacency = Vec<Vec<(bool, usize)>>;
+
+fn adjacency(journey: &Journey) -> Adjacency {
+    journey
+        .nodes
+        .iter()
+        .map(|node| {
+            node.kind
+                .successors()
+                .into_iter()
+                .map(|(edge, s)| (edge == Edge::Timeout, s as usize))
+                .filter(|&(_, s)| s < journey.nodes.len())
+                .collect()
+        })
+        .collect()
+}
+
 /// Node ids in a topological order; `None` if the nodes form a cycle (never,
-/// by construction).
-fn topological_order(journey: &Journey) -> Option<Vec<usize>> {
+/// by construction). Ids in source pre-order already are one (every edge
+/// goes to a later node), which one pass proves; petgraph's sort covers a
+/// program built otherwise.
+fn topological_order(journey: &Journey, adjacency: &Adjacency) -> Option<Vec<usize>> {
+    let forward = adjacency
+        .iter()
+        .enumerate()
+        .all(|(n, next)| next.iter().all(|&(_, s)| s > n));
+    if forward {
+        return Some((0..journey.nodes.len()).collect());
+    }
     let graph = journey.graph();
     let order = toposort(&graph, None).ok()?;
     Some(order.into_iter().map(NodeIndex::index).collect())
 }
 
-fn reachable(journey: &Journey) -> Vec<bool> {
-    let mut seen = vec![false; journey.nodes.len()];
-    let mut stack = if journey.nodes.is_empty() {
+fn reachable(adjacency: &Adjacency) -> Vec<bool> {
+    let mut seen = vec![false; adjacency.len()];
+    let mut stack = if adjacency.is_empty() {
         Vec::new()
     } else {
         vec![0usize]
@@ -118,30 +162,17 @@ fn reachable(journey: &Journey) -> Vec<bool> {
         if std::mem::replace(&mut seen[n], true) {
             continue;
         }
-        for (_, next) in journey.nodes[n].kind.successors() {
-            if (next as usize) < seen.len() && !seen[next as usize] {
-                stack.push(next as usize);
-            }
-        }
+        stack.extend(adjacency[n].iter().map(|&(_, s)| s).filter(|&s| !seen[s]));
     }
     seen
-}
-
-/// Successor indices of a node that are inside the journey.
-fn successors(journey: &Journey, n: usize) -> impl Iterator<Item = usize> + '_ {
-    journey.nodes[n]
-        .kind
-        .successors()
-        .into_iter()
-        .map(|(_, s)| s as usize)
-        .filter(|&s| s < journey.nodes.len())
 }
 
 // ---------------------------------------------------------------- sends
 
 /// Most sends per channel (a send counts for every channel of its chain,
 /// since any of them may be the one used) and in all, over all paths.
-fn sends(journey: &Journey, channels: &[Channel], order: &[usize], reachable: &[bool]) -> Limits {
+fn sends(dag: &Dag, channels: &[Channel]) -> Limits {
+    let journey = dag.journey;
     // The channels this journey sends on, as dense indices.
     let mut used: Vec<ChannelId> = journey
         .nodes
@@ -160,8 +191,8 @@ fn sends(journey: &Journey, channels: &[Channel], order: &[usize], reachable: &[
         best[0] = Some(vec![0; width]);
     }
     let mut total = vec![0u32; width];
-    for &n in order {
-        let Some(mut counts) = best[n].take().filter(|_| reachable[n]) else {
+    for &n in dag.order {
+        let Some(mut counts) = best[n].take().filter(|_| dag.reachable[n]) else {
             continue;
         };
         if let NodeKind::Send(send) = &journey.nodes[n].kind
@@ -177,7 +208,7 @@ fn sends(journey: &Journey, channels: &[Channel], order: &[usize], reachable: &[
         for (t, c) in total.iter_mut().zip(&counts) {
             *t = (*t).max(*c);
         }
-        for s in successors(journey, n) {
+        for &(_, s) in &dag.adjacency[n] {
             let slot = best[s].get_or_insert_with(|| vec![0; width]);
             for (b, c) in slot.iter_mut().zip(&counts) {
                 *b = (*b).max(*c);
@@ -205,20 +236,16 @@ fn sends(journey: &Journey, channels: &[Channel], order: &[usize], reachable: &[
 /// <expr>` makes it unbounded. The state per node is the longest time to
 /// reach it, split by whether time may have passed since the last send
 /// (`idle`, index 1) or not (index 0).
-fn longest_active(
-    journey: &Journey,
-    rules: &Rules,
-    order: &[usize],
-    reachable: &[bool],
-) -> (i64, bool) {
+fn longest_active(dag: &Dag, rules: &Rules) -> (i64, bool) {
+    let journey = dag.journey;
     let mut best: Vec<[Option<i64>; 2]> = vec![[None, None]; journey.nodes.len()];
     if let Some(entry) = best.first_mut() {
         entry[1] = Some(0);
     }
     let mut longest = 0i64;
     let mut unbounded = false;
-    for &n in order {
-        if !reachable[n] {
+    for &n in dag.order {
+        if !dag.reachable[n] {
             continue;
         }
         let kind = &journey.nodes[n].kind;
@@ -232,7 +259,7 @@ fn longest_active(
             *slot = Some(slot.map_or(after, |s| s.max(after)));
             longest = longest.max(after);
         }
-        for s in successors(journey, n) {
+        for &(_, s) in &dag.adjacency[n] {
             for (i, value) in out.iter().enumerate() {
                 if let Some(v) = value {
                     let slot = &mut best[s][i];
@@ -303,6 +330,8 @@ fn quiet_length_ms(q: &QuietHours) -> i64 {
 /// whose channels are not all under the cap may have gone out on another).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Counted {
+    /// The cap (journey caps, then policy caps) that counts it.
+    cap: usize,
     lo: i64,
     hi: i64,
     certain: bool,
@@ -313,7 +342,9 @@ struct Counted {
 /// and whether time may have passed since the last non-transactional send.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct CapState {
-    recent: Vec<Vec<Counted>>,
+    /// Grouped by cap, most recent first within a cap: one allocation per
+    /// state keeps the many state copies cheap.
+    recent: Vec<Counted>,
     idle: bool,
 }
 
@@ -333,24 +364,24 @@ impl CapState {
         if hi <= 0 {
             return;
         }
-        for (recent, cap) in self.recent.iter_mut().zip(&rules.caps) {
-            for c in recent.iter_mut() {
-                c.lo = c.lo.saturating_add(lo);
-                c.hi = c.hi.saturating_add(hi);
-            }
-            recent.retain(|c| c.lo < cap.window_ms);
+        for c in self.recent.iter_mut() {
+            c.lo = c.lo.saturating_add(lo);
+            c.hi = c.hi.saturating_add(hi);
         }
+        self.recent.retain(|c| c.lo < rules.caps[c.cap].window_ms);
         self.idle = true;
     }
 
     /// Sends certainly inside cap `i`'s window, and sends possibly inside it.
     fn load(&self, rules: &Rules, i: usize) -> (usize, usize) {
         let window = rules.caps[i].window_ms;
-        let certain = self.recent[i]
-            .iter()
-            .filter(|c| c.certain && c.hi < window)
-            .count();
-        (certain, self.recent[i].len())
+        let mut certain = 0;
+        let mut possible = 0;
+        for c in self.recent.iter().filter(|c| c.cap == i) {
+            possible += 1;
+            certain += usize::from(c.certain && c.hi < window);
+        }
+        (certain, possible)
     }
 
     fn verdict(&self, rules: &Rules, send: &SendNode) -> Verdict {
@@ -389,22 +420,21 @@ impl CapState {
     /// Counts a send that went out now: certainly for the caps every
     /// alternative falls under, possibly for those only some do.
     fn record(&mut self, rules: &Rules, send: &SendNode) {
-        for (recent, cap) in self.recent.iter_mut().zip(&rules.caps) {
+        for (i, cap) in rules.caps.iter().enumerate() {
             let applies = send
                 .alternatives
                 .iter()
                 .filter(|a| Rules::applies(cap, a.channel))
                 .count();
             if applies > 0 {
-                let certain = applies == send.alternatives.len();
-                recent.insert(
-                    0,
-                    Counted {
-                        lo: 0,
-                        hi: 0,
-                        certain,
-                    },
-                );
+                let at = self.recent.iter().position(|c| c.cap >= i);
+                let counted = Counted {
+                    cap: i,
+                    lo: 0,
+                    hi: 0,
+                    certain: applies == send.alternatives.len(),
+                };
+                self.recent.insert(at.unwrap_or(self.recent.len()), counted);
             }
         }
         self.idle = false;
@@ -420,26 +450,22 @@ type States = Option<Vec<CapState>>;
 /// send is reported only when every state blocks it for certain — a warning
 /// is a proof. It assumes the user is reachable: earlier sends on the same
 /// channel went out (a user unreachable on it gets none of them anyway).
-fn capped_sends(
-    journey: &Journey,
-    rules: &Rules,
-    order: &[usize],
-    reachable: &[bool],
-) -> Vec<(NodeId, usize)> {
+fn capped_sends(dag: &Dag, rules: &Rules) -> Vec<(NodeId, usize)> {
+    let journey = dag.journey;
     let mut states: Vec<States> = vec![Some(Vec::new()); journey.nodes.len()];
     if let Some(Some(entry)) = states.first_mut() {
         entry.push(CapState {
-            recent: vec![Vec::new(); rules.caps.len()],
+            recent: Vec::new(),
             idle: true,
         });
     }
     let mut capped = Vec::new();
-    for &n in order {
-        if !reachable[n] {
+    for &n in dag.order {
+        if !dag.reachable[n] {
             continue;
         }
         let kind = &journey.nodes[n].kind;
-        let outgoing = states[n].take().map(|mut list| {
+        let mut outgoing = states[n].take().map(|mut list| {
             list.sort();
             list.dedup();
             let (out, blocked) = cap_step(kind, rules, list);
@@ -448,21 +474,24 @@ fn capped_sends(
             }
             out
         });
-        for (edge, s) in kind.successors() {
-            let Some(slot) = states.get_mut(s as usize) else {
+        let next = &dag.adjacency[n];
+        for (i, &(timeout, s)) in next.iter().enumerate() {
+            // The last edge takes the states; the others copy them.
+            let out = if i + 1 == next.len() {
+                outgoing.take()
+            } else {
+                outgoing.clone()
+            };
+            let Some(mut out) = out else {
+                states[s] = None;
                 continue;
             };
-            let Some(out) = &outgoing else {
-                *slot = None;
-                continue;
-            };
-            let mut out = out.clone();
             if let Some(within) = wait_window(kind) {
                 // The event may come at once; the timeout takes the whole window.
-                let lo = if edge == Edge::Timeout { within } else { 0 };
+                let lo = if timeout { within } else { 0 };
                 out.iter_mut().for_each(|st| st.advance(rules, lo, within));
             }
-            merge(slot, out);
+            merge(&mut states[s], out);
         }
     }
     capped.sort_unstable();

@@ -235,7 +235,7 @@ impl<'p> Compiler<'p> {
 
     /// Lowers each block into successor slot `i` of node `id`; an absent or
     /// empty block leaves the slot as a hole to the step after.
-    fn lower_arms<'b>(
+    fn lower_arms(
         &mut self,
         id: NodeId,
         blocks: impl IntoIterator<Item = Option<&'p ast::Block>>,

@@ -436,9 +436,7 @@ impl<'p> Compiler<'p> {
 
 /// A duration literal in milliseconds.
 pub(crate) fn duration_ms(d: ast::DurationLit) -> i64 {
-    i64::try_from(d.secs)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000)
+    super::expr::secs_to_ms(d.secs)
 }
 
 fn capped_send_warning(project: &Project, send: Span, cap: Span) -> Diagnostic {
