@@ -7,6 +7,7 @@ use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::compile::Program;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::source::SourceMap;
 use crate::syntax::{self, ast};
@@ -52,6 +53,32 @@ pub fn check_sources(sources: SourceMap) -> (Project, Diagnostics) {
     all.extend(crate::check::check(&project));
     all.sort(&project.sources);
     (project, all)
+}
+
+/// A project taken through every phase that applies: parsed, checked and,
+/// when the checks found no error, compiled.
+pub struct Build {
+    pub project: Project,
+    /// Every diagnostic of every phase (the back end adds W0004), sorted.
+    pub diagnostics: Diagnostics,
+    /// `None` when there were errors.
+    pub program: Option<Program>,
+}
+
+/// Parses, checks and compiles a set of sources.
+pub fn build(sources: SourceMap) -> Build {
+    let (project, mut diagnostics) = check_sources(sources);
+    let program = (!diagnostics.has_errors()).then(|| {
+        let (program, warnings) = crate::compile::compile(&project);
+        diagnostics.extend(warnings);
+        diagnostics.sort(&project.sources);
+        program
+    });
+    Build {
+        project,
+        diagnostics,
+        program,
+    }
 }
 
 /// Why a set of paths could not be loaded; each is one line for the user.

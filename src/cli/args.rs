@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Declarative cross-channel customer journeys: check them, explain their
-/// diagnostics.
+/// Declarative cross-channel customer journeys: check them, compile them,
+/// draw them, and simulate them over recorded events.
 #[derive(Debug, Parser)]
 #[command(name = "journey", version, propagate_version = true)]
 pub struct Cli {
@@ -22,6 +22,14 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the explanation of a diagnostic code, such as `E0206`
     Explain(ExplainArgs),
+    /// Write the compiled program as versioned JSON
+    Compile(CompileArgs),
+    /// Draw one journey's execution graph as DOT or Mermaid
+    Graph(GraphArgs),
+    /// Run the journeys over an NDJSON event file: actions on stdout, a report
+    Simulate(SimulateArgs),
+    /// Write a synthetic Segment event stream (NDJSON) for tests and benchmarks
+    Generate(GenerateArgs),
 }
 
 /// The `.journey` files and directories a command reads as one project;
@@ -45,6 +53,95 @@ pub struct CheckArgs {
     /// Treat every warning as an error (exit code 1 when there is one)
     #[arg(long)]
     pub deny_warnings: bool,
+
+    /// After the diagnostics, print each journey's limits (most messages per
+    /// channel, longest time active) on stdout; human format only
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// The file to write the compiled program to (`-` for stdout)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// The journey to draw
+    #[arg(long, value_name = "NAME")]
+    pub journey: String,
+
+    /// The graph language
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+/// Output formats of `journey graph`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`)
+    Dot,
+    /// Mermaid flowchart (renders in GitHub Markdown)
+    Mermaid,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// Segment events, one JSON message per line (`-` for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub events: PathBuf,
+
+    /// Stop the clock at this RFC 3339 time instead of letting every
+    /// instance run to its end; later events are not processed
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub until: Option<String>,
+
+    /// Write the report to this file instead of stderr (JSON when the name
+    /// ends in `.json`, text otherwise)
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Customers in the stream
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u32,
+
+    /// Events to aim for
+    #[arg(long, default_value_t = 10_000)]
+    pub events: u64,
+
+    /// Days the stream covers
+    #[arg(long, default_value_t = 28)]
+    pub days: u32,
+
+    /// The first day (RFC 3339)
+    #[arg(long, default_value = "2026-03-02T00:00:00Z", value_name = "TIMESTAMP")]
+    pub start: String,
+
+    /// Seed of the pseudo-random generator: the same seed gives the same bytes
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Share of extra malformed lines, such as `0.001`
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+
+    /// Where to write the stream (stdout when absent)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Output formats of `journey check`.

@@ -1,40 +1,50 @@
 //! One function per subcommand: read the inputs, call the library, hand the
 //! result to a renderer, choose the exit code. No checking logic lives here.
 
-use std::io;
+use std::io::{self, Write};
 
-use super::args::{CheckArgs, ExplainArgs, Format, Inputs};
+use super::args::{
+    CheckArgs, CompileArgs, ExplainArgs, Format, GenerateArgs, GraphArgs, GraphFormat, Inputs,
+};
 use super::render::{self, HumanOptions};
 use super::{Exit, Streams, formats};
 use crate::check::{codes, explain as pages};
-use crate::diagnostic::did_you_mean;
+use crate::compile::{self, Program};
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::io::synth::{self, SynthOptions};
 use crate::project;
 use crate::source::SourceMap;
+use crate::value;
 
-/// `journey check PATH... [--format F] [--deny-warnings]`.
+/// `journey check PATH... [--format F] [--deny-warnings] [--summary]`.
 pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    if args.summary && args.format != Format::Human {
+        streams.error(
+            "`--summary` goes with the human format",
+            Some("drop `--summary`, or `--format human`"),
+        )?;
+        return Ok(Exit::CouldNotRun);
+    }
     let Some(sources) = load(&args.inputs, streams)? else {
         return Ok(Exit::CouldNotRun);
     };
     let files = sources.files().len();
-    let (project, mut diagnostics) = project::check_sources(sources);
+    let mut build = project::build(sources);
+    let diagnostics = &mut build.diagnostics;
     if args.deny_warnings {
         diagnostics.deny_warnings();
     }
-    let (items, sources) = (&diagnostics.items, &project.sources);
+    let (items, sources) = (&diagnostics.items, &build.project.sources);
     match args.format {
         Format::Human => {
-            let options = HumanOptions {
-                color: streams.color,
-                ..HumanOptions::plain()
-            };
-            // A blank line after each report keeps them apart on a terminal.
-            for d in items {
-                let report = render::human(std::slice::from_ref(d), sources, options);
-                writeln!(streams.stderr, "{report}")?;
-            }
+            report_human(items, sources, streams)?;
             let summary = render::checked(files, diagnostics.errors(), diagnostics.warnings());
             writeln!(streams.stderr, "{summary}")?;
+            if let (true, Some(program)) = (args.summary, &build.program) {
+                streams
+                    .stdout
+                    .write_all(compile::summary_table(program).as_bytes())?;
+            }
         }
         Format::Json => writeln!(streams.stdout, "{}", render::json(items, sources))?,
         Format::Github => streams
@@ -47,6 +57,133 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// The human report of every diagnostic on stderr, a blank line after each
+/// so they stay apart on a terminal.
+fn report_human(
+    items: &[Diagnostic],
+    sources: &SourceMap,
+    streams: &mut Streams<'_>,
+) -> io::Result<()> {
+    let options = HumanOptions {
+        color: streams.color,
+        ..HumanOptions::plain()
+    };
+    for d in items {
+        let report = render::human(std::slice::from_ref(d), sources, options);
+        writeln!(streams.stderr, "{report}")?;
+    }
+    Ok(())
+}
+
+/// Loads, checks and compiles the project of a command that needs the
+/// program: on errors, reports them (warnings too) on stderr and returns
+/// the exit code to stop with. Warnings alone are shown and do not stop it.
+pub(super) fn program(
+    inputs: &Inputs,
+    streams: &mut Streams<'_>,
+) -> io::Result<Result<Program, Exit>> {
+    let Some(sources) = load(inputs, streams)? else {
+        return Ok(Err(Exit::CouldNotRun));
+    };
+    let build = project::build(sources);
+    report_human(&build.diagnostics.items, &build.project.sources, streams)?;
+    match build.program {
+        Some(program) => Ok(Ok(program)),
+        None => {
+            let d = &build.diagnostics;
+            let files = build.project.sources.files().len();
+            writeln!(
+                streams.stderr,
+                "{}",
+                render::checked(files, d.errors(), d.warnings())
+            )?;
+            Ok(Err(Exit::Diagnostics))
+        }
+    }
+}
+
+/// `journey compile PATH... -o FILE`: the versioned JSON envelope.
+pub fn compile(args: &CompileArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let program = match program(&args.inputs, streams)? {
+        Ok(program) => program,
+        Err(exit) => return Ok(exit),
+    };
+    let mut json = compile::to_json(&program);
+    if !json.ends_with('\n') {
+        json.push('\n');
+    }
+    if args.output.as_os_str() == "-" {
+        streams.stdout.write_all(json.as_bytes())?;
+    } else if let Err(e) = std::fs::write(&args.output, json) {
+        let message = format!("cannot write `{}`: {e}", args.output.display());
+        streams.error(&message, None)?;
+        return Ok(Exit::CouldNotRun);
+    }
+    Ok(Exit::Success)
+}
+
+/// `journey graph PATH... --journey NAME [--format dot|mermaid]`.
+pub fn graph(args: &GraphArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let program = match program(&args.inputs, streams)? {
+        Ok(program) => program,
+        Err(exit) => return Ok(exit),
+    };
+    let Some(id) = program.journey_id(&args.journey) else {
+        let names = program.journeys.iter().map(|j| &*j.name);
+        let help = did_you_mean(&args.journey, names).unwrap_or_else(|| {
+            let all: Vec<&str> = program.journeys.iter().map(|j| &*j.name).collect();
+            format!("the journeys are: {}", all.join(", "))
+        });
+        streams.error(&format!("unknown journey `{}`", args.journey), Some(&help))?;
+        return Ok(Exit::CouldNotRun);
+    };
+    let journey = &program.journeys[id as usize];
+    let text = match args.format {
+        GraphFormat::Dot => compile::to_dot(&program, journey),
+        GraphFormat::Mermaid => compile::to_mermaid(&program, journey),
+    };
+    streams.stdout.write_all(text.as_bytes())?;
+    Ok(Exit::Success)
+}
+
+/// `journey generate`: a synthetic Segment stream.
+pub fn generate(args: &GenerateArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let Some(start_ms) = value::parse_timestamp(&args.start) else {
+        let message = format!("`{}` is not an RFC 3339 timestamp", args.start);
+        streams.error(&message, Some("write it like `2026-03-02T00:00:00Z`"))?;
+        return Ok(Exit::CouldNotRun);
+    };
+    if !(0.0..1.0).contains(&args.malformed_rate) {
+        streams.error("`--malformed-rate` must be at least 0 and below 1", None)?;
+        return Ok(Exit::CouldNotRun);
+    }
+    let options = SynthOptions {
+        users: args.users,
+        events: args.events,
+        start_ms,
+        days: args.days,
+        seed: args.seed,
+        malformed_rate: args.malformed_rate,
+    };
+    match &args.output {
+        None => {
+            synth::write_stream(options, &mut streams.stdout)?;
+        }
+        Some(path) => {
+            let written = std::fs::File::create(path).and_then(|f| {
+                let mut out = io::BufWriter::new(f);
+                synth::write_stream(options, &mut out)?;
+                out.flush()
+            });
+            if let Err(e) = written {
+                streams.error(&format!("cannot write `{}`: {e}", path.display()), None)?;
+                return Ok(Exit::CouldNotRun);
+            }
+        }
+    }
+    Ok(Exit::Success)
 }
 
 /// `journey explain CODE`: the code's page, or exit 2 for an unknown code.
@@ -69,7 +206,7 @@ pub fn explain(args: &ExplainArgs, streams: &mut Streams<'_>) -> io::Result<Exit
 
 /// Reads the project's files; on failure reports the one-line reason on
 /// stderr and returns `None` (the command then exits 2).
-fn load(inputs: &Inputs, streams: &mut Streams<'_>) -> io::Result<Option<SourceMap>> {
+pub(super) fn load(inputs: &Inputs, streams: &mut Streams<'_>) -> io::Result<Option<SourceMap>> {
     match project::load_paths(&inputs.paths) {
         Ok(sources) => Ok(Some(sources)),
         Err(e) => {

@@ -6,6 +6,8 @@ pub mod args;
 pub mod commands;
 pub mod formats;
 pub mod render;
+pub mod report;
+pub mod simulate;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
@@ -93,6 +95,10 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
     match command {
         Command::Check(args) => commands::check(&args, streams),
         Command::Explain(args) => commands::explain(&args, streams),
+        Command::Compile(args) => commands::compile(&args, streams),
+        Command::Graph(args) => commands::graph(&args, streams),
+        Command::Simulate(args) => simulate::simulate(&args, streams),
+        Command::Generate(args) => commands::generate(&args, streams),
     }
 }
 

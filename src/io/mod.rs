@@ -1,6 +1,7 @@
 //! Event input (Segment NDJSON), a synthetic event stream generator, and
 //! action output.
 
+pub mod adapter;
 pub mod segment;
 pub mod synth;
 

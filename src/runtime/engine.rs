@@ -297,7 +297,9 @@ impl Cx<'_> {
             .iter()
             .map(|s| self.message_id(j, inst.entry, s.node))
             .collect();
-        self.stats.journey(j).converted += 1;
+        let stats = self.stats.journey(j);
+        stats.converted += 1;
+        stats.converted_held_out += u64::from(inst.holdout);
         self.emit(
             j,
             ActionKind::Convert {
@@ -796,7 +798,7 @@ impl Cx<'_> {
             } else {
                 SuppressReason::Unreachable
             };
-            self.stats.journey(j).suppressed += 1;
+            self.stats.journey(j).record_suppress(id, reason);
             self.emit(
                 j,
                 ActionKind::Suppress {
@@ -882,7 +884,7 @@ impl Cx<'_> {
                 channel: alt.channel,
             });
         }
-        self.stats.journey(j).sent += 1;
+        self.stats.journey(j).record_send(id, alt.channel);
         let (subject, body) = match rendered {
             Some(r) => (r.subject, Some(r.body)),
             None => (None, None),

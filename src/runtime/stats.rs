@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::action::ExitReason;
+use super::action::{ExitReason, SuppressReason};
 use crate::compile::program::Program;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -32,15 +32,33 @@ pub struct Stats {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JourneyStats {
+    /// Entries, held-out ones included.
     pub entered: u64,
     pub held_out: u64,
+    /// Conversions, held-out ones included.
     pub converted: u64,
+    pub converted_held_out: u64,
     pub sent: u64,
+    /// Sends per channel (index = channel id).
+    pub sent_by_channel: Vec<u64>,
     pub suppressed: u64,
+    /// Suppressions by reason, in [`SuppressReason`] order.
+    pub suppressed_by_reason: [u64; 2],
     /// Exits by reason, in [`ExitReason::ALL`] order.
     pub exits: [u64; 6],
-    /// Arrivals at each node (index = node id).
-    pub nodes: Vec<u64>,
+    /// Per node (index = node id).
+    pub nodes: Vec<NodeStats>,
+}
+
+/// What happened at one step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Instances that reached the step.
+    pub arrived: u64,
+    /// Messages the step sent.
+    pub sent: u64,
+    /// Times the step was skipped with a `suppress`.
+    pub suppressed: u64,
 }
 
 impl Stats {
@@ -50,7 +68,8 @@ impl Stats {
                 .journeys
                 .iter()
                 .map(|j| JourneyStats {
-                    nodes: vec![0; j.nodes.len()],
+                    nodes: vec![NodeStats::default(); j.nodes.len()],
+                    sent_by_channel: vec![0; program.channels.len()],
                     ..JourneyStats::default()
                 })
                 .collect(),
@@ -73,11 +92,31 @@ impl JourneyStats {
     }
 
     pub(crate) fn visit(&mut self, node: u32) {
+        self.node(node).arrived += 1;
+    }
+
+    pub(crate) fn node(&mut self, node: u32) -> &mut NodeStats {
         let index = node as usize;
         if index >= self.nodes.len() {
-            self.nodes.resize(index + 1, 0);
+            self.nodes.resize(index + 1, NodeStats::default());
         }
-        self.nodes[index] += 1;
+        &mut self.nodes[index]
+    }
+
+    pub(crate) fn record_send(&mut self, node: u32, channel: u16) {
+        self.sent += 1;
+        self.node(node).sent += 1;
+        let index = channel as usize;
+        if index >= self.sent_by_channel.len() {
+            self.sent_by_channel.resize(index + 1, 0);
+        }
+        self.sent_by_channel[index] += 1;
+    }
+
+    pub(crate) fn record_suppress(&mut self, node: u32, reason: SuppressReason) {
+        self.suppressed += 1;
+        self.suppressed_by_reason[reason as usize] += 1;
+        self.node(node).suppressed += 1;
     }
 }
 

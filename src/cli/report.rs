@@ -1,0 +1,246 @@
+//! The report of `journey simulate`: per journey and per step, what
+//! happened — entries, hold-outs, sends per channel, suppressions and exits
+//! by reason, conversions of treated and held-out users and the lift. As
+//! text for people and JSON for tools; both deterministic.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::compile::Program;
+use crate::runtime::{ExitReason, JourneyStats, Stats, SuppressReason};
+
+/// What the CLI counted while reading the event file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunCounts {
+    pub lines: u64,
+    pub malformed: u64,
+    /// Events after `--until`, not processed.
+    pub after_until: u64,
+}
+
+/// Conversion rates of treated and held-out users, and the relative lift.
+struct Lift {
+    treated: Option<f64>,
+    held_out: Option<f64>,
+    lift: Option<f64>,
+}
+
+fn lift(j: &JourneyStats) -> Lift {
+    let rate =
+        |converted: u64, entered: u64| (entered > 0).then(|| converted as f64 / entered as f64);
+    let treated = rate(j.converted - j.converted_held_out, j.entered - j.held_out);
+    let held_out = rate(j.converted_held_out, j.held_out);
+    let lift = match (treated, held_out) {
+        (Some(t), Some(h)) if h > 0.0 => Some((t - h) / h),
+        _ => None,
+    };
+    Lift {
+        treated,
+        held_out,
+        lift,
+    }
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_string(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn signed_percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".to_string(), |x| format!("{:+.1}%", x * 100.0))
+}
+
+/// The report for people.
+pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "events: {} lines, {} malformed, {} duplicates, {} late, {} not for any journey, {} ignored kinds{}",
+        run.lines,
+        run.malformed,
+        stats.duplicates,
+        stats.late,
+        stats.irrelevant,
+        stats.ignored_kinds,
+        if run.after_until > 0 {
+            format!(", {} after --until", run.after_until)
+        } else {
+            String::new()
+        }
+    );
+    let problems = [
+        (
+            stats.type_mismatches,
+            "type mismatches (condition read as false)",
+        ),
+        (stats.unknown_time_zones, "unknown time zones (UTC used)"),
+        (stats.render_errors, "template parts that failed to render"),
+        (
+            stats.unmatched_engagements,
+            "engagements matching no message",
+        ),
+    ];
+    for (n, what) in problems {
+        if n > 0 {
+            let _ = writeln!(out, "  {n} {what}");
+        }
+    }
+    for (journey, j) in program.journeys.iter().zip(&stats.journeys) {
+        let _ = write!(out, "\njourney {}", journey.name);
+        if let Some(name) = &journey.display_name {
+            let _ = write!(out, " ({name})");
+        }
+        out.push('\n');
+        let _ = writeln!(out, "  entered     {} ({} held out)", j.entered, j.held_out);
+        let sent: Vec<String> = program
+            .channels
+            .iter()
+            .zip(&j.sent_by_channel)
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| format!("{} {n}", c.name))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  sent        {}{}",
+            j.sent,
+            if sent.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", sent.join(", "))
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  suppressed  {} (unreachable {}, capped {})",
+            j.suppressed,
+            j.suppressed_by_reason[SuppressReason::Unreachable as usize],
+            j.suppressed_by_reason[SuppressReason::Capped as usize]
+        );
+        let exits: Vec<String> = ExitReason::ALL
+            .iter()
+            .filter(|r| j.exits(**r) > 0)
+            .map(|r| format!("{} {}", r.name(), j.exits(*r)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  exited      {}",
+            if exits.is_empty() {
+                "none".to_string()
+            } else {
+                exits.join(", ")
+            }
+        );
+        if journey.goal.is_some() {
+            let l = lift(j);
+            let _ = write!(
+                out,
+                "  converted   {} (treated {} of {}: {}",
+                j.converted,
+                j.converted - j.converted_held_out,
+                j.entered - j.held_out,
+                percent(l.treated)
+            );
+            if journey.holdout.is_some() {
+                let _ = write!(
+                    out,
+                    "; held out {} of {}: {}; lift {}",
+                    j.converted_held_out,
+                    j.held_out,
+                    percent(l.held_out),
+                    signed_percent(l.lift)
+                );
+            }
+            out.push_str(")\n");
+        }
+        let width = journey
+            .nodes
+            .iter()
+            .map(|n| n.label.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 60);
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>5}  {:>8}  {:>6}  {:>10}",
+            "step", "line", "arrived", "sent", "suppressed"
+        );
+        for (node, n) in journey.nodes.iter().zip(&j.nodes) {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {:>5}  {:>8}  {:>6}  {:>10}",
+                node.label, node.line, n.arrived, n.sent, n.suppressed
+            );
+        }
+    }
+    out
+}
+
+/// The report for tools: one JSON object.
+pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
+    let journeys: Vec<serde_json::Value> = program
+        .journeys
+        .iter()
+        .zip(&stats.journeys)
+        .map(|(journey, j)| {
+            let l = lift(j);
+            let sent: serde_json::Map<String, serde_json::Value> = program
+                .channels
+                .iter()
+                .zip(&j.sent_by_channel)
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| (c.name.to_string(), json!(n)))
+                .collect();
+            let exits: serde_json::Map<String, serde_json::Value> = ExitReason::ALL
+                .iter()
+                .map(|r| (r.name().to_string(), json!(j.exits(*r))))
+                .collect();
+            let steps: Vec<serde_json::Value> = journey
+                .nodes
+                .iter()
+                .zip(&j.nodes)
+                .enumerate()
+                .map(|(id, (node, n))| {
+                    json!({"node": id, "step": &*node.label, "line": node.line,
+                           "arrived": n.arrived, "sent": n.sent, "suppressed": n.suppressed})
+                })
+                .collect();
+            json!({
+                "journey": &*journey.name,
+                "entered": j.entered,
+                "held_out": j.held_out,
+                "sent": j.sent,
+                "sent_by_channel": sent,
+                "suppressed": {
+                    "unreachable": j.suppressed_by_reason[SuppressReason::Unreachable as usize],
+                    "capped": j.suppressed_by_reason[SuppressReason::Capped as usize],
+                },
+                "exited": exits,
+                "converted": j.converted,
+                "converted_held_out": j.converted_held_out,
+                "conversion_rate_treated": l.treated,
+                "conversion_rate_held_out": l.held_out,
+                "lift": l.lift,
+                "steps": steps,
+            })
+        })
+        .collect();
+    let report = json!({
+        "events": {
+            "lines": run.lines,
+            "malformed": run.malformed,
+            "after_until": run.after_until,
+            "duplicates": stats.duplicates,
+            "late": stats.late,
+            "irrelevant": stats.irrelevant,
+            "ignored_kinds": stats.ignored_kinds,
+            "type_mismatches": stats.type_mismatches,
+            "unknown_time_zones": stats.unknown_time_zones,
+            "render_errors": stats.render_errors,
+            "unmatched_engagements": stats.unmatched_engagements,
+        },
+        "journeys": journeys,
+    });
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    text.push('\n');
+    text
+}

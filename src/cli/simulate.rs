@@ -1,0 +1,133 @@
+//! `journey simulate PATH... --events FILE [--until T] [--report FILE]`:
+//! reads Segment NDJSON, drives the runtime, writes actions as NDJSON on
+//! stdout and the report on stderr (or to `--report`). A malformed line is
+//! reported with its line number and skipped; it never stops the run.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::args::SimulateArgs;
+use super::report::{self, RunCounts};
+use super::{Exit, Streams, commands};
+use crate::io::EventReader;
+use crate::io::adapter::{self, Payload};
+use crate::runtime::{Action, Runtime};
+use crate::value;
+
+pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let until = match args.until.as_deref().map(value::parse_timestamp) {
+        None => None,
+        Some(Some(t)) => Some(t),
+        Some(None) => {
+            let message = format!(
+                "`--until {}` is not an RFC 3339 timestamp",
+                args.until.as_deref().unwrap_or_default()
+            );
+            streams.error(&message, Some("write it like `2026-03-30T00:00:00Z`"))?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
+    let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match File::open(&args.events) {
+            Ok(f) => Box::new(BufReader::with_capacity(1 << 16, f)),
+            Err(e) => {
+                let message = format!("cannot read `{}`: {e}", args.events.display());
+                streams.error(&message, None)?;
+                return Ok(Exit::CouldNotRun);
+            }
+        }
+    };
+    let program = match commands::program(&args.inputs, streams)? {
+        Ok(program) => Arc::new(program),
+        Err(exit) => return Ok(exit),
+    };
+    let mut runtime = Runtime::new(program.clone());
+    let name = display_name(&args.events);
+    let counts = match run(&mut runtime, input, until, &name, streams)? {
+        Ok(counts) => counts,
+        Err(exit) => return Ok(exit),
+    };
+    let (text, path) = match &args.report {
+        Some(path) if path.extension().is_some_and(|e| e == "json") => {
+            (report::json(&program, runtime.stats(), &counts), Some(path))
+        }
+        Some(path) => (report::text(&program, runtime.stats(), &counts), Some(path)),
+        None => (report::text(&program, runtime.stats(), &counts), None),
+    };
+    match path {
+        None => streams.stderr.write_all(text.as_bytes())?,
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                streams.error(&format!("cannot write `{}`: {e}", path.display()), None)?;
+                return Ok(Exit::CouldNotRun);
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// Feeds every line to the runtime, then lets time run on (to `until`, or
+/// until nothing is pending). Actions go to stdout as they happen.
+fn run(
+    runtime: &mut Runtime,
+    input: Box<dyn BufRead>,
+    until: Option<i64>,
+    name: &str,
+    streams: &mut Streams<'_>,
+) -> io::Result<Result<RunCounts, Exit>> {
+    let mut counts = RunCounts::default();
+    let mut reader = EventReader::new(input);
+    let mut out = Vec::with_capacity(1 << 16);
+    loop {
+        let next = match reader.next_event() {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                streams.error(&format!("cannot read `{name}`: {e}"), None)?;
+                return Ok(Err(Exit::CouldNotRun));
+            }
+        };
+        counts.lines += 1;
+        match next {
+            (_, Ok(raw)) => {
+                if until.is_some_and(|u| raw.timestamp_ms > u) {
+                    counts.after_until += 1;
+                    continue;
+                }
+                let payload = Payload::of(&raw);
+                runtime.ingest(&adapter::event(&raw, &payload), &mut |a| push(&mut out, a));
+            }
+            (line, Err(e)) => {
+                counts.malformed += 1;
+                writeln!(streams.stderr, "{name}:{line}: {}", e.message)?;
+            }
+        }
+        if out.len() >= 1 << 16 {
+            streams.stdout.write_all(&out)?;
+            out.clear();
+        }
+    }
+    match until {
+        Some(t) => runtime.advance_to(t, &mut |a| push(&mut out, a)),
+        None => runtime.finish(&mut |a| push(&mut out, a)),
+    }
+    streams.stdout.write_all(&out)?;
+    Ok(Ok(counts))
+}
+
+fn push(out: &mut Vec<u8>, action: Action) {
+    out.extend_from_slice(action.to_json_line().as_bytes());
+    out.push(b'\n');
+}
+
+fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string().replace('\\', "/")
+    }
+}
