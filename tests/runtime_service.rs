@@ -670,8 +670,8 @@ fn segment_messages_are_read_or_reported() {
         "context": {"timezone": "Europe/Paris"}, "sentAt": "2026-03-02T09:00:01Z"
     });
     let event = OwnedEvent::from_segment(&track).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(event.user_key, "anon-1");
-    assert_eq!(event.name, "cart_abandoned");
+    assert_eq!(&*event.user_key, "anon-1");
+    assert_eq!(&*event.name, "cart_abandoned");
     assert_eq!(format_timestamp(event.timestamp_ms), "2026-03-02T09:00:00Z");
     assert_eq!(event.message_id.as_deref(), Some("e-1"));
     assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));

@@ -215,27 +215,27 @@ impl std::error::Error for SinkError {}
 #[derive(Clone, Debug, PartialEq)]
 pub struct OwnedEvent {
     pub kind: EventKind,
-    pub user_key: String,
+    pub user_key: Arc<str>,
     /// The track event's name (`""` for other kinds).
-    pub name: String,
+    pub name: Arc<str>,
     pub timestamp_ms: i64,
-    pub message_id: Option<String>,
+    pub message_id: Option<Arc<str>>,
     /// Track properties or identify traits (an object).
     pub properties: serde_json::Value,
-    pub context_timezone: Option<String>,
+    pub context_timezone: Option<Arc<str>>,
 }
 
 impl OwnedEvent {
     pub fn track(
-        user_key: impl Into<String>,
-        name: impl Into<String>,
+        user_key: impl AsRef<str>,
+        name: impl AsRef<str>,
         timestamp_ms: i64,
         properties: serde_json::Value,
     ) -> OwnedEvent {
         OwnedEvent {
             kind: EventKind::Track,
-            user_key: user_key.into(),
-            name: name.into(),
+            user_key: Arc::from(user_key.as_ref()),
+            name: Arc::from(name.as_ref()),
             timestamp_ms,
             message_id: None,
             properties,
@@ -244,14 +244,14 @@ impl OwnedEvent {
     }
 
     pub fn identify(
-        user_key: impl Into<String>,
+        user_key: impl AsRef<str>,
         timestamp_ms: i64,
         traits: serde_json::Value,
     ) -> OwnedEvent {
         OwnedEvent {
             kind: EventKind::Identify,
-            user_key: user_key.into(),
-            name: String::new(),
+            user_key: Arc::from(user_key.as_ref()),
+            name: Arc::from(""),
             timestamp_ms,
             message_id: None,
             properties: traits,
@@ -259,8 +259,8 @@ impl OwnedEvent {
         }
     }
 
-    pub fn with_message_id(mut self, id: impl Into<String>) -> OwnedEvent {
-        self.message_id = Some(id.into());
+    pub fn with_message_id(mut self, id: impl AsRef<str>) -> OwnedEvent {
+        self.message_id = Some(Arc::from(id.as_ref()));
         self
     }
 
@@ -323,12 +323,12 @@ impl OwnedEvent {
             .and_then(serde_json::Value::as_str);
         Ok(OwnedEvent {
             kind,
-            user_key: user_key.to_string(),
-            name: name.to_string(),
+            user_key: Arc::from(user_key),
+            name: Arc::from(name),
             timestamp_ms,
-            message_id: text("messageId").map(str::to_string),
+            message_id: text("messageId").map(Arc::from),
             properties,
-            context_timezone: context_timezone.map(str::to_string),
+            context_timezone: context_timezone.map(Arc::from),
         })
     }
 }
