@@ -1,12 +1,13 @@
 //! A small service embedding journey: it compiles the project in
-//! `journeys/` (or the directory given as the first argument), spawns the
+//! `journeys/` (or the directory given as the first argument; a `.json`
+//! file there is loaded as a program written by `journey compile`), spawns the
 //! tokio service over it, replays a backlog of events from
 //! `journeys/events.ndjson` (or a generated one) into a deliberately slow
 //! email provider to show backpressure, lets a simulated wall clock run so
 //! the pending timers fire, shuts down cleanly and prints counts.
 //!
 //! ```text
-//! cargo run --example embedded_service [-- JOURNEYS_DIR]
+//! cargo run --example embedded_service [-- JOURNEYS_DIR | PROGRAM.json]
 //! ```
 
 use std::collections::BTreeMap;
@@ -54,13 +55,19 @@ async fn run() -> Result<(), String> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys"));
-    let program = Arc::new(compile_project(&dir)?);
-    let events = load_events(&dir.join("events.ndjson"))?;
+    let (program, events_file) = if dir.extension().is_some_and(|e| e == "json") {
+        let events = dir.with_file_name("events.ndjson");
+        (load_program(&dir)?, events)
+    } else {
+        (compile_project(&dir)?, dir.join("events.ndjson"))
+    };
+    let program = Arc::new(program);
+    let events = load_events(&events_file)?;
     let Some(first) = events.first().map(|e| e.timestamp_ms) else {
         return Err("no events to replay".into());
     };
     println!(
-        "compiled {} journeys; replaying {} events from {}",
+        "{} journeys ready; replaying {} events from {}",
         program.journeys.len(),
         events.len(),
         format_timestamp(first)
@@ -271,6 +278,15 @@ fn compile_project(dir: &Path) -> Result<Program, String> {
 }
 // --8<-- [end:compile]
 
+/// Loads a program compiled ahead of time (`journey compile -o FILE`).
+// --8<-- [start:load]
+fn load_program(path: &Path) -> Result<Program, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    compile::load(&text).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+// --8<-- [end:load]
+
 fn collect_journey_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -298,7 +314,7 @@ fn load_events(path: &Path) -> Result<Vec<OwnedEvent>, String> {
             continue;
         }
         let parsed = serde_json::from_str::<serde_json::Value>(line)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("not JSON: {e}"))
             .and_then(|m| OwnedEvent::from_segment(&m).map_err(|e| e.to_string()));
         match parsed {
             Ok(event) => events.push(event),
