@@ -14,7 +14,7 @@ use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, ScaledClock, Service, ServiceConfig, SinkError,
     TrySendError,
 };
-use journey::runtime::{Action, MemStore, Runtime, Snapshot};
+use journey::runtime::{Action, Event, MemStore, Runtime, Snapshot};
 use journey::value::{format_timestamp, parse_timestamp};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -734,4 +734,80 @@ fn actions_of_every_kind_reach_the_core_stream() {
             "no `{kind}` in the stream"
         );
     }
+}
+
+#[test]
+fn the_core_by_hand() {
+    let program = program();
+    // --8<-- [start:core]
+    let mut runtime = Runtime::new(program.clone());
+    let mut actions: Vec<Action> = Vec::new();
+    let traits = json!({ "email": "ana@example.com", "timezone": "Europe/Paris" });
+    let properties = json!({ "source": "ad" });
+    let t0 = ts("2026-03-02T09:00:00Z");
+    runtime.ingest(&Event::identify("ana", t0, &traits), &mut |a| {
+        actions.push(a)
+    });
+    let signed_up = Event::track("ana", "signed_up", t0, &properties).with_message_id("evt-1");
+    runtime.ingest(&signed_up, &mut |a| actions.push(a));
+    runtime.ingest(&signed_up, &mut |a| actions.push(a)); // a duplicate: ignored
+    // Time moves only when told: an event's timestamp, or advance_to.
+    runtime.advance_to(t0 + 86_400_000, &mut |a| actions.push(a));
+    // Or: run on until no timer is pending (end of a replay).
+    runtime.finish(&mut |a| actions.push(a));
+    for action in &actions {
+        println!("{}", action.to_json_line());
+    }
+    // --8<-- [end:core]
+    // --8<-- [start:persist]
+    let saved: String = serde_json::to_string(&runtime.snapshot()).unwrap_or_default();
+    // ... later, maybe in another process, over the same program:
+    let snapshot: Snapshot = serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{e}"));
+    let resumed = Runtime::restore(program.clone(), snapshot);
+    // --8<-- [end:persist]
+    let kinds: Vec<&str> = actions.iter().map(|a| a.kind.name()).collect();
+    assert_eq!(kinds, ["enter", "send", "send", "exit"]);
+    assert_eq!(format_timestamp(actions[2].at), "2026-03-03T09:00:00Z");
+    assert_eq!(runtime.stats().duplicates, 1);
+    assert_eq!(resumed.stats(), runtime.stats());
+    assert_eq!(resumed.now(), runtime.now());
+}
+
+/// Every ```rust block of docs/embedding.md is copied from code that
+/// compiles: the example or this file (indentation aside).
+#[test]
+fn the_embedding_guide_quotes_compiled_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let normalize = |text: &str| -> String {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let compiled = format!(
+        "{}\n{}",
+        normalize(&read("examples/embedded_service.rs")),
+        normalize(&read("tests/runtime_service.rs"))
+    );
+    let guide = read("docs/embedding.md");
+    let mut blocks = 0;
+    let mut rest = guide.as_str();
+    while let Some(start) = rest.find("```rust\n") {
+        let body = &rest[start + "```rust\n".len()..];
+        let Some(end) = body.find("```") else {
+            panic!("an unclosed code block in docs/embedding.md");
+        };
+        let block = normalize(&body[..end]);
+        assert!(
+            compiled.contains(&block),
+            "this block of docs/embedding.md is not in the example or the tests:\n{block}"
+        );
+        blocks += 1;
+        rest = &body[end + 3..];
+    }
+    assert!(blocks >= 6, "only {blocks} code blocks");
 }
