@@ -541,10 +541,7 @@ impl<S: Store + Clone + Send + 'static> ServiceHandle<S> {
     /// A consistent snapshot while running: it holds exactly the events
     /// queued before this call, and every action it implies has reached the
     /// sink, so restoring it never loses or repeats an action.
-    pub async fn snapshot(&self) -> Result<Snapshot<S>, Closed<()>>
-    where
-        Snapshot<S>: Send,
-    {
+    pub async fn snapshot(&self) -> Result<Snapshot<S>, Closed<()>> {
         self.inspect(Runtime::snapshot).await
     }
 }
