@@ -20,6 +20,7 @@ pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod render;
+pub mod service;
 pub mod stats;
 pub mod store;
 
