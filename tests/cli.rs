@@ -394,3 +394,130 @@ fn assert_sarif_shape(sarif: &serde_json::Value) {
     }
     assert!(runs[0]["results"].is_array());
 }
+
+#[test]
+fn compile_writes_a_loadable_envelope_and_refuses_errors() {
+    let out = scratch("compile").join("program.json");
+    let output = journey(&["compile", "journeys", "-o", out.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let program = journey::compile::load(&text).expect("the envelope loads back");
+    assert!(program.journey_id("abandoned_cart").is_some());
+    let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(envelope["format_version"], 1);
+
+    let output = journey(&[
+        "compile",
+        "tests/fixtures/cli/error",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("error"), "{}", stderr(&output));
+}
+
+#[test]
+fn graph_draws_a_journey_and_names_unknown_ones() {
+    let output = journey(&["graph", "journeys", "--journey", "abandoned_cart"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("digraph"),
+        "{}",
+        stdout(&output)
+    );
+    let output = journey(&[
+        "graph",
+        "journeys",
+        "--journey",
+        "abandoned_cart",
+        "--format",
+        "mermaid",
+    ]);
+    assert_eq!(code(&output), 0);
+    assert!(
+        stdout(&output).starts_with("flowchart"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = journey(&["graph", "journeys", "--journey", "abandoned_kart"]);
+    assert_eq!(code(&output), 2);
+    assert!(
+        stderr(&output).contains("did you mean `abandoned_cart`?"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_summary_prints_the_limits_of_every_journey() {
+    let output = journey(&["check", "journeys", "--summary"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("abandoned_cart"),
+        "{}",
+        stdout(&output)
+    );
+    let output = journey(&["check", "journeys", "--summary", "--format", "json"]);
+    assert_eq!(code(&output), 2);
+}
+
+#[test]
+fn simulate_reports_malformed_lines_and_loses_nothing_else() {
+    let events = scratch("simulate").join("events.ndjson");
+    let good = [
+        r#"{"type":"identify","userId":"u1","traits":{"email":"ana@example.com","timezone":"Europe/Paris","country":"FR","lifetime_value":10,"consent":{}},"timestamp":"2026-03-02T09:00:00Z"}"#,
+        r#"{"type":"track","userId":"u1","event":"cart_abandoned","properties":{"cart_id":"c1","total":80,"items":["sku-1"]},"timestamp":"2026-03-02T10:00:00Z","messageId":"e-1"}"#,
+    ];
+    let text = format!(
+        "{}\n{{not json\n{}\n{{\"type\":\"track\",\"userId\":\"u2\"}}\n",
+        good[0], good[1]
+    );
+    std::fs::write(&events, text).unwrap();
+    let output = journey(&["simulate", "journeys", "--events", events.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("events.ndjson:2:"), "{err}");
+    assert!(err.contains("events.ndjson:4:"), "{err}");
+    assert!(err.contains("2 malformed"), "{err}");
+    let actions: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each action is one JSON line"))
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["kind"] == "send" && a["template"] == "cart_reminder"),
+        "the good lines still drive the journey: {actions:?}"
+    );
+
+    let missing = journey(&["simulate", "journeys", "--events", "no/such/file.ndjson"]);
+    assert_eq!(code(&missing), 2);
+}
+
+#[test]
+fn simulate_is_byte_for_byte_reproducible_and_writes_a_json_report() {
+    let report = scratch("report").join("report.json");
+    let args = [
+        "simulate",
+        "journeys",
+        "--events",
+        "journeys/events.ndjson",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let first = journey(&args);
+    let second = journey(&args);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert!(!first.stdout.is_empty());
+    assert_eq!(first.stdout, second.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let cart = report["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["journey"] == "abandoned_cart")
+        .unwrap();
+    assert!(cart["entered"].as_u64().unwrap() > 0);
+}

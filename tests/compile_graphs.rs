@@ -50,3 +50,28 @@ fn compile_graphs() {
         });
     });
 }
+
+/// The example project: every journey of journeys/ as DOT and Mermaid, and
+/// the limits table, so a change to any example's graph shows in review.
+#[test]
+fn example_journey_graphs() {
+    let sources = journey::project::load_paths(&["journeys".into()]).expect("journeys/ loads");
+    let build = journey::project::build(sources);
+    let program = build.program.expect("journeys/ compiles without errors");
+    let mut summary = summary_table(&program);
+    summary.push_str("----- WARNINGS\n");
+    for d in &build.diagnostics.items {
+        summary.push_str(&format!("{} {}\n", d.code.id, d.message));
+    }
+    insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+        insta::assert_snapshot!("examples__summary", summary);
+        for journey in &program.journeys {
+            let out = format!(
+                "----- DOT\n{}----- MERMAID\n{}",
+                to_dot(&program, journey),
+                to_mermaid(&program, journey)
+            );
+            insta::assert_snapshot!(format!("examples__{}", journey.name), out);
+        }
+    });
+}
