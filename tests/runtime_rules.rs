@@ -120,6 +120,7 @@ fn journey(name: &str, trigger: EventId, nodes: Vec<NodeKind>) -> Journey {
                 kind,
                 label: "".into(),
                 line: 1,
+                conditions: Vec::new(),
             })
             .collect(),
         limits: Limits::default(),

@@ -116,10 +116,15 @@ fn edge_label(program: &Program, journey: &Journey, node: &Node, edge: &Edge) ->
         (Edge::Matched, _) => Some("matched".to_string()),
         (Edge::Timeout, _) => Some("timeout".to_string()),
         (Edge::Arm(i), NodeKind::Branch { arms, .. }) => {
-            let condition = arms
-                .get(*i)
-                .map(|(c, _)| expr_text(program, journey, c))
-                .unwrap_or_default();
+            // As written when the compiler kept it; else printed back from
+            // the compiled expression (a program built by other means).
+            let condition = match node.conditions.get(*i) {
+                Some(text) => text.to_string(),
+                None => arms
+                    .get(*i)
+                    .map(|(c, _)| expr_text(program, journey, c))
+                    .unwrap_or_default(),
+            };
             let keyword = if *i == 0 { "if" } else { "else if" };
             Some(format!("{keyword} {}", cut(&condition, CONDITION_MAX)))
         }

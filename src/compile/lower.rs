@@ -325,6 +325,11 @@ impl<'p> Compiler<'p> {
             step.span,
             None,
         );
+        let source = self.project.sources.get(step.span.file);
+        self.journey.nodes[id as usize].conditions = branches
+            .iter()
+            .map(|(cond, _)| Arc::from(one_line(source.slice(cond.span)).as_str()))
+            .collect();
         let blocks = branches.iter().map(|(_, b)| Some(b)).chain([otherwise]);
         self.lower_arms(id, blocks.collect::<Vec<_>>())
     }
@@ -387,7 +392,12 @@ impl<'p> Compiler<'p> {
         };
         let line = source.line_col(span.start).0 as u32;
         let id = self.journey.nodes.len() as NodeId;
-        self.journey.nodes.push(Node { kind, label, line });
+        self.journey.nodes.push(Node {
+            kind,
+            label,
+            line,
+            conditions: Vec::new(),
+        });
         self.journey.spans.push(span);
         id
     }
@@ -401,6 +411,12 @@ impl<'p> Compiler<'p> {
             }
         }
     }
+}
+
+/// Source text on one line: runs of white space (newlines included) become
+/// one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Successor slot `slot` of a node, in [`NodeKind::successors`] order.

@@ -219,6 +219,10 @@ pub struct Node {
     pub label: Arc<str>,
     /// 1-based source line of the step.
     pub line: u32,
+    /// For an `if`: each arm's condition as written (segments by name, not
+    /// inlined), for graph edge labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
