@@ -313,10 +313,7 @@ fn load_events(path: &Path) -> Result<Vec<OwnedEvent>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<serde_json::Value>(line)
-            .map_err(|e| format!("not JSON: {e}"))
-            .and_then(|m| OwnedEvent::from_segment(&m).map_err(|e| e.to_string()));
-        match parsed {
+        match OwnedEvent::from_line(line) {
             Ok(event) => events.push(event),
             Err(e) => eprintln!("{}:{}: skipped: {e}", path.display(), index + 1),
         }

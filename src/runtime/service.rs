@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::{Action, Event, EventKind, Runtime, Snapshot, Stats, Store};
 use crate::compile::Program;
-use crate::value::parse_timestamp;
+use crate::io::{MessageKind, RawEvent};
 
 // ---------------------------------------------------------------------------
 // Clocks
@@ -276,59 +276,45 @@ impl OwnedEvent {
         }
     }
 
-    /// Reads one Segment message (LANGUAGE.md §6.1): `track`, `identify`,
-    /// or one of the kinds that are counted and ignored. The user key is
-    /// `userId`, else `anonymousId`; both it and `timestamp` are required.
+    /// Reads one Segment message (LANGUAGE.md §6.1) with the same reader
+    /// as `journey simulate` ([`crate::io::parse_line`]), so a service and
+    /// the command line accept and refuse exactly the same lines.
+    pub fn from_line(line: &str) -> Result<OwnedEvent, MalformedEvent> {
+        let raw = crate::io::parse_line(line, 0).map_err(|e| MalformedEvent(e.message))?;
+        OwnedEvent::from_raw(&raw)
+    }
+
+    /// [`OwnedEvent::from_line`] for a message already parsed as JSON.
     pub fn from_segment(message: &serde_json::Value) -> Result<OwnedEvent, MalformedEvent> {
-        let text = |key: &str| message.get(key).and_then(serde_json::Value::as_str);
-        let Some(kind) = text("type") else {
-            return Err(MalformedEvent::new("the message has no `type`"));
+        OwnedEvent::from_line(&message.to_string())
+    }
+
+    /// Owns a line read by [`crate::io::EventReader`]; the payload (traits
+    /// for an identify, properties otherwise) must be a JSON object.
+    pub fn from_raw(raw: &RawEvent<'_>) -> Result<OwnedEvent, MalformedEvent> {
+        let (payload, key) = match raw.kind {
+            MessageKind::Identify => (raw.traits, "traits"),
+            _ => (raw.properties, "properties"),
         };
-        let (kind, payload_key) = match kind {
-            "track" => (EventKind::Track, "properties"),
-            "identify" => (EventKind::Identify, "traits"),
-            "page" | "screen" | "group" | "alias" => (EventKind::Other, "properties"),
-            other => {
-                return Err(MalformedEvent::new(format!(
-                    "unknown message type `{other}`"
-                )));
+        let properties = match payload.map(|p| serde_json::from_str(p.get())) {
+            None | Some(Ok(serde_json::Value::Null)) => {
+                serde_json::Value::Object(Default::default())
             }
+            Some(Ok(object @ serde_json::Value::Object(_))) => object,
+            Some(_) => return Err(MalformedEvent(format!("`{key}` is not an object"))),
         };
-        let user_key = text("userId")
-            .filter(|k| !k.is_empty())
-            .or_else(|| text("anonymousId").filter(|k| !k.is_empty()))
-            .ok_or_else(|| MalformedEvent::new("the message has no `userId` or `anonymousId`"))?;
-        let stamp = text("timestamp")
-            .ok_or_else(|| MalformedEvent::new("the message has no `timestamp`"))?;
-        let timestamp_ms = parse_timestamp(stamp).ok_or_else(|| {
-            MalformedEvent::new(format!("`{stamp}` is not an RFC 3339 timestamp"))
-        })?;
-        let name = match kind {
-            EventKind::Track => text("event")
-                .ok_or_else(|| MalformedEvent::new("the track message has no `event` name"))?,
-            _ => "",
-        };
-        let properties = match message.get(payload_key) {
-            None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
-            Some(object @ serde_json::Value::Object(_)) => object.clone(),
-            Some(_) => {
-                return Err(MalformedEvent::new(format!(
-                    "`{payload_key}` is not an object"
-                )));
-            }
-        };
-        let context_timezone = message
-            .get("context")
-            .and_then(|c| c.get("timezone"))
-            .and_then(serde_json::Value::as_str);
         Ok(OwnedEvent {
-            kind,
-            user_key: Arc::from(user_key),
-            name: Arc::from(name),
-            timestamp_ms,
-            message_id: text("messageId").map(Arc::from),
+            kind: match raw.kind {
+                MessageKind::Track => EventKind::Track,
+                MessageKind::Identify => EventKind::Identify,
+                _ => EventKind::Other,
+            },
+            user_key: Arc::from(&*raw.user_key),
+            name: Arc::from(raw.event_name()),
+            timestamp_ms: raw.timestamp_ms,
+            message_id: raw.message_id.as_deref().map(Arc::from),
             properties,
-            context_timezone: context_timezone.map(Arc::from),
+            context_timezone: raw.context_timezone.as_deref().map(Arc::from),
         })
     }
 }
@@ -336,12 +322,6 @@ impl OwnedEvent {
 /// Why a Segment message could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MalformedEvent(pub String);
-
-impl MalformedEvent {
-    fn new(message: impl Into<String>) -> MalformedEvent {
-        MalformedEvent(message.into())
-    }
-}
 
 impl fmt::Display for MalformedEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
