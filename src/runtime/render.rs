@@ -27,6 +27,20 @@ pub struct Rendered {
 impl Renderer {
     pub fn new(templates: &[Template]) -> Renderer {
         let mut env = Environment::new();
+        // Messages go to customers: a missing value prints as nothing and a
+        // boolean as `true`/`false`, never Python's `None`/`True`.
+        env.set_formatter(|out, state, value| {
+            if value.is_none() || value.is_undefined() {
+                Ok(())
+            } else if value.kind() == minijinja::value::ValueKind::Bool {
+                let text = if value.is_true() { "true" } else { "false" };
+                out.write_str(text).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         let mut parts = Vec::with_capacity(templates.len());
         for (id, t) in templates.iter().enumerate() {
             let subject = t.subject.as_ref().and_then(|s| {
