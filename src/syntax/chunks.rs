@@ -148,6 +148,42 @@ pub fn split(text: &str) -> Vec<Chunk> {
     chunks
 }
 
+/// The deepest nesting of `{`, `[` and `(` an item may have. pest and the
+/// visitors recurse once or more per level; this bound keeps any input far
+/// from the end of the native stack (real journeys nest a handful of levels).
+pub const MAX_NESTING: usize = 64;
+
+/// Where the nesting of `{`, `[` and `(` in `text` (outside strings and
+/// comments) first goes deeper than [`MAX_NESTING`]: the offset of that
+/// opening bracket.
+pub fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = skip_string(bytes, i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = skip_comment(bytes, i);
+                continue;
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The `///` lines directly above the line holding `pos`, without the
 /// slashes and one leading space, joined by `\n`.
 fn doc_above(text: &str, pos: usize) -> Option<String> {
@@ -225,5 +261,14 @@ mod tests {
         assert_eq!(chunks[0].doc.as_deref(), Some("Line one.\n  indented"));
         let src = "/// detached\n\njourney j { }";
         assert_eq!(split(src)[0].doc, None);
+    }
+
+    #[test]
+    fn nesting_depth_ignores_strings_and_comments() {
+        let deep = "(".repeat(MAX_NESTING);
+        assert_eq!(too_deep(&deep), None);
+        assert_eq!(too_deep(&format!("{deep}[")), Some(MAX_NESTING));
+        assert_eq!(too_deep(&format!("\"{deep}(\" // {deep}(\n")), None);
+        assert_eq!(too_deep(&"{}".repeat(1000)), None);
     }
 }

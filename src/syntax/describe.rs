@@ -9,7 +9,6 @@ pub fn describe(rule: Rule) -> &'static str {
     match rule {
         Rule::EOI => "the end of the file",
         Rule::WHITESPACE | Rule::spaces => "whitespace",
-        Rule::COMMENT => "a comment",
         Rule::ident_start | Rule::ident_char | Rule::ident | Rule::name => "a name",
         Rule::string => "a string such as `\"Welcome\"`",
         Rule::number => "a number",

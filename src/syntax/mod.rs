@@ -38,6 +38,10 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     for chunk in chunks::split(text) {
         let start = chunk.range.start;
+        if let Some(at) = chunks::too_deep(&text[chunk.range.clone()]) {
+            diags.push(too_deep(file, start + at));
+            continue;
+        }
         match JourneyParser::parse(Rule::item_chunk, &text[chunk.range.clone()]) {
             Ok(pairs) => {
                 if let Some(item) = visit_chunk(file, start, pairs, chunk.doc, &mut diags) {
@@ -60,6 +64,21 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
     // Recovery reports syntax errors before the values of earlier lines.
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     (out, diags)
+}
+
+/// An item nested deeper than [`chunks::MAX_NESTING`] is not parsed at all:
+/// one error at the bracket that goes too deep.
+fn too_deep(file: &SourceFile, at: usize) -> Diagnostic {
+    Diagnostic::new(
+        codes::SYNTAX,
+        file.span(at, at + 1),
+        "this item is nested too deeply",
+    )
+    .with_label(format!(
+        "more than {} levels deep here",
+        chunks::MAX_NESTING
+    ))
+    .with_help("flatten the nested blocks, lists or parentheses")
 }
 
 /// Lowers one parsed item, collecting the diagnostics of invalid values.

@@ -845,3 +845,29 @@ fn syntax_fixtures_report_their_code() {
     let expected: Vec<String> = (1..=9).map(|n| format!("E010{n}")).collect();
     assert_eq!(codes_seen.into_iter().collect::<Vec<_>>(), expected);
 }
+
+#[test]
+fn deep_nesting_is_one_error_not_a_crash() {
+    let parens = format!("segment s = {}x", "(".repeat(100_000));
+    let braces = format!("journey j {{\n{}", "if x {".repeat(100_000));
+    let raw = "{".repeat(100_000);
+    for text in [parens, braces, raw] {
+        let (d, _, spanned) = single(&text);
+        assert_eq!(d.code, codes::SYNTAX);
+        assert_eq!(d.message, "this item is nested too deeply");
+        assert!(spanned == "(" || spanned == "{", "{spanned:?}");
+    }
+}
+
+#[test]
+fn nesting_up_to_the_limit_parses() {
+    let depth = super::chunks::MAX_NESTING;
+    let parens = format!("segment s = {}x{}", "(".repeat(depth), ")".repeat(depth));
+    clean(&parens);
+    let blocks = format!(
+        "journey j {{\n  trigger e\n{}{}}}\n",
+        "if x {\n".repeat(depth - 1),
+        "}\n".repeat(depth - 1)
+    );
+    clean(&blocks);
+}
