@@ -35,6 +35,12 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
         .op(Op::prefix(Rule::op_neg))
 });
 
+/// Operands and operators one expression may chain. Precedence climbing
+/// and every later pass recurse once per operator, so an absurd chain
+/// (`not not not ...` a hundred thousand times) must stop here rather than
+/// exhaust the stack; real conditions use a handful.
+const MAX_EXPR_PARTS: usize = 1_000;
+
 pub fn visit_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
     debug_assert_eq!(pair.as_rule(), Rule::expr);
     let file = ctx.file;
@@ -43,6 +49,22 @@ pub fn visit_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
         let s = p.as_span();
         Span::new(file, s.start() + offset, s.end() + offset)
     };
+    if pair.clone().into_inner().nth(MAX_EXPR_PARTS).is_some() {
+        let span = span_of(&pair);
+        ctx.diags.push(
+            Diagnostic::new(
+                codes::SYNTAX,
+                span,
+                "this expression is too long".to_owned(),
+            )
+            .with_label(format!("more than {MAX_EXPR_PARTS} operators and operands"))
+            .with_help("split the condition into segments, each a part of it"),
+        );
+        return Expr {
+            kind: ExprKind::Null,
+            span,
+        };
+    }
     // `=` for `==` is reported after the Pratt pass, which borrows `ctx`.
     let mut assigns = Vec::new();
     let expr = PRATT

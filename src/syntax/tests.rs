@@ -871,3 +871,23 @@ fn nesting_up_to_the_limit_parses() {
     );
     clean(&blocks);
 }
+
+#[test]
+fn absurdly_long_operator_chains_are_one_error_not_a_crash() {
+    let nots = format!("segment s = {}profile.vip", "not ".repeat(100_000));
+    let ors = format!(
+        "segment s = profile.vip{}",
+        " or profile.vip".repeat(100_000)
+    );
+    let negs = format!("segment s = {}1 > 0", "- ".repeat(100_000));
+    for text in [nots, ors, negs] {
+        let (d, _, _) = single(&text);
+        assert_eq!(d.code, codes::SYNTAX);
+        assert_eq!(d.message, "this expression is too long");
+    }
+    // A long but sane condition is fine.
+    clean(&format!(
+        "segment s = profile.vip{}",
+        " or profile.vip".repeat(200)
+    ));
+}
