@@ -10,7 +10,7 @@
 //! 4.9 GB of lines, generated once per process). Smaller runs:
 //! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
 //! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
-//! `JOURNEY_BENCH_ONLY=full,cart,memory,parse,compact` picks sections. Each
+//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact` picks sections. Each
 //! figure is one pass over the whole stream (the runtime is stateful, so a
 //! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
 //! repeats passes and keeps the best.
@@ -135,8 +135,37 @@ fn program(names: &[&str]) -> Arc<Program> {
     Arc::new(program)
 }
 
+/// Every journey but the three with a `trigger no ... for` (absence)
+/// trigger, which make every event of a known user a relevant one.
+fn no_absence_program() -> Arc<Program> {
+    let names: Vec<String> = std::fs::read_dir(journeys_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".journey").map(str::to_owned)
+        })
+        .filter(|n| !matches!(n.as_str(), "app_reengagement" | "sunset" | "win_back"))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    program(&names)
+}
+
+struct Programs {
+    full: Arc<Program>,
+    cart: Arc<Program>,
+    no_absence: Arc<Program>,
+}
+
 fn cart_program() -> Arc<Program> {
-    program(&["schema", "policy", "segments", "templates", "abandoned_cart"])
+    program(&[
+        "schema",
+        "policy",
+        "segments",
+        "templates",
+        "abandoned_cart",
+    ])
 }
 
 /// The whole stream, one line each, newline-terminated.
@@ -157,8 +186,8 @@ fn stream(config: &Config) -> String {
     out
 }
 
-/// Trims `context` in place to what PERFORMANCE.md measured (~240-byte
-/// lines): no `userAgent`, no `page` or `app` object.
+/// Trims `context` in place towards what PERFORMANCE.md measured (~240-byte
+/// lines): no `library`, `ip`, `userAgent`, `page` or `app`.
 fn compact(text: String) -> String {
     let mut bytes = text.into_bytes();
     let (mut read, mut write) = (0, 0);
@@ -169,9 +198,15 @@ fn compact(text: String) -> String {
             .map_or(bytes.len(), |p| read + p + 1);
         let line = String::from_utf8_lossy(&bytes[read..end]).into_owned();
         let mut line = remove_field(&line, ",\"userAgent\":\"", '"');
+        line = remove_field(&line, ",\"ip\":\"", '"');
         for nested in [",\"page\":{", ",\"app\":{"] {
             line = remove_field(&line, nested, '}');
         }
+        line = remove_field(&line, "\"library\":{", '}').replacen(
+            "\"context\":{,",
+            "\"context\":{",
+            1,
+        );
         bytes[write..write + line.len()].copy_from_slice(line.as_bytes());
         write += line.len();
         read = end;
@@ -284,7 +319,12 @@ fn best<T>(runs: u32, mut f: impl FnMut() -> (T, Duration)) -> (T, Duration) {
     best.unwrap_or_else(|| unreachable!())
 }
 
-fn throughput(config: &Config, label: &str, text: &str, full: &Arc<Program>, cart: &Arc<Program>) {
+fn throughput(config: &Config, label: &str, text: &str, programs: &Programs) {
+    let Programs {
+        full,
+        cart,
+        no_absence,
+    } = programs;
     let n_lines = lines(text).count() as u64;
     println!(
         "\n== {label}: {} lines, {:.0} bytes/line, {} users",
@@ -294,7 +334,11 @@ fn throughput(config: &Config, label: &str, text: &str, full: &Arc<Program>, car
     );
     if config.wants("parse") {
         let (n, d) = best(config.runs, || run_parse(text));
-        println!("parse only (parse_line)          {:>12}  ({n} ok, {:.2?})", per_sec(n_lines, d), d);
+        println!(
+            "parse only (parse_line)          {:>12}  ({n} ok, {:.2?})",
+            per_sec(n_lines, d),
+            d
+        );
     }
     if config.wants("full") {
         let ((o, fin), d) = best(config.runs, || {
@@ -309,6 +353,19 @@ fn throughput(config: &Config, label: &str, text: &str, full: &Arc<Program>, car
             o.actions,
             o.bytes as f64 / 1e6,
             o.errors
+        );
+    }
+    if config.wants("no-absence") {
+        let ((o, fin), d) = best(config.runs, || {
+            let (o, d, fin) = run_runtime(no_absence, text);
+            ((o, fin), d)
+        });
+        println!(
+            "runtime, without `trigger no`    {:>12}  ({:.2?}; finish {:.2?}; {} actions)",
+            per_sec(o.events, d),
+            d,
+            fin,
+            o.actions
         );
     }
     if config.wants("cart") {
@@ -390,12 +447,7 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
     let profiles = live();
     feed(&mut rt, &carts);
     let waiting = live();
-    let entered = rt
-        .stats()
-        .journeys
-        .iter()
-        .map(|j| j.entered)
-        .sum::<u64>();
+    let entered = rt.stats().journeys.iter().map(|j| j.entered).sum::<u64>();
     rt.advance_to(T0 + 3_600_000 + 120_000, &mut |a: Action| {
         black_box(a.to_json_line());
     });
@@ -414,8 +466,12 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
 
 fn main() {
     let config = Config::from_env();
-    let full = program(&[]);
-    let cart = cart_program();
+    let programs = Programs {
+        full: program(&[]),
+        cart: cart_program(),
+        no_absence: no_absence_program(),
+    };
+    let (full, cart) = (&programs.full, &programs.cart);
     println!(
         "journey runtime bench: {} users, {} events target, best of {} run(s)",
         config.users, config.events, config.runs
@@ -424,11 +480,13 @@ fn main() {
     if config.wants("memory") {
         println!("\n== memory (counting allocator; live bytes after / before)");
         let n = config.users.min(1_000_000);
-        memory("abandoned_cart only", &cart, n);
-        memory("every journey", &full, n);
+        memory("abandoned_cart only", cart, n);
+        memory("every journey", full, n);
     }
 
-    let wants_stream = ["parse", "full", "cart"].iter().any(|s| config.wants(s));
+    let wants_stream = ["parse", "full", "no-absence", "cart"]
+        .iter()
+        .any(|s| config.wants(s));
     if !wants_stream {
         return;
     }
@@ -439,9 +497,9 @@ fn main() {
         text.len() as f64 / 1e9,
         start.elapsed()
     );
-    throughput(&config, "full context (generator lines)", &text, &full, &cart);
+    throughput(&config, "full context (generator lines)", &text, &programs);
     if config.wants("compact") || config.only.is_none() {
         let text = compact(text);
-        throughput(&config, "compact context", &text, &full, &cart);
+        throughput(&config, "compact context", &text, &programs);
     }
 }

@@ -444,7 +444,9 @@ impl Baseline {
                 (p.zone, p.has_zone) = z.unwrap_or((None, false));
             }
         }
-        if !p.has_zone && let Some(z) = context_zone {
+        if !p.has_zone
+            && let Some(z) = context_zone
+        {
             (p.zone, p.has_zone) = (z, true);
         }
     }
@@ -603,7 +605,11 @@ impl Baseline {
         };
         let Some(channel) = chosen else {
             self.counts.suppressed += 1;
-            let reason = if any_reachable { "capped" } else { "unreachable" };
+            let reason = if any_reachable {
+                "capped"
+            } else {
+                "unreachable"
+            };
             self.header(u, now, "suppress");
             let _ = write!(
                 self.out,
@@ -614,7 +620,10 @@ impl Baseline {
             self.flush();
             return Decision::Suppressed;
         };
-        let zone = user.profile.zone.map_or(TimeZone::UTC, |z| self.zones[z as usize].clone());
+        let zone = user
+            .profile
+            .zone
+            .map_or(TimeZone::UTC, |z| self.zones[z as usize].clone());
         if in_window(local_minute(now, &zone), QUIET_FROM, QUIET_TO) {
             return Decision::Defer(next_local_time(now, &zone, QUIET_TO, 0));
         }
