@@ -402,10 +402,10 @@ impl Baseline {
     fn identify(&mut self, u: u32, traits: Option<&RawValue>, context_tz: Option<&str>) {
         let traits = traits.and_then(|t| serde_json::from_str::<Traits<'_>>(t.get()).ok());
         let mut zone_update = None;
-        if let Some(t) = &traits {
-            if let Some(zone) = &t.timezone {
-                zone_update = Some(zone.as_deref().map(|name| (self.zone_index(name), true)));
-            }
+        if let Some(t) = &traits
+            && let Some(zone) = &t.timezone
+        {
+            zone_update = Some(zone.as_deref().map(|name| (self.zone_index(name), true)));
         }
         let context_zone = context_tz.map(|name| self.zone_index(name));
         let p = &mut self.users[u as usize].profile;
