@@ -1,0 +1,505 @@
+//! The runtime end to end (issue 5): lines in memory → Segment parser →
+//! runtime → every action serialized to a sink that discards the bytes, on
+//! a generated stream (1M users, 10M events by default), with every journey
+//! of `journeys/` loaded; the abandoned-cart journey alone against a
+//! hand-written Rust program of it (same sends asserted); and the bytes a
+//! waiting instance costs beyond its user's profile, measured with a
+//! counting global allocator.
+//!
+//! `cargo bench --bench runtime` runs everything at full scale (about
+//! 4.9 GB of lines, generated once per process). Smaller runs:
+//! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
+//! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
+//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact` picks sections. Each
+//! figure is one pass over the whole stream (the runtime is stateful, so a
+//! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
+//! repeats passes and keeps the best.
+
+#[path = "support/adapter.rs"]
+mod adapter;
+#[path = "support/baseline.rs"]
+mod baseline;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use journey::compile::{Program, compile};
+use journey::io::segment::parse_line;
+use journey::io::synth::{SynthOptions, generate};
+use journey::project::{Project, load_paths};
+use journey::runtime::{Action, ActionKind, Runtime};
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` unchanged; only a counter is
+// updated besides.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on to `System`.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+struct Config {
+    users: u32,
+    events: u64,
+    runs: u32,
+    only: Option<String>,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let users = env_u64("JOURNEY_BENCH_USERS", 1_000_000).clamp(1, u64::from(u32::MAX)) as u32;
+        Config {
+            users,
+            events: env_u64("JOURNEY_BENCH_EVENTS", u64::from(users) * 10),
+            runs: env_u64("JOURNEY_BENCH_RUNS", 1).max(1) as u32,
+            only: std::env::var("JOURNEY_BENCH_ONLY").ok(),
+        }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|only| only.split(',').any(|s| s.trim() == section))
+    }
+}
+
+fn journeys_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys")
+}
+
+/// Compiles the given files of `journeys/` (all of them when `names` is empty).
+fn program(names: &[&str]) -> Arc<Program> {
+    let dir = journeys_dir();
+    let mut paths: Vec<PathBuf> = if names.is_empty() {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "journey"))
+            .collect();
+        all.sort();
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| dir.join(format!("{n}.journey")))
+            .collect()
+    };
+    paths.sort();
+    let sources = load_paths(&paths).unwrap_or_else(|e| panic!("loading journeys: {e}"));
+    let (project, diagnostics) = Project::parse(sources);
+    assert!(diagnostics.is_empty(), "syntax errors in journeys/");
+    let (program, _) = compile(&project);
+    Arc::new(program)
+}
+
+/// Every journey but the three with a `trigger no ... for` (absence)
+/// trigger, which make every event of a known user a relevant one.
+fn no_absence_program() -> Arc<Program> {
+    let names: Vec<String> = std::fs::read_dir(journeys_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".journey").map(str::to_owned)
+        })
+        .filter(|n| !matches!(n.as_str(), "app_reengagement" | "sunset" | "win_back"))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    program(&names)
+}
+
+struct Programs {
+    full: Arc<Program>,
+    cart: Arc<Program>,
+    no_absence: Arc<Program>,
+}
+
+fn cart_program() -> Arc<Program> {
+    program(&[
+        "schema",
+        "policy",
+        "segments",
+        "templates",
+        "abandoned_cart",
+    ])
+}
+
+/// The whole stream, one line each, newline-terminated.
+fn stream(config: &Config) -> String {
+    let options = SynthOptions {
+        users: config.users,
+        events: config.events,
+        seed: 5,
+        ..SynthOptions::default()
+    };
+    let mut out = String::with_capacity((config.events as usize).saturating_mul(500));
+    let mut stream = generate(options);
+    let mut line = String::with_capacity(1024);
+    while stream.next_line(&mut line) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Trims `context` in place towards what PERFORMANCE.md measured (~240-byte
+/// lines): no `library`, `ip`, `userAgent`, `page` or `app`.
+fn compact(text: String) -> String {
+    let mut bytes = text.into_bytes();
+    let (mut read, mut write) = (0, 0);
+    while read < bytes.len() {
+        let end = bytes[read..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |p| read + p + 1);
+        let line = String::from_utf8_lossy(&bytes[read..end]).into_owned();
+        let mut line = remove_field(&line, ",\"userAgent\":\"", '"');
+        line = remove_field(&line, ",\"ip\":\"", '"');
+        for nested in [",\"page\":{", ",\"app\":{"] {
+            line = remove_field(&line, nested, '}');
+        }
+        line = remove_field(&line, "\"library\":{", '}').replacen(
+            "\"context\":{,",
+            "\"context\":{",
+            1,
+        );
+        bytes[write..write + line.len()].copy_from_slice(line.as_bytes());
+        write += line.len();
+        read = end;
+    }
+    bytes.truncate(write);
+    bytes.shrink_to_fit();
+    String::from_utf8(bytes).unwrap_or_else(|e| panic!("compacted stream: {e}"))
+}
+
+/// Removes `start` and what follows up to the first `end` after it.
+fn remove_field(line: &str, start: &str, end: char) -> String {
+    let Some(from) = line.find(start) else {
+        return line.to_owned();
+    };
+    let rest = &line[from + start.len()..];
+    let Some(len) = rest.find(end) else {
+        return line.to_owned();
+    };
+    format!("{}{}", &line[..from], &rest[len + 1..])
+}
+
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').filter(|l| !l.is_empty())
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Outcome {
+    events: u64,
+    actions: u64,
+    bytes: u64,
+    cart_sends: u64,
+    errors: u64,
+}
+
+/// One pass: parse, adapt, ingest, serialize every action. Timers still
+/// pending at the end are fired by `finish`, timed apart.
+fn run_runtime(program: &Arc<Program>, text: &str) -> (Outcome, Duration, Duration) {
+    let mut rt = Runtime::new(program.clone());
+    let mut out = Outcome::default();
+    let mut sink = |a: Action| {
+        let line = a.to_json_line();
+        out.actions += 1;
+        out.bytes += black_box(line).len() as u64 + 1;
+        if matches!(a.kind, ActionKind::Send { .. }) && &*a.journey == "abandoned_cart" {
+            out.cart_sends += 1;
+        }
+    };
+    let mut events = 0;
+    let mut errors = 0;
+    let start = Instant::now();
+    for (i, line) in lines(text).enumerate() {
+        events += 1;
+        match parse_line(line, i + 1) {
+            Ok(raw) => {
+                let props = adapter::payload(&raw);
+                let event = adapter::event(&raw, &props);
+                rt.ingest(&event, &mut sink);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let ingest = start.elapsed();
+    let start = Instant::now();
+    rt.finish(&mut sink);
+    let finish = start.elapsed();
+    out.events = events;
+    out.errors = errors;
+    (out, ingest, finish)
+}
+
+fn run_baseline(text: &str) -> (baseline::Counts, u64, Duration, Duration) {
+    let mut b = baseline::Baseline::default();
+    let mut events = 0;
+    let start = Instant::now();
+    for line in lines(text) {
+        events += 1;
+        b.line(line);
+    }
+    let ingest = start.elapsed();
+    let start = Instant::now();
+    b.finish();
+    (b.counts, events, ingest, start.elapsed())
+}
+
+fn run_parse(text: &str) -> (u64, Duration) {
+    let start = Instant::now();
+    let mut n = 0;
+    for (i, line) in lines(text).enumerate() {
+        if black_box(parse_line(line, i + 1)).is_ok() {
+            n += 1;
+        }
+    }
+    (n, start.elapsed())
+}
+
+fn per_sec(n: u64, d: Duration) -> String {
+    let rate = n as f64 / d.as_secs_f64();
+    format!("{:.3}M/s", rate / 1e6)
+}
+
+fn best<T>(runs: u32, mut f: impl FnMut() -> (T, Duration)) -> (T, Duration) {
+    let mut best: Option<(T, Duration)> = None;
+    for _ in 0..runs {
+        let (t, d) = f();
+        if best.as_ref().is_none_or(|(_, b)| d < *b) {
+            best = Some((t, d));
+        }
+    }
+    // `runs` is at least 1.
+    best.unwrap_or_else(|| unreachable!())
+}
+
+fn throughput(config: &Config, label: &str, text: &str, programs: &Programs) {
+    let Programs {
+        full,
+        cart,
+        no_absence,
+    } = programs;
+    let n_lines = lines(text).count() as u64;
+    println!(
+        "\n== {label}: {} lines, {:.0} bytes/line, {} users",
+        n_lines,
+        text.len() as f64 / n_lines as f64,
+        config.users
+    );
+    if config.wants("parse") {
+        let (n, d) = best(config.runs, || run_parse(text));
+        println!(
+            "parse only (parse_line)          {:>12}  ({n} ok, {:.2?})",
+            per_sec(n_lines, d),
+            d
+        );
+    }
+    if config.wants("full") {
+        let ((o, fin), d) = best(config.runs, || {
+            let (o, d, fin) = run_runtime(full, text);
+            ((o, fin), d)
+        });
+        println!(
+            "runtime, every journey           {:>12}  ({:.2?}; finish {:.2?}; {} actions, {:.1} MB out, {} bad lines)",
+            per_sec(o.events, d),
+            d,
+            fin,
+            o.actions,
+            o.bytes as f64 / 1e6,
+            o.errors
+        );
+    }
+    if config.wants("no-absence") {
+        let ((o, fin), d) = best(config.runs, || {
+            let (o, d, fin) = run_runtime(no_absence, text);
+            ((o, fin), d)
+        });
+        println!(
+            "runtime, without `trigger no`    {:>12}  ({:.2?}; finish {:.2?}; {} actions)",
+            per_sec(o.events, d),
+            d,
+            fin,
+            o.actions
+        );
+    }
+    if config.wants("cart") {
+        let ((o, fin), d) = best(config.runs, || {
+            let (o, d, fin) = run_runtime(cart, text);
+            ((o, fin), d)
+        });
+        println!(
+            "runtime, abandoned_cart only     {:>12}  ({:.2?}; finish {:.2?}; {} actions, {} sends)",
+            per_sec(o.events, d),
+            d,
+            fin,
+            o.actions,
+            o.cart_sends
+        );
+        let ((c, events, bfin), bd) = best(config.runs, || {
+            let (c, events, d, fin) = run_baseline(text);
+            ((c, events, fin), d)
+        });
+        println!(
+            "hand-written abandoned_cart      {:>12}  ({:.2?}; finish {:.2?}; {} enters, {} sends, {} suppressed, {} conversions)",
+            per_sec(events, bd),
+            bd,
+            bfin,
+            c.enters,
+            c.sends,
+            c.suppressed,
+            c.conversions
+        );
+        println!(
+            "ratio interpreted / hand-written {:>11.2}x  (ingest time; with finish {:.2}x)",
+            d.as_secs_f64() / bd.as_secs_f64(),
+            (d + fin).as_secs_f64() / (bd + bfin).as_secs_f64()
+        );
+        assert_eq!(
+            o.cart_sends, c.sends,
+            "the runtime and the hand-written program disagree on abandoned_cart sends"
+        );
+    }
+}
+
+/// Bytes per waiting instance beyond the profile, for `users` users.
+fn memory(label: &str, program: &Arc<Program>, users: u32) {
+    const T0: i64 = 1_772_460_000_000; // 2026-03-02T14:00:00Z
+    let ts = |ms: i64| {
+        let mut s = String::new();
+        journey::io::segment::write_timestamp_ms(ms, &mut s);
+        s
+    };
+    let (t_identify, t_cart) = (ts(T0), ts(T0 + 60_000));
+    let identify: Vec<String> = (0..users)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"identify\",\"userId\":\"mem-{i:07}\",\"traits\":{{\"email\":\"u{i}@example.com\",\"phone\":\"+1555{i:07}\",\"first_name\":\"Ana\",\"timezone\":\"Europe/London\",\"country\":\"GB\",\"lifetime_value\":120,\"consent\":{{\"email\":true,\"sms\":true}}}},\"timestamp\":\"{t_identify}\"}}"
+            )
+        })
+        .collect();
+    let carts: Vec<String> = (0..users)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"track\",\"userId\":\"mem-{i:07}\",\"event\":\"cart_abandoned\",\"properties\":{{\"cart_id\":\"c-{i}\",\"total\":80,\"items\":[\"p1\",\"p2\"]}},\"timestamp\":\"{t_cart}\"}}"
+            )
+        })
+        .collect();
+    let feed = |rt: &mut Runtime, lines: &[String]| {
+        let mut sink = |a: Action| {
+            black_box(a.to_json_line());
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let raw = parse_line(line, i + 1).unwrap_or_else(|e| panic!("bench line: {e}"));
+            let props = adapter::payload(&raw);
+            rt.ingest(&adapter::event(&raw, &props), &mut sink);
+        }
+    };
+    let base = live();
+    let mut rt = Runtime::new(program.clone());
+    let empty = live();
+    feed(&mut rt, &identify);
+    let profiles = live();
+    feed(&mut rt, &carts);
+    let waiting = live();
+    let entered = rt.stats().journeys.iter().map(|j| j.entered).sum::<u64>();
+    rt.advance_to(T0 + 3_600_000 + 120_000, &mut |a: Action| {
+        black_box(a.to_json_line());
+    });
+    let waiting_for = live();
+    let sent = rt.stats().journeys.iter().map(|j| j.sent).sum::<u64>();
+    let n = f64::from(users);
+    println!(
+        "{label:<26} runtime {:>7} B; profile {:>6.1} B/user; waiting in `wait 1h` {:>6.1} B/instance; in `wait for` (after the reminder) {:>6.1} B/instance  ({entered} entered, {sent} sent)",
+        empty - base,
+        (profiles - empty) as f64 / n,
+        (waiting as f64 - profiles as f64) / n,
+        (waiting_for as f64 - profiles as f64) / n,
+    );
+    drop(rt);
+}
+
+fn main() {
+    let config = Config::from_env();
+    let programs = Programs {
+        full: program(&[]),
+        cart: cart_program(),
+        no_absence: no_absence_program(),
+    };
+    let (full, cart) = (&programs.full, &programs.cart);
+    println!(
+        "journey runtime bench: {} users, {} events target, best of {} run(s)",
+        config.users, config.events, config.runs
+    );
+
+    if config.wants("memory") {
+        println!("\n== memory (counting allocator; live bytes after / before)");
+        let n = config.users.min(1_000_000);
+        memory("abandoned_cart only", cart, n);
+        memory("every journey", full, n);
+    }
+
+    let wants_stream = ["parse", "full", "no-absence", "cart"]
+        .iter()
+        .any(|s| config.wants(s));
+    if !wants_stream {
+        return;
+    }
+    let start = Instant::now();
+    let text = stream(&config);
+    println!(
+        "\ngenerated {:.2} GB in {:.1?}",
+        text.len() as f64 / 1e9,
+        start.elapsed()
+    );
+    throughput(&config, "full context (generator lines)", &text, &programs);
+    if config.wants("compact") || config.only.is_none() {
+        let text = compact(text);
+        throughput(&config, "compact context", &text, &programs);
+    }
+}
