@@ -15,8 +15,6 @@
 //! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
 //! repeats passes and keeps the best.
 
-#[path = "support/adapter.rs"]
-mod adapter;
 #[path = "support/baseline.rs"]
 mod baseline;
 
@@ -28,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use journey::compile::{Program, compile};
+use journey::io::adapter::{self, Payload};
 use journey::io::segment::parse_line;
 use journey::io::synth::{SynthOptions, generate};
 use journey::project::{Project, load_paths};
@@ -261,7 +260,7 @@ fn run_runtime(program: &Arc<Program>, text: &str) -> (Outcome, Duration, Durati
         events += 1;
         match parse_line(line, i + 1) {
             Ok(raw) => {
-                let props = adapter::payload(&raw);
+                let props = Payload::of(&raw);
                 let event = adapter::event(&raw, &props);
                 rt.ingest(&event, &mut sink);
             }
@@ -436,7 +435,7 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
         };
         for (i, line) in lines.iter().enumerate() {
             let raw = parse_line(line, i + 1).unwrap_or_else(|e| panic!("bench line: {e}"));
-            let props = adapter::payload(&raw);
+            let props = Payload::of(&raw);
             rt.ingest(&adapter::event(&raw, &props), &mut sink);
         }
     };

@@ -1,50 +1,63 @@
 //! Segment lines → runtime events. The payload (track properties or
-//! identify traits) stays raw JSON until the runtime asks for a field, and
-//! is parsed at most once: events no journey cares about are never parsed
-//! past their envelope.
+//! identify traits) stays raw JSON: the runtime asks only for the paths the
+//! program uses, and each is read with [`select_fields`] without building
+//! the rest — events no journey cares about are never parsed past their
+//! envelope, and the ones that are cost a few field scans, not a tree.
 
-use std::cell::OnceCell;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::segment::{MessageKind, RawEvent};
+use super::segment::{MessageKind, RawEvent, select_fields};
 use crate::runtime::{Event, EventKind, Lookup, Properties};
+use crate::value::Value;
 
-/// A raw JSON payload, parsed on first use.
+/// A raw JSON payload; `None` reads as `{}`.
 pub struct Payload<'a> {
     raw: Option<&'a RawValue>,
-    parsed: OnceCell<serde_json::Value>,
 }
 
 impl<'a> Payload<'a> {
     /// The payload the runtime reads for this event: traits for an
     /// identify, properties otherwise.
     pub fn of(raw: &RawEvent<'a>) -> Payload<'a> {
-        let payload = match raw.kind {
-            MessageKind::Identify => raw.traits,
-            _ => raw.properties,
-        };
         Payload {
-            raw: payload,
-            parsed: OnceCell::new(),
+            raw: match raw.kind {
+                MessageKind::Identify => raw.traits,
+                _ => raw.properties,
+            },
         }
     }
 }
 
 impl Properties for Payload<'_> {
     fn lookup(&self, path: &[Arc<str>]) -> Lookup {
-        let value = self.parsed.get_or_init(|| {
-            // The reader already validated the slice as JSON, so parsing it
-            // again cannot fail; `null` is the safe reading if it ever did.
-            self.raw
-                .and_then(|r| serde_json::from_str(r.get()).ok())
-                .unwrap_or(serde_json::Value::Null)
-        });
-        if value.is_null() {
+        let Some(mut at) = self.raw else {
             return Lookup::Missing;
+        };
+        for key in path {
+            // A non-object on the way (a `null` included) clears the path.
+            if !at.get().trim_start().starts_with('{') {
+                return Lookup::Cleared;
+            }
+            let mut found = [None];
+            if select_fields(at, &[key], &mut found).is_err() {
+                return Lookup::Cleared;
+            }
+            match found[0] {
+                Some(next) => at = next,
+                None => return Lookup::Missing,
+            }
         }
-        value.lookup(path)
+        if at.get() == "null" {
+            return Lookup::Cleared;
+        }
+        // The reader validated the whole line as JSON, so a slice of it
+        // parses; `Cleared` is the safe reading should it ever not.
+        match serde_json::from_str::<serde_json::Value>(at.get()) {
+            Ok(v) => Lookup::Found(Value::from_json(&v)),
+            Err(_) => Lookup::Cleared,
+        }
     }
 }
 
