@@ -24,7 +24,9 @@ use super::clock::{self, Zones};
 use super::eval::{Scope, timestamp};
 use super::render::{self, Renderer};
 use super::stats::{Stats, bucket, fnv1a};
-use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, UserId, UserState};
+use super::store::{
+    Handle, Instance, SendRef, SentRecord, Silence, Timer, TimerKind, UserId, UserState,
+};
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
@@ -669,7 +671,24 @@ impl Cx<'_> {
                 self.drive(user, ji, inst, start);
             }
             TimerKind::Silence(i) => {
-                let current = user.journeys[ji].silences.get(i as usize) == Some(&timer.generation);
+                let Some(silence) = user.journeys[ji].silences.get_mut(i as usize) else {
+                    return;
+                };
+                silence.queued = false;
+                let current = match silence.due {
+                    Some(due) if due > timer.due => {
+                        // Restarted since this timer was pushed: re-arm.
+                        silence.queued = true;
+                        self.timers
+                            .push(silence_timer(due, timer.journey, self.user, i as usize));
+                        false
+                    }
+                    Some(_) => {
+                        silence.due = None;
+                        true
+                    }
+                    None => false,
+                };
                 if current {
                     let program = self.program;
                     let fields = program.journeys[timer.journey as usize]
@@ -693,20 +712,19 @@ impl Cx<'_> {
         let ji = user.journey_index(j);
         let js = &mut user.journeys[ji];
         if js.silences.len() < absences.len() {
-            js.silences.resize(absences.len(), 0);
+            js.silences.resize(absences.len(), Silence::default());
         }
         for (i, absence) in absences.iter().enumerate() {
             if absence.event.is_some() && absence.event != event {
                 continue;
             }
-            js.silences[i] = js.silences[i].wrapping_add(1);
-            self.timers.push(Timer {
-                due: self.now + absence.silence_ms,
-                journey: j,
-                user: self.user,
-                generation: js.silences[i],
-                kind: TimerKind::Silence(i as u16),
-            });
+            let silence = &mut js.silences[i];
+            let due = self.now + absence.silence_ms;
+            silence.due = Some(due);
+            if !silence.queued {
+                silence.queued = true;
+                self.timers.push(silence_timer(due, j, self.user, i));
+            }
         }
     }
 
@@ -947,6 +965,16 @@ fn capped(
 }
 
 /// Reads a send's message id back: (journey name, user key, entry, node).
+fn silence_timer(due: i64, journey: JourneyId, user: UserId, index: usize) -> Timer {
+    Timer {
+        due,
+        journey,
+        user,
+        generation: 0,
+        kind: TimerKind::Silence(index as u16),
+    }
+}
+
 pub fn parse_message_id(id: &str) -> Option<(&str, &str, u32, NodeId)> {
     let mut parts = id.rsplitn(3, ':');
     let node = parts.next()?.parse().ok()?;

@@ -101,8 +101,20 @@ pub struct JourneyState {
     pub instance: Option<Box<Instance>>,
     /// An ended instance (completed or held out) whose goal window is open.
     pub watch: Option<Box<Instance>>,
-    /// Generation of each `trigger no ... for` silence timer.
-    pub silences: Vec<u32>,
+    /// Each `trigger no ... for` silence of this user.
+    pub silences: Vec<Silence>,
+}
+
+/// One silence of one user. Every event restarts it, so rather than push a
+/// timer per event (the heap would grow with the stream), the state keeps
+/// the true due time and at most one timer sits in the heap: when it comes
+/// due early, it is pushed again at the true time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Silence {
+    /// When the silence is complete; `None` once it fired (it fires once).
+    pub due: Option<i64>,
+    /// Whether a timer for this silence is in the heap.
+    pub queued: bool,
 }
 
 impl JourneyState {
