@@ -93,11 +93,61 @@ pub fn number_json(n: f64) -> serde_json::Value {
 
 /// RFC 3339 in UTC with a `Z`, milliseconds only when present.
 pub fn format_timestamp(ms: i64) -> String {
+    let mut out = String::with_capacity(24);
+    write_timestamp(ms, &mut out);
+    out
+}
+
+/// Appends [`format_timestamp`]'s text to `out`. Every action carries a
+/// timestamp, so the years of real data (1970 to 9998) are written by hand
+/// rather than through a general formatter.
+pub fn write_timestamp(ms: i64, out: &mut String) {
+    use std::fmt::Write as _;
+    let seconds = ms.div_euclid(1_000);
+    let millis = ms.rem_euclid(1_000);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    if !(1970..=9998).contains(&year) {
+        out.push_str(&format_timestamp_jiff(ms));
+        return;
+    }
+    let second_of_day = seconds.rem_euclid(86_400);
+    let (hour, minute, second) = (
+        second_of_day / 3_600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+    );
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
+    );
+    if millis != 0 {
+        let _ = write!(out, ".{millis:03}");
+    }
+    out.push('Z');
+}
+
+fn format_timestamp_jiff(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(ts) if ms % 1000 == 0 => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         Ok(ts) => ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         Err(_) => ms.to_string(),
     }
+}
+
+/// The proleptic Gregorian date (year, month, day) of a day count since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
@@ -116,6 +166,22 @@ mod tests {
         assert_eq!(Value::Number(150.0).to_json().to_string(), "150");
         assert_eq!(Value::Number(19.99).to_json().to_string(), "19.99");
         assert_eq!(Value::Number(-3.0).to_json().to_string(), "-3");
+    }
+
+    #[test]
+    fn the_fast_writer_agrees_with_jiff() {
+        let mut ms = 0i64;
+        // Every ~11.6 days with odd milliseconds, 1970 to past 2100, plus
+        // whole seconds and the edges of the fast range.
+        while ms < 4_200_000_000_000 {
+            for t in [ms, ms - ms % 1000] {
+                assert_eq!(format_timestamp(t), format_timestamp_jiff(t), "{t}");
+            }
+            ms += 1_000_000_007;
+        }
+        for t in [-1, -86_400_000, 253_402_300_799_999, 253_402_300_800_000] {
+            assert_eq!(format_timestamp(t), format_timestamp_jiff(t), "{t}");
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn run(
 ) -> io::Result<Result<RunCounts, Exit>> {
     let mut counts = RunCounts::default();
     let mut reader = EventReader::new(input);
-    let mut out = Vec::with_capacity(1 << 16);
+    let mut out = String::with_capacity(1 << 17);
     loop {
         let next = match reader.next_event() {
             Ok(Some(next)) => next,
@@ -107,7 +107,7 @@ fn run(
             }
         }
         if out.len() >= 1 << 16 {
-            streams.stdout.write_all(&out)?;
+            streams.stdout.write_all(out.as_bytes())?;
             out.clear();
         }
     }
@@ -115,13 +115,13 @@ fn run(
         Some(t) => runtime.advance_to(t, &mut |a| push(&mut out, a)),
         None => runtime.finish(&mut |a| push(&mut out, a)),
     }
-    streams.stdout.write_all(&out)?;
+    streams.stdout.write_all(out.as_bytes())?;
     Ok(Ok(counts))
 }
 
-fn push(out: &mut Vec<u8>, action: Action) {
-    out.extend_from_slice(action.to_json_line().as_bytes());
-    out.push(b'\n');
+fn push(out: &mut String, action: Action) {
+    action.write_json_line(out);
+    out.push('\n');
 }
 
 fn display_name(path: &Path) -> String {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Value, format_timestamp};
+use crate::value::{Value, write_timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Action {
@@ -127,17 +127,23 @@ impl Action {
     /// The action as one line of JSON, without the newline.
     pub fn to_json_line(&self) -> String {
         let mut out = String::with_capacity(160);
-        out.push_str("{\"at\":");
-        push_str(&mut out, &format_timestamp(self.at));
-        out.push_str(",\"kind\":");
-        push_str(&mut out, self.kind.name());
-        out.push_str(",\"journey\":");
-        push_str(&mut out, &self.journey);
-        out.push_str(",\"user_id\":");
-        push_str(&mut out, &self.user_id);
-        self.kind.write_fields(&mut out);
-        out.push('}');
+        self.write_json_line(&mut out);
         out
+    }
+
+    /// Appends [`Action::to_json_line`]'s text to `out`, so a writer can
+    /// reuse one buffer for a whole stream.
+    pub fn write_json_line(&self, out: &mut String) {
+        out.push_str("{\"at\":\"");
+        write_timestamp(self.at, out);
+        out.push_str("\",\"kind\":");
+        push_str(out, self.kind.name());
+        out.push_str(",\"journey\":");
+        push_str(out, &self.journey);
+        out.push_str(",\"user_id\":");
+        push_str(out, &self.user_id);
+        self.kind.write_fields(out);
+        out.push('}');
     }
 }
 
