@@ -942,17 +942,21 @@ fn capped(
         if cap.channel.is_some_and(|c| c != channel) {
             continue;
         }
-        let counted: Vec<i64> = sent
-            .iter()
-            .filter(|r| r.at > now - cap.window_ms)
-            .filter(|r| !own_journey || r.journey == j)
-            .filter(|r| cap.channel.is_none_or(|c| c == r.channel))
-            .map(|r| r.at)
-            .collect();
+        let counts = |r: &&SentRecord| {
+            r.at > now - cap.window_ms
+                && (!own_journey || r.journey == j)
+                && cap.channel.is_none_or(|c| c == r.channel)
+        };
+        // Sends are recorded in time order; two passes, no allocation.
+        let count = sent.iter().filter(counts).count();
         let limit = cap.limit as usize;
-        if counted.len() >= limit {
+        if count >= limit {
             // The cap frees once all but `limit - 1` of these have left the window.
-            let leaving = counted.get(counted.len() - limit).copied().unwrap_or(now);
+            let leaving = sent
+                .iter()
+                .filter(counts)
+                .nth(count - limit)
+                .map_or(now, |r| r.at);
             let free = if limit == 0 {
                 i64::MAX
             } else {
@@ -964,7 +968,7 @@ fn capped(
     frees_at
 }
 
-/// Reads a send's message id back: (journey name, user key, entry, node).
+/// The heap timer of silence `index` of `journey` for `user`, due at `due`.
 fn silence_timer(due: i64, journey: JourneyId, user: UserId, index: usize) -> Timer {
     Timer {
         due,
@@ -975,6 +979,7 @@ fn silence_timer(due: i64, journey: JourneyId, user: UserId, index: usize) -> Ti
     }
 }
 
+/// Reads a send's message id back: (journey name, user key, entry, node).
 pub fn parse_message_id(id: &str) -> Option<(&str, &str, u32, NodeId)> {
     let mut parts = id.rsplitn(3, ':');
     let node = parts.next()?.parse().ok()?;
