@@ -832,42 +832,34 @@ pub(crate) fn check_quiet_hours(cx: &mut Checker, env: &Env, q: &ast::QuietHours
 }
 
 fn check_weekdays(cx: &mut Checker, days: &[(ast::Weekday, Span)]) {
-    let mut seen: FxHashMap<ast::Weekday, Span> = FxHashMap::default();
-    for &(day, span) in days {
-        if let Some(&first) = seen.get(&day) {
-            cx.report(
-                Diagnostic::new(
-                    codes::DUPLICATE_WEEKDAY,
-                    span,
-                    format!("`{}` is listed twice", cx.snippet(span)),
-                )
-                .with_label("listed again here")
-                .with_related(first, "first listed here")
-                .with_help("list each weekday once"),
-            );
-        } else {
-            seen.insert(day, span);
-        }
+    for (i, first) in super::repeats(days.iter().copied()) {
+        let span = days[i].1;
+        cx.report(
+            Diagnostic::new(
+                codes::DUPLICATE_WEEKDAY,
+                span,
+                format!("`{}` is listed twice", cx.snippet(span)),
+            )
+            .with_label("listed again here")
+            .with_related(first, "first listed here")
+            .with_help("list each weekday once"),
+        );
     }
 }
 
 fn check_with_keys(cx: &mut Checker, with: &[ast::WithEntry]) {
-    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
-    for w in with {
-        if let Some(&first) = seen.get(w.key.name.as_str()) {
-            cx.report(
-                Diagnostic::new(
-                    codes::DUPLICATE_KEY,
-                    w.key.span,
-                    format!("`{}` is given twice in `with {{ }}`", w.key.name),
-                )
-                .with_label("given again here")
-                .with_related(first, "first given here")
-                .with_help("keep one value per key"),
-            );
-        } else {
-            seen.insert(&w.key.name, w.key.span);
-        }
+    for (i, first) in super::repeats(with.iter().map(|w| (w.key.name.as_str(), w.key.span))) {
+        let key = &with[i].key;
+        cx.report(
+            Diagnostic::new(
+                codes::DUPLICATE_KEY,
+                key.span,
+                format!("`{}` is given twice in `with {{ }}`", key.name),
+            )
+            .with_label("given again here")
+            .with_related(first, "first given here")
+            .with_help("keep one value per key"),
+        );
     }
 }
 
@@ -901,22 +893,18 @@ fn check_split(cx: &mut Checker, span: Span, arms: &[ast::SplitArm]) {
         };
         cx.report(d.with_help(help));
     }
-    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
-    for a in arms {
-        if let Some(&first) = seen.get(a.label.name.as_str()) {
-            cx.report(
-                Diagnostic::new(
-                    codes::DUPLICATE_LABEL,
-                    a.label.span,
-                    format!("split label `{}` is used twice", a.label.name),
-                )
-                .with_label("used again here")
-                .with_related(first, "first used here")
-                .with_help("give each arm its own label: reports count users per label"),
-            );
-        } else {
-            seen.insert(&a.label.name, a.label.span);
-        }
+    for (i, first) in super::repeats(arms.iter().map(|a| (a.label.name.as_str(), a.label.span))) {
+        let label = &arms[i].label;
+        cx.report(
+            Diagnostic::new(
+                codes::DUPLICATE_LABEL,
+                label.span,
+                format!("split label `{}` is used twice", label.name),
+            )
+            .with_label("used again here")
+            .with_related(first, "first used here")
+            .with_help("give each arm its own label: reports count users per label"),
+        );
     }
 }
 

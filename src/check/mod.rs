@@ -182,6 +182,24 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// For every item whose key an earlier item already had: (its index, the
+/// first item's span). One pass over a list, for every "given twice" check.
+pub(crate) fn repeats<K: Eq + std::hash::Hash>(
+    items: impl IntoIterator<Item = (K, Span)>,
+) -> Vec<(usize, Span)> {
+    let mut first: rustc_hash::FxHashMap<K, Span> = rustc_hash::FxHashMap::default();
+    let mut out = Vec::new();
+    for (i, (key, span)) in items.into_iter().enumerate() {
+        match first.get(&key) {
+            Some(&earlier) => out.push((i, earlier)),
+            None => {
+                first.insert(key, span);
+            }
+        }
+    }
+    out
+}
+
 fn condition_help(ty: &Type, snippet: &str) -> String {
     match ty {
         Type::Number => format!("compare it with something, e.g. `{snippet} > 0`"),

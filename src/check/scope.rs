@@ -256,22 +256,20 @@ impl<'a> Scope<'a> {
 
 /// E0201 for a field declared twice in one schema (nested objects included).
 fn check_fields(fields: &[ast::FieldDecl], owner: &str, diags: &mut Vec<Diagnostic>) {
-    let mut seen: FxHashMap<&str, Span> = FxHashMap::default();
+    for (i, first) in super::repeats(fields.iter().map(|f| (f.name.name.as_str(), f.name.span))) {
+        let name = &fields[i].name;
+        diags.push(
+            Diagnostic::new(
+                codes::DUPLICATE_NAME,
+                name.span,
+                format!("field `{}` is declared twice in {owner}", name.name),
+            )
+            .with_label("declared again here")
+            .with_related(first, "first declared here")
+            .with_help("remove one of the two declarations"),
+        );
+    }
     for f in fields {
-        if let Some(&first) = seen.get(f.name.name.as_str()) {
-            diags.push(
-                Diagnostic::new(
-                    codes::DUPLICATE_NAME,
-                    f.name.span,
-                    format!("field `{}` is declared twice in {owner}", f.name.name),
-                )
-                .with_label("declared again here")
-                .with_related(first, "first declared here")
-                .with_help("remove one of the two declarations"),
-            );
-        } else {
-            seen.insert(&f.name.name, f.name.span);
-        }
         check_nested(&f.ty, owner, diags);
     }
 }
