@@ -53,6 +53,9 @@ pub struct Runtime<S: Store = MemStore> {
     /// Timers set during one user operation, moved to the store after it.
     timers: Vec<Timer>,
     paths: EngagementPaths,
+    /// Per event id, then one more entry for names the program does not
+    /// know: the journeys whose silence the event restarts (ascending).
+    silences: Arc<[Box<[JourneyId]>]>,
 }
 
 struct EngagementPaths {
@@ -95,6 +98,11 @@ impl<S: Store> Runtime<S> {
             names,
             zones: Zones::default(),
             timers: Vec::new(),
+            silences: (0..=program.events.len())
+                .map(|e| {
+                    silence_journeys(&program, (e < program.events.len()).then_some(e as EventId))
+                })
+                .collect(),
             paths: EngagementPaths {
                 message_id: path("message_id"),
                 template: path("template"),
@@ -299,10 +307,13 @@ impl<S: Store> Runtime<S> {
         if info.is_some_and(|i| i.engagement.is_some()) && target.is_none() {
             self.stats.unmatched_engagements += 1;
         }
+        // A shared handle, as `with_user` borrows the runtime mutably.
+        let restarts = self.silences.clone();
+        let index = id.map_or(program.events.len(), |e| e as usize);
         self.with_user(user, now, sink, |cx, state| {
             cx.track(state, id, &fields, target);
             if silences {
-                for j in silence_journeys(&program, id) {
+                for &j in &*restarts[index] {
                     cx.restart_silences(state, j, id);
                 }
             }
@@ -348,15 +359,16 @@ impl<S: Store> Runtime<S> {
     }
 }
 
-/// Journeys whose silence this event restarts, ascending and once each.
-fn silence_journeys(program: &Program, event: Option<EventId>) -> Vec<JourneyId> {
+/// Journeys whose silence this event restarts, ascending and once each;
+/// computed once per event name when the runtime is built.
+fn silence_journeys(program: &Program, event: Option<EventId>) -> Box<[JourneyId]> {
     let mut out: Vec<JourneyId> = program.any_silence.clone();
     if let Some(info) = event.and_then(|e| program.events.get(e as usize)) {
         out.extend_from_slice(&info.silences);
     }
     out.sort_unstable();
     out.dedup();
-    out
+    out.into_boxed_slice()
 }
 
 /// Deep-merges identify traits into the profile slots the program knows:
