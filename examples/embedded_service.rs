@@ -16,14 +16,15 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use journey::SourceMap;
+use journey::cli::render;
 use journey::compile::{self, Program};
-use journey::project::check_sources;
+use journey::project::{self, LoadError};
 use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, Service, ServiceConfig, SinkError, TrySendError,
 };
 use journey::runtime::{Action, ActionKind, MemStore, Runtime, Snapshot};
 use journey::value::format_timestamp;
-use journey::{Severity, SourceMap};
 use serde_json::json;
 
 /// The most events read from the event file.
@@ -241,40 +242,27 @@ impl ActionSink for SlowEmailProvider {
 /// empty or missing directory falls back to a small built-in project.
 // --8<-- [start:compile]
 fn compile_project(dir: &Path) -> Result<Program, String> {
-    let mut sources = SourceMap::new();
-    let mut files = Vec::new();
-    collect_journey_files(dir, &mut files);
-    files.sort();
-    for path in &files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        sources.add(path.display().to_string(), text);
+    let sources = match project::load_paths(&[dir.to_path_buf()]) {
+        Ok(sources) => sources,
+        Err(LoadError::NotFound { .. } | LoadError::NoJourneyFiles { .. }) => {
+            println!(
+                "no journeys in `{}`: using the built-in project",
+                dir.display()
+            );
+            let mut sources = SourceMap::new();
+            sources.add("built-in.journey", BUILT_IN);
+            sources
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    // Parse, check and, when there is no error, compile.
+    let build = project::build(sources);
+    for d in &build.diagnostics.items {
+        eprintln!("{}", render::one_line(d, &build.project.sources));
     }
-    if sources.is_empty() {
-        println!(
-            "no journeys in `{}`: using the built-in project",
-            dir.display()
-        );
-        sources.add("built-in.journey", BUILT_IN);
-    }
-    let (project, diagnostics) = check_sources(sources);
-    for d in &diagnostics.items {
-        let file = project.sources.get(d.span.file);
-        let (line, column) = file.line_col(d.span.start);
-        let severity = match d.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        eprintln!(
-            "{}:{line}:{column}: {severity}[{}]: {}",
-            file.name, d.code.id, d.message
-        );
-    }
-    if diagnostics.has_errors() {
-        return Err(format!("{} errors in the project", diagnostics.errors()));
-    }
-    let (program, _warnings) = compile::compile(&project);
-    Ok(program)
+    build
+        .program
+        .ok_or_else(|| format!("{} errors in the project", build.diagnostics.errors()))
 }
 // --8<-- [end:compile]
 
@@ -286,20 +274,6 @@ fn load_program(path: &Path) -> Result<Program, String> {
     compile::load(&text).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 // --8<-- [end:load]
-
-fn collect_journey_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_journey_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "journey") {
-            out.push(path);
-        }
-    }
-}
 
 /// The first [`MAX_EVENTS`] lines of the event file, or generated events
 /// when there is no such file. Malformed lines are reported and skipped.
