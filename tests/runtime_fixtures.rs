@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use journey::SourceMap;
-use journey::compile;
 use journey::io::adapter::{Payload, event};
 use journey::io::parse_line;
 use journey::io::segment::is_blank;
-use journey::project::check_sources;
+use journey::project;
 use journey::runtime::{Action, Runtime};
 
 /// Compiles the fixture and runs it over the events with the same reader
@@ -17,17 +16,11 @@ use journey::runtime::{Action, Runtime};
 fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
     let mut sources = SourceMap::new();
     sources.add("fixture.journey", source.to_string());
-    let (project, diagnostics) = check_sources(sources);
-    assert!(
-        !diagnostics.has_errors(),
-        "{:?}",
-        diagnostics
-            .items
-            .iter()
-            .map(|d| &d.message)
-            .collect::<Vec<_>>()
-    );
-    let (program, _) = compile::compile(&project);
+    let build = project::build(sources);
+    let messages: Vec<&String> = build.diagnostics.items.iter().map(|d| &d.message).collect();
+    let program = build
+        .program
+        .unwrap_or_else(|| panic!("the project has errors: {messages:?}"));
     let mut rt = Runtime::new(Arc::new(program));
     let (mut out, mut errors) = (Vec::new(), Vec::new());
     for (index, line) in events.lines().enumerate() {

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use journey::SourceMap;
-use journey::compile::{self, Program};
-use journey::project::check_sources;
+use journey::compile::Program;
+use journey::project;
 use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, ScaledClock, Service, ServiceConfig, SinkError,
     TrySendError,
@@ -67,17 +67,12 @@ fn ts(text: &str) -> i64 {
 fn program() -> Arc<Program> {
     let mut sources = SourceMap::new();
     sources.add("service.journey", CART);
-    let (project, diagnostics) = check_sources(sources);
-    assert!(
-        !diagnostics.has_errors(),
-        "{:?}",
-        diagnostics
-            .items
-            .iter()
-            .map(|d| &d.message)
-            .collect::<Vec<_>>()
-    );
-    Arc::new(compile::compile(&project).0)
+    let build = project::build(sources);
+    let messages: Vec<&String> = build.diagnostics.items.iter().map(|d| &d.message).collect();
+    let program = build
+        .program
+        .unwrap_or_else(|| panic!("the project has errors: {messages:?}"));
+    Arc::new(program)
 }
 
 /// A deterministic stream over a few days: profiles, carts, opens, orders,
