@@ -102,7 +102,6 @@ pub fn format_timestamp(ms: i64) -> String {
 /// timestamp, so the years of real data (1970 to 9998) are written by hand
 /// rather than through a general formatter.
 pub fn write_timestamp(ms: i64, out: &mut String) {
-    use std::fmt::Write as _;
     let seconds = ms.div_euclid(1_000);
     let millis = ms.rem_euclid(1_000);
     let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
@@ -116,15 +115,136 @@ pub fn write_timestamp(ms: i64, out: &mut String) {
         second_of_day / 60 % 60,
         second_of_day % 60,
     );
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}"
-    );
-    if millis != 0 {
-        let _ = write!(out, ".{millis:03}");
+    let mut buf = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut buf[0..4], year);
+    put_digits(&mut buf[5..7], month);
+    put_digits(&mut buf[8..10], day);
+    put_digits(&mut buf[11..13], hour);
+    put_digits(&mut buf[14..16], minute);
+    put_digits(&mut buf[17..19], second);
+    let text: &[u8] = if millis != 0 {
+        put_digits(&mut buf[20..23], millis);
+        &buf
+    } else {
+        buf[19] = b'Z';
+        &buf[..20]
+    };
+    // Only ASCII digits and punctuation were written.
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
+}
+
+/// Writes `n` (non-negative, fitting) as zero-padded decimal into `slot`.
+fn put_digits(slot: &mut [u8], mut n: i64) {
+    for b in slot.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
     }
-    out.push('Z');
+}
+
+/// Appends `text` as a JSON string, escaped exactly as `serde_json` does
+/// (`\"`, `\\`, the short escapes, `\u00XX` for other control characters).
+pub fn write_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` and `i + 1` are character boundaries.
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
+/// Appends `value` as JSON, the same text as `value.to_json().to_string()`
+/// without building the tree: whole numbers as integers, timestamps as RFC
+/// 3339 UTC strings, durations as seconds.
+pub fn write_json_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => write_json_number(out, *n),
+        Value::String(s) => write_json_str(out, s),
+        Value::Timestamp(ms) => {
+            out.push('"');
+            write_timestamp(*ms, out);
+            out.push('"');
+        }
+        Value::Duration(ms) => write_json_number(out, *ms as f64 / 1000.0),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_str(out, k);
+                out.push(':');
+                write_json_value(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_json_number(out: &mut String, n: f64) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        write_int(out, n as i64);
+    } else {
+        // Fractions are rarer: serde_json's own float formatting keeps the
+        // text identical to `to_json`.
+        use std::fmt::Write as _;
+        let _ = write!(out, "{}", number_json(n));
+    }
+}
+
+/// Appends a decimal integer without going through `fmt`.
+pub fn write_int(out: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 fn format_timestamp_jiff(ms: i64) -> String {
@@ -181,6 +301,44 @@ mod tests {
         }
         for t in [-1, -86_400_000, 253_402_300_799_999, 253_402_300_800_000] {
             assert_eq!(format_timestamp(t), format_timestamp_jiff(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_json_writers_agree_with_serde_json() {
+        let mut text: String = (0u8..0x80).map(char::from).collect();
+        text.push_str("é ü 😀 \u{2028} end");
+        let mut out = String::new();
+        write_json_str(&mut out, &text);
+        assert_eq!(out, serde_json::Value::from(text.as_str()).to_string());
+
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Number(150.0),
+            Value::Number(-3.0),
+            Value::Number(19.99),
+            Value::Number(1e300),
+            Value::Number(-0.5),
+            Value::Number(9_007_199_254_740_993.0),
+            Value::str("a \"quoted\" line\n"),
+            Value::Timestamp(1_772_445_600_250),
+            Value::Duration(90_500),
+            Value::List(Arc::from(vec![Value::str("x"), Value::Number(2.0)])),
+            Value::Object(Arc::new(BTreeMap::from([
+                (Arc::from("k"), Value::Null),
+                (Arc::from("n\"m"), Value::Bool(false)),
+            ]))),
+        ];
+        for value in values {
+            let mut out = String::new();
+            write_json_value(&mut out, &value);
+            assert_eq!(out, value.to_json().to_string(), "{value:?}");
+        }
+        for n in [0, 7, -7, 1_234_567_890, i64::MIN, i64::MAX] {
+            let mut out = String::new();
+            write_int(&mut out, n);
+            assert_eq!(out, n.to_string());
         }
     }
 

@@ -2,12 +2,11 @@
 //! happen, written as one JSON object per line with its fields in a fixed
 //! order (`at`, `kind`, `journey`, `user_id`, then the kind's own fields).
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Value, write_timestamp};
+use crate::value::{Value, write_json_str, write_json_value, write_timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Action {
@@ -253,10 +252,9 @@ fn push_object(out: &mut String, fields: &[(Arc<str>, Value)]) {
 }
 
 fn push_value(out: &mut String, value: &Value) {
-    // serde_json's writer cannot fail on a `serde_json::Value`.
-    let _ = write!(out, "{}", value.to_json());
+    write_json_value(out, value);
 }
 
 fn push_str(out: &mut String, text: &str) {
-    let _ = write!(out, "{}", serde_json::Value::from(text));
+    write_json_str(out, text);
 }

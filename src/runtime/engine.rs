@@ -30,7 +30,7 @@ use super::store::{
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
-use crate::value::Value;
+use crate::value::{Value, write_int};
 
 /// Facts about the program the engine needs on every event.
 pub struct Layout {
@@ -135,7 +135,15 @@ impl Cx<'_> {
 
     fn message_id(&self, journey: JourneyId, entry: u32, node: NodeId) -> String {
         let name = &self.program.journeys[journey as usize].name;
-        format!("{name}:{}:{entry}:{node}", self.user_key)
+        let mut id = String::with_capacity(name.len() + self.user_key.len() + 16);
+        id.push_str(name);
+        id.push(':');
+        id.push_str(self.user_key);
+        id.push(':');
+        write_int(&mut id, i64::from(entry));
+        id.push(':');
+        write_int(&mut id, i64::from(node));
+        id
     }
 
     // ----- a track event -----
@@ -872,13 +880,17 @@ impl Cx<'_> {
                 .iter()
                 .map(|(p, e)| (p.clone(), scope.value(e, &mut m)))
                 .collect();
-            let context = render::context(&reads, &vars, &message_id);
+            let values = render::Values {
+                reads: &reads,
+                with: &vars,
+                message_id: &message_id,
+            };
             let has_subject = program
                 .templates
                 .get(t as usize)
                 .is_some_and(|t| t.subject.is_some());
             self.renderer
-                .render(t, has_subject, &context, &mut self.stats.render_errors)
+                .render(t, has_subject, &values, &mut self.stats.render_errors)
         });
         self.stats.type_mismatches += m;
         if let Some(h) = send.handle.and_then(|h| inst.handles.get_mut(h as usize)) {

@@ -1,21 +1,59 @@
-//! Renders declared templates (minijinja, compiled once per runtime) into a
-//! send's `subject` and `body`. The context holds `profile`, `trigger` and
-//! `journey` objects built from the values the template reads, the `with`
-//! values as top-level variables, and `message_id`. A part that fails to
-//! render is counted and sent as an empty text: the message still goes out,
-//! as the compiler already checked the template.
+//! Renders declared templates into a send's `subject` and `body`. The
+//! context holds `profile`, `trigger` and `journey` objects built from the
+//! values the template reads, the `with` values as top-level variables, and
+//! `message_id`. A part that fails to render is counted and sent as an empty
+//! text: the message still goes out, as the compiler already checked the
+//! template.
+//!
+//! Two paths give the same text. Most message templates are text with
+//! `{{ path }}`, `{{ path | default('text') }}` and `{{ path | length }}`
+//! holes: those are split into [`Piece`]s once and filled straight from the
+//! values, without building a context. Anything else (tags, other filters,
+//! a list or object printed whole) goes through minijinja, compiled once per
+//! runtime.
+//!
+//! A `null` value is left out of the context, so it is undefined to the
+//! template: it prints as nothing and `default(...)` replaces it. Undefined
+//! values chain (`profile.consent.email` with no `consent` prints nothing).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
-use minijinja::Environment;
+use minijinja::{Environment, UndefinedBehavior};
 
 use crate::compile::program::{FieldPath, Template};
-use crate::value::Value;
+use crate::value::{Value, write_int};
 
 pub struct Renderer {
     env: Environment<'static>,
-    /// Per template id: whether its subject and body compiled.
-    parts: Vec<(Option<String>, Option<String>)>,
+    /// Per template id: its subject and body.
+    parts: Vec<(Option<Part>, Option<Part>)>,
+}
+
+/// One compiled subject or body.
+struct Part {
+    /// The name under which minijinja holds it.
+    name: String,
+    /// The pieces, when the text is simple enough to fill directly.
+    pieces: Option<Vec<Piece>>,
+}
+
+/// A piece of a simple template.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    Text(Box<str>),
+    /// `{{ a.b }}`, with `| default('x')` or `| length`.
+    Hole {
+        path: Vec<Box<str>>,
+        filter: Filter,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+enum Filter {
+    None,
+    Default(Box<str>),
+    Length,
 }
 
 /// A rendered message.
@@ -24,9 +62,19 @@ pub struct Rendered {
     pub body: String,
 }
 
+/// What a template is filled from.
+pub struct Values<'a> {
+    /// The paths the template reads (`profile.first_name`, `trigger.total`).
+    pub reads: &'a [(FieldPath, Value)],
+    /// The send's `with` values.
+    pub with: &'a [(Arc<str>, Value)],
+    pub message_id: &'a str,
+}
+
 impl Renderer {
     pub fn new(templates: &[Template]) -> Renderer {
         let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Chainable);
         // Messages go to customers: a missing value prints as nothing and a
         // boolean as `true`/`false`, never Python's `None`/`True`.
         env.set_formatter(|out, state, value| {
@@ -43,17 +91,17 @@ impl Renderer {
         });
         let mut parts = Vec::with_capacity(templates.len());
         for (id, t) in templates.iter().enumerate() {
-            let subject = t.subject.as_ref().and_then(|s| {
-                let name = format!("{id}.subject");
-                env.add_template_owned(name.clone(), s.to_string())
+            let mut part = |kind: &str, source: &str| {
+                let name = format!("{id}.{kind}");
+                env.add_template_owned(name.clone(), source.to_owned())
                     .ok()
-                    .map(|()| name)
-            });
-            let body_name = format!("{id}.body");
-            let body = env
-                .add_template_owned(body_name.clone(), t.body.to_string())
-                .ok()
-                .map(|()| body_name);
+                    .map(|()| Part {
+                        name,
+                        pieces: pieces(source),
+                    })
+            };
+            let subject = t.subject.as_ref().and_then(|s| part("subject", s));
+            let body = part("body", &t.body);
             parts.push((subject, body));
         }
         Renderer { env, parts }
@@ -64,32 +112,212 @@ impl Renderer {
         &self,
         id: u32,
         has_subject: bool,
-        context: &serde_json::Value,
+        values: &Values<'_>,
         errors: &mut u64,
     ) -> Rendered {
         let (subject, body) = match self.parts.get(id as usize) {
-            Some((s, b)) => (s.as_deref(), b.as_deref()),
+            Some((s, b)) => (s.as_ref(), b.as_ref()),
             None => (None, None),
         };
-        let ctx = minijinja::Value::from_serialize(context);
-        let mut part = |name: Option<&str>| -> String {
-            let out = name
-                .and_then(|n| self.env.get_template(n).ok())
-                .and_then(|t| t.render(&ctx).ok());
+        // Built once, and only if a part needs minijinja.
+        let mut context: Option<minijinja::Value> = None;
+        let mut render = |part: Option<&Part>| -> String {
+            let Some(part) = part else {
+                *errors += 1;
+                return String::new();
+            };
+            if let Some(text) = part.pieces.as_deref().and_then(|p| fill(p, values)) {
+                return text;
+            }
+            let ctx = context.get_or_insert_with(|| {
+                minijinja::Value::from_serialize(self::context(
+                    values.reads,
+                    values.with,
+                    values.message_id,
+                ))
+            });
+            let out = self
+                .env
+                .get_template(&part.name)
+                .ok()
+                .and_then(|t| t.render(&*ctx).ok());
             out.unwrap_or_else(|| {
                 *errors += 1;
                 String::new()
             })
         };
         Rendered {
-            subject: has_subject.then(|| part(subject)),
-            body: part(body),
+            subject: has_subject.then(|| render(subject)),
+            body: render(body),
         }
     }
 }
 
+/// Splits a template into pieces when it is only text and simple holes;
+/// `None` sends it to minijinja.
+fn pieces(source: &str) -> Option<Vec<Piece>> {
+    // Tags, comments, and the trailing newline minijinja drops.
+    if source.contains("{%") || source.contains("{#") || source.ends_with('\n') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        if open > 0 {
+            out.push(Piece::Text(rest[..open].into()));
+        }
+        let after = &rest[open + 2..];
+        let close = after.find("}}")?;
+        out.push(hole(&after[..close])?);
+        rest = &after[close + 2..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.into()));
+    }
+    Some(out)
+}
+
+/// `a.b`, `a.b | default('x')` or `a.b | length`, with any spaces.
+fn hole(expr: &str) -> Option<Piece> {
+    let (path, filter) = match expr.split_once('|') {
+        Some((path, filter)) => (path, Some(filter.trim())),
+        None => (expr, None),
+    };
+    let path = path.trim();
+    // Whitespace control (`{{- x -}}`) and anything not a plain path.
+    let path: Vec<Box<str>> = path.split('.').map(Box::from).collect::<Vec<_>>();
+    let plain = |key: &str| {
+        let mut chars = key.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let literal = |key: &str| {
+        matches!(
+            key,
+            "true" | "false" | "none" | "True" | "False" | "None" | "loop" | "self"
+        )
+    };
+    if !path.iter().all(|k| plain(k)) || literal(&path[0]) {
+        return None;
+    }
+    let filter = match filter {
+        None => Filter::None,
+        Some("length") => Filter::Length,
+        Some(f) => {
+            let arg = f.strip_prefix("default")?.trim_start();
+            let arg = arg.strip_prefix('(')?.strip_suffix(')')?.trim();
+            let text = arg
+                .strip_prefix('\'')
+                .and_then(|a| a.strip_suffix('\''))
+                .or_else(|| arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')))?;
+            if text.contains(['\'', '"', '\\', '{', '}']) {
+                return None;
+            }
+            Filter::Default(text.into())
+        }
+    };
+    Some(Piece::Hole { path, filter })
+}
+
+/// What a hole's path names: `Some(None)` when it is undefined, `None` when
+/// only minijinja can tell (a path into a list, object or `with` value).
+fn lookup<'v>(path: &[Box<str>], values: &Values<'v>) -> Option<Option<&'v Value>> {
+    let first = &*path[0];
+    if first == "message_id" {
+        // Only reached for longer paths: the caller prints the id itself.
+        return None;
+    }
+    if let Some((_, v)) = values.with.iter().find(|(k, _)| &**k == first) {
+        return (path.len() == 1).then_some(Some(v));
+    }
+    for (read, value) in values.reads {
+        let common = read
+            .iter()
+            .zip(path)
+            .take_while(|(a, b)| ***a == ***b)
+            .count();
+        if common == read.len() && common == path.len() {
+            return Some(Some(value));
+        }
+        if common == read.len() || common == path.len() {
+            // One path goes inside the other's value.
+            return None;
+        }
+    }
+    Some(None)
+}
+
+/// Fills the pieces; `None` when a value needs minijinja.
+fn fill(pieces: &[Piece], values: &Values<'_>) -> Option<String> {
+    let mut out = String::with_capacity(128);
+    for piece in pieces {
+        let (path, filter) = match piece {
+            Piece::Text(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Piece::Hole { path, filter } => (path, filter),
+        };
+        if path.len() == 1 && &*path[0] == "message_id" {
+            match filter {
+                Filter::None | Filter::Default(_) => out.push_str(values.message_id),
+                Filter::Length => write_int(&mut out, values.message_id.chars().count() as i64),
+            }
+            continue;
+        }
+        let value = lookup(path, values)?.filter(|v| !v.is_null());
+        match (filter, value) {
+            (Filter::Length, Some(Value::String(s))) => {
+                write_int(&mut out, s.chars().count() as i64)
+            }
+            (Filter::Length, Some(Value::List(items))) => write_int(&mut out, items.len() as i64),
+            (Filter::Length, _) => return None,
+            (Filter::Default(text), None) => out.push_str(text),
+            (_, None) => {}
+            (_, Some(value)) => print(&mut out, value)?,
+        }
+    }
+    Some(out)
+}
+
+/// A value as minijinja prints it (with this module's formatter).
+fn print(out: &mut String, value: &Value) -> Option<()> {
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => print_number(out, *n)?,
+        Value::Duration(ms) => print_number(out, *ms as f64 / 1000.0)?,
+        Value::Timestamp(ms) => crate::value::write_timestamp(*ms, out),
+        Value::List(_) | Value::Object(_) => return None,
+    }
+    Some(())
+}
+
+/// Whole numbers (as JSON gives them to minijinja) print as integers, other
+/// numbers as Rust prints an `f64`, with `.0` added when it has no point.
+fn print_number(out: &mut String, n: f64) -> Option<()> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if !n.is_finite() {
+        return None;
+    }
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        write_int(out, n as i64);
+    } else {
+        let start = out.len();
+        let _ = write!(out, "{n}");
+        if !out[start..].contains('.') {
+            out.push_str(".0");
+        }
+    }
+    Some(())
+}
+
 /// The render context: each (path, value) placed at its path from the
-/// root, then the `with` values and `message_id` at the top.
+/// root, then the `with` values and `message_id` at the top. A `null`
+/// leaf is left out, so the template sees it as undefined.
 pub fn context(
     reads: &[(FieldPath, Value)],
     with: &[(Arc<str>, Value)],
@@ -97,25 +325,27 @@ pub fn context(
 ) -> serde_json::Value {
     let mut root = serde_json::Map::new();
     for (path, value) in reads {
-        insert(&mut root, path, value.to_json());
+        insert(&mut root, path, value);
     }
     for (key, value) in with {
-        root.insert(key.to_string(), value.to_json());
+        if value.is_null() {
+            root.remove(&**key);
+        } else {
+            root.insert(key.to_string(), value.to_json());
+        }
     }
     root.insert("message_id".into(), message_id.into());
     serde_json::Value::Object(root)
 }
 
-fn insert(
-    map: &mut serde_json::Map<String, serde_json::Value>,
-    path: &[Arc<str>],
-    value: serde_json::Value,
-) {
+fn insert(map: &mut serde_json::Map<String, serde_json::Value>, path: &[Arc<str>], value: &Value) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
     if rest.is_empty() {
-        map.insert(first.to_string(), value);
+        if !value.is_null() {
+            map.insert(first.to_string(), value.to_json());
+        }
         return;
     }
     let entry = map
@@ -133,34 +363,149 @@ fn insert(
 mod tests {
     use super::*;
 
+    fn template(subject: Option<&str>, body: &str) -> Template {
+        Template {
+            name: "t".into(),
+            channel: 0,
+            subject: subject.map(Arc::from),
+            body: body.into(),
+        }
+    }
+
+    fn path(p: &str) -> FieldPath {
+        p.split('.').map(Arc::from).collect()
+    }
+
+    /// Renders through minijinja only, the reference for the direct path.
+    fn slow(r: &Renderer, values: &Values<'_>) -> String {
+        let ctx =
+            minijinja::Value::from_serialize(context(values.reads, values.with, values.message_id));
+        let name = &r.parts[0].1.as_ref().unwrap().name;
+        r.env
+            .get_template(name)
+            .and_then(|t| t.render(&ctx))
+            .unwrap_or_else(|e| format!("<error {e}>"))
+    }
+
     #[test]
     fn renders_nested_context_and_counts_errors() {
-        let templates = vec![Template {
-            name: "hi".into(),
-            channel: 0,
-            subject: Some("Hi {{ profile.first_name }}".into()),
-            body: "Code {{ code }} for {{ trigger.total }} ({{ message_id }})".into(),
-        }];
+        let templates = vec![template(
+            Some("Hi {{ profile.first_name }}"),
+            "Code {{ code }} for {{ trigger.total }} ({{ message_id }})",
+        )];
         let r = Renderer::new(&templates);
         let reads = vec![
-            (
-                vec![Arc::from("profile"), Arc::from("first_name")],
-                Value::str("Ana"),
-            ),
-            (
-                vec![Arc::from("trigger"), Arc::from("total")],
-                Value::Number(80.0),
-            ),
+            (path("profile.first_name"), Value::str("Ana")),
+            (path("trigger.total"), Value::Number(80.0)),
         ];
         let with = vec![(Arc::from("code"), Value::str("SAVE10"))];
-        let ctx = context(&reads, &with, "m1");
+        let values = Values {
+            reads: &reads,
+            with: &with,
+            message_id: "m1",
+        };
         let mut errors = 0;
-        let out = r.render(0, true, &ctx, &mut errors);
+        let out = r.render(0, true, &values, &mut errors);
         assert_eq!(out.subject.as_deref(), Some("Hi Ana"));
         assert_eq!(out.body, "Code SAVE10 for 80 (m1)");
         assert_eq!(errors, 0);
-        let out = r.render(7, false, &ctx, &mut errors);
+        let out = r.render(7, false, &values, &mut errors);
         assert_eq!(out.body, "");
         assert_eq!(errors, 1);
+    }
+
+    #[test]
+    fn simple_templates_are_split_and_the_rest_goes_to_minijinja() {
+        let simple = [
+            "plain text",
+            "{{ a }}",
+            "Hi {{profile.first_name|default('there')}}, {{ trigger.items | length }}!",
+            "{{ x | default(\"y\") }} and {{ message_id }}",
+        ];
+        for source in simple {
+            assert!(pieces(source).is_some(), "{source}");
+        }
+        let complex = [
+            "{% if a %}x{% endif %}",
+            "{# note #}",
+            "{{ a | upper }}",
+            "{{- a }}",
+            "{{ a -}}",
+            "{{ a ~ b }}",
+            "{{ a[0] }}",
+            "{{ none }}",
+            "{{ a | default('}') }}",
+            "{{ a | default(b) }}",
+            "{{ a | default('x', true) }}",
+            "ends with a newline\n",
+            "{{ unclosed",
+        ];
+        for source in complex {
+            assert!(pieces(source).is_none(), "{source}");
+        }
+    }
+
+    #[test]
+    fn the_direct_path_prints_what_minijinja_prints() {
+        let sources = [
+            "Hi {{ profile.first_name }}, {{ profile.first_name | default('there') }}.",
+            "{{ trigger.total }} {{ trigger.ratio }} {{ trigger.big }} {{ trigger.neg }}",
+            "{{ trigger.items | length }} {{ trigger.name | length }} {{ trigger.items }}",
+            "{{ profile.vip }} {{ profile.since }} {{ trigger.wait }} {{ profile.missing }}",
+            "{{ code }}/{{ code | default('none') }}/{{ empty | default('d') }}/{{ message_id }}",
+            "{{ profile.consent.email }} {{ profile.consent }} {{ trigger.total.x }}",
+            "{{ profile }} {{ journey.name | default('j') }}",
+        ];
+        let reads = vec![
+            (path("profile.first_name"), Value::Null),
+            (path("profile.vip"), Value::Bool(true)),
+            (path("profile.since"), Value::Timestamp(1_772_445_600_250)),
+            (path("profile.consent"), Value::Null),
+            (path("trigger.total"), Value::Number(80.0)),
+            (path("trigger.ratio"), Value::Number(0.25)),
+            (path("trigger.big"), Value::Number(1e20)),
+            (path("trigger.neg"), Value::Number(-3.5)),
+            (path("trigger.name"), Value::str("été")),
+            (
+                path("trigger.items"),
+                Value::List(Arc::from(vec![Value::str("a"), Value::str("b")])),
+            ),
+            (path("trigger.wait"), Value::Duration(90_000)),
+        ];
+        let with = vec![
+            (Arc::from("code"), Value::str("SAVE10")),
+            (Arc::from("empty"), Value::Null),
+        ];
+        let values = Values {
+            reads: &reads,
+            with: &with,
+            message_id: "j:u:1:4",
+        };
+        for source in sources {
+            let r = Renderer::new(&[template(None, source)]);
+            let mut errors = 0;
+            let out = r.render(0, false, &values, &mut errors);
+            assert_eq!(out.body, slow(&r, &values), "{source}");
+            assert_eq!(errors, 0, "{source}");
+        }
+    }
+
+    #[test]
+    fn a_missing_value_takes_the_default() {
+        let r = Renderer::new(&[template(
+            Some("{{ profile.first_name | default('Hi') }}, your cart"),
+            "Hi {{ profile.first_name }}!",
+        )]);
+        let reads = vec![(path("profile.first_name"), Value::Null)];
+        let values = Values {
+            reads: &reads,
+            with: &[],
+            message_id: "m",
+        };
+        let mut errors = 0;
+        let out = r.render(0, true, &values, &mut errors);
+        assert_eq!(out.subject.as_deref(), Some("Hi, your cart"));
+        assert_eq!(out.body, "Hi !");
+        assert_eq!(slow(&r, &values), "Hi !");
     }
 }
