@@ -22,6 +22,7 @@ use jiff::tz::TimeZone;
 use super::action::{Action, ActionKind, ExitReason, SuppressReason};
 use super::clock::{self, Zones};
 use super::eval::{Scope, timestamp};
+use super::packed::Packed;
 use super::render::{self, Renderer};
 use super::stats::{Stats, bucket, fnv1a};
 use super::store::{
@@ -387,10 +388,10 @@ impl Cx<'_> {
             entry: js.entries,
             entered_at: self.now,
             holdout: false,
-            trigger,
+            trigger: Packed::new(&trigger),
             handles: vec![Handle::default(); journey.handles.len()].into_boxed_slice(),
-            sends: Vec::new(),
-            audiences: Vec::new(),
+            sends: Box::default(),
+            audiences: Box::default(),
         });
         let held_out = journey.holdout.is_some_and(|p| {
             bucket(fnv1a(&[journey.name.as_bytes(), self.user_key.as_bytes()])) < p
@@ -540,7 +541,7 @@ impl Cx<'_> {
                     next,
                 } => {
                     if *add && *until_exit {
-                        inst.audiences.push(id);
+                        push_boxed(&mut inst.audiences, id);
                     }
                     self.emit(
                         j,
@@ -900,14 +901,22 @@ impl Cx<'_> {
                 node: id,
             };
         }
-        inst.sends.push(SendRef {
-            node: id,
-            alt: alt_index as u8,
-            at: self.now,
-        });
+        push_boxed(
+            &mut inst.sends,
+            SendRef {
+                node: id,
+                alt: alt_index as u8,
+                at: self.now,
+            },
+        );
         if !send.transactional {
             let horizon = self.now - self.layout.max_cap_window;
             user.sent.retain(|r| r.at > horizon);
+            // Most users have a send or two in the window: grow one at a
+            // time at first rather than to Vec's minimum of four.
+            if user.sent.len() < 4 {
+                user.sent.reserve_exact(1);
+            }
             user.sent.push(SentRecord {
                 at: self.now,
                 journey: j,
@@ -981,6 +990,15 @@ fn capped(
 }
 
 /// The heap timer of silence `index` of `journey` for `user`, due at `due`.
+/// Appends to a boxed slice: instances keep their few sends and audiences
+/// in exactly the room they need, as they wait for days.
+fn push_boxed<T>(slice: &mut Box<[T]>, item: T) {
+    let mut items = std::mem::take(slice).into_vec();
+    items.reserve_exact(1);
+    items.push(item);
+    *slice = items.into_boxed_slice();
+}
+
 fn silence_timer(due: i64, journey: JourneyId, user: UserId, index: usize) -> Timer {
     Timer {
         due,

@@ -94,7 +94,6 @@ impl<'a> Scope<'a> {
             CExpr::Trigger(i) => Ok(self
                 .instance
                 .and_then(|inst| inst.trigger.get(*i as usize))
-                .cloned()
                 .unwrap_or_default()),
             CExpr::EnteredAt => Ok(self
                 .instance

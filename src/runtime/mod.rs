@@ -19,6 +19,7 @@ pub mod clock;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod packed;
 pub mod render;
 pub mod service;
 pub mod stats;

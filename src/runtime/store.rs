@@ -9,12 +9,13 @@
 //! oldest are forgotten first): bounded memory, 16 bytes an id.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+use super::packed::Packed;
 use crate::compile::program::{JourneyId, NodeId};
 use crate::value::Value;
 
@@ -75,6 +76,8 @@ impl UserState {
         match self.journeys.binary_search_by_key(&journey, |j| j.journey) {
             Ok(i) => i,
             Err(i) => {
+                // Users touch few journeys: no room kept for more.
+                self.journeys.reserve_exact(1);
                 self.journeys.insert(i, JourneyState::new(journey));
                 i
             }
@@ -140,13 +143,13 @@ pub struct Instance {
     pub entered_at: i64,
     pub holdout: bool,
     /// Captured `trigger.<path>` values (index = trigger field).
-    pub trigger: Box<[Value]>,
+    pub trigger: Packed,
     /// Per handle: the send that bound it and its engagements.
     pub handles: Box<[Handle]>,
     /// The messages sent, oldest first.
-    pub sends: Vec<SendRef>,
+    pub sends: Box<[SendRef]>,
     /// `add to audience ... until exit` nodes, in the order run.
-    pub audiences: Vec<NodeId>,
+    pub audiences: Box<[NodeId]>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,8 +260,82 @@ pub struct MemStore {
     keys: Vec<Arc<str>>,
     index: FxHashMap<Arc<str>, UserId>,
     users: Vec<UserState>,
-    timers: BinaryHeap<Timer>,
+    timers: TimerQueue,
     dedup: Dedup,
+}
+
+/// Pending timers: a binary heap for those due before `horizon`, and the
+/// later ones in hour-wide buckets, moved into the heap one bucket at a time
+/// as time reaches them. The heap stays small enough to sit in cache however
+/// many customers wait for days; the buckets only ever see appends.
+///
+/// Invariant: every heap timer is due before `horizon` and every bucketed
+/// timer at or after it, and the heap is empty only when the buckets are,
+/// so the heap's top is the earliest timer.
+#[derive(Clone, Debug, Default)]
+pub struct TimerQueue {
+    near: BinaryHeap<Timer>,
+    far: BTreeMap<i64, Vec<Timer>>,
+    horizon: i64,
+    len: usize,
+}
+
+impl TimerQueue {
+    /// The width of a bucket.
+    const BUCKET_MS: i64 = 3_600_000;
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, timer: Timer) {
+        self.len += 1;
+        if !self.near.is_empty() && timer.due < self.horizon {
+            self.near.push(timer);
+            return;
+        }
+        self.far
+            .entry(timer.due.div_euclid(Self::BUCKET_MS))
+            .or_default()
+            .push(timer);
+        if self.near.is_empty() {
+            self.refill();
+        }
+    }
+
+    pub fn peek(&self) -> Option<&Timer> {
+        self.near.peek()
+    }
+
+    pub fn pop(&mut self) -> Option<Timer> {
+        let timer = self.near.pop()?;
+        self.len -= 1;
+        if self.near.is_empty() {
+            self.refill();
+        }
+        Some(timer)
+    }
+
+    /// Moves the earliest bucket into the empty heap.
+    fn refill(&mut self) {
+        if let Some((bucket, timers)) = self.far.pop_first() {
+            self.horizon = (bucket + 1).saturating_mul(Self::BUCKET_MS);
+            self.near.extend(timers);
+        }
+    }
+
+    /// Every timer, earliest first.
+    fn into_sorted(self) -> Vec<Timer> {
+        let mut timers = self.near.into_vec();
+        timers.extend(self.far.into_values().flatten());
+        // Sorted descending by `Ord` = earliest first.
+        timers.sort_by(|a, b| b.cmp(a));
+        timers
+    }
 }
 
 /// The serialized form: no hash map (rebuilt on load), timers sorted.
@@ -284,7 +361,13 @@ impl From<MemStoreRepr> for MemStore {
             keys: r.keys,
             index,
             users: r.users,
-            timers: r.timers.into_iter().collect(),
+            timers: r
+                .timers
+                .into_iter()
+                .fold(TimerQueue::default(), |mut q, t| {
+                    q.push(t);
+                    q
+                }),
             dedup: r.dedup,
         }
     }
@@ -292,9 +375,7 @@ impl From<MemStoreRepr> for MemStore {
 
 impl From<MemStore> for MemStoreRepr {
     fn from(s: MemStore) -> MemStoreRepr {
-        // Sorted descending by `Ord` = earliest first.
-        let mut timers = s.timers.into_vec();
-        timers.sort_by(|a, b| b.cmp(a));
+        let timers = s.timers.into_sorted();
         MemStoreRepr {
             clock: s.clock,
             keys: s.keys,
@@ -366,5 +447,54 @@ impl Store for MemStore {
 
     fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool {
         self.dedup.first_sighting(id_hash, at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn timer(due: i64, user: u32) -> Timer {
+        Timer {
+            due,
+            journey: 0,
+            user,
+            generation: 0,
+            kind: TimerKind::Instance,
+        }
+    }
+
+    proptest! {
+        /// The bucketed queue pops exactly what one binary heap would, for
+        /// any mix of pushes (past, near and far, across bucket edges) and pops.
+        #[test]
+        fn the_timer_queue_pops_in_heap_order(
+            ops in proptest::collection::vec((0u8..4, -3i64..400, 0u32..5), 0..300)
+        ) {
+            let mut queue = TimerQueue::default();
+            let mut heap = BinaryHeap::new();
+            let mut clock = 0i64;
+            for (op, offset, user) in ops {
+                if op == 0 {
+                    prop_assert_eq!(queue.pop(), heap.pop());
+                    if let Some(t) = queue.peek() {
+                        clock = clock.max(t.due);
+                    }
+                } else {
+                    // Minutes from the clock, some in the past, some hours ahead.
+                    let t = timer(clock + offset * 60_000 * i64::from(op), user);
+                    queue.push(t);
+                    heap.push(t);
+                }
+                prop_assert_eq!(queue.peek(), heap.peek());
+                prop_assert_eq!(queue.len(), heap.len());
+            }
+            let mut rest = Vec::new();
+            while let Some(t) = queue.pop() {
+                rest.push(t);
+            }
+            prop_assert_eq!(rest, heap.into_sorted_vec().into_iter().rev().collect::<Vec<_>>());
+        }
     }
 }
