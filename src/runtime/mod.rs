@@ -283,9 +283,10 @@ impl<S: Store> Runtime<S> {
         let user = if admits || silences {
             self.store.intern_user(event.user_key)
         } else {
-            // Only users already in a journey can be affected.
-            match self.store.find_user(event.user_key) {
-                Some(u) if id.is_some() && !self.store.user(u).journeys.is_empty() => u,
+            // Only users already in a journey can be affected, and only by
+            // an event the program names: one hash lookup for the rest.
+            match id.and_then(|_| self.store.find_user(event.user_key)) {
+                Some(u) if !self.store.user(u).journeys.is_empty() => u,
                 _ => {
                     self.stats.irrelevant += 1;
                     return;
