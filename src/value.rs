@@ -146,6 +146,16 @@ fn put_digits(slot: &mut [u8], mut n: i64) {
 pub fn write_json_str(out: &mut String, text: &str) {
     out.push('"');
     let bytes = text.as_bytes();
+    // Most texts need no escape: one branch-free pass (it vectorizes), then
+    // one copy.
+    let clean = !bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if clean {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &str = match b {

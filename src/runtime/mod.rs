@@ -218,8 +218,7 @@ impl<S: Store> Runtime<S> {
         sink: &mut dyn FnMut(Action),
         f: impl FnOnce(&mut Cx<'_>, &mut UserState),
     ) {
-        let key = self.store.user_key(user).clone();
-        let state = self.store.user_mut(user);
+        let (key, state) = self.store.user_entry(user);
         let mut cx = Cx {
             program: &self.program,
             layout: &self.layout,
@@ -229,7 +228,7 @@ impl<S: Store> Runtime<S> {
             timers: &mut self.timers,
             sink,
             user,
-            user_key: &key,
+            user_key: key,
             now,
         };
         f(&mut cx, state);

@@ -36,6 +36,8 @@ pub trait Store {
     fn user_key(&self, user: UserId) -> &Arc<str>;
     fn user(&self, user: UserId) -> &UserState;
     fn user_mut(&mut self, user: UserId) -> &mut UserState;
+    /// The user's key and state at once.
+    fn user_entry(&mut self, user: UserId) -> (&Arc<str>, &mut UserState);
     fn push_timer(&mut self, timer: Timer);
     fn peek_timer(&self) -> Option<&Timer>;
     fn pop_timer(&mut self) -> Option<Timer>;
@@ -431,6 +433,10 @@ impl Store for MemStore {
 
     fn user_mut(&mut self, user: UserId) -> &mut UserState {
         &mut self.users[user as usize]
+    }
+
+    fn user_entry(&mut self, user: UserId) -> (&Arc<str>, &mut UserState) {
+        (&self.keys[user as usize], &mut self.users[user as usize])
     }
 
     fn push_timer(&mut self, timer: Timer) {
