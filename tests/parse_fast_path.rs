@@ -170,7 +170,6 @@ fn tricky_snippets_agree() {
         "segment s = now() - 1h30m + 0s > 2026-12-24T09:00:00Z",
         "segment s = 1.5 + 10 - 2026 - true - null - false",
         "segment s = \"esc \\\" \\\\ \\n \\t \\u{1F600}\"",
-        "segment s = x == \"multi\nline\" // c\n",
         "segment s = [\"multi\nline\", x] and y\n\n// c \"q\n",
         "template t { body \"a\nb\" // x \"y\n channel email } // z\n",
         "template t { channel email subject \"s\" body \"b\" }",
@@ -203,6 +202,9 @@ fn tricky_snippets_agree() {
         );
     }
     let edges = [
+        // pest's span ends after the comment here: its comment search
+        // starts the last line outside the string.
+        "segment s = x == \"multi\nline\" // c\n",
         "segment s = a = b",
         "segment and = x",
         "segment s = x or",
