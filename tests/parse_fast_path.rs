@@ -106,7 +106,10 @@ fn every_repository_file_agrees() {
         "{} chunks, {} taken by the fast path, {} clean under pest",
         totals.0, totals.1, totals.2
     );
-    assert!(totals.1 > 100, "the fast path took almost nothing: {totals:?}");
+    assert!(
+        totals.1 > 100,
+        "the fast path took almost nothing: {totals:?}"
+    );
 }
 
 #[test]
@@ -196,10 +199,7 @@ fn tricky_snippets_agree() {
         agree_and_cover(&format!("valid_{n}"), src);
         let file = SourceFile::new(FileId(0), "x", *src);
         let chunks = parse_both_paths(&file);
-        assert!(
-            chunks.iter().all(|c| c.fast.is_some()),
-            "declined: {src:?}"
-        );
+        assert!(chunks.iter().all(|c| c.fast.is_some()), "declined: {src:?}");
     }
     let edges = [
         // pest's span ends after the comment here: its comment search
@@ -245,11 +245,68 @@ fn tricky_snippets_agree() {
 
 /// Pieces that make mutations hit interesting paths.
 const TOKENS: &[&str] = &[
-    "{", "}", "\"", "\\", "//", "///", "\n", " ", "=", "==", "!=", "<", "%", ":", ".", ",", "(",
-    ")", "[", "]", "-", "+", "*", "/", "?", "not", "in", "not in", "or", "and", "contains",
-    "journey", "wait", "else", "if", "exit", "on", "for", "within", "where", "with", "as", "no",
-    "any", "x", "1", "1.5", "1 day", "0s", "1h30m", "24:00", "09:00", "5%", "\\u{", "é", "😀",
-    "\u{0}", "\"a\nb\"", "2026-12-24T09:00:00Z", "true", "null", "profile.x",
+    "{",
+    "}",
+    "\"",
+    "\\",
+    "//",
+    "///",
+    "\n",
+    " ",
+    "=",
+    "==",
+    "!=",
+    "<",
+    "%",
+    ":",
+    ".",
+    ",",
+    "(",
+    ")",
+    "[",
+    "]",
+    "-",
+    "+",
+    "*",
+    "/",
+    "?",
+    "not",
+    "in",
+    "not in",
+    "or",
+    "and",
+    "contains",
+    "journey",
+    "wait",
+    "else",
+    "if",
+    "exit",
+    "on",
+    "for",
+    "within",
+    "where",
+    "with",
+    "as",
+    "no",
+    "any",
+    "x",
+    "1",
+    "1.5",
+    "1 day",
+    "0s",
+    "1h30m",
+    "24:00",
+    "09:00",
+    "5%",
+    "\\u{",
+    "é",
+    "😀",
+    "\u{0}",
+    "\"a\nb\"",
+    "2026-12-24T09:00:00Z",
+    "true",
+    "null",
+    "profile.x",
 ];
 
 #[derive(Clone, Debug)]

@@ -47,8 +47,13 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
             diags.push(too_deep(file, start + at));
             continue;
         }
-        let item = fast::parse_item(file.id, start, &text[chunk.range.clone()], chunk.doc.clone())
-            .or_else(|| pest_chunk(file, chunk, &mut diags));
+        let item = fast::parse_item(
+            file.id,
+            start,
+            &text[chunk.range.clone()],
+            chunk.doc.clone(),
+        )
+        .or_else(|| pest_chunk(file, chunk, &mut diags));
         out.items.extend(item);
     }
     // Recovery reports syntax errors before the values of earlier lines.
@@ -104,7 +109,12 @@ pub fn parse_both_paths(file: &SourceFile) -> Vec<ChunkParse> {
         if chunks::too_deep(&text[range.clone()]).is_some() {
             continue;
         }
-        let fast = fast::parse_item(file.id, range.start, &text[range.clone()], chunk.doc.clone());
+        let fast = fast::parse_item(
+            file.id,
+            range.start,
+            &text[range.clone()],
+            chunk.doc.clone(),
+        );
         let mut diagnostics = Vec::new();
         let pest = pest_chunk(file, chunk, &mut diagnostics);
         out.push(ChunkParse {

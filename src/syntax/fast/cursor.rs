@@ -239,9 +239,9 @@ impl<'a> Parser<'a> {
 
     /// The number of ASCII digits at `at`.
     pub fn digits(&self, at: usize) -> usize {
-        self.bytes
-            .get(at..)
-            .map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count())
+        self.bytes.get(at..).map_or(0, |rest| {
+            rest.iter().take_while(|b| b.is_ascii_digit()).count()
+        })
     }
 
     /// `digits ("." digits)?` at `at`: the end, if there are digits.

@@ -7,7 +7,7 @@
 use super::super::ast::{BinaryOp, Expr, ExprKind, Ident, Path, PathRoot, UnaryOp};
 use super::super::literals;
 use super::cursor::{Parser, is_ident_char, is_ident_start};
-use crate::source::{FileId, Span};
+use crate::source::Span;
 
 /// Operands and operators one expression may chain before the visitor
 /// reports it as too long (`MAX_EXPR_PARTS` in `syntax/expr.rs`).
@@ -48,9 +48,8 @@ impl Parser<'_> {
         let count = self.parts.len() - base;
         let expr = match parsed {
             Some(()) if count <= MAX_PARTS => {
-                let (file, offset) = (self.file, self.offset);
                 let mut parts = self.parts.drain(base..).peekable();
-                climb(&mut parts, 0, file, offset)
+                climb(&mut parts, 0)
             }
             Some(()) => self.decline(),
             None => None,
@@ -373,17 +372,12 @@ impl Parser<'_> {
 /// Precedence climbing over the flat parts, step for step as pest's
 /// `PrattParser::expr`; `None` only if the parts are not in the grammar's
 /// shape, which `expr_parts` rules out.
-fn climb(
-    parts: &mut std::iter::Peekable<impl Iterator<Item = Part>>,
-    rbp: u32,
-    file: FileId,
-    offset: usize,
-) -> Option<Expr> {
+fn climb(parts: &mut std::iter::Peekable<impl Iterator<Item = Part>>, rbp: u32) -> Option<Expr> {
     let mut lhs = match parts.next()? {
         Part::Operand(e) => e,
         Part::Prefix(op, span) => {
             let power = if op == UnaryOp::Not { NOT } else { NEG };
-            let operand = climb(parts, power - 1, file, offset)?;
+            let operand = climb(parts, power - 1)?;
             prefix(op, span, operand)
         }
         Part::Infix(_) => return None,
@@ -395,7 +389,7 @@ fn climb(
             break;
         }
         parts.next();
-        let rhs = climb(parts, power, file, offset)?;
+        let rhs = climb(parts, power)?;
         let span = lhs.span.to(rhs.span);
         lhs = Expr {
             kind: ExprKind::Binary {
