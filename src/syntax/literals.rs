@@ -100,8 +100,7 @@ pub fn unescape(inner: &str, mut bad: impl FnMut(usize, usize, &str)) -> String 
 pub fn visit_number(ctx: &mut Ctx, pair: Pair<Rule>) -> f64 {
     debug_assert_eq!(pair.as_rule(), Rule::number);
     let text = pair.as_str();
-    let value: f64 = text.parse().unwrap_or(f64::INFINITY);
-    if !value.is_finite() {
+    let Some(value) = parse_number(text) else {
         let span = ctx.span(&pair);
         ctx.diags.push(
             Diagnostic::new(
@@ -112,8 +111,32 @@ pub fn visit_number(ctx: &mut Ctx, pair: Pair<Rule>) -> f64 {
             .with_help("numbers are 64-bit floating point values"),
         );
         return 0.0;
-    }
+    };
     value
+}
+
+/// The value of a number token, `None` when it is not finite.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let value: f64 = text.parse().unwrap_or(f64::INFINITY);
+    value.is_finite().then_some(value)
+}
+
+/// Why a count token is not a count.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CountError {
+    Fraction,
+    TooLarge,
+}
+
+/// A count token → its value: a whole number from 0 to 2^53.
+pub fn parse_count(text: &str) -> Result<i64, CountError> {
+    if text.contains('.') {
+        return Err(CountError::Fraction);
+    }
+    match text.parse::<i64>() {
+        Ok(value) if value <= MAX_EXACT as i64 => Ok(value),
+        _ => Err(CountError::TooLarge),
+    }
 }
 
 /// A count: a whole number from 0 to 2^53.
@@ -121,32 +144,21 @@ pub fn visit_count(ctx: &mut Ctx, pair: Pair<Rule>) -> IntLit {
     debug_assert_eq!(pair.as_rule(), Rule::count);
     let span = ctx.span(&pair);
     let text = pair.as_str();
-    if text.contains('.') {
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::INVALID_NUMBER,
-                span,
-                format!("expected a whole number, found `{text}`"),
-            )
-            .with_help("a count has no fractional part"),
-        );
-        // 1 is valid wherever a count goes, so no follow-on error hides this one.
-        return IntLit { value: 1, span };
-    }
-    match text.parse::<i64>() {
-        Ok(value) if value <= MAX_EXACT as i64 => IntLit { value, span },
-        _ => {
-            ctx.diags.push(
-                Diagnostic::new(
-                    codes::INVALID_NUMBER,
-                    span,
-                    format!("number `{}` is too large", shorten(text)),
-                )
-                .with_help("a count must be at most 9007199254740992 (2^53)"),
-            );
-            IntLit { value: 1, span }
-        }
-    }
+    let (message, help) = match parse_count(text) {
+        Ok(value) => return IntLit { value, span },
+        Err(CountError::Fraction) => (
+            format!("expected a whole number, found `{text}`"),
+            "a count has no fractional part",
+        ),
+        Err(CountError::TooLarge) => (
+            format!("number `{}` is too large", shorten(text)),
+            "a count must be at most 9007199254740992 (2^53)",
+        ),
+    };
+    ctx.diags
+        .push(Diagnostic::new(codes::INVALID_NUMBER, span, message).with_help(help));
+    // 1 is valid wherever a count goes, so no follow-on error hides this one.
+    IntLit { value: 1, span }
 }
 
 fn shorten(text: &str) -> String {
@@ -315,11 +327,9 @@ pub fn visit_wordy_duration(ctx: &mut Ctx, pair: Pair<Rule>) -> DurationLit {
     DurationLit { secs, span }
 }
 
-/// `HH:MM`, strictly two digits each, `00:00`..`23:59`.
-pub fn visit_time_of_day(ctx: &mut Ctx, pair: Pair<Rule>) -> TimeOfDay {
-    debug_assert_eq!(pair.as_rule(), Rule::time_of_day);
-    let span = ctx.span(&pair);
-    let text = pair.as_str();
+/// A `time_of_day` token → minutes after midnight (clamped into the day),
+/// with the help of its diagnostic when it is not strictly `00:00`..`23:59`.
+pub fn parse_time_of_day(text: &str) -> (u16, Option<String>) {
     let (h, m) = text.split_once(':').unwrap_or((text, "0"));
     let hours: u16 = h.parse().unwrap_or(99);
     let minutes: u16 = m.parse().unwrap_or(99);
@@ -338,6 +348,16 @@ pub fn visit_time_of_day(ctx: &mut Ctx, pair: Pair<Rule>) -> TimeOfDay {
     } else {
         None
     };
+    let value = (hours.min(23) * 60 + minutes.min(59)).min(1439);
+    (value, help)
+}
+
+/// `HH:MM`, strictly two digits each, `00:00`..`23:59`.
+pub fn visit_time_of_day(ctx: &mut Ctx, pair: Pair<Rule>) -> TimeOfDay {
+    debug_assert_eq!(pair.as_rule(), Rule::time_of_day);
+    let span = ctx.span(&pair);
+    let text = pair.as_str();
+    let (minutes, help) = parse_time_of_day(text);
     if let Some(help) = help {
         ctx.diags.push(
             Diagnostic::new(
@@ -348,19 +368,16 @@ pub fn visit_time_of_day(ctx: &mut Ctx, pair: Pair<Rule>) -> TimeOfDay {
             .with_help(help),
         );
     }
-    TimeOfDay {
-        minutes: (hours.min(23) * 60 + minutes.min(59)).min(1439),
-        span,
-    }
+    TimeOfDay { minutes, span }
 }
 
 /// An RFC 3339 timestamp, as epoch milliseconds.
 pub fn visit_timestamp(ctx: &mut Ctx, pair: Pair<Rule>) -> i64 {
     debug_assert_eq!(pair.as_rule(), Rule::timestamp);
     let text = pair.as_str();
-    match text.parse::<jiff::Timestamp>() {
-        Ok(ts) => ts.as_millisecond(),
-        Err(_) => {
+    match parse_timestamp(text) {
+        Some(ms) => ms,
+        None => {
             let span = ctx.span(&pair);
             let help = if text.contains(['T', 't']) {
                 "write an RFC 3339 timestamp with its offset, such as `2026-12-24T09:00:00Z` or `2026-12-24T09:00:00+01:00`"
@@ -380,13 +397,26 @@ pub fn visit_timestamp(ctx: &mut Ctx, pair: Pair<Rule>) -> i64 {
     }
 }
 
+/// A `timestamp` token → epoch milliseconds, `None` when it is not RFC 3339.
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|ts| ts.as_millisecond())
+}
+
+/// A `percent` token → its value, and whether it is in `(0, 100]`.
+pub fn parse_percent(text: &str) -> (f64, bool) {
+    let value: f64 = text[..text.len() - 1].parse().unwrap_or(f64::NAN);
+    (value, value > 0.0 && value <= 100.0)
+}
+
 /// `12.5%`, with 0 < p <= 100.
 pub fn visit_percent(ctx: &mut Ctx, pair: Pair<Rule>) -> Percent {
     debug_assert_eq!(pair.as_rule(), Rule::percent);
     let span = ctx.span(&pair);
     let text = pair.as_str();
-    let value: f64 = text[..text.len() - 1].parse().unwrap_or(f64::NAN);
-    if !(value > 0.0 && value <= 100.0) {
+    let (value, valid) = parse_percent(text);
+    if !valid {
         ctx.diags.push(
             Diagnostic::new(
                 codes::INVALID_PERCENT,

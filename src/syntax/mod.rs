@@ -6,12 +6,17 @@
 //! function per grammar rule ([`items`], [`headers`], [`steps`], [`expr`],
 //! [`literals`]). A pest failure becomes a worded diagnostic ([`errors`]),
 //! and the failing statement is blanked out so the next one is still checked.
+//!
+//! Before pest, each item is offered to a hand-written parser ([`fast`])
+//! that builds the same AST for valid items several times faster and
+//! declines everything else, which then takes the pest path above.
 
 pub mod ast;
 mod chunks;
 mod describe;
 mod errors;
 mod expr;
+mod fast;
 mod grammar;
 mod headers;
 mod items;
@@ -42,28 +47,84 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
             diags.push(too_deep(file, start + at));
             continue;
         }
-        match JourneyParser::parse(Rule::item_chunk, &text[chunk.range.clone()]) {
-            Ok(pairs) => {
-                if let Some(item) = visit_chunk(file, start, pairs, chunk.doc, &mut diags) {
-                    out.items.push(item);
-                }
-            }
-            Err(error) => {
-                diags.push(errors::syntax_error(file, chunk.range.clone(), &error));
-                let recovered = errors::recover(file, chunk.range.clone(), &error, &mut diags);
-                // The item stays out of the AST, but the invalid values in
-                // its other statements are still worth reporting.
-                if let Some(recovered) = recovered
-                    && let Ok(pairs) = JourneyParser::parse(Rule::item_chunk, &recovered)
-                {
-                    visit_chunk(file, start, pairs, None, &mut diags);
-                }
-            }
-        }
+        let item = fast::parse_item(
+            file.id,
+            start,
+            &text[chunk.range.clone()],
+            chunk.doc.clone(),
+        )
+        .or_else(|| pest_chunk(file, chunk, &mut diags));
+        out.items.extend(item);
     }
     // Recovery reports syntax errors before the values of earlier lines.
     diags.sort_by_key(|d| (d.span.start, d.span.end));
     (out, diags)
+}
+
+/// One chunk through pest and the visitors: its item, if it has one, and
+/// its diagnostics, pushed onto `diags`.
+fn pest_chunk(
+    file: &SourceFile,
+    chunk: chunks::Chunk,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ast::Item> {
+    let start = chunk.range.start;
+    match JourneyParser::parse(Rule::item_chunk, &file.text[chunk.range.clone()]) {
+        Ok(pairs) => visit_chunk(file, start, pairs, chunk.doc, diags),
+        Err(error) => {
+            diags.push(errors::syntax_error(file, chunk.range.clone(), &error));
+            let recovered = errors::recover(file, chunk.range.clone(), &error, diags);
+            // The item stays out of the AST, but the invalid values in
+            // its other statements are still worth reporting.
+            if let Some(recovered) = recovered
+                && let Ok(pairs) = JourneyParser::parse(Rule::item_chunk, &recovered)
+            {
+                visit_chunk(file, start, pairs, None, diags);
+            }
+            None
+        }
+    }
+}
+
+/// What each path makes of one chunk, for the tests that compare them.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ChunkParse {
+    /// The chunk's byte range in the file.
+    pub range: std::ops::Range<usize>,
+    /// What the fast path returned.
+    pub fast: Option<ast::Item>,
+    /// What pest and the visitors returned, and their diagnostics.
+    pub pest: Option<ast::Item>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Both paths on every chunk of `file` that is not too deeply nested.
+#[doc(hidden)]
+pub fn parse_both_paths(file: &SourceFile) -> Vec<ChunkParse> {
+    let text: &str = &file.text;
+    let mut out = Vec::new();
+    for chunk in chunks::split(text) {
+        let range = chunk.range.clone();
+        if chunks::too_deep(&text[range.clone()]).is_some() {
+            continue;
+        }
+        let fast = fast::parse_item(
+            file.id,
+            range.start,
+            &text[range.clone()],
+            chunk.doc.clone(),
+        );
+        let mut diagnostics = Vec::new();
+        let pest = pest_chunk(file, chunk, &mut diagnostics);
+        out.push(ChunkParse {
+            range,
+            fast,
+            pest,
+            diagnostics,
+        });
+    }
+    out
 }
 
 /// An item nested deeper than [`chunks::MAX_NESTING`] is not parsed at all:
