@@ -1,7 +1,10 @@
 //! Front end and back end throughput on a generated corpus of realistic
 //! journeys (2,000 journeys, ~50,000 lines, with schemas, templates,
-//! segments and a policy): (a) parse + check, (b) compile (lowering and the
-//! static analyses). Throughput is reported in lines per second.
+//! segments and a policy): (a) parse + check of sources in memory,
+//! (b) the same from files on disk (`read_parse_check`: walk the directory,
+//! read, parse, check — what `journey check DIR` does before printing),
+//! (c) compile (lowering and the static analyses). Throughput is reported
+//! in lines per second.
 //!
 //! `cargo bench --bench check_compile`
 
@@ -9,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use journey::compile;
-use journey::project::check_sources;
+use journey::project::{check_sources, load_paths};
 
 #[path = "support/corpus.rs"]
 mod corpus;
@@ -40,6 +43,23 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("parse_and_check", |b| {
         b.iter(|| black_box(check_sources(black_box(sources.clone()))))
+    });
+    // The corpus written once under target/, read back on every iteration.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-corpus");
+    let _ = std::fs::remove_dir_all(&dir);
+    for file in sources.files() {
+        let path = dir.join(&file.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{}: {e}", parent.display()));
+        }
+        std::fs::write(&path, &*file.text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let paths = vec![dir.clone()];
+    group.bench_function("read_parse_check", |b| {
+        b.iter(|| {
+            let sources = load_paths(black_box(&paths)).unwrap_or_else(|e| panic!("{e}"));
+            black_box(check_sources(sources))
+        })
     });
     group.bench_function("compile", |b| {
         b.iter(|| black_box(compile::compile(black_box(&project))))
