@@ -161,10 +161,21 @@ impl Cx<'_> {
             self.record_engagement(user, target);
         }
         if let Some(event) = event {
-            for ji in 0..user.journeys.len() {
-                self.react(user, ji, event, fields, target);
-            }
             let program = self.program;
+            let info = &program.events[event as usize];
+            for ji in 0..user.journeys.len() {
+                // Only a journey whose goal, `exit on` or `wait for` names
+                // the event, or the one an engagement targets, can react:
+                // the others' instances are not even looked at.
+                let j = user.journeys[ji].journey;
+                if info.goals.contains(&j)
+                    || info.exits.contains(&j)
+                    || info.waits.contains(&j)
+                    || target.is_some_and(|t| t.journey == j)
+                {
+                    self.react(user, ji, event, fields, target);
+                }
+            }
             for &j in &program.events[event as usize].triggers {
                 if let Some(trigger) = self.matching_trigger(user, j, event, fields) {
                     self.admit(user, j, trigger);
