@@ -28,7 +28,7 @@ fn track_with_user_id() {
     assert_eq!(event.timestamp_ms, T0);
     assert_eq!(event.message_id.as_deref(), Some("e-1"));
     assert_eq!(
-        event.properties.map(RawValue::get),
+        event.properties.map(RawJson::get),
         Some(r#"{"cart_id":"c1","total":80}"#)
     );
     assert!(event.traits.is_none());
@@ -65,7 +65,7 @@ fn identify_keeps_traits_raw_and_reads_context_timezone() {
     assert!(event.event.is_none());
     assert_eq!(event.timestamp_ms, T0 - 3_600_000);
     assert_eq!(
-        event.traits.map(RawValue::get),
+        event.traits.map(RawJson::get),
         Some(r#"{"email":"ana@example.com","consent":{"sms":false}}"#)
     );
     assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));
