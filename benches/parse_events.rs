@@ -12,9 +12,7 @@ use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use journey::io::segment::{
-    EventReader, RawJson, parse_line, parse_timestamp_ms, select_fields,
-};
+use journey::io::segment::{EventReader, RawJson, parse_line, parse_timestamp_ms, select_fields};
 use journey::io::synth::{SynthOptions, generate};
 use serde::Deserialize;
 use serde_json::value::RawValue;

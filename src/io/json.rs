@@ -361,4 +361,4 @@ pub fn field<'a>(object: RawJson<'a>, name: &str) -> Result<Option<RawJson<'a>>,
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,7 +22,23 @@ use crate::io::json::{Decline, RawJson, Scanner};
 
 /// Parses one line; the error is the message of an `InputError`.
 pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
-    let envelope = read_envelope(line)?;
+    decode(read_envelope(line)?)
+}
+
+/// [`parse`] by `serde_json` alone: the reading the fast path is held to.
+#[cfg(test)]
+pub(super) fn parse_serde(line: &str) -> Result<RawEvent<'_>, String> {
+    decode(read_envelope_serde(line)?)
+}
+
+/// Whether the scanner reads `line` without handing it to `serde_json`.
+#[cfg(test)]
+pub(super) fn takes_fast_path(line: &str) -> bool {
+    scan_envelope(line).is_ok()
+}
+
+/// Checks and decodes the captured fields.
+fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
     let kind_name = text_field(envelope.kind, "type")?.ok_or("missing `type`")?;
     let kind = MessageKind::from_name(&kind_name).ok_or_else(|| {
         format!(
