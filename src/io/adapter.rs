@@ -20,7 +20,7 @@ use crate::value::Value;
 pub struct Payload<'a> {
     raw: Option<RawJson<'a>>,
     /// Built on the first lookup.
-    index: OnceCell<Index<'a>>,
+    index: OnceCell<Keys<'a>>,
 }
 
 impl<'a> Payload<'a> {
@@ -45,10 +45,10 @@ impl Properties for Payload<'_> {
         let Some((first, rest)) = path.split_first() else {
             return decode(raw);
         };
-        let keys = match self.index.get_or_init(|| Index::build(raw)) {
-            Index::Keys(keys) => keys,
-            Index::Serde => return lookup_serde(raw, path),
-        };
+        let keys = self.index.get_or_init(|| Keys::index(raw));
+        if keys.declined {
+            return lookup_serde(raw, path);
+        }
         let Some(mut at) = keys.find(first) else {
             return Lookup::Missing;
         };
@@ -71,35 +71,30 @@ impl Properties for Payload<'_> {
 const INLINE_KEYS: usize = 16;
 
 /// A payload's top-level keys and their raw values, in text order.
-enum Index<'a> {
-    Keys(Keys<'a>),
-    /// A key has escapes (or the scanner declined): lookups go through
-    /// `serde_json`.
-    Serde,
-}
-
 struct Keys<'a> {
     inline: [(&'a str, RawJson<'a>); INLINE_KEYS],
     len: usize,
     more: Vec<(&'a str, RawJson<'a>)>,
-}
-
-impl<'a> Index<'a> {
-    fn build(raw: RawJson<'a>) -> Index<'a> {
-        match Keys::scan(raw) {
-            Ok(keys) => Index::Keys(keys),
-            Err(Decline) => Index::Serde,
-        }
-    }
+    /// A key has escapes (or the scanner declined): lookups go through
+    /// `serde_json`.
+    declined: bool,
 }
 
 impl<'a> Keys<'a> {
-    fn scan(raw: RawJson<'a>) -> Result<Keys<'a>, Decline> {
+    fn index(raw: RawJson<'a>) -> Keys<'a> {
         let mut keys = Keys {
             inline: [("", RawJson::new_unchecked("null")); INLINE_KEYS],
             len: 0,
             more: Vec::new(),
+            declined: false,
         };
+        if keys.scan(raw).is_err() {
+            keys.declined = true;
+        }
+        keys
+    }
+
+    fn scan(&mut self, raw: RawJson<'a>) -> Result<(), Decline> {
         let mut scanner = Scanner::new(raw.get());
         scanner.begin_object()?;
         let mut first = true;
@@ -108,15 +103,15 @@ impl<'a> Keys<'a> {
                 return Err(Decline);
             }
             let entry = (key.text, scanner.value()?);
-            match keys.inline.get_mut(keys.len) {
+            match self.inline.get_mut(self.len) {
                 Some(slot) => {
                     *slot = entry;
-                    keys.len += 1;
+                    self.len += 1;
                 }
-                None => keys.more.push(entry),
+                None => self.more.push(entry),
             }
         }
-        Ok(keys)
+        Ok(())
     }
 
     /// The value of `key`; the last one when it is repeated.
