@@ -129,27 +129,25 @@ impl<'a> Scanner<'a> {
     /// included; returns whether it had escapes.
     fn string_body(&mut self) -> Result<bool, Decline> {
         let bytes = self.bytes();
+        let mut pos = self.pos;
         let mut escaped = false;
         loop {
-            self.pos += special_byte(bytes.get(self.pos..).ok_or(Decline)?);
-            match bytes.get(self.pos) {
+            pos = next_special(bytes, pos);
+            match bytes.get(pos) {
                 Some(b'"') => {
-                    self.pos += 1;
+                    self.pos = pos + 1;
                     return Ok(escaped);
                 }
                 Some(b'\\') => {
                     escaped = true;
-                    self.pos += 1;
-                    match bytes.get(self.pos) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 1;
-                        }
+                    match bytes.get(pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
                         Some(b'u') => {
-                            let hex = bytes.get(self.pos + 1..self.pos + 5).ok_or(Decline)?;
+                            let hex = bytes.get(pos + 2..pos + 6).ok_or(Decline)?;
                             if !hex.iter().all(u8::is_ascii_hexdigit) {
                                 return Err(Decline);
                             }
-                            self.pos += 5;
+                            pos += 6;
                         }
                         _ => return Err(Decline),
                     }
@@ -295,14 +293,13 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// How many bytes of `bytes` come before the first `"`, `\` or control
-/// character (`bytes.len()` when there is none), eight bytes at a time.
-fn special_byte(bytes: &[u8]) -> usize {
+/// The position of the first `"`, `\\` or control character at or after
+/// `pos` (`bytes.len()` when there is none), eight bytes at a time.
+#[inline(always)]
+fn next_special(bytes: &[u8], mut pos: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
-    let mut offset = 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
@@ -315,17 +312,17 @@ fn special_byte(bytes: &[u8]) -> usize {
         if found != 0 {
             // The lowest flagged byte is a true match: borrows only
             // propagate upward from a byte that matched.
-            return offset + (found.trailing_zeros() / 8) as usize;
+            return pos + (found.trailing_zeros() / 8) as usize;
         }
-        offset += 8;
+        pos += 8;
     }
-    for &byte in chunks.remainder() {
+    while let Some(&byte) = bytes.get(pos) {
         if byte == b'"' || byte == b'\\' || byte < 0x20 {
-            return offset;
+            return pos;
         }
-        offset += 1;
+        pos += 1;
     }
-    offset
+    pos
 }
 
 /// Skips one whole JSON text (one value and nothing after it) and returns

@@ -171,22 +171,23 @@ fn nesting_is_limited_without_recursion() {
 
 #[test]
 fn special_bytes_are_found_in_every_position() {
+    assert_eq!(next_special(b"0123456789\"", 3), 10);
     for len in 0..20 {
         for special in [b'"', b'\\', 0x1f, 0x00] {
             for at in 0..len {
                 let mut bytes = vec![b'a'; len];
                 bytes[at] = special;
-                assert_eq!(special_byte(&bytes), at, "{bytes:?}");
+                assert_eq!(next_special(&bytes, 0), at, "{bytes:?}");
             }
         }
-        assert_eq!(special_byte(&vec![b' '; len]), len);
+        assert_eq!(next_special(&vec![b' '; len], 0), len);
         // Bytes of multi-byte characters are never special.
         let text = "é😀".repeat(len);
-        assert_eq!(special_byte(text.as_bytes()), text.len());
+        assert_eq!(next_special(text.as_bytes(), 0), text.len());
     }
     // A special byte right after another one: the first is reported.
-    assert_eq!(special_byte(b"ab\x1f\"cdefgh"), 2);
-    assert_eq!(special_byte(b"abcdefg \x01\x20"), 8);
+    assert_eq!(next_special(b"ab\x1f\"cdefgh", 0), 2);
+    assert_eq!(next_special(b"abcdefg \x01\x20", 0), 8);
 }
 
 /// Random JSON text, with the spellings `serde_json` is picky about.
