@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use journey::io::segment::{EventReader, parse_line, parse_timestamp_ms, select_fields};
+use journey::io::segment::{EventReader, RawJson, parse_line, parse_timestamp_ms, select_fields};
 use journey::io::synth::{SynthOptions, generate};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -166,7 +166,7 @@ fn parsing(c: &mut Criterion) {
 /// Reading two properties: a selective pass against a full `Value`.
 fn properties(c: &mut Criterion) {
     let full = full_lines();
-    let events: Vec<&RawValue> = full
+    let events: Vec<RawJson<'_>> = full
         .iter()
         .filter_map(|line| parse_line(line, 0).ok()?.properties)
         .collect();
@@ -176,7 +176,7 @@ fn properties(c: &mut Criterion) {
         let mut out = [None; 2];
         b.iter(|| {
             for raw in &events {
-                let _ = select_fields(raw, &["total", "cart_id"], &mut out);
+                let _ = select_fields(*raw, &["total", "cart_id"], &mut out);
                 black_box(&out);
             }
         })

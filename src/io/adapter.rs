@@ -1,20 +1,26 @@
 //! Segment lines → runtime events. The payload (track properties or
 //! identify traits) stays raw JSON: the runtime asks only for the paths the
-//! program uses, and each is read with [`select_fields`] without building
-//! the rest — events no journey cares about are never parsed past their
-//! envelope, and the ones that are cost a few field scans, not a tree.
+//! program uses. The first lookup indexes the payload's top-level keys once
+//! (one scan with [`crate::io::json`], no value built), so the next are a
+//! short search; a nested path scans the nested object it goes through, and
+//! only the value found is decoded — scalars by hand, lists and objects by
+//! `serde_json`. Events no journey cares about are never read past their
+//! envelope. A payload with an escaped key is read the `serde_json` way,
+//! which decodes keys.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-
-use super::segment::{MessageKind, RawEvent, select_fields};
+use super::json::{self, Decline, RawJson, Scanner};
+use super::segment::{MessageKind, RawEvent};
 use crate::runtime::{Event, EventKind, Lookup, Properties};
 use crate::value::Value;
 
 /// A raw JSON payload; `None` reads as `{}`.
 pub struct Payload<'a> {
-    raw: Option<&'a RawValue>,
+    raw: Option<RawJson<'a>>,
+    /// Built on the first lookup.
+    index: OnceCell<Keys<'a>>,
 }
 
 impl<'a> Payload<'a> {
@@ -26,39 +32,159 @@ impl<'a> Payload<'a> {
                 MessageKind::Identify => raw.traits,
                 _ => raw.properties,
             },
+            index: OnceCell::new(),
         }
     }
 }
 
 impl Properties for Payload<'_> {
     fn lookup(&self, path: &[Arc<str>]) -> Lookup {
-        let Some(mut at) = self.raw else {
+        let Some(raw) = self.raw else {
             return Lookup::Missing;
         };
-        for key in path {
+        let Some((first, rest)) = path.split_first() else {
+            return decode(raw);
+        };
+        let keys = self.index.get_or_init(|| Keys::index(raw));
+        if keys.declined {
+            return lookup_serde(raw, path);
+        }
+        let Some(mut at) = keys.find(first) else {
+            return Lookup::Missing;
+        };
+        for (i, key) in rest.iter().enumerate() {
             // A non-object on the way (a `null` included) clears the path.
-            if !at.get().trim_start().starts_with('{') {
+            if !at.get().starts_with('{') {
                 return Lookup::Cleared;
             }
-            let mut found = [None];
-            if select_fields(at, &[key], &mut found).is_err() {
-                return Lookup::Cleared;
-            }
-            match found[0] {
-                Some(next) => at = next,
-                None => return Lookup::Missing,
+            match json::field(at, key) {
+                Ok(Some(next)) => at = next,
+                Ok(None) => return Lookup::Missing,
+                Err(Decline) => return lookup_serde(at, &rest[i..]),
             }
         }
-        if at.get() == "null" {
+        decode(at)
+    }
+}
+
+/// How many top-level keys are indexed without allocating.
+const INLINE_KEYS: usize = 16;
+
+/// A payload's top-level keys and their raw values, in text order.
+struct Keys<'a> {
+    inline: [(&'a str, RawJson<'a>); INLINE_KEYS],
+    len: usize,
+    more: Vec<(&'a str, RawJson<'a>)>,
+    /// A key has escapes (or the scanner declined): lookups go through
+    /// `serde_json`.
+    declined: bool,
+}
+
+impl<'a> Keys<'a> {
+    fn index(raw: RawJson<'a>) -> Keys<'a> {
+        let mut keys = Keys {
+            inline: [("", RawJson::new_unchecked("null")); INLINE_KEYS],
+            len: 0,
+            more: Vec::new(),
+            declined: false,
+        };
+        if keys.scan(raw).is_err() {
+            keys.declined = true;
+        }
+        keys
+    }
+
+    fn scan(&mut self, raw: RawJson<'a>) -> Result<(), Decline> {
+        let mut scanner = Scanner::new(raw.get());
+        scanner.begin_object()?;
+        let mut first = true;
+        while let Some(key) = scanner.next_key(&mut first)? {
+            if key.escaped {
+                return Err(Decline);
+            }
+            let entry = (key.text, scanner.value()?);
+            match self.inline.get_mut(self.len) {
+                Some(slot) => {
+                    *slot = entry;
+                    self.len += 1;
+                }
+                None => self.more.push(entry),
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `key`; the last one when it is repeated.
+    fn find(&self, key: &str) -> Option<RawJson<'a>> {
+        let inline = self.inline.get(..self.len).unwrap_or_default();
+        self.more
+            .iter()
+            .rev()
+            .chain(inline.iter().rev())
+            .find(|(k, _)| *k == key)
+            .map(|&(_, value)| value)
+    }
+}
+
+/// The value at the end of a path, read from its raw text.
+fn decode(raw: RawJson<'_>) -> Lookup {
+    let text = raw.get();
+    match text {
+        "null" => return Lookup::Cleared,
+        "true" => return Lookup::Found(Value::Bool(true)),
+        "false" => return Lookup::Found(Value::Bool(false)),
+        _ => {}
+    }
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            if let Some(inner) = text[1..].strip_suffix('"').filter(|s| !s.contains('\\')) {
+                return Lookup::Found(Value::str(inner));
+            }
+            match serde_json::from_str::<String>(text) {
+                Ok(s) => Lookup::Found(Value::String(Arc::from(s))),
+                Err(_) => Lookup::Cleared,
+            }
+        }
+        // `serde_json` (with `float_roundtrip`) and the standard library
+        // both round a decimal to the nearest `f64`; a number too large for
+        // one is an error there and infinite here.
+        Some(b'-' | b'0'..=b'9') => match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Lookup::Found(Value::Number(n)),
+            _ => Lookup::Cleared,
+        },
+        _ => decode_serde(raw),
+    }
+}
+
+/// A list or an object (or anything unexpected), through `serde_json`.
+fn decode_serde(raw: RawJson<'_>) -> Lookup {
+    // The reader validated the whole line as JSON, so a slice of it
+    // parses; `Cleared` is the safe reading should it ever not.
+    if raw.get() == "null" {
+        return Lookup::Cleared;
+    }
+    match serde_json::from_str::<serde_json::Value>(raw.get()) {
+        Ok(v) => Lookup::Found(Value::from_json(&v)),
+        Err(_) => Lookup::Cleared,
+    }
+}
+
+/// The lookup by `serde_json` alone, from `at` down `path`.
+fn lookup_serde(mut at: RawJson<'_>, path: &[Arc<str>]) -> Lookup {
+    for key in path {
+        if !at.get().trim_start().starts_with('{') {
             return Lookup::Cleared;
         }
-        // The reader validated the whole line as JSON, so a slice of it
-        // parses; `Cleared` is the safe reading should it ever not.
-        match serde_json::from_str::<serde_json::Value>(at.get()) {
-            Ok(v) => Lookup::Found(Value::from_json(&v)),
-            Err(_) => Lookup::Cleared,
+        let mut found = [None];
+        if super::segment::select_fields_serde(at, &[key], &mut found).is_err() {
+            return Lookup::Cleared;
+        }
+        match found[0] {
+            Some(next) => at = next,
+            None => return Lookup::Missing,
         }
     }
+    decode_serde(at)
 }
 
 /// The runtime's view of a parsed line.
@@ -79,54 +205,4 @@ pub fn event<'a>(raw: &'a RawEvent<'a>, payload: &'a Payload<'a>) -> Event<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::io::parse_line;
-    use crate::value::Value;
-
-    fn path(keys: &[&str]) -> Vec<Arc<str>> {
-        keys.iter().map(|k| Arc::from(*k)).collect()
-    }
-
-    #[test]
-    fn track_reads_properties_and_identify_reads_traits() {
-        let line = r#"{"type":"track","userId":"u1","event":"cart_abandoned","properties":{"total":80,"cart":{"id":"c1"}},"timestamp":"2026-03-02T10:00:00Z","messageId":"m1"}"#;
-        let raw = parse_line(line, 1).unwrap();
-        let payload = Payload::of(&raw);
-        let e = event(&raw, &payload);
-        assert_eq!(e.kind, EventKind::Track);
-        assert_eq!(
-            (e.user_key, e.name, e.message_id),
-            ("u1", "cart_abandoned", Some("m1"))
-        );
-        assert_eq!(
-            e.properties.lookup(&path(&["total"])),
-            Lookup::Found(Value::Number(80.0))
-        );
-        assert_eq!(
-            e.properties.lookup(&path(&["cart", "id"])),
-            Lookup::Found(Value::str("c1"))
-        );
-        assert_eq!(e.properties.lookup(&path(&["nope"])), Lookup::Missing);
-
-        let line = r#"{"type":"identify","anonymousId":"a1","traits":{"email":null},"context":{"timezone":"Europe/Paris"},"timestamp":"2026-03-02T09:00:00Z"}"#;
-        let raw = parse_line(line, 2).unwrap();
-        let payload = Payload::of(&raw);
-        let e = event(&raw, &payload);
-        assert_eq!(e.kind, EventKind::Identify);
-        assert_eq!(e.user_key, "a1");
-        assert_eq!(e.context_timezone, Some("Europe/Paris"));
-        assert_eq!(e.properties.lookup(&path(&["email"])), Lookup::Cleared);
-    }
-
-    #[test]
-    fn a_missing_payload_says_nothing() {
-        let line = r#"{"type":"track","userId":"u1","event":"app_opened","timestamp":"2026-03-02T10:00:00Z"}"#;
-        let raw = parse_line(line, 1).unwrap();
-        let payload = Payload::of(&raw);
-        assert_eq!(
-            event(&raw, &payload).properties.lookup(&path(&["x"])),
-            Lookup::Missing
-        );
-    }
-}
+mod tests;

@@ -2,7 +2,9 @@
 //! action output.
 
 pub mod adapter;
+pub mod json;
 pub mod segment;
 pub mod synth;
 
+pub use json::RawJson;
 pub use segment::{EventReader, InputError, MessageKind, RawEvent, parse_line};

@@ -1,6 +1,8 @@
 //! Segment NDJSON input: one line of JSON to a borrowed [`RawEvent`], keeping
 //! `properties` and `traits` as unparsed JSON and skipping the rest of the
 //! envelope (`context` but its `timezone`, `integrations`, ...) unbuilt.
+//! Well-formed lines take the hand-written scanner of [`crate::io::json`];
+//! the others are read again by `serde_json`, which words their errors.
 
 mod envelope;
 mod fields;
@@ -10,9 +12,9 @@ mod timestamp;
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::value::RawValue;
-
+pub use super::json::RawJson;
 pub use fields::select_fields;
+pub(crate) use fields::select_fields_serde;
 pub use reader::EventReader;
 pub use timestamp::{parse_timestamp_ms, write_timestamp_ms};
 
@@ -73,9 +75,9 @@ pub struct RawEvent<'a> {
     pub timestamp_ms: i64,
     pub message_id: Option<Cow<'a, str>>,
     /// The `properties` object as JSON text; `None` when absent or `null`.
-    pub properties: Option<&'a RawValue>,
+    pub properties: Option<RawJson<'a>>,
     /// The `traits` object as JSON text; `None` when absent or `null`.
-    pub traits: Option<&'a RawValue>,
+    pub traits: Option<RawJson<'a>>,
     /// `context.timezone` when it is a string.
     pub context_timezone: Option<Cow<'a, str>>,
 }
@@ -97,7 +99,7 @@ impl RawEvent<'_> {
     }
 }
 
-fn object_value(raw: Option<&RawValue>) -> Result<serde_json::Value, serde_json::Error> {
+fn object_value(raw: Option<RawJson<'_>>) -> Result<serde_json::Value, serde_json::Error> {
     match raw {
         Some(raw) => serde_json::from_str(raw.get()),
         None => Ok(serde_json::Value::Object(serde_json::Map::new())),

@@ -1,6 +1,12 @@
 //! The one pass over a message's top-level object: the fields the runtime
 //! reads are captured as raw JSON slices, everything else is skipped without
 //! being built, then each capture is checked and decoded.
+//!
+//! The pass is made by the hand-written scanner of [`crate::io::json`];
+//! when it declines (the line is not JSON, a key has escapes, `context` is
+//! not an object, ...), the same pass is made again with `serde_json`, whose
+//! errors are the ones reported. Both fill the same [`Envelope`], and the
+//! checks after it are shared, so the two paths cannot disagree on a field.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,10 +18,27 @@ use serde_json::value::RawValue;
 
 use super::timestamp::parse_timestamp_ms;
 use super::{MessageKind, RawEvent};
+use crate::io::json::{Decline, RawJson, Scanner};
 
 /// Parses one line; the error is the message of an `InputError`.
 pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
-    let envelope = read_envelope(line)?;
+    decode(read_envelope(line)?)
+}
+
+/// [`parse`] by `serde_json` alone: the reading the fast path is held to.
+#[cfg(test)]
+pub(super) fn parse_serde(line: &str) -> Result<RawEvent<'_>, String> {
+    decode(read_envelope_serde(line)?)
+}
+
+/// Whether the scanner reads `line` without handing it to `serde_json`.
+#[cfg(test)]
+pub(super) fn takes_fast_path(line: &str) -> bool {
+    scan_envelope(line).is_ok()
+}
+
+/// Checks and decodes the captured fields.
+fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
     let kind_name = text_field(envelope.kind, "type")?.ok_or("missing `type`")?;
     let kind = MessageKind::from_name(&kind_name).ok_or_else(|| {
         format!(
@@ -38,8 +61,8 @@ pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
             event: None,
             timestamp_ms,
             message_id,
-            properties: envelope.properties.filter(|raw| is_object(raw)),
-            traits: envelope.traits.filter(|raw| is_object(raw)),
+            properties: envelope.properties.filter(|raw| is_object(*raw)),
+            traits: envelope.traits.filter(|raw| is_object(*raw)),
             context_timezone,
         });
     }
@@ -77,6 +100,72 @@ fn user_key<'a>(envelope: &Envelope<'a>) -> Result<Cow<'a, str>, String> {
 }
 
 fn read_envelope(line: &str) -> Result<Envelope<'_>, String> {
+    match scan_envelope(line) {
+        Ok(envelope) => Ok(envelope),
+        Err(Decline) => read_envelope_serde(line),
+    }
+}
+
+/// The fast pass: one scan of the line, `context` but its `timezone` and
+/// every other unread field skipped without being decoded.
+fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
+    let mut scanner = Scanner::new(line);
+    let mut envelope = Envelope::default();
+    scanner.begin_object()?;
+    let mut first = true;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        // An escaped key could spell a field name: `serde_json` decodes it.
+        if key.escaped {
+            return Err(Decline);
+        }
+        // A repeated key keeps its last value, as on the `serde_json` path.
+        let slot = match key.text {
+            "type" => &mut envelope.kind,
+            "userId" => &mut envelope.user_id,
+            "anonymousId" => &mut envelope.anonymous_id,
+            "event" => &mut envelope.event,
+            "timestamp" => &mut envelope.timestamp,
+            "messageId" => &mut envelope.message_id,
+            "properties" => &mut envelope.properties,
+            "traits" => &mut envelope.traits,
+            "context" => {
+                envelope.context_timezone = scan_context(&mut scanner)?;
+                continue;
+            }
+            _ => {
+                scanner.value()?;
+                continue;
+            }
+        };
+        *slot = Some(scanner.value()?);
+    }
+    if scanner.at_end() {
+        Ok(envelope)
+    } else {
+        Err(Decline)
+    }
+}
+
+/// `context.timezone`; a `context` that is not an object is left to the
+/// `serde_json` path (it is read there as a plain value, and is rare).
+fn scan_context<'a>(scanner: &mut Scanner<'a>) -> Result<Option<RawJson<'a>>, Decline> {
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut timezone = None;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key.escaped {
+            return Err(Decline);
+        }
+        let value = scanner.value()?;
+        if key.text == "timezone" {
+            timezone = Some(value);
+        }
+    }
+    Ok(timezone)
+}
+
+/// The slow pass, for the lines the scanner declines.
+fn read_envelope_serde(line: &str) -> Result<Envelope<'_>, String> {
     let mut de = serde_json::Deserializer::from_str(line);
     Envelope::deserialize(&mut de)
         .and_then(|envelope| de.end().map(|()| envelope))
@@ -101,15 +190,21 @@ fn describe_json_error(error: serde_json::Error) -> String {
 /// The top-level fields the runtime reads, as raw JSON text.
 #[derive(Default)]
 struct Envelope<'a> {
-    kind: Option<&'a RawValue>,
-    user_id: Option<&'a RawValue>,
-    anonymous_id: Option<&'a RawValue>,
-    event: Option<&'a RawValue>,
-    timestamp: Option<&'a RawValue>,
-    message_id: Option<&'a RawValue>,
-    properties: Option<&'a RawValue>,
-    traits: Option<&'a RawValue>,
-    context_timezone: Option<&'a RawValue>,
+    kind: Option<RawJson<'a>>,
+    user_id: Option<RawJson<'a>>,
+    anonymous_id: Option<RawJson<'a>>,
+    event: Option<RawJson<'a>>,
+    timestamp: Option<RawJson<'a>>,
+    message_id: Option<RawJson<'a>>,
+    properties: Option<RawJson<'a>>,
+    traits: Option<RawJson<'a>>,
+    context_timezone: Option<RawJson<'a>>,
+}
+
+/// A value `serde_json` captured, as raw text.
+fn raw<'a>(value: &'a RawValue) -> RawJson<'a> {
+    // `serde_json` validated the value while capturing it.
+    RawJson::new_unchecked(value.get())
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
@@ -149,7 +244,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
                     continue;
                 }
             };
-            *slot = Some(map.next_value()?);
+            *slot = Some(raw(map.next_value()?));
         }
         Ok(envelope)
     }
@@ -201,7 +296,7 @@ impl Visitor<'_> for FieldVisitor {
 
 /// `context.timezone` as raw JSON; the rest of `context` is skipped, and a
 /// `context` that is not an object is ignored like any unread field.
-struct ContextTimezone<'a>(Option<&'a RawValue>);
+struct ContextTimezone<'a>(Option<RawJson<'a>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for ContextTimezone<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -222,7 +317,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ContextVisitor<'a> {
         let mut timezone = None;
         while let Some(key) = map.next_key::<ContextField>()? {
             match key {
-                ContextField::Timezone => timezone = Some(map.next_value()?),
+                ContextField::Timezone => timezone = Some(raw(map.next_value()?)),
                 ContextField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -291,7 +386,7 @@ impl Visitor<'_> for ContextFieldVisitor {
 }
 
 /// What a raw JSON value is, in words, for error messages.
-fn describe(raw: &RawValue) -> &'static str {
+fn describe(raw: RawJson<'_>) -> &'static str {
     match raw.get().as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "a list",
@@ -302,20 +397,20 @@ fn describe(raw: &RawValue) -> &'static str {
     }
 }
 
-fn is_null(raw: &RawValue) -> bool {
+fn is_null(raw: RawJson<'_>) -> bool {
     raw.get() == "null"
 }
 
-fn is_object(raw: &RawValue) -> bool {
+fn is_object(raw: RawJson<'_>) -> bool {
     raw.get().starts_with('{')
 }
 
-fn is_number(raw: &RawValue) -> bool {
+fn is_number(raw: RawJson<'_>) -> bool {
     matches!(raw.get().as_bytes().first(), Some(b'-' | b'0'..=b'9'))
 }
 
 /// A JSON string's text: borrowed from the line unless it has escapes.
-pub(super) fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(super) fn decode_str(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if !inner.contains('\\') {
@@ -325,7 +420,7 @@ pub(super) fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 }
 
 /// A field that must be a string when present and not `null`.
-fn text_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+fn text_field<'a>(raw: Option<RawJson<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
     match raw {
         None => Ok(None),
         Some(raw) if is_null(raw) => Ok(None),
@@ -336,7 +431,7 @@ fn text_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a
 }
 
 /// An identifier: a string, or a number kept as its JSON text.
-fn id_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+fn id_field<'a>(raw: Option<RawJson<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
     match raw {
         None => Ok(None),
         Some(raw) if is_null(raw) => Ok(None),
@@ -351,7 +446,7 @@ fn id_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<Cow<'a, 
 }
 
 /// `properties` or `traits`: an object, or absent (`null` counts as absent).
-fn object_field<'a>(raw: Option<&'a RawValue>, name: &str) -> Result<Option<&'a RawValue>, String> {
+fn object_field<'a>(raw: Option<RawJson<'a>>, name: &str) -> Result<Option<RawJson<'a>>, String> {
     match raw {
         None => Ok(None),
         Some(raw) if is_null(raw) => Ok(None),

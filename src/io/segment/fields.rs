@@ -1,11 +1,15 @@
 //! Reads a few top-level fields of a JSON object (an event's `properties`)
 //! by name, leaving the others unbuilt: the fast path when a loaded program
-//! needs two fields of a ten-field payload.
+//! needs two fields of a ten-field payload. The scanner of
+//! [`crate::io::json`] does the work; an object it declines (an escaped key)
+//! is read by `serde_json`, which decodes keys.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::io::json::{Decline, RawJson, Scanner};
 
 /// Fills `out[i]` with the raw value of the field `names[i]` of `object`, or
 /// `None` when the object lacks it; entries of `out` past `names` are left
@@ -13,9 +17,46 @@ use serde_json::value::RawValue;
 ///
 /// Fails only when `object` is not a JSON object.
 pub fn select_fields<'a>(
-    object: &'a RawValue,
+    object: RawJson<'a>,
     names: &[&str],
-    out: &mut [Option<&'a RawValue>],
+    out: &mut [Option<RawJson<'a>>],
+) -> Result<(), serde_json::Error> {
+    match scan_fields(object, names, out) {
+        Ok(()) => Ok(()),
+        Err(Decline) => select_fields_serde(object, names, out),
+    }
+}
+
+fn scan_fields<'a>(
+    object: RawJson<'a>,
+    names: &[&str],
+    out: &mut [Option<RawJson<'a>>],
+) -> Result<(), Decline> {
+    for slot in out.iter_mut().take(names.len()) {
+        *slot = None;
+    }
+    let mut scanner = Scanner::new(object.get());
+    scanner.begin_object()?;
+    let mut first = true;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key.escaped {
+            return Err(Decline);
+        }
+        let value = scanner.value()?;
+        let index = names.iter().position(|name| *name == key.text);
+        if let Some(slot) = index.and_then(|i| out.get_mut(i)) {
+            *slot = Some(value);
+        }
+    }
+    Ok(())
+}
+
+/// [`select_fields`] by `serde_json` alone: the reading every fast path
+/// must agree with.
+pub(crate) fn select_fields_serde<'a>(
+    object: RawJson<'a>,
+    names: &[&str],
+    out: &mut [Option<RawJson<'a>>],
 ) -> Result<(), serde_json::Error> {
     for slot in out.iter_mut().take(names.len()) {
         *slot = None;
@@ -26,7 +67,7 @@ pub fn select_fields<'a>(
 
 struct SelectVisitor<'n, 'o, 'a> {
     names: &'n [&'n str],
-    out: &'o mut [Option<&'a RawValue>],
+    out: &'o mut [Option<RawJson<'a>>],
 }
 
 impl<'de: 'a, 'a> Visitor<'de> for SelectVisitor<'_, '_, 'a> {
@@ -39,7 +80,11 @@ impl<'de: 'a, 'a> Visitor<'de> for SelectVisitor<'_, '_, 'a> {
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         while let Some(index) = map.next_key_seed(KeyIndex(self.names))? {
             match index.and_then(|i| self.out.get_mut(i)) {
-                Some(slot) => *slot = Some(map.next_value()?),
+                Some(slot) => {
+                    let value: &'a RawValue = map.next_value()?;
+                    // `serde_json` validated the value while capturing it.
+                    *slot = Some(RawJson::new_unchecked(value.get()));
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -76,8 +121,8 @@ impl Visitor<'_> for KeyIndex<'_> {
 mod tests {
     use super::*;
 
-    fn raw(text: &str) -> &RawValue {
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("test input {text}: {e}"))
+    fn raw(text: &str) -> RawJson<'_> {
+        crate::io::json::validate(text).unwrap_or_else(|_| panic!("test input {text}"))
     }
 
     #[test]
@@ -86,7 +131,7 @@ mod tests {
             raw(r#"{"cart_id":"c1","meta":{"a":[1,{"b":2}]},"total":80.5,"items":["x","y"]}"#);
         let mut out = [None; 3];
         select_fields(object, &["total", "cart_id", "missing"], &mut out).unwrap();
-        let texts: Vec<_> = out.iter().map(|v| v.map(RawValue::get)).collect();
+        let texts: Vec<_> = out.iter().map(|v| v.map(RawJson::get)).collect();
         assert_eq!(texts, [Some("80.5"), Some(r#""c1""#), None]);
     }
 
@@ -95,7 +140,7 @@ mod tests {
         let object = raw(r#"{"ca\u0072t_id":"c9"}"#);
         let mut out = [None; 1];
         select_fields(object, &["cart_id"], &mut out).unwrap();
-        assert_eq!(out[0].map(RawValue::get), Some(r#""c9""#));
+        assert_eq!(out[0].map(RawJson::get), Some(r#""c9""#));
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn track_with_user_id() {
     assert_eq!(event.timestamp_ms, T0);
     assert_eq!(event.message_id.as_deref(), Some("e-1"));
     assert_eq!(
-        event.properties.map(RawValue::get),
+        event.properties.map(RawJson::get),
         Some(r#"{"cart_id":"c1","total":80}"#)
     );
     assert!(event.traits.is_none());
@@ -65,7 +65,7 @@ fn identify_keeps_traits_raw_and_reads_context_timezone() {
     assert!(event.event.is_none());
     assert_eq!(event.timestamp_ms, T0 - 3_600_000);
     assert_eq!(
-        event.traits.map(RawValue::get),
+        event.traits.map(RawJson::get),
         Some(r#"{"email":"ana@example.com","consent":{"sms":false}}"#)
     );
     assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));
@@ -347,4 +347,129 @@ fn reader_reports_invalid_utf8_and_goes_on() {
         (2, "u1".to_owned())
     );
     assert!(reader.next_event().unwrap().is_none());
+}
+
+mod fast_path {
+    //! The scanner's reading of a line against `serde_json`'s: the same
+    //! event, or the same error, on generated lines and their mutations.
+
+    use proptest::prelude::*;
+
+    use super::super::envelope;
+    use super::{error, parse};
+    use crate::io::json::tests::{json_text, mutate};
+    use crate::io::synth::{SynthOptions, generate};
+
+    fn generated_lines() -> Vec<String> {
+        let options = SynthOptions {
+            users: 200,
+            events: 2_000,
+            seed: 3,
+            malformed_rate: 0.05,
+            ..SynthOptions::default()
+        };
+        generate(options).collect()
+    }
+
+    fn agree(line: &str) -> Result<(), TestCaseError> {
+        let fast = format!("{:?}", envelope::parse(line));
+        let slow = format!("{:?}", envelope::parse_serde(line));
+        prop_assert_eq!(fast, slow, "{}", line);
+        Ok(())
+    }
+
+    #[test]
+    fn well_formed_generated_lines_take_the_fast_path() {
+        let mut fast = 0;
+        for line in generated_lines() {
+            agree(&line).unwrap_or_else(|e| panic!("{e}"));
+            if serde_json::from_str::<serde_json::Value>(&line).is_ok() {
+                assert!(envelope::takes_fast_path(&line), "{line}");
+                fast += 1;
+            }
+        }
+        assert!(fast > 1_000);
+    }
+
+    #[test]
+    fn declined_lines_read_as_before() {
+        for line in [
+            r#"{"typ\u0065":"track","userId":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"u1","event":"x","context":"web","timestamp":"2026-03-02T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"u1","event":"x","context":1e400,"timestamp":"2026-03-02T10:00:00Z"}"#,
+            r#"{"type":"track","userId":"u1","event":"x","context":{"time\u007Aone":"UTC"},"timestamp":"2026-03-02T10:00:00Z"}"#,
+            r#"{"type":"tr\ud800ack","userId":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+        ] {
+            agree(line).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_or_skipped_never_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert_eq!(error(&deep), "line 12: a message must be a JSON object");
+        let open = format!(r#"{{"type":"track","properties":{deep}"#);
+        assert!(error(&open).starts_with("line 12: not valid JSON: "));
+        // Closed, it is skipped like any value (`serde_json` skips without
+        // recursing), and the line is read.
+        let closed = format!(
+            r#"{{"type":"track","userId":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z","context":{{"a":{deep}{}}},"properties":{{"a":{deep}{}}}}}"#,
+            "]".repeat(100_000),
+            "]".repeat(100_000),
+        );
+        let event = parse(&closed);
+        assert_eq!(event.event_name(), "x");
+        agree(&closed).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn envelope_line() -> impl Strategy<Value = String> {
+        let field = prop_oneof![
+            json_text().prop_map(|v| format!(r#""type":{v}"#)),
+            prop::sample::select(vec!["track", "identify", "page", "purchase", ""])
+                .prop_map(|t| format!(r#""type":"{t}""#)),
+            json_text().prop_map(|v| format!(r#""userId":{v}"#)),
+            "[a-z0-9]{0,4}".prop_map(|v| format!(r#""anonymousId":"{v}""#)),
+            json_text().prop_map(|v| format!(r#""event":{v}"#)),
+            "[a-z_ ]{0,8}".prop_map(|v| format!(r#""event":"{v}""#)),
+            Just(r#""timestamp":"2026-03-02T10:00:00Z""#.to_owned()),
+            json_text().prop_map(|v| format!(r#""timestamp":{v}"#)),
+            json_text().prop_map(|v| format!(r#""messageId":{v}"#)),
+            json_text().prop_map(|v| format!(r#""properties":{v}"#)),
+            json_text().prop_map(|v| format!(r#""traits":{v}"#)),
+            json_text().prop_map(|v| format!(r#""context":{v}"#)),
+            json_text().prop_map(|v| format!(r#""context":{{"ip":"1.2.3.4","timezone":{v}}}"#)),
+            json_text().prop_map(|v| format!(r#""integrations":{v}"#)),
+        ];
+        prop::collection::vec(field, 0..9).prop_map(|fields| format!("{{{}}}", fields.join(",")))
+    }
+
+    proptest! {
+        #[test]
+        fn generated_lines_mutated_agree(
+            index in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<usize>()), 1..4),
+        ) {
+            thread_local! {
+                static LINES: Vec<String> = generated_lines();
+            }
+            let mut line = LINES.with(|lines| index.get(lines).clone());
+            for (at, len, token) in edits {
+                line = mutate(&line, at, len, token);
+                agree(&line)?;
+            }
+        }
+
+        #[test]
+        fn random_envelopes_agree(
+            line in envelope_line(),
+            edits in prop::collection::vec((any::<usize>(), any::<usize>(), any::<usize>()), 0..3),
+        ) {
+            agree(&line)?;
+            let mut line = line;
+            for (at, len, token) in edits {
+                line = mutate(&line, at, len, token);
+                agree(&line)?;
+            }
+        }
+    }
 }

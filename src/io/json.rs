@@ -1,0 +1,361 @@
+//! A small validating JSON byte scanner: the fast path of the Segment reader
+//! and of payload lookups. It walks the text without building anything and
+//! without allocating, and hands out the raw text of the values it is asked
+//! for ([`RawJson`]); decoding is left to the caller.
+//!
+//! It accepts exactly the JSON that `serde_json` accepts when it skips a
+//! value (strings are checked for control characters and escape syntax, not
+//! for lone surrogates, as `serde_json` does when it ignores a string), and
+//! it may *decline* more: nesting deeper than [`MAX_DEPTH`] is declined
+//! rather than recursed into. Every caller falls back to `serde_json` when
+//! the scanner declines, so `serde_json` alone words every error.
+
+use std::fmt;
+
+/// The raw text of one JSON value, borrowed from its line; it has been
+/// validated as JSON by whoever built it and has no surrounding whitespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// The JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+
+    /// Wraps text the caller has validated as one JSON value.
+    pub(crate) fn new_unchecked(text: &'a str) -> RawJson<'a> {
+        RawJson(text)
+    }
+}
+
+impl fmt::Debug for RawJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The scanner gave up: the text is not JSON, or it is JSON the fast path
+/// leaves to `serde_json` (too deep, an escaped key, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decline;
+
+/// How deep arrays and objects may nest inside one skipped value.
+pub const MAX_DEPTH: u32 = 128;
+
+/// A cursor over JSON text.
+pub struct Scanner<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+/// An object key as written between its quotes.
+#[derive(Clone, Copy, Debug)]
+pub struct Key<'a> {
+    pub text: &'a str,
+    /// Whether the text has escapes (and so is not the key's decoded text).
+    pub escaped: bool,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(text: &'a str) -> Scanner<'a> {
+        Scanner { text, pos: 0 }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte after any whitespace, not consumed.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.bytes().get(self.pos).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        let bytes = self.bytes();
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    /// Whether only whitespace is left.
+    pub fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), Decline> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Decline)
+        }
+    }
+
+    /// Text between two positions that sit next to ASCII bytes.
+    fn slice(&self, from: usize, to: usize) -> Result<&'a str, Decline> {
+        self.text.get(from..to).ok_or(Decline)
+    }
+
+    /// Consumes the `{` that opens an object.
+    pub fn begin_object(&mut self) -> Result<(), Decline> {
+        self.eat(b'{')
+    }
+
+    /// The next key of an object opened by [`Scanner::begin_object`], its
+    /// colon consumed; `None` once the closing `}` is consumed. `first` is
+    /// true before the first key, and is kept up to date.
+    pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Key<'a>>, Decline> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            Some(b',') if !*first => self.pos += 1,
+            Some(b'"') if *first => {}
+            _ => return Err(Decline),
+        }
+        *first = false;
+        self.eat(b'"')?;
+        let start = self.pos;
+        let escaped = self.string_body()?;
+        let text = self.slice(start, self.pos - 1)?;
+        self.eat(b':')?;
+        Ok(Some(Key { text, escaped }))
+    }
+
+    /// Consumes a string body after its opening quote, the closing quote
+    /// included; returns whether it had escapes.
+    fn string_body(&mut self) -> Result<bool, Decline> {
+        let bytes = self.bytes();
+        let mut pos = self.pos;
+        let mut escaped = false;
+        loop {
+            pos = next_special(bytes, pos);
+            match bytes.get(pos) {
+                Some(b'"') => {
+                    self.pos = pos + 1;
+                    return Ok(escaped);
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    match bytes.get(pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
+                        Some(b'u') => {
+                            let hex = bytes.get(pos + 2..pos + 6).ok_or(Decline)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(Decline);
+                            }
+                            pos += 6;
+                        }
+                        _ => return Err(Decline),
+                    }
+                }
+                // A control character, or the end of the text.
+                _ => return Err(Decline),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<(), Decline> {
+        let bytes = self.bytes();
+        let digits = |pos: &mut usize| {
+            let start = *pos;
+            while bytes.get(*pos).is_some_and(u8::is_ascii_digit) {
+                *pos += 1;
+            }
+            *pos > start
+        };
+        let mut pos = self.pos;
+        if bytes.get(pos) == Some(&b'-') {
+            pos += 1;
+        }
+        match bytes.get(pos) {
+            Some(b'0') => pos += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut pos);
+            }
+            _ => return Err(Decline),
+        }
+        if bytes.get(pos) == Some(&b'.') {
+            pos += 1;
+            if !digits(&mut pos) {
+                return Err(Decline);
+            }
+        }
+        if let Some(b'e' | b'E') = bytes.get(pos) {
+            pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(pos) {
+                pos += 1;
+            }
+            if !digits(&mut pos) {
+                return Err(Decline);
+            }
+        }
+        // `01` is not a number, nor is `1` followed by more digits after a
+        // leading zero: the caller's next expectation (`,`, `}`, `]`, end)
+        // rejects whatever follows.
+        self.pos = pos;
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Decline> {
+        let end = self.pos + word.len();
+        if self.bytes().get(self.pos..end) == Some(word) {
+            self.pos = end;
+            Ok(())
+        } else {
+            Err(Decline)
+        }
+    }
+
+    /// Consumes one value of any kind and returns its text. Nesting is
+    /// followed with a counter and a bit stack, never by recursion.
+    pub fn value(&mut self) -> Result<RawJson<'a>, Decline> {
+        self.skip_whitespace();
+        let start = self.pos;
+        // Bit `d` is set when the container at depth `d` is an object.
+        let mut objects: u128 = 0;
+        let mut depth: u32 = 0;
+        loop {
+            // A value starts here.
+            match self.bytes().get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    self.string_body()?;
+                }
+                Some(&open @ (b'{' | b'[')) => {
+                    if depth >= MAX_DEPTH {
+                        return Err(Decline);
+                    }
+                    let object = open == b'{';
+                    self.pos += 1;
+                    if object {
+                        objects |= 1 << depth;
+                    } else {
+                        objects &= !(1 << depth);
+                    }
+                    depth += 1;
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek() == Some(close) {
+                        self.pos += 1;
+                        depth -= 1;
+                    } else if object {
+                        self.key()?;
+                        self.skip_whitespace();
+                        continue;
+                    } else {
+                        self.skip_whitespace();
+                        continue;
+                    }
+                }
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                _ => return Err(Decline),
+            }
+            // After a value: close containers until one goes on.
+            loop {
+                if depth == 0 {
+                    return Ok(RawJson(self.slice(start, self.pos)?));
+                }
+                let object = objects & (1 << (depth - 1)) != 0;
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        self.skip_whitespace();
+                        break;
+                    }
+                    Some(b'}') if object => {
+                        self.pos += 1;
+                        depth -= 1;
+                    }
+                    Some(b']') if !object => {
+                        self.pos += 1;
+                        depth -= 1;
+                    }
+                    _ => return Err(Decline),
+                }
+            }
+        }
+    }
+
+    /// A key and its colon, inside a skipped object.
+    fn key(&mut self) -> Result<(), Decline> {
+        self.eat(b'"')?;
+        self.string_body()?;
+        self.eat(b':')
+    }
+}
+
+/// The position of the first `"`, `\\` or control character at or after
+/// `pos` (`bytes.len()` when there is none), eight bytes at a time.
+#[inline(always)]
+fn next_special(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let q = x ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = x ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        let found = (control | quote | backslash) & HIGH;
+        if found != 0 {
+            // The lowest flagged byte is a true match: borrows only
+            // propagate upward from a byte that matched.
+            return pos + (found.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Skips one whole JSON text (one value and nothing after it) and returns
+/// its value; `Decline` when the text is not JSON or too deep.
+pub fn validate(text: &str) -> Result<RawJson<'_>, Decline> {
+    let mut scanner = Scanner::new(text);
+    let value = scanner.value()?;
+    if scanner.at_end() {
+        Ok(value)
+    } else {
+        Err(Decline)
+    }
+}
+
+/// The raw value of the key `name` in the object `object` (the last one
+/// when it is repeated): `Ok(None)` when absent, `Decline` when `object` is
+/// not an object or a key has escapes (its decoded text could match).
+pub fn field<'a>(object: RawJson<'a>, name: &str) -> Result<Option<RawJson<'a>>, Decline> {
+    let mut scanner = Scanner::new(object.get());
+    scanner.begin_object()?;
+    let mut first = true;
+    let mut found = None;
+    while let Some(key) = scanner.next_key(&mut first)? {
+        if key.escaped {
+            return Err(Decline);
+        }
+        let value = scanner.value()?;
+        if key.text == name {
+            found = Some(value);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
