@@ -10,9 +10,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
-use jiff::tz::TimeZone;
 use journey::io::segment::{parse_timestamp_ms, write_timestamp_ms};
-use journey::runtime::clock::{Zones, in_window, local_minute, next_local_time};
+use journey::runtime::clock::{ZoneId, Zones, in_window, next_local_time};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -211,7 +210,7 @@ pub struct Baseline {
     timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
     clock: i64,
     zone_names: FxHashMap<Box<str>, u16>,
-    zones: Vec<TimeZone>,
+    zones: Vec<ZoneId>,
     zone_cache: Zones,
     dedup_order: VecDeque<(i64, u64)>,
     dedup: FxHashSet<u64>,
@@ -620,12 +619,15 @@ impl Baseline {
             self.flush();
             return Decision::Suppressed;
         };
-        let zone = user
-            .profile
-            .zone
-            .map_or(TimeZone::UTC, |z| self.zones[z as usize].clone());
-        if in_window(local_minute(now, &zone), QUIET_FROM, QUIET_TO) {
-            return Decision::Defer(next_local_time(now, &zone, QUIET_TO, 0));
+        // The runtime's zone cache: the same local-time cost on both sides.
+        let zone = user.profile.zone.map(|z| self.zones[z as usize]);
+        if in_window(
+            self.zone_cache.local_minute(zone, now),
+            QUIET_FROM,
+            QUIET_TO,
+        ) {
+            let tz = self.zone_cache.tz(zone);
+            return Decision::Defer(next_local_time(now, tz, QUIET_TO, 0));
         }
         let node = inst.step as u8;
         inst.sends.push(node);

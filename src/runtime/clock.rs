@@ -7,25 +7,82 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rustc_hash::FxHashMap;
 
-/// Time zones by name, each looked up in the database once.
+/// Time zones by name, each looked up in the database once, each with the
+/// offset of the last instant asked about and how long it holds: local time
+/// is needed for every send under quiet hours, and the offset changes twice
+/// a year, so the zone's transition table is searched only when a change
+/// is passed.
 #[derive(Default)]
 pub struct Zones {
-    cache: FxHashMap<Box<str>, Option<TimeZone>>,
+    ids: FxHashMap<Box<str>, Option<ZoneId>>,
+    zones: Vec<Cached>,
 }
+
+/// A known zone; [`Zones::tz`] and [`Zones::local_minute`] read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneId(u32);
+
+struct Cached {
+    tz: TimeZone,
+    /// `offset` (seconds east of UTC) holds on `[from, until)`.
+    from: i64,
+    until: i64,
+    offset: i64,
+}
+
+static UTC: TimeZone = TimeZone::UTC;
 
 impl Zones {
     /// The zone of that name; `None` when the database does not know it.
-    pub fn get(&mut self, name: &str) -> Option<TimeZone> {
-        if let Some(zone) = self.cache.get(name) {
-            return zone.clone();
+    pub fn get(&mut self, name: &str) -> Option<ZoneId> {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
         }
-        let zone = TimeZone::get(name).ok();
-        self.cache.insert(name.into(), zone.clone());
-        zone
+        let id = TimeZone::get(name).ok().map(|tz| {
+            self.zones.push(Cached {
+                tz,
+                from: 0,
+                until: 0,
+                offset: 0,
+            });
+            ZoneId((self.zones.len() - 1) as u32)
+        });
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The zone's rules (UTC for `None`).
+    pub fn tz(&self, zone: Option<ZoneId>) -> &TimeZone {
+        zone.and_then(|z| self.zones.get(z.0 as usize))
+            .map_or(&UTC, |c| &c.tz)
+    }
+
+    /// Minute of the local day (0..1440) at `at` in `zone` (UTC for `None`).
+    pub fn local_minute(&mut self, zone: Option<ZoneId>, at: i64) -> u16 {
+        let offset = match zone.and_then(|z| self.zones.get_mut(z.0 as usize)) {
+            None => 0,
+            Some(c) if c.from <= at && at < c.until => c.offset,
+            Some(c) => {
+                let Ok(ts) = Timestamp::from_millisecond(at) else {
+                    return 0;
+                };
+                c.offset = i64::from(c.tz.to_offset(ts).seconds());
+                c.from = at;
+                // The first transition after `at` (or at it: then nothing
+                // is cached, which is still right).
+                c.until =
+                    c.tz.following(ts)
+                        .next()
+                        .map_or(i64::MAX, |t| t.timestamp().as_millisecond().max(at));
+                c.offset
+            }
+        };
+        ((at.div_euclid(1000) + offset).div_euclid(60)).rem_euclid(1440) as u16
     }
 }
 
-/// Minute of the local day (0..1440) at `at`.
+/// Minute of the local day (0..1440) at `at`, from the zone's rules alone
+/// (the reference [`Zones::local_minute`] is tested against).
 pub fn local_minute(at: i64, zone: &TimeZone) -> u16 {
     match Timestamp::from_millisecond(at) {
         Ok(ts) => {
@@ -115,7 +172,9 @@ mod tests {
     #[test]
     fn daylight_saving_in_paris() {
         let mut zones = Zones::default();
-        let paris = zones.get("Europe/Paris").unwrap_or(TimeZone::UTC);
+        let id = zones.get("Europe/Paris");
+        let paris = zones.tz(id).clone();
+        assert_eq!(paris.iana_name(), Some("Europe/Paris"));
         // Saturday 2026-03-28 22:00 local (21:00Z, UTC+1): 08:00 next day is
         // after the spring-forward jump, so UTC+2 → 06:00Z.
         let now = ts("2026-03-28T21:00:00Z");
@@ -124,6 +183,52 @@ mod tests {
             "2026-03-29T06:00:00Z"
         );
         assert!(zones.get("Mars/Olympus").is_none());
+    }
+
+    #[test]
+    fn cached_offsets_agree_with_the_zone_rules() {
+        let mut zones = Zones::default();
+        for name in [
+            "Europe/Paris",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "Pacific/Chatham",
+            "UTC",
+        ] {
+            let zone = zones.get(name);
+            assert!(zone.is_some(), "{name}");
+            let tz = zones.tz(zone).clone();
+            // Forward through two years in uneven steps (crossing every
+            // transition), then a few steps back in time.
+            let mut at = ts("2025-12-31T22:59:00Z");
+            for step in 0..3_000 {
+                at += 17 * 60_000 + 3_600_000 * (step % 11);
+                assert_eq!(
+                    zones.local_minute(zone, at),
+                    local_minute(at, &tz),
+                    "{name} {at}"
+                );
+            }
+            for back in [1, 86_400_000, 40_000_000_000] {
+                let t = at - back;
+                assert_eq!(
+                    zones.local_minute(zone, t),
+                    local_minute(t, &tz),
+                    "{name} {t}"
+                );
+            }
+            // Exactly at and around a transition (Paris: 2026-03-29 01:00Z).
+            let edge = ts("2026-03-29T01:00:00Z");
+            for t in [edge - 1, edge, edge + 1] {
+                assert_eq!(
+                    zones.local_minute(zone, t),
+                    local_minute(t, &tz),
+                    "{name} {t}"
+                );
+            }
+        }
+        assert_eq!(zones.local_minute(None, ts("2026-03-02T09:05:00Z")), 545);
     }
 
     #[test]

@@ -17,10 +17,8 @@
 
 use std::sync::Arc;
 
-use jiff::tz::TimeZone;
-
 use super::action::{Action, ActionKind, ExitReason, SuppressReason};
-use super::clock::{self, Zones};
+use super::clock::{self, ZoneId, Zones};
 use super::eval::{Scope, timestamp};
 use super::packed::Packed;
 use super::render::{self, Renderer};
@@ -465,7 +463,10 @@ impl Cx<'_> {
                 } => {
                     let zone = self.zone(j, &user.profile, inst);
                     return Stop::Suspend(clock::next_local_time(
-                        self.now, &zone, *minute, *weekdays,
+                        self.now,
+                        self.zones.tz(zone),
+                        *minute,
+                        *weekdays,
                     ));
                 }
                 NodeKind::WaitUntil { at, next } => {
@@ -752,7 +753,7 @@ impl Cx<'_> {
 
     /// The user's time zone for journey `j`: the quiet-hours `in`
     /// expression, else `profile.timezone`, else UTC.
-    fn zone(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> TimeZone {
+    fn zone(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> Option<ZoneId> {
         let program = self.program;
         let journey = &program.journeys[j as usize];
         let expr = journey
@@ -771,11 +772,14 @@ impl Cx<'_> {
         };
         self.stats.type_mismatches += m;
         match name {
-            Value::String(name) => self.zones.get(&name).unwrap_or_else(|| {
-                self.stats.unknown_time_zones += 1;
-                TimeZone::UTC
-            }),
-            _ => TimeZone::UTC,
+            Value::String(name) => {
+                let zone = self.zones.get(&name);
+                if zone.is_none() {
+                    self.stats.unknown_time_zones += 1;
+                }
+                zone
+            }
+            _ => None,
         }
     }
 
@@ -854,8 +858,13 @@ impl Cx<'_> {
                 .or(program.policy.quiet_hours.as_ref())
         {
             let zone = self.zone(j, &user.profile, inst);
-            if clock::in_window(clock::local_minute(self.now, &zone), q.from, q.to) {
-                return Some(clock::next_local_time(self.now, &zone, q.to, 0));
+            if clock::in_window(self.zones.local_minute(zone, self.now), q.from, q.to) {
+                return Some(clock::next_local_time(
+                    self.now,
+                    self.zones.tz(zone),
+                    q.to,
+                    0,
+                ));
             }
         }
         self.deliver(user, j, inst, id, send, alt_index);

@@ -3,6 +3,7 @@
 //! false but `== null` / `!= null`); operands of the wrong type are a
 //! [`Mismatch`], which makes the condition false and is counted.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::compile::program::{BinOp, CExpr, Channel, ChannelId, Func};
@@ -38,8 +39,8 @@ impl<'a> Scope<'a> {
 
     /// A condition: true only for `true`; a mismatch counts and is false.
     pub fn holds(&self, expr: &CExpr, mismatches: &mut u64) -> bool {
-        match self.eval(expr) {
-            Ok(Value::Bool(b)) => b,
+        match self.operand(expr).as_deref() {
+            Ok(Value::Bool(b)) => *b,
             Ok(Value::Null) => false,
             Ok(_) | Err(Mismatch) => {
                 *mismatches += 1;
@@ -64,7 +65,7 @@ impl<'a> Scope<'a> {
             return Ok(false);
         };
         if let Some(address) = &channel.address {
-            match self.eval(address)? {
+            match &*self.operand(address)? {
                 Value::Null => return Ok(false),
                 Value::String(s) if s.is_empty() => return Ok(false),
                 _ => {}
@@ -74,7 +75,7 @@ impl<'a> Scope<'a> {
             return Ok(true);
         }
         if let Some(consent) = &channel.consent
-            && self.eval(consent)? == Value::Bool(false)
+            && *self.operand(consent)? == Value::Bool(false)
         {
             return Ok(false);
         }
@@ -84,6 +85,20 @@ impl<'a> Scope<'a> {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// An operand: borrowed when it is a constant, a profile slot or an
+    /// event field (no reference count touched), computed otherwise.
+    pub fn operand<'e>(&self, expr: &'e CExpr) -> Result<Cow<'e, Value>, Mismatch>
+    where
+        'a: 'e,
+    {
+        match expr {
+            CExpr::Const(v) => Ok(Cow::Borrowed(v)),
+            CExpr::Profile(slot) => Ok(Cow::Borrowed(self.slot(*slot))),
+            CExpr::Event(i) => Ok(Cow::Borrowed(self.event.get(*i as usize).unwrap_or(&NULL))),
+            _ => self.eval(expr).map(Cow::Owned),
+        }
     }
 
     pub fn eval(&self, expr: &CExpr) -> Eval {
@@ -149,21 +164,21 @@ impl<'a> Scope<'a> {
             BinOp::Eq | BinOp::Ne if is_null_literal(l) || is_null_literal(r) => {
                 // `x == null` / `x != null`: a presence test.
                 let other = if is_null_literal(l) { r } else { l };
-                let absent = self.eval(other)?.is_null();
+                let absent = self.operand(other)?.is_null();
                 Ok(Value::Bool(absent == (op == BinOp::Eq)))
             }
             _ => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                apply(op, a, b)
+                let a = self.operand(l)?;
+                let b = self.operand(r)?;
+                apply(op, &a, &b)
             }
         }
     }
 
     /// An operand of `and`/`or`: `null` is false.
     fn boolean(&self, e: &CExpr) -> Result<bool, Mismatch> {
-        match self.eval(e)? {
-            Value::Bool(b) => Ok(b),
+        match &*self.operand(e)? {
+            Value::Bool(b) => Ok(*b),
             Value::Null => Ok(false),
             _ => Err(Mismatch),
         }
@@ -218,17 +233,17 @@ pub fn timestamp(v: &Value) -> Option<i64> {
     }
 }
 
-fn apply(op: BinOp, a: Value, b: Value) -> Eval {
+fn apply(op: BinOp, a: &Value, b: &Value) -> Eval {
     match op {
         // A comparison with a missing value is false, both ways.
         BinOp::Eq | BinOp::Ne if a.is_null() || b.is_null() => Ok(Value::Bool(false)),
-        BinOp::Eq => Ok(Value::Bool(equal(&a, &b))),
-        BinOp::Ne => Ok(Value::Bool(!equal(&a, &b))),
+        BinOp::Eq => Ok(Value::Bool(equal(a, b))),
+        BinOp::Ne => Ok(Value::Bool(!equal(a, b))),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
             if a.is_null() || b.is_null() {
                 return Ok(Value::Bool(false));
             }
-            let ord = compare(&a, &b).ok_or(Mismatch)?;
+            let ord = compare(a, b).ok_or(Mismatch)?;
             Ok(Value::Bool(match op {
                 BinOp::Lt => ord.is_lt(),
                 BinOp::Le => ord.is_le(),
@@ -240,15 +255,15 @@ fn apply(op: BinOp, a: Value, b: Value) -> Eval {
             if a.is_null() || b.is_null() {
                 return Ok(Value::Bool(false));
             }
-            let Value::List(items) = &b else {
+            let Value::List(items) = b else {
                 return Err(Mismatch);
             };
-            let found = items.iter().any(|item| equal(&a, item));
+            let found = items.iter().any(|item| equal(a, item));
             Ok(Value::Bool(found == (op == BinOp::In)))
         }
-        BinOp::Contains => match (&a, &b) {
+        BinOp::Contains => match (a, b) {
             (Value::Null, _) | (_, Value::Null) => Ok(Value::Bool(false)),
-            (Value::List(items), _) => Ok(Value::Bool(items.iter().any(|i| equal(i, &b)))),
+            (Value::List(items), _) => Ok(Value::Bool(items.iter().any(|i| equal(i, b)))),
             (Value::String(s), Value::String(sub)) => Ok(Value::Bool(s.contains(&**sub))),
             _ => Err(Mismatch),
         },
@@ -257,11 +272,11 @@ fn apply(op: BinOp, a: Value, b: Value) -> Eval {
     }
 }
 
-fn arithmetic(op: BinOp, a: Value, b: Value) -> Eval {
+fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Eval {
     if a.is_null() || b.is_null() {
         return Ok(Value::Null);
     }
-    match (op, &a, &b) {
+    match (op, a, b) {
         (_, Value::Number(x), Value::Number(y)) => {
             let n = match op {
                 BinOp::Add => x + y,
@@ -280,18 +295,18 @@ fn arithmetic(op: BinOp, a: Value, b: Value) -> Eval {
                 x - y
             }))
         }
-        (BinOp::Add, Value::Duration(d), _) => timestamp(&b)
+        (BinOp::Add, Value::Duration(d), _) => timestamp(b)
             .map(|t| Value::Timestamp(t + d))
             .ok_or(Mismatch),
         (BinOp::Add | BinOp::Sub, _, Value::Duration(d)) => {
-            let t = timestamp(&a).ok_or(Mismatch)?;
+            let t = timestamp(a).ok_or(Mismatch)?;
             Ok(Value::Timestamp(if op == BinOp::Add {
                 t + d
             } else {
                 t - d
             }))
         }
-        (BinOp::Sub, _, _) => match (timestamp(&a), timestamp(&b)) {
+        (BinOp::Sub, _, _) => match (timestamp(a), timestamp(b)) {
             (Some(x), Some(y)) => Ok(Value::Duration(x - y)),
             _ => Err(Mismatch),
         },
