@@ -6,7 +6,8 @@
 //!
 //! De-duplication keeps a 64-bit FNV-1a hash of every `messageId` seen in the
 //! last 7 days of event time, and at most [`DEDUP_CAPACITY`] of them (the
-//! oldest are forgotten first): bounded memory, 16 bytes an id.
+//! oldest are forgotten first): bounded memory, about 30 bytes an id (the
+//! hash in a set, and with its time in a queue in time order).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
