@@ -81,13 +81,19 @@ impl Value {
 
 static NULL: Value = Value::Null;
 
+/// The integer a number stands for when it is whole and within 2^53 (where
+/// every integer is exact): such numbers are written without a fraction.
+pub fn as_whole(n: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    (n.fract() == 0.0 && n.abs() <= EXACT).then_some(n as i64)
+}
+
 /// A JSON number: integral values within 2^53 are written as integers.
 pub fn number_json(n: f64) -> serde_json::Value {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        serde_json::Value::from(n as i64)
-    } else {
-        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    match as_whole(n) {
+        Some(i) => serde_json::Value::from(i),
+        None => serde_json::Number::from_f64(n)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
     }
 }
 
@@ -226,9 +232,8 @@ pub fn write_json_value(out: &mut String, value: &Value) {
 }
 
 fn write_json_number(out: &mut String, n: f64) {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        write_int(out, n as i64);
+    if let Some(i) = as_whole(n) {
+        write_int(out, i);
     } else {
         // Fractions are rarer: serde_json's own float formatting keeps the
         // text identical to `to_json`.

@@ -5,6 +5,9 @@ use journey::syntax::parse;
 use journey::{FileId, SourceFile};
 use proptest::prelude::*;
 
+#[path = "support/mutate.rs"]
+mod mutate;
+
 const SAMPLE: &str = r#"profile { email: string?, consent: { email: bool? }, tags: list<string> }
 event "Order Completed" { order_id: string, total: number }
 channel whatsapp { address profile.phone consent profile.consent.whatsapp }
@@ -61,51 +64,6 @@ fn parse_text(text: &str) {
     }
 }
 
-#[derive(Clone, Debug)]
-enum Edit {
-    Delete(usize, usize),
-    Insert(usize, usize),
-    Replace(usize, usize),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<usize>(), 1usize..12).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, t)| Edit::Insert(a, t)),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, t)| Edit::Replace(a, t)),
-    ]
-}
-
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    i %= s.len() + 1;
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn apply(text: &mut String, edit: &Edit) {
-    match *edit {
-        Edit::Delete(at, n) => {
-            let start = floor_boundary(text, at);
-            let end = floor_boundary(text, start + n);
-            text.replace_range(start..end.max(start), "");
-        }
-        Edit::Insert(at, t) => {
-            let at = floor_boundary(text, at);
-            text.insert_str(at, TOKENS[t % TOKENS.len()]);
-        }
-        Edit::Replace(at, t) => {
-            let start = floor_boundary(text, at);
-            let end = text[start..]
-                .chars()
-                .next()
-                .map_or(start, |c| start + c.len_utf8());
-            text.replace_range(start..end, TOKENS[t % TOKENS.len()]);
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -121,10 +79,10 @@ proptest! {
     }
 
     #[test]
-    fn mutations_of_a_valid_source(edits in proptest::collection::vec(edit(), 1..6)) {
+    fn mutations_of_a_valid_source(edits in proptest::collection::vec(mutate::edit(), 1..6)) {
         let mut text = SAMPLE.to_owned();
         for e in &edits {
-            apply(&mut text, e);
+            mutate::apply(&mut text, e, TOKENS);
         }
         parse_text(&text);
     }

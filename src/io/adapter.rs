@@ -95,23 +95,13 @@ impl<'a> Keys<'a> {
     }
 
     fn scan(&mut self, raw: RawJson<'a>) -> Result<(), Decline> {
-        let mut scanner = Scanner::new(raw.get());
-        scanner.begin_object()?;
-        let mut first = true;
-        while let Some(key) = scanner.next_key(&mut first)? {
-            if key.escaped {
-                return Err(Decline);
+        Scanner::new(raw.get()).entries(|key, value| match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (key, value);
+                self.len += 1;
             }
-            let entry = (key.text, scanner.value()?);
-            match self.inline.get_mut(self.len) {
-                Some(slot) => {
-                    *slot = entry;
-                    self.len += 1;
-                }
-                None => self.more.push(entry),
-            }
-        }
-        Ok(())
+            None => self.more.push((key, value)),
+        })
     }
 
     /// The value of `key`; the last one when it is repeated.

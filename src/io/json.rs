@@ -125,6 +125,22 @@ impl<'a> Scanner<'a> {
         Ok(Some(Key { text, escaped }))
     }
 
+    /// Walks the object at the scanner, its closing `}` included, handing
+    /// each key and raw value to `f`; declines on a key with escapes (its
+    /// decoded text could match a name the caller looks for).
+    pub fn entries(&mut self, mut f: impl FnMut(&'a str, RawJson<'a>)) -> Result<(), Decline> {
+        self.begin_object()?;
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
+            if key.escaped {
+                return Err(Decline);
+            }
+            let value = self.value()?;
+            f(key.text, value);
+        }
+        Ok(())
+    }
+
     /// Consumes a string body after its opening quote, the closing quote
     /// included; returns whether it had escapes.
     fn string_body(&mut self) -> Result<bool, Decline> {
@@ -341,19 +357,12 @@ pub fn validate(text: &str) -> Result<RawJson<'_>, Decline> {
 /// when it is repeated): `Ok(None)` when absent, `Decline` when `object` is
 /// not an object or a key has escapes (its decoded text could match).
 pub fn field<'a>(object: RawJson<'a>, name: &str) -> Result<Option<RawJson<'a>>, Decline> {
-    let mut scanner = Scanner::new(object.get());
-    scanner.begin_object()?;
-    let mut first = true;
     let mut found = None;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key.escaped {
-            return Err(Decline);
-        }
-        let value = scanner.value()?;
-        if key.text == name {
+    Scanner::new(object.get()).entries(|key, value| {
+        if key == name {
             found = Some(value);
         }
-    }
+    })?;
     Ok(found)
 }
 

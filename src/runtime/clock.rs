@@ -81,18 +81,6 @@ impl Zones {
     }
 }
 
-/// Minute of the local day (0..1440) at `at`, from the zone's rules alone
-/// (the reference [`Zones::local_minute`] is tested against).
-pub fn local_minute(at: i64, zone: &TimeZone) -> u16 {
-    match Timestamp::from_millisecond(at) {
-        Ok(ts) => {
-            let z = ts.to_zoned(zone.clone());
-            (z.hour() as u16) * 60 + z.minute() as u16
-        }
-        Err(_) => 0,
-    }
-}
-
 /// Whether `minute` lies in the window `[from, to)`, which wraps midnight
 /// when `from > to`; an empty window (`from == to`) holds nothing.
 pub fn in_window(minute: u16, from: u16, to: u16) -> bool {
@@ -141,6 +129,18 @@ fn add_days(date: Date, days: i64) -> Option<Date> {
 mod tests {
     use super::*;
     use crate::value::{format_timestamp, parse_timestamp};
+
+    /// Minute of the local day at `at` from the zone's rules alone: the
+    /// reference the cached [`Zones::local_minute`] is held to.
+    fn local_minute(at: i64, zone: &TimeZone) -> u16 {
+        match Timestamp::from_millisecond(at) {
+            Ok(ts) => {
+                let z = ts.to_zoned(zone.clone());
+                (z.hour() as u16) * 60 + z.minute() as u16
+            }
+            Err(_) => 0,
+        }
+    }
 
     fn ts(text: &str) -> i64 {
         parse_timestamp(text).unwrap_or_else(|| panic!("bad test timestamp {text}"))

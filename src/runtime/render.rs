@@ -22,7 +22,7 @@ use std::sync::Arc;
 use minijinja::{Environment, UndefinedBehavior};
 
 use crate::compile::program::{FieldPath, Template};
-use crate::value::{Value, write_int};
+use crate::value::{Value, as_whole, write_int};
 
 pub struct Renderer {
     env: Environment<'static>,
@@ -299,12 +299,11 @@ fn print(out: &mut String, value: &Value) -> Option<()> {
 /// Whole numbers (as JSON gives them to minijinja) print as integers, other
 /// numbers as Rust prints an `f64`, with `.0` added when it has no point.
 fn print_number(out: &mut String, n: f64) -> Option<()> {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
     if !n.is_finite() {
         return None;
     }
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        write_int(out, n as i64);
+    if let Some(i) = as_whole(n) {
+        write_int(out, i);
     } else {
         let start = out.len();
         let _ = write!(out, "{n}");

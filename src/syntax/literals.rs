@@ -431,17 +431,23 @@ pub fn visit_percent(ctx: &mut Ctx, pair: Pair<Rule>) -> Percent {
 
 pub fn visit_weekday(ctx: &mut Ctx, pair: Pair<Rule>) -> (Weekday, super::Span) {
     debug_assert_eq!(pair.as_rule(), Rule::weekday);
-    let day = match pair.as_str() {
+    // The grammar admits only the seven names.
+    let day = parse_weekday(pair.as_str()).unwrap_or(Weekday::Sunday);
+    (day, ctx.span(&pair))
+}
+
+/// The day a lowercase weekday name stands for.
+pub fn parse_weekday(name: &str) -> Option<Weekday> {
+    Some(match name {
         "monday" => Weekday::Monday,
         "tuesday" => Weekday::Tuesday,
         "wednesday" => Weekday::Wednesday,
         "thursday" => Weekday::Thursday,
         "friday" => Weekday::Friday,
         "saturday" => Weekday::Saturday,
-        // The grammar admits only the seven names.
-        _ => Weekday::Sunday,
-    };
-    (day, ctx.span(&pair))
+        "sunday" => Weekday::Sunday,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -149,18 +149,12 @@ fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
 /// `context.timezone`; a `context` that is not an object is left to the
 /// `serde_json` path (it is read there as a plain value, and is rare).
 fn scan_context<'a>(scanner: &mut Scanner<'a>) -> Result<Option<RawJson<'a>>, Decline> {
-    scanner.begin_object()?;
-    let mut first = true;
     let mut timezone = None;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key.escaped {
-            return Err(Decline);
-        }
-        let value = scanner.value()?;
-        if key.text == "timezone" {
+    scanner.entries(|key, value| {
+        if key == "timezone" {
             timezone = Some(value);
         }
-    }
+    })?;
     Ok(timezone)
 }
 

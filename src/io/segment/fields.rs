@@ -35,20 +35,12 @@ fn scan_fields<'a>(
     for slot in out.iter_mut().take(names.len()) {
         *slot = None;
     }
-    let mut scanner = Scanner::new(object.get());
-    scanner.begin_object()?;
-    let mut first = true;
-    while let Some(key) = scanner.next_key(&mut first)? {
-        if key.escaped {
-            return Err(Decline);
-        }
-        let value = scanner.value()?;
-        let index = names.iter().position(|name| *name == key.text);
+    Scanner::new(object.get()).entries(|key, value| {
+        let index = names.iter().position(|name| *name == key);
         if let Some(slot) = index.and_then(|i| out.get_mut(i)) {
             *slot = Some(value);
         }
-    }
-    Ok(())
+    })
 }
 
 /// [`select_fields`] by `serde_json` alone: the reading every fast path

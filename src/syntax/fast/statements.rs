@@ -10,6 +10,7 @@ use super::super::ast::{
     Block, Cap, CapTarget, EventPattern, Expr, Header, HeaderKind, OnCapped, QuietHours, Reentry,
     Send, SendAlt, SplitArm, Step, StepKind, TemplateRef, Weekday, WithEntry,
 };
+use super::super::literals;
 use super::cursor::{Parser, is_ident_start};
 use crate::source::Span;
 
@@ -328,16 +329,7 @@ impl Parser<'_> {
     }
 
     fn weekday(&mut self) -> Option<(Weekday, Span)> {
-        let day = match self.word() {
-            "monday" => Weekday::Monday,
-            "tuesday" => Weekday::Tuesday,
-            "wednesday" => Weekday::Wednesday,
-            "thursday" => Weekday::Thursday,
-            "friday" => Weekday::Friday,
-            "saturday" => Weekday::Saturday,
-            "sunday" => Weekday::Sunday,
-            _ => return None,
-        };
+        let day = literals::parse_weekday(self.word())?;
         let start = self.pos;
         self.take_to(start + self.word().len());
         Some((day, self.closed_span(start)))
