@@ -37,6 +37,9 @@ pub struct Layout {
     pub unsubscribed: Option<SlotId>,
     /// The longest cap window: older sends are forgotten.
     pub max_cap_window: i64,
+    /// Per journey, where its absence triggers start in a user's
+    /// [`UserState::silences`]; the last entry is the length.
+    pub silence_base: Box<[usize]>,
 }
 
 impl Layout {
@@ -56,7 +59,14 @@ impl Layout {
             .map(|c| c.window_ms)
             .max()
             .unwrap_or(0);
+        let silence_base = std::iter::once(0)
+            .chain(program.journeys.iter().scan(0, |n, j| {
+                *n += j.absence.len();
+                Some(*n)
+            }))
+            .collect();
         Layout {
+            silence_base,
             timezone: slot("timezone"),
             unsubscribed: slot("unsubscribed"),
             max_cap_window,
@@ -655,14 +665,14 @@ impl Cx<'_> {
 
     /// A timer of this user came due (already checked to be current).
     pub fn fire(&mut self, user: &mut UserState, timer: Timer) {
-        let Ok(ji) = user
-            .journeys
-            .binary_search_by_key(&timer.journey, |j| j.journey)
-        else {
-            return;
-        };
         match timer.kind {
             TimerKind::Instance => {
+                let Ok(ji) = user
+                    .journeys
+                    .binary_search_by_key(&timer.journey, |j| j.journey)
+                else {
+                    return;
+                };
                 if user.journeys[ji].generation != timer.generation {
                     return;
                 }
@@ -692,7 +702,8 @@ impl Cx<'_> {
                 self.drive(user, ji, inst, start);
             }
             TimerKind::Silence(i) => {
-                let Some(silence) = user.journeys[ji].silences.get_mut(i as usize) else {
+                let slot = self.layout.silence_base[timer.journey as usize] + i as usize;
+                let Some(silence) = user.silences.get_mut(slot) else {
                     return;
                 };
                 silence.queued = false;
@@ -726,20 +737,22 @@ impl Cx<'_> {
     }
 
     /// Step 3: restarts the silence timers of journey `j` that this event
-    /// (`None`: of a name the program does not know) counts for.
+    /// (`None`: one no journey names) restarts: `trigger no any` silences
+    /// always, `trigger no X` ones when the event is `X`.
     pub fn restart_silences(&mut self, user: &mut UserState, j: JourneyId, event: Option<EventId>) {
         let program = self.program;
         let absences = &program.journeys[j as usize].absence;
-        let ji = user.journey_index(j);
-        let js = &mut user.journeys[ji];
-        if js.silences.len() < absences.len() {
-            js.silences.resize(absences.len(), Silence::default());
+        let base = &self.layout.silence_base;
+        if user.silences.is_empty() {
+            // Every silence of the program, in one exact-size slice.
+            user.silences = vec![Silence::default(); base[base.len() - 1]].into_boxed_slice();
         }
+        let first = base[j as usize];
         for (i, absence) in absences.iter().enumerate() {
             if absence.event.is_some() && absence.event != event {
                 continue;
             }
-            let silence = &mut js.silences[i];
+            let silence = &mut user.silences[first + i];
             let due = self.now + absence.silence_ms;
             silence.due = Some(due);
             if !silence.queued {
@@ -1009,7 +1022,6 @@ fn capped(
     frees_at
 }
 
-/// The heap timer of silence `index` of `journey` for `user`, due at `due`.
 /// Appends to a boxed slice: instances keep their few sends and audiences
 /// in exactly the room they need, as they wait for days.
 fn push_boxed<T>(slice: &mut Box<[T]>, item: T) {
@@ -1019,6 +1031,7 @@ fn push_boxed<T>(slice: &mut Box<[T]>, item: T) {
     *slice = items.into_boxed_slice();
 }
 
+/// The heap timer of silence `index` of `journey` for `user`, due at `due`.
 fn silence_timer(due: i64, journey: JourneyId, user: UserId, index: usize) -> Timer {
     Timer {
         due,

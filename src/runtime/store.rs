@@ -10,22 +10,23 @@
 //! hash in a set, and with its time in a queue in time order).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
+use self::users::UserIndex;
 use super::packed::Packed;
 use crate::compile::program::{JourneyId, NodeId};
 use crate::value::Value;
 
-pub type UserId = u32;
+mod dedup;
+mod timers;
+mod users;
 
-/// How long a `messageId` is remembered, in event time.
-pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
-/// The most `messageId`s remembered at once.
-pub const DEDUP_CAPACITY: usize = 1 << 22;
+pub use self::dedup::{DEDUP_CAPACITY, DEDUP_WINDOW_MS, Dedup};
+pub use self::timers::TimerQueue;
+
+pub type UserId = u32;
 
 /// Where the runtime keeps its state. Every method is plain data access, so
 /// an implementation can page users in and out.
@@ -57,6 +58,12 @@ pub struct UserState {
     /// Non-transactional sends, oldest first, for caps; pruned to the
     /// program's longest cap window.
     pub sent: Vec<SentRecord>,
+    /// Every `trigger no ... for` silence of the program for this user, in
+    /// journey order (`Layout::silence_base`); empty until the first event
+    /// that restarts one. Kept apart from `journeys`: a silence is touched
+    /// by most events, and a journey state is only made on entry.
+    #[serde(default, skip_serializing_if = "<[Silence]>::is_empty")]
+    pub silences: Box<[Silence]>,
 }
 
 impl UserState {
@@ -107,8 +114,6 @@ pub struct JourneyState {
     pub instance: Option<Box<Instance>>,
     /// An ended instance (completed or held out) whose goal window is open.
     pub watch: Option<Box<Instance>>,
-    /// Each `trigger no ... for` silence of this user.
-    pub silences: Vec<Silence>,
 }
 
 /// One silence of one user. Every event restarts it, so rather than push a
@@ -132,7 +137,6 @@ impl JourneyState {
             generation: 0,
             instance: None,
             watch: None,
-            silences: Vec::new(),
         }
     }
 }
@@ -209,136 +213,16 @@ impl PartialOrd for Timer {
     }
 }
 
-/// The `messageId` window.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "VecDeque<(i64, u64)>", into = "VecDeque<(i64, u64)>")]
-pub struct Dedup {
-    order: VecDeque<(i64, u64)>,
-    seen: FxHashSet<u64>,
-}
-
-impl From<VecDeque<(i64, u64)>> for Dedup {
-    fn from(order: VecDeque<(i64, u64)>) -> Dedup {
-        let seen = order.iter().map(|&(_, h)| h).collect();
-        Dedup { order, seen }
-    }
-}
-
-impl From<Dedup> for VecDeque<(i64, u64)> {
-    fn from(dedup: Dedup) -> VecDeque<(i64, u64)> {
-        dedup.order
-    }
-}
-
-impl Dedup {
-    pub fn first_sighting(&mut self, hash: u64, at: i64) -> bool {
-        while let Some(&(t, h)) = self.order.front() {
-            if t > at - DEDUP_WINDOW_MS && self.order.len() < DEDUP_CAPACITY {
-                break;
-            }
-            self.order.pop_front();
-            self.seen.remove(&h);
-        }
-        if !self.seen.insert(hash) {
-            return false;
-        }
-        self.order.push_back((at, hash));
-        true
-    }
-
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-}
-
 /// The in-memory store.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(from = "MemStoreRepr", into = "MemStoreRepr")]
 pub struct MemStore {
     clock: Option<i64>,
     keys: Vec<Arc<str>>,
-    index: FxHashMap<Arc<str>, UserId>,
+    index: UserIndex,
     users: Vec<UserState>,
     timers: TimerQueue,
     dedup: Dedup,
-}
-
-/// Pending timers: a binary heap for those due before `horizon`, and the
-/// later ones in hour-wide buckets, moved into the heap one bucket at a time
-/// as time reaches them. The heap stays small enough to sit in cache however
-/// many customers wait for days; the buckets only ever see appends.
-///
-/// Invariant: every heap timer is due before `horizon` and every bucketed
-/// timer at or after it, and the heap is empty only when the buckets are,
-/// so the heap's top is the earliest timer.
-#[derive(Clone, Debug, Default)]
-pub struct TimerQueue {
-    near: BinaryHeap<Timer>,
-    far: BTreeMap<i64, Vec<Timer>>,
-    horizon: i64,
-    len: usize,
-}
-
-impl TimerQueue {
-    /// The width of a bucket.
-    const BUCKET_MS: i64 = 3_600_000;
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn push(&mut self, timer: Timer) {
-        self.len += 1;
-        if !self.near.is_empty() && timer.due < self.horizon {
-            self.near.push(timer);
-            return;
-        }
-        self.far
-            .entry(timer.due.div_euclid(Self::BUCKET_MS))
-            .or_default()
-            .push(timer);
-        if self.near.is_empty() {
-            self.refill();
-        }
-    }
-
-    pub fn peek(&self) -> Option<&Timer> {
-        self.near.peek()
-    }
-
-    pub fn pop(&mut self) -> Option<Timer> {
-        let timer = self.near.pop()?;
-        self.len -= 1;
-        if self.near.is_empty() {
-            self.refill();
-        }
-        Some(timer)
-    }
-
-    /// Moves the earliest bucket into the empty heap.
-    fn refill(&mut self) {
-        if let Some((bucket, timers)) = self.far.pop_first() {
-            self.horizon = (bucket + 1).saturating_mul(Self::BUCKET_MS);
-            self.near.extend(timers);
-        }
-    }
-
-    /// Every timer, earliest first.
-    fn into_sorted(self) -> Vec<Timer> {
-        let mut timers = self.near.into_vec();
-        timers.extend(self.far.into_values().flatten());
-        // Sorted descending by `Ord` = earliest first.
-        timers.sort_by(|a, b| b.cmp(a));
-        timers
-    }
 }
 
 /// The serialized form: no hash map (rebuilt on load), timers sorted.
@@ -353,12 +237,7 @@ struct MemStoreRepr {
 
 impl From<MemStoreRepr> for MemStore {
     fn from(r: MemStoreRepr) -> MemStore {
-        let index = r
-            .keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as UserId))
-            .collect();
+        let index = UserIndex::of(&r.keys);
         MemStore {
             clock: r.clock,
             keys: r.keys,
@@ -409,17 +288,16 @@ impl Store for MemStore {
     }
 
     fn find_user(&self, key: &str) -> Option<UserId> {
-        self.index.get(key).copied()
+        self.index.get(key, &self.keys)
     }
 
     fn intern_user(&mut self, key: &str) -> UserId {
-        if let Some(&id) = self.index.get(key) {
+        if let Some(id) = self.index.get(key, &self.keys) {
             return id;
         }
         let id = self.keys.len() as UserId;
-        let key: Arc<str> = Arc::from(key);
-        self.keys.push(key.clone());
-        self.index.insert(key, id);
+        self.keys.push(Arc::from(key));
+        self.index.insert(key, id, &self.keys);
         self.users.push(UserState::default());
         id
     }
@@ -454,54 +332,5 @@ impl Store for MemStore {
 
     fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool {
         self.dedup.first_sighting(id_hash, at)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn timer(due: i64, user: u32) -> Timer {
-        Timer {
-            due,
-            journey: 0,
-            user,
-            generation: 0,
-            kind: TimerKind::Instance,
-        }
-    }
-
-    proptest! {
-        /// The bucketed queue pops exactly what one binary heap would, for
-        /// any mix of pushes (past, near and far, across bucket edges) and pops.
-        #[test]
-        fn the_timer_queue_pops_in_heap_order(
-            ops in proptest::collection::vec((0u8..4, -3i64..400, 0u32..5), 0..300)
-        ) {
-            let mut queue = TimerQueue::default();
-            let mut heap = BinaryHeap::new();
-            let mut clock = 0i64;
-            for (op, offset, user) in ops {
-                if op == 0 {
-                    prop_assert_eq!(queue.pop(), heap.pop());
-                    if let Some(t) = queue.peek() {
-                        clock = clock.max(t.due);
-                    }
-                } else {
-                    // Minutes from the clock, some in the past, some hours ahead.
-                    let t = timer(clock + offset * 60_000 * i64::from(op), user);
-                    queue.push(t);
-                    heap.push(t);
-                }
-                prop_assert_eq!(queue.peek(), heap.peek());
-                prop_assert_eq!(queue.len(), heap.len());
-            }
-            let mut rest = Vec::new();
-            while let Some(t) = queue.pop() {
-                rest.push(t);
-            }
-            prop_assert_eq!(rest, heap.into_sorted_vec().into_iter().rev().collect::<Vec<_>>());
-        }
     }
 }
