@@ -155,11 +155,18 @@ impl<S: Store> Runtime<S> {
             }
             _ => event.timestamp_ms,
         };
+        let id_hash = event.message_id.map(|id| stats::fnv1a(&[id.as_bytes()]));
+        if event.kind != EventKind::Other {
+            // The user and the id are looked up below, most likely in
+            // memory far from the cache: start both loads now, so they
+            // overlap each other and the timers' work.
+            self.store.prefetch_event(event.user_key, id_hash);
+        }
         self.advance_dyn(now, sink);
         match event.kind {
             EventKind::Other => self.stats.ignored_kinds += 1,
-            EventKind::Identify => self.identify(event, now, sink),
-            EventKind::Track => self.track(event, now, sink),
+            EventKind::Identify => self.identify(event, id_hash, now, sink),
+            EventKind::Track => self.track(event, id_hash, now, sink),
         }
     }
 
@@ -238,21 +245,25 @@ impl<S: Store> Runtime<S> {
     }
 
     /// Whether the event is a duplicate (and counts it).
-    fn duplicate(&mut self, event: &Event<'_>, now: i64) -> bool {
-        let Some(id) = event.message_id else {
+    fn duplicate(&mut self, id_hash: Option<u64>, now: i64) -> bool {
+        let Some(hash) = id_hash else {
             return false;
         };
-        let fresh = self
-            .store
-            .first_sighting(stats::fnv1a(&[id.as_bytes()]), now);
+        let fresh = self.store.first_sighting(hash, now);
         if !fresh {
             self.stats.duplicates += 1;
         }
         !fresh
     }
 
-    fn identify(&mut self, event: &Event<'_>, now: i64, sink: &mut dyn FnMut(Action)) {
-        if self.duplicate(event, now) {
+    fn identify(
+        &mut self,
+        event: &Event<'_>,
+        id_hash: Option<u64>,
+        now: i64,
+        sink: &mut dyn FnMut(Action),
+    ) {
+        if self.duplicate(id_hash, now) {
             return;
         }
         self.stats.events += 1;
@@ -272,7 +283,13 @@ impl<S: Store> Runtime<S> {
         self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
     }
 
-    fn track(&mut self, event: &Event<'_>, now: i64, sink: &mut dyn FnMut(Action)) {
+    fn track(
+        &mut self,
+        event: &Event<'_>,
+        id_hash: Option<u64>,
+        now: i64,
+        sink: &mut dyn FnMut(Action),
+    ) {
         let id = self.names.get(event.name).copied();
         let program = self.program.clone();
         let info = id.map(|i| &program.events[i as usize]);
@@ -292,7 +309,9 @@ impl<S: Store> Runtime<S> {
                 }
             }
         };
-        if self.duplicate(event, now) {
+        // The state is read once the id is checked and the fields are out.
+        self.store.prefetch_user(user);
+        if self.duplicate(id_hash, now) {
             return;
         }
         self.stats.events += 1;

@@ -45,6 +45,27 @@ pub trait Store {
     fn pop_timer(&mut self) -> Option<Timer>;
     /// Records a `messageId` hash; false when it was seen in the window.
     fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool;
+    /// A hint that the user `key` and the `messageId` hash are about to be
+    /// asked for (by [`Store::intern_user`] or [`Store::find_user`], and
+    /// [`Store::first_sighting`]): a store may start loading them, so that
+    /// the loads overlap. No effect on any result.
+    fn prefetch_event(&self, _key: &str, _id_hash: Option<u64>) {}
+    /// The same hint for the state of `user`.
+    fn prefetch_user(&self, _user: UserId) {}
+}
+
+/// Starts loading the cache line of `value` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and reads nothing into the program
+    // (any address is allowed), and SSE is part of the x86_64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// One user's state.
@@ -332,5 +353,18 @@ impl Store for MemStore {
 
     fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool {
         self.dedup.first_sighting(id_hash, at)
+    }
+
+    fn prefetch_event(&self, key: &str, id_hash: Option<u64>) {
+        self.index.prefetch(key);
+        if let Some(hash) = id_hash {
+            self.dedup.prefetch(hash);
+        }
+    }
+
+    fn prefetch_user(&self, user: UserId) {
+        if let Some(state) = self.users.get(user as usize) {
+            prefetch(state);
+        }
     }
 }

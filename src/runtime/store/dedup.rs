@@ -90,6 +90,13 @@ impl Dedup {
         true
     }
 
+    /// Starts loading the slot where `hash`'s lookup begins.
+    pub fn prefetch(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            super::prefetch(&self.slots[self.home(hash)]);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.times.len()
     }

@@ -2,27 +2,33 @@
 //!
 //! Most timers are set days ahead, and a million waiting customers make a
 //! heap of all of them slow: every pop walks a few megabytes. So timers
-//! are bucketed by the hour they are due in; the earliest bucket is sorted
-//! once when time reaches it and popped from its end, and a timer set
-//! within that hour (a `wait 5m`, a re-armed silence) goes to a small heap
-//! beside it. A pop takes the earlier of the two.
+//! are bucketed by the hour they are due in. The earliest bucket is
+//! current: it is sorted once when it becomes current and popped from its
+//! end, and a timer set for its hour meanwhile (a `wait 5m`, a re-armed
+//! silence) goes to a small heap beside it. A pop takes the earlier of the
+//! two. A timer for an hour before the current one (the first silences are
+//! set days ahead, then a `wait 1h` comes) makes its hour current and sends
+//! the current one back among the buckets.
 
 use std::collections::{BTreeMap, BinaryHeap};
 
 use super::Timer;
 
-/// Invariant: every timer in `current` and `near` is due before `horizon`
-/// and every bucketed one at or after it, and `current` and `near` are both
-/// empty only when the buckets are, so the earliest timer is the earlier of
-/// `current`'s last and `near`'s top.
+/// Invariant: every timer in `current` and `near` is due in hour `bucket`
+/// and every bucketed one in a later hour, and `current` and `near` are
+/// both empty only when the buckets are; so the earliest timer is the
+/// earlier of `current`'s last and `near`'s top.
 #[derive(Clone, Debug, Default)]
 pub struct TimerQueue {
-    /// The current hour's bucket, sorted so that the earliest is last.
+    /// The current hour's timers as they were when it became current,
+    /// sorted so that the earliest is last.
     current: Vec<Timer>,
-    /// Timers set during the current hour, due within it.
+    /// Timers set for the current hour since.
     near: BinaryHeap<Timer>,
+    /// Later hours, unsorted.
     far: BTreeMap<i64, Vec<Timer>>,
-    horizon: i64,
+    /// The current hour (the due time divided by [`TimerQueue::BUCKET_MS`]).
+    bucket: i64,
     len: usize,
 }
 
@@ -39,17 +45,22 @@ impl TimerQueue {
     }
 
     pub fn push(&mut self, timer: Timer) {
+        let bucket = timer.due.div_euclid(Self::BUCKET_MS);
         self.len += 1;
-        if self.len > 1 && timer.due < self.horizon {
-            self.near.push(timer);
-            return;
-        }
-        self.far
-            .entry(timer.due.div_euclid(Self::BUCKET_MS))
-            .or_default()
-            .push(timer);
         if self.len == 1 {
-            self.refill();
+            self.bucket = bucket;
+            self.current.push(timer);
+        } else if bucket == self.bucket {
+            self.near.push(timer);
+        } else if bucket > self.bucket {
+            self.far.entry(bucket).or_default().push(timer);
+        } else {
+            // An earlier hour: it becomes current, the current one waits
+            // among the buckets (none of which is for its hour).
+            let mut demoted = std::mem::replace(&mut self.current, vec![timer]);
+            demoted.extend(self.near.drain());
+            self.far.insert(self.bucket, demoted);
+            self.bucket = bucket;
         }
     }
 
@@ -86,7 +97,7 @@ impl TimerQueue {
     /// Makes the earliest bucket current (both current parts are empty).
     fn refill(&mut self) {
         if let Some((bucket, mut timers)) = self.far.pop_first() {
-            self.horizon = (bucket + 1).saturating_mul(Self::BUCKET_MS);
+            self.bucket = bucket;
             // Ascending by `Ord` puts the earliest last.
             timers.sort_unstable();
             self.current = timers;
@@ -120,6 +131,26 @@ mod tests {
             generation: 0,
             kind: TimerKind::Instance,
         }
+    }
+
+    /// A timer set days ahead does not make every earlier timer go to the
+    /// heap: the heap only ever holds timers of the current hour.
+    #[test]
+    fn the_heap_holds_only_the_current_hour() {
+        let hour = TimerQueue::BUCKET_MS;
+        let mut queue = TimerQueue::default();
+        queue.push(timer(14 * 24 * hour, 0));
+        for i in 0..100 {
+            queue.push(timer(i * hour / 2, 1));
+            assert!(
+                queue
+                    .near
+                    .iter()
+                    .all(|t| t.due.div_euclid(hour) == queue.bucket)
+            );
+        }
+        assert_eq!(queue.near.len(), 1);
+        assert_eq!(queue.pop().map(|t| t.due), Some(0));
     }
 
     proptest! {

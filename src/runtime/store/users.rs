@@ -1,19 +1,24 @@
 //! The index from user keys to [`UserId`]s. Every event looks its user up,
-//! and at a million users the lookup is a cache miss or two; a key up to
+//! and at a million users the lookup is a cache miss; so the index is one
+//! open-addressing table (linear probing) whose entries hold a key up to
 //! [`INLINE`] bytes long (most user ids: `user-11270`, a short numeric id)
-//! is stored in the index entry itself, so a hit is confirmed without
-//! following a pointer to the key's text.
+//! in place, and a hit is confirmed without following a pointer to the
+//! key's text. The home slot is the top bits of the mixed hash: a lookup
+//! can be announced ([`UserIndex::prefetch`]) before it is made, and the
+//! table grows in one sequential sweep.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 
-use super::UserId;
+use super::{UserId, prefetch};
 
 /// Key bytes kept in an entry.
 const INLINE: usize = 24;
+
+/// The id of an empty entry (no user has it: ids count users from 0).
+const EMPTY: UserId = UserId::MAX;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -24,20 +29,25 @@ struct Entry {
     head: [u8; INLINE],
 }
 
+const VACANT: Entry = Entry {
+    id: EMPTY,
+    len: 0,
+    head: [0; INLINE],
+};
+
 impl Entry {
-    fn new(key: &str, id: UserId) -> Entry {
-        let bytes = key.as_bytes();
+    fn new(key: &[u8], id: UserId) -> Entry {
         let mut head = [0; INLINE];
-        let n = bytes.len().min(INLINE);
-        head[..n].copy_from_slice(&bytes[..n]);
+        let n = key.len().min(INLINE);
+        head[..n].copy_from_slice(&key[..n]);
         Entry {
             id,
-            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            len: u32::try_from(key.len()).unwrap_or(u32::MAX),
             head,
         }
     }
 
-    /// Whether this entry is `key`'s; `keys` holds every key by id.
+    /// Whether this (occupied) entry is `key`'s; `keys` holds every key by id.
     fn is(&self, key: &[u8], keys: &[Arc<str>]) -> bool {
         if key.len() <= INLINE {
             self.len as usize == key.len() && self.head[..key.len()] == *key
@@ -51,39 +61,82 @@ impl Entry {
 /// `keys`, which every call is given.
 #[derive(Clone, Debug, Default)]
 pub struct UserIndex {
-    table: HashTable<Entry>,
-}
-
-fn hash(key: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(key)
+    /// Empty, or a power of two long.
+    slots: Vec<Entry>,
+    len: usize,
 }
 
 impl UserIndex {
+    const MIN_SLOTS: usize = 64;
+
     pub fn get(&self, key: &str, keys: &[Arc<str>]) -> Option<UserId> {
-        let bytes = key.as_bytes();
-        self.table
-            .find(hash(bytes), |e| e.is(bytes, keys))
-            .map(|e| e.id)
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = key.as_bytes();
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let entry = &self.slots[i];
+            if entry.id == EMPTY {
+                return None;
+            }
+            if entry.is(key, keys) {
+                return Some(entry.id);
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     /// Adds `key` as `id`; the caller has checked it is absent and pushed
     /// it to `keys` at `id`.
     pub fn insert(&mut self, key: &str, id: UserId, keys: &[Arc<str>]) {
-        let entry = Entry::new(key, id);
-        self.table.insert_unique(hash(key.as_bytes()), entry, |e| {
-            hash(keys[e.id as usize].as_bytes())
-        });
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow(keys);
+        }
+        self.place(Entry::new(key.as_bytes(), id), key.as_bytes());
+        self.len += 1;
+    }
+
+    /// Starts loading the slot where `key`'s lookup begins.
+    pub fn prefetch(&self, key: &str) {
+        if !self.slots.is_empty() {
+            prefetch(&self.slots[self.home(key.as_bytes())]);
+        }
     }
 
     /// The index of `keys` (id = position).
     pub fn of(keys: &[Arc<str>]) -> UserIndex {
-        let mut index = UserIndex {
-            table: HashTable::with_capacity(keys.len()),
-        };
+        let mut index = UserIndex::default();
         for (id, key) in keys.iter().enumerate() {
             index.insert(key, id as UserId, keys);
         }
         index
+    }
+
+    fn home(&self, key: &[u8]) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        let hash = FxBuildHasher.hash_one(key);
+        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    /// Puts `entry` (of `key`) in the first free slot from its home.
+    fn place(&mut self, entry: Entry, key: &[u8]) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        while self.slots[i].id != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = entry;
+    }
+
+    /// Doubles the table; entries move in home order.
+    fn grow(&mut self, keys: &[Arc<str>]) {
+        let len = (self.slots.len() * 2).max(Self::MIN_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![VACANT; len]);
+        for entry in old.into_iter().filter(|e| e.id != EMPTY) {
+            self.place(entry, keys[entry.id as usize].as_bytes());
+        }
     }
 }
 
@@ -113,9 +166,13 @@ mod tests {
             keys.push(Arc::from(*name));
             index.insert(name, i as UserId, &keys);
         }
-        // Enough to rehash a few times.
+        // Enough to grow a few times, short and long keys mixed.
         for i in 0..5000u32 {
-            let name = format!("u{i}-{long}");
+            let name = if i % 2 == 0 {
+                format!("u{i}")
+            } else {
+                format!("u{i}-{long}")
+            };
             let id = keys.len() as UserId;
             keys.push(Arc::from(name.as_str()));
             index.insert(&name, id, &keys);
@@ -125,9 +182,11 @@ mod tests {
         }
         for (id, key) in keys.iter().enumerate() {
             assert_eq!(index.get(key, &keys), Some(id as UserId));
+            index.prefetch(key);
         }
         assert_eq!(index.get("user-", &keys), None);
         assert_eq!(index.get(&format!("{long}c"), &keys), None);
+        assert_eq!(index.get("u1", &keys), None);
         let rebuilt = UserIndex::of(&keys);
         for (id, key) in keys.iter().enumerate() {
             assert_eq!(rebuilt.get(key, &keys), Some(id as UserId));
