@@ -209,7 +209,11 @@ impl<S: Store> Runtime<S> {
                 self.store.set_clock(due);
             }
             let now = self.store.clock().unwrap_or(due);
-            for &timer in &batch {
+            for (i, &timer) in batch.iter().enumerate() {
+                // Start loading the next timer's user while this one fires.
+                if let Some(next) = batch.get(i + 1).or(self.store.peek_timer()) {
+                    self.store.prefetch_user(next.user);
+                }
                 self.with_user(timer.user, now, sink, |cx, user| cx.fire(user, timer));
             }
         }
