@@ -235,6 +235,53 @@ mod tests {
         }
     }
 
+    /// Every line number and event (or error) the reader yields.
+    fn read_all(input: impl BufRead) -> Vec<String> {
+        let mut reader = EventReader::new(input);
+        let mut seen = Vec::new();
+        while let Some((line, event)) = reader.next_event().unwrap_or(None) {
+            seen.push(match event {
+                Ok(event) => format!("{line} {} {}", event.kind.name(), event.user_key),
+                Err(error) => format!("{line} {error}"),
+            });
+        }
+        seen
+    }
+
+    #[test]
+    fn lines_across_the_buffer_end_read_as_lines_inside_it() {
+        let ok = |user: &str| {
+            format!(
+                r#"{{"type":"track","userId":"{user}","event":"a","timestamp":"2026-03-02T10:00:00Z"}}"#
+            )
+        };
+        let mut input = b"\xEF\xBB\xBF".to_vec();
+        for line in [
+            ok("u1") + "\r\n",
+            "\n   \t\n\r\n".to_owned(),
+            ok("ü2") + "\n",
+            "{oops\n".to_owned(),
+            ok("u3") + "\n",
+        ] {
+            input.extend_from_slice(line.as_bytes());
+        }
+        input.extend_from_slice(b"{\"type\":\"track\",\"userId\":\"u\xff\"}\n");
+        input.extend_from_slice(ok("u4").as_bytes());
+        let whole = read_all(input.as_slice());
+        assert_eq!(whole.len(), 6, "{whole:?}");
+        assert_eq!(whole[0], "1 track u1");
+        assert_eq!(
+            whole[2],
+            "6 line 6: not valid JSON: key must be a string at column 2"
+        );
+        assert_eq!(whole[4], "8 line 8: not valid UTF-8 at byte 28");
+        assert_eq!(whole[5], "9 track u4");
+        for capacity in 1..100 {
+            let small = io::BufReader::with_capacity(capacity, input.as_slice());
+            assert_eq!(read_all(small), whole, "capacity {capacity}");
+        }
+    }
+
     proptest! {
         #[test]
         fn line_end_agrees_with_a_plain_search(
