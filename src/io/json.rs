@@ -67,12 +67,31 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next byte after any whitespace, not consumed.
+    #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {
+        // Compact JSON has no whitespace: one look at the next byte.
+        match self.bytes().get(self.pos) {
+            Some(&byte) if byte > b' ' => Some(byte),
+            _ => self.peek_past_whitespace(),
+        }
+    }
+
+    #[inline(never)]
+    fn peek_past_whitespace(&mut self) -> Option<u8> {
         self.skip_whitespace();
         self.bytes().get(self.pos).copied()
     }
 
+    #[inline(always)]
     fn skip_whitespace(&mut self) {
+        if self.bytes().get(self.pos).is_some_and(|&byte| byte > b' ') {
+            return;
+        }
+        self.skip_whitespace_slow();
+    }
+
+    #[inline(never)]
+    fn skip_whitespace_slow(&mut self) {
         let bytes = self.bytes();
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.pos) {
             self.pos += 1;
@@ -84,6 +103,7 @@ impl<'a> Scanner<'a> {
         self.peek().is_none()
     }
 
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Result<(), Decline> {
         if self.peek() == Some(byte) {
             self.pos += 1;
@@ -112,12 +132,18 @@ impl<'a> Scanner<'a> {
                 self.pos += 1;
                 return Ok(None);
             }
-            Some(b',') if !*first => self.pos += 1,
+            Some(b',') if !*first => {
+                self.pos += 1;
+                if self.peek() != Some(b'"') {
+                    return Err(Decline);
+                }
+            }
             Some(b'"') if *first => {}
             _ => return Err(Decline),
         }
         *first = false;
-        self.eat(b'"')?;
+        // The opening quote, seen above.
+        self.pos += 1;
         let start = self.pos;
         let escaped = self.string_body()?;
         let text = self.slice(start, self.pos - 1)?;
@@ -143,6 +169,7 @@ impl<'a> Scanner<'a> {
 
     /// Consumes a string body after its opening quote, the closing quote
     /// included; returns whether it had escapes.
+    #[inline(always)]
     fn string_body(&mut self) -> Result<bool, Decline> {
         let bytes = self.bytes();
         let mut pos = self.pos;
@@ -310,9 +337,69 @@ impl<'a> Scanner<'a> {
 }
 
 /// The position of the first `"`, `\\` or control character at or after
-/// `pos` (`bytes.len()` when there is none), eight bytes at a time.
+/// `pos` (`pos` itself when it is at or past the end, else `bytes.len()`
+/// when there is none): sixteen bytes at a time with SSE2, which every
+/// x86-64 processor has.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
 fn next_special(bytes: &[u8], mut pos: usize) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // One bit per byte of `chunk`, set on the special ones. `max(x, 0x1f)
+    // == 0x1f` is an unsigned `x < 0x20`: bytes from 0x80 up (parts of
+    // multi-byte characters) are not taken for controls, as a signed
+    // compare would take them.
+    let specials = |chunk: &[u8; 16]| -> u32 {
+        // SAFETY: the load reads exactly the sixteen bytes of `chunk`, and
+        // the intrinsics need nothing but SSE2, which this code is compiled
+        // only with (see its `cfg`).
+        unsafe {
+            let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+            let low = _mm_set1_epi8(0x1f);
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(x, low), low);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        }
+    };
+    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<16>) {
+        let found = specials(chunk);
+        if found != 0 {
+            return pos + found.trailing_zeros() as usize;
+        }
+        pos += 16;
+    }
+    let len = bytes.len();
+    if pos >= len {
+        return pos;
+    }
+    // Fewer than sixteen bytes left: the text's last sixteen, the bytes
+    // before `pos` shifted out; a text shorter than that goes eight bytes
+    // at a time.
+    let Some(last) = bytes.last_chunk::<16>() else {
+        return next_special_swar(bytes, pos);
+    };
+    let found = specials(last) >> (pos - (len - 16));
+    if found != 0 {
+        pos + found.trailing_zeros() as usize
+    } else {
+        len
+    }
+}
+
+/// [`next_special`] on other targets, eight bytes at a time.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+#[inline(always)]
+fn next_special(bytes: &[u8], pos: usize) -> usize {
+    next_special_swar(bytes, pos)
+}
+
+/// [`next_special`] eight bytes at a time in a `u64`: the other targets'
+/// scan, and short texts' on x86-64.
+#[inline(always)]
+fn next_special_swar(bytes: &[u8], mut pos: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
     while let Some(chunk) = bytes.get(pos..pos + 8) {
@@ -339,6 +426,12 @@ fn next_special(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// Whether the text between a validated JSON string's quotes has escapes:
+/// its first special byte can only be a backslash.
+pub(crate) fn has_escapes(inner: &str) -> bool {
+    next_special(inner.as_bytes(), 0) < inner.len()
 }
 
 /// Skips one whole JSON text (one value and nothing after it) and returns

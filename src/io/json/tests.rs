@@ -251,6 +251,99 @@ pub(crate) fn mutate(text: &str, at: usize, len: usize, token: usize) -> String 
     out
 }
 
+/// [`next_special`] one byte at a time, the way the spec reads.
+fn next_special_reference(bytes: &[u8], pos: usize) -> usize {
+    bytes
+        .get(pos..)
+        .and_then(|rest| {
+            rest.iter()
+                .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        })
+        .map_or(pos.max(bytes.len()), |at| pos + at)
+}
+
+/// A byte the string scan could mistake: specials, and the bytes just past
+/// them or with the top bit set (signed compares take those for controls).
+fn tricky_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        4 => Just(b'a'),
+        1 => Just(b'"'),
+        1 => Just(b'\\'),
+        1 => Just(0x00u8),
+        1 => Just(0x1fu8),
+        1 => Just(0x20u8),
+        1 => Just(0x7fu8),
+        1 => Just(0x80u8),
+        1 => Just(0x9fu8),
+        1 => Just(0xa0u8),
+        1 => Just(0xffu8),
+        1 => any::<u8>(),
+    ]
+}
+
+/// A piece of string content that shifts what follows it by a byte count
+/// of its own: plain letters, multi-byte characters, escapes, and what a
+/// string may not hold.
+fn string_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[a-z]{0,17}",
+        1 => Just("é".to_owned()),
+        1 => Just("😀".to_owned()),
+        1 => Just("\\\"".to_owned()),
+        1 => Just("\\\\".to_owned()),
+        1 => Just("\\n".to_owned()),
+        1 => Just("\\u00e9".to_owned()),
+        1 => Just("\\u00".to_owned()),
+        1 => Just("\\x".to_owned()),
+        1 => Just("\\".to_owned()),
+        1 => Just("\"".to_owned()),
+        1 => Just("\u{1}".to_owned()),
+        1 => Just("\u{1f}".to_owned()),
+        1 => Just("\t".to_owned()),
+        1 => Just("\u{7f}".to_owned()),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn special_bytes_are_found_like_one_at_a_time(
+        bytes in prop::collection::vec(tricky_byte(), 0..70),
+        pos in 0usize..75,
+    ) {
+        let expected = next_special_reference(&bytes, pos);
+        prop_assert_eq!(next_special(&bytes, pos), expected);
+        prop_assert_eq!(next_special_swar(&bytes, pos), expected);
+    }
+
+    #[test]
+    fn strings_agree_with_serde_json_at_every_offset(
+        lead in 0usize..34,
+        pieces in prop::collection::vec(string_piece(), 0..6),
+        closed in any::<bool>(),
+        after in prop_oneof![Just(""), Just(" "), Just("]"), Just(",1]")],
+        in_array in any::<bool>(),
+    ) {
+        // `lead` letters move the pieces across sixteen-byte boundaries;
+        // an unclosed string runs into the very end of the text.
+        let mut text = String::new();
+        if in_array {
+            text.push('[');
+        }
+        text.push('"');
+        text.push_str(&"x".repeat(lead));
+        for piece in &pieces {
+            text.push_str(piece);
+        }
+        if closed {
+            text.push('"');
+        }
+        if in_array {
+            text.push_str(after);
+        }
+        prop_assert_eq!(validate(&text).is_ok(), serde_accepts(&text), "{:?}", text);
+    }
+}
+
 proptest! {
     #[test]
     fn random_json_is_accepted(text in json_text()) {

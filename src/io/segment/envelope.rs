@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::timestamp::parse_timestamp_ms;
 use super::{MessageKind, RawEvent};
-use crate::io::json::{Decline, RawJson, Scanner};
+use crate::io::json::{Decline, RawJson, Scanner, has_escapes};
 
 /// Parses one line; the error is the message of an `InputError`.
 pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
@@ -407,7 +407,7 @@ fn is_number(raw: RawJson<'_>) -> bool {
 pub(super) fn decode_str(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    if !has_escapes(inner) {
         return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
