@@ -135,9 +135,11 @@ impl Dedup {
 impl From<VecDeque<(i64, u64)>> for Dedup {
     fn from(order: VecDeque<(i64, u64)>) -> Dedup {
         let mut dedup = Dedup::default();
+        // Saved ids are in arrival order, all within the window and the
+        // capacity of the newest: each is remembered again as it was (a
+        // repeated one, in a hand-edited snapshot, once).
         for (at, hash) in order {
-            // Arrival order is kept; no window is applied to what was saved.
-            dedup.remember(hash, at);
+            dedup.first_sighting(hash, at);
         }
         dedup
     }
@@ -158,32 +160,6 @@ impl From<Dedup> for VecDeque<(i64, u64)> {
             .zip(live)
             .map(|(&at, slot)| (at, slot.hash))
             .collect()
-    }
-}
-
-impl Dedup {
-    /// Adds a saved id as it was, unless it is there already.
-    fn remember(&mut self, hash: u64, at: i64) {
-        if self.slots.is_empty() {
-            self.rebuild();
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(hash);
-        while self.slots[i].seq != 0 {
-            if self.slots[i].hash == hash {
-                return;
-            }
-            i = (i + 1) & mask;
-        }
-        self.slots[i] = Slot {
-            hash,
-            seq: self.front + self.times.len() as u64 + 1,
-        };
-        self.used += 1;
-        self.times.push_back(at);
-        if self.used * 4 > self.slots.len() * 3 {
-            self.rebuild();
-        }
     }
 }
 
