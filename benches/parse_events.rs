@@ -8,6 +8,10 @@
 //! `get_many`) was measured here too and did not beat `serde_json` on this
 //! machine without `-C target-cpu=native`, so it is not a dependency.
 
+#[path = "support/compact.rs"]
+mod compact;
+
+use compact::remove_field;
 use std::borrow::Cow;
 use std::hint::black_box;
 
@@ -40,18 +44,6 @@ fn compact_lines(full: &[String]) -> Vec<String> {
             line
         })
         .collect()
-}
-
-/// Removes `start` and what follows up to the first `end` after it.
-fn remove_field(line: &str, start: &str, end: char) -> String {
-    let Some(from) = line.find(start) else {
-        return line.to_owned();
-    };
-    let rest = &line[from + start.len()..];
-    let Some(len) = rest.find(end) else {
-        return line.to_owned();
-    };
-    format!("{}{}", &line[..from], &rest[len + 1..])
 }
 
 /// What a straightforward program deserializes: every field typed.

@@ -17,7 +17,10 @@
 
 #[path = "support/baseline.rs"]
 mod baseline;
+#[path = "support/compact.rs"]
+mod compact;
 
+use compact::remove_field;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -213,18 +216,6 @@ fn compact(text: String) -> String {
     bytes.truncate(write);
     bytes.shrink_to_fit();
     String::from_utf8(bytes).unwrap_or_else(|e| panic!("compacted stream: {e}"))
-}
-
-/// Removes `start` and what follows up to the first `end` after it.
-fn remove_field(line: &str, start: &str, end: char) -> String {
-    let Some(from) = line.find(start) else {
-        return line.to_owned();
-    };
-    let rest = &line[from + start.len()..];
-    let Some(len) = rest.find(end) else {
-        return line.to_owned();
-    };
-    format!("{}{}", &line[..from], &rest[len + 1..])
 }
 
 fn lines(text: &str) -> impl Iterator<Item = &str> {

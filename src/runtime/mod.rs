@@ -155,8 +155,9 @@ impl<S: Store> Runtime<S> {
             }
             _ => event.timestamp_ms,
         };
-        let id_hash = event.message_id.map(|id| stats::fnv1a(&[id.as_bytes()]));
+        let mut id_hash = None;
         if event.kind != EventKind::Other {
+            id_hash = event.message_id.map(|id| stats::fnv1a(&[id.as_bytes()]));
             // The user and the id are looked up below, most likely in
             // memory far from the cache: start both loads now, so they
             // overlap each other and the timers' work.
