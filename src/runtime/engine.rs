@@ -23,9 +23,7 @@ use super::eval::{Scope, timestamp};
 use super::packed::Packed;
 use super::render::{self, Renderer};
 use super::stats::{Stats, bucket, fnv1a};
-use super::store::{
-    Handle, Instance, SendRef, SentRecord, Silence, Timer, TimerKind, UserId, UserState,
-};
+use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, UserId, UserState};
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
@@ -703,20 +701,15 @@ impl Cx<'_> {
             }
             TimerKind::Silence(i) => {
                 let slot = self.layout.silence_base[timer.journey as usize] + i as usize;
-                let Some(silence) = user.silences.get_mut(slot) else {
-                    return;
-                };
-                silence.queued = false;
-                let current = match silence.due {
+                let current = match user.silences.due(slot) {
                     Some(due) if due > timer.due => {
                         // Restarted since this timer was pushed: re-arm.
-                        silence.queued = true;
                         self.timers
                             .push(silence_timer(due, timer.journey, self.user, i as usize));
                         false
                     }
                     Some(_) => {
-                        silence.due = None;
+                        user.silences.set_due(slot, None);
                         true
                     }
                     None => false,
@@ -742,23 +735,17 @@ impl Cx<'_> {
     pub fn restart_silences(&mut self, user: &mut UserState, j: JourneyId, event: Option<EventId>) {
         let program = self.program;
         let absences = &program.journeys[j as usize].absence;
-        let base = &self.layout.silence_base;
-        if user.silences.is_empty() {
-            // Every silence of the program, in one exact-size slice.
-            user.silences = vec![Silence::default(); base[base.len() - 1]].into_boxed_slice();
-        }
-        let first = base[j as usize];
+        let first = self.layout.silence_base[j as usize];
         for (i, absence) in absences.iter().enumerate() {
             if absence.event.is_some() && absence.event != event {
                 continue;
             }
-            let silence = &mut user.silences[first + i];
-            let due = self.now + absence.silence_ms;
-            silence.due = Some(due);
-            if !silence.queued {
-                silence.queued = true;
+            let due = self.now.saturating_add(absence.silence_ms);
+            // A silence with a due time has its one timer queued already.
+            if user.silences.due(first + i).is_none() {
                 self.timers.push(silence_timer(due, j, self.user, i));
             }
+            user.silences.set_due(first + i, Some(due));
         }
     }
 

@@ -157,7 +157,7 @@ impl<S: Store> Runtime<S> {
         };
         let mut id_hash = None;
         if event.kind != EventKind::Other {
-            id_hash = event.message_id.map(|id| stats::fnv1a(&[id.as_bytes()]));
+            id_hash = event.message_id.map(store::id_hash);
             // The user and the id are looked up below, most likely in
             // memory far from the cache: start both loads now, so they
             // overlap each other and the timers' work.
@@ -314,18 +314,19 @@ impl<S: Store> Runtime<S> {
                 }
             }
         };
-        // The state is read once the id is checked and the fields are out.
+        // The state is read once the fields are out and the id is checked;
+        // the id's slot, asked for before the timers ran, is asked last.
         self.store.prefetch_user(user);
-        if self.duplicate(id_hash, now) {
-            return;
-        }
-        self.stats.events += 1;
         let fields: Vec<Value> = info.map_or_else(Vec::new, |i| {
             i.fields
                 .iter()
                 .map(|p| event.properties.lookup(p).into_value())
                 .collect()
         });
+        if self.duplicate(id_hash, now) {
+            return;
+        }
+        self.stats.events += 1;
         let target = info
             .and_then(|i| i.engagement)
             .and_then(|e| self.engagement_target(event, user, e));

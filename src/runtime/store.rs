@@ -5,7 +5,7 @@
 //! [`MemStore`] keeps it in memory and is serde-serializable, so a snapshot
 //! restored later gives the same output as an uninterrupted run.
 //!
-//! De-duplication keeps a 64-bit FNV-1a hash of every `messageId` seen in the
+//! De-duplication keeps a 64-bit hash ([`id_hash`]) of every `messageId` seen in the
 //! last 7 days of event time, and at most [`DEDUP_CAPACITY`] of them (the
 //! oldest are forgotten first): bounded memory, 40 to 80 bytes an id (a
 //! table at most half full of 16-byte slots, and the time in a queue), at
@@ -25,7 +25,7 @@ mod dedup;
 mod timers;
 mod users;
 
-pub use self::dedup::{DEDUP_CAPACITY, DEDUP_WINDOW_MS, Dedup};
+pub use self::dedup::{DEDUP_CAPACITY, DEDUP_WINDOW_MS, Dedup, id_hash};
 pub use self::timers::TimerQueue;
 
 pub type UserId = u32;
@@ -81,12 +81,11 @@ pub struct UserState {
     /// Non-transactional sends, oldest first, for caps; pruned to the
     /// program's longest cap window.
     pub sent: Vec<SentRecord>,
-    /// Every `trigger no ... for` silence of the program for this user, in
-    /// journey order (`Layout::silence_base`); empty until the first event
-    /// that restarts one. Kept apart from `journeys`: a silence is touched
-    /// by most events, and a journey state is only made on entry.
-    #[serde(default, skip_serializing_if = "<[Silence]>::is_empty")]
-    pub silences: Box<[Silence]>,
+    /// Every `trigger no ... for` silence of the program for this user.
+    /// Kept apart from `journeys`: a silence is touched by most events, and
+    /// a journey state is only made on entry.
+    #[serde(default, skip_serializing_if = "Silences::is_empty")]
+    pub silences: Silences,
 }
 
 impl UserState {
@@ -139,16 +138,101 @@ pub struct JourneyState {
     pub watch: Option<Box<Instance>>,
 }
 
-/// One silence of one user. Every event restarts it, so rather than push a
-/// timer per event (the heap would grow with the stream), the state keeps
-/// the true due time and at most one timer sits in the heap: when it comes
-/// due early, it is pushed again at the true time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Silence {
-    /// When the silence is complete; `None` once it fired (it fires once).
-    pub due: Option<i64>,
-    /// Whether a timer for this silence is in the heap.
-    pub queued: bool,
+/// The silences of one user: per `trigger no ... for` of the program (in
+/// journey order, `Layout::silence_base`), when it is complete. Every event
+/// restarts them, so rather than push a timer per event (the queue would
+/// grow with the stream), the state keeps the true due time and exactly one
+/// timer sits in the queue while a silence has one: when that timer comes
+/// due early, it is pushed again at the true time. A silence without a due
+/// time never started, or has fired (it fires once per start).
+///
+/// The first [`Silences::INLINE`] sit in the user's state itself: nearly
+/// every event touches them, and a separate allocation would cost each
+/// event one more cache miss at a million users. More go to one slice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Silences {
+    head: [i64; Silences::INLINE],
+    tail: Box<[i64]>,
+}
+
+/// A silence without a due time.
+const NO_DUE: i64 = i64::MIN;
+
+impl Silences {
+    /// How many silences a user state holds in place.
+    pub const INLINE: usize = 3;
+
+    /// When silence `slot` is complete, if it has started and not fired.
+    pub fn due(&self, slot: usize) -> Option<i64> {
+        let due = match slot.checked_sub(Self::INLINE) {
+            None => self.head[slot],
+            Some(i) => self.tail.get(i).copied().unwrap_or(NO_DUE),
+        };
+        (due != NO_DUE).then_some(due)
+    }
+
+    /// Sets (or with `None`, clears) when silence `slot` is complete.
+    pub fn set_due(&mut self, slot: usize, due: Option<i64>) {
+        // `i64::MIN` means none: a due time there (no event carries one)
+        // is kept a millisecond later.
+        let due = due.map_or(NO_DUE, |due| due.max(NO_DUE + 1));
+        match slot.checked_sub(Self::INLINE) {
+            None => self.head[slot] = due,
+            Some(i) => {
+                if i >= self.tail.len() {
+                    if due == NO_DUE {
+                        return;
+                    }
+                    let mut tail = std::mem::take(&mut self.tail).into_vec();
+                    tail.resize(i + 1, NO_DUE);
+                    self.tail = tail.into_boxed_slice();
+                }
+                self.tail[i] = due;
+            }
+        }
+    }
+
+    /// Whether no silence has a due time.
+    pub fn is_empty(&self) -> bool {
+        self.head.iter().chain(&*self.tail).all(|&d| d == NO_DUE)
+    }
+
+    /// Every slot's due time, up to the last one that has one.
+    fn to_list(&self) -> Vec<Option<i64>> {
+        let all: Vec<Option<i64>> = (0..Self::INLINE + self.tail.len())
+            .map(|slot| self.due(slot))
+            .collect();
+        let len = all.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        all[..len].to_vec()
+    }
+}
+
+impl Default for Silences {
+    fn default() -> Silences {
+        Silences {
+            head: [NO_DUE; Silences::INLINE],
+            tail: Box::default(),
+        }
+    }
+}
+
+/// Serialized as the list of due times (`null` for none), trailing `null`s
+/// left out.
+impl Serialize for Silences {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        self.to_list().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Silences {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Silences, D::Error> {
+        let list = Vec::<Option<i64>>::deserialize(deserializer)?;
+        let mut silences = Silences::default();
+        for (slot, due) in list.into_iter().enumerate() {
+            silences.set_due(slot, due);
+        }
+        Ok(silences)
+    }
 }
 
 impl JourneyState {
@@ -368,5 +452,56 @@ impl Store for MemStore {
         if let Some(state) = self.users.get(user as usize) {
             prefetch(state);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silences_past_the_inline_ones_keep_their_due_times() {
+        let mut silences = Silences::default();
+        assert!(silences.is_empty());
+        let slots = Silences::INLINE + 3;
+        for slot in 0..slots {
+            assert_eq!(silences.due(slot), None);
+        }
+        silences.set_due(1, Some(-5));
+        silences.set_due(Silences::INLINE + 1, Some(7));
+        assert!(!silences.is_empty());
+        let dues: Vec<_> = (0..slots).map(|slot| silences.due(slot)).collect();
+        let mut expected = vec![None; slots];
+        expected[1] = Some(-5);
+        expected[Silences::INLINE + 1] = Some(7);
+        assert_eq!(dues, expected);
+        // Clearing a slot never set past the end allocates nothing.
+        silences.set_due(Silences::INLINE + 9, None);
+        assert_eq!(silences.tail.len(), 2);
+        // A due time on the sentinel is kept a millisecond later.
+        silences.set_due(0, Some(i64::MIN));
+        assert_eq!(silences.due(0), Some(i64::MIN + 1));
+        silences.set_due(0, None);
+        silences.set_due(1, None);
+        silences.set_due(Silences::INLINE + 1, None);
+        assert!(silences.is_empty());
+    }
+
+    #[test]
+    fn silences_serialize_as_due_times_without_trailing_nulls() {
+        let mut silences = Silences::default();
+        silences.set_due(0, Some(1_000));
+        silences.set_due(Silences::INLINE, Some(2_000));
+        silences.set_due(Silences::INLINE + 2, Some(3_000));
+        silences.set_due(Silences::INLINE + 2, None);
+        let json = serde_json::to_string(&silences).unwrap_or_default();
+        assert_eq!(json, "[1000,null,null,2000]");
+        let back: Silences = serde_json::from_str(&json).unwrap_or_default();
+        for slot in 0..Silences::INLINE + 3 {
+            assert_eq!(back.due(slot), silences.due(slot), "slot {slot}");
+        }
+        let user = UserState::default();
+        let json = serde_json::to_string(&user).unwrap_or_default();
+        assert!(!json.contains("silences"), "{json}");
     }
 }
