@@ -275,4 +275,30 @@ mod tests {
         assert!(dedup.first_sighting(0, 0));
         assert!(!dedup.first_sighting(5, 0));
     }
+
+    #[test]
+    fn id_hashes_of_close_ids_differ_and_spread_over_home_slots() {
+        // Ids as Segment libraries make them: same length, a few characters
+        // apart; and ids that are prefixes of each other.
+        let mut ids: Vec<String> = (0..200_000u32)
+            .map(|i| format!("msg-{:08x}-4b1e-9c3a-{:012x}", i / 7, u64::from(i) * 31))
+            .collect();
+        ids.extend((0..64).map(|n| "a".repeat(n)));
+        ids.extend((0..64).map(|n| "\0".repeat(n + 1)));
+        let mut hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
+        let mut homes = [0u32; 64];
+        for &hash in &hashes {
+            homes[(hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize] += 1;
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), ids.len(), "two ids share a hash");
+        let mean = ids.len() as f64 / 64.0;
+        for (slot, &n) in homes.iter().enumerate() {
+            assert!(
+                (f64::from(n) - mean).abs() < mean * 0.05,
+                "home {slot}: {n} ids, {mean} expected"
+            );
+        }
+    }
 }
