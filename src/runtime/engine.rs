@@ -38,6 +38,9 @@ pub struct Layout {
     /// Per journey, where its absence triggers start in a user's
     /// [`UserState::silences`]; the last entry is the length.
     pub silence_base: Box<[usize]>,
+    /// Per event id, then one more entry for names the program does not
+    /// know: the journeys whose silence the event restarts (ascending).
+    pub restarts: Box<[Box<[JourneyId]>]>,
 }
 
 impl Layout {
@@ -65,6 +68,11 @@ impl Layout {
             .collect();
         Layout {
             silence_base,
+            restarts: (0..=program.events.len())
+                .map(|e| {
+                    silence_journeys(program, (e < program.events.len()).then_some(e as EventId))
+                })
+                .collect(),
             timezone: slot("timezone"),
             unsubscribed: slot("unsubscribed"),
             max_cap_window,
@@ -1078,4 +1086,16 @@ pub fn latest_send(
         }
     }
     best.map(|(_, t)| t)
+}
+
+/// Journeys whose silence this event restarts, ascending and once each;
+/// computed once per event name when the runtime is built.
+fn silence_journeys(program: &Program, event: Option<EventId>) -> Box<[JourneyId]> {
+    let mut out: Vec<JourneyId> = program.any_silence.clone();
+    if let Some(info) = event.and_then(|e| program.events.get(e as usize)) {
+        out.extend_from_slice(&info.silences);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out.into_boxed_slice()
 }

@@ -35,7 +35,7 @@ pub use event::{Event, EventKind, Lookup, NoProperties, Properties};
 pub use stats::{JourneyStats, Stats};
 pub use store::{MemStore, Store, UserState};
 
-use crate::compile::program::{Engagement, EventId, FieldPath, JourneyId, Program};
+use crate::compile::program::{Engagement, EventId, FieldPath, Program};
 use crate::value::Value;
 use clock::Zones;
 use engine::{Cx, Layout, Target};
@@ -54,9 +54,6 @@ pub struct Runtime<S: Store = MemStore> {
     /// Timers set during one user operation, moved to the store after it.
     timers: Vec<Timer>,
     paths: EngagementPaths,
-    /// Per event id, then one more entry for names the program does not
-    /// know: the journeys whose silence the event restarts (ascending).
-    silences: Arc<[Box<[JourneyId]>]>,
 }
 
 struct EngagementPaths {
@@ -99,11 +96,6 @@ impl<S: Store> Runtime<S> {
             names,
             zones: Zones::default(),
             timers: Vec::new(),
-            silences: (0..=program.events.len())
-                .map(|e| {
-                    silence_journeys(&program, (e < program.events.len()).then_some(e as EventId))
-                })
-                .collect(),
             paths: EngagementPaths {
                 message_id: path("message_id"),
                 template: path("template"),
@@ -273,9 +265,8 @@ impl<S: Store> Runtime<S> {
         }
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
-        let program = self.program.clone();
         let state = self.store.user_mut(user);
-        merge_traits(&program, state, event.properties);
+        merge_traits(&self.program, state, event.properties);
         if let (Some(zone), Some(slot)) = (event.context_timezone, self.layout.timezone) {
             let index = slot as usize;
             if state.profile.get(index).is_none_or(Value::is_null) {
@@ -296,10 +287,9 @@ impl<S: Store> Runtime<S> {
         sink: &mut dyn FnMut(Action),
     ) {
         let id = self.names.get(event.name).copied();
-        let program = self.program.clone();
-        let info = id.map(|i| &program.events[i as usize]);
+        let info = id.map(|i| &self.program.events[i as usize]);
         let silences =
-            !program.any_silence.is_empty() || info.is_some_and(|i| !i.silences.is_empty());
+            !self.program.any_silence.is_empty() || info.is_some_and(|i| !i.silences.is_empty());
         let admits = info.is_some_and(|i| !i.triggers.is_empty());
         let user = if admits || silences {
             self.store.intern_user(event.user_key)
@@ -323,23 +313,21 @@ impl<S: Store> Runtime<S> {
                 .map(|p| event.properties.lookup(p).into_value())
                 .collect()
         });
+        let engagement = info.and_then(|i| i.engagement);
         if self.duplicate(id_hash, now) {
             return;
         }
         self.stats.events += 1;
-        let target = info
-            .and_then(|i| i.engagement)
-            .and_then(|e| self.engagement_target(event, user, e));
-        if info.is_some_and(|i| i.engagement.is_some()) && target.is_none() {
+        let target = engagement.and_then(|e| self.engagement_target(event, user, e));
+        if engagement.is_some() && target.is_none() {
             self.stats.unmatched_engagements += 1;
         }
-        // A shared handle, as `with_user` borrows the runtime mutably.
-        let restarts = self.silences.clone();
-        let index = id.map_or(program.events.len(), |e| e as usize);
+        let index = id.map_or(self.program.events.len(), |e| e as usize);
         self.with_user(user, now, sink, |cx, state| {
             cx.track(state, id, &fields, target);
             if silences {
-                for &j in &*restarts[index] {
+                let layout = cx.layout;
+                for &j in &*layout.restarts[index] {
                     cx.restart_silences(state, j, id);
                 }
             }
@@ -383,18 +371,6 @@ impl<S: Store> Runtime<S> {
             engagement,
         )
     }
-}
-
-/// Journeys whose silence this event restarts, ascending and once each;
-/// computed once per event name when the runtime is built.
-fn silence_journeys(program: &Program, event: Option<EventId>) -> Box<[JourneyId]> {
-    let mut out: Vec<JourneyId> = program.any_silence.clone();
-    if let Some(info) = event.and_then(|e| program.events.get(e as usize)) {
-        out.extend_from_slice(&info.silences);
-    }
-    out.sort_unstable();
-    out.dedup();
-    out.into_boxed_slice()
 }
 
 /// Deep-merges identify traits into the profile slots the program knows:
