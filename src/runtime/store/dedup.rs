@@ -146,23 +146,58 @@ impl Dedup {
         (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
     }
 
-    /// Re-makes the table with the live ids only, at most half full.
+    /// Re-makes the table with the live ids only, at most half full. At a
+    /// steady rate of ids the size stays the same, and the table is swept
+    /// in place: a fresh table would be fresh memory, and the kernel's
+    /// zeroing of its pages cost more than the sweep.
     fn rebuild(&mut self) {
         let len = (self.times.len() * 2)
             .next_power_of_two()
             .max(Self::MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); len]);
-        self.used = 0;
-        for slot in old {
-            if slot.seq > self.front {
-                let mut i = self.home(slot.hash);
-                while self.slots[i].seq != 0 {
-                    i = (i + 1) & (len - 1);
+        if len != self.slots.len() {
+            let old = std::mem::replace(&mut self.slots, vec![Slot::default(); len]);
+            self.used = 0;
+            for slot in old {
+                if slot.seq > self.front {
+                    self.place(slot);
                 }
-                self.slots[i] = slot;
-                self.used += 1;
+            }
+            return;
+        }
+        // Every live id is taken out and placed again from its home, in
+        // slot order from just after a slot that was empty before the dead
+        // were cleared (the table is at most three quarters used), so no
+        // probe run crosses the start: each id lands at or before where it
+        // was, and no slot emptied later lies between an id placed earlier
+        // and its home.
+        let start = self.slots.iter().position(|s| s.seq == 0).unwrap_or(0);
+        let front = self.front;
+        for slot in &mut self.slots {
+            if slot.seq <= front {
+                *slot = Slot::default();
             }
         }
+        let mask = len - 1;
+        self.used = 0;
+        for k in 1..=len {
+            let i = (start + k) & mask;
+            let slot = self.slots[i];
+            if slot.seq != 0 {
+                self.slots[i] = Slot::default();
+                self.place(slot);
+            }
+        }
+    }
+
+    /// Puts a live id in the first empty slot from its home.
+    fn place(&mut self, slot: Slot) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(slot.hash);
+        while self.slots[i].seq != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+        self.used += 1;
     }
 }
 
