@@ -1,7 +1,8 @@
 //! Drives users through a [`Program`]: the clock, timers, instances, caps,
 //! quiet hours and the state store. Synchronous and deterministic: time is
-//! the events' time, hashing is FNV-1a, and no hash-map order reaches the
-//! output. Knows nothing of pest, miette or the input format.
+//! the events' time, hashing uses fixed functions (FNV-1a for holdouts and
+//! splits, [`store::id_hash`] for `messageId`s), and no hash-map order
+//! reaches the output. Knows nothing of pest, miette or the input format.
 //!
 //! - [`event`]: the input ([`Event`], payloads behind [`Properties`]).
 //! - [`action`]: the output ([`Action`], one JSON line each).
