@@ -5,11 +5,11 @@
 //! [`MemStore`] keeps it in memory and is serde-serializable, so a snapshot
 //! restored later gives the same output as an uninterrupted run.
 //!
-//! De-duplication keeps a 64-bit hash ([`id_hash`]) of every `messageId` seen in the
-//! last 7 days of event time, and at most [`DEDUP_CAPACITY`] of them (the
-//! oldest are forgotten first): bounded memory, 40 to 80 bytes an id (a
-//! table at most half full of 16-byte slots, and the time in a queue), at
-//! most about 160 MB.
+//! De-duplication keeps a 64-bit hash ([`id_hash`]) of every `messageId`
+//! seen in the last 7 days of event time, and at most [`DEDUP_CAPACITY`] of
+//! them (the oldest are forgotten first): bounded memory, 40 to 80 bytes an
+//! id (a table at most half full of 16-byte slots, and the time in a
+//! queue), at most about 160 MB.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -199,11 +199,12 @@ impl Silences {
 
     /// Every slot's due time, up to the last one that has one.
     fn to_list(&self) -> Vec<Option<i64>> {
-        let all: Vec<Option<i64>> = (0..Self::INLINE + self.tail.len())
+        let mut all: Vec<Option<i64>> = (0..Self::INLINE + self.tail.len())
             .map(|slot| self.due(slot))
             .collect();
         let len = all.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
-        all[..len].to_vec()
+        all.truncate(len);
+        all
     }
 }
 

@@ -166,8 +166,9 @@ impl Dedup {
         }
         // Every live id is taken out and placed again from its home, in
         // slot order from just after a slot that was empty before the dead
-        // were cleared (the table is at most three quarters used), so no
-        // probe run crosses the start: each id lands at or before where it
+        // were cleared (a rebuild comes as soon as just over three quarters
+        // of the slots are used, so there is one), and no probe run crosses
+        // the start: each id lands at or before where it
         // was, and no slot emptied later lies between an id placed earlier
         // and its home.
         let start = self.slots.iter().position(|s| s.seq == 0).unwrap_or(0);
