@@ -54,6 +54,8 @@ pub struct Runtime<S: Store = MemStore> {
     renderer: Renderer,
     /// Timers set during one user operation, moved to the store after it.
     timers: Vec<Timer>,
+    /// The slot values an identify carries, reused from one to the next.
+    traits: Vec<(usize, Value)>,
     paths: EngagementPaths,
 }
 
@@ -97,6 +99,7 @@ impl<S: Store> Runtime<S> {
             names,
             zones: Zones::default(),
             timers: Vec::new(),
+            traits: Vec::new(),
             paths: EngagementPaths {
                 message_id: path("message_id"),
                 template: path("template"),
@@ -267,7 +270,18 @@ impl<S: Store> Runtime<S> {
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
         let state = self.store.user_mut(user);
-        merge_traits(&self.program, state, event.properties);
+        // The time zone from `context` fills the slot when it is empty.
+        let zone_len = match (event.context_timezone, self.layout.timezone) {
+            (Some(_), Some(slot)) => slot as usize + 1,
+            _ => 0,
+        };
+        merge_traits(
+            &self.program,
+            state,
+            event.properties,
+            &mut self.traits,
+            zone_len,
+        );
         if let (Some(zone), Some(slot)) = (event.context_timezone, self.layout.timezone) {
             let index = slot as usize;
             if state.profile.get(index).is_none_or(Value::is_null) {
@@ -378,7 +392,18 @@ impl<S: Store> Runtime<S> {
 /// each slot's path is walked in the traits; a `null` (or a non-object) at
 /// or above it clears the slot, objects merge into object-valued slots, and
 /// a slot the traits do not mention is left alone.
-fn merge_traits(program: &Program, user: &mut UserState, traits: &dyn Properties) {
+///
+/// The profile grows once, to exactly the last slot given a value (or to
+/// `min_len`, for a slot the caller fills next), rather than a slot at a
+/// time: a new customer's first identify reallocated it several times.
+fn merge_traits(
+    program: &Program,
+    user: &mut UserState,
+    traits: &dyn Properties,
+    found: &mut Vec<(usize, Value)>,
+    min_len: usize,
+) {
+    found.clear();
     for (index, slot) in program.profile_slots.iter().enumerate() {
         let new = match traits.lookup(&slot.path) {
             Lookup::Missing => continue,
@@ -386,14 +411,23 @@ fn merge_traits(program: &Program, user: &mut UserState, traits: &dyn Properties
             Lookup::Found(v) if slot.timestamp => event::as_timestamp(v),
             Lookup::Found(v) => v,
         };
-        if user.profile.len() <= index {
-            if new.is_null() {
-                continue;
-            }
-            user.profile.resize(index + 1, Value::Null);
+        found.push((index, new));
+    }
+    // A `null` past the end changes nothing: the end is already `null`.
+    let valued = found
+        .iter()
+        .rev()
+        .find(|(_, v)| !v.is_null())
+        .map_or(0, |&(index, _)| index + 1);
+    let len = valued.max(min_len);
+    if user.profile.len() < len {
+        user.profile.reserve_exact(len - user.profile.len());
+        user.profile.resize(len, Value::Null);
+    }
+    for (index, new) in found.drain(..) {
+        if let Some(old) = user.profile.get_mut(index) {
+            *old = deep_merge(old, new);
         }
-        let merged = deep_merge(&user.profile[index], new);
-        user.profile[index] = merged;
     }
 }
 
