@@ -270,26 +270,22 @@ impl<S: Store> Runtime<S> {
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
         let state = self.store.user_mut(user);
-        // The time zone from `context` fills the slot when it is empty.
-        let zone_len = match (event.context_timezone, self.layout.timezone) {
-            (Some(_), Some(slot)) => slot as usize + 1,
-            _ => 0,
-        };
+        // The time zone from `context` fills its slot when it is empty; the
+        // merge makes the profile long enough to hold it.
+        let zone = event
+            .context_timezone
+            .zip(self.layout.timezone.map(|slot| slot as usize));
         merge_traits(
             &self.program,
             state,
             event.properties,
             &mut self.traits,
-            zone_len,
+            zone.map_or(0, |(_, slot)| slot + 1),
         );
-        if let (Some(zone), Some(slot)) = (event.context_timezone, self.layout.timezone) {
-            let index = slot as usize;
-            if state.profile.get(index).is_none_or(Value::is_null) {
-                if state.profile.len() <= index {
-                    state.profile.resize(index + 1, Value::Null);
-                }
-                state.profile[index] = Value::str(zone);
-            }
+        if let Some((zone, slot)) = zone
+            && let Some(value) = state.profile.get_mut(slot).filter(|v| v.is_null())
+        {
+            *value = Value::str(zone);
         }
         self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
     }
