@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::json::{self, Decline, RawJson, Scanner};
 use super::segment::{MessageKind, RawEvent};
+use crate::runtime::event::{PathNode, PathTree};
 use crate::runtime::{Event, EventKind, Lookup, Properties};
 use crate::value::Value;
 
@@ -64,6 +65,73 @@ impl Properties for Payload<'_> {
             }
         }
         decode(at)
+    }
+
+    fn lookup_all(&self, paths: &PathTree, found: &mut dyn FnMut(usize, Lookup)) {
+        if let Some(raw) = self.raw {
+            self.walk(paths, paths.root(), raw, found);
+        }
+    }
+}
+
+/// How many keys of one object [`Payload::walk`] tracks without allocating.
+const INLINE_CHILDREN: usize = 32;
+
+impl Payload<'_> {
+    /// The paths at and below `node`, whose value is `at`: one scan of each
+    /// object on the way, keeping the last value of a repeated key, as
+    /// [`Properties::lookup`] does.
+    fn walk(
+        &self,
+        tree: &PathTree,
+        node: &PathNode,
+        at: RawJson<'_>,
+        found: &mut dyn FnMut(usize, Lookup),
+    ) {
+        for &index in &node.ends {
+            found(index, decode(at));
+        }
+        if node.children.is_empty() {
+            return;
+        }
+        let strictly_below = || node.below.iter().filter(|i| !node.ends.contains(i));
+        // A non-object (a `null` included) clears the paths through it.
+        if !at.get().starts_with('{') {
+            for &index in strictly_below() {
+                found(index, Lookup::Cleared);
+            }
+            return;
+        }
+        let n = node.children.len();
+        let mut inline = [None; INLINE_CHILDREN];
+        let mut heap = Vec::new();
+        let values: &mut [Option<RawJson<'_>>] = if n <= INLINE_CHILDREN {
+            &mut inline[..n]
+        } else {
+            heap.resize(n, None);
+            &mut heap
+        };
+        let scanned = Scanner::new(at.get()).entries(|key, value| {
+            if let Some(i) = node.position(key) {
+                values[i] = Some(value);
+            }
+        });
+        if scanned.is_err() {
+            // An escaped key (or text the scanner leaves to `serde_json`):
+            // each path the one-at-a-time way, which handles it.
+            for &index in strictly_below() {
+                match self.lookup(&tree.paths()[index]) {
+                    Lookup::Missing => {}
+                    lookup => found(index, lookup),
+                }
+            }
+            return;
+        }
+        for (value, &(_, child)) in values.iter().zip(&node.children) {
+            if let Some(value) = *value {
+                self.walk(tree, tree.node(child), value, found);
+            }
+        }
     }
 }
 

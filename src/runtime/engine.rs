@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::action::{Action, ActionKind, ExitReason, SuppressReason};
 use super::clock::{self, ZoneId, Zones};
 use super::eval::{Scope, timestamp};
+use super::event::PathTree;
 use super::packed::Packed;
 use super::render::{self, Renderer};
 use super::stats::{Stats, bucket, fnv1a};
@@ -41,6 +42,8 @@ pub struct Layout {
     /// Per event id, then one more entry for names the program does not
     /// know: the journeys whose silence the event restarts (ascending).
     pub restarts: Box<[Box<[JourneyId]>]>,
+    /// The profile slots' paths, for an identify's one pass over its traits.
+    pub slot_paths: PathTree,
 }
 
 impl Layout {
@@ -73,6 +76,13 @@ impl Layout {
                     silence_journeys(program, (e < program.events.len()).then_some(e as EventId))
                 })
                 .collect(),
+            slot_paths: PathTree::new(
+                program
+                    .profile_slots
+                    .iter()
+                    .map(|s| s.path.clone())
+                    .collect(),
+            ),
             timezone: slot("timezone"),
             unsubscribed: slot("unsubscribed"),
             max_cap_window,

@@ -97,6 +97,91 @@ impl Lookup {
 /// runtime asks only for the paths the program uses.
 pub trait Properties {
     fn lookup(&self, path: &[Arc<str>]) -> Lookup;
+
+    /// Every path of `paths` this payload says something about, as
+    /// `(index, lookup)` with `lookup` never [`Lookup::Missing`], in no
+    /// particular order: what [`Properties::lookup`] gives for each path.
+    /// An identify reads every profile slot this way; a reader whose
+    /// payload is text overrides it to read the text once rather than once
+    /// a path.
+    fn lookup_all(&self, paths: &PathTree, found: &mut dyn FnMut(usize, Lookup)) {
+        for (index, path) in paths.paths().iter().enumerate() {
+            match self.lookup(path) {
+                Lookup::Missing => {}
+                lookup => found(index, lookup),
+            }
+        }
+    }
+}
+
+/// A list of paths (the profile's slots) as a tree of their keys, so that a
+/// payload can be walked once for all of them.
+#[derive(Clone, Debug)]
+pub struct PathTree {
+    paths: Vec<Vec<Arc<str>>>,
+    /// Node 0 is the root, the payload itself.
+    nodes: Vec<PathNode>,
+}
+
+/// One key of a [`PathTree`].
+#[derive(Clone, Debug, Default)]
+pub struct PathNode {
+    /// The paths that end here, by index (more than one only when the
+    /// list repeats a path).
+    pub ends: Vec<usize>,
+    /// The keys below, with their node.
+    pub children: Vec<(Arc<str>, usize)>,
+    /// The paths that end here or below, by index, ascending.
+    pub below: Vec<usize>,
+}
+
+impl PathTree {
+    pub fn new(paths: Vec<Vec<Arc<str>>>) -> PathTree {
+        let mut nodes = vec![PathNode::default()];
+        for (index, path) in paths.iter().enumerate() {
+            let mut at = 0;
+            nodes[0].below.push(index);
+            for key in path {
+                let next = match nodes[at].position(key) {
+                    Some(i) => nodes[at].children[i].1,
+                    None => {
+                        let node = nodes.len();
+                        nodes.push(PathNode::default());
+                        nodes[at].children.push((key.clone(), node));
+                        node
+                    }
+                };
+                nodes[next].below.push(index);
+                at = next;
+            }
+            nodes[at].ends.push(index);
+        }
+        PathTree { paths, nodes }
+    }
+
+    /// The paths, by index.
+    pub fn paths(&self) -> &[Vec<Arc<str>>] {
+        &self.paths
+    }
+
+    /// The root: the payload itself.
+    pub fn root(&self) -> &PathNode {
+        &self.nodes[0]
+    }
+
+    pub fn node(&self, id: usize) -> &PathNode {
+        &self.nodes[id]
+    }
+}
+
+impl PathNode {
+    /// Where `key` is in [`PathNode::children`]. A few short keys: one
+    /// look at each length before any byte is compared.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|(k, _)| k.len() == key.len() && **k == *key)
+    }
 }
 
 /// An empty payload.

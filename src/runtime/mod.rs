@@ -277,6 +277,7 @@ impl<S: Store> Runtime<S> {
             .zip(self.layout.timezone.map(|slot| slot as usize));
         merge_traits(
             &self.program,
+            &self.layout,
             state,
             event.properties,
             &mut self.traits,
@@ -387,34 +388,44 @@ impl<S: Store> Runtime<S> {
 /// Deep-merges identify traits into the profile slots the program knows:
 /// each slot's path is walked in the traits; a `null` (or a non-object) at
 /// or above it clears the slot, objects merge into object-valued slots, and
-/// a slot the traits do not mention is left alone.
+/// a slot the traits do not mention is left alone. The traits are read for
+/// every slot at once ([`Properties::lookup_all`]): a reader of JSON text
+/// walks each object on the slots' paths once, instead of once a slot.
 ///
 /// The profile grows once, to exactly the last slot given a value (or to
 /// `min_len`, for a slot the caller fills next), rather than a slot at a
 /// time: a new customer's first identify reallocated it several times.
 fn merge_traits(
     program: &Program,
+    layout: &Layout,
     user: &mut UserState,
     traits: &dyn Properties,
     found: &mut Vec<(usize, Value)>,
     min_len: usize,
 ) {
     found.clear();
-    for (index, slot) in program.profile_slots.iter().enumerate() {
-        let new = match traits.lookup(&slot.path) {
-            Lookup::Missing => continue,
-            Lookup::Cleared => Value::Null,
-            Lookup::Found(v) if slot.timestamp => event::as_timestamp(v),
-            Lookup::Found(v) => v,
-        };
-        found.push((index, new));
-    }
+    traits.lookup_all(&layout.slot_paths, &mut |index, lookup| {
+        let timestamp = program
+            .profile_slots
+            .get(index)
+            .is_some_and(|s| s.timestamp);
+        found.push((
+            index,
+            match lookup {
+                Lookup::Missing => return,
+                Lookup::Cleared => Value::Null,
+                Lookup::Found(v) if timestamp => event::as_timestamp(v),
+                Lookup::Found(v) => v,
+            },
+        ));
+    });
     // A `null` past the end changes nothing: the end is already `null`.
     let valued = found
         .iter()
-        .rev()
-        .find(|(_, v)| !v.is_null())
-        .map_or(0, |&(index, _)| index + 1);
+        .filter(|(_, v)| !v.is_null())
+        .map(|&(index, _)| index + 1)
+        .max()
+        .unwrap_or(0);
     let len = valued.max(min_len);
     if user.profile.len() < len {
         user.profile.reserve_exact(len - user.profile.len());

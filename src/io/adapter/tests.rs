@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::io::parse_line;
+use crate::runtime::event::PathTree;
 use crate::value::Value;
 
 fn path(keys: &[&str]) -> Vec<Arc<str>> {
@@ -98,11 +99,71 @@ fn both(properties: &str, paths: &[Vec<Arc<str>>]) -> Vec<(Lookup, Lookup)> {
         .collect()
 }
 
+/// Every path of `paths` read in one [`Properties::lookup_all`] pass, by
+/// index; `Missing` for those it does not report. Panics on an index
+/// reported twice or a `Missing` reported.
+fn all_at_once(properties: &str, paths: &[Vec<Arc<str>>]) -> Vec<Lookup> {
+    let line = track_with(properties);
+    let raw = parse_line(&line, 1).unwrap_or_else(|e| panic!("{line}: {e}"));
+    let payload = Payload::of(&raw);
+    let mut out = vec![None; paths.len()];
+    payload.lookup_all(&PathTree::new(paths.to_vec()), &mut |index, lookup| {
+        assert_ne!(
+            lookup,
+            Lookup::Missing,
+            "{properties}: path {index} reported missing"
+        );
+        assert!(
+            out[index].is_none(),
+            "{properties}: path {index} reported twice"
+        );
+        out[index] = Some(lookup);
+    });
+    out.into_iter()
+        .map(|l| l.unwrap_or(Lookup::Missing))
+        .collect()
+}
+
 fn assert_same(properties: &str, paths: &[&[&str]]) {
     let paths: Vec<_> = paths.iter().map(|p| path(p)).collect();
-    for ((new, old), p) in both(properties, &paths).into_iter().zip(&paths) {
+    let at_once = all_at_once(properties, &paths);
+    for (((new, old), p), all) in both(properties, &paths)
+        .into_iter()
+        .zip(&paths)
+        .zip(at_once)
+    {
         assert_eq!(new, old, "{properties} at {p:?}");
+        assert_eq!(all, old, "{properties} at {p:?}, all at once");
     }
+}
+
+#[test]
+fn every_path_at_once_reads_as_one_at_a_time() {
+    // The profile's shape: top-level slots, a nested object, repeats, a
+    // path that is a prefix of another, and the same path twice.
+    let traits = r#"{"email":"a@b.c","consent":{"email":true,"sms":null},"plan":"pro","consent":{"push":false},"tz":null,"n":{"m":{"k":1}}}"#;
+    assert_same(
+        traits,
+        &[
+            &["email"],
+            &["consent", "email"],
+            &["consent", "push"],
+            &["consent", "sms"],
+            &["consent"],
+            &["plan", "x"],
+            &["tz", "x"],
+            &["n", "m", "k"],
+            &["n", "m"],
+            &["email"],
+            &["absent"],
+            &[],
+        ],
+    );
+    // An escaped key at either level: the one-at-a-time way for those.
+    assert_same(
+        r#"{"a":{"\u0062":1,"c":2},"\u0064":3,"e":4}"#,
+        &[&["a", "b"], &["a", "c"], &["d"], &["e"]],
+    );
 }
 
 #[test]
@@ -165,8 +226,10 @@ proptest::proptest! {
         let fields: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
         let properties = format!("{{{}}}", fields.join(","));
         let paths: Vec<Vec<Arc<str>>> = paths.iter().map(|p| path(p)).collect();
-        for ((new, old), p) in both(&properties, &paths).into_iter().zip(&paths) {
-            proptest::prop_assert_eq!(new, old, "{} at {:?}", properties, p);
+        let at_once = all_at_once(&properties, &paths);
+        for (((new, old), p), all) in both(&properties, &paths).into_iter().zip(&paths).zip(at_once) {
+            proptest::prop_assert_eq!(&new, &old, "{} at {:?}", properties, p);
+            proptest::prop_assert_eq!(all, old, "{} at {:?}, all at once", properties, p);
         }
     }
 }
