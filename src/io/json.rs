@@ -126,6 +126,7 @@ impl<'a> Scanner<'a> {
     /// The next key of an object opened by [`Scanner::begin_object`], its
     /// colon consumed; `None` once the closing `}` is consumed. `first` is
     /// true before the first key, and is kept up to date.
+    #[inline(always)]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<Key<'a>>, Decline> {
         match self.peek() {
             Some(b'}') => {
@@ -255,6 +256,7 @@ impl<'a> Scanner<'a> {
 
     /// Consumes one value of any kind and returns its text. Nesting is
     /// followed with a counter and a bit stack, never by recursion.
+    #[inline(always)]
     pub fn value(&mut self) -> Result<RawJson<'a>, Decline> {
         self.skip_whitespace();
         let start = self.pos;
@@ -329,6 +331,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A key and its colon, inside a skipped object.
+    #[inline(always)]
     fn key(&mut self) -> Result<(), Decline> {
         self.eat(b'"')?;
         self.string_body()?;
