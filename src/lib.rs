@@ -14,6 +14,10 @@
 //!
 //! [`io`] reads events (Segment NDJSON) and writes actions; [`cli`] is the
 //! `journey` command line, argument parsing and output formats only.
+//!
+//! Module docs point maintainers at private submodules; read them with
+//! `cargo doc --document-private-items`.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod check;
 pub mod cli;
