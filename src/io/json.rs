@@ -258,17 +258,25 @@ impl<'a> Scanner<'a> {
     /// followed with a counter and a bit stack, never by recursion.
     #[inline(always)]
     pub fn value(&mut self) -> Result<RawJson<'a>, Decline> {
+        self.value_flagged().map(|(value, _)| value)
+    }
+
+    /// [`Scanner::value`], and whether the value is a string without
+    /// escapes (its text between the quotes is then the decoded string).
+    #[inline(always)]
+    pub fn value_flagged(&mut self) -> Result<(RawJson<'a>, bool), Decline> {
         self.skip_whitespace();
         let start = self.pos;
         // Bit `d` is set when the container at depth `d` is an object.
         let mut objects: u128 = 0;
         let mut depth: u32 = 0;
+        let mut plain = false;
         loop {
             // A value starts here.
             match self.bytes().get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
-                    self.string_body()?;
+                    plain = !self.string_body()? && depth == 0;
                 }
                 Some(&open @ (b'{' | b'[')) => {
                     if depth >= MAX_DEPTH {
@@ -304,7 +312,7 @@ impl<'a> Scanner<'a> {
             // After a value: close containers until one goes on.
             loop {
                 if depth == 0 {
-                    return Ok(RawJson(self.slice(start, self.pos)?));
+                    return Ok((RawJson(self.slice(start, self.pos)?), plain));
                 }
                 let object = objects & (1 << (depth - 1)) != 0;
                 match self.peek() {

@@ -51,7 +51,7 @@ fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
         format!("`timestamp` `{timestamp}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
     })?;
     let message_id = id_field(envelope.message_id, "messageId")?.filter(|id| !id.is_empty());
-    let context_timezone = envelope.context_timezone.and_then(decode_str);
+    let context_timezone = envelope.context_timezone.and_then(decode_captured);
 
     // The kinds the runtime ignores are accepted whatever their payload.
     if !kind.is_processed() {
@@ -61,8 +61,11 @@ fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
             event: None,
             timestamp_ms,
             message_id,
-            properties: envelope.properties.filter(|raw| is_object(*raw)),
-            traits: envelope.traits.filter(|raw| is_object(*raw)),
+            properties: envelope
+                .properties
+                .map(|c| c.raw)
+                .filter(|raw| is_object(*raw)),
+            traits: envelope.traits.map(|c| c.raw).filter(|raw| is_object(*raw)),
             context_timezone,
         });
     }
@@ -82,8 +85,8 @@ fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
         event,
         timestamp_ms,
         message_id,
-        properties: object_field(envelope.properties, "properties")?,
-        traits: object_field(envelope.traits, "traits")?,
+        properties: object_field(envelope.properties.map(|c| c.raw), "properties")?,
+        traits: object_field(envelope.traits.map(|c| c.raw), "traits")?,
         context_timezone,
     })
 }
@@ -137,7 +140,8 @@ fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
                 continue;
             }
         };
-        *slot = Some(scanner.value()?);
+        let (raw, plain) = scanner.value_flagged()?;
+        *slot = Some(Captured { raw, plain });
     }
     if scanner.at_end() {
         Ok(envelope)
@@ -148,11 +152,11 @@ fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
 
 /// `context.timezone`; a `context` that is not an object is left to the
 /// `serde_json` path (it is read there as a plain value, and is rare).
-fn scan_context<'a>(scanner: &mut Scanner<'a>) -> Result<Option<RawJson<'a>>, Decline> {
+fn scan_context<'a>(scanner: &mut Scanner<'a>) -> Result<Option<Captured<'a>>, Decline> {
     let mut timezone = None;
     scanner.entries(|key, value| {
         if key == "timezone" {
-            timezone = Some(value);
+            timezone = Some(Captured::unseen(value));
         }
     })?;
     Ok(timezone)
@@ -184,15 +188,30 @@ fn describe_json_error(error: serde_json::Error) -> String {
 /// The top-level fields the runtime reads, as raw JSON text.
 #[derive(Default)]
 struct Envelope<'a> {
-    kind: Option<RawJson<'a>>,
-    user_id: Option<RawJson<'a>>,
-    anonymous_id: Option<RawJson<'a>>,
-    event: Option<RawJson<'a>>,
-    timestamp: Option<RawJson<'a>>,
-    message_id: Option<RawJson<'a>>,
-    properties: Option<RawJson<'a>>,
-    traits: Option<RawJson<'a>>,
-    context_timezone: Option<RawJson<'a>>,
+    kind: Option<Captured<'a>>,
+    user_id: Option<Captured<'a>>,
+    anonymous_id: Option<Captured<'a>>,
+    event: Option<Captured<'a>>,
+    timestamp: Option<Captured<'a>>,
+    message_id: Option<Captured<'a>>,
+    properties: Option<Captured<'a>>,
+    traits: Option<Captured<'a>>,
+    context_timezone: Option<Captured<'a>>,
+}
+
+/// A captured field: its raw text, and whether the scanner saw that it is
+/// a string without escapes, which then needs no second look to decode.
+#[derive(Clone, Copy)]
+struct Captured<'a> {
+    raw: RawJson<'a>,
+    plain: bool,
+}
+
+impl<'a> Captured<'a> {
+    /// A value whose escapes nobody looked at.
+    fn unseen(raw: RawJson<'a>) -> Captured<'a> {
+        Captured { raw, plain: false }
+    }
 }
 
 /// A value `serde_json` captured, as raw text.
@@ -230,7 +249,10 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
                 Field::Properties => &mut envelope.properties,
                 Field::Traits => &mut envelope.traits,
                 Field::Context => {
-                    envelope.context_timezone = map.next_value::<ContextTimezone<'a>>()?.0;
+                    envelope.context_timezone = map
+                        .next_value::<ContextTimezone<'a>>()?
+                        .0
+                        .map(Captured::unseen);
                     continue;
                 }
                 Field::Other => {
@@ -238,7 +260,7 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
                     continue;
                 }
             };
-            *slot = Some(raw(map.next_value()?));
+            *slot = Some(Captured::unseen(raw(map.next_value()?)));
         }
         Ok(envelope)
     }
@@ -413,24 +435,37 @@ pub(super) fn decode_str(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
+/// A captured string's text: between its quotes when the scanner saw no
+/// escapes, else decoded.
+fn decode_captured(captured: Captured<'_>) -> Option<Cow<'_, str>> {
+    let text = captured.raw.get();
+    match text.get(1..text.len().saturating_sub(1)) {
+        Some(inner) if captured.plain => Some(Cow::Borrowed(inner)),
+        _ => decode_str(captured.raw),
+    }
+}
+
 /// A field that must be a string when present and not `null`.
-fn text_field<'a>(raw: Option<RawJson<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
-    match raw {
+fn text_field<'a>(field: Option<Captured<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+    match field {
         None => Ok(None),
-        Some(raw) if is_null(raw) => Ok(None),
-        Some(raw) => decode_str(raw)
+        Some(c) if is_null(c.raw) => Ok(None),
+        Some(c) => decode_captured(c)
             .map(Some)
-            .ok_or_else(|| format!("`{name}` must be a string, found {}", describe(raw))),
+            .ok_or_else(|| format!("`{name}` must be a string, found {}", describe(c.raw))),
     }
 }
 
 /// An identifier: a string, or a number kept as its JSON text.
-fn id_field<'a>(raw: Option<RawJson<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+fn id_field<'a>(field: Option<Captured<'a>>, name: &str) -> Result<Option<Cow<'a, str>>, String> {
+    let Some(c) = field else {
+        return Ok(None);
+    };
+    let raw = c.raw;
     match raw {
-        None => Ok(None),
-        Some(raw) if is_null(raw) => Ok(None),
-        Some(raw) if is_number(raw) => Ok(Some(Cow::Borrowed(raw.get()))),
-        Some(raw) => decode_str(raw).map(Some).ok_or_else(|| {
+        raw if is_null(raw) => Ok(None),
+        raw if is_number(raw) => Ok(Some(Cow::Borrowed(raw.get()))),
+        _ => decode_captured(c).map(Some).ok_or_else(|| {
             format!(
                 "`{name}` must be a string or a number, found {}",
                 describe(raw)
