@@ -22,30 +22,36 @@ use crate::io::json::{Decline, RawJson, Scanner, has_escapes};
 
 /// Parses one line; the error is the message of an `InputError`.
 pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
-    decode(read_envelope(line)?)
+    // Filled in place: the envelope is a few hundred bytes, and moving it
+    // out of each call was a copy a line.
+    let mut envelope = Envelope::default();
+    if scan_envelope(line, &mut envelope).is_err() {
+        envelope = read_envelope_serde(line)?;
+    }
+    decode(&envelope)
 }
 
 /// [`parse`] by `serde_json` alone: the reading the fast path is held to.
 #[cfg(test)]
 pub(super) fn parse_serde(line: &str) -> Result<RawEvent<'_>, String> {
-    decode(read_envelope_serde(line)?)
+    decode(&read_envelope_serde(line)?)
 }
 
 /// Whether the scanner reads `line` without handing it to `serde_json`.
 #[cfg(test)]
 pub(super) fn takes_fast_path(line: &str) -> bool {
-    scan_envelope(line).is_ok()
+    scan_envelope(line, &mut Envelope::default()).is_ok()
 }
 
 /// Checks and decodes the captured fields.
-fn decode(envelope: Envelope<'_>) -> Result<RawEvent<'_>, String> {
+fn decode<'a>(envelope: &Envelope<'a>) -> Result<RawEvent<'a>, String> {
     let kind_name = text_field(envelope.kind, "type")?.ok_or("missing `type`")?;
     let kind = MessageKind::from_name(&kind_name).ok_or_else(|| {
         format!(
             "unknown message type `{kind_name}`; expected `track`, `identify`, `page`, `screen`, `group` or `alias`"
         )
     })?;
-    let user_key = user_key(&envelope)?;
+    let user_key = user_key(envelope)?;
     let timestamp = text_field(envelope.timestamp, "timestamp")?.ok_or("missing `timestamp`")?;
     let timestamp_ms = parse_timestamp_ms(&timestamp).ok_or_else(|| {
         format!("`timestamp` `{timestamp}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
@@ -102,18 +108,10 @@ fn user_key<'a>(envelope: &Envelope<'a>) -> Result<Cow<'a, str>, String> {
         .ok_or_else(|| "missing `userId` or `anonymousId`".to_owned())
 }
 
-fn read_envelope(line: &str) -> Result<Envelope<'_>, String> {
-    match scan_envelope(line) {
-        Ok(envelope) => Ok(envelope),
-        Err(Decline) => read_envelope_serde(line),
-    }
-}
-
 /// The fast pass: one scan of the line, `context` but its `timezone` and
 /// every other unread field skipped without being decoded.
-fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
+fn scan_envelope<'a>(line: &'a str, envelope: &mut Envelope<'a>) -> Result<(), Decline> {
     let mut scanner = Scanner::new(line);
-    let mut envelope = Envelope::default();
     scanner.begin_object()?;
     let mut first = true;
     while let Some(key) = scanner.next_key(&mut first)? {
@@ -144,7 +142,7 @@ fn scan_envelope(line: &str) -> Result<Envelope<'_>, Decline> {
         *slot = Some(Captured { raw, plain });
     }
     if scanner.at_end() {
-        Ok(envelope)
+        Ok(())
     } else {
         Err(Decline)
     }
