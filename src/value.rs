@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod timestamp;
+
 /// A value of the journey language. Timestamps are epoch milliseconds (UTC),
 /// durations milliseconds.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -285,12 +287,11 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// Parses an RFC 3339 timestamp into epoch milliseconds: the Segment
-/// reader's parser, whose fast path reads the `...T10:00:00.123Z` shape of
-/// most traits (an identify's `signed_up_at`, say) without jiff, and agrees
-/// with jiff on everything it reads.
+/// Parses an RFC 3339 timestamp into epoch milliseconds, `None` when it is
+/// not one; the `...T10:00:00.123Z` shape of event timestamps and most
+/// traits without jiff (see [`timestamp`]).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    crate::io::segment::parse_timestamp_ms(text)
+    timestamp::parse(text)
 }
 
 #[cfg(test)]

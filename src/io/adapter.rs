@@ -94,10 +94,9 @@ impl Payload<'_> {
         if node.children.is_empty() {
             return;
         }
-        let strictly_below = || node.below.iter().filter(|i| !node.ends.contains(i));
         // A non-object (a `null` included) clears the paths through it.
         if !at.get().starts_with('{') {
-            for &index in strictly_below() {
+            for &index in &node.below {
                 found(index, Lookup::Cleared);
             }
             return;
@@ -119,7 +118,7 @@ impl Payload<'_> {
         if scanned.is_err() {
             // An escaped key (or text the scanner leaves to `serde_json`):
             // each path the one-at-a-time way, which handles it.
-            for &index in strictly_below() {
+            for &index in &node.below {
                 match self.lookup(&tree.paths()[index]) {
                     Lookup::Missing => {}
                     lookup => found(index, lookup),

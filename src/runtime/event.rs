@@ -131,7 +131,8 @@ pub struct PathNode {
     pub ends: Vec<usize>,
     /// The keys below, with their node.
     pub children: Vec<(Arc<str>, usize)>,
-    /// The paths that end here or below, by index, ascending.
+    /// The paths that end below this node (not at it), by index,
+    /// ascending: those a non-object here clears.
     pub below: Vec<usize>,
 }
 
@@ -140,8 +141,8 @@ impl PathTree {
         let mut nodes = vec![PathNode::default()];
         for (index, path) in paths.iter().enumerate() {
             let mut at = 0;
-            nodes[0].below.push(index);
             for key in path {
+                nodes[at].below.push(index);
                 let next = match nodes[at].position(key) {
                     Some(i) => nodes[at].children[i].1,
                     None => {
@@ -151,7 +152,6 @@ impl PathTree {
                         node
                     }
                 };
-                nodes[next].below.push(index);
                 at = next;
             }
             nodes[at].ends.push(index);

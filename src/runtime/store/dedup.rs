@@ -55,6 +55,11 @@ pub fn id_hash(id: &str) -> u64 {
     h ^ (h >> 33)
 }
 
+/// The home slot of `hash` in a table of `1 << bits` slots (`bits` ≥ 1).
+fn home_in(hash: u64, bits: u32) -> usize {
+    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
 /// The window. Serialized as the remembered `(time, hash)` pairs, oldest
 /// first.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -142,8 +147,7 @@ impl Dedup {
     /// The first slot to probe for `hash`: the top bits of its mix, so
     /// slot order follows hash order at every table size.
     fn home(&self, hash: u64) -> usize {
-        let bits = self.slots.len().trailing_zeros();
-        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+        home_in(hash, self.slots.len().trailing_zeros())
     }
 
     /// Re-makes the table with the live ids only, at most half full. At a
@@ -324,7 +328,7 @@ mod tests {
         let mut hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
         let mut homes = [0u32; 64];
         for &hash in &hashes {
-            homes[(hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize] += 1;
+            homes[home_in(hash, 6)] += 1;
         }
         hashes.sort_unstable();
         hashes.dedup();
