@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::compile::program::FieldPath;
 use crate::value::{self, Value};
 
 /// What a message asks of the runtime.
@@ -118,7 +119,7 @@ pub trait Properties {
 /// payload can be walked once for all of them.
 #[derive(Clone, Debug)]
 pub struct PathTree {
-    paths: Vec<Vec<Arc<str>>>,
+    paths: Vec<FieldPath>,
     /// Node 0 is the root, the payload itself.
     nodes: Vec<PathNode>,
 }
@@ -137,7 +138,7 @@ pub struct PathNode {
 }
 
 impl PathTree {
-    pub fn new(paths: Vec<Vec<Arc<str>>>) -> PathTree {
+    pub fn new(paths: Vec<FieldPath>) -> PathTree {
         let mut nodes = vec![PathNode::default()];
         for (index, path) in paths.iter().enumerate() {
             let mut at = 0;
@@ -160,7 +161,7 @@ impl PathTree {
     }
 
     /// The paths, by index.
-    pub fn paths(&self) -> &[Vec<Arc<str>>] {
+    pub fn paths(&self) -> &[FieldPath] {
         &self.paths
     }
 

@@ -300,8 +300,10 @@ impl<S: Store> Runtime<S> {
     ) {
         let id = self.names.get(event.name).copied();
         let info = id.map(|i| &self.program.events[i as usize]);
-        let silences =
-            !self.program.any_silence.is_empty() || info.is_some_and(|i| !i.silences.is_empty());
+        // The journeys whose silence this event restarts (per event id, then
+        // one entry for names the program does not know).
+        let index = id.map_or(self.program.events.len(), |e| e as usize);
+        let silences = !self.layout.restarts[index].is_empty();
         let admits = info.is_some_and(|i| !i.triggers.is_empty());
         let user = if admits || silences {
             self.store.intern_user(event.user_key)
@@ -334,14 +336,11 @@ impl<S: Store> Runtime<S> {
         if engagement.is_some() && target.is_none() {
             self.stats.unmatched_engagements += 1;
         }
-        let index = id.map_or(self.program.events.len(), |e| e as usize);
         self.with_user(user, now, sink, |cx, state| {
             cx.track(state, id, &fields, target);
-            if silences {
-                let layout = cx.layout;
-                for &j in &*layout.restarts[index] {
-                    cx.restart_silences(state, j, id);
-                }
+            let layout = cx.layout;
+            for &j in &*layout.restarts[index] {
+                cx.restart_silences(state, j, id);
             }
         });
     }
