@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod text;
 mod timestamp;
+
+pub use text::Str;
 
 /// A value of the journey language. Timestamps are epoch milliseconds (UTC),
 /// durations milliseconds.
@@ -18,7 +21,7 @@ pub enum Value {
     Null,
     Bool(bool),
     Number(f64),
-    String(Arc<str>),
+    String(Str),
     Timestamp(i64),
     Duration(i64),
     List(Arc<[Value]>),
@@ -27,7 +30,7 @@ pub enum Value {
 
 impl Value {
     pub fn str(s: &str) -> Value {
-        Value::String(Arc::from(s))
+        Value::String(Str::new(s))
     }
 
     pub fn is_null(&self) -> bool {

@@ -28,12 +28,12 @@ impl Compiler<'_> {
             "trigger" => Some(CExpr::Trigger(self.journey.trigger_field(rest.to_vec()))),
             "journey" => match rest.iter().map(|s| &**s).collect::<Vec<_>>().as_slice() {
                 ["entered_at"] => Some(CExpr::EnteredAt),
-                ["name"] => Some(CExpr::Const(Value::String(self.journey.name.clone()))),
+                ["name"] => Some(CExpr::Const(Value::str(&self.journey.name))),
                 ["display_name"] => Some(CExpr::Const(
                     self.journey
                         .display_name
-                        .clone()
-                        .map_or(Value::Null, Value::String),
+                        .as_deref()
+                        .map_or(Value::Null, Value::str),
                 )),
                 _ => None,
             },

@@ -15,7 +15,7 @@ use super::json::{self, Decline, RawJson, Scanner};
 use super::segment::{MessageKind, RawEvent};
 use crate::runtime::event::{PathNode, PathTree};
 use crate::runtime::{Event, EventKind, Lookup, Properties};
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 /// A raw JSON payload; `None` reads as `{}`.
 pub struct Payload<'a> {
@@ -198,7 +198,7 @@ fn decode(raw: RawJson<'_>) -> Lookup {
                 return Lookup::Found(Value::str(inner));
             }
             match serde_json::from_str::<String>(text) {
-                Ok(s) => Lookup::Found(Value::String(Arc::from(s))),
+                Ok(s) => Lookup::Found(Value::String(Str::from(s))),
                 Err(_) => Lookup::Cleared,
             }
         }
