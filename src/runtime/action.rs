@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::value::{Value, write_json_str, write_json_value, write_timestamp};
+use crate::value::{Str, Value, write_json_str, write_json_value, write_timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// Epoch milliseconds (UTC).
     pub at: i64,
     pub journey: Arc<str>,
-    pub user_id: Arc<str>,
+    pub user_id: Str,
     pub kind: ActionKind,
 }
 

@@ -28,7 +28,7 @@ use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, User
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
-use crate::value::{Value, write_int};
+use crate::value::{Str, Value, write_int};
 
 /// Facts about the program the engine needs on every event.
 pub struct Layout {
@@ -124,7 +124,7 @@ pub struct Cx<'a> {
     pub timers: &'a mut Vec<Timer>,
     pub sink: &'a mut dyn FnMut(Action),
     pub user: UserId,
-    pub user_key: &'a Arc<str>,
+    pub user_key: &'a Str,
     pub now: i64,
 }
 

@@ -12,14 +12,13 @@
 //! queue), at most about 160 MB.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use self::users::UserIndex;
 use super::packed::Packed;
 use crate::compile::program::{JourneyId, NodeId};
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 mod dedup;
 mod timers;
@@ -37,11 +36,11 @@ pub trait Store {
     fn set_clock(&mut self, at: i64);
     fn find_user(&self, key: &str) -> Option<UserId>;
     fn intern_user(&mut self, key: &str) -> UserId;
-    fn user_key(&self, user: UserId) -> &Arc<str>;
+    fn user_key(&self, user: UserId) -> &Str;
     fn user(&self, user: UserId) -> &UserState;
     fn user_mut(&mut self, user: UserId) -> &mut UserState;
     /// The user's key and state at once.
-    fn user_entry(&mut self, user: UserId) -> (&Arc<str>, &mut UserState);
+    fn user_entry(&mut self, user: UserId) -> (&Str, &mut UserState);
     fn push_timer(&mut self, timer: Timer);
     fn peek_timer(&self) -> Option<&Timer>;
     fn pop_timer(&mut self) -> Option<Timer>;
@@ -326,7 +325,7 @@ impl PartialOrd for Timer {
 #[serde(from = "MemStoreRepr", into = "MemStoreRepr")]
 pub struct MemStore {
     clock: Option<i64>,
-    keys: Vec<Arc<str>>,
+    keys: Vec<Str>,
     index: UserIndex,
     users: Vec<UserState>,
     timers: TimerQueue,
@@ -337,7 +336,7 @@ pub struct MemStore {
 #[derive(Serialize, Deserialize)]
 struct MemStoreRepr {
     clock: Option<i64>,
-    keys: Vec<Arc<str>>,
+    keys: Vec<Str>,
     users: Vec<UserState>,
     timers: Vec<Timer>,
     dedup: Dedup,
@@ -404,13 +403,13 @@ impl Store for MemStore {
             return id;
         }
         let id = self.keys.len() as UserId;
-        self.keys.push(Arc::from(key));
+        self.keys.push(Str::new(key));
         self.index.insert(key, id, &self.keys);
         self.users.push(UserState::default());
         id
     }
 
-    fn user_key(&self, user: UserId) -> &Arc<str> {
+    fn user_key(&self, user: UserId) -> &Str {
         &self.keys[user as usize]
     }
 
@@ -422,7 +421,7 @@ impl Store for MemStore {
         &mut self.users[user as usize]
     }
 
-    fn user_entry(&mut self, user: UserId) -> (&Arc<str>, &mut UserState) {
+    fn user_entry(&mut self, user: UserId) -> (&Str, &mut UserState) {
         (&self.keys[user as usize], &mut self.users[user as usize])
     }
 

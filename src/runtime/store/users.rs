@@ -8,11 +8,11 @@
 //! table grows in one sequential sweep.
 
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
 use super::{UserId, prefetch};
+use crate::value::Str;
 
 /// Key bytes kept in an entry.
 const INLINE: usize = 24;
@@ -48,7 +48,7 @@ impl Entry {
     }
 
     /// Whether this (occupied) entry is `key`'s; `keys` holds every key by id.
-    fn is(&self, key: &[u8], keys: &[Arc<str>]) -> bool {
+    fn is(&self, key: &[u8], keys: &[Str]) -> bool {
         if key.len() <= INLINE {
             self.len as usize == key.len() && self.head[..key.len()] == *key
         } else {
@@ -69,7 +69,7 @@ pub struct UserIndex {
 impl UserIndex {
     const MIN_SLOTS: usize = 64;
 
-    pub fn get(&self, key: &str, keys: &[Arc<str>]) -> Option<UserId> {
+    pub fn get(&self, key: &str, keys: &[Str]) -> Option<UserId> {
         if self.slots.is_empty() {
             return None;
         }
@@ -90,7 +90,7 @@ impl UserIndex {
 
     /// Adds `key` as `id`; the caller has checked it is absent and pushed
     /// it to `keys` at `id`.
-    pub fn insert(&mut self, key: &str, id: UserId, keys: &[Arc<str>]) {
+    pub fn insert(&mut self, key: &str, id: UserId, keys: &[Str]) {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow(keys);
         }
@@ -106,7 +106,7 @@ impl UserIndex {
     }
 
     /// The index of `keys` (id = position).
-    pub fn of(keys: &[Arc<str>]) -> UserIndex {
+    pub fn of(keys: &[Str]) -> UserIndex {
         let mut index = UserIndex::default();
         for (id, key) in keys.iter().enumerate() {
             index.insert(key, id as UserId, keys);
@@ -131,7 +131,7 @@ impl UserIndex {
     }
 
     /// Doubles the table; entries move in home order.
-    fn grow(&mut self, keys: &[Arc<str>]) {
+    fn grow(&mut self, keys: &[Str]) {
         let len = (self.slots.len() * 2).max(Self::MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![VACANT; len]);
         for entry in old.into_iter().filter(|e| e.id != EMPTY) {
@@ -159,11 +159,11 @@ mod tests {
             &format!("{long}ab"),
             "ü-ñ-日本",
         ];
-        let mut keys: Vec<Arc<str>> = Vec::new();
+        let mut keys: Vec<Str> = Vec::new();
         let mut index = UserIndex::default();
         for (i, name) in names.iter().enumerate() {
             assert_eq!(index.get(name, &keys), None, "{name:?} before insert");
-            keys.push(Arc::from(*name));
+            keys.push(Str::new(name));
             index.insert(name, i as UserId, &keys);
         }
         // Enough to grow a few times, short and long keys mixed.
@@ -174,7 +174,7 @@ mod tests {
                 format!("u{i}-{long}")
             };
             let id = keys.len() as UserId;
-            keys.push(Arc::from(name.as_str()));
+            keys.push(Str::new(&name));
             index.insert(&name, id, &keys);
         }
         for (i, name) in names.iter().enumerate() {
