@@ -12,7 +12,8 @@
 //! 4.9 GB of lines, generated once per process). Smaller runs:
 //! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
 //! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
-//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact` picks sections. Each
+//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency` picks
+//! sections (`latency`: what a random cache line costs this machine). Each
 //! figure is one pass over the whole stream (the runtime is stateful, so a
 //! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
 //! repeats passes and keeps the best.
@@ -476,6 +477,55 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
     drop(rt);
 }
 
+/// What one random cache line costs on this machine, for reading the
+/// figures above: a table of 64-byte lines is walked in one random cycle
+/// (each load's address comes from the one before, as a lookup's chain of
+/// index, state and instance does), then read at random addresses known in
+/// advance (the loads overlap, as far as the core allows). The table comes
+/// from the bench's allocator, mimalloc, in huge pages as the runtime's
+/// state does.
+fn latency() {
+    println!("\n== memory latency (one random cycle through a table; random reads)");
+    const STEPS: usize = 2_000_000;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for mib in [4usize, 64, 256, 1024] {
+        let lines = mib << 14;
+        // Sattolo's shuffle: one cycle through every line.
+        let mut order: Vec<u32> = (0..lines as u32).collect();
+        for i in (1..lines).rev() {
+            order.swap(i, (next() % i as u64) as usize);
+        }
+        let mut table = vec![[0u64; 8]; lines];
+        for (i, &line) in order.iter().enumerate() {
+            table[line as usize][0] = u64::from(order[(i + 1) % lines]);
+        }
+        let start = Instant::now();
+        let mut at = 0usize;
+        for _ in 0..STEPS {
+            at = table[at][0] as usize;
+        }
+        let chained = start.elapsed().as_nanos() as f64 / STEPS as f64;
+        black_box(at);
+        let picks: Vec<u32> = (0..STEPS).map(|_| (next() % lines as u64) as u32).collect();
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for &line in &picks {
+            sum = sum.wrapping_add(table[line as usize][1]);
+        }
+        let apart = start.elapsed().as_nanos() as f64 / STEPS as f64;
+        black_box(sum);
+        println!(
+            "{mib:>5} MiB table   chained {chained:>6.1} ns/load   independent {apart:>5.1} ns/load"
+        );
+    }
+}
+
 fn main() {
     let config = Config::from_env();
     let programs = Programs {
@@ -494,6 +544,10 @@ fn main() {
         let n = config.users.min(1_000_000);
         memory("abandoned_cart only", cart, n);
         memory("every journey", full, n);
+    }
+
+    if config.wants("latency") {
+        latency();
     }
 
     let wants_stream = ["parse", "full", "no-absence", "cart"]
