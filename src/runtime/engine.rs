@@ -418,7 +418,7 @@ impl Cx<'_> {
         js.entries += 1;
         js.last_entry_at = self.now;
         js.watch = None;
-        let inst = Box::new(Instance {
+        let inst = Instance {
             node: 0,
             entry: js.entries,
             entered_at: self.now,
@@ -427,7 +427,7 @@ impl Cx<'_> {
             handles: vec![Handle::default(); journey.handles.len()].into_boxed_slice(),
             sends: Box::default(),
             audiences: Box::default(),
-        });
+        };
         let held_out = journey.holdout.is_some_and(|p| {
             bucket(fnv1a(&[journey.name.as_bytes(), self.user_key.as_bytes()])) < p
         });
@@ -446,7 +446,7 @@ impl Cx<'_> {
     // ----- running -----
 
     /// Runs the instance until it suspends (a timer is set) or ends.
-    fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Box<Instance>, start: Start) {
+    fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Instance, start: Start) {
         match self.run(user, ji, &mut inst, start) {
             Stop::Suspend(due) => {
                 let js = &mut user.journeys[ji];
@@ -650,7 +650,7 @@ impl Cx<'_> {
 
     /// Ends the instance: `exit`, the `until exit` audience removals, and a
     /// goal watch for a completed or held-out instance with a goal window.
-    fn end(&mut self, user: &mut UserState, ji: usize, inst: Box<Instance>, reason: ExitReason) {
+    fn end(&mut self, user: &mut UserState, ji: usize, inst: Instance, reason: ExitReason) {
         let program = self.program;
         let j = user.journeys[ji].journey;
         let journey = &program.journeys[j as usize];
@@ -674,7 +674,7 @@ impl Cx<'_> {
         let watched = matches!(reason, ExitReason::Completed | ExitReason::Holdout)
             && journey.goal.as_ref().is_some_and(|g| g.within_ms.is_some());
         js.instance = None;
-        js.watch = watched.then_some(inst);
+        js.watch = watched.then(|| Box::new(inst));
     }
 
     // ----- timers -----
@@ -1070,7 +1070,7 @@ pub fn latest_send(
         if journey.is_some_and(|j| j != js.journey) {
             continue;
         }
-        let Some(inst) = js.instance.as_deref() else {
+        let Some(inst) = js.instance.as_ref() else {
             continue;
         };
         let nodes = &program.journeys[js.journey as usize].nodes;

@@ -132,8 +132,11 @@ pub struct JourneyState {
     pub last_entry_at: i64,
     /// Generation of the instance's timer: a timer with another is stale.
     pub generation: u32,
-    pub instance: Option<Box<Instance>>,
-    /// An ended instance (completed or held out) whose goal window is open.
+    /// The running instance, in place: a timer that fires or an event that
+    /// wakes it reaches it with the journey state's load, not one more.
+    pub instance: Option<Instance>,
+    /// An ended instance (completed or held out) whose goal window is open;
+    /// rarer, so boxed, and a journey state without one stays small.
     pub watch: Option<Box<Instance>>,
 }
 
