@@ -168,10 +168,7 @@ impl Serialize for Str {
 
 impl<'de> Deserialize<'de> for Str {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Str, D::Error> {
-        // `Cow` borrows when the input allows it and owns an unescaped copy
-        // otherwise.
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        Ok(Str::new(&text))
+        String::deserialize(deserializer).map(Str::from)
     }
 }
 
