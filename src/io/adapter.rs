@@ -15,7 +15,7 @@ use super::json::{self, Decline, RawJson, Scanner};
 use super::segment::{MessageKind, RawEvent};
 use crate::runtime::event::{PathNode, PathTree};
 use crate::runtime::{Event, EventKind, Lookup, Properties};
-use crate::value::{Str, Value};
+use crate::value::Value;
 
 /// A raw JSON payload; `None` reads as `{}`.
 pub struct Payload<'a> {
@@ -193,15 +193,10 @@ fn decode(raw: RawJson<'_>) -> Lookup {
         _ => {}
     }
     match text.as_bytes().first() {
-        Some(b'"') => {
-            if let Some(inner) = text[1..].strip_suffix('"').filter(|s| !s.contains('\\')) {
-                return Lookup::Found(Value::str(inner));
-            }
-            match serde_json::from_str::<String>(text) {
-                Ok(s) => Lookup::Found(Value::String(Str::from(s))),
-                Err(_) => Lookup::Cleared,
-            }
-        }
+        Some(b'"') => match json::decode_str(raw) {
+            Some(s) => Lookup::Found(Value::str(&s)),
+            None => Lookup::Cleared,
+        },
         // `serde_json` (with `float_roundtrip`) and the standard library
         // both round a decimal to the nearest `f64`; a number too large for
         // one is an error there and infinite here.

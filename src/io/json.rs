@@ -10,6 +10,7 @@
 //! rather than recursed into. Every caller falls back to `serde_json` when
 //! the scanner declines, so `serde_json` alone words every error.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The raw text of one JSON value, borrowed from its line; it has been
@@ -443,6 +444,17 @@ fn next_special_swar(bytes: &[u8], mut pos: usize) -> usize {
 /// its first special byte can only be a backslash.
 pub(crate) fn has_escapes(inner: &str) -> bool {
     next_special(inner.as_bytes(), 0) < inner.len()
+}
+
+/// A JSON string's text (`None` for any other value): borrowed from the
+/// input unless it has escapes.
+pub(crate) fn decode_str(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !has_escapes(inner) {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// Skips one whole JSON text (one value and nothing after it) and returns

@@ -176,12 +176,10 @@ impl PathTree {
 }
 
 impl PathNode {
-    /// Where `key` is in [`PathNode::children`]. A few short keys: one
-    /// look at each length before any byte is compared.
+    /// Where `key` is in [`PathNode::children`] (a few short keys; `str`
+    /// equality compares lengths before bytes).
     pub fn position(&self, key: &str) -> Option<usize> {
-        self.children
-            .iter()
-            .position(|(k, _)| k.len() == key.len() && **k == *key)
+        self.children.iter().position(|(k, _)| **k == *key)
     }
 }
 

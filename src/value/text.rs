@@ -97,18 +97,6 @@ impl From<String> for Str {
     }
 }
 
-/// Long text keeps its allocation (shared, not copied); short text moves
-/// in place.
-impl From<Arc<str>> for Str {
-    fn from(text: Arc<str>) -> Str {
-        if text.len() <= Str::INLINE {
-            Str::new(&text)
-        } else {
-            Str(Repr::Shared(text))
-        }
-    }
-}
-
 impl PartialEq for Str {
     fn eq(&self, other: &Str) -> bool {
         self.as_str() == other.as_str()
@@ -199,7 +187,7 @@ mod tests {
                 text.len() <= limit,
                 "{text:?}"
             );
-            assert_eq!(Str::from(Arc::<str>::from(text.as_str())), s);
+            assert_eq!(Str::from(text.clone()), s);
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, serde_json::to_string(text).unwrap());
             let back: Str = serde_json::from_str(&json).unwrap();

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::timestamp::parse_timestamp_ms;
 use super::{MessageKind, RawEvent};
-use crate::io::json::{Decline, RawJson, Scanner, has_escapes};
+use crate::io::json::{Decline, RawJson, Scanner, decode_str};
 
 /// Parses one line; the error is the message of an `InputError`.
 pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
@@ -421,16 +421,6 @@ fn is_object(raw: RawJson<'_>) -> bool {
 
 fn is_number(raw: RawJson<'_>) -> bool {
     matches!(raw.get().as_bytes().first(), Some(b'-' | b'0'..=b'9'))
-}
-
-/// A JSON string's text: borrowed from the line unless it has escapes.
-pub(super) fn decode_str(raw: RawJson<'_>) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if !has_escapes(inner) {
-        return Some(Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// A captured string's text: between its quotes when the scanner saw no
