@@ -12,8 +12,9 @@
 //! 4.9 GB of lines, generated once per process). Smaller runs:
 //! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
 //! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
-//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency` picks
-//! sections (`latency`: what a random cache line costs this machine). Each
+//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency,dedup`
+//! picks sections (`latency`: what a random cache line costs this machine;
+//! `dedup`: the `messageId` window alone, over as many ids as events). Each
 //! figure is one pass over the whole stream (the runtime is stateful, so a
 //! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
 //! repeats passes and keeps the best.
@@ -36,6 +37,7 @@ use journey::io::adapter::{self, Payload};
 use journey::io::segment::{EventReader, InputError, RawEvent, parse_line};
 use journey::io::synth::{SynthOptions, generate};
 use journey::project::{Project, load_paths};
+use journey::runtime::store::Dedup;
 use journey::runtime::{Action, ActionKind, Runtime};
 
 /// The allocator the `journey` binary uses (mimalloc), counting live
@@ -526,6 +528,49 @@ fn latency() {
     }
 }
 
+/// The `messageId` window alone: one id an event, as many as the stream
+/// has, spread evenly over four weeks (about a quarter of them remembered
+/// at a time, as in the stream), each asked once; then the same with the
+/// id's line announced four ids ahead, as a caller holding parsed events
+/// could.
+fn dedup(events: usize) {
+    println!("\n== messageId window alone ({events} ids over 28 days)");
+    let step = 28 * 24 * 3_600_000 / events.max(1) as i64;
+    let mut seed: u64 = 0x243f_6a88_85a3_08d3;
+    let hashes: Vec<u64> = (0..events)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        })
+        .collect();
+    for ahead in [0, 4] {
+        let mut window = Dedup::default();
+        let start = Instant::now();
+        let mut fresh = 0usize;
+        for (i, &hash) in hashes.iter().enumerate() {
+            if ahead > 0
+                && let Some(&next) = hashes.get(i + ahead)
+            {
+                window.prefetch(next);
+            }
+            fresh += usize::from(window.first_sighting(hash, i as i64 * step));
+        }
+        let per = start.elapsed().as_nanos() as f64 / events.max(1) as f64;
+        assert_eq!(fresh, events, "distinct ids, each new");
+        let how = if ahead == 0 {
+            "asked in turn"
+        } else {
+            "announced 4 ahead"
+        };
+        println!(
+            "{how:<20} {per:>6.1} ns/id   {} remembered at the end",
+            window.len()
+        );
+    }
+}
+
 fn main() {
     let config = Config::from_env();
     let programs = Programs {
@@ -548,6 +593,10 @@ fn main() {
 
     if config.wants("latency") {
         latency();
+    }
+
+    if config.wants("dedup") {
+        dedup(usize::try_from(config.events).unwrap_or(usize::MAX));
     }
 
     let wants_stream = ["parse", "full", "no-absence", "cart"]

@@ -7,9 +7,9 @@
 //!
 //! De-duplication keeps a 64-bit hash ([`id_hash`]) of every `messageId`
 //! seen in the last 7 days of event time, and at most [`DEDUP_CAPACITY`] of
-//! them (the oldest are forgotten first): bounded memory, 40 to 80 bytes an
-//! id (a table at most half full of 16-byte slots, and the time in a
-//! queue), at most about 160 MB.
+//! them (the oldest are forgotten first): bounded memory, 28 to 48 bytes an
+//! id (its time and hash in a queue, and an 8-byte slot of a table between
+//! a quarter and five eighths full), at most about 128 MB.
 
 use std::cmp::Ordering;
 

@@ -2,14 +2,18 @@
 //! [`DEDUP_WINDOW_MS`] of event time, at most [`DEDUP_CAPACITY`] of them.
 //!
 //! Every event that concerns a journey asks it once, so it is built for one
-//! cache miss a question. Ids are remembered as 64-bit hashes in an
-//! open-addressing table (linear probing), each tagged with its sequence
-//! number; their times sit in a queue in arrival order. Forgetting the
-//! oldest id only moves the queue's front: a table entry whose sequence
-//! number is before the front is dead, skipped by lookups and reused by
-//! inserts, and a rebuild drops the dead when they crowd the table. The
-//! home slot is the top bits of the mixed hash, so the table is rebuilt in
-//! one sequential sweep.
+//! cache line a question. Ids are remembered as 64-bit hashes, in arrival
+//! order, in a queue (with their times), and numbered in that order: the
+//! queue's front is the oldest id, and forgetting it only moves the front.
+//! A table finds an id's number from its hash: open addressing in 8-byte
+//! slots, eight to a cache line, each holding the top bits of the hash
+//! (which choose its home line) and the low bits of the number. A question
+//! reads the home line, and the next only when the home line is full. A
+//! slot whose number is before the front is dead, skipped by lookups and
+//! reused by inserts; a rebuild drops the dead when they crowd the table.
+//! The hash bits in a slot only filter: a match is confirmed against the
+//! full hash in the queue, so two ids are one only when their 64-bit
+//! hashes are.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -29,7 +33,7 @@ pub const DEDUP_CAPACITY: usize = 1 << 22;
 /// Each word is mixed into the state by a bijection, so two ids of the same
 /// length that differ in one word never collide; the length is mixed in
 /// first, and the final avalanche (MurmurHash3's `fmix64`) spreads every
-/// bit over the table's home-slot bits.
+/// bit over the table's home bits.
 pub fn id_hash(id: &str) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let bytes = id.as_bytes();
@@ -55,62 +59,97 @@ pub fn id_hash(id: &str) -> u64 {
     h ^ (h >> 33)
 }
 
-/// The home slot of `hash` in a table of `1 << bits` slots (`bits` ≥ 1).
-fn home_in(hash: u64, bits: u32) -> usize {
-    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+/// The bits of an id's number a slot keeps.
+const SEQ_BITS: u32 = 24;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+/// A slot's top bit: set when the slot is used (an empty slot is 0).
+const USED: u64 = 1 << 63;
+/// The hash bits a slot keeps (shifted into place): 39 of them.
+const HASH_MASK: u64 = !USED & !SEQ_MASK;
+/// Slots a line (a bucket) holds.
+const LINE: usize = 8;
+/// Ids numbered between rebuilds, at most. A dead slot's number is read
+/// modulo `1 << SEQ_BITS`; a rebuild clears every dead slot before the
+/// numbers come round to it again (the oldest slot alive at a rebuild was
+/// numbered at most [`DEDUP_CAPACITY`] before it).
+const REBUILD_EVERY: u64 = (1 << SEQ_BITS) - DEDUP_CAPACITY as u64 * 2;
+
+/// A slot's hash bits for `hash`, in place: the top bits of its product
+/// with an odd constant, so that hashes that differ only in their low
+/// bits (as an embedder's own may) still spread over the lines.
+fn hash_bits(hash: u64) -> u64 {
+    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 1) & HASH_MASK
 }
+
+/// The home line of a slot (or of `hash_bits`) in a table of `1 << bits`
+/// lines: the top bits of the hash.
+fn home_line(slot: u64, bits: u32) -> usize {
+    if bits == 0 {
+        0
+    } else {
+        ((slot << 1) >> (64 - bits)) as usize
+    }
+}
+
+/// Eight slots, one cache line.
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Line([u64; LINE]);
 
 /// The window. Serialized as the remembered `(time, hash)` pairs, oldest
 /// first.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(from = "VecDeque<(i64, u64)>", into = "VecDeque<(i64, u64)>")]
 pub struct Dedup {
-    /// The times of the remembered ids, oldest first.
-    times: VecDeque<i64>,
-    /// The sequence number of the oldest remembered id.
+    /// The remembered ids, oldest first: when each was seen, and its hash.
+    order: VecDeque<(i64, u64)>,
+    /// The number of the oldest remembered id (ids are numbered from 0 in
+    /// arrival order).
     front: u64,
-    /// Empty, or a power of two long (at least [`Dedup::MIN_SLOTS`]).
-    slots: Vec<Slot>,
+    /// Empty, or a power of two long.
+    lines: Vec<Line>,
     /// Slots that are not empty, live or dead.
     used: usize,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    hash: u64,
-    /// The id's sequence number plus one; 0 for an empty slot.
-    seq: u64,
+    /// The number the next id gets at which a rebuild is due regardless.
+    rebuild_at: u64,
 }
 
 impl Dedup {
-    const MIN_SLOTS: usize = 16;
+    const MIN_LINES: usize = 2;
 
     /// Records `hash` seen at `at`; false when it is remembered already.
     pub fn first_sighting(&mut self, hash: u64, at: i64) -> bool {
-        while let Some(&t) = self.times.front() {
-            if t > at - DEDUP_WINDOW_MS && self.times.len() < DEDUP_CAPACITY {
+        while let Some(&(t, _)) = self.order.front() {
+            if t > at - DEDUP_WINDOW_MS && self.order.len() < DEDUP_CAPACITY {
                 break;
             }
-            self.times.pop_front();
+            self.order.pop_front();
             self.front += 1;
         }
-        if self.slots.is_empty() {
+        if self.lines.is_empty() {
             self.rebuild();
         }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(hash);
+        let bits = hash_bits(hash);
+        let slots = self.slots();
+        let mask = slots - 1;
+        let mut i = home_line(bits, self.line_bits()) * LINE;
         let mut reusable = None;
         loop {
-            let slot = self.slots[i];
-            if slot.seq == 0 {
+            let slot = self.slot(i);
+            if slot == 0 {
                 break;
             }
-            if slot.seq > self.front {
-                if slot.hash == hash {
-                    return false;
+            match self.live(slot) {
+                Some(k) => {
+                    if slot & HASH_MASK == bits && self.order[k].1 == hash {
+                        return false;
+                    }
                 }
-            } else if reusable.is_none() {
-                reusable = Some(i);
+                None => {
+                    if reusable.is_none() {
+                        reusable = Some(i);
+                    }
+                }
             }
             i = (i + 1) & mask;
         }
@@ -118,36 +157,50 @@ impl Dedup {
             self.used += 1;
             i
         });
-        self.slots[at_slot] = Slot {
-            hash,
-            seq: self.front + self.times.len() as u64 + 1,
-        };
-        self.times.push_back(at);
-        if self.used * 4 > self.slots.len() * 3 {
+        let seq = self.front + self.order.len() as u64;
+        *self.slot_mut(at_slot) = USED | bits | (seq & SEQ_MASK);
+        self.order.push_back((at, hash));
+        if self.used * 8 > slots * 5 || seq + 1 >= self.rebuild_at {
             self.rebuild();
         }
         true
     }
 
-    /// Starts loading the slot where `hash`'s lookup begins.
+    /// Starts loading the line where `hash`'s lookup begins.
     pub fn prefetch(&self, hash: u64) {
-        if !self.slots.is_empty() {
-            super::prefetch(&self.slots[self.home(hash)]);
+        if !self.lines.is_empty() {
+            super::prefetch(&self.lines[home_line(hash_bits(hash), self.line_bits())]);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.times.len()
+        self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.times.is_empty()
+        self.order.is_empty()
     }
 
-    /// The first slot to probe for `hash`: the top bits of its mix, so
-    /// slot order follows hash order at every table size.
-    fn home(&self, hash: u64) -> usize {
-        home_in(hash, self.slots.len().trailing_zeros())
+    fn slots(&self) -> usize {
+        self.lines.len() * LINE
+    }
+
+    fn line_bits(&self) -> u32 {
+        self.lines.len().trailing_zeros()
+    }
+
+    fn slot(&self, i: usize) -> u64 {
+        self.lines[i / LINE].0[i % LINE]
+    }
+
+    fn slot_mut(&mut self, i: usize) -> &mut u64 {
+        &mut self.lines[i / LINE].0[i % LINE]
+    }
+
+    /// The queue position of a used slot's id, when it is remembered.
+    fn live(&self, slot: u64) -> Option<usize> {
+        let k = (slot.wrapping_sub(self.front) & SEQ_MASK) as usize;
+        (k < self.order.len()).then_some(k)
     }
 
     /// Re-makes the table with the live ids only, at most half full. At a
@@ -155,14 +208,16 @@ impl Dedup {
     /// in place: a fresh table would be fresh memory, and the kernel's
     /// zeroing of its pages cost more than the sweep.
     fn rebuild(&mut self) {
-        let len = (self.times.len() * 2)
+        self.rebuild_at = self.front + self.order.len() as u64 + REBUILD_EVERY;
+        let lines = (self.order.len() * 2)
+            .div_ceil(LINE)
             .next_power_of_two()
-            .max(Self::MIN_SLOTS);
-        if len != self.slots.len() {
-            let old = std::mem::replace(&mut self.slots, vec![Slot::default(); len]);
+            .max(Self::MIN_LINES);
+        if lines != self.lines.len() {
+            let old = std::mem::replace(&mut self.lines, vec![Line::default(); lines]);
             self.used = 0;
-            for slot in old {
-                if slot.seq > self.front {
+            for &slot in old.iter().flat_map(|line| &line.0) {
+                if slot != 0 && self.live(slot).is_some() {
                     self.place(slot);
                 }
             }
@@ -170,38 +225,38 @@ impl Dedup {
         }
         // Every live id is taken out and placed again from its home, in
         // slot order from just after a slot that was empty before the dead
-        // were cleared (a rebuild comes as soon as just over three quarters
-        // of the slots are used, so there is one), and no probe run crosses
-        // the start: each id lands at or before where it
-        // was, and no slot emptied later lies between an id placed earlier
-        // and its home.
-        let start = self.slots.iter().position(|s| s.seq == 0).unwrap_or(0);
-        let front = self.front;
-        for slot in &mut self.slots {
-            if slot.seq <= front {
-                *slot = Slot::default();
+        // were cleared (a rebuild comes once five eighths of the slots are
+        // used, so there is one), and no probe run crosses the start: each
+        // id lands at or before where it was, and no slot emptied later
+        // lies between an id placed earlier and its home.
+        let slots = self.slots();
+        let start = (0..slots).find(|&i| self.slot(i) == 0).unwrap_or(0);
+        for i in 0..slots {
+            let slot = self.slot(i);
+            if slot != 0 && self.live(slot).is_none() {
+                *self.slot_mut(i) = 0;
             }
         }
-        let mask = len - 1;
+        let mask = slots - 1;
         self.used = 0;
-        for k in 1..=len {
+        for k in 1..=slots {
             let i = (start + k) & mask;
-            let slot = self.slots[i];
-            if slot.seq != 0 {
-                self.slots[i] = Slot::default();
+            let slot = self.slot(i);
+            if slot != 0 {
+                *self.slot_mut(i) = 0;
                 self.place(slot);
             }
         }
     }
 
     /// Puts a live id in the first empty slot from its home.
-    fn place(&mut self, slot: Slot) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(slot.hash);
-        while self.slots[i].seq != 0 {
+    fn place(&mut self, slot: u64) {
+        let mask = self.slots() - 1;
+        let mut i = home_line(slot, self.line_bits()) * LINE;
+        while self.slot(i) != 0 {
             i = (i + 1) & mask;
         }
-        self.slots[i] = slot;
+        *self.slot_mut(i) = slot;
         self.used += 1;
     }
 }
@@ -221,27 +276,15 @@ impl From<VecDeque<(i64, u64)>> for Dedup {
 
 impl From<Dedup> for VecDeque<(i64, u64)> {
     fn from(dedup: Dedup) -> VecDeque<(i64, u64)> {
-        let mut live: Vec<Slot> = dedup
-            .slots
-            .iter()
-            .copied()
-            .filter(|s| s.seq > dedup.front)
-            .collect();
-        live.sort_unstable_by_key(|s| s.seq);
-        dedup
-            .times
-            .iter()
-            .zip(live)
-            .map(|(&at, slot)| (at, slot.hash))
-            .collect()
+        dedup.order
     }
 }
 
 impl fmt::Debug for Dedup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dedup")
-            .field("remembered", &self.times.len())
-            .field("slots", &self.slots.len())
+            .field("remembered", &self.order.len())
+            .field("slots", &self.slots())
             .finish()
     }
 }
@@ -317,6 +360,52 @@ mod tests {
     }
 
     #[test]
+    fn hashes_that_share_their_slot_bits_stay_apart() {
+        // The inverse of the slot mix's constant: `a` and `a + INV` differ
+        // by one in the mixed value, so their slots' hash bits are equal.
+        const INV: u64 = {
+            let k: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut inv: u64 = 1;
+            let mut i = 0;
+            while i < 6 {
+                inv = inv.wrapping_mul(2u64.wrapping_sub(k.wrapping_mul(inv)));
+                i += 1;
+            }
+            inv
+        };
+        let a = 0x0123_4567_89ab_cdef_u64;
+        let b = a.wrapping_add(INV);
+        assert_eq!(hash_bits(a), hash_bits(b));
+        let mut dedup = Dedup::default();
+        assert!(dedup.first_sighting(a, 0));
+        assert!(dedup.first_sighting(b, 0));
+        assert!(!dedup.first_sighting(a, 1));
+        assert!(!dedup.first_sighting(b, 1));
+    }
+
+    #[test]
+    fn numbers_come_round_without_the_table_growing() {
+        // Past the numbers a slot can tell apart (`1 << SEQ_BITS`), with
+        // about a thousand ids remembered at a time.
+        let step = DEDUP_WINDOW_MS / 1000;
+        let n = (1u64 << SEQ_BITS) + 100_000;
+        let mut dedup = Dedup::default();
+        let mut most = 0;
+        for i in 0..n {
+            let at = i as i64 * step;
+            assert!(dedup.first_sighting(i, at), "id {i} is new");
+            if i % 4096 == 0 && i >= 10 {
+                assert!(!dedup.first_sighting(i - 10, at), "id {} is recent", i - 10);
+            }
+            most = most.max(dedup.slots());
+        }
+        assert!(dedup.len() <= 1001);
+        assert!(most <= 4096, "the table grew to {most} slots");
+        // Long forgotten: new again.
+        assert!(dedup.first_sighting(5, n as i64 * step));
+    }
+
+    #[test]
     fn id_hashes_of_close_ids_differ_and_spread_over_home_slots() {
         // Ids as Segment libraries make them: same length, a few characters
         // apart; and ids that are prefixes of each other.
@@ -328,7 +417,7 @@ mod tests {
         let mut hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
         let mut homes = [0u32; 64];
         for &hash in &hashes {
-            homes[home_in(hash, 6)] += 1;
+            homes[home_line(hash_bits(hash), 6)] += 1;
         }
         hashes.sort_unstable();
         hashes.dedup();
