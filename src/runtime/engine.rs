@@ -187,7 +187,13 @@ impl Cx<'_> {
         if let Some(event) = event {
             let program = self.program;
             let info = &program.events[event as usize];
-            for ji in 0..user.journeys.len() {
+            // Most events (a product view) concern no running journey:
+            // their user's journey states are not even loaded.
+            let reacts = !info.goals.is_empty()
+                || !info.exits.is_empty()
+                || !info.waits.is_empty()
+                || target.is_some();
+            for ji in 0..if reacts { user.journeys.len() } else { 0 } {
                 // Only a journey whose goal, `exit on` or `wait for` names
                 // the event, or the one an engagement targets, can react:
                 // the others' instances are not even looked at.
