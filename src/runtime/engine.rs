@@ -193,7 +193,8 @@ impl Cx<'_> {
                 || !info.exits.is_empty()
                 || !info.waits.is_empty()
                 || target.is_some();
-            for ji in 0..if reacts { user.journeys.len() } else { 0 } {
+            let touched = if reacts { user.journeys.len() } else { 0 };
+            for ji in 0..touched {
                 // Only a journey whose goal, `exit on` or `wait for` names
                 // the event, or the one an engagement targets, can react:
                 // the others' instances are not even looked at.
