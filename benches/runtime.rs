@@ -479,6 +479,15 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
     drop(rt);
 }
 
+/// The next number of a xorshift64 sequence (never 0 from a seed that is
+/// not): the benches' random addresses and ids.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// What one random cache line costs on this machine, for reading the
 /// figures above: a table of 64-byte lines is walked in one random cycle
 /// (each load's address comes from the one before, as a lookup's chain of
@@ -490,12 +499,7 @@ fn latency() {
     println!("\n== memory latency (one random cycle through a table; random reads)");
     const STEPS: usize = 2_000_000;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = move || xorshift(&mut seed);
     for mib in [4usize, 64, 256, 1024] {
         let lines = mib << 14;
         // Sattolo's shuffle: one cycle through every line.
@@ -537,14 +541,7 @@ fn dedup(events: usize) {
     println!("\n== messageId window alone ({events} ids over 28 days)");
     let step = 28 * 24 * 3_600_000 / events.max(1) as i64;
     let mut seed: u64 = 0x243f_6a88_85a3_08d3;
-    let hashes: Vec<u64> = (0..events)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        })
-        .collect();
+    let hashes: Vec<u64> = (0..events).map(|_| xorshift(&mut seed)).collect();
     for ahead in [0, 4] {
         let mut window = Dedup::default();
         let start = Instant::now();

@@ -82,13 +82,10 @@ fn hash_bits(hash: u64) -> u64 {
 }
 
 /// The home line of a slot (or of `hash_bits`) in a table of `1 << bits`
-/// lines: the top bits of the hash.
+/// lines (`bits` ≥ 1: a table has at least [`Dedup::MIN_LINES`]): the top
+/// bits of the hash.
 fn home_line(slot: u64, bits: u32) -> usize {
-    if bits == 0 {
-        0
-    } else {
-        ((slot << 1) >> (64 - bits)) as usize
-    }
+    ((slot << 1) >> (64 - bits)) as usize
 }
 
 /// Eight slots, one cache line.
