@@ -207,10 +207,12 @@ impl<S: Store> Runtime<S> {
             }
             let now = self.store.clock().unwrap_or(due);
             for (i, &timer) in batch.iter().enumerate() {
-                // Start loading the next timer's user while this one fires.
+                // Start loading the next timer's user while this one fires,
+                // and what the timers after it will read.
                 if let Some(next) = batch.get(i + 1).or(self.store.peek_timer()) {
                     self.store.prefetch_user(next.user);
                 }
+                self.store.prefetch_timers();
                 self.with_user(timer.user, now, sink, |cx, user| cx.fire(user, timer));
             }
         }

@@ -67,6 +67,11 @@ impl Packed {
     pub fn heap_size(&self) -> usize {
         self.0.len()
     }
+
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Serialize for Packed {

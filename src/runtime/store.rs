@@ -53,20 +53,51 @@ pub trait Store {
     fn prefetch_event(&self, _key: &str, _id_hash: Option<u64>) {}
     /// The same hint for the state of `user`.
     fn prefetch_user(&self, _user: UserId) {}
+    /// A hint that the earliest pending timers are about to fire, in turn:
+    /// a store may start loading what they will read. No effect on any
+    /// result.
+    fn prefetch_timers(&self) {}
 }
 
 /// Starts loading the cache line of `value` (a hint: no effect on results).
 #[inline(always)]
 fn prefetch<T>(value: &T) {
+    prefetch_at(std::ptr::from_ref(value).cast());
+}
+
+/// Starts loading the cache line at `at` (a hint: no effect on results).
+#[inline(always)]
+fn prefetch_at(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and reads nothing into the program
     // (any address is allowed), and SSE is part of the x86_64 baseline.
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast());
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
+}
+
+/// Starts loading the cache lines `items` lies on, the first `lines` of
+/// them at most.
+fn prefetch_lines<T>(items: &[T], lines: usize) {
+    let bytes = std::mem::size_of_val(items);
+    if bytes == 0 {
+        return;
+    }
+    let start = items.as_ptr().cast::<u8>();
+    // From the line the first byte is on to the one the last byte is on.
+    let first = start.wrapping_sub(start as usize % 64);
+    let end = start.wrapping_add(bytes);
+    let mut line = first;
+    for _ in 0..lines {
+        if line >= end {
+            break;
+        }
+        prefetch_at(line);
+        line = line.wrapping_add(64);
+    }
 }
 
 /// One user's state.
@@ -454,6 +485,38 @@ impl Store for MemStore {
     fn prefetch_user(&self, user: UserId) {
         if let Some(state) = self.users.get(user as usize) {
             prefetch(state);
+        }
+    }
+
+    /// Timers fire for customers far apart in memory, each a chain of
+    /// loads: the user's state, then its journey states, profile and
+    /// sends, then the instance's own lists. The chain is walked ahead in
+    /// stages, each one step further for a timer nearer its turn: the
+    /// state of the fourth timer from now, what the second one's state
+    /// points to (its lines should have come by then), and the next one's
+    /// instance. Only the current hour's sorted timers are looked at.
+    fn prefetch_timers(&self) {
+        let state = |k| {
+            self.timers
+                .upcoming(k)
+                .map(|t| (t, self.users.get(t.user as usize)))
+        };
+        if let Some((_, Some(far))) = state(4) {
+            prefetch_lines(std::slice::from_ref(far), 3);
+        }
+        if let Some((_, Some(near))) = state(2) {
+            prefetch_lines(&near.journeys, 3);
+            prefetch_lines(&near.profile, 4);
+            prefetch_lines(&near.sent, 1);
+        }
+        if let Some((timer, Some(next))) = state(1)
+            && let Some(inst) = next
+                .journey(timer.journey)
+                .and_then(|js| js.instance.as_ref())
+        {
+            prefetch_lines(&inst.handles, 1);
+            prefetch_lines(&inst.sends, 1);
+            prefetch_lines(inst.trigger.bytes(), 1);
         }
     }
 }

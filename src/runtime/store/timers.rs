@@ -73,6 +73,15 @@ impl TimerQueue {
         }
     }
 
+    /// The timers `k` places after the next one in the current hour's
+    /// sorted part (a hint: timers set for the hour since may come between).
+    pub fn upcoming(&self, k: usize) -> Option<&Timer> {
+        self.current
+            .len()
+            .checked_sub(k + 1)
+            .map(|i| &self.current[i])
+    }
+
     pub fn peek(&self) -> Option<&Timer> {
         if self.near_first() {
             self.near.peek()
@@ -151,6 +160,29 @@ mod tests {
         }
         assert_eq!(queue.near.len(), 1);
         assert_eq!(queue.pop().map(|t| t.due), Some(0));
+    }
+
+    /// `upcoming(k)` names the timer popped `k` pops from now while the
+    /// hour's timers were all there when it became current.
+    #[test]
+    fn upcoming_names_the_timers_popped_next() {
+        let hour = TimerQueue::BUCKET_MS;
+        let mut queue = TimerQueue::default();
+        for (i, due) in [30, 10, 50, 20, 40].into_iter().enumerate() {
+            queue.push(timer(5 * hour + due, i as u32));
+        }
+        // A later hour's timer waits among the buckets: not upcoming yet.
+        queue.push(timer(9 * hour, 9));
+        queue.push(timer(hour, 7));
+        queue.pop();
+        let ahead: Vec<_> = (0..6).map(|k| queue.upcoming(k).map(|t| t.due)).collect();
+        let mut popped = Vec::new();
+        while let Some(t) = queue.pop().filter(|t| t.due < 9 * hour) {
+            popped.push(Some(t.due));
+        }
+        popped.push(None);
+        assert_eq!(ahead, popped);
+        assert_eq!(queue.upcoming(0), None);
     }
 
     proptest! {
