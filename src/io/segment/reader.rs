@@ -107,6 +107,7 @@ impl<R: BufRead> EventReader<R> {
             let place = match line_end(available) {
                 Some((newline, ascii)) => {
                     self.pending = newline + 1;
+                    prefetch_ahead(available, newline + 1);
                     let mut start = 0;
                     let mut end = newline;
                     if end > 0 && available[end - 1] == b'\r' {
@@ -147,6 +148,32 @@ impl<R: BufRead> EventReader<R> {
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Which bytes past a line's end are asked for while it is processed: a
+/// line or two further on (lines run 250 to 500 bytes). A runtime does
+/// enough between two lines to disturb the processor's own read-ahead, and
+/// reading a line's bytes from memory stalled the pass (1.8–5.7% faster
+/// with this, side by side at a million users; the next 512 bytes alone
+/// gained nothing, as the processor has those coming already).
+const AHEAD: std::ops::Range<usize> = 512..1024;
+
+/// Starts loading the cache lines of `bytes[from + AHEAD]` (those there
+/// are): a hint, with no effect on what is read.
+fn prefetch_ahead(bytes: &[u8], from: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for offset in AHEAD.step_by(64) {
+        if let Some(byte) = bytes.get(from + offset) {
+            // SAFETY: a prefetch never faults and reads nothing into the
+            // program, and SSE is part of the x86_64 baseline.
+            unsafe {
+                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+                _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(byte).cast());
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, from);
+}
 
 fn trim_line_end(buffer: &mut Vec<u8>) {
     if buffer.last() == Some(&b'\n') {
