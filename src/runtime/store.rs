@@ -492,9 +492,11 @@ impl Store for MemStore {
     /// loads: the user's state, then its journey states, profile and
     /// sends, then the instance's own lists. The chain is walked ahead in
     /// stages, each one step further for a timer nearer its turn: the
-    /// state of the fourth timer from now, what the second one's state
-    /// points to (its lines should have come by then), and the next one's
-    /// instance. Only the current hour's sorted timers are looked at.
+    /// state of the timer five turns ahead, what the state of the one three
+    /// turns ahead points to (its lines should have come by then), and the
+    /// instance of the one two turns ahead (the next one's state is asked
+    /// for by [`Store::prefetch_user`]). Only the current hour's sorted
+    /// timers are looked at.
     fn prefetch_timers(&self) {
         let state = |k| {
             self.timers

@@ -73,7 +73,7 @@ impl TimerQueue {
         }
     }
 
-    /// The timers `k` places after the next one in the current hour's
+    /// The timer `k` places after the next one in the current hour's
     /// sorted part (a hint: timers set for the hour since may come between).
     pub fn upcoming(&self, k: usize) -> Option<&Timer> {
         self.current
@@ -162,8 +162,8 @@ mod tests {
         assert_eq!(queue.pop().map(|t| t.due), Some(0));
     }
 
-    /// `upcoming(k)` names the timer popped `k` pops from now while the
-    /// hour's timers were all there when it became current.
+    /// `upcoming(k)` is the timer the pop after the next `k` returns, while
+    /// the hour's timers were all there when it became current.
     #[test]
     fn upcoming_names_the_timers_popped_next() {
         let hour = TimerQueue::BUCKET_MS;
