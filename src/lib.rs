@@ -24,6 +24,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod io;
+mod prefetch;
 pub mod project;
 pub mod runtime;
 pub mod source;

@@ -207,7 +207,7 @@ impl Cx<'_> {
                     self.react(user, ji, event, fields, target);
                 }
             }
-            for &j in &program.events[event as usize].triggers {
+            for &j in &info.triggers {
                 if let Some(trigger) = self.matching_trigger(user, j, event, fields) {
                     self.admit(user, j, trigger);
                 }

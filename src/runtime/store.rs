@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use self::users::UserIndex;
 use super::packed::Packed;
 use crate::compile::program::{JourneyId, NodeId};
+use crate::prefetch::{prefetch, prefetch_lines};
 use crate::value::{Str, Value};
 
 mod dedup;
@@ -57,47 +58,6 @@ pub trait Store {
     /// a store may start loading what they will read. No effect on any
     /// result.
     fn prefetch_timers(&self) {}
-}
-
-/// Starts loading the cache line of `value` (a hint: no effect on results).
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    prefetch_at(std::ptr::from_ref(value).cast());
-}
-
-/// Starts loading the cache line at `at` (a hint: no effect on results).
-#[inline(always)]
-fn prefetch_at(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and reads nothing into the program
-    // (any address is allowed), and SSE is part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(at.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
-}
-
-/// Starts loading the cache lines `items` lies on, the first `lines` of
-/// them at most.
-fn prefetch_lines<T>(items: &[T], lines: usize) {
-    let bytes = std::mem::size_of_val(items);
-    if bytes == 0 {
-        return;
-    }
-    let start = items.as_ptr().cast::<u8>();
-    // From the line the first byte is on to the one the last byte is on.
-    let first = start.wrapping_sub(start as usize % 64);
-    let end = start.wrapping_add(bytes);
-    let mut line = first;
-    for _ in 0..lines {
-        if line >= end {
-            break;
-        }
-        prefetch_at(line);
-        line = line.wrapping_add(64);
-    }
 }
 
 /// One user's state.

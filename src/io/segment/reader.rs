@@ -6,6 +6,7 @@
 use std::io::{self, BufRead};
 
 use super::{InputError, RawEvent, parse_line};
+use crate::prefetch::prefetch_lines;
 
 /// Reads events line by line; the events borrow the reader's buffers, so
 /// each must be consumed before the next call.
@@ -160,19 +161,9 @@ const AHEAD: std::ops::Range<usize> = 512..1024;
 /// Starts loading the cache lines of `bytes[from + AHEAD]` (those there
 /// are): a hint, with no effect on what is read.
 fn prefetch_ahead(bytes: &[u8], from: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for offset in AHEAD.step_by(64) {
-        if let Some(byte) = bytes.get(from + offset) {
-            // SAFETY: a prefetch never faults and reads nothing into the
-            // program, and SSE is part of the x86_64 baseline.
-            unsafe {
-                use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-                _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(byte).cast());
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, from);
+    let ahead = bytes.get(from + AHEAD.start..).unwrap_or_default();
+    let ahead = &ahead[..ahead.len().min(AHEAD.len())];
+    prefetch_lines(ahead, AHEAD.len() / 64);
 }
 
 fn trim_line_end(buffer: &mut Vec<u8>) {

@@ -129,7 +129,7 @@ impl Dedup {
         let bits = hash_bits(hash);
         let slots = self.slots();
         let mask = slots - 1;
-        let mut i = home_line(bits, self.line_bits()) * LINE;
+        let mut i = self.home(bits) * LINE;
         let mut reusable = None;
         loop {
             let slot = self.slot(i);
@@ -166,7 +166,7 @@ impl Dedup {
     /// Starts loading the line where `hash`'s lookup begins.
     pub fn prefetch(&self, hash: u64) {
         if !self.lines.is_empty() {
-            super::prefetch(&self.lines[home_line(hash_bits(hash), self.line_bits())]);
+            crate::prefetch::prefetch(&self.lines[self.home(hash_bits(hash))]);
         }
     }
 
@@ -182,8 +182,9 @@ impl Dedup {
         self.lines.len() * LINE
     }
 
-    fn line_bits(&self) -> u32 {
-        self.lines.len().trailing_zeros()
+    /// The home line of a slot (or of `hash_bits`) in this table.
+    fn home(&self, slot: u64) -> usize {
+        home_line(slot, self.lines.len().trailing_zeros())
     }
 
     fn slot(&self, i: usize) -> u64 {
@@ -249,7 +250,7 @@ impl Dedup {
     /// Puts a live id in the first empty slot from its home.
     fn place(&mut self, slot: u64) {
         let mask = self.slots() - 1;
-        let mut i = home_line(slot, self.line_bits()) * LINE;
+        let mut i = self.home(slot) * LINE;
         while self.slot(i) != 0 {
             i = (i + 1) & mask;
         }

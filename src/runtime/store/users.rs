@@ -11,7 +11,8 @@ use std::hash::BuildHasher;
 
 use rustc_hash::FxBuildHasher;
 
-use super::{UserId, prefetch};
+use super::UserId;
+use crate::prefetch::prefetch;
 use crate::value::Str;
 
 /// Key bytes kept in an entry.
