@@ -354,7 +354,7 @@ impl<'a> Scanner<'a> {
 /// x86-64 processor has.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline(always)]
-fn next_special(bytes: &[u8], mut pos: usize) -> usize {
+pub(crate) fn next_special(bytes: &[u8], mut pos: usize) -> usize {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
@@ -404,7 +404,7 @@ fn next_special(bytes: &[u8], mut pos: usize) -> usize {
 /// [`next_special`] on other targets, eight bytes at a time.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline(always)]
-fn next_special(bytes: &[u8], pos: usize) -> usize {
+pub(crate) fn next_special(bytes: &[u8], pos: usize) -> usize {
     next_special_swar(bytes, pos)
 }
 
@@ -438,6 +438,20 @@ fn next_special_swar(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// Checks the number or literal (`true`, `false`, `null`) at `pos` of
+/// `text`, and returns where it ends.
+pub(crate) fn scalar_end(text: &str, pos: usize) -> Result<usize, Decline> {
+    let mut scanner = Scanner { text, pos };
+    match text.as_bytes().get(pos) {
+        Some(b't') => scanner.literal(b"true")?,
+        Some(b'f') => scanner.literal(b"false")?,
+        Some(b'n') => scanner.literal(b"null")?,
+        Some(b'-' | b'0'..=b'9') => scanner.number()?,
+        _ => return Err(Decline),
+    }
+    Ok(scanner.pos)
 }
 
 /// Whether the text between a validated JSON string's quotes has escapes:

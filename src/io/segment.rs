@@ -4,6 +4,7 @@
 //! Well-formed lines take the hand-written scanner of [`crate::io::json`];
 //! the others are read again by `serde_json`, which words their errors.
 
+mod blocks;
 mod envelope;
 mod fields;
 mod reader;

@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
+use super::blocks;
 use super::timestamp::parse_timestamp_ms;
 use super::{MessageKind, RawEvent};
 use crate::io::json::{Decline, RawJson, Scanner, decode_str};
@@ -25,8 +26,11 @@ pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
     // Filled in place: the envelope is a few hundred bytes, and moving it
     // out of each call was a copy a line.
     let mut envelope = Envelope::default();
-    if scan_envelope(line, &mut envelope).is_err() {
-        envelope = read_envelope_serde(line)?;
+    if blocks::scan(line, &mut envelope).is_err() {
+        envelope = Envelope::default();
+        if scan_envelope(line, &mut envelope).is_err() {
+            envelope = read_envelope_serde(line)?;
+        }
     }
     decode(&envelope)
 }
@@ -41,6 +45,22 @@ pub(super) fn parse_serde(line: &str) -> Result<RawEvent<'_>, String> {
 #[cfg(test)]
 pub(super) fn takes_fast_path(line: &str) -> bool {
     scan_envelope(line, &mut Envelope::default()).is_ok()
+}
+
+/// [`parse`] by the scanner alone (`None` when it declines).
+#[cfg(test)]
+pub(super) fn parse_scanner(line: &str) -> Option<Result<RawEvent<'_>, String>> {
+    let mut envelope = Envelope::default();
+    scan_envelope(line, &mut envelope).ok()?;
+    Some(decode(&envelope))
+}
+
+/// [`parse`] by the block path alone (`None` when it declines).
+#[cfg(test)]
+pub(super) fn parse_blocks(line: &str) -> Option<Result<RawEvent<'_>, String>> {
+    let mut envelope = Envelope::default();
+    blocks::scan(line, &mut envelope).ok()?;
+    Some(decode(&envelope))
 }
 
 /// Checks and decodes the captured fields.
@@ -185,24 +205,24 @@ fn describe_json_error(error: serde_json::Error) -> String {
 
 /// The top-level fields the runtime reads, as raw JSON text.
 #[derive(Default)]
-struct Envelope<'a> {
-    kind: Option<Captured<'a>>,
-    user_id: Option<Captured<'a>>,
-    anonymous_id: Option<Captured<'a>>,
-    event: Option<Captured<'a>>,
-    timestamp: Option<Captured<'a>>,
-    message_id: Option<Captured<'a>>,
-    properties: Option<Captured<'a>>,
-    traits: Option<Captured<'a>>,
-    context_timezone: Option<Captured<'a>>,
+pub(super) struct Envelope<'a> {
+    pub(super) kind: Option<Captured<'a>>,
+    pub(super) user_id: Option<Captured<'a>>,
+    pub(super) anonymous_id: Option<Captured<'a>>,
+    pub(super) event: Option<Captured<'a>>,
+    pub(super) timestamp: Option<Captured<'a>>,
+    pub(super) message_id: Option<Captured<'a>>,
+    pub(super) properties: Option<Captured<'a>>,
+    pub(super) traits: Option<Captured<'a>>,
+    pub(super) context_timezone: Option<Captured<'a>>,
 }
 
 /// A captured field: its raw text, and whether the scanner saw that it is
 /// a string without escapes, which then needs no second look to decode.
 #[derive(Clone, Copy)]
-struct Captured<'a> {
-    raw: RawJson<'a>,
-    plain: bool,
+pub(super) struct Captured<'a> {
+    pub(super) raw: RawJson<'a>,
+    pub(super) plain: bool,
 }
 
 impl<'a> Captured<'a> {

@@ -355,7 +355,7 @@ mod fast_path {
 
     use proptest::prelude::*;
 
-    use super::super::envelope;
+    use super::super::{blocks, envelope};
     use super::{error, parse};
     use crate::io::json::tests::{json_text, mutate};
     use crate::io::synth::{SynthOptions, generate};
@@ -371,10 +371,17 @@ mod fast_path {
         generate(options).collect()
     }
 
+    /// Every path that reads `line` reads it as `serde_json` does.
     fn agree(line: &str) -> Result<(), TestCaseError> {
-        let fast = format!("{:?}", envelope::parse(line));
         let slow = format!("{:?}", envelope::parse_serde(line));
-        prop_assert_eq!(fast, slow, "{}", line);
+        let fast = format!("{:?}", envelope::parse(line));
+        prop_assert_eq!(&fast, &slow, "{}", line);
+        if let Some(scanned) = envelope::parse_scanner(line) {
+            prop_assert_eq!(format!("{scanned:?}"), slow.as_str(), "scanner: {}", line);
+        }
+        if let Some(blocks) = envelope::parse_blocks(line) {
+            prop_assert_eq!(format!("{blocks:?}"), slow.as_str(), "blocks: {}", line);
+        }
         Ok(())
     }
 
@@ -389,6 +396,104 @@ mod fast_path {
             }
         }
         assert!(fast > 1_000);
+    }
+
+    #[test]
+    fn well_formed_generated_lines_take_the_block_path() {
+        if !blocks::available() {
+            return;
+        }
+        let mut read = 0;
+        for line in generated_lines() {
+            if serde_json::from_str::<serde_json::Value>(&line).is_ok() && compact(&line) {
+                assert!(envelope::parse_blocks(&line).is_some(), "{line}");
+                read += 1;
+            }
+        }
+        assert!(read > 1_000, "{read}");
+    }
+
+    /// Every field of a line, shifted over the 64-byte blocks one byte
+    /// at a time: strings, keys, numbers and braces that straddle two
+    /// blocks read as those that do not.
+    #[test]
+    fn block_boundaries_fall_anywhere() {
+        let tail = r#""type":"identify","userId":"user-11270","traits":{"plan":"pro","ltv":22.5,"consent":{"email":true,"sms":null}},"context":{"library":{"name":"analytics.js"},"timezone":"America/New_York","page":{"path":"/a"}},"timestamp":"2026-03-02T00:00:02.428Z","messageId":"108dd879-539f-4be8-ae88-0a31a4f51d5b"}"#;
+        for pad in 0..160 {
+            let line = format!(r#"{{"integrations":"{}",{tail}"#, "x".repeat(pad));
+            agree(&line).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                envelope::parse_blocks(&line).is_some(),
+                blocks::available(),
+                "{line}"
+            );
+            let event = parse(&line);
+            assert_eq!(event.user_key, "user-11270");
+            assert_eq!(event.context_timezone.as_deref(), Some("America/New_York"));
+        }
+    }
+
+    /// No whitespace between tokens, no escapes, no lists.
+    fn compact(line: &str) -> bool {
+        let mut in_string = false;
+        !line.contains(['\\', '['])
+            && line.bytes().all(|b| {
+                in_string ^= b == b'"';
+                in_string || b > b' '
+            })
+    }
+
+    /// Every `context` of up to six grammar tokens, or four tokens with
+    /// a stray one among them: the block path accepts only JSON, reads it
+    /// as `serde_json` does, and declines no compact JSON of its shape.
+    #[test]
+    fn block_path_accepts_exactly_compact_json_of_its_shape() {
+        if !blocks::available() {
+            return;
+        }
+        const GRAMMAR: [&str; 8] = ["{", "}", ":", ",", r#""a""#, r#""timezone""#, "1", "true"];
+        const STRAY: [&str; 13] = [
+            "{", "}", ":", ",", r#""a""#, "1", "-", "tru", "[", "]", " ", "\\", "\"",
+        ];
+        let start = r#"{"type":"track","userId":"u","event":"e","timestamp":"2026-03-02T10:00:00Z","context":"#;
+        let mut line = String::new();
+        let mut read = 0;
+        let mut check = |tokens: &[&str], mut k: usize, n: u32, ends: (&str, &str)| {
+            line.clear();
+            line.push_str(start);
+            line.push_str(ends.0);
+            let mut plain = true;
+            for _ in 0..n {
+                let token = tokens[k % tokens.len()];
+                plain &= GRAMMAR.contains(&token);
+                line.push_str(token);
+                k /= tokens.len();
+            }
+            line.push_str(ends.1);
+            let json = serde_json::from_str::<serde_json::Value>(&line).is_ok();
+            let blocks = envelope::parse_blocks(&line).is_some();
+            assert!(!blocks || json, "accepted, not JSON: {line}");
+            // (A `timezone` that is an object is left to the scanner.)
+            let shape = line[start.len()..].starts_with('{') && !line.contains(r#""timezone":{"#);
+            assert!(blocks || !(json && plain && shape), "declined: {line}");
+            if blocks {
+                agree(&line).unwrap_or_else(|e| panic!("{e}"));
+                read += 1;
+            }
+        };
+        for ends in [("", "}"), ("{", "}}"), (r#"{"timezone":"#, "}}")] {
+            for n in 0..=6u32 {
+                for k in 0..GRAMMAR.len().pow(n) {
+                    check(&GRAMMAR, k, n, ends);
+                }
+            }
+            for n in 0..=4u32 {
+                for k in 0..STRAY.len().pow(n) {
+                    check(&STRAY, k, n, ends);
+                }
+            }
+        }
+        assert!(read > 200, "{read}");
     }
 
     #[test]
