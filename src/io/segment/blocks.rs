@@ -118,6 +118,7 @@ struct Ends {
 impl Ends {
     /// The first closing quote at or after `from`, looked for in the block
     /// and then in the text.
+    #[inline(always)]
     fn next(self, bytes: &[u8], from: usize) -> usize {
         if let Some(offset) = from.checked_sub(self.base).filter(|&o| o < 64) {
             let ahead = self.quotes & (u64::MAX << offset);
@@ -132,6 +133,7 @@ impl Ends {
 /// The value at `start` when it is a string or a scalar: its end (past
 /// the closing quote, or the scalar's last byte), and whether it is a
 /// string. `None` for an object. The blocks check the value itself.
+#[inline(always)]
 fn flat_value_end(
     bytes: &[u8],
     start: usize,

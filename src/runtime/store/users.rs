@@ -131,12 +131,18 @@ impl UserIndex {
         self.slots[i] = entry;
     }
 
-    /// Doubles the table; entries move in home order.
+    /// Doubles the table; entries move in home order. A key kept whole in
+    /// its entry is hashed from there, not looked up in `keys` (a random
+    /// read for every user).
     fn grow(&mut self, keys: &[Str]) {
         let len = (self.slots.len() * 2).max(Self::MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![VACANT; len]);
         for entry in old.into_iter().filter(|e| e.id != EMPTY) {
-            self.place(entry, keys[entry.id as usize].as_bytes());
+            let inline = entry.len as usize;
+            match entry.head.get(..inline) {
+                Some(key) => self.place(entry, key),
+                None => self.place(entry, keys[entry.id as usize].as_bytes()),
+            }
         }
     }
 }
