@@ -185,6 +185,20 @@ mod x86 {
         other_special: u64,
     }
 
+    impl Classes {
+        /// The classes of the bytes from `n` on, moved to the start.
+        fn shifted(&self, n: u32) -> Classes {
+            Classes {
+                quote: self.quote >> n,
+                open: self.open >> n,
+                close: self.close >> n,
+                colon: self.colon >> n,
+                comma: self.comma >> n,
+                other_special: self.other_special >> n,
+            }
+        }
+    }
+
     #[target_feature(enable = "avx2")]
     fn classify(block: &[u8; 64]) -> Classes {
         let half = |offset: usize| -> [u64; 6] {
@@ -276,15 +290,21 @@ mod x86 {
         };
         let mut base = 0;
         while base < len {
+            let left = len - base;
             let (classes, valid) = match bytes[base..].first_chunk::<64>() {
                 Some(block) => (classify(block), u64::MAX),
-                None => {
-                    // The last bytes, padded with spaces, which `valid`
-                    // masks out.
-                    let mut block = [b' '; 64];
-                    block[..len - base].copy_from_slice(&bytes[base..]);
-                    (classify(&block), (1 << (len - base)) - 1)
-                }
+                None => match bytes.last_chunk::<64>() {
+                    // The line's last 64 bytes, those before `base` (read
+                    // already) shifted out.
+                    Some(block) => (classify(block).shifted(64 - left as u32), (1 << left) - 1),
+                    None => {
+                        // A line shorter than a block, padded with spaces,
+                        // which `valid` masks out.
+                        let mut block = [b' '; 64];
+                        block[..left].copy_from_slice(&bytes[base..]);
+                        (classify(&block), (1 << left) - 1)
+                    }
+                },
             };
             block(line, base, &classes, valid, &mut carry, &mut walk, envelope)?;
             base += 64;
