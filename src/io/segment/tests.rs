@@ -433,6 +433,21 @@ mod fast_path {
         }
     }
 
+    /// Objects nested past the block path's depth are handed on, and read
+    /// the same.
+    #[test]
+    fn deep_objects_are_handed_on() {
+        for depth in [60, 63, 64, 65, 100, 200] {
+            let line = format!(
+                r#"{{"type":"track","userId":"u1","event":"x","timestamp":"2026-03-02T10:00:00Z","context":{}1{}}}"#,
+                r#"{"a":"#.repeat(depth),
+                "}".repeat(depth),
+            );
+            agree(&line).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(parse(&line).event_name(), "x");
+        }
+    }
+
     /// No whitespace between tokens, no escapes, no lists.
     fn compact(line: &str) -> bool {
         let mut in_string = false;
