@@ -274,6 +274,14 @@ mod x86 {
         closed: bool,
     }
 
+    impl Walk {
+        /// Whether keys here are read: at the top level, and directly in
+        /// `context`.
+        fn reads_keys(&self) -> bool {
+            self.depth == 1 || (self.depth == 2 && self.in_context)
+        }
+    }
+
     /// See [`super::scan`]. Safety: the processor has AVX2, PCLMULQDQ and
     /// BMI1.
     #[target_feature(enable = "avx2,pclmulqdq,bmi1")]
@@ -398,7 +406,18 @@ mod x86 {
             base,
             quotes: value_end,
         };
-        let mut events = open | close | key_open;
+        // Keys are read at the top level and in `context` only; inside
+        // any other object they are dropped up to the next brace.
+        let braces = open | close;
+        let skip_keys = |events: u64| {
+            let next = events & braces;
+            let before = (next & next.wrapping_neg()).wrapping_sub(1);
+            events & !(key_open & before)
+        };
+        let mut events = braces | key_open;
+        if !walk.reads_keys() {
+            events = skip_keys(events);
+        }
         while events != 0 {
             let bit = events & events.wrapping_neg();
             events ^= bit;
@@ -429,8 +448,13 @@ mod x86 {
                 }
             } else if walk.depth == 1 {
                 top_level_key(line, at, names, values, walk, envelope)?;
-            } else if walk.depth == 2 && walk.in_context {
+                continue;
+            } else {
                 context_key(line, at, values, envelope)?;
+                continue;
+            }
+            if !walk.reads_keys() {
+                events = skip_keys(events);
             }
         }
 
