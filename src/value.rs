@@ -145,7 +145,9 @@ pub fn write_timestamp(ms: i64, out: &mut String) {
 }
 
 /// Writes `n` (non-negative, fitting) as zero-padded decimal into `slot`.
-fn put_digits(slot: &mut [u8], mut n: i64) {
+fn put_digits(slot: &mut [u8], n: i64) {
+    // Callers pass 0..=9999: unsigned division by ten is a multiply.
+    let mut n = n.unsigned_abs();
     for b in slot.iter_mut().rev() {
         *b = b'0' + (n % 10) as u8;
         n /= 10;
@@ -157,12 +159,9 @@ fn put_digits(slot: &mut [u8], mut n: i64) {
 pub fn write_json_str(out: &mut String, text: &str) {
     out.push('"');
     let bytes = text.as_bytes();
-    // Most texts need no escape: one branch-free pass (it vectorizes), then
-    // one copy.
-    let clean = !bytes.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if clean {
+    // Most texts need no escape: one look for a quote, a backslash or a
+    // control character, sixteen bytes at a time, then one copy.
+    if crate::io::json::next_special(bytes, 0) == bytes.len() {
         out.push_str(text);
         out.push('"');
         return;
