@@ -48,56 +48,6 @@ pub(super) fn available() -> bool {
     false
 }
 
-/// Where a captured top-level value goes.
-#[derive(Clone, Copy)]
-enum Slot {
-    Kind,
-    UserId,
-    AnonymousId,
-    Event,
-    Timestamp,
-    MessageId,
-    Properties,
-    Traits,
-    Context,
-    Timezone,
-}
-
-impl Slot {
-    /// The slot of a top-level key (by its length first: one comparison
-    /// or two for most keys).
-    #[inline(always)]
-    fn of_top_level_key(name: &[u8]) -> Option<Slot> {
-        let is = |text: &[u8]| name == text;
-        match name.len() {
-            4 if is(b"type") => Some(Slot::Kind),
-            5 if is(b"event") => Some(Slot::Event),
-            6 if is(b"userId") => Some(Slot::UserId),
-            6 if is(b"traits") => Some(Slot::Traits),
-            7 if is(b"context") => Some(Slot::Context),
-            9 if is(b"timestamp") => Some(Slot::Timestamp),
-            9 if is(b"messageId") => Some(Slot::MessageId),
-            10 if is(b"properties") => Some(Slot::Properties),
-            11 if is(b"anonymousId") => Some(Slot::AnonymousId),
-            _ => None,
-        }
-    }
-
-    fn field<'e, 'a>(self, envelope: &'e mut Envelope<'a>) -> &'e mut Option<Captured<'a>> {
-        match self {
-            Slot::Kind => &mut envelope.kind,
-            Slot::UserId => &mut envelope.user_id,
-            Slot::AnonymousId => &mut envelope.anonymous_id,
-            Slot::Event => &mut envelope.event,
-            Slot::Timestamp => &mut envelope.timestamp,
-            Slot::MessageId => &mut envelope.message_id,
-            Slot::Properties => &mut envelope.properties,
-            Slot::Traits => &mut envelope.traits,
-            Slot::Context | Slot::Timezone => &mut envelope.context_timezone,
-        }
-    }
-}
-
 /// `line[from..to]` as a captured value (`plain`: a string without
 /// escapes). Only kept when the whole line is accepted.
 #[inline(always)]
@@ -169,9 +119,9 @@ mod x86 {
         _mm256_or_si256, _mm256_set1_epi8,
     };
 
-    use super::{Ends, Slot, capture, flat_value_end};
+    use super::{Ends, capture, flat_value_end};
     use crate::io::json::{Decline, scalar_end};
-    use crate::io::segment::envelope::Envelope;
+    use crate::io::segment::envelope::{Envelope, Field};
 
     /// Deeper nesting is declined (the scanner declines past its own limit).
     const MAX_DEPTH: u32 = 64;
@@ -267,7 +217,7 @@ mod x86 {
     struct Walk {
         depth: u32,
         /// The top-level object value being read, and where it starts.
-        pending: Option<(Slot, usize)>,
+        pending: Option<(Field, usize)>,
         /// Inside `context` (its keys are at depth 2).
         in_context: bool,
         /// The top-level object has closed (at the line's last byte).
@@ -438,10 +388,10 @@ mod x86 {
                     }
                     1 => {
                         walk.in_context = false;
-                        if let Some((slot, start)) = walk.pending.take()
-                            && !matches!(slot, Slot::Context)
+                        if let Some((field, start)) = walk.pending.take()
+                            && let Some(slot) = envelope.slot(field)
                         {
-                            *slot.field(envelope) = Some(capture(line, start, at + 1, false)?);
+                            *slot = Some(capture(line, start, at + 1, false)?);
                         }
                     }
                     _ => {}
@@ -481,20 +431,27 @@ mod x86 {
     ) -> Result<(), Decline> {
         let bytes = line.as_bytes();
         let name_end = names.next(bytes, at + 1);
-        let Some(slot) = bytes.get(at + 1..name_end).and_then(Slot::of_top_level_key) else {
+        let field = bytes
+            .get(at + 1..name_end)
+            .map_or(Field::Other, Field::named);
+        if field == Field::Other {
             return Ok(());
-        };
+        }
         let start = name_end + 2;
         match flat_value_end(bytes, start, values)? {
-            Some(_) if matches!(slot, Slot::Context) => return Err(Decline),
-            Some((end, plain)) => *slot.field(envelope) = Some(capture(line, start, end, plain)?),
+            Some(_) if field == Field::Context => return Err(Decline),
+            Some((end, plain)) => {
+                if let Some(slot) = envelope.slot(field) {
+                    *slot = Some(capture(line, start, end, plain)?);
+                }
+            }
             None => {
-                if matches!(slot, Slot::Context) {
+                if field == Field::Context {
                     walk.in_context = true;
                     // A later `context` without a `timezone` leaves none.
                     envelope.context_timezone = None;
                 }
-                walk.pending = Some((slot, start));
+                walk.pending = Some((field, start));
             }
         }
         Ok(())
@@ -518,7 +475,7 @@ mod x86 {
         }
         let start = at + 11;
         let (end, plain) = flat_value_end(bytes, start, values)?.ok_or(Decline)?;
-        *Slot::Timezone.field(envelope) = Some(capture(line, start, end, plain)?);
+        envelope.context_timezone = Some(capture(line, start, end, plain)?);
         Ok(())
     }
 }

@@ -140,23 +140,14 @@ fn scan_envelope<'a>(line: &'a str, envelope: &mut Envelope<'a>) -> Result<(), D
             return Err(Decline);
         }
         // A repeated key keeps its last value, as on the `serde_json` path.
-        let slot = match key.text {
-            "type" => &mut envelope.kind,
-            "userId" => &mut envelope.user_id,
-            "anonymousId" => &mut envelope.anonymous_id,
-            "event" => &mut envelope.event,
-            "timestamp" => &mut envelope.timestamp,
-            "messageId" => &mut envelope.message_id,
-            "properties" => &mut envelope.properties,
-            "traits" => &mut envelope.traits,
-            "context" => {
-                envelope.context_timezone = scan_context(&mut scanner)?;
-                continue;
-            }
-            _ => {
-                scanner.value()?;
-                continue;
-            }
+        let field = Field::named(key.text.as_bytes());
+        if field == Field::Context {
+            envelope.context_timezone = scan_context(&mut scanner)?;
+            continue;
+        }
+        let Some(slot) = envelope.slot(field) else {
+            scanner.value()?;
+            continue;
         };
         let (raw, plain) = scanner.value_flagged()?;
         *slot = Some(Captured { raw, plain });
@@ -217,6 +208,25 @@ pub(super) struct Envelope<'a> {
     pub(super) context_timezone: Option<Captured<'a>>,
 }
 
+impl<'a> Envelope<'a> {
+    /// Where a captured value of `field` goes: `None` for `context` (its
+    /// `timezone` is captured apart) and for the fields skipped.
+    #[inline(always)]
+    pub(super) fn slot(&mut self, field: Field) -> Option<&mut Option<Captured<'a>>> {
+        Some(match field {
+            Field::Type => &mut self.kind,
+            Field::UserId => &mut self.user_id,
+            Field::AnonymousId => &mut self.anonymous_id,
+            Field::Event => &mut self.event,
+            Field::Timestamp => &mut self.timestamp,
+            Field::MessageId => &mut self.message_id,
+            Field::Properties => &mut self.properties,
+            Field::Traits => &mut self.traits,
+            Field::Context | Field::Other => return None,
+        })
+    }
+}
+
 /// A captured field: its raw text, and whether the scanner saw that it is
 /// a string without escapes, which then needs no second look to decode.
 #[derive(Clone, Copy)]
@@ -257,34 +267,27 @@ impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
         let mut envelope = Envelope::default();
         // A repeated key keeps its last value, as JSON objects do elsewhere.
         while let Some(field) = map.next_key::<Field>()? {
-            let slot = match field {
-                Field::Type => &mut envelope.kind,
-                Field::UserId => &mut envelope.user_id,
-                Field::AnonymousId => &mut envelope.anonymous_id,
-                Field::Event => &mut envelope.event,
-                Field::Timestamp => &mut envelope.timestamp,
-                Field::MessageId => &mut envelope.message_id,
-                Field::Properties => &mut envelope.properties,
-                Field::Traits => &mut envelope.traits,
-                Field::Context => {
-                    envelope.context_timezone = map
-                        .next_value::<ContextTimezone<'a>>()?
-                        .0
-                        .map(Captured::unseen);
-                    continue;
-                }
-                Field::Other => {
+            if field == Field::Context {
+                envelope.context_timezone = map
+                    .next_value::<ContextTimezone<'a>>()?
+                    .0
+                    .map(Captured::unseen);
+                continue;
+            }
+            match envelope.slot(field) {
+                Some(slot) => *slot = Some(Captured::unseen(raw(map.next_value()?))),
+                None => {
                     map.next_value::<IgnoredAny>()?;
-                    continue;
                 }
-            };
-            *slot = Some(Captured::unseen(raw(map.next_value()?)));
+            }
         }
         Ok(envelope)
     }
 }
 
-enum Field {
+/// A top-level key of a message, as the runtime reads it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Field {
     Type,
     UserId,
     AnonymousId,
@@ -293,8 +296,30 @@ enum Field {
     MessageId,
     Properties,
     Traits,
+    /// Read for its `timezone` alone.
     Context,
+    /// Skipped.
     Other,
+}
+
+impl Field {
+    /// The field a key names (by its length first: one comparison or two).
+    #[inline(always)]
+    pub(super) fn named(name: &[u8]) -> Field {
+        let is = |text: &[u8]| name == text;
+        match name.len() {
+            4 if is(b"type") => Field::Type,
+            5 if is(b"event") => Field::Event,
+            6 if is(b"userId") => Field::UserId,
+            6 if is(b"traits") => Field::Traits,
+            7 if is(b"context") => Field::Context,
+            9 if is(b"timestamp") => Field::Timestamp,
+            9 if is(b"messageId") => Field::MessageId,
+            10 if is(b"properties") => Field::Properties,
+            11 if is(b"anonymousId") => Field::AnonymousId,
+            _ => Field::Other,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Field {
@@ -313,18 +338,7 @@ impl Visitor<'_> for FieldVisitor {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
-        Ok(match name {
-            "type" => Field::Type,
-            "userId" => Field::UserId,
-            "anonymousId" => Field::AnonymousId,
-            "event" => Field::Event,
-            "timestamp" => Field::Timestamp,
-            "messageId" => Field::MessageId,
-            "properties" => Field::Properties,
-            "traits" => Field::Traits,
-            "context" => Field::Context,
-            _ => Field::Other,
-        })
+        Ok(Field::named(name.as_bytes()))
     }
 }
 
