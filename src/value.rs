@@ -146,7 +146,8 @@ pub fn write_timestamp(ms: i64, out: &mut String) {
 
 /// Writes `n` (non-negative, fitting) as zero-padded decimal into `slot`.
 fn put_digits(slot: &mut [u8], n: i64) {
-    // Callers pass 0..=9999: unsigned division by ten is a multiply.
+    // Callers pass 0..=9999; unsigned, the division by ten needs no sign
+    // fix-up.
     let mut n = n.unsigned_abs();
     for b in slot.iter_mut().rev() {
         *b = b'0' + (n % 10) as u8;

@@ -82,9 +82,10 @@ impl Ends {
     }
 }
 
-/// The value at `start` when it is a string or a scalar: its end (past
-/// the closing quote, or the scalar's last byte), and whether it is a
-/// string. `None` for an object. The blocks check the value itself.
+/// The value at `start` when it is a string or a scalar: its end (just
+/// past the closing quote, or at the `,` or `}` after the scalar), and
+/// whether it is a string. `None` for an object. The blocks check the
+/// value itself.
 #[inline(always)]
 fn flat_value_end(
     bytes: &[u8],

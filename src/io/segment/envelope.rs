@@ -2,11 +2,14 @@
 //! reads are captured as raw JSON slices, everything else is skipped without
 //! being built, then each capture is checked and decoded.
 //!
-//! The pass is made by the hand-written scanner of [`crate::io::json`];
-//! when it declines (the line is not JSON, a key has escapes, `context` is
-//! not an object, ...), the same pass is made again with `serde_json`, whose
-//! errors are the ones reported. Both fill the same [`Envelope`], and the
-//! checks after it are shared, so the two paths cannot disagree on a field.
+//! The pass is made 64 bytes at a time by [`super::blocks`] where the
+//! processor allows; when it declines (a list, an escape, whitespace
+//! between tokens, ...), by the hand-written scanner of [`crate::io::json`];
+//! when that declines (the line is not JSON, a key has escapes, `context`
+//! is not an object, ...), by `serde_json`, whose errors are the ones
+//! reported. All three fill the same [`Envelope`] through the same map of
+//! names ([`Field::named`], [`Envelope::slot`]), and the checks after it
+//! are shared, so the paths cannot disagree on a field.
 
 use std::borrow::Cow;
 use std::fmt;
