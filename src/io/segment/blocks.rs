@@ -20,8 +20,12 @@
 //! JSON, and yields the envelope the scanner would: both are held to
 //! `serde_json` by the same tests.
 
-use super::envelope::{Captured, Envelope};
-use crate::io::json::{Decline, RawJson};
+#[cfg(target_arch = "x86_64")]
+use super::envelope::Captured;
+use super::envelope::Envelope;
+use crate::io::json::Decline;
+#[cfg(target_arch = "x86_64")]
+use crate::io::json::RawJson;
 
 /// Reads `line` into `envelope` (which may be left half filled on a
 /// decline).
@@ -50,6 +54,7 @@ pub(super) fn available() -> bool {
 
 /// `line[from..to]` as a captured value (`plain`: a string without
 /// escapes). Only kept when the whole line is accepted.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn capture(line: &str, from: usize, to: usize, plain: bool) -> Result<Captured<'_>, Decline> {
     let text = line.get(from..to).ok_or(Decline)?;
@@ -61,12 +66,14 @@ fn capture(line: &str, from: usize, to: usize, plain: bool) -> Result<Captured<'
 
 /// The closing quotes of one block's strings, as bits from `base`: where
 /// a string that starts in the block most often ends.
+#[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Ends {
     base: usize,
     quotes: u64,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Ends {
     /// The first closing quote at or after `from`, looked for in the block
     /// and then in the text.
@@ -86,6 +93,7 @@ impl Ends {
 /// past the closing quote, or at the `,` or `}` after the scalar), and
 /// whether it is a string. `None` for an object. The blocks check the
 /// value itself.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn flat_value_end(
     bytes: &[u8],
