@@ -159,10 +159,10 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const AHEAD: std::ops::Range<usize> = 512..1024;
 
 /// Starts loading the cache lines of `bytes[from + AHEAD]` (those there
-/// are): a hint, with no effect on what is read.
+/// are; `prefetch_lines` stops after as many lines as `AHEAD` spans): a
+/// hint, with no effect on what is read.
 fn prefetch_ahead(bytes: &[u8], from: usize) {
     let ahead = bytes.get(from + AHEAD.start..).unwrap_or_default();
-    let ahead = &ahead[..ahead.len().min(AHEAD.len())];
     prefetch_lines(ahead, AHEAD.len() / 64);
 }
 
