@@ -1,19 +1,30 @@
 //! The `messageId` window: which ids were seen in the last
 //! [`DEDUP_WINDOW_MS`] of event time, at most [`DEDUP_CAPACITY`] of them.
 //!
-//! Every event that concerns a journey asks it once, so it is built for one
-//! cache line a question. Ids are remembered as 64-bit hashes, in arrival
-//! order, in a queue (with their times), and numbered in that order: the
-//! queue's front is the oldest id, and forgetting it only moves the front.
-//! A table finds an id's number from its hash: open addressing in 8-byte
-//! slots, eight to a cache line, each holding the top bits of the hash
-//! (which choose its home line) and the low bits of the number. A question
-//! reads the home line, and the next only when the home line is full. A
-//! slot whose number is before the front is dead, skipped by lookups and
-//! reused by inserts; a rebuild drops the dead when they crowd the table.
-//! The hash bits in a slot only filter: a match is confirmed against the
-//! full hash in the queue, so two ids are one only when their 64-bit
-//! hashes are.
+//! Every event that concerns a journey asks it once, so a question should
+//! not wait on memory far from the cache. Ids are remembered as 64-bit
+//! hashes, in arrival order, in a queue (with their times), and numbered
+//! in that order: the queue's front is the oldest id, and forgetting it
+//! only moves the front.
+//!
+//! A question first asks a Bloom filter of the remembered ids, small
+//! enough to stay near the cache (four bits an id, one cache line a
+//! question): most ids are new, and the filter says so without more. Only
+//! when it passes an id (one that was seen, or one in a few percent of
+//! the rest) is the exact record asked: a table that finds an id's number
+//! from its hash, in open addressing, 8-byte slots eight to a cache line,
+//! each holding the top bits of the hash (which choose its home line) and
+//! the low bits of the number. A slot whose number is before the front is
+//! dead, skipped by lookups and reused by inserts; a rebuild drops the
+//! dead when they crowd the table. The hash bits in a slot only filter: a
+//! match is confirmed against the full hash in the queue, so two ids are
+//! one only when their 64-bit hashes are.
+//!
+//! New ids join the table in batches of `BATCH` (64), whose lines are all
+//! asked for before any is written, so their loads overlap; until then a
+//! question looks through the batch too. The filter cannot forget an id:
+//! it is made again from the queue once as many ids joined it as it held
+//! when it was made.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -88,10 +99,36 @@ fn home_line(slot: u64, bits: u32) -> usize {
     ((slot << 1) >> (64 - bits)) as usize
 }
 
+/// The line of a filter `lines` long (a power of two, at most `1 << 24`)
+/// for `hash`, and the bits set there: the filter's own mix of the hash
+/// (its high half folded into the low, so that every bit counts),
+/// nine bits for each bit and the bits above them for the line.
+fn filter_bits(lines: usize, hash: u64) -> (usize, [u32; FILTER_PROBES]) {
+    let h = (hash ^ (hash >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+    let line = (h >> 40) as usize & (lines - 1);
+    (line, std::array::from_fn(|i| ((h >> (9 * i)) & 511) as u32))
+}
+
+fn add_to_filter(filter: &mut [Line], hash: u64) {
+    let (line, bits) = filter_bits(filter.len(), hash);
+    let words = &mut filter[line].0;
+    for b in bits {
+        words[(b / 64) as usize] |= 1 << (b % 64);
+    }
+}
+
 /// Eight slots, one cache line.
 #[derive(Clone, Copy, Default)]
 #[repr(align(64))]
 struct Line([u64; LINE]);
+
+/// Ids a batch holds before it is placed in the table.
+const BATCH: usize = 64;
+/// Filter bits an id, at the most ids the filter takes before it is made
+/// again.
+const FILTER_BITS: usize = 4;
+/// Bits a filter sets for an id, all in one line.
+const FILTER_PROBES: usize = 4;
 
 /// The window. Serialized as the remembered `(time, hash)` pairs, oldest
 /// first.
@@ -109,6 +146,14 @@ pub struct Dedup {
     used: usize,
     /// The number the next id gets at which a rebuild is due regardless.
     rebuild_at: u64,
+    /// The slots of the newest ids, not yet in the table.
+    batch: Vec<u64>,
+    /// A Bloom filter of every remembered id (and of ids forgotten since
+    /// it was made): one line an id, [`FILTER_PROBES`] bits set in it.
+    /// Empty, or a power of two long.
+    filter: Vec<Line>,
+    /// Ids the filter may take before it is made again.
+    filter_room: usize,
 }
 
 impl Dedup {
@@ -127,46 +172,32 @@ impl Dedup {
             self.rebuild();
         }
         let bits = hash_bits(hash);
-        let slots = self.slots();
-        let mask = slots - 1;
-        let mut i = self.home(bits) * LINE;
-        let mut reusable = None;
-        loop {
-            let slot = self.slot(i);
-            if slot == 0 {
-                break;
-            }
-            match self.live(slot) {
-                Some(k) => {
-                    if slot & HASH_MASK == bits && self.order[k].1 == hash {
-                        return false;
-                    }
-                }
-                None => {
-                    if reusable.is_none() {
-                        reusable = Some(i);
-                    }
-                }
-            }
-            i = (i + 1) & mask;
+        if self.filter_has(hash) && self.remembers(bits, hash) {
+            return false;
         }
-        let at_slot = reusable.unwrap_or_else(|| {
-            self.used += 1;
-            i
-        });
         let seq = self.front + self.order.len() as u64;
-        *self.slot_mut(at_slot) = USED | bits | (seq & SEQ_MASK);
+        self.batch.push(USED | bits | (seq & SEQ_MASK));
         self.order.push_back((at, hash));
-        if self.used * 8 > slots * 5 || seq + 1 >= self.rebuild_at {
-            self.rebuild();
+        self.filter_add(hash);
+        self.filter_room -= 1;
+        if self.batch.len() == BATCH {
+            if (self.used + BATCH) * 8 > self.slots() * 5 || seq + 1 >= self.rebuild_at {
+                self.rebuild();
+            } else {
+                self.place_batch();
+            }
+        }
+        if self.filter_room == 0 {
+            self.make_filter();
         }
         true
     }
 
-    /// Starts loading the line where `hash`'s lookup begins.
+    /// Starts loading the line where `hash`'s question begins: its line of
+    /// the filter, which answers most of them.
     pub fn prefetch(&self, hash: u64) {
-        if !self.lines.is_empty() {
-            crate::prefetch::prefetch(&self.lines[self.home(hash_bits(hash))]);
+        if !self.filter.is_empty() {
+            crate::prefetch::prefetch(&self.filter[self.filter_line(hash)]);
         }
     }
 
@@ -176,6 +207,45 @@ impl Dedup {
 
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// Whether `hash` (whose slot bits are `bits`) is remembered: in the
+    /// batch or in the table.
+    fn remembers(&self, bits: u64, hash: u64) -> bool {
+        let matches = |slot: u64| {
+            slot & HASH_MASK == bits && self.live(slot).is_some_and(|k| self.order[k].1 == hash)
+        };
+        if self.batch.iter().any(|&slot| matches(slot)) {
+            return true;
+        }
+        let mask = self.slots() - 1;
+        let mut i = self.home(bits) * LINE;
+        loop {
+            let slot = self.slot(i);
+            if slot == 0 {
+                return false;
+            }
+            if matches(slot) {
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Places the batch's live ids in the table, their lines asked for
+    /// first so that their loads overlap.
+    fn place_batch(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for &slot in &batch {
+            crate::prefetch::prefetch(&self.lines[self.home(slot)]);
+        }
+        for &slot in &batch {
+            if self.live(slot).is_some() {
+                self.insert(slot);
+            }
+        }
+        batch.clear();
+        self.batch = batch;
     }
 
     fn slots(&self) -> usize {
@@ -201,11 +271,60 @@ impl Dedup {
         (k < self.order.len()).then_some(k)
     }
 
+    fn filter_line(&self, hash: u64) -> usize {
+        filter_bits(self.filter.len(), hash).0
+    }
+
+    fn filter_has(&self, hash: u64) -> bool {
+        let (line, bits) = filter_bits(self.filter.len(), hash);
+        let words = &self.filter[line].0;
+        bits.iter()
+            .all(|&b| words[(b / 64) as usize] & (1 << (b % 64)) != 0)
+    }
+
+    fn filter_add(&mut self, hash: u64) {
+        add_to_filter(&mut self.filter, hash);
+    }
+
+    /// Makes the filter again from the remembered ids, with room for as
+    /// many more: forgotten ids no longer pass it, and it stays about a
+    /// quarter full or less.
+    fn make_filter(&mut self) {
+        let room = self.order.len().max(BATCH * 16);
+        let lines = (room * 2 * FILTER_BITS).div_ceil(512).next_power_of_two();
+        if lines == self.filter.len() {
+            self.filter.fill(Line::default());
+        } else {
+            self.filter = vec![Line::default(); lines];
+        }
+        self.filter_room = room;
+        for &(_, hash) in &self.order {
+            add_to_filter(&mut self.filter, hash);
+        }
+    }
+
     /// Re-makes the table with the live ids only, at most half full. At a
     /// steady rate of ids the size stays the same, and the table is swept
     /// in place: a fresh table would be fresh memory, and the kernel's
     /// zeroing of its pages cost more than the sweep.
     fn rebuild(&mut self) {
+        if self.filter.is_empty() {
+            self.make_filter();
+        }
+        // The batch's ids are placed after the table's: it is sized for
+        // every remembered id, theirs included.
+        let mut batch = std::mem::take(&mut self.batch);
+        self.rebuild_table();
+        for &slot in &batch {
+            if self.live(slot).is_some() {
+                self.place(slot);
+            }
+        }
+        batch.clear();
+        self.batch = batch;
+    }
+
+    fn rebuild_table(&mut self) {
         self.rebuild_at = self.front + self.order.len() as u64 + REBUILD_EVERY;
         let lines = (self.order.len() * 2)
             .div_ceil(LINE)
@@ -256,6 +375,25 @@ impl Dedup {
         }
         *self.slot_mut(i) = slot;
         self.used += 1;
+    }
+
+    /// Puts a new id in the first empty or dead slot from its home (a
+    /// lookup passes dead slots, so one on the way may be reused).
+    fn insert(&mut self, slot: u64) {
+        let mask = self.slots() - 1;
+        let mut i = self.home(slot) * LINE;
+        loop {
+            let at = self.slot(i);
+            if at == 0 {
+                self.used += 1;
+                break;
+            }
+            if self.live(at).is_none() {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        *self.slot_mut(i) = slot;
     }
 }
 
@@ -342,6 +480,70 @@ mod tests {
             let saved: VecDeque<(i64, u64)> = dedup.into();
             prop_assert_eq!(saved, model.seen);
         }
+    }
+
+    /// Many sightings, a third of them repeats, through batches, filter
+    /// remakes and table rebuilds: every answer as the definition's (kept
+    /// with a count of each remembered hash, so that it runs in time).
+    #[test]
+    fn answers_as_the_definition_over_many_ids() {
+        let mut dedup = Dedup::default();
+        let mut seen: VecDeque<(i64, u64)> = VecDeque::new();
+        let mut count: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut at = 0;
+        for i in 0..300_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Fresh ids, and repeats of ones from up to about 40,000 back.
+            let hash = if state.is_multiple_of(3) {
+                i.saturating_sub(state % 40_000) * 0x9e37_79b9
+            } else {
+                i * 0x9e37_79b9
+            };
+            at += (state >> 40) as i64 % 8_000;
+            while let Some(&(t, h)) = seen.front() {
+                if t > at - DEDUP_WINDOW_MS {
+                    break;
+                }
+                seen.pop_front();
+                let n = count.get_mut(&h).expect("counted");
+                *n -= 1;
+                if *n == 0 {
+                    count.remove(&h);
+                }
+            }
+            let fresh = !count.contains_key(&hash);
+            if fresh {
+                seen.push_back((at, hash));
+                *count.entry(hash).or_default() += 1;
+            }
+            assert_eq!(dedup.first_sighting(hash, at), fresh, "sighting {i}");
+        }
+        assert_eq!(dedup.len(), seen.len());
+        let saved: VecDeque<(i64, u64)> = dedup.into();
+        assert_eq!(saved, seen);
+    }
+
+    /// The filter answers for most new ids: few reach the table.
+    #[test]
+    fn the_filter_passes_few_new_ids() {
+        let mut dedup = Dedup::default();
+        let mut passed_at_most = 0.0f64;
+        for round in 0..8u64 {
+            for i in 0..100_000u64 {
+                dedup.first_sighting(id_hash(&format!("seen-{round}-{i}")), 0);
+            }
+            let passed = (0..10_000)
+                .filter(|i| dedup.filter_has(id_hash(&format!("new-{round}-{i}"))))
+                .count();
+            passed_at_most = passed_at_most.max(passed as f64 / 10_000.0);
+        }
+        assert!(
+            passed_at_most < 0.2,
+            "the filter passed {passed_at_most} of new ids"
+        );
     }
 
     #[test]
