@@ -20,9 +20,11 @@ fn oracle(line: &str) -> Option<(String, String, i64, Option<String>)> {
         .unwrap_or("")
         .to_owned();
     let timestamp = parse_timestamp_ms(value.get("timestamp")?.as_str()?)?;
+    // Only an identify's time zone is read.
     let timezone = value
         .pointer("/context/timezone")
         .and_then(Value::as_str)
+        .filter(|_| value.get("type").is_some_and(|t| t == "identify"))
         .map(str::to_owned);
     if value.get("type")? == "track" && event.is_empty() {
         return None;

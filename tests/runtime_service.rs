@@ -669,11 +669,18 @@ fn segment_messages_are_read_or_reported() {
     assert_eq!(&*event.name, "cart_abandoned");
     assert_eq!(format_timestamp(event.timestamp_ms), "2026-03-02T09:00:00Z");
     assert_eq!(event.message_id.as_deref(), Some("e-1"));
-    assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));
+    // Only an identify's time zone is read.
+    assert_eq!(event.context_timezone, None);
 
     let identify = json!({"type": "identify", "userId": "u1", "timestamp": T0});
     let event = OwnedEvent::from_segment(&identify).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(event.properties, json!({}));
+    let identify = json!({
+        "type": "identify", "userId": "u1", "timestamp": T0,
+        "context": {"timezone": "Europe/Paris"}
+    });
+    let event = OwnedEvent::from_segment(&identify).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(event.context_timezone.as_deref(), Some("Europe/Paris"));
     let page = json!({"type": "page", "userId": "u1", "timestamp": T0});
     assert!(OwnedEvent::from_segment(&page).is_ok());
 

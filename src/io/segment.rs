@@ -80,7 +80,9 @@ pub struct RawEvent<'a> {
     pub properties: Option<RawJson<'a>>,
     /// The `traits` object as JSON text; `None` when absent or `null`.
     pub traits: Option<RawJson<'a>>,
-    /// `context.timezone` when it is a string.
+    /// `context.timezone` of an identify message, when it is a string
+    /// (the runtime reads no other message's time zone: it fills the
+    /// profile's); `None` for every other kind.
     pub context_timezone: Option<Cow<'a, str>>,
 }
 

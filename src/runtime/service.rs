@@ -222,6 +222,8 @@ pub struct OwnedEvent {
     pub message_id: Option<Arc<str>>,
     /// Track properties or identify traits (an object).
     pub properties: serde_json::Value,
+    /// An identify's `context.timezone` (it fills the profile's time zone
+    /// when the profile has none); the runtime reads no other event's.
     pub context_timezone: Option<Arc<str>>,
 }
 

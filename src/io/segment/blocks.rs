@@ -233,6 +233,9 @@ mod x86 {
         in_context: bool,
         /// The top-level object has closed (at the line's last byte).
         closed: bool,
+        /// A `context` was passed over unread, the message's `type` being
+        /// one whose time zone is not read.
+        context_passed: bool,
     }
 
     impl Walk {
@@ -258,6 +261,7 @@ mod x86 {
             pending: None,
             in_context: false,
             closed: false,
+            context_passed: false,
         };
         let mut base = 0;
         while base < len {
@@ -448,6 +452,10 @@ mod x86 {
         if field == Field::Other {
             return Ok(());
         }
+        if field == Field::Type && walk.context_passed {
+            // A second `type` after a `context` read as another type's.
+            return Err(Decline);
+        }
         let start = name_end + 2;
         match flat_value_end(bytes, start, values)? {
             Some(_) if field == Field::Context => return Err(Decline),
@@ -458,7 +466,14 @@ mod x86 {
             }
             None => {
                 if field == Field::Context {
-                    walk.in_context = true;
+                    // Only an identify's time zone is read: once `type`
+                    // says another kind, `context` is passed over like any
+                    // object the runtime does not read.
+                    let other_kind = envelope
+                        .kind
+                        .is_some_and(|kind| kind.raw.get() != "\"identify\"");
+                    walk.in_context = !other_kind;
+                    walk.context_passed |= other_kind;
                     // A later `context` without a `timezone` leaves none.
                     envelope.context_timezone = None;
                 }

@@ -80,7 +80,11 @@ fn decode<'a>(envelope: &Envelope<'a>) -> Result<RawEvent<'a>, String> {
         format!("`timestamp` `{timestamp}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
     })?;
     let message_id = id_field(envelope.message_id, "messageId")?.filter(|id| !id.is_empty());
-    let context_timezone = envelope.context_timezone.and_then(decode_captured);
+    // Only an identify's time zone is read (it fills the profile's).
+    let context_timezone = match kind {
+        MessageKind::Identify => envelope.context_timezone.and_then(decode_captured),
+        _ => None,
+    };
 
     // The kinds the runtime ignores are accepted whatever their payload.
     if !kind.is_processed() {

@@ -111,9 +111,45 @@ fn escaped_strings_are_decoded() {
     assert_eq!(event.user_key, "u\"1\\");
     assert!(matches!(event.user_key, Cow::Owned(_)));
     assert_eq!(event.event_name(), "Order Completed");
-    assert_eq!(event.context_timezone.as_deref(), Some("America/New_York"));
     assert_eq!(event.message_id.as_deref(), Some("café"));
     assert_eq!(event.properties_value().unwrap()["title"], "a \"b\"");
+    let line = r#"{"type":"identify","userId":"u1","context":{"timezone":"America\/New_York"},"timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(
+        parse(line).context_timezone.as_deref(),
+        Some("America/New_York")
+    );
+}
+
+#[test]
+fn only_an_identify_reads_its_time_zone() {
+    // Whichever comes first, `type` or `context`, and whichever path reads
+    // the line (a list sends it to the scanner, an escape to `serde_json`
+    // through the scanner's decline).
+    for kind in ["track", "page", "identify"] {
+        for (before, after) in [
+            (format!(r#""type":"{kind}","#), String::new()),
+            (String::new(), format!(r#","type":"{kind}""#)),
+        ] {
+            for extra in ["", r#","tags":["a"]"#, r#","note":"\u0041""#] {
+                let line = format!(
+                    r#"{{{before}"userId":"u1","event":"e","context":{{"timezone":"Europe/Paris"}}{after},"timestamp":"2026-03-02T10:00:00Z"{extra}}}"#
+                );
+                let zone = parse(&line).context_timezone;
+                if kind == "identify" {
+                    assert_eq!(zone.as_deref(), Some("Europe/Paris"), "{line}");
+                } else {
+                    assert!(zone.is_none(), "{line}");
+                }
+            }
+        }
+    }
+    // A second `type` after the `context` decides, as it does for
+    // `serde_json` (the last of a repeated key counts).
+    let line = r#"{"type":"track","userId":"u1","context":{"timezone":"Europe/Paris"},"type":"identify","timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert_eq!(
+        parse(line).context_timezone.as_deref(),
+        Some("Europe/Paris")
+    );
 }
 
 #[test]
