@@ -513,7 +513,7 @@ fn latency() {
     const STEPS: usize = 2_000_000;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || xorshift(&mut seed);
-    for mib in [4usize, 64, 256, 1024] {
+    for mib in [4usize, 8, 16, 32, 64, 256, 1024] {
         let lines = mib << 14;
         // Sattolo's shuffle: one cycle through every line.
         let mut order: Vec<u32> = (0..lines as u32).collect();
