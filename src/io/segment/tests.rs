@@ -123,17 +123,28 @@ fn escaped_strings_are_decoded() {
 #[test]
 fn only_an_identify_reads_its_time_zone() {
     // Whichever comes first, `type` or `context`, and whichever path reads
-    // the line (a list sends it to the scanner, an escape to `serde_json`
-    // through the scanner's decline).
+    // the line (a list sends it to the scanner, an escaped key on to
+    // `serde_json`).
     for kind in ["track", "page", "identify"] {
         for (before, after) in [
             (format!(r#""type":"{kind}","#), String::new()),
             (String::new(), format!(r#","type":"{kind}""#)),
         ] {
-            for extra in ["", r#","tags":["a"]"#, r#","note":"\u0041""#] {
+            for extra in ["", r#","tags":["a"]"#, r#","n\u006fte":"a""#] {
                 let line = format!(
                     r#"{{{before}"userId":"u1","event":"e","context":{{"timezone":"Europe/Paris"}}{after},"timestamp":"2026-03-02T10:00:00Z"{extra}}}"#
                 );
+                // The path the line takes, as intended.
+                let scanned = envelope::parse_scanner(&line).is_some();
+                match extra {
+                    "" => assert_eq!(
+                        envelope::parse_blocks(&line).is_some(),
+                        blocks::available(),
+                        "{line}"
+                    ),
+                    _ if extra.contains('[') => assert!(scanned, "{line}"),
+                    _ => assert!(!scanned, "{line}"),
+                }
                 let zone = parse(&line).context_timezone;
                 if kind == "identify" {
                     assert_eq!(zone.as_deref(), Some("Europe/Paris"), "{line}");
@@ -146,6 +157,10 @@ fn only_an_identify_reads_its_time_zone() {
     // A second `type` after the `context` decides, as it does for
     // `serde_json` (the last of a repeated key counts).
     let line = r#"{"type":"track","userId":"u1","context":{"timezone":"Europe/Paris"},"type":"identify","timestamp":"2026-03-02T10:00:00Z"}"#;
+    assert!(
+        envelope::parse_blocks(line).is_none(),
+        "the block path hands it on"
+    );
     assert_eq!(
         parse(line).context_timezone.as_deref(),
         Some("Europe/Paris")

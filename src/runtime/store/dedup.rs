@@ -287,8 +287,8 @@ impl Dedup {
     }
 
     /// Makes the filter again from the remembered ids, with room for as
-    /// many more: forgotten ids no longer pass it, and it stays about a
-    /// quarter full or less.
+    /// many more: forgotten ids no longer pass it, and it keeps at least
+    /// [`FILTER_BITS`] bits an id (twice that just after it is made).
     fn make_filter(&mut self) {
         let room = self.order.len().max(BATCH * 16);
         let lines = (room * 2 * FILTER_BITS).div_ceil(512).next_power_of_two();
