@@ -134,6 +134,7 @@ pub fn is_blank(line: &str) -> bool {
 }
 
 /// Parses one non-blank NDJSON line; `line_no` only labels the error.
+#[inline]
 pub fn parse_line(line: &str, line_no: usize) -> Result<RawEvent<'_>, InputError> {
     envelope::parse(line).map_err(|message| InputError {
         line: line_no,

@@ -86,14 +86,16 @@ impl<R: BufRead> EventReader<R> {
         } else {
             std::str::from_utf8(bytes)
         };
-        let event = match text {
-            Ok(line) => parse_line(line, line_no),
-            Err(error) => Err(InputError {
-                line: line_no,
-                message: format!("not valid UTF-8 at byte {}", error.valid_up_to() + 1),
-            }),
-        };
-        Ok(Some((line_no, event)))
+        Ok(Some((
+            line_no,
+            match text {
+                Ok(line) => parse_line(line, line_no),
+                Err(error) => Err(InputError {
+                    line: line_no,
+                    message: format!("not valid UTF-8 at byte {}", error.valid_up_to() + 1),
+                }),
+            },
+        )))
     }
 
     /// Finds the next non-blank line, its end of line and a first line's
