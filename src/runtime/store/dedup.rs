@@ -10,8 +10,8 @@
 //! A question first asks a Bloom filter of the remembered ids, small
 //! enough to stay near the cache (four bits an id, one cache line a
 //! question): most ids are new, and the filter says so without more. Only
-//! when it passes an id (one that was seen, or one in a few percent of
-//! the rest) is the exact record asked: a table that finds an id's number
+//! when it passes an id (one that was seen, or 2–15% of the rest, the
+//! more the longer since the filter was made) is the exact record asked: a table that finds an id's number
 //! from its hash, in open addressing, 8-byte slots eight to a cache line,
 //! each holding the top bits of the hash (which choose its home line) and
 //! the low bits of the number. A slot whose number is before the front is
