@@ -178,7 +178,7 @@ impl Dedup {
         let seq = self.front + self.order.len() as u64;
         self.batch.push(USED | bits | (seq & SEQ_MASK));
         self.order.push_back((at, hash));
-        self.filter_add(hash);
+        add_to_filter(&mut self.filter, hash);
         self.filter_room -= 1;
         if self.batch.len() == BATCH {
             if (self.used + BATCH) * 8 > self.slots() * 5 || seq + 1 >= self.rebuild_at {
@@ -197,7 +197,8 @@ impl Dedup {
     /// the filter, which answers most of them.
     pub fn prefetch(&self, hash: u64) {
         if !self.filter.is_empty() {
-            crate::prefetch::prefetch(&self.filter[self.filter_line(hash)]);
+            let (line, _) = filter_bits(self.filter.len(), hash);
+            crate::prefetch::prefetch(&self.filter[line]);
         }
     }
 
@@ -271,19 +272,11 @@ impl Dedup {
         (k < self.order.len()).then_some(k)
     }
 
-    fn filter_line(&self, hash: u64) -> usize {
-        filter_bits(self.filter.len(), hash).0
-    }
-
     fn filter_has(&self, hash: u64) -> bool {
         let (line, bits) = filter_bits(self.filter.len(), hash);
         let words = &self.filter[line].0;
         bits.iter()
             .all(|&b| words[(b / 64) as usize] & (1 << (b % 64)) != 0)
-    }
-
-    fn filter_add(&mut self, hash: u64) {
-        add_to_filter(&mut self.filter, hash);
     }
 
     /// Makes the filter again from the remembered ids, with room for as
@@ -303,27 +296,21 @@ impl Dedup {
         }
     }
 
-    /// Re-makes the table with the live ids only, at most half full. At a
-    /// steady rate of ids the size stays the same, and the table is swept
-    /// in place: a fresh table would be fresh memory, and the kernel's
-    /// zeroing of its pages cost more than the sweep.
+    /// Re-makes the table, then places the batch in it (it is sized for
+    /// every remembered id, the batch's included); the first time, makes
+    /// the filter too.
     fn rebuild(&mut self) {
         if self.filter.is_empty() {
             self.make_filter();
         }
-        // The batch's ids are placed after the table's: it is sized for
-        // every remembered id, theirs included.
-        let mut batch = std::mem::take(&mut self.batch);
         self.rebuild_table();
-        for &slot in &batch {
-            if self.live(slot).is_some() {
-                self.place(slot);
-            }
-        }
-        batch.clear();
-        self.batch = batch;
+        self.place_batch();
     }
 
+    /// Re-makes the table with the live ids only, at most half full. At a
+    /// steady rate of ids the size stays the same, and the table is swept
+    /// in place: a fresh table would be fresh memory, and the kernel's
+    /// zeroing of its pages cost more than the sweep.
     fn rebuild_table(&mut self) {
         self.rebuild_at = self.front + self.order.len() as u64 + REBUILD_EVERY;
         let lines = (self.order.len() * 2)
@@ -335,7 +322,7 @@ impl Dedup {
             self.used = 0;
             for &slot in old.iter().flat_map(|line| &line.0) {
                 if slot != 0 && self.live(slot).is_some() {
-                    self.place(slot);
+                    self.insert(slot);
                 }
             }
             return;
@@ -361,24 +348,14 @@ impl Dedup {
             let slot = self.slot(i);
             if slot != 0 {
                 *self.slot_mut(i) = 0;
-                self.place(slot);
+                self.insert(slot);
             }
         }
     }
 
-    /// Puts a live id in the first empty slot from its home.
-    fn place(&mut self, slot: u64) {
-        let mask = self.slots() - 1;
-        let mut i = self.home(slot) * LINE;
-        while self.slot(i) != 0 {
-            i = (i + 1) & mask;
-        }
-        *self.slot_mut(i) = slot;
-        self.used += 1;
-    }
-
-    /// Puts a new id in the first empty or dead slot from its home (a
-    /// lookup passes dead slots, so one on the way may be reused).
+    /// Puts a live id in the first empty or dead slot from its home (a
+    /// lookup passes dead slots, so one on the way may be reused; a
+    /// rebuild leaves none).
     fn insert(&mut self, slot: u64) {
         let mask = self.slots() - 1;
         let mut i = self.home(slot) * LINE;
