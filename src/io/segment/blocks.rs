@@ -240,7 +240,7 @@ mod x86 {
 
     impl Walk {
         /// Whether keys here are read: at the top level, and directly in
-        /// `context`.
+        /// a `context` being read (not one passed over).
         fn reads_keys(&self) -> bool {
             self.depth == 1 || (self.depth == 2 && self.in_context)
         }
