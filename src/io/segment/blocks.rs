@@ -229,7 +229,7 @@ mod x86 {
         depth: u32,
         /// The top-level object value being read, and where it starts.
         pending: Option<(Field, usize)>,
-        /// Inside `context` (its keys are at depth 2).
+        /// Inside a `context` being read (its keys are at depth 2).
         in_context: bool,
         /// The top-level object has closed (at the line's last byte).
         closed: bool,
