@@ -276,7 +276,7 @@ fn run_runtime(program: &Arc<Program>, text: &str) -> (Outcome, Duration, Durati
             Ok(raw) => {
                 let props = Payload::of(&raw);
                 let event = adapter::event(&raw, &props);
-                rt.ingest(&event, &mut sink);
+                let _ = rt.ingest(&event, &mut sink);
             }
             Err(_) => errors += 1,
         }
@@ -463,7 +463,7 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
         for (i, line) in lines.iter().enumerate() {
             let raw = parse_line(line, i + 1).unwrap_or_else(|e| panic!("bench line: {e}"));
             let props = Payload::of(&raw);
-            rt.ingest(&adapter::event(&raw, &props), &mut sink);
+            let _ = rt.ingest(&adapter::event(&raw, &props), &mut sink);
         }
     };
     COUNTING.store(true, Ordering::Relaxed);

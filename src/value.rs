@@ -12,6 +12,19 @@ mod timestamp;
 
 pub use text::Str;
 
+/// The first instant a timestamp value may hold: 0000-01-01T00:00:00Z
+/// (RFC 3339's first year). Time arithmetic that leaves
+/// [`MIN_TIME_MS`]..=[`MAX_TIME_MS`] has no timestamp for its answer.
+pub const MIN_TIME_MS: i64 = -62_167_219_200_000;
+/// The last instant a timestamp value may hold: 9999-12-31T23:59:59.999Z
+/// (RFC 3339's last year). The runtime's clock never passes it.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// Whether `ms` is an instant a timestamp value may hold.
+pub fn representable(ms: i64) -> bool {
+    (MIN_TIME_MS..=MAX_TIME_MS).contains(&ms)
+}
+
 /// A value of the journey language. Timestamps are epoch milliseconds (UTC),
 /// durations milliseconds.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -110,13 +123,13 @@ pub fn format_timestamp(ms: i64) -> String {
 }
 
 /// Appends [`format_timestamp`]'s text to `out`. Every action carries a
-/// timestamp, so the years of real data (1970 to 9998) are written by hand
-/// rather than through a general formatter.
+/// timestamp, so the years of the runtime's clock (1970 to 9999) are written
+/// by hand rather than through a general formatter.
 pub fn write_timestamp(ms: i64, out: &mut String) {
     let seconds = ms.div_euclid(1_000);
     let millis = ms.rem_euclid(1_000);
     let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
-    if !(1970..=9998).contains(&year) {
+    if !(1970..=9999).contains(&year) {
         out.push_str(&format_timestamp_jiff(ms));
         return;
     }
@@ -319,9 +332,12 @@ mod tests {
             }
             ms += 1_000_000_007;
         }
-        for t in [-1, -86_400_000, 253_402_300_799_999, 253_402_300_800_000] {
+        for t in [-1, -86_400_000, 253_402_300_800_000] {
             assert_eq!(format_timestamp(t), format_timestamp_jiff(t), "{t}");
         }
+        // The last day of year 9999 is past jiff's range; the clock's last
+        // instant is still written as a timestamp.
+        assert_eq!(format_timestamp(MAX_TIME_MS), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

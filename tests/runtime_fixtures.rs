@@ -30,9 +30,12 @@ fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
         match parse_line(line, index + 1) {
             Ok(raw) => {
                 let payload = Payload::of(&raw);
-                rt.ingest(&event(&raw, &payload), &mut |a: Action| {
+                let ingested = rt.ingest(&event(&raw, &payload), &mut |a: Action| {
                     out.push(a.to_json_line())
                 });
+                if let Err(rejected) = ingested {
+                    errors.push(format!("line {}: {rejected}", index + 1));
+                }
             }
             Err(e) => errors.push(e.to_string()),
         }

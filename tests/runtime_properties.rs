@@ -61,7 +61,8 @@ fn feed(rt: &mut Runtime, lines: &[String], first_no: usize, out: &mut Vec<Actio
         };
         let payload = Payload::of(&raw);
         let ev = event(&raw, &payload);
-        rt.ingest(&ev, &mut |a: Action| out.push(a));
+        // A refused time is skipped, as the command line skips it.
+        let _ = rt.ingest(&ev, &mut |a: Action| out.push(a));
     }
 }
 
@@ -83,7 +84,7 @@ fn run_restored(program: &Arc<Program>, lines: &[String], split: usize) -> Vec<A
     let json = serde_json::to_string(&rt.snapshot()).expect("a snapshot serializes");
     drop(rt);
     let snapshot: Snapshot<MemStore> = serde_json::from_str(&json).expect("a snapshot restores");
-    let mut rt = Runtime::restore(program.clone(), snapshot);
+    let mut rt = Runtime::restore(program.clone(), snapshot).expect("a snapshot restores");
     feed(&mut rt, &lines[split..], split + 1, &mut out);
     rt.finish(&mut |a: Action| out.push(a));
     out

@@ -219,7 +219,8 @@ fn feed(rt: &mut Runtime, messages: &[serde_json::Value]) -> Vec<String> {
             properties: if payload.is_object() { payload } else { &empty },
             context_timezone: m["context"]["timezone"].as_str(),
         };
-        rt.ingest(&event, &mut |a: Action| out.push(a.to_json_line()));
+        rt.ingest(&event, &mut |a: Action| out.push(a.to_json_line()))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     out
 }
@@ -1060,7 +1061,7 @@ fn snapshot_and_restore_give_the_uninterrupted_output() {
     drop(rt);
     let snapshot =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("snapshot does not load: {e}"));
-    let mut rt = Runtime::restore(p, snapshot);
+    let mut rt = Runtime::restore(p, snapshot).unwrap_or_else(|e| panic!("{e}"));
     out.extend(feed(&mut rt, second));
     rt.finish(&mut |a: Action| out.push(a.to_json_line()));
     assert_eq!(out, whole);

@@ -164,7 +164,8 @@ fn core_run(program: &Arc<Program>, events: &[OwnedEvent]) -> (Vec<String>, Runt
     for event in events {
         rt.ingest(&event.as_event(), &mut |a: Action| {
             out.push(a.to_json_line())
-        });
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     rt.finish(&mut |a: Action| out.push(a.to_json_line()));
     (out, rt)
@@ -511,7 +512,7 @@ async fn shutdown_state_resumes_to_the_uninterrupted_output() {
         serde_json::to_string(&stopped.runtime.snapshot()).unwrap_or_else(|e| panic!("{e}"));
     drop(stopped);
     let snapshot: Snapshot = serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{e}"));
-    let runtime = Runtime::restore(program, snapshot);
+    let runtime = Runtime::restore(program, snapshot).unwrap_or_else(|e| panic!("{e}"));
 
     let handle = Service::spawn_runtime(
         runtime,
@@ -573,12 +574,14 @@ async fn a_live_snapshot_resumes_to_the_uninterrupted_output() {
     let stopped = handle.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(stopped.is_clean());
 
-    let mut resumed = Runtime::restore(program, snapshot);
+    let mut resumed = Runtime::restore(program, snapshot).unwrap_or_else(|e| panic!("{e}"));
     let mut lines: Vec<String> = sink.lines().into_iter().take(at_snapshot).collect();
     for event in second {
-        resumed.ingest(&event.as_event(), &mut |a: Action| {
-            lines.push(a.to_json_line())
-        });
+        resumed
+            .ingest(&event.as_event(), &mut |a: Action| {
+                lines.push(a.to_json_line())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     resumed.finish(&mut |a: Action| lines.push(a.to_json_line()));
     assert_eq!(lines, expected);
@@ -648,7 +651,8 @@ async fn a_failing_sink_stops_the_service_and_loses_nothing() {
     for event in &events[..processed] {
         core.ingest(&event.as_event(), &mut |a: Action| {
             lines.push(a.to_json_line())
-        });
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut got = collect.lines();
     got.extend(stopped.undelivered.iter().map(Action::to_json_line));
@@ -744,12 +748,18 @@ fn the_core_by_hand() {
     let traits = json!({ "email": "ana@example.com", "timezone": "Europe/Paris" });
     let properties = json!({ "source": "ad" });
     let t0 = ts("2026-03-02T09:00:00Z");
-    runtime.ingest(&Event::identify("ana", t0, &traits), &mut |a| {
-        actions.push(a)
-    });
+    runtime
+        .ingest(&Event::identify("ana", t0, &traits), &mut |a| {
+            actions.push(a)
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     let signed_up = Event::track("ana", "signed_up", t0, &properties).with_message_id("evt-1");
-    runtime.ingest(&signed_up, &mut |a| actions.push(a));
-    runtime.ingest(&signed_up, &mut |a| actions.push(a)); // a duplicate: ignored
+    for _ in 0..2 {
+        // The second is a duplicate: ignored.
+        runtime
+            .ingest(&signed_up, &mut |a| actions.push(a))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
     // Time moves only when told: an event's timestamp, or advance_to.
     runtime.advance_to(t0 + 86_400_000, &mut |a| actions.push(a));
     // Or: run on until no timer is pending (end of a replay).
@@ -762,7 +772,7 @@ fn the_core_by_hand() {
     let saved: String = serde_json::to_string(&runtime.snapshot()).unwrap_or_default();
     // ... later, maybe in another process, over the same program:
     let snapshot: Snapshot = serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{e}"));
-    let resumed = Runtime::restore(program.clone(), snapshot);
+    let resumed = Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"));
     // --8<-- [end:persist]
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind.name()).collect();
     assert_eq!(kinds, ["enter", "send", "send", "exit"]);

@@ -111,6 +111,11 @@ pub struct SimulateArgs {
     /// ends in `.json`, text otherwise)
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// How far ahead of the clock an event may be (a duration such as
+    /// `365d`); one stamped later is reported with its line and skipped
+    #[arg(long, value_name = "DURATION", default_value = "365d")]
+    pub max_clock_jump: String,
 }
 
 #[derive(Debug, Args)]

@@ -73,6 +73,10 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             stats.type_mismatches,
             "type mismatches (condition read as false)",
         ),
+        (
+            stats.rejected,
+            "events skipped for their time (each reported above with its line)",
+        ),
         (stats.unknown_time_zones, "unknown time zones (UTC used)"),
         (stats.render_errors, "template parts that failed to render"),
         (
@@ -231,6 +235,7 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             "after_until": run.after_until,
             "duplicates": stats.duplicates,
             "late": stats.late,
+            "rejected": stats.rejected,
             "irrelevant": stats.irrelevant,
             "ignored_kinds": stats.ignored_kinds,
             "type_mismatches": stats.type_mismatches,

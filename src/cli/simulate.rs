@@ -13,7 +13,8 @@ use super::report::{self, RunCounts};
 use super::{Exit, Streams, commands};
 use crate::io::EventReader;
 use crate::io::adapter::{self, Payload};
-use crate::runtime::{Action, Runtime};
+use crate::runtime::{Action, Rejected, Runtime, RuntimeOptions};
+use crate::syntax::parse_duration;
 use crate::value;
 
 pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
@@ -26,6 +27,17 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
                 args.until.as_deref().unwrap_or_default()
             );
             streams.error(&message, Some("write it like `2026-03-30T00:00:00Z`"))?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
+    let max_clock_jump_ms = match parse_duration(&args.max_clock_jump) {
+        Ok(secs) if secs > 0 => secs as i64 * 1_000,
+        _ => {
+            let message = format!(
+                "`--max-clock-jump {}` is not a duration above zero",
+                args.max_clock_jump
+            );
+            streams.error(&message, Some("write it like `365d` or `12w`"))?;
             return Ok(Exit::CouldNotRun);
         }
     };
@@ -45,7 +57,8 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
         Ok(program) => Arc::new(program),
         Err(exit) => return Ok(exit),
     };
-    let mut runtime = Runtime::new(program.clone());
+    let mut runtime =
+        Runtime::new(program.clone()).with_options(RuntimeOptions { max_clock_jump_ms });
     let name = display_name(&args.events);
     let counts = match run(&mut runtime, input, until, &name, streams)? {
         Ok(counts) => counts,
@@ -96,13 +109,21 @@ fn run(
         };
         counts.lines += 1;
         match next {
-            (_, Ok(raw)) => {
+            (line, Ok(raw)) => {
                 if until.is_some_and(|u| raw.timestamp_ms > u) {
                     counts.after_until += 1;
                     continue;
                 }
                 let payload = Payload::of(&raw);
-                runtime.ingest(&adapter::event(&raw, &payload), &mut |a| push(&mut out, a));
+                let event = adapter::event(&raw, &payload);
+                match runtime.ingest(&event, &mut |a| push(&mut out, a)) {
+                    Ok(()) => {}
+                    Err(rejected @ Rejected::TooFarAhead { .. }) => writeln!(
+                        streams.stderr,
+                        "{name}:{line}: {rejected} (`--max-clock-jump` sets how far)"
+                    )?,
+                    Err(rejected) => writeln!(streams.stderr, "{name}:{line}: {rejected}")?,
+                }
             }
             (line, Err(e)) => {
                 counts.malformed += 1;

@@ -44,6 +44,25 @@ struct EnvelopeIn {
     program: Program,
 }
 
+/// The program's fingerprint: the SHA-256 of its serialized form, in hex.
+/// Two programs with the same fingerprint behave the same; a runtime's
+/// snapshot carries it so that it is restored only over its own program.
+pub fn fingerprint(program: &Program) -> String {
+    sha256_hex(&serde_json::to_vec(program).unwrap_or_default())
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
 /// The compiled program as pretty JSON (with a final newline).
 pub fn to_json(program: &Program) -> String {
     let envelope = EnvelopeOut {

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use sha2::{Digest, Sha256};
 
 use super::program::{
     Absence, CExpr, EventClause, FieldPath, Goal, HandleId, Journey, JourneyId, Limits, Node,
@@ -127,8 +126,7 @@ impl<'p> Compiler<'p> {
 
     fn content_hash(&self, span: Span) -> String {
         let text = self.project.sources.get(span.file).slice(span);
-        let digest = Sha256::digest(text.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        super::envelope::sha256_hex(text.as_bytes())
     }
 
     /// Where a trigger event keeps a `trigger.<path>` value.

@@ -20,7 +20,7 @@ pub mod envelope;
 pub mod graph;
 pub mod program;
 
-pub use envelope::{LoadError, load, to_json};
+pub use envelope::{LoadError, fingerprint, load, to_json};
 pub use graph::{summary_table, to_dot, to_mermaid};
 pub use program::Program;
 

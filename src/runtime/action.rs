@@ -83,16 +83,20 @@ pub enum ExitReason {
     ExitStep,
     Goal,
     Holdout,
+    /// A moment the instance needed has no timestamp: a `wait until` on a
+    /// value that is not one, or a time past year 9999.
+    InvalidTime,
 }
 
 impl ExitReason {
-    pub const ALL: [ExitReason; 6] = [
+    pub const ALL: [ExitReason; 7] = [
         ExitReason::Completed,
         ExitReason::ExitEvent,
         ExitReason::ExitCondition,
         ExitReason::ExitStep,
         ExitReason::Goal,
         ExitReason::Holdout,
+        ExitReason::InvalidTime,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +107,7 @@ impl ExitReason {
             ExitReason::ExitStep => "exit_step",
             ExitReason::Goal => "goal",
             ExitReason::Holdout => "holdout",
+            ExitReason::InvalidTime => "invalid_time",
         }
     }
 }

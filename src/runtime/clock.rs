@@ -7,14 +7,24 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rustc_hash::FxHashMap;
 
+use crate::value::MAX_TIME_MS;
+
 /// Time zones by name, each looked up in the database once, each with the
 /// offset of the last instant asked about and how long it holds: local time
 /// is needed for every send under quiet hours, and the offset changes twice
 /// a year, so the zone's transition table is searched only when a change
 /// is passed.
+///
+/// Memory stays bounded whatever names the input carries: at most
+/// [`Zones::MAX_NAMES`] names are remembered (past that, a name not yet
+/// seen is looked up each time it comes), and a zone is kept once however
+/// many names lead to it (`europe/paris`, `EUROPE/PARIS`, ...), so no more
+/// zones than the database holds.
 #[derive(Default)]
 pub struct Zones {
     ids: FxHashMap<Box<str>, Option<ZoneId>>,
+    /// The kept zones by their database name.
+    by_name: FxHashMap<String, ZoneId>,
     zones: Vec<Cached>,
 }
 
@@ -33,21 +43,36 @@ struct Cached {
 static UTC: TimeZone = TimeZone::UTC;
 
 impl Zones {
+    /// The most time-zone names remembered (a customer's profile names
+    /// one; the database has about 600 and their spellings vary in case).
+    pub const MAX_NAMES: usize = 4_096;
+
     /// The zone of that name; `None` when the database does not know it.
     pub fn get(&mut self, name: &str) -> Option<ZoneId> {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
-        let id = TimeZone::get(name).ok().map(|tz| {
-            self.zones.push(Cached {
-                tz,
-                from: 0,
-                until: 0,
-                offset: 0,
-            });
-            ZoneId((self.zones.len() - 1) as u32)
+        let id = TimeZone::get(name).ok().map(|tz| self.keep(tz));
+        if self.ids.len() < Self::MAX_NAMES {
+            self.ids.insert(name.into(), id);
+        }
+        id
+    }
+
+    /// The id of `tz`, kept once per database name.
+    fn keep(&mut self, tz: TimeZone) -> ZoneId {
+        let name = tz.iana_name().unwrap_or_default().to_string();
+        if let Some(&id) = self.by_name.get(&name) {
+            return id;
+        }
+        self.zones.push(Cached {
+            tz,
+            from: 0,
+            until: 0,
+            offset: 0,
         });
-        self.ids.insert(name.into(), id);
+        let id = ZoneId((self.zones.len() - 1) as u32);
+        self.by_name.insert(name, id);
         id
     }
 
@@ -94,17 +119,15 @@ pub fn in_window(minute: u16, from: u16, to: u16) -> bool {
 /// The first instant strictly after `now` whose local time is `minute`
 /// past midnight, on one of `weekdays` (bit 0 = Monday; 0 = any day). A
 /// local time skipped by a daylight-saving jump resolves to the instant
-/// just after the gap, as calendars do.
-pub fn next_local_time(now: i64, zone: &TimeZone, minute: u16, weekdays: u8) -> i64 {
-    let Ok(ts) = Timestamp::from_millisecond(now) else {
-        return now + 86_400_000;
-    };
+/// just after the gap, as calendars do. `None` when there is no such
+/// instant a timestamp can hold (the last days of year 9999).
+pub fn next_local_time(now: i64, zone: &TimeZone, minute: u16, weekdays: u8) -> Option<i64> {
+    let ts = Timestamp::from_millisecond(now).ok()?;
     let today = ts.to_zoned(zone.clone()).date();
     let (hour, min) = ((minute / 60) as i8, (minute % 60) as i8);
+    // A week and a day hold every weekday after today's time has passed.
     for offset in 0..=8 {
-        let Some(date) = add_days(today, offset) else {
-            break;
-        };
+        let date = add_days(today, offset)?;
         let day_bit = 1u8 << date.weekday().to_monday_zero_offset();
         if weekdays != 0 && weekdays & day_bit == 0 {
             continue;
@@ -114,11 +137,10 @@ pub fn next_local_time(now: i64, zone: &TimeZone, minute: u16, weekdays: u8) -> 
         };
         let at = at.timestamp().as_millisecond();
         if at > now {
-            return at;
+            return Some(at).filter(|&at| at <= MAX_TIME_MS);
         }
     }
-    // Unreachable for valid input (a week holds every weekday); stay safe.
-    now + 86_400_000
+    None
 }
 
 fn add_days(date: Date, days: i64) -> Option<Date> {
@@ -151,11 +173,15 @@ mod tests {
         let utc = TimeZone::UTC;
         let now = ts("2026-03-02T09:00:00Z");
         assert_eq!(
-            format_timestamp(next_local_time(now, &utc, 9 * 60, 0)),
+            next_local_time(now, &utc, 9 * 60, 0)
+                .map(format_timestamp)
+                .unwrap_or_default(),
             "2026-03-03T09:00:00Z"
         );
         assert_eq!(
-            format_timestamp(next_local_time(now, &utc, 10 * 60, 0)),
+            next_local_time(now, &utc, 10 * 60, 0)
+                .map(format_timestamp)
+                .unwrap_or_default(),
             "2026-03-02T10:00:00Z"
         );
     }
@@ -166,7 +192,10 @@ mod tests {
         let now = ts("2026-03-02T09:00:00Z");
         let saturday = 1 << 5;
         let at = next_local_time(now, &TimeZone::UTC, 600, saturday);
-        assert_eq!(format_timestamp(at), "2026-03-07T10:00:00Z");
+        assert_eq!(
+            at.map(format_timestamp).as_deref(),
+            Some("2026-03-07T10:00:00Z")
+        );
     }
 
     #[test]
@@ -179,7 +208,9 @@ mod tests {
         // after the spring-forward jump, so UTC+2 → 06:00Z.
         let now = ts("2026-03-28T21:00:00Z");
         assert_eq!(
-            format_timestamp(next_local_time(now, &paris, 480, 0)),
+            next_local_time(now, &paris, 480, 0)
+                .map(format_timestamp)
+                .unwrap_or_default(),
             "2026-03-29T06:00:00Z"
         );
         assert!(zones.get("Mars/Olympus").is_none());
@@ -229,6 +260,38 @@ mod tests {
             }
         }
         assert_eq!(zones.local_minute(None, ts("2026-03-02T09:05:00Z")), 545);
+    }
+
+    #[test]
+    fn zone_names_from_input_cannot_grow_memory() {
+        let mut zones = Zones::default();
+        for i in 0..(Zones::MAX_NAMES * 3) {
+            assert!(zones.get(&format!("Nowhere/Place_{i}")).is_none());
+        }
+        assert_eq!(zones.ids.len(), Zones::MAX_NAMES);
+        // Every spelling of one zone leads to one kept zone.
+        for name in [
+            "Europe/Paris",
+            "europe/paris",
+            "EUROPE/PARIS",
+            "Europe/PARIS",
+        ] {
+            assert!(zones.get(name).is_some(), "{name}");
+        }
+        assert_eq!(zones.zones.len(), 1);
+        assert_eq!(zones.get("europe/paris"), zones.get("Europe/Paris"));
+    }
+
+    #[test]
+    fn no_local_time_after_the_last_representable_day() {
+        let late = MAX_TIME_MS - 12 * 3_600_000;
+        for zone in ["UTC", "Pacific/Kiritimati", "America/Los_Angeles"] {
+            let tz = TimeZone::get(zone).unwrap_or(TimeZone::UTC);
+            // Local time is not computed past the last day of year 9999.
+            assert_eq!(next_local_time(late, &tz, 8 * 60, 0), None, "{zone}");
+        }
+        assert_eq!(next_local_time(i64::MAX, &TimeZone::UTC, 0, 0), None);
+        assert_eq!(next_local_time(i64::MIN, &TimeZone::UTC, 0, 0), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, User
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
-use crate::value::{Str, Value, write_int};
+use crate::value::{MAX_TIME_MS, Str, Value, write_int};
 
 /// Facts about the program the engine needs on every event.
 pub struct Layout {
@@ -257,7 +257,8 @@ impl Cx<'_> {
         let scope = self.scope(&user.profile, fields, Some(&inst));
         let goal = journey.goal.as_ref().is_some_and(|g| {
             g.event == event
-                && g.within_ms.is_none_or(|w| self.now <= inst.entered_at + w)
+                && g.within_ms
+                    .is_none_or(|w| self.now <= inst.entered_at.saturating_add(w))
                 && g.condition.as_ref().is_none_or(|c| scope.holds(c, &mut m))
         });
         let exit = !goal
@@ -321,7 +322,7 @@ impl Cx<'_> {
         };
         let open = goal
             .within_ms
-            .is_some_and(|w| self.now <= watch.entered_at + w);
+            .is_some_and(|w| self.now <= watch.entered_at.saturating_add(w));
         if !open {
             user.journeys[ji].watch = None;
             return;
@@ -455,6 +456,11 @@ impl Cx<'_> {
     /// Runs the instance until it suspends (a timer is set) or ends.
     fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Instance, start: Start) {
         match self.run(user, ji, &mut inst, start) {
+            // A moment past the last one a timestamp holds never comes: the
+            // instance ends rather than wait forever (or overflow the clock).
+            Stop::Suspend(due) if due > MAX_TIME_MS => {
+                self.end(user, ji, inst, ExitReason::InvalidTime);
+            }
             Stop::Suspend(due) => {
                 let js = &mut user.journeys[ji];
                 js.generation = js.generation.wrapping_add(1);
@@ -490,28 +496,28 @@ impl Cx<'_> {
             }
             let mut m = 0;
             let next = match &node.kind {
-                NodeKind::Wait { ms, .. } => return Stop::Suspend(self.now + ms),
+                NodeKind::Wait { ms, .. } => return Stop::Suspend(self.now.saturating_add(*ms)),
                 NodeKind::WaitUntilTime {
                     minute, weekdays, ..
                 } => {
                     let zone = self.zone(j, &user.profile, inst);
-                    return Stop::Suspend(clock::next_local_time(
-                        self.now,
-                        self.zones.tz(zone),
-                        *minute,
-                        *weekdays,
-                    ));
+                    let due =
+                        clock::next_local_time(self.now, self.zones.tz(zone), *minute, *weekdays);
+                    return due.map_or(Stop::End(ExitReason::InvalidTime), Stop::Suspend);
                 }
                 NodeKind::WaitUntil { at, next } => {
                     let at = self.scope(&user.profile, &[], Some(inst)).value(at, &mut m);
                     self.stats.type_mismatches += m;
                     match timestamp(&at) {
                         Some(t) if t > self.now => return Stop::Suspend(t),
-                        Some(_) | None => *next,
+                        Some(_) => *next,
+                        // No moment to wait for: continuing at once would
+                        // send what was meant for later (LANGUAGE.md §4.4).
+                        None => return Stop::End(ExitReason::InvalidTime),
                     }
                 }
                 NodeKind::WaitForEvent { within_ms, .. } => {
-                    return Stop::Suspend(self.now + within_ms);
+                    return Stop::Suspend(self.now.saturating_add(*within_ms));
                 }
                 NodeKind::WaitForEngagement {
                     handle,
@@ -525,7 +531,7 @@ impl Cx<'_> {
                         .get(*handle as usize)
                         .is_some_and(|h| h.engaged & engagement.bit() != 0);
                     if !done {
-                        return Stop::Suspend(self.now + within_ms);
+                        return Stop::Suspend(self.now.saturating_add(*within_ms));
                     }
                     *matched
                 }
@@ -766,6 +772,11 @@ impl Cx<'_> {
                 continue;
             }
             let due = self.now.saturating_add(absence.silence_ms);
+            if due > MAX_TIME_MS {
+                // A silence that would end past year 9999 never ends.
+                user.silences.set_due(first + i, None);
+                continue;
+            }
             // A silence with a due time has its one timer queued already.
             if user.silences.due(first + i).is_none() {
                 self.timers.push(silence_timer(due, j, self.user, i));
@@ -884,12 +895,10 @@ impl Cx<'_> {
         {
             let zone = self.zone(j, &user.profile, inst);
             if clock::in_window(self.zones.local_minute(zone, self.now), q.from, q.to) {
-                return Some(clock::next_local_time(
-                    self.now,
-                    self.zones.tz(zone),
-                    q.to,
-                    0,
-                ));
+                // No end of the window a timestamp can hold: a moment past
+                // every other, so the instance ends (`invalid_time`).
+                let ends = clock::next_local_time(self.now, self.zones.tz(zone), q.to, 0);
+                return Some(ends.unwrap_or(i64::MAX));
             }
         }
         self.deliver(user, j, inst, id, send, alt_index);
@@ -1009,7 +1018,7 @@ fn capped(
             continue;
         }
         let counts = |r: &&SentRecord| {
-            r.at > now - cap.window_ms
+            r.at > now.saturating_sub(cap.window_ms)
                 && (!own_journey || r.journey == j)
                 && cap.channel.is_none_or(|c| c == r.channel)
         };
@@ -1026,7 +1035,7 @@ fn capped(
             let free = if limit == 0 {
                 i64::MAX
             } else {
-                leaving + cap.window_ms
+                leaving.saturating_add(cap.window_ms)
             };
             frees_at = Some(frees_at.map_or(free, |f| f.max(free)));
         }

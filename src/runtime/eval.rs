@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::compile::program::{BinOp, CExpr, Channel, ChannelId, Func};
-use crate::value::{Value, parse_timestamp};
+use crate::value::{Value, parse_timestamp, representable};
 
 use super::store::Instance;
 
@@ -218,7 +218,10 @@ fn is_null_literal(e: &CExpr) -> bool {
 
 fn since(v: Value, now: i64, unit: f64) -> Eval {
     match timestamp(&v) {
-        Some(t) => Ok(Value::Number((now - t) as f64 / unit)),
+        Some(t) => match now.checked_sub(t) {
+            Some(d) => Ok(Value::Number(d as f64 / unit)),
+            None => Err(Mismatch),
+        },
         None => Err(Mismatch),
     }
 }
@@ -231,6 +234,11 @@ pub fn timestamp(v: &Value) -> Option<i64> {
         Value::String(s) => parse_timestamp(s),
         _ => None,
     }
+}
+
+/// A timestamp value for `ms`, when it is one a timestamp may hold.
+fn instant(ms: Option<i64>) -> Option<Value> {
+    ms.filter(|&t| representable(t)).map(Value::Timestamp)
 }
 
 fn apply(op: BinOp, a: &Value, b: &Value) -> Eval {
@@ -288,26 +296,30 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Eval {
             Ok(Value::Number(n))
         }
         (BinOp::Add, Value::String(x), Value::String(y)) => Ok(Value::str(&format!("{x}{y}"))),
+        // Time arithmetic never overflows: an answer with no timestamp
+        // or duration to hold it is a mismatch (the value is unknown).
         (BinOp::Add | BinOp::Sub, Value::Duration(x), Value::Duration(y)) => {
-            Ok(Value::Duration(if op == BinOp::Add {
-                x + y
+            let d = if op == BinOp::Add {
+                x.checked_add(*y)
             } else {
-                x - y
-            }))
+                x.checked_sub(*y)
+            };
+            d.map(Value::Duration).ok_or(Mismatch)
         }
         (BinOp::Add, Value::Duration(d), _) => timestamp(b)
-            .map(|t| Value::Timestamp(t + d))
+            .and_then(|t| instant(t.checked_add(*d)))
             .ok_or(Mismatch),
         (BinOp::Add | BinOp::Sub, _, Value::Duration(d)) => {
             let t = timestamp(a).ok_or(Mismatch)?;
-            Ok(Value::Timestamp(if op == BinOp::Add {
-                t + d
+            instant(if op == BinOp::Add {
+                t.checked_add(*d)
             } else {
-                t - d
-            }))
+                t.checked_sub(*d)
+            })
+            .ok_or(Mismatch)
         }
         (BinOp::Sub, _, _) => match (timestamp(a), timestamp(b)) {
-            (Some(x), Some(y)) => Ok(Value::Duration(x - y)),
+            (Some(x), Some(y)) => x.checked_sub(y).map(Value::Duration).ok_or(Mismatch),
             _ => Err(Mismatch),
         },
         (BinOp::Mul, Value::Duration(d), Value::Number(n))

@@ -26,7 +26,8 @@ pub mod service;
 pub mod stats;
 pub mod store;
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,7 @@ pub use stats::{JourneyStats, Stats};
 pub use store::{MemStore, Store, UserState};
 
 use crate::compile::program::{Engagement, EventId, FieldPath, Program};
-use crate::value::Value;
+use crate::value::{MAX_TIME_MS, Value, format_timestamp};
 use clock::Zones;
 use engine::{Cx, Layout, Target};
 use render::Renderer;
@@ -46,6 +47,9 @@ use store::{Timer, TimerKind, UserId};
 /// The runtime over one program and one store.
 pub struct Runtime<S: Store = MemStore> {
     program: Arc<Program>,
+    options: RuntimeOptions,
+    /// The program's fingerprint, computed when a snapshot first needs it.
+    fingerprint: OnceLock<String>,
     store: S,
     stats: Stats,
     names: FxHashMap<Box<str>, EventId>,
@@ -65,11 +69,129 @@ struct EngagementPaths {
     journey: FieldPath,
 }
 
-/// Everything a runtime needs to go on where it stopped.
+/// The limits a runtime holds its input to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// How far ahead of the clock an event may be, in milliseconds: one
+    /// stamped later is refused ([`Rejected::TooFarAhead`]), so that one
+    /// event cannot move every customer's clock (default one year).
+    pub max_clock_jump_ms: i64,
+}
+
+impl RuntimeOptions {
+    /// The default [`RuntimeOptions::max_clock_jump_ms`]: 365 days.
+    pub const MAX_CLOCK_JUMP_MS: i64 = 365 * 86_400_000;
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> RuntimeOptions {
+        RuntimeOptions {
+            max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
+        }
+    }
+}
+
+/// Why [`Runtime::ingest`] refused an event. A refused event changes
+/// nothing (not even the clock) and is counted in [`Stats::rejected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// The timestamp is before 1970 or after 9999.
+    OutOfRange { at: i64 },
+    /// The timestamp is further ahead of the clock than
+    /// [`RuntimeOptions::max_clock_jump_ms`].
+    TooFarAhead { at: i64, clock: i64, max_ms: i64 },
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Rejected::OutOfRange { at } => write!(
+                f,
+                "`timestamp` {} is outside the years 1970 to 9999",
+                format_timestamp(at)
+            ),
+            Rejected::TooFarAhead { at, clock, max_ms } => write!(
+                f,
+                "`timestamp` {} is {} ahead of the clock ({}); events more than {} ahead are \
+                 skipped, as one would move every customer's time",
+                format_timestamp(at),
+                days(at.saturating_sub(clock)),
+                format_timestamp(clock),
+                days(max_ms)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// A span of milliseconds in days (`400 days`), or hours below two days.
+fn days(ms: i64) -> String {
+    let hours = ms / 3_600_000;
+    if hours < 48 {
+        format!("{hours} hours")
+    } else {
+        format!("{} days", hours / 24)
+    }
+}
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+/// Everything a runtime needs to go on where it stopped: its state, its
+/// counters, and what it was taken over (the format of this build, and the
+/// program's fingerprint, [`crate::compile::fingerprint`]), which
+/// [`Runtime::restore`] checks.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot<S = MemStore> {
+    /// [`SNAPSHOT_FORMAT`] of the build that took it (0 when absent: a
+    /// snapshot of a build before formats were written).
+    #[serde(default)]
+    pub format: u32,
+    /// The fingerprint of the program it was taken over.
+    #[serde(default)]
+    pub program: String,
     pub store: S,
     pub stats: Stats,
+}
+
+/// Why [`Runtime::restore`] refused a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// Taken by a build that writes another snapshot format.
+    Format { found: u32 },
+    /// Taken over another program (another version of the journeys).
+    Program { found: String, expected: String },
+    /// Its parts do not fit together or do not fit the program: damaged or
+    /// forged.
+    Inconsistent(String),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::Format { found } => write!(
+                f,
+                "the snapshot has format {found}, and this build reads format {SNAPSHOT_FORMAT}: \
+                 restore it with the build that took it, or start from an empty state"
+            ),
+            RestoreError::Program { found, expected } => write!(
+                f,
+                "the snapshot was taken over another program (fingerprint {}, this one is {}): \
+                 restore it over the journeys it was taken with",
+                short(found),
+                short(expected)
+            ),
+            RestoreError::Inconsistent(why) => write!(f, "the snapshot is inconsistent: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+/// The first 12 digits of a fingerprint, as `git` shows a commit.
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
 impl Runtime<MemStore> {
@@ -79,13 +201,45 @@ impl Runtime<MemStore> {
 }
 
 impl<S: Store> Runtime<S> {
+    /// A runtime over `store` as it is, with fresh counters; the store's
+    /// state is trusted (see [`Runtime::restore`] for state from outside).
     pub fn with_store(program: Arc<Program>, store: S) -> Runtime<S> {
         let stats = Stats::for_program(&program);
-        Runtime::restore(program, Snapshot { store, stats })
+        Runtime::build(program, store, stats)
     }
 
-    /// Resumes from a snapshot taken by [`Runtime::snapshot`] over the same program.
-    pub fn restore(program: Arc<Program>, snapshot: Snapshot<S>) -> Runtime<S> {
+    /// Resumes from a snapshot taken by [`Runtime::snapshot`] over the same
+    /// program. The snapshot is checked first: its format, the program's
+    /// fingerprint, and that every part of its state fits the program and
+    /// the rest ([`Store::validate`]); a snapshot that fails is refused
+    /// with the reason, never half restored.
+    pub fn restore(
+        program: Arc<Program>,
+        snapshot: Snapshot<S>,
+    ) -> Result<Runtime<S>, RestoreError> {
+        if snapshot.format != SNAPSHOT_FORMAT {
+            return Err(RestoreError::Format {
+                found: snapshot.format,
+            });
+        }
+        let expected = crate::compile::fingerprint(&program);
+        if snapshot.program != expected {
+            return Err(RestoreError::Program {
+                found: snapshot.program,
+                expected,
+            });
+        }
+        snapshot
+            .stats
+            .validate(&program)
+            .and_then(|()| snapshot.store.validate(&program))
+            .map_err(RestoreError::Inconsistent)?;
+        let runtime = Runtime::build(program, snapshot.store, snapshot.stats);
+        let _ = runtime.fingerprint.set(expected);
+        Ok(runtime)
+    }
+
+    fn build(program: Arc<Program>, store: S, stats: Stats) -> Runtime<S> {
         let names = program
             .events
             .iter()
@@ -105,17 +259,38 @@ impl<S: Store> Runtime<S> {
                 template: path("template"),
                 journey: path("journey"),
             },
-            store: snapshot.store,
-            stats: snapshot.stats,
+            store,
+            stats,
+            options: RuntimeOptions::default(),
+            fingerprint: OnceLock::new(),
             program,
         }
     }
 
+    /// Sets the limits on input ([`RuntimeOptions`]).
+    pub fn with_options(mut self, options: RuntimeOptions) -> Runtime<S> {
+        self.options = options;
+        self
+    }
+
+    pub fn options(&self) -> RuntimeOptions {
+        self.options
+    }
+
+    /// The runtime's state and counters now, with this build's format and
+    /// the program's fingerprint. Restoring it over the same program and
+    /// feeding it the events that came after it gives exactly the actions
+    /// an uninterrupted run gives after that point.
     pub fn snapshot(&self) -> Snapshot<S>
     where
         S: Clone,
     {
         Snapshot {
+            format: SNAPSHOT_FORMAT,
+            program: self
+                .fingerprint
+                .get_or_init(|| crate::compile::fingerprint(&self.program))
+                .clone(),
             store: self.store.clone(),
             stats: self.stats.clone(),
         }
@@ -139,11 +314,45 @@ impl<S: Store> Runtime<S> {
     }
 
     /// Processes one event, first firing every timer due at or before it.
-    pub fn ingest(&mut self, event: &Event<'_>, sink: &mut impl FnMut(Action)) {
-        self.ingest_dyn(event, sink);
+    ///
+    /// An event stamped outside the years 1970 to 9999, or further ahead
+    /// of the clock than [`RuntimeOptions::max_clock_jump_ms`], is refused:
+    /// it changes nothing, is counted ([`Stats::rejected`]), and the reason
+    /// comes back for the caller to report.
+    pub fn ingest(
+        &mut self,
+        event: &Event<'_>,
+        sink: &mut impl FnMut(Action),
+    ) -> Result<(), Rejected> {
+        self.ingest_dyn(event, sink)
     }
 
-    fn ingest_dyn(&mut self, event: &Event<'_>, sink: &mut dyn FnMut(Action)) {
+    /// Whether an event stamped `at` would be refused, and why.
+    pub fn admits_time(&self, at: i64) -> Result<(), Rejected> {
+        if !(0..=MAX_TIME_MS).contains(&at) {
+            return Err(Rejected::OutOfRange { at });
+        }
+        match self.store.clock() {
+            Some(clock) if at.saturating_sub(clock) > self.options.max_clock_jump_ms => {
+                Err(Rejected::TooFarAhead {
+                    at,
+                    clock,
+                    max_ms: self.options.max_clock_jump_ms,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ingest_dyn(
+        &mut self,
+        event: &Event<'_>,
+        sink: &mut dyn FnMut(Action),
+    ) -> Result<(), Rejected> {
+        if let Err(rejected) = self.admits_time(event.timestamp_ms) {
+            self.stats.rejected += 1;
+            return Err(rejected);
+        }
         let now = match self.store.clock() {
             Some(clock) if event.timestamp_ms < clock => {
                 self.stats.late += 1;
@@ -165,11 +374,14 @@ impl<S: Store> Runtime<S> {
             EventKind::Identify => self.identify(event, id_hash, now, sink),
             EventKind::Track => self.track(event, id_hash, now, sink),
         }
+        Ok(())
     }
 
-    /// Fires every timer due at or before `t` and moves the clock there.
+    /// Fires every timer due at or before `t` and moves the clock there
+    /// (at most to the end of year 9999: the clock never passes the last
+    /// instant a timestamp holds).
     pub fn advance_to(&mut self, t: i64, sink: &mut impl FnMut(Action)) {
-        self.advance_dyn(t, sink);
+        self.advance_dyn(t.min(MAX_TIME_MS), sink);
     }
 
     /// Lets time run on until no timer is pending (every instance has

@@ -521,8 +521,19 @@ impl<S: Store + Send + 'static> ServiceHandle<S> {
 
 impl<S: Store + Clone + Send + 'static> ServiceHandle<S> {
     /// A consistent snapshot while running: it holds exactly the events
-    /// queued before this call, and every action it implies has reached the
-    /// sink, so restoring it never loses or repeats an action.
+    /// queued before this call, and every action they imply has reached the
+    /// sink.
+    ///
+    /// What holds after a crash: restoring the last snapshot and sending
+    /// again every event queued after it (the embedder keeps them, e.g. in
+    /// a log, until a later snapshot is saved) produces exactly the actions
+    /// an uninterrupted run produces after the snapshot, with the same
+    /// message ids. Nothing is lost. But the actions the sink accepted
+    /// between the snapshot and the crash come again, identical: a sink
+    /// must drop what it already holds (a send by its `message_id`, any
+    /// action by its JSON line), or snapshots must be saved in the same
+    /// transaction as the actions they follow. `journey serve` does the
+    /// latter: see docs/embedding.md.
     pub async fn snapshot(&self) -> Result<Snapshot<S>, Closed<()>> {
         self.inspect(Runtime::snapshot).await
     }
@@ -737,7 +748,10 @@ impl<S: Store + Send + 'static, C: Clock> Driver<S, C> {
 
     async fn ingest(&mut self, event: &OwnedEvent) -> Result<(), SinkGone> {
         let pending = &mut self.pending;
-        self.runtime
+        // A refused event is counted in the runtime's stats, which the
+        // handle reads; the queue has no one to answer.
+        let _ = self
+            .runtime
             .ingest(&event.as_event(), &mut |action| pending.push(action));
         if self.pending.len() >= self.max_batch {
             self.ship().await?;

@@ -15,6 +15,10 @@ pub struct Stats {
     pub irrelevant: u64,
     /// Events older than the clock, processed at the clock's time.
     pub late: u64,
+    /// Events refused for their time: before 1970, after 9999, or too far
+    /// ahead of the clock ([`super::Rejected`]).
+    #[serde(default)]
+    pub rejected: u64,
     /// Events dropped because their `messageId` was seen before.
     pub duplicates: u64,
     /// `page`, `screen`, `group`, `alias` messages.
@@ -45,7 +49,7 @@ pub struct JourneyStats {
     /// Suppressions by reason, in [`SuppressReason`] order.
     pub suppressed_by_reason: [u64; 2],
     /// Exits by reason, in [`ExitReason::ALL`] order.
-    pub exits: [u64; 6],
+    pub exits: [u64; ExitReason::ALL.len()],
     /// Per node (index = node id).
     pub nodes: Vec<NodeStats>,
 }
@@ -75,6 +79,30 @@ impl Stats {
                 .collect(),
             ..Stats::default()
         }
+    }
+
+    /// Whether these counters can be the program's (a restored snapshot's
+    /// may be damaged or forged): no more journeys, steps or channels than
+    /// it has.
+    pub fn validate(&self, program: &Program) -> Result<(), String> {
+        if self.journeys.len() > program.journeys.len() {
+            return Err(format!(
+                "counters for {} journeys, and the program has {}",
+                self.journeys.len(),
+                program.journeys.len()
+            ));
+        }
+        for (stats, journey) in self.journeys.iter().zip(&program.journeys) {
+            if stats.nodes.len() > journey.nodes.len()
+                || stats.sent_by_channel.len() > program.channels.len()
+            {
+                return Err(format!(
+                    "the counters of journey `{}` do not fit its steps and channels",
+                    journey.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn journey(&mut self, journey: u32) -> &mut JourneyStats {

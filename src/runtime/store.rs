@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use self::users::UserIndex;
 use super::packed::Packed;
-use crate::compile::program::{JourneyId, NodeId};
+use crate::compile::program::{JourneyId, NodeId, Program};
 use crate::prefetch::{prefetch, prefetch_lines};
 use crate::value::{Str, Value};
 
@@ -58,6 +58,15 @@ pub trait Store {
     /// a store may start loading what they will read. No effect on any
     /// result.
     fn prefetch_timers(&self) {}
+    /// Whether the state fits `program` and holds together: every id in
+    /// range, every waiting instance and started silence with its timer.
+    /// [`super::Runtime::restore`] asks it of a snapshot's store, which may
+    /// be damaged or forged, so that a bad one is refused with the reason
+    /// instead of panicking or losing customers later. A store that cannot
+    /// say keeps the default (trusted).
+    fn validate(&self, _program: &Program) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// One user's state.
@@ -369,6 +378,9 @@ impl From<MemStore> for MemStoreRepr {
     }
 }
 
+/// The checks of [`Store::validate`] for the in-memory store.
+mod validate;
+
 impl MemStore {
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -433,6 +445,10 @@ impl Store for MemStore {
 
     fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool {
         self.dedup.first_sighting(id_hash, at)
+    }
+
+    fn validate(&self, program: &Program) -> Result<(), String> {
+        validate::mem_store(self, program)
     }
 
     fn prefetch_event(&self, key: &str, id_hash: Option<u64>) {

@@ -31,6 +31,10 @@ use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, SourceFile, Span};
 use grammar::{JourneyParser, Rule};
 
+/// The language's duration text (`1h30m`) in seconds, for the command
+/// line's durations: one rule for both.
+pub use literals::{DurationError, parse_duration};
+
 /// Parses one file. Returns every item that parsed (an error in one item
 /// never hides the next item) and the syntax diagnostics.
 ///

@@ -113,6 +113,14 @@ impl TimerQueue {
         }
     }
 
+    /// Every timer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Timer> {
+        self.current
+            .iter()
+            .chain(self.near.iter())
+            .chain(self.far.values().flatten())
+    }
+
     /// Every timer, earliest first.
     pub fn into_sorted(self) -> Vec<Timer> {
         let mut timers = self.current;
