@@ -554,7 +554,9 @@ fn dedup(events: usize) {
     println!("\n== messageId window alone ({events} ids over 28 days)");
     let step = 28 * 24 * 3_600_000 / events.max(1) as i64;
     let mut seed: u64 = 0x243f_6a88_85a3_08d3;
-    let hashes: Vec<u64> = (0..events).map(|_| xorshift(&mut seed)).collect();
+    let hashes: Vec<u128> = (0..events)
+        .map(|_| (u128::from(xorshift(&mut seed)) << 64) | u128::from(xorshift(&mut seed)))
+        .collect();
     for ahead in [0, 4] {
         let mut window = Dedup::default();
         let start = Instant::now();
@@ -565,7 +567,7 @@ fn dedup(events: usize) {
             {
                 window.prefetch(next);
             }
-            fresh += usize::from(window.first_sighting(hash, i as i64 * step));
+            fresh += usize::from(window.sight(hash, i as i64 * step).is_first());
         }
         let per = start.elapsed().as_nanos() as f64 / events.max(1) as f64;
         assert_eq!(fresh, events, "distinct ids, each new");

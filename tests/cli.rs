@@ -520,4 +520,7 @@ fn simulate_is_byte_for_byte_reproducible_and_writes_a_json_report() {
         .find(|j| j["journey"] == "abandoned_cart")
         .unwrap();
     assert!(cart["entered"].as_u64().unwrap() > 0);
+    // The window forgot nothing early, and the text report says nothing of it.
+    assert_eq!(report["events"]["dedup_evicted_early"], 0);
+    assert!(!stderr(&first).contains("forgotten"), "{}", stderr(&first));
 }

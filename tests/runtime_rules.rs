@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use journey::compile::program::*;
-use journey::runtime::{Action, Event, EventKind, Runtime};
+use journey::runtime::store::DedupConfig;
+use journey::runtime::{Action, Event, EventKind, MemStore, Runtime, Snapshot};
 use journey::value::{Value, parse_timestamp};
 use serde_json::json;
 
@@ -364,6 +365,65 @@ fn duplicate_message_ids_are_processed_once() {
     let out = feed(&mut rt, &[e.clone(), e.clone(), e]);
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!(rt.stats().duplicates, 2);
+}
+
+/// Two users may send the same `messageId`: each user's is processed once.
+#[test]
+fn message_ids_are_per_user() {
+    let mut p = base();
+    let mut j = journey("welcome", SIGNED_UP, vec![NodeKind::End]);
+    j.reentry = Reentry::Always;
+    p.journeys.push(j);
+    let p = finish(p);
+    let sign_up = |user: &str| {
+        let mut e = track(user, "signed_up", "2026-03-02T10:00:00Z", json!({}));
+        e["messageId"] = json!("m-1");
+        e
+    };
+    let mut rt = Runtime::new(p);
+    let out = feed(&mut rt, &[sign_up("u1"), sign_up("u2"), sign_up("u2")]);
+    let entered: Vec<&str> = out
+        .iter()
+        .filter(|line| line.contains(r#""kind":"enter""#))
+        .filter_map(|line| line.split(r#""user_id":""#).nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(entered, ["u1", "u2"]);
+    assert_eq!(rt.stats().duplicates, 1);
+}
+
+/// With the window sized to three ids, a redelivery after three newer ids
+/// (well within its 7 days) is processed again, and the id the window
+/// forgot early is counted; the configuration survives a snapshot.
+#[test]
+fn a_window_at_capacity_forgets_early_and_counts_it() {
+    let mut p = base();
+    let mut j = journey("welcome", SIGNED_UP, vec![NodeKind::End]);
+    j.reentry = Reentry::Always;
+    p.journeys.push(j);
+    let p = finish(p);
+    let sign_up = |id: &str, at: &str| {
+        let mut e = track("u1", "signed_up", at, json!({}));
+        e["messageId"] = json!(id);
+        e
+    };
+    let config = DedupConfig {
+        capacity: 3,
+        ..DedupConfig::default()
+    };
+    let store = MemStore::with_dedup(config).unwrap_or_else(|e| panic!("{e}"));
+    let mut rt = Runtime::with_store(p.clone(), store);
+    let first = ["m-1", "m-2", "m-3", "m-1"].map(|id| sign_up(id, "2026-03-02T10:00:00Z"));
+    assert_eq!(feed(&mut rt, &first).len(), 6, "m-1 again is a duplicate");
+    assert_eq!(rt.stats().dedup_evicted_early, 0);
+    let text = serde_json::to_string(&rt.snapshot()).unwrap_or_default();
+    let snapshot: Snapshot = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let mut rt = Runtime::restore(p, snapshot).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rt.store().dedup().config(), &config);
+    let later = ["m-4", "m-1"].map(|id| sign_up(id, "2026-03-02T11:00:00Z"));
+    assert_eq!(feed(&mut rt, &later).len(), 4, "m-1 was forgotten early");
+    assert_eq!(rt.stats().dedup_evicted_early, 2);
+    assert_eq!(rt.store().dedup().evicted_early(), 2);
+    assert_eq!(rt.stats().duplicates, 1);
 }
 
 #[test]

@@ -83,6 +83,12 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             stats.unmatched_engagements,
             "engagements matching no message",
         ),
+        (
+            stats.dedup_evicted_early,
+            "message ids forgotten before their de-duplication window ended, \
+             as the window held its capacity (a redelivery of one is processed \
+             again; raise the capacity)",
+        ),
     ];
     for (n, what) in problems {
         if n > 0 {
@@ -234,6 +240,7 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             "malformed": run.malformed,
             "after_until": run.after_until,
             "duplicates": stats.duplicates,
+            "dedup_evicted_early": stats.dedup_evicted_early,
             "late": stats.late,
             "rejected": stats.rejected,
             "irrelevant": stats.irrelevant,
@@ -248,4 +255,43 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
     let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceMap;
+
+    fn program() -> Program {
+        let mut sources = SourceMap::new();
+        sources.add(
+            "welcome.journey",
+            "journey welcome {\n  trigger signed_up\n\n  send email welcome_email\n}\n".to_string(),
+        );
+        crate::project::build(sources)
+            .program
+            .unwrap_or_else(|| panic!("the fixture compiles"))
+    }
+
+    #[test]
+    fn early_evictions_are_reported_in_text_when_any_and_always_in_json() {
+        let program = program();
+        let mut stats = Stats::for_program(&program);
+        let run = RunCounts::default();
+        assert!(!text(&program, &stats, &run).contains("forgotten"));
+        let report: serde_json::Value =
+            serde_json::from_str(&json(&program, &stats, &run)).unwrap_or_default();
+        assert_eq!(report["events"]["dedup_evicted_early"], 0);
+
+        stats.dedup_evicted_early = 3;
+        let text = text(&program, &stats, &run);
+        assert!(
+            text.contains("  3 message ids forgotten before their de-duplication window ended"),
+            "{text}"
+        );
+        assert!(text.contains("raise the capacity"), "{text}");
+        let report: serde_json::Value =
+            serde_json::from_str(&json(&program, &stats, &run)).unwrap_or_default();
+        assert_eq!(report["events"]["dedup_evicted_early"], 3);
+    }
 }

@@ -1,7 +1,7 @@
 //! Drives users through a [`Program`]: the clock, timers, instances, caps,
 //! quiet hours and the state store. Synchronous and deterministic: time is
 //! the events' time, hashing uses fixed functions (FNV-1a for holdouts and
-//! splits, [`store::id_hash`] for `messageId`s), and no hash-map order
+//! splits, keyed SipHash ([`store::id_hash`]) for `messageId`s), and no hash-map order
 //! reaches the output. Knows nothing of pest, miette or the input format.
 //!
 //! - [`event`]: the input ([`Event`], payloads behind [`Properties`]).
@@ -42,7 +42,7 @@ use crate::value::{MAX_TIME_MS, Value, format_timestamp};
 use clock::Zones;
 use engine::{Cx, Layout, Target};
 use render::Renderer;
-use store::{Timer, TimerKind, UserId};
+use store::{Sighting, Timer, TimerKind, UserId};
 
 /// The runtime over one program and one store.
 pub struct Runtime<S: Store = MemStore> {
@@ -362,7 +362,9 @@ impl<S: Store> Runtime<S> {
         };
         let mut id_hash = None;
         if event.kind != EventKind::Other {
-            id_hash = event.message_id.map(store::id_hash);
+            id_hash = event
+                .message_id
+                .map(|id| self.store.message_id_hash(event.user_key, id));
             // The user and the id are looked up below, most likely in
             // memory far from the cache: start both loads now, so they
             // overlap each other and the timers' work.
@@ -459,22 +461,28 @@ impl<S: Store> Runtime<S> {
         }
     }
 
-    /// Whether the event is a duplicate (and counts it).
-    fn duplicate(&mut self, id_hash: Option<u64>, now: i64) -> bool {
+    /// Whether the event is a duplicate (and counts it, or the id the
+    /// window forgot early to remember this one).
+    fn duplicate(&mut self, id_hash: Option<u128>, now: i64) -> bool {
         let Some(hash) = id_hash else {
             return false;
         };
-        let fresh = self.store.first_sighting(hash, now);
-        if !fresh {
-            self.stats.duplicates += 1;
+        match self.store.sight_message_id(hash, now) {
+            Sighting::Repeat => {
+                self.stats.duplicates += 1;
+                true
+            }
+            Sighting::First { evicted_early } => {
+                self.stats.dedup_evicted_early += u64::from(evicted_early);
+                false
+            }
         }
-        !fresh
     }
 
     fn identify(
         &mut self,
         event: &Event<'_>,
-        id_hash: Option<u64>,
+        id_hash: Option<u128>,
         now: i64,
         sink: &mut dyn FnMut(Action),
     ) {
@@ -508,7 +516,7 @@ impl<S: Store> Runtime<S> {
     fn track(
         &mut self,
         event: &Event<'_>,
-        id_hash: Option<u64>,
+        id_hash: Option<u128>,
         now: i64,
         sink: &mut dyn FnMut(Action),
     ) {

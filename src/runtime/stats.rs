@@ -21,6 +21,11 @@ pub struct Stats {
     pub rejected: u64,
     /// Events dropped because their `messageId` was seen before.
     pub duplicates: u64,
+    /// `messageId`s the de-duplication window forgot before their time,
+    /// because it held as many as its capacity: a redelivery of one would
+    /// be processed again.
+    #[serde(default)]
+    pub dedup_evicted_early: u64,
     /// `page`, `screen`, `group`, `alias` messages.
     pub ignored_kinds: u64,
     /// Expressions whose operands had the wrong types (condition false).

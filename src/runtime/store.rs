@@ -5,11 +5,12 @@
 //! [`MemStore`] keeps it in memory and is serde-serializable, so a snapshot
 //! restored later gives the same output as an uninterrupted run.
 //!
-//! De-duplication keeps a 64-bit hash ([`id_hash`]) of every `messageId`
-//! seen in the last 7 days of event time, and at most [`DEDUP_CAPACITY`] of
-//! them (the oldest are forgotten first): bounded memory, 28 to 48 bytes an
-//! id (its time and hash in a queue, and an 8-byte slot of a table between
-//! a quarter and five eighths full), at most about 128 MB.
+//! De-duplication remembers a 128-bit keyed hash ([`id_hash`]) of every
+//! `(user, messageId)` pair seen in the window ([`DedupConfig`]: by default
+//! the last 7 days of event time, and at most [`DEDUP_CAPACITY`] pairs, the
+//! oldest forgotten first and counted when still inside the window):
+//! bounded memory, 37 to 56 bytes a pair (its time and hash in a queue, and
+//! an 8-byte slot of a table between a quarter and five eighths full).
 
 use std::cmp::Ordering;
 
@@ -25,7 +26,10 @@ mod dedup;
 mod timers;
 mod users;
 
-pub use self::dedup::{DEDUP_CAPACITY, DEDUP_WINDOW_MS, Dedup, id_hash};
+pub use self::dedup::{
+    DEDUP_CAPACITY, DEDUP_DEFAULT_KEY, DEDUP_MAX_CAPACITY, DEDUP_WINDOW_MS, Dedup, DedupConfig,
+    DedupConfigError, Sighting, id_hash,
+};
 pub use self::timers::TimerQueue;
 
 pub type UserId = u32;
@@ -45,13 +49,17 @@ pub trait Store {
     fn push_timer(&mut self, timer: Timer);
     fn peek_timer(&self) -> Option<&Timer>;
     fn pop_timer(&mut self) -> Option<Timer>;
-    /// Records a `messageId` hash; false when it was seen in the window.
-    fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool;
+    /// The hash the de-duplication window remembers of user `key`'s
+    /// `messageId` `id`: keyed, so it is the store's to compute.
+    fn message_id_hash(&self, key: &str, id: &str) -> u128;
+    /// Records a sighting of a `messageId` hash ([`Store::message_id_hash`])
+    /// at `at`: a repeat when it was seen in the window.
+    fn sight_message_id(&mut self, id_hash: u128, at: i64) -> Sighting;
     /// A hint that the user `key` and the `messageId` hash are about to be
     /// asked for (by [`Store::intern_user`] or [`Store::find_user`], and
-    /// [`Store::first_sighting`]): a store may start loading them, so that
-    /// the loads overlap. No effect on any result.
-    fn prefetch_event(&self, _key: &str, _id_hash: Option<u64>) {}
+    /// [`Store::sight_message_id`]): a store may start loading them, so
+    /// that the loads overlap. No effect on any result.
+    fn prefetch_event(&self, _key: &str, _id_hash: Option<u128>) {}
     /// The same hint for the state of `user`.
     fn prefetch_user(&self, _user: UserId) {}
     /// A hint that the earliest pending timers are about to fire, in turn:
@@ -382,6 +390,20 @@ impl From<MemStore> for MemStoreRepr {
 mod validate;
 
 impl MemStore {
+    /// An empty store whose `messageId` window is sized and keyed by
+    /// `config` (a service fed untrusted input sets a secret key).
+    pub fn with_dedup(config: DedupConfig) -> Result<MemStore, DedupConfigError> {
+        Ok(MemStore {
+            dedup: Dedup::new(config)?,
+            ..MemStore::default()
+        })
+    }
+
+    /// The `messageId` window: its configuration and early evictions.
+    pub fn dedup(&self) -> &Dedup {
+        &self.dedup
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.len()
     }
@@ -443,15 +465,19 @@ impl Store for MemStore {
         self.timers.pop()
     }
 
-    fn first_sighting(&mut self, id_hash: u64, at: i64) -> bool {
-        self.dedup.first_sighting(id_hash, at)
+    fn message_id_hash(&self, key: &str, id: &str) -> u128 {
+        self.dedup.id_hash(key, id)
+    }
+
+    fn sight_message_id(&mut self, id_hash: u128, at: i64) -> Sighting {
+        self.dedup.sight(id_hash, at)
     }
 
     fn validate(&self, program: &Program) -> Result<(), String> {
         validate::mem_store(self, program)
     }
 
-    fn prefetch_event(&self, key: &str, id_hash: Option<u64>) {
+    fn prefetch_event(&self, key: &str, id_hash: Option<u128>) {
         self.index.prefetch(key);
         if let Some(hash) = id_hash {
             self.dedup.prefetch(hash);

@@ -1,24 +1,30 @@
-//! The `messageId` window: which ids were seen in the last
-//! [`DEDUP_WINDOW_MS`] of event time, at most [`DEDUP_CAPACITY`] of them.
+//! The `messageId` window: which `(user, messageId)` pairs were seen in the
+//! last `window_ms` of event time, at most `capacity` of them
+//! ([`DedupConfig`]; by default 7 days and 4,194,304).
 //!
-//! Every event that concerns a journey asks it once, so a question should
-//! not wait on memory far from the cache. Ids are remembered as 64-bit
-//! hashes, in arrival order, in a queue (with their times), and numbered
-//! in that order: the queue's front is the oldest id, and forgetting it
-//! only moves the front.
+//! A pair is remembered as its 128-bit SipHash-1-3 ([`id_hash`]) under the
+//! window's 128-bit key, over the user's key (length first) and then the
+//! id: two users' ids never meet, and without the key no one can aim for
+//! a collision. Every event that concerns a journey asks the window once,
+//! so a question should not wait on memory far from the cache. Hashes are
+//! kept in arrival order, in a queue (with their times), and numbered in
+//! that order: the queue's front is the oldest, and forgetting it only
+//! moves the front. An id forgotten because the capacity was reached while
+//! it was still inside the window is an early eviction, and is counted.
 //!
-//! A question first asks a Bloom filter of the remembered ids, small
+//! A question first asks a Bloom filter of the remembered hashes, small
 //! enough to stay near the cache (four bits an id, one cache line a
 //! question): most ids are new, and the filter says so without more. Only
 //! when it passes an id (one that was seen, or 2–15% of the rest, the
-//! more the longer since the filter was made) is the exact record asked: a table that finds an id's number
-//! from its hash, in open addressing, 8-byte slots eight to a cache line,
-//! each holding the top bits of the hash (which choose its home line) and
-//! the low bits of the number. A slot whose number is before the front is
-//! dead, skipped by lookups and reused by inserts; a rebuild drops the
-//! dead when they crowd the table. The hash bits in a slot only filter: a
-//! match is confirmed against the full hash in the queue, so two ids are
-//! one only when their 64-bit hashes are.
+//! more the longer since the filter was made) is the exact record asked: a
+//! table that finds an id's number from its hash, in open addressing,
+//! 8-byte slots eight to a cache line, each holding bits of the hash's high
+//! word (the top ones choose its home line) and the low bits of the
+//! number. A slot whose number is before the front is dead, skipped by
+//! lookups and reused by inserts; a rebuild drops the dead when they crowd
+//! the table. The hash bits in a slot only filter: a match is confirmed
+//! against the whole hash in the queue, so two pairs are one only when
+//! their 128-bit hashes are.
 //!
 //! New ids join the table in batches of `BATCH` (64), whose lines are all
 //! asked for before any is written, so their loads overlap; until then a
@@ -28,93 +34,149 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::hash::Hasher as _;
 
 use serde::{Deserialize, Serialize};
+use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
-/// How long a `messageId` is remembered, in event time.
+/// How long a `messageId` is remembered by default, in event time.
 pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
-/// The most `messageId`s remembered at once.
+/// The most `messageId`s remembered at once, by default.
 pub const DEDUP_CAPACITY: usize = 1 << 22;
+/// The most `messageId`s a window can be configured to remember: a slot
+/// keeps 31 bits of the hash and 32 of the id's number at this size.
+pub const DEDUP_MAX_CAPACITY: usize = 1 << 30;
+/// The key of a window not given one: public, so that `journey simulate`
+/// gives the same output everywhere. Accidental collisions are as unlikely
+/// as with any key (2^-128 a pair); an adversary who knows it could in
+/// principle search for one, so a service fed untrusted input sets its own.
+pub const DEDUP_DEFAULT_KEY: [u8; 16] = *b"journey-dedup-v1";
 
-/// The hash the window remembers of a `messageId`: stable across machines
-/// and versions of Rust (snapshots hold it), and eight bytes at a time, as
-/// every processed event takes one (FNV-1a's byte-at-a-time chain of
-/// multiplies cost a 36-character id about 150 cycles).
-///
-/// Each word is mixed into the state by a bijection, so two ids of the same
-/// length that differ in one word never collide; the length is mixed in
-/// first, and the final avalanche (MurmurHash3's `fmix64`) spreads every
-/// bit over the table's home bits.
-pub fn id_hash(id: &str) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes = id.as_bytes();
-    let mut state = (bytes.len() as u64 ^ 0x243f_6a88_85a3_08d3).wrapping_mul(K);
-    let mut mix = |word: u64| state = (state ^ word).wrapping_mul(K).rotate_left(31);
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let mut buf = [0u8; 8];
-        buf.copy_from_slice(word);
-        mix(u64::from_le_bytes(buf));
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        mix(u64::from_le_bytes(buf));
-    }
-    let mut h = state;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+/// How a window is sized and keyed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupConfig {
+    /// The most ids remembered at once (1 to [`DEDUP_MAX_CAPACITY`]): past
+    /// it the oldest is forgotten early, and counted.
+    pub capacity: usize,
+    /// How long an id is remembered, in milliseconds of event time (> 0).
+    pub window_ms: i64,
+    /// The SipHash key of the window's hashes.
+    pub key: [u8; 16],
 }
 
-/// The bits of an id's number a slot keeps.
-const SEQ_BITS: u32 = 24;
-const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+impl Default for DedupConfig {
+    fn default() -> DedupConfig {
+        DedupConfig {
+            capacity: DEDUP_CAPACITY,
+            window_ms: DEDUP_WINDOW_MS,
+            key: DEDUP_DEFAULT_KEY,
+        }
+    }
+}
+
+impl DedupConfig {
+    /// Whether the window can be built as configured.
+    pub fn validate(&self) -> Result<(), DedupConfigError> {
+        if !(1..=DEDUP_MAX_CAPACITY).contains(&self.capacity) {
+            return Err(DedupConfigError::Capacity(self.capacity));
+        }
+        if self.window_ms <= 0 {
+            return Err(DedupConfigError::Window(self.window_ms));
+        }
+        Ok(())
+    }
+}
+
+/// A [`DedupConfig`] the window cannot be built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DedupConfigError {
+    Capacity(usize),
+    Window(i64),
+}
+
+impl fmt::Display for DedupConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DedupConfigError::Capacity(n) => write!(
+                f,
+                "the de-duplication capacity must be between 1 and {DEDUP_MAX_CAPACITY} ids, not `{n}`"
+            ),
+            DedupConfigError::Window(ms) => write!(
+                f,
+                "the de-duplication window must be longer than 0 ms, not `{ms}` ms"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DedupConfigError {}
+
+/// The hash a window remembers of the `messageId` `id` of user `user`:
+/// SipHash-1-3, 128 bits, keyed by `key`, over the user key's length (8
+/// bytes, little-endian), the user key and the id. Stable across machines
+/// and versions (snapshots hold it).
+pub fn id_hash(key: &[u8; 16], user: &str, id: &str) -> u128 {
+    let mut hasher = SipHasher13::new_with_key(key);
+    hasher.write(&(user.len() as u64).to_le_bytes());
+    hasher.write(user.as_bytes());
+    hasher.write(id.as_bytes());
+    hasher.finish128().as_u128()
+}
+
+/// What a window made of a sighting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sighting {
+    /// Remembered already: a duplicate.
+    Repeat,
+    /// Not remembered: it is now. With `evicted_early`, remembering it
+    /// made the window (at its capacity) forget its oldest id while that
+    /// one was still inside the window.
+    First { evicted_early: bool },
+}
+
+impl Sighting {
+    pub fn is_first(self) -> bool {
+        matches!(self, Sighting::First { .. })
+    }
+}
+
 /// A slot's top bit: set when the slot is used (an empty slot is 0).
 const USED: u64 = 1 << 63;
-/// The hash bits a slot keeps (shifted into place): 39 of them.
-const HASH_MASK: u64 = !USED & !SEQ_MASK;
 /// Slots a line (a bucket) holds.
 const LINE: usize = 8;
-/// Ids numbered between rebuilds, at most. A dead slot's number is read
-/// modulo `1 << SEQ_BITS`; a rebuild clears every dead slot before the
-/// numbers come round to it again (the oldest slot alive at a rebuild was
-/// numbered at most [`DEDUP_CAPACITY`] before it).
-const REBUILD_EVERY: u64 = (1 << SEQ_BITS) - DEDUP_CAPACITY as u64 * 2;
 
-/// A slot's hash bits for `hash`, in place: the top bits of its product
-/// with an odd constant, so that hashes that differ only in their low
-/// bits (as an embedder's own may) still spread over the lines.
-fn hash_bits(hash: u64) -> u64 {
-    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 1) & HASH_MASK
-}
-
-/// The home line of a slot (or of `hash_bits`) in a table of `1 << bits`
-/// lines (`bits` ≥ 1: a table has at least [`Dedup::MIN_LINES`]): the top
-/// bits of the hash.
+/// The home line of a slot (or of its hash bits) in a table of
+/// `1 << bits` lines (`bits` ≥ 1: a table has at least
+/// [`Dedup::MIN_LINES`]; at most 28, fewer than a slot's hash bits): the
+/// top bits of the hash.
 fn home_line(slot: u64, bits: u32) -> usize {
     ((slot << 1) >> (64 - bits)) as usize
 }
 
 /// The line of a filter `lines` long (a power of two, at most `1 << 24`)
-/// for `hash`, and the bits set there: the filter's own mix of the hash
-/// (its high half folded into the low, so that every bit counts),
-/// nine bits for each bit and the bits above them for the line.
-fn filter_bits(lines: usize, hash: u64) -> (usize, [u32; FILTER_PROBES]) {
-    let h = (hash ^ (hash >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+/// for a hash's low word, and the bits set there: the filter's own mix of
+/// it (its high half folded into the low, so that every bit counts), nine
+/// bits for each bit and the bits above them for the line.
+fn filter_bits(lines: usize, low: u64) -> (usize, [u32; FILTER_PROBES]) {
+    let h = (low ^ (low >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     let line = (h >> 40) as usize & (lines - 1);
     (line, std::array::from_fn(|i| ((h >> (9 * i)) & 511) as u32))
 }
 
-fn add_to_filter(filter: &mut [Line], hash: u64) {
-    let (line, bits) = filter_bits(filter.len(), hash);
+fn add_to_filter(filter: &mut [Line], low: u64) {
+    let (line, bits) = filter_bits(filter.len(), low);
     let words = &mut filter[line].0;
     for b in bits {
         words[(b / 64) as usize] |= 1 << (b % 64);
     }
+}
+
+/// A hash as the queue keeps it: high word, low word (8-byte aligned, so a
+/// queue entry is 24 bytes, not 32).
+type Words = [u64; 2];
+
+fn words(hash: u128) -> Words {
+    [(hash >> 64) as u64, hash as u64]
 }
 
 /// Eight slots, one cache line.
@@ -130,16 +192,24 @@ const FILTER_BITS: usize = 4;
 /// Bits a filter sets for an id, all in one line.
 const FILTER_PROBES: usize = 4;
 
-/// The window. Serialized as the remembered `(time, hash)` pairs, oldest
-/// first.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(from = "VecDeque<(i64, u64)>", into = "VecDeque<(i64, u64)>")]
+/// The window. Serialized as its configuration, its count of early
+/// evictions and the remembered `(time, hash)` pairs, oldest first.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "DedupRepr", into = "DedupRepr")]
 pub struct Dedup {
+    config: DedupConfig,
+    /// Ids forgotten early: at capacity, still inside the window.
+    evicted_early: u64,
     /// The remembered ids, oldest first: when each was seen, and its hash.
-    order: VecDeque<(i64, u64)>,
+    order: VecDeque<(i64, Words)>,
     /// The number of the oldest remembered id (ids are numbered from 0 in
     /// arrival order).
     front: u64,
+    /// The low bits of its number a slot keeps: enough to tell apart
+    /// twice the capacity and a batch, and more (`seq_mask + 1` is at least
+    /// `2 * (capacity + BATCH + 1)`), so that no dead slot is read as live
+    /// between rebuilds. The rest below [`USED`] are hash bits.
+    seq_mask: u64,
     /// Empty, or a power of two long.
     lines: Vec<Line>,
     /// Slots that are not empty, live or dead.
@@ -156,29 +226,77 @@ pub struct Dedup {
     filter_room: usize,
 }
 
+impl Default for Dedup {
+    fn default() -> Dedup {
+        Dedup::with_valid(DedupConfig::default())
+    }
+}
+
 impl Dedup {
     const MIN_LINES: usize = 2;
 
-    /// Records `hash` seen at `at`; false when it is remembered already.
-    pub fn first_sighting(&mut self, hash: u64, at: i64) -> bool {
-        while let Some(&(t, _)) = self.order.front() {
-            if t > at - DEDUP_WINDOW_MS && self.order.len() < DEDUP_CAPACITY {
-                break;
-            }
-            self.order.pop_front();
-            self.front += 1;
+    /// An empty window sized and keyed by `config`.
+    pub fn new(config: DedupConfig) -> Result<Dedup, DedupConfigError> {
+        config.validate()?;
+        Ok(Dedup::with_valid(config))
+    }
+
+    fn with_valid(config: DedupConfig) -> Dedup {
+        let numbers = (2 * (config.capacity as u64 + BATCH as u64 + 1)).next_power_of_two();
+        Dedup {
+            config,
+            evicted_early: 0,
+            order: VecDeque::new(),
+            front: 0,
+            seq_mask: numbers - 1,
+            lines: Vec::new(),
+            used: 0,
+            rebuild_at: 0,
+            batch: Vec::new(),
+            filter: Vec::new(),
+            filter_room: 0,
+        }
+    }
+
+    pub fn config(&self) -> &DedupConfig {
+        &self.config
+    }
+
+    /// Ids forgotten because the capacity was reached while they were
+    /// still inside the window: a redelivery of one was not recognised.
+    pub fn evicted_early(&self) -> u64 {
+        self.evicted_early
+    }
+
+    /// The hash of user `user`'s `messageId` `id` under this window's key.
+    pub fn id_hash(&self, user: &str, id: &str) -> u128 {
+        id_hash(&self.config.key, user, id)
+    }
+
+    /// Records `hash` (an [`Dedup::id_hash`]) seen at `at`: whether it is
+    /// remembered already, and whether remembering it forgot another early.
+    pub fn sight(&mut self, hash: u128, at: i64) -> Sighting {
+        let oldest_kept = at.saturating_sub(self.config.window_ms);
+        while self.order.front().is_some_and(|&(t, _)| t <= oldest_kept) {
+            self.forget_oldest();
         }
         if self.lines.is_empty() {
             self.rebuild();
         }
-        let bits = hash_bits(hash);
-        if self.filter_has(hash) && self.remembers(bits, hash) {
-            return false;
+        let hash = words(hash);
+        let bits = self.hash_bits(hash[0]);
+        if self.filter_has(hash[1]) && self.remembers(bits, hash) {
+            return Sighting::Repeat;
+        }
+        let evicted_early = self.order.len() >= self.config.capacity;
+        if evicted_early {
+            self.forget_oldest();
+            self.evicted_early += 1;
         }
         let seq = self.front + self.order.len() as u64;
-        self.batch.push(USED | bits | (seq & SEQ_MASK));
+        self.batch.push(USED | bits | (seq & self.seq_mask));
         self.order.push_back((at, hash));
-        add_to_filter(&mut self.filter, hash);
+        add_to_filter(&mut self.filter, hash[1]);
         self.filter_room -= 1;
         if self.batch.len() == BATCH {
             if (self.used + BATCH) * 8 > self.slots() * 5 || seq + 1 >= self.rebuild_at {
@@ -190,14 +308,14 @@ impl Dedup {
         if self.filter_room == 0 {
             self.make_filter();
         }
-        true
+        Sighting::First { evicted_early }
     }
 
     /// Starts loading the line where `hash`'s question begins: its line of
     /// the filter, which answers most of them.
-    pub fn prefetch(&self, hash: u64) {
+    pub fn prefetch(&self, hash: u128) {
         if !self.filter.is_empty() {
-            let (line, _) = filter_bits(self.filter.len(), hash);
+            let (line, _) = filter_bits(self.filter.len(), hash as u64);
             crate::prefetch::prefetch(&self.filter[line]);
         }
     }
@@ -210,11 +328,23 @@ impl Dedup {
         self.order.is_empty()
     }
 
+    fn forget_oldest(&mut self) {
+        self.order.pop_front();
+        self.front += 1;
+    }
+
+    /// A slot's hash bits for a hash's high word, in place: its top bits
+    /// below [`USED`], down to the number's.
+    fn hash_bits(&self, high: u64) -> u64 {
+        (high >> 1) & !USED & !self.seq_mask
+    }
+
     /// Whether `hash` (whose slot bits are `bits`) is remembered: in the
     /// batch or in the table.
-    fn remembers(&self, bits: u64, hash: u64) -> bool {
+    fn remembers(&self, bits: u64, hash: Words) -> bool {
+        let hash_mask = !USED & !self.seq_mask;
         let matches = |slot: u64| {
-            slot & HASH_MASK == bits && self.live(slot).is_some_and(|k| self.order[k].1 == hash)
+            slot & hash_mask == bits && self.live(slot).is_some_and(|k| self.order[k].1 == hash)
         };
         if self.batch.iter().any(|&slot| matches(slot)) {
             return true;
@@ -232,7 +362,6 @@ impl Dedup {
             i = (i + 1) & mask;
         }
     }
-
     /// Places the batch's live ids in the table, their lines asked for
     /// first so that their loads overlap.
     fn place_batch(&mut self) {
@@ -268,12 +397,12 @@ impl Dedup {
 
     /// The queue position of a used slot's id, when it is remembered.
     fn live(&self, slot: u64) -> Option<usize> {
-        let k = (slot.wrapping_sub(self.front) & SEQ_MASK) as usize;
+        let k = (slot.wrapping_sub(self.front) & self.seq_mask) as usize;
         (k < self.order.len()).then_some(k)
     }
 
-    fn filter_has(&self, hash: u64) -> bool {
-        let (line, bits) = filter_bits(self.filter.len(), hash);
+    fn filter_has(&self, low: u64) -> bool {
+        let (line, bits) = filter_bits(self.filter.len(), low);
         let words = &self.filter[line].0;
         bits.iter()
             .all(|&b| words[(b / 64) as usize] & (1 << (b % 64)) != 0)
@@ -292,7 +421,7 @@ impl Dedup {
         }
         self.filter_room = room;
         for &(_, hash) in &self.order {
-            add_to_filter(&mut self.filter, hash);
+            add_to_filter(&mut self.filter, hash[1]);
         }
     }
 
@@ -312,7 +441,13 @@ impl Dedup {
     /// in place: a fresh table would be fresh memory, and the kernel's
     /// zeroing of its pages cost more than the sweep.
     fn rebuild_table(&mut self) {
-        self.rebuild_at = self.front + self.order.len() as u64 + REBUILD_EVERY;
+        // A dead slot's number is read modulo `seq_mask + 1`: a rebuild
+        // clears every dead slot before the numbers come round to it
+        // again. The oldest slot alive at a rebuild was numbered at most
+        // the capacity before it, and between rebuilds at most half the
+        // numbers and a batch are given, less than the rest.
+        let every = self.seq_mask.div_ceil(2);
+        self.rebuild_at = self.front + self.order.len() as u64 + every;
         let lines = (self.order.len() * 2)
             .div_ceil(LINE)
             .next_power_of_two()
@@ -374,237 +509,54 @@ impl Dedup {
     }
 }
 
-impl From<VecDeque<(i64, u64)>> for Dedup {
-    fn from(order: VecDeque<(i64, u64)>) -> Dedup {
-        let mut dedup = Dedup::default();
+/// The window as saved: its configuration, its count of early evictions
+/// and the remembered ids, oldest first (each its time and hash, high word
+/// first).
+#[derive(Serialize, Deserialize)]
+struct DedupRepr {
+    config: DedupConfig,
+    evicted_early: u64,
+    ids: VecDeque<(i64, Words)>,
+}
+
+impl TryFrom<DedupRepr> for Dedup {
+    type Error = DedupConfigError;
+
+    fn try_from(saved: DedupRepr) -> Result<Dedup, DedupConfigError> {
+        let mut dedup = Dedup::new(saved.config)?;
         // Saved ids are in arrival order, all within the window and the
         // capacity of the newest: each is remembered again as it was (a
         // repeated one, in a hand-edited snapshot, once).
-        for (at, hash) in order {
-            dedup.first_sighting(hash, at);
+        for (at, [high, low]) in saved.ids {
+            dedup.sight((u128::from(high) << 64) | u128::from(low), at);
         }
-        dedup
+        dedup.evicted_early = saved.evicted_early;
+        Ok(dedup)
     }
 }
 
-impl From<Dedup> for VecDeque<(i64, u64)> {
-    fn from(dedup: Dedup) -> VecDeque<(i64, u64)> {
-        dedup.order
+impl From<Dedup> for DedupRepr {
+    fn from(dedup: Dedup) -> DedupRepr {
+        DedupRepr {
+            config: dedup.config,
+            evicted_early: dedup.evicted_early,
+            ids: dedup.order,
+        }
     }
 }
 
 impl fmt::Debug for Dedup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The key is left out: it may be a secret.
         f.debug_struct("Dedup")
+            .field("capacity", &self.config.capacity)
+            .field("window_ms", &self.config.window_ms)
             .field("remembered", &self.order.len())
+            .field("evicted_early", &self.evicted_early)
             .field("slots", &self.slots())
             .finish()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// The window as its definition says: every sighting with its time, a
-    /// hash remembered while it is among the last `capacity` sightings
-    /// and younger than the window.
-    struct Model {
-        seen: VecDeque<(i64, u64)>,
-        capacity: usize,
-    }
-
-    impl Model {
-        fn first_sighting(&mut self, hash: u64, at: i64) -> bool {
-            while let Some(&(t, _)) = self.seen.front() {
-                if t > at - DEDUP_WINDOW_MS && self.seen.len() < self.capacity {
-                    break;
-                }
-                self.seen.pop_front();
-            }
-            if self.seen.iter().any(|&(_, h)| h == hash) {
-                return false;
-            }
-            self.seen.push_back((at, hash));
-            true
-        }
-    }
-
-    proptest! {
-        /// Answers as the definition does, through expiry, reuse of dead
-        /// slots and rebuilds, and survives a serde round trip anywhere.
-        #[test]
-        fn answers_as_the_definition(
-            ops in proptest::collection::vec((0u64..40, 0i64..100), 1..600),
-            save_at in 0usize..600,
-        ) {
-            let mut dedup = Dedup::default();
-            let mut model = Model { seen: VecDeque::new(), capacity: DEDUP_CAPACITY };
-            let mut at = 0;
-            for (k, (hash, quarter_hours)) in ops.into_iter().enumerate() {
-                // Up to a day apart: ids keep leaving the 7-day window.
-                at += quarter_hours * 900_000;
-                prop_assert_eq!(dedup.first_sighting(hash, at), model.first_sighting(hash, at));
-                prop_assert_eq!(dedup.len(), model.seen.len());
-                if k == save_at {
-                    let saved: VecDeque<(i64, u64)> = dedup.clone().into();
-                    prop_assert_eq!(&saved, &model.seen);
-                    dedup = Dedup::from(saved);
-                }
-            }
-            let saved: VecDeque<(i64, u64)> = dedup.into();
-            prop_assert_eq!(saved, model.seen);
-        }
-    }
-
-    /// Many sightings, a third of them repeats, through batches, filter
-    /// remakes and table rebuilds: every answer as the definition's (kept
-    /// with a count of each remembered hash, so that it runs in time).
-    #[test]
-    fn answers_as_the_definition_over_many_ids() {
-        let mut dedup = Dedup::default();
-        let mut seen: VecDeque<(i64, u64)> = VecDeque::new();
-        let mut count: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut at = 0;
-        for i in 0..300_000u64 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Fresh ids, and repeats of ones from up to about 40,000 back.
-            let hash = if state.is_multiple_of(3) {
-                i.saturating_sub(state % 40_000) * 0x9e37_79b9
-            } else {
-                i * 0x9e37_79b9
-            };
-            at += (state >> 40) as i64 % 8_000;
-            while let Some(&(t, h)) = seen.front() {
-                if t > at - DEDUP_WINDOW_MS {
-                    break;
-                }
-                seen.pop_front();
-                let n = count.get_mut(&h).expect("counted");
-                *n -= 1;
-                if *n == 0 {
-                    count.remove(&h);
-                }
-            }
-            let fresh = !count.contains_key(&hash);
-            if fresh {
-                seen.push_back((at, hash));
-                *count.entry(hash).or_default() += 1;
-            }
-            assert_eq!(dedup.first_sighting(hash, at), fresh, "sighting {i}");
-        }
-        assert_eq!(dedup.len(), seen.len());
-        let saved: VecDeque<(i64, u64)> = dedup.into();
-        assert_eq!(saved, seen);
-    }
-
-    /// The filter answers for most new ids: few reach the table.
-    #[test]
-    fn the_filter_passes_few_new_ids() {
-        let mut dedup = Dedup::default();
-        let mut passed_at_most = 0.0f64;
-        for round in 0..8u64 {
-            for i in 0..100_000u64 {
-                dedup.first_sighting(id_hash(&format!("seen-{round}-{i}")), 0);
-            }
-            let passed = (0..10_000)
-                .filter(|i| dedup.filter_has(id_hash(&format!("new-{round}-{i}"))))
-                .count();
-            passed_at_most = passed_at_most.max(passed as f64 / 10_000.0);
-        }
-        assert!(
-            passed_at_most < 0.2,
-            "the filter passed {passed_at_most} of new ids"
-        );
-    }
-
-    #[test]
-    fn forgets_the_oldest_beyond_capacity() {
-        let mut dedup = Dedup::default();
-        let n = DEDUP_CAPACITY as u64 + 3;
-        for i in 0..n {
-            assert!(dedup.first_sighting(i, 0));
-        }
-        assert_eq!(dedup.len(), DEDUP_CAPACITY);
-        // The three oldest were forgotten; the next oldest is remembered.
-        assert!(dedup.first_sighting(0, 0));
-        assert!(!dedup.first_sighting(5, 0));
-    }
-
-    #[test]
-    fn hashes_that_share_their_slot_bits_stay_apart() {
-        // The inverse of the slot mix's constant: `a` and `a + INV` differ
-        // by one in the mixed value, so their slots' hash bits are equal.
-        const INV: u64 = {
-            let k: u64 = 0x9e37_79b9_7f4a_7c15;
-            let mut inv: u64 = 1;
-            let mut i = 0;
-            while i < 6 {
-                inv = inv.wrapping_mul(2u64.wrapping_sub(k.wrapping_mul(inv)));
-                i += 1;
-            }
-            inv
-        };
-        let a = 0x0123_4567_89ab_cdef_u64;
-        let b = a.wrapping_add(INV);
-        assert_eq!(hash_bits(a), hash_bits(b));
-        let mut dedup = Dedup::default();
-        assert!(dedup.first_sighting(a, 0));
-        assert!(dedup.first_sighting(b, 0));
-        assert!(!dedup.first_sighting(a, 1));
-        assert!(!dedup.first_sighting(b, 1));
-    }
-
-    #[test]
-    fn numbers_come_round_without_the_table_growing() {
-        // Past the numbers a slot can tell apart (`1 << SEQ_BITS`), with
-        // about a thousand ids remembered at a time.
-        let step = DEDUP_WINDOW_MS / 1000;
-        let n = (1u64 << SEQ_BITS) + 100_000;
-        let mut dedup = Dedup::default();
-        let mut most = 0;
-        for i in 0..n {
-            let at = i as i64 * step;
-            assert!(dedup.first_sighting(i, at), "id {i} is new");
-            if i % 4096 == 0 && i >= 10 {
-                assert!(!dedup.first_sighting(i - 10, at), "id {} is recent", i - 10);
-            }
-            most = most.max(dedup.slots());
-        }
-        assert!(dedup.len() <= 1001);
-        assert!(most <= 4096, "the table grew to {most} slots");
-        // Long forgotten: new again.
-        assert!(dedup.first_sighting(5, n as i64 * step));
-    }
-
-    #[test]
-    fn id_hashes_of_close_ids_differ_and_spread_over_home_slots() {
-        // Ids as Segment libraries make them: same length, a few characters
-        // apart; and ids that are prefixes of each other.
-        let mut ids: Vec<String> = (0..200_000u32)
-            .map(|i| format!("msg-{:08x}-4b1e-9c3a-{:012x}", i / 7, u64::from(i) * 31))
-            .collect();
-        ids.extend((0..64).map(|n| "a".repeat(n)));
-        ids.extend((0..64).map(|n| "\0".repeat(n + 1)));
-        let mut hashes: Vec<u64> = ids.iter().map(|id| id_hash(id)).collect();
-        let mut homes = [0u32; 64];
-        for &hash in &hashes {
-            homes[home_line(hash_bits(hash), 6)] += 1;
-        }
-        hashes.sort_unstable();
-        hashes.dedup();
-        assert_eq!(hashes.len(), ids.len(), "two ids share a hash");
-        let mean = ids.len() as f64 / 64.0;
-        for (slot, &n) in homes.iter().enumerate() {
-            assert!(
-                (f64::from(n) - mean).abs() < mean * 0.05,
-                "home {slot}: {n} ids, {mean} expected"
-            );
-        }
-    }
-}
+mod tests;
