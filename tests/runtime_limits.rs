@@ -592,3 +592,39 @@ fn simulate_reports_an_event_too_far_ahead_and_skips_it() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--max-clock-jump soon"));
 }
+
+#[test]
+fn simulate_sizes_the_dedup_window_and_reports_early_evictions() {
+    let dir = scratch("dedup");
+    std::fs::write(dir.join("project.journey"), PROJECT).unwrap_or_default();
+    let events = [
+        r#"{"type":"identify","userId":"ana","traits":{"email":"ana@example.com"},"timestamp":"2026-03-02T09:00:00Z"}"#,
+        r#"{"type":"track","userId":"ana","event":"signed_up","timestamp":"2026-03-02T09:00:00Z","messageId":"m1"}"#,
+        r#"{"type":"track","userId":"ana","event":"renewal_set","timestamp":"2026-03-02T09:01:00Z","messageId":"m2"}"#,
+        r#"{"type":"track","userId":"ana","event":"signed_up","timestamp":"2026-03-02T09:02:00Z","messageId":"m1"}"#,
+    ];
+    std::fs::write(dir.join("events.ndjson"), events.join("\n")).unwrap_or_default();
+    let default = simulate(&dir, &[]);
+    let err = String::from_utf8_lossy(&default.stderr);
+    assert!(err.contains("1 duplicates"), "{err}");
+    let small = simulate(&dir, &["--dedup-capacity", "1"]);
+    let err = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(0), "{err}");
+    assert!(err.contains("0 duplicates"), "{err}");
+    assert!(
+        err.contains("2 message ids forgotten before their de-duplication window ended")
+            && err.contains("raise `--dedup-capacity`"),
+        "{err}"
+    );
+    // A window of a minute forgets `m1` by 09:02: no early eviction.
+    let short = simulate(&dir, &["--dedup-window", "1m"]);
+    let err = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        err.contains("0 duplicates") && !err.contains("forgotten"),
+        "{err}"
+    );
+    for bad in [["--dedup-capacity", "0"], ["--dedup-window", "0s"]] {
+        let output = simulate(&dir, &bad);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+    }
+}

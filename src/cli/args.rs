@@ -116,6 +116,15 @@ pub struct SimulateArgs {
     /// `365d`); one stamped later is reported with its line and skipped
     #[arg(long, value_name = "DURATION", default_value = "365d")]
     pub max_clock_jump: String,
+
+    /// The most `messageId`s the de-duplication window remembers at once
+    #[arg(long, value_name = "IDS", default_value_t = crate::runtime::store::DEDUP_CAPACITY)]
+    pub dedup_capacity: usize,
+
+    /// How long, in event time, a `messageId` is remembered (a duration
+    /// such as `7d`)
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub dedup_window: String,
 }
 
 #[derive(Debug, Args)]

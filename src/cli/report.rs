@@ -87,7 +87,7 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             stats.dedup_evicted_early,
             "message ids forgotten before their de-duplication window ended, \
              as the window held its capacity (a redelivery of one is processed \
-             again; raise the capacity)",
+             again; raise `--dedup-capacity`)",
         ),
     ];
     for (n, what) in problems {
@@ -289,7 +289,7 @@ mod tests {
             text.contains("  3 message ids forgotten before their de-duplication window ended"),
             "{text}"
         );
-        assert!(text.contains("raise the capacity"), "{text}");
+        assert!(text.contains("raise `--dedup-capacity`"), "{text}");
         let report: serde_json::Value =
             serde_json::from_str(&json(&program, &stats, &run)).unwrap_or_default();
         assert_eq!(report["events"]["dedup_evicted_early"], 3);

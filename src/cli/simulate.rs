@@ -13,7 +13,8 @@ use super::report::{self, RunCounts};
 use super::{Exit, Streams, commands};
 use crate::io::EventReader;
 use crate::io::adapter::{self, Payload};
-use crate::runtime::{Action, Rejected, Runtime, RuntimeOptions};
+use crate::runtime::store::DedupConfig;
+use crate::runtime::{Action, MemStore, Rejected, Runtime, RuntimeOptions};
 use crate::syntax::parse_duration;
 use crate::value;
 
@@ -30,14 +31,22 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
             return Ok(Exit::CouldNotRun);
         }
     };
-    let max_clock_jump_ms = match parse_duration(&args.max_clock_jump) {
-        Ok(secs) if secs > 0 => secs as i64 * 1_000,
-        _ => {
-            let message = format!(
-                "`--max-clock-jump {}` is not a duration above zero",
-                args.max_clock_jump
-            );
-            streams.error(&message, Some("write it like `365d` or `12w`"))?;
+    let Some(max_clock_jump_ms) = duration_ms("--max-clock-jump", &args.max_clock_jump, streams)?
+    else {
+        return Ok(Exit::CouldNotRun);
+    };
+    let Some(window_ms) = duration_ms("--dedup-window", &args.dedup_window, streams)? else {
+        return Ok(Exit::CouldNotRun);
+    };
+    let dedup = DedupConfig {
+        capacity: args.dedup_capacity,
+        window_ms,
+        ..DedupConfig::default()
+    };
+    let store = match MemStore::with_dedup(dedup) {
+        Ok(store) => store,
+        Err(e) => {
+            streams.error(&format!("`--dedup-capacity`: {e}"), None)?;
             return Ok(Exit::CouldNotRun);
         }
     };
@@ -57,8 +66,8 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
         Ok(program) => Arc::new(program),
         Err(exit) => return Ok(exit),
     };
-    let mut runtime =
-        Runtime::new(program.clone()).with_options(RuntimeOptions { max_clock_jump_ms });
+    let mut runtime = Runtime::with_store(program.clone(), store)
+        .with_options(RuntimeOptions { max_clock_jump_ms });
     let name = display_name(&args.events);
     let counts = match run(&mut runtime, input, until, &name, streams)? {
         Ok(counts) => counts,
@@ -141,6 +150,19 @@ fn run(
     }
     streams.stdout.write_all(out.as_bytes())?;
     Ok(Ok(counts))
+}
+
+/// A duration option in milliseconds; `None` (reported) when it is not a
+/// duration above zero.
+fn duration_ms(flag: &str, text: &str, streams: &mut Streams<'_>) -> io::Result<Option<i64>> {
+    match parse_duration(text) {
+        Ok(secs) if secs > 0 => Ok(Some(secs as i64 * 1_000)),
+        _ => {
+            let message = format!("`{flag} {text}` is not a duration above zero");
+            streams.error(&message, Some("write it like `7d`, `36h` or `12w`"))?;
+            Ok(None)
+        }
+    }
 }
 
 fn push(out: &mut String, action: Action) {
