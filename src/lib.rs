@@ -27,6 +27,7 @@ pub mod io;
 mod prefetch;
 pub mod project;
 pub mod runtime;
+pub mod service;
 pub mod source;
 pub mod syntax;
 pub mod value;
