@@ -30,6 +30,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Write a synthetic Segment event stream (NDJSON) for tests and benchmarks
     Generate(GenerateArgs),
+    /// Run the journeys for real: Segment ingest over HTTP, durable state,
+    /// the actions feed
+    Serve(ServeArgs),
 }
 
 /// The `.journey` files and directories a command reads as one project;
@@ -125,6 +128,45 @@ pub struct SimulateArgs {
     /// such as `7d`)
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub dedup_window: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// The data directory (created on first start)
+    #[arg(long, value_name = "DIR", default_value = "journey-data")]
+    pub data: PathBuf,
+
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// The config file (write keys, admin token, checkpoints)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// How time moves: the wall clock, or the events' time (as `simulate`;
+    /// for backfills, replays and tests). Fixed when the data directory is
+    /// created
+    #[arg(long, value_enum)]
+    pub clock: Option<ClockArg>,
+
+    /// Partitions of customers (default 8). Fixed when the data directory
+    /// is created
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<u32>,
+
+    /// Check the config and the project, then exit
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClockArg {
+    Wall,
+    Events,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod formats;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod simulate;
 
 use std::ffi::OsString;
@@ -99,6 +100,7 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
         Command::Graph(args) => commands::graph(&args, streams),
         Command::Simulate(args) => simulate::simulate(&args, streams),
         Command::Generate(args) => commands::generate(&args, streams),
+        Command::Serve(args) => serve::serve(&args, streams),
     }
 }
 

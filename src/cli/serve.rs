@@ -1,0 +1,94 @@
+//! `journey serve PATH... [--data DIR] [--listen ADDR] [--config FILE]
+//! [--clock wall|events] [--partitions N] [--check-config]`: checks the
+//! project and the config, refuses an unprotected non-loopback address,
+//! then runs [`crate::service::serve`] until SIGTERM.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::args::{ClockArg, ServeArgs};
+use super::{Exit, Streams, commands};
+use crate::service::config::Config;
+use crate::service::core::ClockMode;
+use crate::service::http::Access;
+use crate::service::{self, ServeOptions};
+
+pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let config = match &args.config {
+        None => Config::default(),
+        Some(path) => match read_config(path) {
+            Ok(config) => config,
+            Err(why) => {
+                streams.error(&format!("`{}`: {why}", path.display()), None)?;
+                return Ok(Exit::CouldNotRun);
+            }
+        },
+    };
+    let Ok(listen) = args.listen.parse::<SocketAddr>() else {
+        let message = format!("`--listen {}` is not an address", args.listen);
+        streams.error(&message, Some("write it like `127.0.0.1:8080`"))?;
+        return Ok(Exit::CouldNotRun);
+    };
+    let open = config.ingest.write_keys.is_empty() || config.admin.token.is_none();
+    if open && !listen.ip().is_loopback() {
+        streams.error(
+            &format!("refusing to serve {listen} without write keys and an admin token"),
+            Some(
+                "set `[ingest] write_keys` and `[admin] token` in `--config`, or listen on \
+                 127.0.0.1",
+            ),
+        )?;
+        return Ok(Exit::CouldNotRun);
+    }
+    let checkpoint_every = match config.checkpoint_every() {
+        Ok(every) => every,
+        Err(why) => {
+            streams.error(&why, None)?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
+    let program = match commands::program(&args.inputs, streams)? {
+        Ok(program) => Arc::new(program),
+        Err(exit) => return Ok(exit),
+    };
+    if args.check_config {
+        writeln!(streams.stderr, "the config and the project are valid")?;
+        return Ok(Exit::Success);
+    }
+    let options = ServeOptions {
+        data: args.data.clone(),
+        listen,
+        clock: args.clock.map(|c| match c {
+            ClockArg::Wall => ClockMode::Wall,
+            ClockArg::Events => ClockMode::Events,
+        }),
+        partitions: args.partitions,
+        access: Access {
+            write_keys: config.ingest.write_keys.clone(),
+            admin_token: config.admin.token.clone(),
+        },
+        checkpoint_every,
+        checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
+    };
+    streams.stderr.flush()?;
+    // The service logs on the process's stderr, from its own threads.
+    let mut log = |line: &str| eprintln!("journey serve: {line}");
+    match service::serve(program, options, &mut log) {
+        Ok(()) => Ok(Exit::Success),
+        Err(e) => {
+            streams.error(&e.message, None)?;
+            Ok(if e.exit == 2 {
+                Exit::CouldNotRun
+            } else {
+                Exit::Diagnostics
+            })
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    Config::parse(&text, &|name| std::env::var(name).ok())
+}

@@ -1,0 +1,151 @@
+//! The service's config file (SERVICE.md §7): TOML, unknown keys refused,
+//! `${VAR}` taken from the environment (a missing variable is an error
+//! that names it). Secrets are kept out of `Debug` output.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::syntax::parse_duration;
+
+/// The keys this build reads.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub ingest: Ingest,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub checkpoint: Checkpoint,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    /// Accepted write keys; none: ingest is open (loopback only).
+    #[serde(default)]
+    pub write_keys: Vec<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// The Bearer token of `/admin/*` and `/v1/actions`.
+    pub token: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// How often each partition is checkpointed (a duration, `60s`).
+    pub every: Option<String>,
+    /// ... or after how many of its journal entries, whichever is first.
+    pub entries: Option<u64>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "write_keys",
+                &format!("{} hidden", self.ingest.write_keys.len()),
+            )
+            .field("admin_token", &self.admin.token.as_ref().map(|_| "hidden"))
+            .field("checkpoint_every", &self.checkpoint.every)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Parses the file's text, expanding `${VAR}` from `env`.
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let expanded = expand(text, env)?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| e.to_string())?;
+        if config.ingest.write_keys.iter().any(String::is_empty) {
+            return Err("`ingest.write_keys` holds an empty key".into());
+        }
+        if config.admin.token.as_deref() == Some("") {
+            return Err("`admin.token` is empty".into());
+        }
+        config.checkpoint_every()?;
+        if config.checkpoint.entries == Some(0) {
+            return Err("`checkpoint.entries` must be at least 1".into());
+        }
+        Ok(config)
+    }
+
+    /// `checkpoint.every` (default 60 s).
+    pub fn checkpoint_every(&self) -> Result<Duration, String> {
+        match &self.checkpoint.every {
+            None => Ok(Duration::from_secs(60)),
+            Some(text) => match parse_duration(text) {
+                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+                _ => Err(format!(
+                    "`checkpoint.every = \"{text}\"` is not a duration above zero (write `60s`)"
+                )),
+            },
+        }
+    }
+}
+
+/// Replaces each `${NAME}` with the variable's value.
+fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err("a `${` without its `}`".into());
+        };
+        let name = &after[..end];
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!("`${{{name}}}` is not a variable name"));
+        }
+        let value =
+            env(name).ok_or_else(|| format!("the environment variable `{name}` is not set"))?;
+        // The value goes into a TOML string: keep it one.
+        out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "KEY").then(|| "s3cr\"et".to_string())
+    }
+
+    #[test]
+    fn variables_expand_and_unknown_keys_are_refused() {
+        let config = Config::parse(
+            "[ingest]\nwrite_keys = [\"${KEY}\"]\n[admin]\ntoken = \"t\"\n[checkpoint]\nevery = \"30s\"\n",
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.ingest.write_keys, vec!["s3cr\"et".to_string()]);
+        assert_eq!(config.checkpoint_every(), Ok(Duration::from_secs(30)));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cr") && !debug.contains("\"t\""),
+            "{debug}"
+        );
+        let missing = Config::parse("[admin]\ntoken = \"${NOPE}\"\n", &env);
+        assert_eq!(
+            missing.err().as_deref(),
+            Some("the environment variable `NOPE` is not set")
+        );
+        let unknown = Config::parse("[ingest]\nwrite_key = \"x\"\n", &env);
+        assert!(unknown.err().is_some_and(|e| e.contains("write_key")));
+        let bad = Config::parse("[checkpoint]\nevery = \"soon\"\n", &env);
+        assert!(bad.err().is_some_and(|e| e.contains("soon")));
+    }
+}

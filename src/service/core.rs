@@ -1,0 +1,799 @@
+//! The service's engine: one writer thread that owns every durable write,
+//! and one worker thread per partition that owns that partition's
+//! [`Runtime`].
+//!
+//! ```text
+//! HTTP ──Append──▶ writer ──(one transaction, one fsync: group commit)──▶ ack 200
+//!                    │ entries, in journal order
+//!                    ▼
+//!                 worker p: Runtime::ingest / advance_to / finish
+//!                    │ Applied { position, action lines, checkpoint? }
+//!                    ▼
+//!                 writer ──▶ outbox + applied position (+ checkpoint), one transaction
+//! ```
+//!
+//! The writer stamps each entry with the instant it takes effect (§3):
+//! with `--clock events`, the later of the message's timestamp and the one
+//! deployment clock; with `--clock wall`, the wall clock (never earlier
+//! than the partition's previous entry). Workers never read a clock.
+//!
+//! Exactly once: a partition's actions are committed with the journal
+//! position that produced them, in one transaction. A restart restores the
+//! partition's checkpoint and replays the journal after it; the actions of
+//! positions the outbox already holds are derived again (the runtime is
+//! deterministic) and dropped, not written twice.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{oneshot, watch};
+
+use super::journal::Entry;
+use super::partitions::partition_of;
+use super::storage::{Storage, StorageError, WriteBatch};
+use crate::compile::Program;
+use crate::io::adapter::{Payload, event};
+use crate::io::parse_line;
+use crate::runtime::store::{DedupConfig, MemStore};
+use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot, Store};
+
+/// How time moves (`--clock`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// The wall clock: timers fire when it reaches them.
+    Wall,
+    /// The events' time, as `journey simulate`; moves on with events and
+    /// `POST /admin/clock`.
+    Events,
+}
+
+impl ClockMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockMode::Wall => "wall",
+            ClockMode::Events => "events",
+        }
+    }
+}
+
+/// How the core runs.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub partitions: u32,
+    pub clock: ClockMode,
+    /// A checkpoint after this many entries of a partition...
+    pub checkpoint_entries: u64,
+    /// ...or this long after the previous one, whichever comes first.
+    pub checkpoint_every: Duration,
+    /// Messages accepted and not yet durable, at most; past it, ingest
+    /// answers 503.
+    pub max_pending: usize,
+    /// Entries waiting for a partition's worker, at most.
+    pub partition_queue: usize,
+    pub dedup_key: [u8; 16],
+    pub max_clock_jump_ms: i64,
+}
+
+/// A message ready to be journaled: validated by the reader `journey
+/// simulate` uses, with `type` and `messageId` filled in.
+pub struct Incoming {
+    pub user_key: String,
+    pub timestamp_ms: i64,
+    pub line: String,
+}
+
+/// `POST /admin/clock`'s target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockTo {
+    At(i64),
+    End,
+}
+
+/// The answer to a clock advance, once every action it caused is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockState {
+    pub now: Option<i64>,
+    pub active_instances: u64,
+    pub pending_timers: u64,
+}
+
+/// Why ingest was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IngestError {
+    /// Too much is waiting to become durable: retry later.
+    Overloaded,
+    /// The service is stopping or failed.
+    Unavailable(String),
+}
+
+enum Op {
+    Append {
+        messages: Vec<Incoming>,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    Clock {
+        to: ClockTo,
+        ack: oneshot::Sender<Result<ClockState, String>>,
+    },
+    Tick {
+        partition: u32,
+        to: i64,
+    },
+    Applied(Applied),
+    Stop {
+        ack: oneshot::Sender<()>,
+    },
+}
+
+/// What a worker reports after applying one entry.
+struct Applied {
+    partition: u32,
+    position: u64,
+    /// `None` for a position the outbox already held (a replay).
+    lines: Option<Vec<String>>,
+    checkpoint: Option<Vec<u8>>,
+    active_instances: u64,
+    pending_timers: u64,
+    /// The worker's last report: it has applied everything and stops.
+    last: bool,
+}
+
+/// The running core.
+pub struct Core {
+    ops: Mutex<Sender<Op>>,
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
+    storage: Arc<dyn Storage>,
+    seq: watch::Receiver<u64>,
+    clock: Arc<AtomicI64>,
+    mode: ClockMode,
+    max_clock_jump_ms: i64,
+    stopping: Arc<AtomicBool>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What a start reports about the replay.
+pub struct Started {
+    pub core: Arc<Core>,
+    /// Entries replayed over every partition.
+    pub replayed: u64,
+    /// Damaged journal records dropped, with the reason.
+    pub dropped: Vec<String>,
+}
+
+/// The clock value meaning "none yet".
+const NO_CLOCK: i64 = i64::MIN;
+
+impl Core {
+    /// Restores every partition from its checkpoint, replays its journal
+    /// (writing only the actions the outbox lacks), and starts the threads.
+    /// Returns once every partition has caught up: the service is ready.
+    pub fn start(
+        program: Arc<Program>,
+        storage: Arc<dyn Storage>,
+        config: CoreConfig,
+    ) -> Result<Started, StorageError> {
+        let (ops_tx, ops_rx) = mpsc::channel::<Op>();
+        let (seq_tx, seq_rx) = watch::channel(storage.last_seq()?);
+        let clock = Arc::new(AtomicI64::new(storage.clock()?.unwrap_or(NO_CLOCK)));
+        let next_due: Arc<Vec<AtomicI64>> = Arc::new(
+            (0..config.partitions)
+                .map(|_| AtomicI64::new(i64::MAX))
+                .collect(),
+        );
+        let ticking: Arc<Vec<AtomicBool>> = Arc::new(
+            (0..config.partitions)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        );
+        let mut workers = Vec::new();
+        let mut next_position = Vec::new();
+        let mut threads = Vec::new();
+        let mut dropped = Vec::new();
+        let mut replayed = 0;
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        for p in 0..config.partitions {
+            let recovery = storage.recover(p)?;
+            if let Some(why) = recovery.dropped {
+                dropped.push(why);
+            }
+            let runtime = match &recovery.checkpoint {
+                Some((_, bytes)) => restore(&program, bytes, &config)?,
+                None => fresh(&program, &config)?,
+            };
+            let last = recovery
+                .entries
+                .last()
+                .map(|(pos, _)| *pos)
+                .into_iter()
+                .chain(recovery.checkpoint.as_ref().map(|(pos, _)| *pos))
+                .chain([recovery.applied])
+                .max()
+                .unwrap_or(0);
+            next_position.push(last + 1);
+            replayed += recovery.entries.len() as u64;
+            let (tx, rx) = mpsc::sync_channel::<(u64, Entry)>(config.partition_queue.max(1));
+            workers.push(tx);
+            let worker = Worker {
+                partition: p,
+                runtime,
+                ops: ops_tx.clone(),
+                applied: recovery.applied,
+                since_checkpoint: 0,
+                last_checkpoint: Instant::now(),
+                config: config.clone(),
+                next_due: next_due.clone(),
+                ticking: ticking.clone(),
+            };
+            let ready = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("journey-partition-{p}"))
+                .spawn(move || worker.run(recovery.entries, rx, ready))
+                .map_err(|e| StorageError(format!("cannot start a partition thread: {e}")))?;
+            threads.push(handle);
+        }
+        drop(ready_tx);
+        let writer = Writer {
+            storage: storage.clone(),
+            ops: ops_rx,
+            workers,
+            next_position,
+            last_at: vec![NO_CLOCK; config.partitions as usize],
+            clock: clock.clone(),
+            mode: config.clock,
+            pending: Arc::new(AtomicUsize::new(0)),
+            seq: seq_tx,
+            barriers: Vec::new(),
+            applied: vec![0; config.partitions as usize],
+            states: vec![(0, 0); config.partitions as usize],
+        };
+        let pending = writer.pending.clone();
+        let handle = std::thread::Builder::new()
+            .name("journey-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StorageError(format!("cannot start the writer thread: {e}")))?;
+        threads.push(handle);
+        for _ in 0..config.partitions {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(StorageError(why)),
+                Err(_) => return Err(StorageError("a partition stopped while replaying".into())),
+            }
+        }
+        let stopping = Arc::new(AtomicBool::new(false));
+        if config.clock == ClockMode::Wall {
+            let ops = ops_tx.clone();
+            let stop = stopping.clone();
+            let handle = std::thread::Builder::new()
+                .name("journey-ticker".into())
+                .spawn(move || ticker(ops, next_due, ticking, stop))
+                .map_err(|e| StorageError(format!("cannot start the ticker thread: {e}")))?;
+            threads.push(handle);
+        }
+        let core = Arc::new(Core {
+            ops: Mutex::new(ops_tx),
+            pending,
+            max_pending: config.max_pending,
+            storage,
+            seq: seq_rx,
+            clock,
+            mode: config.clock,
+            max_clock_jump_ms: config.max_clock_jump_ms,
+            stopping,
+            threads: Mutex::new(threads),
+        });
+        Ok(Started {
+            core,
+            replayed,
+            dropped,
+        })
+    }
+
+    pub fn mode(&self) -> ClockMode {
+        self.mode
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The deployment's event clock (`--clock events`), once an event set it.
+    pub fn clock(&self) -> Option<i64> {
+        Some(self.clock.load(Ordering::Acquire)).filter(|&c| c != NO_CLOCK)
+    }
+
+    pub fn max_clock_jump_ms(&self) -> i64 {
+        self.max_clock_jump_ms
+    }
+
+    /// Messages accepted and not yet durable.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// A receiver of the newest committed `seq`, for long polls.
+    pub fn seq(&self) -> watch::Receiver<u64> {
+        self.seq.clone()
+    }
+
+    fn send(&self, op: Op) -> Result<(), IngestError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(IngestError::Unavailable("the service is stopping".into()));
+        }
+        self.ops
+            .lock()
+            .map_err(|_| IngestError::Unavailable("the service failed".into()))?
+            .send(op)
+            .map_err(|_| IngestError::Unavailable("the service has stopped".into()))
+    }
+
+    /// Journals the messages, all or nothing; resolves once they are
+    /// durable.
+    pub async fn append(&self, messages: Vec<Incoming>) -> Result<(), IngestError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let n = messages.len();
+        if self.pending.fetch_add(n, Ordering::AcqRel) + n > self.max_pending {
+            self.pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(IngestError::Overloaded);
+        }
+        let (ack, done) = oneshot::channel();
+        if let Err(e) = self.send(Op::Append { messages, ack }) {
+            self.pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(e);
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(IngestError::Unavailable(why)),
+            Err(_) => Err(IngestError::Unavailable("the service has stopped".into())),
+        }
+    }
+
+    /// Moves the deployment clock (`--clock events`): every partition
+    /// applies everything journaled before, then advances; resolves once
+    /// every resulting action is committed.
+    pub async fn advance(&self, to: ClockTo) -> Result<ClockState, IngestError> {
+        let (ack, done) = oneshot::channel();
+        self.send(Op::Clock { to, ack })?;
+        match done.await {
+            Ok(Ok(state)) => Ok(state),
+            Ok(Err(why)) => Err(IngestError::Unavailable(why)),
+            Err(_) => Err(IngestError::Unavailable("the service has stopped".into())),
+        }
+    }
+
+    /// Stops taking work, lets every partition apply what is journaled,
+    /// commits the outbox and a checkpoint of every partition, and joins
+    /// the threads.
+    pub async fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (ack, done) = oneshot::channel();
+        let sent = self
+            .ops
+            .lock()
+            .is_ok_and(|ops| ops.send(Op::Stop { ack }).is_ok());
+        if sent {
+            let _ = done.await;
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn runtime_options(config: &CoreConfig) -> RuntimeOptions {
+    // The writer bounds the clock for the whole deployment (as simulate
+    // bounds its one clock); a partition's own clock may lag it.
+    let _ = config.max_clock_jump_ms;
+    RuntimeOptions {
+        max_clock_jump_ms: i64::MAX,
+    }
+}
+
+fn fresh(program: &Arc<Program>, config: &CoreConfig) -> Result<Runtime, StorageError> {
+    let store = MemStore::with_dedup(DedupConfig {
+        key: config.dedup_key,
+        ..DedupConfig::default()
+    })
+    .map_err(|e| StorageError(e.to_string()))?;
+    Ok(Runtime::with_store(program.clone(), store).with_options(runtime_options(config)))
+}
+
+fn restore(
+    program: &Arc<Program>,
+    bytes: &[u8],
+    config: &CoreConfig,
+) -> Result<Runtime, StorageError> {
+    let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes)
+        .map_err(|e| StorageError(format!("a checkpoint does not read: {e}")))?;
+    Runtime::restore(program.clone(), snapshot)
+        .map(|r| r.with_options(runtime_options(config)))
+        .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
+}
+
+/// Wall-clock milliseconds, read only by the shell (writer and ticker).
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `--clock wall`: asks a partition to fire its timers when the wall
+/// clock reaches the earliest (one tick in flight per partition).
+fn ticker(
+    ops: Sender<Op>,
+    next_due: Arc<Vec<AtomicI64>>,
+    ticking: Arc<Vec<AtomicBool>>,
+    stopping: Arc<AtomicBool>,
+) {
+    while !stopping.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = wall_ms();
+        for (p, due) in next_due.iter().enumerate() {
+            if due.load(Ordering::Acquire) <= now && !ticking[p].swap(true, Ordering::AcqRel) {
+                let op = Op::Tick {
+                    partition: p as u32,
+                    to: now,
+                };
+                if ops.send(op).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A clock advance waiting for each partition to reach its position.
+type Barrier = (Vec<u64>, oneshot::Sender<Result<ClockState, String>>);
+
+struct Writer {
+    storage: Arc<dyn Storage>,
+    ops: Receiver<Op>,
+    workers: Vec<SyncSender<(u64, Entry)>>,
+    next_position: Vec<u64>,
+    /// Per partition, the instant of its newest entry (`--clock wall`).
+    last_at: Vec<i64>,
+    clock: Arc<AtomicI64>,
+    mode: ClockMode,
+    pending: Arc<AtomicUsize>,
+    seq: watch::Sender<u64>,
+    /// Clock advances waiting for every partition to reach a position.
+    barriers: Vec<Barrier>,
+    /// Per partition, the newest position whose actions are committed.
+    applied: Vec<u64>,
+    /// Per partition, its active instances and pending timers.
+    states: Vec<(u64, u64)>,
+}
+
+/// Ops taken into one transaction, at most.
+const GROUP: usize = 4_096;
+
+impl Writer {
+    fn run(mut self) {
+        let mut stop: Option<oneshot::Sender<()>> = None;
+        while let Ok(first) = self.ops.recv() {
+            let mut ops = vec![first];
+            while ops.len() < GROUP {
+                match self.ops.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.commit(ops, &mut stop) {
+                eprintln!("journey serve: the store failed, stopping: {e}");
+                std::process::exit(1);
+            }
+            if let Some(ack) = stop.take() {
+                // Every worker has applied and reported everything: done.
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        ops: Vec<Op>,
+        stop: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        let mut acks = Vec::new();
+        let mut forward: Vec<(u32, u64, Entry)> = Vec::new();
+        let mut accepted = 0;
+        let mut barriers = Vec::new();
+        let mut stopping = None;
+        for op in ops {
+            match op {
+                Op::Append { messages, ack } => {
+                    accepted += messages.len();
+                    for m in messages {
+                        let p = partition_of(&m.user_key, self.workers.len() as u32);
+                        let at = self.stamp(p, m.timestamp_ms);
+                        forward.push((p, 0, Entry::Message { at, line: m.line }));
+                    }
+                    acks.push(ack);
+                }
+                Op::Clock { to, ack } => {
+                    let entry = match to {
+                        ClockTo::At(t) => {
+                            let t = t.max(self.clock.load(Ordering::Acquire));
+                            self.clock.store(t, Ordering::Release);
+                            Entry::Tick { to: t }
+                        }
+                        ClockTo::End => Entry::End,
+                    };
+                    let mut positions = Vec::new();
+                    for p in 0..self.workers.len() as u32 {
+                        positions.push(self.next_position[p as usize] + forward_count(&forward, p));
+                        forward.push((p, 0, entry.clone()));
+                    }
+                    barriers.push((positions, ack));
+                }
+                Op::Tick { partition, to } => {
+                    let at = self.stamp(partition, to);
+                    forward.push((partition, 0, Entry::Tick { to: at }));
+                }
+                Op::Applied(a) => {
+                    let p = a.partition as usize;
+                    self.states[p] = (a.active_instances, a.pending_timers);
+                    if let Some(lines) = a.lines {
+                        batch.actions.push((a.partition, a.position, lines));
+                    }
+                    if let Some(bytes) = a.checkpoint {
+                        batch.checkpoints.push((a.partition, a.position, bytes));
+                        // Nothing before a checkpoint is read again.
+                        batch.truncate.push((a.partition, a.position + 1));
+                    }
+                    self.applied[p] = self.applied[p].max(a.position);
+                }
+                Op::Stop { ack } => stopping = Some(ack),
+            }
+        }
+        for (p, position, entry) in &mut forward {
+            *position = self.next_position[*p as usize];
+            self.next_position[*p as usize] += 1;
+            batch.entries.push((*p, *position, entry.clone()));
+        }
+        if self.mode == ClockMode::Events {
+            batch.clock = Some(self.clock.load(Ordering::Acquire)).filter(|&c| c != NO_CLOCK);
+        }
+        if !batch.is_empty() {
+            let seq = self.storage.write(batch)?;
+            self.seq.send_replace(seq);
+        }
+        self.pending.fetch_sub(accepted, Ordering::AcqRel);
+        for ack in acks {
+            let _ = ack.send(Ok(()));
+        }
+        self.barriers.extend(barriers);
+        for (p, position, entry) in forward {
+            // Blocks while the partition is behind: backpressure to ingest.
+            if self.workers[p as usize].send((position, entry)).is_err() {
+                return Err(StorageError(format!("partition {p} stopped")));
+            }
+        }
+        self.answer_barriers();
+        if let Some(ack) = stopping {
+            self.drain_and_stop(ack, stop)?;
+        }
+        Ok(())
+    }
+
+    /// The instant an entry of partition `p` stamped `timestamp` takes
+    /// effect (§3).
+    fn stamp(&mut self, p: u32, timestamp: i64) -> i64 {
+        match self.mode {
+            ClockMode::Events => {
+                let at = timestamp.max(self.clock.load(Ordering::Acquire));
+                self.clock.store(at, Ordering::Release);
+                at
+            }
+            ClockMode::Wall => {
+                let at = wall_ms().max(self.last_at[p as usize]);
+                self.last_at[p as usize] = at;
+                let _ = timestamp;
+                at
+            }
+        }
+    }
+
+    fn answer_barriers(&mut self) {
+        let applied = &self.applied;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.barriers)
+            .into_iter()
+            .partition(|(positions, _)| {
+                positions
+                    .iter()
+                    .zip(applied)
+                    .all(|(want, have)| have >= want)
+            });
+        self.barriers = waiting;
+        let state = ClockState {
+            now: Some(self.clock.load(Ordering::Acquire)).filter(|&c| c != NO_CLOCK),
+            active_instances: self.states.iter().map(|s| s.0).sum(),
+            pending_timers: self.states.iter().map(|s| s.1).sum(),
+        };
+        for (_, ack) in done {
+            let _ = ack.send(Ok(state));
+        }
+    }
+
+    /// Shutdown: ask every worker for a final checkpoint after what it has,
+    /// and commit what they report until each has reported it.
+    fn drain_and_stop(
+        &mut self,
+        ack: oneshot::Sender<()>,
+        stop: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<(), StorageError> {
+        let workers = std::mem::take(&mut self.workers);
+        drop(workers); // each worker finishes its queue, checkpoints, and reports Done
+        let mut open = self.applied.len();
+        let mut batch = WriteBatch::default();
+        while open > 0 {
+            match self.ops.recv() {
+                Ok(Op::Applied(a)) => {
+                    if a.last {
+                        open -= 1;
+                    }
+                    if let Some(lines) = a.lines {
+                        batch.actions.push((a.partition, a.position, lines));
+                    }
+                    if let Some(bytes) = a.checkpoint {
+                        batch.checkpoints.push((a.partition, a.position, bytes));
+                        batch.truncate.push((a.partition, a.position + 1));
+                    }
+                }
+                Ok(Op::Append { ack, .. }) => {
+                    let _ = ack.send(Err("the service is stopping".into()));
+                }
+                Ok(Op::Clock { ack, .. }) => {
+                    let _ = ack.send(Err("the service is stopping".into()));
+                }
+                Ok(Op::Tick { .. } | Op::Stop { .. }) => {}
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            let seq = self.storage.write(batch)?;
+            self.seq.send_replace(seq);
+        }
+        for (_, ack) in self.barriers.drain(..) {
+            let _ = ack.send(Err("the service is stopping".into()));
+        }
+        *stop = Some(ack);
+        Ok(())
+    }
+}
+
+/// How many entries of partition `p` are already waiting in `forward`.
+fn forward_count(forward: &[(u32, u64, Entry)], p: u32) -> u64 {
+    forward.iter().filter(|(q, _, _)| *q == p).count() as u64
+}
+
+struct Worker {
+    partition: u32,
+    runtime: Runtime,
+    ops: Sender<Op>,
+    /// Positions up to this one have their actions in the outbox already.
+    applied: u64,
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    config: CoreConfig,
+    next_due: Arc<Vec<AtomicI64>>,
+    ticking: Arc<Vec<AtomicBool>>,
+}
+
+impl Worker {
+    fn run(
+        mut self,
+        replay: Vec<(u64, Entry)>,
+        rx: Receiver<(u64, Entry)>,
+        ready: Sender<Result<(), String>>,
+    ) {
+        let mut last = None;
+        for (position, entry) in replay {
+            self.apply(position, &entry, false);
+            last = Some(position);
+        }
+        // A checkpoint after the replay: the next restart replays nothing
+        // of it.
+        if let Some(position) = last {
+            self.report(position, None, true);
+        }
+        let _ = ready.send(Ok(()));
+        let mut last_position = last.unwrap_or(0);
+        while let Ok((position, entry)) = rx.recv() {
+            self.apply(position, &entry, true);
+            last_position = position;
+        }
+        // The writer let go: a final checkpoint, then the last word.
+        let checkpoint = self.checkpoint();
+        let _ = self.ops.send(Op::Applied(Applied {
+            partition: self.partition,
+            position: last_position,
+            lines: None,
+            checkpoint: (last_position > 0).then_some(checkpoint).flatten(),
+            active_instances: 0,
+            pending_timers: 0,
+            last: true,
+        }));
+    }
+
+    fn apply(&mut self, position: u64, entry: &Entry, live: bool) {
+        let mut actions: Vec<Action> = Vec::new();
+        match entry {
+            Entry::Message { at, line } => match parse_line(line, 1) {
+                Ok(raw) => {
+                    let payload = Payload::of(&raw);
+                    let mut ev = event(&raw, &payload);
+                    ev.timestamp_ms = *at;
+                    // Refused times are counted in the runtime's stats.
+                    let _ = self.runtime.ingest(&ev, &mut |a| actions.push(a));
+                }
+                Err(_) => {
+                    // Validated before it was journaled: only a damaged
+                    // record gets here, and it changes nothing.
+                }
+            },
+            Entry::Tick { to } => {
+                self.runtime.advance_to(*to, &mut |a| actions.push(a));
+                self.ticking[self.partition as usize].store(false, Ordering::Release);
+            }
+            Entry::End => self.runtime.finish(&mut |a| actions.push(a)),
+        }
+        let due = self
+            .runtime
+            .store()
+            .peek_timer()
+            .map_or(i64::MAX, |t| t.due);
+        self.next_due[self.partition as usize].store(due, Ordering::Release);
+        self.since_checkpoint += 1;
+        let lines = (position > self.applied)
+            .then(|| actions.iter().map(Action::to_json_line).collect::<Vec<_>>());
+        if live || lines.is_some() {
+            let checkpoint_due = live
+                && (self.since_checkpoint >= self.config.checkpoint_entries
+                    || self.last_checkpoint.elapsed() >= self.config.checkpoint_every);
+            self.report(position, lines, checkpoint_due);
+        }
+    }
+
+    fn checkpoint(&mut self) -> Option<Vec<u8>> {
+        self.since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        serde_json::to_vec(&self.runtime.snapshot()).ok()
+    }
+
+    fn report(&mut self, position: u64, lines: Option<Vec<String>>, checkpoint: bool) {
+        let checkpoint = if checkpoint { self.checkpoint() } else { None };
+        let stats = self.runtime.stats();
+        let active = stats
+            .journeys
+            .iter()
+            .map(|j| j.entered - j.exits.iter().sum::<u64>().min(j.entered))
+            .sum();
+        let _ = self.ops.send(Op::Applied(Applied {
+            partition: self.partition,
+            position,
+            lines,
+            checkpoint,
+            active_instances: active,
+            pending_timers: self.runtime.store().pending_timers() as u64,
+            last: false,
+        }));
+    }
+}

@@ -1,0 +1,411 @@
+//! The HTTP API (SERVICE.md §3 and §5), on axum: Segment's Tracking API
+//! for ingest, the actions feed, the clock, health. Every message is read
+//! by the reader `journey simulate` uses, so a message simulate would
+//! report as malformed is a 400 here, and nothing of its request is kept.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use flate2::read::GzDecoder;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError};
+use crate::io::parse_line;
+use crate::value::{format_timestamp, parse_timestamp};
+
+/// The most bytes of one message (Segment's limit).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// The most bytes of one request, after gzip decoding (Segment's limit).
+pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
+/// The most actions one feed read returns.
+pub const MAX_FEED_LIMIT: usize = 10_000;
+/// The longest a feed read waits for a new action.
+pub const MAX_FEED_WAIT_S: u64 = 60;
+
+/// Who may call what.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// Accepted write keys; empty: ingest is open.
+    pub write_keys: Vec<String>,
+    /// The admin token (Bearer) for `/admin/*` and `/v1/actions`.
+    pub admin_token: Option<String>,
+}
+
+pub struct App {
+    pub core: Arc<Core>,
+    pub access: Access,
+    pub shutting_down: AtomicBool,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/batch", post(batch))
+        .route("/v1/{kind}", post(single))
+        .route("/v1/actions", get(actions))
+        .route("/admin/clock", post(clock))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = json!({ "success": false, "error": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+fn bad_message(index: usize, message: impl Into<String>) -> Response {
+    let body = json!({ "success": false, "error": message.into(), "index": index });
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.shutting_down.load(Ordering::Acquire) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+/// The request body, gzip-decoded when so encoded, within the size limit.
+fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
+    let too_big = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a request may hold at most {MAX_REQUEST_BYTES} bytes"),
+        )
+    };
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let bytes = if gzip {
+        let mut out = Vec::new();
+        let mut decoder = GzDecoder::new(body.as_ref()).take(MAX_REQUEST_BYTES as u64 + 1);
+        if let Err(e) = decoder.read_to_end(&mut out) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("the gzip body does not decode: {e}"),
+            ));
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
+}
+
+/// Checks the write key: HTTP Basic (the key as user name) or `writeKey`
+/// in the body.
+fn authorised(access: &Access, headers: &HeaderMap, body: &Map<String, Value>) -> bool {
+    if access.write_keys.is_empty() {
+        return true;
+    }
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .map(|pair| {
+            pair.split_once(':')
+                .map_or(pair.clone(), |(user, _)| user.to_string())
+        });
+    let from_body = body
+        .get("writeKey")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    [from_header, from_body]
+        .into_iter()
+        .flatten()
+        .any(|key| access.write_keys.iter().any(|k| constant_time_eq(k, &key)))
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn admin_allowed(access: &Access, headers: &HeaderMap) -> bool {
+    let Some(token) = &access.admin_token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(token, given.trim()))
+}
+
+/// A random message id, for a message that has none.
+fn fresh_message_id() -> String {
+    let mut bytes = [0u8; 16];
+    // Without the system's randomness there is no id to give; the
+    // message then goes in without one (and is not de-duplicated).
+    if getrandom::fill(&mut bytes).is_err() {
+        return String::new();
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("journey-{hex}")
+}
+
+/// One message made ready to journal: `type` set, `messageId` and (with
+/// `--clock wall`) `timestamp` filled in, read by simulate's reader.
+fn prepare(
+    mut message: Map<String, Value>,
+    kind: Option<&str>,
+    core: &Core,
+) -> Result<(Incoming, String), String> {
+    if let Some(kind) = kind {
+        message.insert("type".into(), Value::String(kind.to_string()));
+    }
+    message.remove("writeKey");
+    let id = match message.get("messageId") {
+        Some(Value::String(id)) if !id.is_empty() => id.clone(),
+        _ => {
+            let id = fresh_message_id();
+            message.insert("messageId".into(), Value::String(id.clone()));
+            id
+        }
+    };
+    if core.mode() == ClockMode::Wall && message.get("timestamp").is_none_or(Value::is_null) {
+        let now = format_timestamp(wall_now());
+        message.insert("timestamp".into(), Value::String(now));
+    }
+    let line = serde_json::to_string(&message).map_err(|e| e.to_string())?;
+    if line.len() > MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "a message may hold at most {MAX_MESSAGE_BYTES} bytes"
+        ));
+    }
+    let raw = parse_line(&line, 1).map_err(|e| e.message)?;
+    if core.mode() == ClockMode::Events
+        && let Some(clock) = core.clock()
+        && raw.timestamp_ms.saturating_sub(clock) > core.max_clock_jump_ms()
+    {
+        return Err(format!(
+            "`timestamp` {} is too far ahead of the clock ({})",
+            format_timestamp(raw.timestamp_ms),
+            format_timestamp(clock)
+        ));
+    }
+    let incoming = Incoming {
+        user_key: raw.user_key.to_string(),
+        timestamp_ms: raw.timestamp_ms,
+        line: line.clone(),
+    };
+    Ok((incoming, id))
+}
+
+fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
+    match core.append(messages).await {
+        Ok(()) => Ok(()),
+        Err(IngestError::Overloaded) => {
+            let mut response = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service is behind; retry shortly",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Err(response)
+        }
+        Err(IngestError::Unavailable(why)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, why)),
+    }
+}
+
+const KINDS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
+
+async fn single(
+    State(app): State<Arc<App>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !KINDS.contains(&kind.as_str()) {
+        return not_found().await;
+    }
+    let text = match body_text(&headers, &body) {
+        Ok(text) => text,
+        Err(response) => return response,
+    };
+    let message = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return bad_message(0, "the body must be one JSON object"),
+        Err(e) => return bad_message(0, format!("the body is not JSON: {e}")),
+    };
+    if !authorised(&app.access, &headers, &message) {
+        return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
+    }
+    let (incoming, id) = match prepare(message, Some(&kind), &app.core) {
+        Ok(ready) => ready,
+        Err(why) => return bad_message(0, why),
+    };
+    match journal(&app.core, vec![incoming]).await {
+        Ok(()) => axum::Json(json!({ "success": true, "messageId": id })).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match body_text(&headers, &body) {
+        Ok(text) => text,
+        Err(response) => return response,
+    };
+    let mut envelope = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return bad_message(0, "the body must be a JSON object with a `batch` list"),
+        Err(e) => return bad_message(0, format!("the body is not JSON: {e}")),
+    };
+    if !authorised(&app.access, &headers, &envelope) {
+        return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
+    }
+    let Some(Value::Array(items)) = envelope.remove("batch") else {
+        return bad_message(0, "the body has no `batch` list");
+    };
+    let mut ready = Vec::with_capacity(items.len());
+    let mut ids = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(message) = item else {
+            return bad_message(i, "a message must be a JSON object");
+        };
+        match message.get("type").and_then(Value::as_str) {
+            Some(kind) if KINDS.contains(&kind) => {}
+            Some(kind) => return bad_message(i, format!("unknown message `type` `{kind}`")),
+            None => return bad_message(i, "missing `type`"),
+        }
+        match prepare(message, None, &app.core) {
+            Ok((incoming, id)) => {
+                ready.push(incoming);
+                ids.push(id);
+            }
+            Err(why) => return bad_message(i, why),
+        }
+    }
+    match journal(&app.core, ready).await {
+        Ok(()) => axum::Json(json!({ "success": true, "messageIds": ids })).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    wait: Option<u64>,
+}
+
+async fn actions(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Response {
+    if !admin_allowed(&app.access, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "the admin token is required");
+    }
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(1_000).clamp(1, MAX_FEED_LIMIT);
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_FEED_WAIT_S));
+    let mut seq = app.core.seq();
+    if *seq.borrow() <= after && !wait.is_zero() {
+        let _ = tokio::time::timeout(wait, seq.wait_for(|&s| s > after)).await;
+    }
+    let storage = app.core.storage().clone();
+    let read = tokio::task::spawn_blocking(move || storage.actions_after(after, limit)).await;
+    let rows = match read {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut out = String::new();
+    for (seq, line) in rows {
+        // Simulate's line with `seq` first and nothing else added.
+        out.push_str(&format!("{{\"seq\":{seq},"));
+        out.push_str(line.strip_prefix('{').unwrap_or(&line));
+        out.push('\n');
+    }
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(out))
+        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    to: String,
+}
+
+async fn clock(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !admin_allowed(&app.access, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "the admin token is required");
+    }
+    if app.core.mode() != ClockMode::Events {
+        return error(
+            StatusCode::CONFLICT,
+            "the clock moves by itself with `--clock wall`; `/admin/clock` is for `--clock events`",
+        );
+    }
+    let to = match serde_json::from_slice::<ClockBody>(&body) {
+        Ok(ClockBody { to }) if to == "end" => ClockTo::End,
+        Ok(ClockBody { to }) => match parse_timestamp(&to) {
+            Some(t) => ClockTo::At(t),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{to}` is neither an RFC 3339 timestamp nor `end`"),
+                );
+            }
+        },
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"to\": \"<RFC 3339>\" | \"end\"}}: {e}"),
+            );
+        }
+    };
+    match app.core.advance(to).await {
+        Ok(state) => axum::Json(json!({
+            "now": state.now.map(format_timestamp),
+            "active_instances": state.active_instances,
+            "pending_timers": state.pending_timers,
+        }))
+        .into_response(),
+        Err(IngestError::Overloaded) => error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        Err(IngestError::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}

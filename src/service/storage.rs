@@ -1,0 +1,358 @@
+//! Durable state of a deployment behind one trait ([`Storage`]): per
+//! partition a journal of entries and a checkpoint (the runtime's snapshot
+//! at a journal position), and one outbox of committed actions numbered by
+//! `seq`, with, per partition, the last journal position whose actions it
+//! holds. [`RedbStorage`] keeps it all in one redb file in the data
+//! directory; a scale-out backend is another implementation.
+//!
+//! Every [`Storage::write`] is one transaction, made durable before it
+//! returns: the service batches many requests into one (group commit).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use serde::{Deserialize, Serialize};
+
+use super::journal::Entry;
+
+/// The data directory's fixed facts, written when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// [`STORAGE_FORMAT`] of the build that created it.
+    pub format: u32,
+    pub partitions: u32,
+    /// `wall` or `events`.
+    pub clock: String,
+    /// The secret key of the `messageId` windows (hex), made at creation.
+    pub dedup_key: String,
+}
+
+/// The storage format this build reads and writes.
+pub const STORAGE_FORMAT: u32 = 1;
+
+/// A storage failure: the service cannot go on safely.
+#[derive(Debug)]
+pub struct StorageError(pub String);
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+fn fail(e: impl std::fmt::Display) -> StorageError {
+    StorageError(e.to_string())
+}
+
+/// Everything one durable write holds.
+#[derive(Default)]
+pub struct WriteBatch {
+    /// Written once, when the directory is created.
+    pub meta: Option<Meta>,
+    /// The deployment's event clock (`--clock events`).
+    pub clock: Option<i64>,
+    /// `(partition, position, entry)`, positions new and ascending per
+    /// partition.
+    pub entries: Vec<(u32, u64, Entry)>,
+    /// `(partition, position, action lines)`: the actions the entry at that
+    /// position produced, in order; each gets the next `seq`, and the
+    /// partition's applied position moves there.
+    pub actions: Vec<(u32, u64, Vec<String>)>,
+    /// `(partition, position, snapshot)`.
+    pub checkpoints: Vec<(u32, u64, Vec<u8>)>,
+    /// `(partition, position)`: journal entries before it are dropped.
+    pub truncate: Vec<(u32, u64)>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_none()
+            && self.clock.is_none()
+            && self.entries.is_empty()
+            && self.actions.is_empty()
+            && self.checkpoints.is_empty()
+            && self.truncate.is_empty()
+    }
+}
+
+/// What a partition restarts from.
+pub struct Recovery {
+    /// The checkpoint: its position and snapshot.
+    pub checkpoint: Option<(u64, Vec<u8>)>,
+    /// The last position whose actions the outbox holds (0: none).
+    pub applied: u64,
+    /// The journal after the checkpoint, in order.
+    pub entries: Vec<(u64, Entry)>,
+    /// Entries that could not be read, and everything after them: dropped,
+    /// with the reason (a damaged record).
+    pub dropped: Option<String>,
+}
+
+/// The durable state of one deployment.
+pub trait Storage: Send + Sync + 'static {
+    fn meta(&self) -> Result<Option<Meta>, StorageError>;
+    /// The deployment's event clock, when one was written.
+    fn clock(&self) -> Result<Option<i64>, StorageError>;
+    /// Commits the batch durably, in one transaction; returns the `seq` of
+    /// the last action written (the previous last when none).
+    fn write(&self, batch: WriteBatch) -> Result<u64, StorageError>;
+    /// Reads what partition `p` restarts from.
+    fn recover(&self, partition: u32) -> Result<Recovery, StorageError>;
+    /// Committed actions with `seq > after`, at most `limit`, ascending.
+    fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError>;
+    /// The newest `seq` (0 when none).
+    fn last_seq(&self) -> Result<u64, StorageError>;
+    /// The journal entries kept, over every partition.
+    fn journal_len(&self) -> Result<u64, StorageError>;
+}
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const JOURNAL: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("journal");
+const CHECKPOINTS: TableDefinition<u32, (u64, &[u8])> = TableDefinition::new("checkpoints");
+const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
+const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("outbox");
+
+/// [`Storage`] in one redb file.
+pub struct RedbStorage {
+    db: Database,
+    /// The newest `seq`, kept by the writer.
+    last_seq: Mutex<u64>,
+}
+
+impl RedbStorage {
+    /// Opens (or creates) `dir/journey.redb`.
+    pub fn open(dir: &Path) -> Result<RedbStorage, StorageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError(format!("cannot create `{}`: {e}", dir.display())))?;
+        let path = dir.join("journey.redb");
+        let db = Database::create(&path)
+            .map_err(|e| StorageError(format!("cannot open `{}`: {e}", path.display())))?;
+        // Every table exists from the start, so readers never find one missing.
+        let txn = db.begin_write().map_err(fail)?;
+        {
+            txn.open_table(META).map_err(fail)?;
+            txn.open_table(JOURNAL).map_err(fail)?;
+            txn.open_table(CHECKPOINTS).map_err(fail)?;
+            txn.open_table(APPLIED).map_err(fail)?;
+            txn.open_table(OUTBOX).map_err(fail)?;
+        }
+        txn.commit().map_err(fail)?;
+        let storage = RedbStorage {
+            db,
+            last_seq: Mutex::new(0),
+        };
+        let last = storage.read_last_seq()?;
+        *storage.last_seq.lock().map_err(fail)? = last;
+        Ok(storage)
+    }
+
+    fn read_last_seq(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(OUTBOX).map_err(fail)?;
+        Ok(table.last().map_err(fail)?.map_or(0, |(k, _)| k.value()))
+    }
+
+    fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(META).map_err(fail)?;
+        Ok(table.get(key).map_err(fail)?.map(|v| v.value().to_vec()))
+    }
+}
+
+impl Storage for RedbStorage {
+    fn meta(&self) -> Result<Option<Meta>, StorageError> {
+        match self.meta_value("meta")? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError(format!("the data directory's facts do not read: {e}"))),
+        }
+    }
+
+    fn clock(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self
+            .meta_value("clock")?
+            .and_then(|b| b.try_into().ok())
+            .map(i64::from_le_bytes))
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<u64, StorageError> {
+        let mut last_seq = self.last_seq.lock().map_err(fail)?;
+        let mut seq = *last_seq;
+        let mut txn = self.db.begin_write().map_err(fail)?;
+        txn.set_durability(Durability::Immediate).map_err(fail)?;
+        {
+            let mut meta = txn.open_table(META).map_err(fail)?;
+            if let Some(m) = &batch.meta {
+                let bytes = serde_json::to_vec(m).map_err(fail)?;
+                meta.insert("meta", bytes.as_slice()).map_err(fail)?;
+            }
+            if let Some(clock) = batch.clock {
+                meta.insert("clock", clock.to_le_bytes().as_slice())
+                    .map_err(fail)?;
+            }
+            let mut journal = txn.open_table(JOURNAL).map_err(fail)?;
+            for (p, pos, entry) in &batch.entries {
+                journal
+                    .insert((*p, *pos), entry.encode().as_slice())
+                    .map_err(fail)?;
+            }
+            for &(p, before) in &batch.truncate {
+                journal
+                    .retain_in((p, 0)..(p, before), |_, _| false)
+                    .map_err(fail)?;
+            }
+            let mut outbox = txn.open_table(OUTBOX).map_err(fail)?;
+            let mut applied = txn.open_table(APPLIED).map_err(fail)?;
+            for (p, pos, lines) in &batch.actions {
+                for line in lines {
+                    seq += 1;
+                    outbox.insert(seq, line.as_str()).map_err(fail)?;
+                }
+                applied.insert(*p, *pos).map_err(fail)?;
+            }
+            let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
+            for (p, pos, bytes) in &batch.checkpoints {
+                checkpoints
+                    .insert(*p, (*pos, bytes.as_slice()))
+                    .map_err(fail)?;
+            }
+        }
+        txn.commit().map_err(fail)?;
+        *last_seq = seq;
+        Ok(seq)
+    }
+
+    fn recover(&self, partition: u32) -> Result<Recovery, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
+        let checkpoint = checkpoints.get(partition).map_err(fail)?.map(|v| {
+            let (pos, bytes) = v.value();
+            (pos, bytes.to_vec())
+        });
+        let applied = txn
+            .open_table(APPLIED)
+            .map_err(fail)?
+            .get(partition)
+            .map_err(fail)?
+            .map_or(0, |v| v.value());
+        let from = checkpoint.as_ref().map_or(0, |(pos, _)| pos + 1);
+        let journal = txn.open_table(JOURNAL).map_err(fail)?;
+        let mut entries = Vec::new();
+        let mut dropped = None;
+        for item in journal
+            .range((partition, from)..=(partition, u64::MAX))
+            .map_err(fail)?
+        {
+            let (key, value) = item.map_err(fail)?;
+            let (_, pos) = key.value();
+            match Entry::decode(value.value()) {
+                Ok(entry) => entries.push((pos, entry)),
+                Err(why) => {
+                    dropped = Some(format!(
+                        "partition {partition}: the journal entry at position {pos} does not \
+                         read ({why}); it and every later entry of the partition are dropped"
+                    ));
+                    break;
+                }
+            }
+        }
+        Ok(Recovery {
+            checkpoint,
+            applied,
+            entries,
+            dropped,
+        })
+    }
+
+    fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let outbox = txn.open_table(OUTBOX).map_err(fail)?;
+        let mut out = Vec::new();
+        for item in outbox.range(after.saturating_add(1)..).map_err(fail)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (seq, line) = item.map_err(fail)?;
+            out.push((seq.value(), line.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    fn last_seq(&self) -> Result<u64, StorageError> {
+        Ok(*self.last_seq.lock().map_err(fail)?)
+    }
+
+    fn journal_len(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        txn.open_table(JOURNAL).map_err(fail)?.len().map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("journey-storage-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_write_is_read_back_after_reopening() {
+        let dir = temp_dir("reopen");
+        {
+            let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(storage.meta().ok().flatten(), None);
+            let meta = Meta {
+                format: STORAGE_FORMAT,
+                partitions: 2,
+                clock: "events".into(),
+                dedup_key: "00".into(),
+            };
+            let mut batch = WriteBatch {
+                meta: Some(meta),
+                clock: Some(42),
+                ..WriteBatch::default()
+            };
+            for pos in 1..=3 {
+                batch.entries.push((1, pos, Entry::Tick { to: pos as i64 }));
+            }
+            batch
+                .actions
+                .push((1, 1, vec!["{\"a\":1}".into(), "{\"a\":2}".into()]));
+            assert_eq!(storage.write(batch).ok(), Some(2));
+            let later = WriteBatch {
+                actions: vec![(1, 2, vec!["{\"a\":3}".into()])],
+                checkpoints: vec![(1, 2, b"snap".to_vec())],
+                truncate: vec![(1, 2)],
+                ..WriteBatch::default()
+            };
+            assert_eq!(storage.write(later).ok(), Some(3));
+        }
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(storage.meta().ok().flatten().map(|m| m.partitions), Some(2));
+        assert_eq!(storage.clock().ok().flatten(), Some(42));
+        assert_eq!(storage.last_seq().ok(), Some(3));
+        let r = storage.recover(1).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.checkpoint, Some((2, b"snap".to_vec())));
+        assert_eq!(r.applied, 2);
+        assert_eq!(r.entries, vec![(3, Entry::Tick { to: 3 })]);
+        assert_eq!(
+            storage.journal_len().ok(),
+            Some(2),
+            "position 1 was dropped"
+        );
+        let feed = storage.actions_after(1, 10).unwrap_or_default();
+        assert_eq!(feed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(storage.actions_after(0, 1).unwrap_or_default().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
