@@ -21,7 +21,7 @@ static PROGRAM: LazyLock<Arc<Program>> = LazyLock::new(|| {
     Arc::new(build.program.expect("journeys/ compiles"))
 });
 
-/// The event times let through: 2026 to 2027. The runtime fires every
+/// The event times let through: the year 2026. The runtime fires every
 /// timer between two events, so two events ten thousand years apart
 /// would take that long to simulate; until the runtime bounds a jump of
 /// its clock, the target keeps to a year.
