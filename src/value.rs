@@ -304,8 +304,8 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds, `None` when it is
-/// not one; the `...T10:00:00.123Z` shape of event timestamps and most
-/// traits without jiff (see [`timestamp`]).
+/// not one: exactly RFC 3339's `date-time`, the one rule for events, traits,
+/// properties, `.journey` files and the command line (see [`timestamp`]).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     timestamp::parse(text)
 }

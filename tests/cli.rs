@@ -496,6 +496,34 @@ fn simulate_reports_malformed_lines_and_loses_nothing_else() {
 }
 
 #[test]
+fn simulate_skips_a_line_longer_than_the_limit_without_holding_it() {
+    // Like `--events /dev/zero`, but ending: five megabytes with no newline,
+    // then a good line.
+    let events = scratch("long-line").join("events.ndjson");
+    let mut bytes = vec![0u8; 5 << 20];
+    bytes.extend_from_slice(
+        b"\n{\"type\":\"identify\",\"userId\":\"u1\",\"timestamp\":\"2026-03-02T09:00:00Z\"}\n",
+    );
+    std::fs::write(&events, bytes).unwrap();
+    let output = journey(&[
+        "simulate",
+        "journeys",
+        "--events",
+        events.to_str().unwrap(),
+        "--max-line-bytes",
+        "1024",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("events.ndjson:1: line longer than 1024 bytes\n"),
+        "{err}"
+    );
+    assert!(err.contains("1 malformed"), "{err}");
+    assert!(!err.contains("events.ndjson:2:"), "{err}");
+}
+
+#[test]
 fn simulate_is_byte_for_byte_reproducible_and_writes_a_json_report() {
     let report = scratch("report").join("report.json");
     let args = [

@@ -105,6 +105,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "FILE")]
     pub events: PathBuf,
 
+    /// The longest event line read, in bytes; a longer line is reported as
+    /// malformed and skipped
+    #[arg(long, value_name = "BYTES", default_value_t = crate::io::segment::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+
     /// Stop the clock at this RFC 3339 time instead of letting every
     /// instance run to its end; later events are not processed
     #[arg(long, value_name = "TIMESTAMP")]

@@ -1,7 +1,8 @@
-//! `journey simulate PATH... --events FILE [--until T] [--report FILE]`:
-//! reads Segment NDJSON, drives the runtime, writes actions as NDJSON on
-//! stdout and the report on stderr (or to `--report`). A malformed line is
-//! reported with its line number and skipped; it never stops the run.
+//! `journey simulate PATH... --events FILE [--max-line-bytes N] [--until T]
+//! [--report FILE]`: reads Segment NDJSON, drives the runtime, writes actions
+//! as NDJSON on stdout and the report on stderr (or to `--report`). A
+//! malformed line (one longer than `--max-line-bytes` too) is reported with
+//! its line number and skipped; it never stops the run.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -69,7 +70,8 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
     let mut runtime = Runtime::with_store(program.clone(), store)
         .with_options(RuntimeOptions { max_clock_jump_ms });
     let name = display_name(&args.events);
-    let counts = match run(&mut runtime, input, until, &name, streams)? {
+    let reader = EventReader::new(input).with_max_line_bytes(args.max_line_bytes);
+    let counts = match run(&mut runtime, reader, until, &name, streams)? {
         Ok(counts) => counts,
         Err(exit) => return Ok(exit),
     };
@@ -99,13 +101,12 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
 /// until nothing is pending). Actions go to stdout as they happen.
 fn run(
     runtime: &mut Runtime,
-    input: Box<dyn BufRead>,
+    mut reader: EventReader<Box<dyn BufRead>>,
     until: Option<i64>,
     name: &str,
     streams: &mut Streams<'_>,
 ) -> io::Result<Result<RunCounts, Exit>> {
     let mut counts = RunCounts::default();
-    let mut reader = EventReader::new(input);
     let mut out = String::with_capacity(1 << 17);
     loop {
         let next = match reader.next_event() {

@@ -17,7 +17,7 @@ use std::fmt;
 pub use super::json::RawJson;
 pub use fields::select_fields;
 pub(crate) use fields::select_fields_serde;
-pub use reader::EventReader;
+pub use reader::{DEFAULT_MAX_LINE_BYTES, EventReader};
 pub use timestamp::{parse_timestamp_ms, write_timestamp_ms};
 
 /// The `type` of a Segment message.

@@ -397,11 +397,10 @@ pub fn visit_timestamp(ctx: &mut Ctx, pair: Pair<Rule>) -> i64 {
     }
 }
 
-/// A `timestamp` token → epoch milliseconds, `None` when it is not RFC 3339.
+/// A `timestamp` token → epoch milliseconds, `None` when it is not RFC 3339
+/// (the one rule of [`crate::value::parse_timestamp`], as at run time).
 pub fn parse_timestamp(text: &str) -> Option<i64> {
-    text.parse::<jiff::Timestamp>()
-        .ok()
-        .map(|ts| ts.as_millisecond())
+    crate::value::parse_timestamp(text)
 }
 
 /// A `percent` token → its value, and whether it is in `(0, 100]`.

@@ -76,9 +76,7 @@ fn decode<'a>(envelope: &Envelope<'a>) -> Result<RawEvent<'a>, String> {
     })?;
     let user_key = user_key(envelope)?;
     let timestamp = text_field(envelope.timestamp, "timestamp")?.ok_or("missing `timestamp`")?;
-    let timestamp_ms = parse_timestamp_ms(&timestamp).ok_or_else(|| {
-        format!("`timestamp` `{timestamp}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
-    })?;
+    let timestamp_ms = event_time(&timestamp)?;
     let message_id = id_field(envelope.message_id, "messageId")?.filter(|id| !id.is_empty());
     // Only an identify's time zone is read (it fills the profile's).
     let context_timezone = match kind {
@@ -122,6 +120,22 @@ fn decode<'a>(envelope: &Envelope<'a>) -> Result<RawEvent<'a>, String> {
         traits: object_field(envelope.traits.map(|c| c.raw), "traits")?,
         context_timezone,
     })
+}
+
+/// An event's `timestamp`: RFC 3339, from 1970 to 9999 (UTC). Other
+/// timestamps (a birthday in a trait) may lie before 1970; the time an
+/// event happened may not.
+fn event_time(text: &str) -> Result<i64, String> {
+    let ms = parse_timestamp_ms(text).ok_or_else(|| {
+        format!("`timestamp` `{text}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`")
+    })?;
+    if ms < 0 {
+        return Err(format!("`timestamp` `{text}` is before 1970"));
+    }
+    if ms > crate::value::MAX_TIME_MS {
+        return Err(format!("`timestamp` `{text}` is after 9999"));
+    }
+    Ok(ms)
 }
 
 /// `userId`, else `anonymousId`; an empty string counts as absent, as the
@@ -481,7 +495,10 @@ fn text_field<'a>(field: Option<Captured<'a>>, name: &str) -> Result<Option<Cow<
         Some(c) if is_null(c.raw) => Ok(None),
         Some(c) => decode_captured(c)
             .map(Some)
-            .ok_or_else(|| format!("`{name}` must be a string, found {}", describe(c.raw))),
+            .ok_or_else(|| match describe(c.raw) {
+                "a string" => not_text(name, c.raw),
+                other => format!("`{name}` must be a string, found {other}"),
+            }),
     }
 }
 
@@ -494,13 +511,52 @@ fn id_field<'a>(field: Option<Captured<'a>>, name: &str) -> Result<Option<Cow<'a
     match raw {
         raw if is_null(raw) => Ok(None),
         raw if is_number(raw) => Ok(Some(Cow::Borrowed(raw.get()))),
-        _ => decode_captured(c).map(Some).ok_or_else(|| {
-            format!(
-                "`{name}` must be a string or a number, found {}",
-                describe(raw)
-            )
-        }),
+        _ => decode_captured(c)
+            .map(Some)
+            .ok_or_else(|| match describe(raw) {
+                "a string" => not_text(name, raw),
+                other => format!("`{name}` must be a string or a number, found {other}"),
+            }),
     }
+}
+
+/// Why a JSON string is no text: JSON lets an escaped surrogate such as
+/// `\ud800` stand alone, text does not (and only that fails to decode).
+fn not_text(name: &str, raw: RawJson<'_>) -> String {
+    match unpaired_surrogate(raw.get()) {
+        Some(escape) => {
+            format!("`{name}` is not valid text: it contains an unpaired surrogate `{escape}`")
+        }
+        None => format!("`{name}` is not valid text"),
+    }
+}
+
+/// The first `\uXXXX` escape of a surrogate in the JSON string `text` that
+/// is not half of a pair (a high one followed at once by a low one).
+fn unpaired_surrogate(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut high: Option<&str> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'u'))
+            .then(|| text.get(i..i + 6))
+            .flatten();
+        let unit = escape.and_then(|e| u16::from_str_radix(&e[2..], 16).ok());
+        match (unit, high) {
+            (Some(0xDC00..=0xDFFF), Some(_)) => high = None,
+            (Some(0xDC00..=0xDFFF), None) => return escape,
+            (_, Some(lone)) => return Some(lone),
+            (Some(0xD800..=0xDBFF), None) => high = escape,
+            _ => {}
+        }
+        // An escape's six bytes, another escape's two (`\\` is one), or a byte.
+        i += match (unit, bytes[i]) {
+            (Some(_), _) => 6,
+            (None, b'\\') => 2,
+            _ => 1,
+        };
+    }
+    high
 }
 
 /// `properties` or `traits`: an object, or absent (`null` counts as absent).

@@ -1,7 +1,9 @@
 //! Reads Segment NDJSON from any `BufRead`, yielding each non-blank line's
 //! number and its event or its error. A line that lies whole in the input's
-//! own buffer is parsed there, found and checked for ASCII in one pass;
-//! one that straddles the buffer's end is copied into a reused line buffer.
+//! own buffer is parsed there; one that straddles the buffer's end is copied
+//! into a reused line buffer, at most [`DEFAULT_MAX_LINE_BYTES`] (or the
+//! chosen limit) of it: a longer line is reported and its bytes are dropped
+//! as they are read.
 
 use std::io::{self, BufRead};
 
@@ -30,19 +32,22 @@ pub struct EventReader<R> {
     /// Bytes of the input's buffer the last line was read from in place,
     /// consumed at the next call, once its event is dropped.
     pending: usize,
+    max_line_bytes: usize,
 }
 
 /// Where the next line's text lies.
 enum Place {
-    /// `start..end` of the input's buffer; `ascii` when every byte is.
-    Input {
-        start: usize,
-        end: usize,
-        ascii: bool,
-    },
+    /// `start..end` of the input's buffer.
+    Input { start: usize, end: usize },
     /// The whole line buffer.
     Buffer,
+    /// Nowhere: the line was longer than the limit, and dropped.
+    TooLong,
 }
+
+/// The longest line an [`EventReader`] reads by default, in bytes (1 MiB;
+/// Segment's own limit on a message is 32 KB): a longer line is malformed.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
 impl<R: BufRead> EventReader<R> {
     pub fn new(input: R) -> EventReader<R> {
@@ -51,7 +56,16 @@ impl<R: BufRead> EventReader<R> {
             buffer: Vec::with_capacity(1024),
             line_no: 0,
             pending: 0,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
+    }
+
+    /// Sets the longest line read, in bytes, not counting its `\n` or
+    /// `\r\n`: a longer line is reported as malformed and skipped, and no
+    /// more than this (about) is ever held of it.
+    pub fn with_max_line_bytes(mut self, max: usize) -> EventReader<R> {
+        self.max_line_bytes = max;
+        self
     }
 
     /// The number of the last line read (1-based; 0 before the first).
@@ -67,28 +81,31 @@ impl<R: BufRead> EventReader<R> {
             return Ok(None);
         };
         let line_no = self.line_no;
-        let (bytes, ascii) = match place {
-            Place::Input { start, end, ascii } => {
+        let bytes = match place {
+            Place::Input { start, end } => {
                 // The buffer was not consumed since `next_line` saw the line
-                // in it, so it is handed out again unchanged.
+                // in it, so a well-behaved input hands it out again unchanged.
+                // Nothing rests on that: the bytes are checked again below.
                 let available = self.input.fill_buf()?;
-                let bytes = available.get(start..end).ok_or_else(|| {
+                available.get(start..end).ok_or_else(|| {
                     io::Error::other("the input's buffer changed without being read")
-                })?;
-                (bytes, ascii)
+                })?
             }
-            Place::Buffer => (self.buffer.as_slice(), false),
-        };
-        let text = if ascii {
-            // SAFETY: every byte is ASCII (checked by `line_end`), and ASCII
-            // text is valid UTF-8.
-            Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
-        } else {
-            std::str::from_utf8(bytes)
+            Place::Buffer => self.buffer.as_slice(),
+            Place::TooLong => {
+                let message = format!("line longer than {} bytes", self.max_line_bytes);
+                return Ok(Some((
+                    line_no,
+                    Err(InputError {
+                        line: line_no,
+                        message,
+                    }),
+                )));
+            }
         };
         Ok(Some((
             line_no,
-            match text {
+            match std::str::from_utf8(bytes) {
                 Ok(line) => parse_line(line, line_no),
                 Err(error) => Err(InputError {
                     line: line_no,
@@ -107,35 +124,38 @@ impl<R: BufRead> EventReader<R> {
             if available.is_empty() {
                 return Ok(None);
             }
-            let place = match line_end(available) {
-                Some((newline, ascii)) => {
-                    self.pending = newline + 1;
+            let place = match memchr::memchr(b'\n', available) {
+                Some(newline) => {
                     prefetch_ahead(available, newline + 1);
                     let mut start = 0;
                     let mut end = newline;
                     if end > 0 && available[end - 1] == b'\r' {
                         end -= 1;
                     }
+                    let too_long = end > self.max_line_bytes;
                     if self.line_no == 0 && available[..end].starts_with(UTF8_BOM) {
                         start = UTF8_BOM.len();
                     }
                     let blank = available[start..end].iter().all(u8::is_ascii_whitespace);
                     self.line_no += 1;
-                    if blank {
-                        self.input.consume(std::mem::take(&mut self.pending));
+                    if blank || too_long {
+                        self.input.consume(newline + 1);
+                        if too_long {
+                            return Ok(Some(Place::TooLong));
+                        }
                         continue;
                     }
-                    Place::Input { start, end, ascii }
+                    self.pending = newline + 1;
+                    Place::Input { start, end }
                 }
                 None => {
                     // The line runs past the buffer (or is the last one,
-                    // without a newline): read it whole into the line buffer.
-                    self.buffer.clear();
-                    if self.input.read_until(b'\n', &mut self.buffer)? == 0 {
-                        return Ok(None);
+                    // without a newline): read it into the line buffer.
+                    if !self.read_line_into_buffer()? {
+                        self.line_no += 1;
+                        return Ok(Some(Place::TooLong));
                     }
                     self.line_no += 1;
-                    trim_line_end(&mut self.buffer);
                     if self.line_no == 1 && self.buffer.starts_with(UTF8_BOM) {
                         self.buffer.drain(..UTF8_BOM.len());
                     }
@@ -147,6 +167,45 @@ impl<R: BufRead> EventReader<R> {
             };
             return Ok(Some(place));
         }
+    }
+
+    /// Reads the rest of a line (its first bytes at least are in the input's
+    /// buffer) into the line buffer, without its `\n` or `\r\n`; `false`
+    /// when it is longer than the limit: its bytes are then consumed and
+    /// dropped as they come, and the line buffer is left empty.
+    fn read_line_into_buffer(&mut self) -> io::Result<bool> {
+        self.buffer.clear();
+        // Room for a `\r` before the `\n`, which does not count.
+        let room = self.max_line_bytes.saturating_add(1);
+        let mut fits = true;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(available) => available,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (part, used, ended) = match memchr::memchr(b'\n', available) {
+                Some(newline) => (&available[..newline], newline + 1, true),
+                None => (available, available.len(), false),
+            };
+            if fits && part.len() <= room - self.buffer.len() {
+                self.buffer.extend_from_slice(part);
+            } else if fits {
+                fits = false;
+                self.buffer.clear();
+            }
+            self.input.consume(used);
+            if ended {
+                if self.buffer.last() == Some(&b'\r') {
+                    self.buffer.pop();
+                }
+                break;
+            }
+        }
+        Ok(fits && self.buffer.len() <= self.max_line_bytes)
     }
 }
 
@@ -168,126 +227,20 @@ fn prefetch_ahead(bytes: &[u8], from: usize) {
     prefetch_lines(ahead, AHEAD.len() / 64);
 }
 
-fn trim_line_end(buffer: &mut Vec<u8>) {
-    if buffer.last() == Some(&b'\n') {
-        buffer.pop();
-        if buffer.last() == Some(&b'\r') {
-            buffer.pop();
-        }
-    }
-}
-
-/// The position of the first `\n` in `bytes`, and whether every byte
-/// before it is ASCII: sixty-four bytes at a time with SSE2 while no
-/// newline is among them (one test a block instead of four), then sixteen.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn line_end(bytes: &[u8]) -> Option<(usize, bool)> {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // Bits of `chunk`'s newlines, and of its bytes from 0x80 up.
-    let masks = |chunk: &[u8; 16]| -> (u32, u32) {
-        // SAFETY: the load reads exactly the sixteen bytes of `chunk`, and
-        // the intrinsics need nothing but SSE2, which this code is compiled
-        // only with (see its `cfg`).
-        unsafe {
-            let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-            let newlines = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\n' as i8));
-            (
-                _mm_movemask_epi8(newlines) as u32,
-                _mm_movemask_epi8(x) as u32,
-            )
-        }
-    };
-    // Whether `block` has a newline, and the bits of its bytes from 0x80 up
-    // (any, not where).
-    let block_masks = |block: &[u8; 64]| -> (bool, u32) {
-        // SAFETY: the four loads read exactly the sixty-four bytes of
-        // `block`, and the intrinsics need nothing but SSE2 (see above).
-        unsafe {
-            let p = block.as_ptr().cast::<__m128i>();
-            let (a, b) = (_mm_loadu_si128(p), _mm_loadu_si128(p.add(1)));
-            let (c, d) = (_mm_loadu_si128(p.add(2)), _mm_loadu_si128(p.add(3)));
-            let nl = _mm_set1_epi8(b'\n' as i8);
-            let newlines = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(a, nl), _mm_cmpeq_epi8(b, nl)),
-                _mm_or_si128(_mm_cmpeq_epi8(c, nl), _mm_cmpeq_epi8(d, nl)),
-            );
-            let high = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
-            (
-                _mm_movemask_epi8(newlines) != 0,
-                _mm_movemask_epi8(high) as u32,
-            )
-        }
-    };
-    let mut pos = 0;
-    let mut high = 0;
-    while let Some(block) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<64>) {
-        let (newline, high_bits) = block_masks(block);
-        if newline {
-            break;
-        }
-        high |= high_bits;
-        pos += 64;
-    }
-    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<16>) {
-        let (newlines, high_bits) = masks(chunk);
-        if newlines != 0 {
-            let at = newlines.trailing_zeros();
-            let before = high_bits & ((1 << at) - 1);
-            return Some((pos + at as usize, high | before == 0));
-        }
-        high |= high_bits;
-        pos += 16;
-    }
-    line_end_bytewise(bytes, pos).map(|(end, ascii)| (end, ascii && high == 0))
-}
-
-/// [`line_end`] on other targets.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn line_end(bytes: &[u8]) -> Option<(usize, bool)> {
-    line_end_bytewise(bytes, 0)
-}
-
-/// [`line_end`] from `from`, one byte at a time.
-fn line_end_bytewise(bytes: &[u8], from: usize) -> Option<(usize, bool)> {
-    let rest = bytes.get(from..)?;
-    let at = rest.iter().position(|&byte| byte == b'\n')?;
-    Some((from + at, rest[..at].is_ascii()))
-}
-
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
+    use std::io::Read;
 
     use super::*;
 
-    fn reference(bytes: &[u8]) -> Option<(usize, bool)> {
-        let at = bytes.iter().position(|&byte| byte == b'\n')?;
-        Some((at, bytes[..at].is_ascii()))
+    fn ok(user: &str) -> String {
+        format!(
+            r#"{{"type":"track","userId":"{user}","event":"a","timestamp":"2026-03-02T10:00:00Z"}}"#
+        )
     }
 
-    #[test]
-    fn newlines_and_non_ascii_bytes_are_found_in_every_position() {
-        for len in (0..40).chain([63, 64, 65, 79, 80, 127, 128, 129, 150]) {
-            let plain = vec![b'a'; len];
-            assert_eq!(line_end(&plain), None);
-            for at in 0..len {
-                let mut bytes = plain.clone();
-                bytes[at] = b'\n';
-                assert_eq!(line_end(&bytes), Some((at, true)), "{bytes:?}");
-                for high in 0..len {
-                    let mut bytes = bytes.clone();
-                    bytes[high] = 0x80;
-                    assert_eq!(line_end(&bytes), reference(&bytes), "{bytes:?}");
-                }
-            }
-        }
-    }
-
-    /// Every line number and event (or error) the reader yields.
-    fn read_all(input: impl BufRead) -> Vec<String> {
-        let mut reader = EventReader::new(input);
+    /// Every line number and event (or error) `reader` yields.
+    fn read_with<R: BufRead>(mut reader: EventReader<R>) -> Vec<String> {
         let mut seen = Vec::new();
         while let Some((line, event)) = reader.next_event().unwrap_or(None) {
             seen.push(match event {
@@ -298,13 +251,12 @@ mod tests {
         seen
     }
 
+    fn read_all(input: impl BufRead) -> Vec<String> {
+        read_with(EventReader::new(input))
+    }
+
     #[test]
     fn lines_across_the_buffer_end_read_as_lines_inside_it() {
-        let ok = |user: &str| {
-            format!(
-                r#"{{"type":"track","userId":"{user}","event":"a","timestamp":"2026-03-02T10:00:00Z"}}"#
-            )
-        };
         let mut input = b"\xEF\xBB\xBF".to_vec();
         for line in [
             ok("u1") + "\r\n",
@@ -332,12 +284,137 @@ mod tests {
         }
     }
 
-    proptest! {
-        #[test]
-        fn line_end_agrees_with_a_plain_search(
-            bytes in prop::collection::vec(prop_oneof![Just(b'\n'), Just(0x80u8), Just(0xffu8), Just(b'a'), Just(b'a'), Just(b'a'), any::<u8>()], 0..300),
-        ) {
-            prop_assert_eq!(line_end(&bytes), reference(&bytes));
+    #[test]
+    fn lines_over_the_limit_are_reported_and_skipped_wherever_they_lie() {
+        let user = "x".repeat(100);
+        let long = ok(&user);
+        let limit = long.len();
+        // The long line ends in `\r\n`, which does not count; the last line
+        // has no end of line.
+        let input = format!(
+            "{}\n{long}\r\n\n{}\n{}",
+            ok("u1"),
+            ok("u2"),
+            "x".repeat(limit + 1)
+        );
+        for capacity in [1, 7, 64, 150, 200, 300, 1 << 16] {
+            let read = |max| {
+                let input = io::BufReader::with_capacity(capacity, input.as_bytes());
+                read_with(EventReader::new(input).with_max_line_bytes(max))
+            };
+            let too_long = |line, max| format!("{line} line {line}: line longer than {max} bytes");
+            assert_eq!(
+                read(limit),
+                [
+                    "1 track u1".to_owned(),
+                    format!("2 track {user}"),
+                    "4 track u2".to_owned(),
+                    too_long(5, limit),
+                ],
+                "capacity {capacity}"
+            );
+            assert_eq!(
+                read(limit - 1),
+                [
+                    "1 track u1".to_owned(),
+                    too_long(2, limit - 1),
+                    "4 track u2".to_owned(),
+                    too_long(5, limit - 1),
+                ],
+                "capacity {capacity}"
+            );
         }
+    }
+
+    /// An input of `len` bytes of `fill`, then `rest`, never all in memory.
+    struct Generated {
+        fill: u8,
+        left: usize,
+        rest: io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return self.rest.read(out);
+            }
+            let n = out.len().min(self.left);
+            out[..n].fill(self.fill);
+            self.left -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_of_fifty_megabytes_is_dropped_as_it_is_read() {
+        let input = Generated {
+            fill: b'{',
+            left: 50 << 20,
+            rest: io::Cursor::new(format!("\n{}\n", ok("u1")).into_bytes()),
+        };
+        let mut reader = EventReader::new(io::BufReader::with_capacity(1 << 16, input));
+        let mut seen = Vec::new();
+        while let Some((line, event)) = reader.next_event().unwrap_or(None) {
+            seen.push(match event {
+                Ok(event) => format!("{line} {}", event.user_key),
+                Err(error) => format!("{line} {error}"),
+            });
+        }
+        assert_eq!(seen, ["1 line 1: line longer than 1048576 bytes", "2 u1"]);
+        assert!(
+            reader.buffer.capacity() <= 3 << 20,
+            "{} bytes held",
+            reader.buffer.capacity()
+        );
+    }
+
+    /// A safe input that hands out ASCII bytes at the first `fill_buf` and
+    /// others, not valid UTF-8, at the next, though nothing was consumed.
+    struct Fickle {
+        calls: usize,
+        done: bool,
+    }
+
+    impl Read for Fickle {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    impl BufRead for Fickle {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            const ASCII: &[u8] = b"{\"type\":\"track\",\"userId\":\"ab\",\"event\":\"a\",\"timestamp\":\"2026-03-02T10:00:00Z\"}\n";
+            const NOT_UTF8: &[u8] = b"{\"type\":\"track\",\"userId\":\"\xff\xfe\",\"event\":\"a\",\"timestamp\":\"2026-03-02T10:00:00Z\"}\n";
+            self.calls += 1;
+            Ok(match (self.done, self.calls % 2) {
+                (true, _) => &[],
+                (false, 1) => ASCII,
+                (false, _) => NOT_UTF8,
+            })
+        }
+
+        fn consume(&mut self, amount: usize) {
+            self.done |= amount > 0;
+        }
+    }
+
+    #[test]
+    fn an_input_whose_buffer_changes_yields_no_invalid_text() {
+        let mut reader = EventReader::new(Fickle {
+            calls: 0,
+            done: false,
+        });
+        let mut seen = Vec::new();
+        while let Some((line, event)) = reader.next_event().unwrap_or(None) {
+            seen.push(match event {
+                // `user_key` is a `&str`: its bytes are UTF-8 if it is sound.
+                Ok(event) => format!(
+                    "{line} {:?}",
+                    std::str::from_utf8(event.user_key.as_bytes()).map_err(|_| "invalid")
+                ),
+                Err(error) => format!("{line} {error}"),
+            });
+        }
+        assert_eq!(seen, ["1 line 1: not valid UTF-8 at byte 27"]);
     }
 }

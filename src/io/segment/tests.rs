@@ -204,6 +204,9 @@ fn bad_timestamps_are_errors() {
         "2026-03-02",
         "2026-02-30T10:00:00Z",
         "2026-03-02T10:00:00",
+        "2026-03-02 10:00:00Z",
+        "20260302T100000Z",
+        "2026-03-02T10:00:00+24:00",
         "soon",
         "",
     ] {
@@ -214,6 +217,26 @@ fn bad_timestamps_are_errors() {
                 "line 12: `timestamp` `{text}` is not an RFC 3339 time such as `2026-03-02T10:00:00Z`"
             )
         );
+    }
+    for (text, problem) in [
+        ("1969-12-31T23:59:59.999Z", "is before 1970"),
+        ("1970-01-01T00:30:00+01:00", "is before 1970"),
+        ("0000-01-01T00:00:00Z", "is before 1970"),
+        ("9999-12-31T23:59:59-00:01", "is after 9999"),
+    ] {
+        let line = format!(r#"{{"type":"track","userId":"u1","event":"x","timestamp":"{text}"}}"#);
+        assert_eq!(
+            error(&line),
+            format!("line 12: `timestamp` `{text}` {problem}")
+        );
+    }
+    for (text, ms) in [
+        ("1970-01-01T00:00:00Z", 0),
+        ("1970-01-01T00:30:00-01:00", 5_400_000),
+        ("9999-12-31T23:59:59.999Z", 253_402_300_799_999),
+    ] {
+        let line = format!(r#"{{"type":"track","userId":"u1","event":"x","timestamp":"{text}"}}"#);
+        assert_eq!(parse(&line).timestamp_ms, ms, "{text}");
     }
     let number = r#"{"type":"track","userId":"u1","event":"x","timestamp":1772445600}"#;
     assert_eq!(
@@ -277,6 +300,22 @@ fn wrong_types_are_errors() {
         (
             r#"{"type":"identify","userId":"u1","traits":"vip","timestamp":"2026-03-02T10:00:00Z"}"#,
             "`traits` must be an object, found a string",
+        ),
+        (
+            r#"{"type":"track","userId":"\ud800","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            r"`userId` is not valid text: it contains an unpaired surrogate `\ud800`",
+        ),
+        (
+            r#"{"type":"track","anonymousId":"a\\ud800\ud83d\ude00\uDC01b","event":"x","timestamp":"2026-03-02T10:00:00Z"}"#,
+            r"`anonymousId` is not valid text: it contains an unpaired surrogate `\uDC01`",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":"\ud83d\ud83d\ude00","timestamp":"2026-03-02T10:00:00Z"}"#,
+            r"`event` is not valid text: it contains an unpaired surrogate `\ud83d`",
+        ),
+        (
+            r#"{"type":"track","userId":"u1","event":"x","timestamp":"\udbff 2026"}"#,
+            r"`timestamp` is not valid text: it contains an unpaired surrogate `\udbff`",
         ),
         (
             r#"{"type":{},"userId":"u1","timestamp":"2026-03-02T10:00:00Z"}"#,

@@ -1,5 +1,5 @@
-//! Epoch milliseconds to the RFC 3339 text the Segment reader's fast path
-//! reads back; the reading itself is [`crate::value::parse_timestamp`].
+//! Epoch milliseconds to RFC 3339 text in the shape the Segment libraries
+//! write; the reading is [`crate::value::parse_timestamp`].
 
 use std::fmt::Write as _;
 
@@ -8,8 +8,8 @@ use crate::value::civil_from_days;
 pub use crate::value::parse_timestamp as parse_timestamp_ms;
 
 /// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, always three fraction
-/// digits), the shape the fast path reads back; years before 1970 or after
-/// 9998 are written by jiff, and times outside jiff's range are clamped to it.
+/// digits); years before 1970 or after 9998 are written by jiff, and times
+/// outside jiff's range are clamped to it.
 pub fn write_timestamp_ms(ms: i64, out: &mut String) {
     let seconds = ms.div_euclid(1_000);
     let millis = ms.rem_euclid(1_000);
