@@ -4,6 +4,8 @@
 
 pub mod args;
 pub mod commands;
+mod escape;
+mod excerpt;
 pub mod formats;
 pub mod render;
 pub mod report;
