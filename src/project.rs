@@ -440,7 +440,7 @@ mod tests {
         std::fs::write(dir.join("over.journey"), &text).unwrap();
         let at = load_paths_from(&[dir.join("at.journey")], Some(&dir)).unwrap();
         assert_eq!(at.get(crate::FileId(0)).text.len() as u64, MAX_SOURCE_BYTES);
-        let over = load_paths_from(&[dir.clone()], Some(&dir)).unwrap_err();
+        let over = load_paths_from(std::slice::from_ref(&dir), Some(&dir)).unwrap_err();
         assert_eq!(
             over.to_string(),
             "`over.journey` is larger than 8 MiB, the limit for a source file"
