@@ -368,9 +368,9 @@ fn a_journey_800_directories_deep_is_found() {
 fn escape_sequences_in_sources_reach_no_terminal_or_log() {
     let dir = scratch("escapes");
     // A clear-screen in a string, a colour before a name, a lone carriage
-    // return, and a colour in the file name.
+    // return, and a colour and a C1 control in the file name.
     let source = "journey a {\n  name \"x\u{1b}[2J\ry\"\n  trigger \u{1b}[31mred\n}\n";
-    let file = dir.join("a\u{1b}[31m.journey");
+    let file = dir.join("a\u{1b}[31m\u{9b}.journey");
     std::fs::write(&file, source).unwrap();
     for format in ["human", "github"] {
         let output = journey(&["check", dir.to_str().unwrap(), "--format", format]);
@@ -378,11 +378,11 @@ fn escape_sequences_in_sources_reach_no_terminal_or_log() {
         let all = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
         let text = String::from_utf8(all).unwrap();
         assert!(
-            !text.contains(['\u{1b}', '\r']),
+            !text.contains(['\u{1b}', '\u{9b}', '\r']),
             "--format {format}: {text:?}"
         );
         assert!(
-            text.contains("a\\u{1b}[31m.journey"),
+            text.contains("a\\u{1b}[31m\\u{9b}.journey"),
             "--format {format}: {text}"
         );
         if format == "human" {
@@ -390,6 +390,30 @@ fn escape_sequences_in_sources_reach_no_terminal_or_log() {
             assert!(text.contains("trigger \\u{1b}[31mred"), "{text}");
         }
     }
+    // JSON escapes C0 controls by its own rules; DEL, C1 and bidirectional
+    // characters too, so JSON on a terminal is as safe (SARIF's file names
+    // are percent-encoded URIs besides).
+    for format in ["json", "sarif"] {
+        let output = journey(&["check", dir.to_str().unwrap(), "--format", format]);
+        let out = stdout(&output);
+        assert!(
+            !out.contains(['\u{1b}', '\u{9b}']),
+            "--format {format}: {out:?}"
+        );
+    }
+    let output = journey(&["check", dir.to_str().unwrap(), "--format", "json"]);
+    assert!(
+        stdout(&output).contains("\\u009b.journey"),
+        "{}",
+        stdout(&output)
+    );
+    let name = json(&output)["diagnostics"][0]["file"].clone();
+    assert!(
+        name.as_str()
+            .unwrap()
+            .ends_with("a\u{1b}[31m\u{9b}.journey"),
+        "{name}"
+    );
 }
 
 #[cfg(unix)]

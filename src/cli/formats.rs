@@ -88,8 +88,7 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
             results,
         }],
     };
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string_pretty(&log).unwrap_or_default()
+    escape::json_pretty(&log)
 }
 
 /// The project's home from Cargo.toml (`homepage`, else `repository`); the

@@ -204,8 +204,7 @@ pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
         errors,
         warnings: diagnostics.len() - errors,
     };
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string(&report).unwrap_or_default()
+    escape::json(&report)
 }
 
 /// A [`Diagnostic`] dressed for miette: its own file as source code; labels
