@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::io;
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 use crate::compile::Program;
@@ -93,7 +94,16 @@ pub enum LoadError {
     NotUtf8 { path: String, byte: usize },
     /// A directory (searched recursively) holds no `.journey` file.
     NoJourneyFiles { path: String },
+    /// A file is longer than [`MAX_SOURCE_BYTES`].
+    TooLarge { path: String },
 }
+
+/// The longest source file read, in bytes: 8 MiB. The largest journey
+/// seen in practice is a few kilobytes; parsing and checking a file takes
+/// memory proportional to its length, so this keeps a stray log or a device
+/// (`/dev/zero`) from exhausting memory while leaving a thousand times the
+/// room real files need. Change it here; docs/compiler.md states it.
+pub const MAX_SOURCE_BYTES: u64 = 8 << 20;
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -106,6 +116,11 @@ impl fmt::Display for LoadError {
             LoadError::NoJourneyFiles { path } => {
                 write!(f, "`{path}` contains no `.journey` file")
             }
+            LoadError::TooLarge { path } => write!(
+                f,
+                "`{path}` is larger than {} MiB, the limit for a source file",
+                MAX_SOURCE_BYTES >> 20
+            ),
         }
     }
 }
@@ -114,9 +129,12 @@ impl std::error::Error for LoadError {}
 
 /// Reads every file and directory given (directories recursively, `*.journey`
 /// only, hidden entries skipped) into one [`SourceMap`], ordered by path.
-/// A file named explicitly is read whatever its extension; a file reached
-/// twice is read once. Display names are relative to the current directory
-/// when under it, with forward slashes, and otherwise as given.
+/// A file named explicitly is read whatever its extension and kind (a pipe
+/// such as `<(cat a.journey)` too); a directory's entries are read only when
+/// they are regular files, so a FIFO or a device found there cannot block
+/// or flood the load. A file reached twice is read once; no file is read
+/// past [`MAX_SOURCE_BYTES`]. Display names are relative to the current
+/// directory when under it, with forward slashes, and otherwise as given.
 pub fn load_paths(paths: &[PathBuf]) -> Result<SourceMap, LoadError> {
     let cwd = std::env::current_dir().ok();
     load_paths_from(paths, cwd.as_deref())
@@ -130,71 +148,118 @@ pub fn load_paths_from(paths: &[PathBuf], cwd: Option<&Path>) -> Result<SourceMa
         let metadata = std::fs::metadata(path).map_err(|e| io_error(shown.clone(), &e))?;
         if metadata.is_dir() {
             let before = found.len();
-            walk(path, cwd, &mut found, &mut BTreeSet::new())?;
+            walk(path, &metadata, cwd, &mut found, &mut BTreeSet::new())?;
             if found.len() == before {
                 return Err(LoadError::NoJourneyFiles { path: shown });
             }
         } else {
-            found.push(path.clone());
+            found.push((path.clone(), Identity::of(path, &metadata)));
         }
     }
 
-    let mut files: Vec<(String, PathBuf)> = found
+    let mut files: Vec<(String, PathBuf, Identity)> = found
         .into_iter()
-        .map(|p| (display_name(&p, cwd), p))
+        .map(|(p, id)| (display_name(&p, cwd), p, id))
         .collect();
     files.sort_by(|a, b| Path::new(&a.0).cmp(Path::new(&b.0)).then(a.0.cmp(&b.0)));
 
     let mut seen = BTreeSet::new();
     let mut sources = SourceMap::new();
-    for (name, path) in files {
+    for (name, path, identity) in files {
         // The same file given twice (a directory and a file inside it) would
         // otherwise declare every name twice.
-        let identity = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         if !seen.insert(identity) {
             continue;
         }
-        let bytes = std::fs::read(&path).map_err(|e| io_error(name.clone(), &e))?;
-        let text = String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
-            path: name.clone(),
-            byte: e.utf8_error().valid_up_to() + 1,
-        })?;
+        let text = read_source(&path, &name)?;
         sources.add(name, text);
     }
     Ok(sources)
 }
 
-/// Collects the `*.journey` files under `dir`, skipping hidden entries and
-/// directories already visited (a symbolic link back up the tree).
+/// Reads one source file, never more than [`MAX_SOURCE_BYTES`] + 1 bytes
+/// whatever its length claims: a pipe or a device has none.
+fn read_source(path: &Path, name: &str) -> Result<String, LoadError> {
+    let unreadable = |e: &io::Error| io_error(name.to_string(), e);
+    let file = File::open(path).map_err(|e| unreadable(&e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(&e))?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name.to_string(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+        path: name.to_string(),
+        byte: e.utf8_error().valid_up_to() + 1,
+    })
+}
+
+/// What makes two paths the same file or directory: the device and inode
+/// on Unix, read from metadata already at hand; elsewhere the canonical
+/// path. Canonicalising costs a system call per component of the path, so
+/// doing it for every directory of a deep tree made the walk quadratic.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Identity {
+    #[cfg(unix)]
+    Inode { device: u64, inode: u64 },
+    #[cfg(not(unix))]
+    Path(PathBuf),
+}
+
+impl Identity {
+    #[cfg(unix)]
+    fn of(_path: &Path, metadata: &Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity::Inode {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path, _metadata: &Metadata) -> Identity {
+        Identity::Path(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+    }
+}
+
+/// Collects the regular `*.journey` files under `dir` with their identity,
+/// skipping hidden entries and directories already visited (a symbolic
+/// link back up the tree).
 fn walk(
     dir: &Path,
+    metadata: &Metadata,
     cwd: Option<&Path>,
-    found: &mut Vec<PathBuf>,
-    visited: &mut BTreeSet<PathBuf>,
+    found: &mut Vec<(PathBuf, Identity)>,
+    visited: &mut BTreeSet<Identity>,
 ) -> Result<(), LoadError> {
-    let identity = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if !visited.insert(identity) {
+    if !visited.insert(Identity::of(dir, metadata)) {
         return Ok(());
     }
     let unreadable = |e: &io::Error| io_error(display_name(dir, cwd), e);
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| unreadable(&e))? {
         let entry = entry.map_err(|e| unreadable(&e))?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
-        entries.push(entry.path());
+        entries.push((name, entry.path()));
     }
-    entries.sort();
-    for path in entries {
+    // By name: every path here shares the directory's prefix, however deep.
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, path) in entries {
         // Follows symbolic links; a dangling one is not a journey file.
         let Ok(metadata) = std::fs::metadata(&path) else {
             continue;
         };
         if metadata.is_dir() {
-            walk(&path, cwd, found, visited)?;
-        } else if path.extension().is_some_and(|e| e == "journey") {
-            found.push(path);
+            walk(&path, &metadata, cwd, found, visited)?;
+        } else if metadata.is_file() && path.extension().is_some_and(|e| e == "journey") {
+            let identity = Identity::of(&path, &metadata);
+            found.push((path, identity));
         }
     }
     Ok(())
@@ -363,6 +428,38 @@ mod tests {
         std::fs::write(dir.join("empty/sub/readme.md"), "x").unwrap();
         let empty = load_paths_from(&[dir.join("empty")], Some(&dir)).unwrap_err();
         assert_eq!(empty.to_string(), "`empty` contains no `.journey` file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_file_over_the_limit_and_reads_one_at_it() {
+        let dir = scratch("large");
+        let mut text = "x".repeat(MAX_SOURCE_BYTES as usize);
+        std::fs::write(dir.join("at.journey"), &text).unwrap();
+        text.push('x');
+        std::fs::write(dir.join("over.journey"), &text).unwrap();
+        let at = load_paths_from(&[dir.join("at.journey")], Some(&dir)).unwrap();
+        assert_eq!(at.get(crate::FileId(0)).text.len() as u64, MAX_SOURCE_BYTES);
+        let over = load_paths_from(std::slice::from_ref(&dir), Some(&dir)).unwrap_err();
+        assert_eq!(
+            over.to_string(),
+            "`over.journey` is larger than 8 MiB, the limit for a source file"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_walk_skips_fifos_and_symbolic_link_cycles() {
+        let dir = scratch("special");
+        std::fs::write(dir.join("a.journey"), "a").unwrap();
+        let fifo = dir.join("pipe.journey");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo runs");
+        std::os::unix::fs::symlink(&dir, dir.join("loop")).unwrap();
+        // Reading the FIFO would block forever: nothing writes to it.
+        let sources = load_paths_from(std::slice::from_ref(&dir), Some(&dir)).unwrap();
+        assert_eq!(names(&sources), ["a.journey"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

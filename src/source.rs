@@ -54,6 +54,19 @@ pub struct SourceFile {
     pub text: Arc<str>,
     /// Byte offset of the start of every line.
     line_starts: Vec<u32>,
+    /// Characters before every [`CHAR_MARK`]-th byte (empty when the text is
+    /// ASCII): a column costs at most that many bytes of counting, however
+    /// long its line.
+    char_marks: Vec<u32>,
+}
+
+/// The stride of [`SourceFile`]'s character counts, in bytes.
+const CHAR_MARK: usize = 4096;
+
+/// The characters that start in `bytes`: the bytes that are not UTF-8
+/// continuation bytes, so a slice may start or end inside a character.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xC0 != 0x80).count()
 }
 
 impl SourceFile {
@@ -66,11 +79,23 @@ impl SourceFile {
                 .filter(|&(_, b)| b == b'\n')
                 .map(|(i, _)| i as u32 + 1),
         );
+        let char_marks = if text.is_ascii() {
+            Vec::new()
+        } else {
+            let mut before = 0;
+            let mut marks = Vec::with_capacity(text.len() / CHAR_MARK + 1);
+            for chunk in text.as_bytes().chunks(CHAR_MARK) {
+                marks.push(before as u32);
+                before += chars_in(chunk);
+            }
+            marks
+        };
         SourceFile {
             id,
             name: name.into(),
             text,
             line_starts,
+            char_marks,
         }
     }
 
@@ -86,11 +111,21 @@ impl SourceFile {
         };
         let start = self.line_starts[line] as usize;
         let end = (offset as usize).min(self.text.len());
-        let column = self
-            .text
-            .get(start..end)
-            .map_or(end - start, |s| s.chars().count());
+        let column = if self.text.is_char_boundary(end) {
+            self.chars_before(end) - self.chars_before(start)
+        } else {
+            end - start
+        };
         (line + 1, column + 1)
+    }
+
+    /// The characters before byte `offset`, counting from the nearest mark.
+    fn chars_before(&self, offset: usize) -> usize {
+        if self.char_marks.is_empty() {
+            return offset;
+        }
+        let mark = offset / CHAR_MARK;
+        self.char_marks[mark] as usize + chars_in(&self.text.as_bytes()[mark * CHAR_MARK..offset])
     }
 
     pub fn slice(&self, span: Span) -> &str {
@@ -125,5 +160,43 @@ impl SourceMap {
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_count_characters_across_marks() {
+        let line = format!(
+            "{}é{}",
+            "a".repeat(CHAR_MARK - 1),
+            "b".repeat(2 * CHAR_MARK)
+        );
+        let text = format!("x\n{line}\n日本");
+        let file = SourceFile::new(FileId(0), "a.journey", text.as_str());
+        let naive = |offset: usize| {
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let line = text[..offset].matches('\n').count() + 1;
+            (line, text[start..offset].chars().count() + 1)
+        };
+        for offset in [
+            0,
+            1,
+            2,
+            CHAR_MARK,
+            CHAR_MARK + 1,
+            CHAR_MARK + 3,
+            3 * CHAR_MARK,
+            text.len() - 3,
+            text.len(),
+        ] {
+            assert_eq!(
+                file.line_col(offset as u32),
+                naive(offset),
+                "offset {offset}"
+            );
+        }
     }
 }

@@ -307,6 +307,168 @@ fn a_file_that_is_not_utf8_exits_2() {
     assert_eq!(err.lines().count(), 1);
 }
 
+#[cfg(unix)]
+#[test]
+fn dev_zero_is_refused_at_the_size_limit() {
+    // Read whole, it would fill memory: refused after 8 MiB.
+    let output = journey(&["check", "/dev/zero"]);
+    assert_eq!(code(&output), 2);
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        "error: `/dev/zero` is larger than 8 MiB, the limit for a source file\n"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_a_directory_is_skipped() {
+    let dir = scratch("fifo");
+    std::fs::copy(
+        "tests/fixtures/cli/clean/welcome.journey",
+        dir.join("welcome.journey"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/fixtures/cli/clean/schema.journey",
+        dir.join("schema.journey"),
+    )
+    .unwrap();
+    let fifo = dir.join("waiting.journey");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo runs");
+    // Nothing writes to the FIFO: opening it to read would wait forever.
+    let output = journey(&["check", dir.to_str().unwrap()]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stderr(&output), "checked 2 files: no problems\n");
+}
+
+#[test]
+fn a_journey_800_directories_deep_is_found() {
+    let dir = scratch("deep");
+    let mut deep = dir.clone();
+    for _ in 0..800 {
+        deep.push("d");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::copy(
+        "tests/fixtures/cli/error/no_trigger.journey",
+        deep.join("no_trigger.journey"),
+    )
+    .unwrap();
+    let output = journey(&["check", dir.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let report = json(&output);
+    let file = report["diagnostics"][0]["file"].as_str().unwrap();
+    assert!(file.ends_with("/d/d/d/no_trigger.journey"), "{file}");
+    assert_eq!(file.matches("/d").count(), 800, "{file}");
+}
+
+#[test]
+fn escape_sequences_in_sources_reach_no_terminal_or_log() {
+    let dir = scratch("escapes");
+    // A clear-screen in a string, a colour before a name, a lone carriage
+    // return, and a colour and a C1 control in the file name.
+    let source = "journey a {\n  name \"x\u{1b}[2J\ry\"\n  trigger \u{1b}[31mred\n}\n";
+    let file = dir.join("a\u{1b}[31m\u{9b}.journey");
+    std::fs::write(&file, source).unwrap();
+    for format in ["human", "github"] {
+        let output = journey(&["check", dir.to_str().unwrap(), "--format", format]);
+        assert_eq!(code(&output), 1, "--format {format}: {}", stderr(&output));
+        let all = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
+        let text = String::from_utf8(all).unwrap();
+        assert!(
+            !text.contains(['\u{1b}', '\u{9b}', '\r']),
+            "--format {format}: {text:?}"
+        );
+        assert!(
+            text.contains("a\\u{1b}[31m\\u{9b}.journey"),
+            "--format {format}: {text}"
+        );
+        if format == "human" {
+            assert!(text.contains("\"x\\u{1b}[2J\\u{d}y\""), "{text}");
+            assert!(text.contains("trigger \\u{1b}[31mred"), "{text}");
+        }
+    }
+    // JSON escapes C0 controls by its own rules; DEL, C1 and bidirectional
+    // characters too, so JSON on a terminal is as safe (SARIF's file names
+    // are percent-encoded URIs besides).
+    for format in ["json", "sarif"] {
+        let output = journey(&["check", dir.to_str().unwrap(), "--format", format]);
+        let out = stdout(&output);
+        assert!(
+            !out.contains(['\u{1b}', '\u{9b}']),
+            "--format {format}: {out:?}"
+        );
+    }
+    let output = journey(&["check", dir.to_str().unwrap(), "--format", "json"]);
+    assert!(
+        stdout(&output).contains("\\u009b.journey"),
+        "{}",
+        stdout(&output)
+    );
+    let name = json(&output)["diagnostics"][0]["file"].clone();
+    assert!(
+        name.as_str()
+            .unwrap()
+            .ends_with("a\u{1b}[31m\u{9b}.journey"),
+        "{name}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_on_stdout_exits_2_and_says_so() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let output = Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["check", ERROR, "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(full)
+        .output()
+        .expect("the journey binary runs");
+    assert_eq!(code(&output), 2);
+    assert_eq!(
+        stderr(&output),
+        "error: cannot write to stdout: no space left on device (os error 28)\n"
+    );
+}
+
+#[test]
+fn the_human_report_draws_100_diagnostics_and_counts_the_rest() {
+    let dir = scratch("many");
+    let mut source = String::from("event known { id: string }\n");
+    for i in 0..20_000 {
+        source.push_str(&format!(
+            "journey j{i} {{\n  trigger unknown{i}\n  send email \"m\"\n}}\n"
+        ));
+    }
+    let file = dir.join("many.journey");
+    std::fs::write(&file, source).unwrap();
+    let output = journey(&["check", file.to_str().unwrap()]);
+    assert_eq!(code(&output), 1);
+    let err = stderr(&output);
+    assert_eq!(err.matches("× unknown event").count(), 100, "{err}");
+    assert!(err.contains("`unknown99`"), "the first hundred, in order");
+    assert!(!err.contains("`unknown100`"), "no more");
+    assert!(
+        err.ends_with(
+            "... and 19900 more not shown (19900 errors, 0 warnings); \
+             `journey check --format json` lists them all\n\n\
+             checked 1 file: 20000 errors, 0 warnings\n"
+        ),
+        "{}",
+        &err[err.len().saturating_sub(400)..]
+    );
+
+    let output = journey(&["check", file.to_str().unwrap(), "--format", "json"]);
+    let report = json(&output);
+    assert_eq!(report["errors"], 20_000);
+    assert_eq!(report["diagnostics"].as_array().unwrap().len(), 20_000);
+}
+
 #[test]
 fn bad_arguments_exit_2() {
     for args in [

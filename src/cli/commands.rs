@@ -59,8 +59,9 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     })
 }
 
-/// The human report of every diagnostic on stderr, a blank line after each
-/// so they stay apart on a terminal.
+/// The human report on stderr: the first [`render::HUMAN_LIMIT`]
+/// diagnostics, a blank line after each so they stay apart on a terminal,
+/// then one line counting the rest.
 fn report_human(
     items: &[Diagnostic],
     sources: &SourceMap,
@@ -70,9 +71,16 @@ fn report_human(
         color: streams.color,
         ..HumanOptions::plain()
     };
-    for d in items {
-        let report = render::human(std::slice::from_ref(d), sources, options);
+    let renderer = render::Human::new(sources, options);
+    let (shown, rest) = items.split_at(items.len().min(render::HUMAN_LIMIT));
+    let mut report = String::new();
+    for d in shown {
+        report.clear();
+        renderer.render(d, &mut report);
         writeln!(streams.stderr, "{report}")?;
+    }
+    if !rest.is_empty() {
+        writeln!(streams.stderr, "{}\n", render::not_shown(rest))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::escape;
 use super::render::JsonDiagnostic;
 use crate::check::codes::Code;
 use crate::diagnostic::{Diagnostic, Severity};
@@ -47,11 +48,11 @@ fn message_with_help(d: &Diagnostic) -> String {
     }
 }
 
-/// GitHub's escaping of a workflow command's message.
+/// GitHub's escaping of a workflow command's message. Control characters
+/// that GitHub's log would act on (ANSI colours) are first written as
+/// people see them elsewhere, `\u{1b}`; a carriage return among them.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    escape::text(s).replace('%', "%25").replace('\n', "%0A")
 }
 
 /// GitHub's escaping of a workflow command's property value.
@@ -87,8 +88,7 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
             results,
         }],
     };
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string_pretty(&log).unwrap_or_default()
+    escape::json_pretty(&log)
 }
 
 /// The project's home from Cargo.toml (`homepage`, else `repository`); the
@@ -309,7 +309,8 @@ mod tests {
                  title=W0002::journey `q` sends nothing",
             ]
         );
-        assert_eq!(escape_property("a:b\r\n"), "a%3Ab%0D%0A");
+        assert_eq!(escape_property("a:b\n"), "a%3Ab%0A");
+        assert_eq!(escape_data("a\u{1b}[31m\r\n"), "a\\u{1b}[31m\\u{d}%0A");
         assert_eq!(escape_data("a:b,c"), "a:b,c");
     }
 

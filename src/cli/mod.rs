@@ -4,6 +4,8 @@
 
 pub mod args;
 pub mod commands;
+mod escape;
+mod excerpt;
 pub mod formats;
 pub mod render;
 pub mod report;
@@ -61,7 +63,7 @@ pub fn main() -> i32 {
         stderr.is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = io::BufWriter::new(Watched::new(stdout.lock()));
     let mut err = stderr.lock();
     let mut streams = Streams {
         stdout: &mut out,
@@ -69,10 +71,71 @@ pub fn main() -> i32 {
         color,
     };
     let code = run(std::env::args_os(), &mut streams);
-    // A closed stdout (`journey check --format json | head -c 10`) is not a
-    // reason to panic; the exit code already says how the command went.
+    // The error, if any, is kept by `Watched`.
     let _ = out.flush();
-    code as i32
+    let Some(failed) = out.get_mut().failed.take() else {
+        return code as i32;
+    };
+    let mut streams = Streams {
+        stdout: &mut io::sink(),
+        stderr: &mut err,
+        color,
+    };
+    stdout_failed(&failed, &mut streams) as i32
+}
+
+/// A failed write to stdout leaves the output incomplete: exit 2, saying
+/// why on stderr (`> /dev/full`: "no space left on device"), except for a
+/// closed pipe (`| head`), where the reader has all it wanted and a message
+/// would only be noise.
+fn stdout_failed(error: &io::Error, streams: &mut Streams<'_>) -> Exit {
+    if error.kind() != io::ErrorKind::BrokenPipe {
+        let reason = error.to_string();
+        let mut chars = reason.chars();
+        let reason: String = chars
+            .next()
+            .map(|c| c.to_lowercase().chain(chars).collect())
+            .unwrap_or_default();
+        // Nothing is left to report a failure of stderr on.
+        let _ = streams.error(&format!("cannot write to stdout: {reason}"), None);
+    }
+    Exit::CouldNotRun
+}
+
+/// A writer that keeps a copy of the first error it returned: by the time
+/// an error has travelled up through a command it is a plain `io::Error`,
+/// and this says it was stdout's.
+struct Watched<W> {
+    inner: W,
+    failed: Option<io::Error>,
+}
+
+impl<W> Watched<W> {
+    fn new(inner: W) -> Watched<W> {
+        Watched {
+            inner,
+            failed: None,
+        }
+    }
+
+    fn note<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let (Err(e), None) = (&result, &self.failed) {
+            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.note(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.inner.flush();
+        self.note(result)
+    }
 }
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set to a
@@ -87,7 +150,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>, streams: &mut Streams<'_>) 
         Ok(cli) => cli,
         Err(e) => return usage(&e, streams),
     };
-    // A failed write (a closed pipe) leaves nothing more to say.
+    // A failed write to stderr leaves nothing to say it on; one to stdout
+    // is reported by `main`, which knows the stream.
     dispatch(cli.command, streams).unwrap_or(Exit::CouldNotRun)
 }
 
@@ -143,6 +207,24 @@ mod tests {
             String::from_utf8(out).unwrap(),
             String::from_utf8(err).unwrap(),
         )
+    }
+
+    #[test]
+    fn a_stdout_failure_is_one_line_but_a_closed_pipe_is_quiet() {
+        let mut err = Vec::new();
+        let mut streams = Streams {
+            stdout: &mut io::sink(),
+            stderr: &mut err,
+            color: false,
+        };
+        let full = io::Error::from_raw_os_error(28);
+        assert_eq!(stdout_failed(&full, &mut streams), Exit::CouldNotRun);
+        let pipe = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(stdout_failed(&pipe, &mut streams), Exit::CouldNotRun);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "error: cannot write to stdout: no space left on device (os error 28)\n"
+        );
     }
 
     #[test]

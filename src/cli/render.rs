@@ -2,14 +2,17 @@
 //! machines (the JSON shape of LANGUAGE.md §7). GitHub annotations and SARIF
 //! live beside these in `formats`.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan};
 use serde::Serialize;
 
+use super::escape;
+use super::excerpt::Excerpt;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::source::{SourceMap, Span};
+use crate::source::{FileId, SourceMap};
 
 /// How to draw the human report.
 #[derive(Clone, Copy, Debug)]
@@ -30,38 +33,69 @@ impl HumanOptions {
 
 /// Renders every diagnostic as miette's graphical report, one after another.
 pub fn human(diagnostics: &[Diagnostic], sources: &SourceMap, options: HumanOptions) -> String {
-    let theme = if options.color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(options.width)
-        .with_links(false)
-        .with_urls(false);
+    let renderer = Human::new(sources, options);
     let mut out = String::new();
     for d in diagnostics {
-        let report = Report::new(d, sources);
-        // Writing into a String cannot fail; a miette rendering failure falls
-        // back to the plain one-line form rather than losing the diagnostic.
-        if handler.render_report(&mut out, &report).is_err() {
-            out.push_str(&one_line(d, sources));
-            out.push('\n');
-        }
+        renderer.render(d, &mut out);
     }
     out
 }
 
-/// `file:line:col: error[E0101]: message` — the compact form.
+/// The human report of the diagnostics of one set of sources: miette's
+/// handler and, per file, the [`Excerpt`] it reads, built on first use, so
+/// that each diagnostic costs work in proportion to what it shows.
+pub struct Human<'a> {
+    sources: &'a SourceMap,
+    handler: GraphicalReportHandler,
+    excerpts: Vec<OnceCell<Arc<Excerpt>>>,
+}
+
+impl<'a> Human<'a> {
+    pub fn new(sources: &'a SourceMap, options: HumanOptions) -> Human<'a> {
+        let theme = if options.color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(options.width)
+            .with_links(false)
+            .with_urls(false);
+        Human {
+            sources,
+            handler,
+            excerpts: sources.files().iter().map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    /// Appends the report of `d` to `out`.
+    pub fn render(&self, d: &Diagnostic, out: &mut String) {
+        let report = Report::new(d, |file| self.excerpt(file));
+        // Writing into a String cannot fail; a miette rendering failure falls
+        // back to the plain one-line form rather than losing the diagnostic.
+        if self.handler.render_report(out, &report).is_err() {
+            out.push_str(&one_line(d, self.sources));
+            out.push('\n');
+        }
+    }
+
+    fn excerpt(&self, file: FileId) -> Arc<Excerpt> {
+        self.excerpts[file.0 as usize]
+            .get_or_init(|| Arc::new(Excerpt::new(self.sources.get(file))))
+            .clone()
+    }
+}
+
+/// `file:line:col: error[E0101]: message` — the compact form, escaped.
 pub fn one_line(d: &Diagnostic, sources: &SourceMap) -> String {
     let file = sources.get(d.span.file);
     let (line, col) = file.line_col(d.span.start);
     format!(
         "{}:{line}:{col}: {}[{}]: {}",
-        file.name,
+        escape::text(&file.name),
         severity_word(d.severity),
         d.code.id,
-        d.message
+        escape::text(&d.message)
     )
 }
 
@@ -101,6 +135,22 @@ pub fn checked(files: usize, errors: usize, warnings: usize) -> String {
     } else {
         format!("checked {files}: {}", summary(errors, warnings))
     }
+}
+
+/// The most diagnostics the human report draws. A hundred fill many
+/// screens already, and past the first few the rest are usually one
+/// mistake repeated; the JSON, GitHub and SARIF formats list every one.
+pub const HUMAN_LIMIT: usize = 100;
+
+/// The line that stands for the diagnostics past [`HUMAN_LIMIT`]:
+/// "... and 15900 more not shown (15888 errors, 12 warnings); ...".
+pub fn not_shown(rest: &[Diagnostic]) -> String {
+    let errors = rest.iter().filter(|d| d.is_error()).count();
+    format!(
+        "... and {} more not shown ({}); `journey check --format json` lists them all",
+        rest.len(),
+        summary(errors, rest.len() - errors)
+    )
 }
 
 /// One diagnostic in the §7 JSON shape, with 1-based lines and columns.
@@ -154,63 +204,64 @@ pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
         errors,
         warnings: diagnostics.len() - errors,
     };
-    // Serializing plain strings and integers cannot fail.
-    serde_json::to_string(&report).unwrap_or_default()
+    escape::json(&report)
 }
 
 /// A [`Diagnostic`] dressed for miette: its own file as source code; labels
 /// in the same file are drawn inline, those in other files as related notes.
+/// Text from the user is escaped ([`escape`]).
 struct Report {
     message: String,
     code: &'static str,
     severity: Severity,
     help: Option<String>,
-    source: NamedSource<Arc<str>>,
+    source: Arc<Excerpt>,
     labels: Vec<LabeledSpan>,
     related: Vec<Report>,
 }
 
 impl Report {
-    fn new(d: &Diagnostic, sources: &SourceMap) -> Report {
-        let file = sources.get(d.span.file);
+    fn new(d: &Diagnostic, excerpt: impl Fn(FileId) -> Arc<Excerpt>) -> Report {
+        let source = excerpt(d.span.file);
+        let label = (!d.label.is_empty()).then(|| escaped(&d.label));
         let mut labels = vec![LabeledSpan::new_primary_with_span(
-            (!d.label.is_empty()).then(|| d.label.clone()),
-            offsets(d.span),
+            label,
+            source.span(d.span),
         )];
         let mut related = Vec::new();
         for (span, label) in &d.related {
             if span.file == d.span.file {
                 labels.push(LabeledSpan::new_with_span(
-                    Some(label.clone()),
-                    offsets(*span),
+                    Some(escaped(label)),
+                    source.span(*span),
                 ));
             } else {
-                let other = sources.get(span.file);
+                let other = excerpt(span.file);
                 related.push(Report {
-                    message: label.clone(),
+                    message: escaped(label),
                     code: d.code.id,
                     severity: Severity::Warning,
                     help: None,
-                    source: NamedSource::new(&other.name, other.text.clone()),
-                    labels: vec![LabeledSpan::new_primary_with_span(None, offsets(*span))],
+                    labels: vec![LabeledSpan::new_primary_with_span(None, other.span(*span))],
+                    source: other,
                     related: Vec::new(),
                 });
             }
         }
         Report {
-            message: d.message.clone(),
+            message: escaped(&d.message),
             code: d.code.id,
             severity: d.severity,
-            help: d.help.clone(),
-            source: NamedSource::new(&file.name, file.text.clone()),
+            help: d.help.as_deref().map(escaped),
+            source,
             labels,
             related,
         }
     }
 }
 
-fn offsets(span: Span) -> miette::SourceSpan {
-    (span.start as usize, span.len()).into()
+fn escaped(s: &str) -> String {
+    escape::text(s).into_owned()
 }
 
 impl fmt::Debug for Report {
@@ -246,7 +297,7 @@ impl miette::Diagnostic for Report {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
+        Some(&*self.source)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
