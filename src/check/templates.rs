@@ -104,8 +104,7 @@ fn check_text(
     vars: &mut BTreeMap<String, Span>,
 ) {
     // Parsing needs no filters or globals, so the empty environment does.
-    let mut env = minijinja::Environment::empty();
-    env.set_debug(true);
+    let env = minijinja::Environment::empty();
     let template = match env.template_from_str(&lit.value) {
         Ok(template) => template,
         Err(e) => {
@@ -139,8 +138,9 @@ fn syntax_error(
     lit: &ast::StrLit,
     e: &minijinja::Error,
 ) {
-    let value_range = e.range().or_else(|| {
-        let line = e.line()?;
+    // minijinja gives the line (exact ranges need its `debug` feature,
+    // which also brings the `debug()` function: off, see Cargo.toml).
+    let value_range = e.line().and_then(|line| {
         let start = line_start(&lit.value, line)?;
         let end = lit.value[start..]
             .find('\n')
