@@ -595,9 +595,11 @@ mod tests {
         assert_eq!(slow(&r, &values), "Hi !");
     }
 
-    fn name_values(name: &str) -> (Vec<(FieldPath, Value)>, Vec<(Arc<str>, Value)>) {
-        let reads = vec![(path("profile.first_name"), Value::str(name))];
-        (reads, Vec::new())
+    type Reads = Vec<(FieldPath, Value)>;
+    type With = Vec<(Arc<str>, Value)>;
+
+    fn name_values(name: &str) -> (Reads, With) {
+        (vec![(path("profile.first_name"), Value::str(name))], Vec::new())
     }
 
     #[test]
