@@ -599,7 +599,10 @@ mod tests {
     type With = Vec<(Arc<str>, Value)>;
 
     fn name_values(name: &str) -> (Reads, With) {
-        (vec![(path("profile.first_name"), Value::str(name))], Vec::new())
+        (
+            vec![(path("profile.first_name"), Value::str(name))],
+            Vec::new(),
+        )
     }
 
     #[test]
