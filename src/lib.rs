@@ -23,6 +23,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diagnostic;
+pub mod dialect;
 pub mod io;
 mod prefetch;
 pub mod project;

@@ -714,3 +714,32 @@ fn simulate_is_byte_for_byte_reproducible_and_writes_a_json_report() {
     assert_eq!(report["events"]["dedup_evicted_early"], 0);
     assert!(!stderr(&first).contains("forgotten"), "{}", stderr(&first));
 }
+
+#[test]
+fn simulate_reports_a_template_that_failed_to_render_with_its_error() {
+    let args = [
+        "simulate",
+        "tests/fixtures/runtime/render_failed.journey",
+        "--events",
+        "tests/fixtures/runtime/render_failed.ndjson",
+    ];
+    let output = journey(&args);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("capped 1, render_failed 1)"), "{err}");
+    let line =
+        "template total failed to render 1 times (step at line 22): first `body: invalid operation";
+    assert!(err.contains(line), "{err}");
+
+    let report = scratch("render-failed").join("report.json");
+    let mut with_report = args.to_vec();
+    with_report.extend(["--report", report.to_str().unwrap()]);
+    assert_eq!(code(&journey(&with_report)), 0);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let order = &report["journeys"][0];
+    assert_eq!(order["suppressed"]["render_failed"], 1);
+    assert_eq!(order["render_failures"][0]["template"], "total");
+    assert_eq!(order["render_failures"][0]["count"], 1);
+    assert_eq!(report["events"]["render_errors"], 1);
+}

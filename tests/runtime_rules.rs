@@ -1135,6 +1135,7 @@ fn declared_templates_render_subject_and_body() {
         channel: EMAIL,
         subject: Some("{{ profile.first_name }}, your cart".into()),
         body: "Use {{ code }} on {{ trigger.total }} ({{ message_id }})".into(),
+        html: None,
     });
     p.profile_slots.push(ProfileSlot {
         path: path("first_name"),

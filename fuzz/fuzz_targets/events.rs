@@ -21,12 +21,6 @@ static PROGRAM: LazyLock<Arc<Program>> = LazyLock::new(|| {
     Arc::new(build.program.expect("journeys/ compiles"))
 });
 
-/// The event times let through: the year 2026. The runtime fires every
-/// timer between two events, so two events ten thousand years apart
-/// would take that long to simulate; until the runtime bounds a jump of
-/// its clock, the target keeps to a year.
-const WINDOW_MS: std::ops::Range<i64> = 1_767_225_600_000..1_798_761_600_000;
-
 fuzz_target!(|data: &[u8]| {
     let mut runtime = Runtime::new(PROGRAM.clone());
     let mut actions = 0usize;
@@ -34,11 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = EventReader::new(data).with_max_line_bytes(4096);
     while let Ok(Some((_, event))) = reader.next_event() {
         let Ok(raw) = event else { continue };
-        if !WINDOW_MS.contains(&raw.timestamp_ms) {
-            continue;
-        }
         let payload = Payload::of(&raw);
-        runtime.ingest(&adapter::event(&raw, &payload), &mut sink);
+        // Every time goes in: the runtime refuses what it must (a jump,
+        // a year past 9999) and never waits past the end of time.
+        let _ = runtime.ingest(&adapter::event(&raw, &payload), &mut sink);
     }
     runtime.finish(&mut sink);
 });

@@ -73,6 +73,9 @@ codes! {
     TEMPLATE_SYNTAX = "E0501", Error, "template syntax error";
     TEMPLATE_UNKNOWN_VARIABLE = "E0502", Error, "unknown variable in a template";
     TEMPLATE_WITHOUT_BODY = "E0503", Error, "template without a body";
+    HTML_NOT_EMAIL = "E0504", Error, "`html` on a template that is not an email";
+    TEMPLATE_UNKNOWN_NAME = "E0505", Error, "unknown filter, test, function or statement in a template";
+    TEMPLATE_LIMIT = "E0506", Error, "template over a render limit";
 
     // warnings
     UNREACHABLE_STEP = "W0001", Warning, "unreachable step";

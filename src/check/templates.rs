@@ -23,14 +23,16 @@ use rustc_hash::FxHashMap;
 use super::types::Type;
 use super::{Checker, codes};
 use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::dialect;
 use crate::source::Span;
 use crate::syntax::ast;
 
 /// Roots a template can always read.
 const KNOWN_ROOTS: &[&str] = &["profile", "trigger", "journey", "message_id"];
 
-/// minijinja's global functions, reported by `undeclared_variables` too.
-const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+/// Names `undeclared_variables` reports that are not variables: the
+/// dialect's functions, and `loop` (a recursive loop's call).
+const GLOBALS: &[&str] = &["range", "loop"];
 
 /// Built-in channel fields a profile always may have.
 const PROFILE_BUILTINS: &[&str] = &[
@@ -83,7 +85,28 @@ pub(crate) fn check_declarations<'a>(cx: &mut Checker<'a>) -> Vec<WithVars<'a>> 
             );
         }
         let mut vars = BTreeMap::new();
-        for (part, lit) in [("subject", &t.subject), ("body", &t.body)] {
+        if let Some(html) = &t.html
+            && t.channel.name != "email"
+        {
+            cx.report(
+                Diagnostic::new(
+                    codes::HTML_NOT_EMAIL,
+                    html.span,
+                    format!(
+                        "template `{}` has an `html` part but is sent on `{}`",
+                        t.name.name, t.channel.name
+                    ),
+                )
+                .with_label("only an email has an HTML part")
+                .with_help("remove `html`, or send this template on `channel email`"),
+            );
+        }
+        let parts = [
+            ("subject", &t.subject),
+            ("body", &t.body),
+            ("html", &t.html),
+        ];
+        for (part, lit) in parts {
             if let Some(lit) = lit {
                 check_text(cx, t, part, lit, &mut vars);
             }
@@ -104,8 +127,7 @@ fn check_text(
     vars: &mut BTreeMap<String, Span>,
 ) {
     // Parsing needs no filters or globals, so the empty environment does.
-    let mut env = minijinja::Environment::empty();
-    env.set_debug(true);
+    let env = minijinja::Environment::empty();
     let template = match env.template_from_str(&lit.value) {
         Ok(template) => template,
         Err(e) => {
@@ -113,12 +135,14 @@ fn check_text(
             return;
         }
     };
+    let called = check_names(cx, t, part, lit);
     // A HashSet: sorted so that diagnostics never depend on hashing.
     let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
     names.sort();
     for name in names {
         let root = name.split('.').next().unwrap_or(&name);
-        if GLOBALS.contains(&root) || matches!(root, "trigger" | "journey" | "message_id") {
+        let known = GLOBALS.contains(&root) || called.iter().any(|c| c == root);
+        if known || matches!(root, "trigger" | "journey" | "message_id") {
             continue;
         }
         if root == "profile" {
@@ -139,8 +163,9 @@ fn syntax_error(
     lit: &ast::StrLit,
     e: &minijinja::Error,
 ) {
-    let value_range = e.range().or_else(|| {
-        let line = e.line()?;
+    // minijinja gives the line (exact ranges need its `debug` feature,
+    // which also brings the `debug()` function: off, see Cargo.toml).
+    let value_range = e.line().and_then(|line| {
         let start = line_start(&lit.value, line)?;
         let end = lit.value[start..]
             .find('\n')
@@ -162,6 +187,241 @@ fn syntax_error(
         )
         .with_label(detail)
         .with_help("templates use Jinja syntax: `{{ profile.first_name }}`, `{% if trigger.total > 100 %}...{% endif %}`"),
+    );
+}
+
+/// What the dialect (src/dialect.rs) does not know, and what is sure to
+/// pass its limits, found in the template's tokens: unknown filters, tests
+/// and functions, forbidden statements, a literal `range(N)` over
+/// [`dialect::MAX_RANGE`], nested literal loops over the fuel, a literal
+/// string repeated past the part size.
+/// Returns the names called as functions, which are not variables.
+fn check_names(
+    cx: &mut Checker,
+    t: &ast::TemplateDecl,
+    part: &str,
+    lit: &ast::StrLit,
+) -> Vec<String> {
+    use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
+    let tokens: Vec<(Token, Span)> = tokenize(
+        &lit.value,
+        false,
+        Default::default(),
+        WhitespaceConfig::default(),
+    )
+    .map_while(Result::ok)
+    .map(|(token, span)| {
+        let span = literal_span(
+            cx,
+            lit,
+            span.start_offset as usize,
+            span.end_offset as usize,
+        );
+        (token, span)
+    })
+    .collect();
+    let ident = |i: usize| match tokens.get(i) {
+        Some((Token::Ident(name), _)) => Some(*name),
+        _ => None,
+    };
+    let int = |i: usize| match tokens.get(i) {
+        Some((Token::Int(n), _)) => Some(*n),
+        _ => None,
+    };
+    let is = |i: usize, want: &Token| {
+        tokens
+            .get(i)
+            .is_some_and(|(tok, _)| std::mem::discriminant(tok) == std::mem::discriminant(want))
+    };
+    let template = &t.name.name;
+    // Known sizes of the enclosing `for` loops.
+    let mut loops: Vec<Option<u64>> = Vec::new();
+    let mut called = Vec::new();
+    for (i, (token, span)) in tokens.iter().enumerate() {
+        let span = *span;
+        let after_block = i > 0 && is(i - 1, &Token::BlockStart);
+        match token {
+            Token::Ident(name) if after_block => {
+                if dialect::FORBIDDEN_STATEMENTS.contains(name) {
+                    unknown_name(
+                        cx,
+                        span,
+                        format!(
+                            "`{{% {name} %}}` is not allowed, in the {part} of template `{template}`"
+                        ),
+                        "a template stands alone: no `include`, `extends`, `import`, `block` or `macro`".into(),
+                    );
+                } else if *name == "filter" {
+                    if let Some(filter) = ident(i + 1) {
+                        check_known(cx, tokens[i + 1].1, "filter", filter, template, part);
+                    }
+                } else if *name == "for" {
+                    let size = (i + 2..tokens.len().min(i + 12))
+                        .find(|&k| ident(k) == Some("in"))
+                        .and_then(|k| {
+                            (ident(k + 1) == Some("range")).then(|| range_size(&tokens, k + 3))
+                        })
+                        .flatten();
+                    loops.push(size);
+                    let runs = loops
+                        .iter()
+                        .flatten()
+                        .try_fold(1u64, |acc, n| acc.checked_mul(*n));
+                    if runs.is_none_or(|n| n > dialect::RENDER_FUEL)
+                        && loops.iter().flatten().count() > 1
+                    {
+                        too_much(
+                            cx,
+                            span,
+                            format!(
+                                "these nested loops run more than {} times",
+                                dialect::RENDER_FUEL
+                            ),
+                            format!("a render may run at most {} steps", dialect::RENDER_FUEL),
+                            template,
+                            part,
+                        );
+                    }
+                } else if *name == "endfor" {
+                    loops.pop();
+                }
+            }
+            Token::Ident(name) if i > 0 && is(i - 1, &Token::Pipe) => {
+                check_known(cx, span, "filter", name, template, part);
+            }
+            Token::Ident(name)
+                if i > 0
+                    && (ident(i - 1) == Some("is")
+                        || (ident(i - 1) == Some("not")
+                            && ident(i.wrapping_sub(2)) == Some("is"))) =>
+            {
+                check_known(cx, span, "test", name, template, part);
+            }
+            Token::Ident(name)
+                if is(i + 1, &Token::ParenOpen) && !(i > 0 && is(i - 1, &Token::Dot)) =>
+            {
+                if *name == "range" {
+                    if let Some(n) = range_size(&tokens, i + 2)
+                        && n > dialect::MAX_RANGE
+                    {
+                        too_much(
+                            cx,
+                            span,
+                            format!("`range` makes {n} numbers"),
+                            format!(
+                                "a template may loop over at most {} (`range({})`)",
+                                dialect::MAX_RANGE,
+                                dialect::MAX_RANGE
+                            ),
+                            template,
+                            part,
+                        );
+                    }
+                } else if *name != "loop" {
+                    check_known(cx, span, "function", name, template, part);
+                    called.push(name.to_string());
+                }
+            }
+            Token::Mul => {
+                // `'text' * N` or `N * 'text'`, both written in the template.
+                let text = |k: usize| match tokens.get(k) {
+                    Some((Token::Str(s), _)) => Some(s.len() as u64),
+                    Some((Token::String(s), _)) => Some(s.len() as u64),
+                    _ => None,
+                };
+                let size = match (
+                    text(i.wrapping_sub(1)),
+                    int(i + 1),
+                    int(i.wrapping_sub(1)),
+                    text(i + 1),
+                ) {
+                    (Some(len), Some(n), _, _) | (_, _, Some(n), Some(len)) => len.checked_mul(n),
+                    _ => Some(0),
+                };
+                if size.is_none_or(|s| s > dialect::MAX_PART_BYTES as u64) {
+                    too_much(
+                        cx,
+                        span,
+                        "this repeated text is longer than a message may be".into(),
+                        format!(
+                            "a rendered part may hold {} KiB",
+                            dialect::MAX_PART_BYTES / 1024
+                        ),
+                        template,
+                        part,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    called
+}
+
+/// The count of a `range(` call's numbers when its arguments, from token
+/// `at`, are whole numbers written in the template.
+fn range_size(tokens: &[(minijinja::machinery::Token, Span)], at: usize) -> Option<u64> {
+    use minijinja::machinery::Token;
+    let mut args = Vec::new();
+    let mut k = at;
+    loop {
+        match tokens.get(k).map(|(t, _)| t) {
+            Some(Token::Int(n)) => args.push(*n),
+            _ => return None,
+        }
+        match tokens.get(k + 1).map(|(t, _)| t) {
+            Some(Token::Comma) => k += 2,
+            Some(Token::ParenClose) => break,
+            _ => return None,
+        }
+    }
+    match args[..] {
+        [n] => Some(n),
+        [a, b] => Some(b.saturating_sub(a)),
+        [a, b, step] if step > 0 => Some(b.saturating_sub(a).div_ceil(step)),
+        _ => None,
+    }
+}
+
+fn check_known(cx: &mut Checker, span: Span, kind: &str, name: &str, template: &str, part: &str) {
+    let known = match kind {
+        "filter" => dialect::FILTERS,
+        "test" => dialect::TESTS,
+        _ => dialect::FUNCTIONS,
+    };
+    if !known.contains(&name) {
+        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
+            "templates have the filters, tests and functions listed in docs/guide.md (§6)".into()
+        });
+        let message = format!("unknown {kind} `{name}` in the {part} of template `{template}`");
+        unknown_name(cx, span, message, help);
+    }
+}
+
+fn unknown_name(cx: &mut Checker, span: Span, message: String, help: String) {
+    cx.report(
+        Diagnostic::new(codes::TEMPLATE_UNKNOWN_NAME, span, message)
+            .with_label("not in the template language")
+            .with_help(help),
+    );
+}
+
+fn too_much(
+    cx: &mut Checker,
+    span: Span,
+    message: String,
+    help: String,
+    template: &str,
+    part: &str,
+) {
+    cx.report(
+        Diagnostic::new(
+            codes::TEMPLATE_LIMIT,
+            span,
+            format!("the {part} of template `{template}` cannot render: {message}"),
+        )
+        .with_label("over the render limit")
+        .with_help(help),
     );
 }
 

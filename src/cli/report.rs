@@ -78,7 +78,10 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             "events skipped for their time (each reported above with its line)",
         ),
         (stats.unknown_time_zones, "unknown time zones (UTC used)"),
-        (stats.render_errors, "template parts that failed to render"),
+        (
+            stats.render_errors,
+            "sends not made: the template failed to render",
+        ),
         (
             stats.unmatched_engagements,
             "engagements matching no message",
@@ -119,13 +122,29 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
                 format!(" ({})", sent.join(", "))
             }
         );
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "  suppressed  {} (unreachable {}, capped {})",
+            "  suppressed  {} (unreachable {}, capped {}",
             j.suppressed,
             j.suppressed_by_reason[SuppressReason::Unreachable as usize],
             j.suppressed_by_reason[SuppressReason::Capped as usize]
         );
+        let failed = j.suppressed_by_reason[SuppressReason::RenderFailed as usize];
+        if failed > 0 {
+            let _ = write!(out, ", render_failed {failed}");
+        }
+        out.push_str(")\n");
+        for f in &j.render_failures {
+            let line = journey.nodes.get(f.node as usize).map_or(0, |n| n.line);
+            let _ = writeln!(
+                out,
+                "    template {} failed to render {} times (step at line {line}): first `{}`",
+                f.template, f.count, f.first
+            );
+            if f.count > 1 && f.last != f.first {
+                let _ = writeln!(out, "      latest `{}`", f.last);
+            }
+        }
         let exits: Vec<String> = ExitReason::ALL
             .iter()
             .filter(|r| j.exits(**r) > 0)
@@ -204,6 +223,14 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
                 .iter()
                 .map(|r| (r.name().to_string(), json!(j.exits(*r))))
                 .collect();
+            let render_failures: Vec<serde_json::Value> = j
+                .render_failures
+                .iter()
+                .map(|f| {
+                    json!({"node": f.node, "template": &*f.template, "count": f.count,
+                           "first_error": f.first, "last_error": f.last})
+                })
+                .collect();
             let steps: Vec<serde_json::Value> = journey
                 .nodes
                 .iter()
@@ -223,7 +250,9 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
                 "suppressed": {
                     "unreachable": j.suppressed_by_reason[SuppressReason::Unreachable as usize],
                     "capped": j.suppressed_by_reason[SuppressReason::Capped as usize],
+                    "render_failed": j.suppressed_by_reason[SuppressReason::RenderFailed as usize],
                 },
+                "render_failures": render_failures,
                 "exited": exits,
                 "converted": j.converted,
                 "converted_held_out": j.converted_held_out,

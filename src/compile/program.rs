@@ -99,6 +99,8 @@ pub struct Template {
     /// Jinja source (minijinja), checked at compile time.
     pub subject: Option<Arc<str>>,
     pub body: Arc<str>,
+    /// The HTML part of an email, rendered with its values HTML-escaped.
+    pub html: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]

@@ -50,7 +50,7 @@ impl Compiler<'_> {
         let mut vars: Vec<FieldPath> = Vec::new();
         if let Some(t) = self.templates.get(template as usize) {
             let env = minijinja::Environment::new();
-            for source in t.subject.iter().chain([&t.body]) {
+            for source in t.subject.iter().chain([&t.body]).chain(&t.html) {
                 // A syntax error is the checker's to report; it renders nothing here.
                 if let Ok(parsed) = env.template_from_str(source) {
                     vars.extend(

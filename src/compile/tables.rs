@@ -257,6 +257,7 @@ impl<'p> Compiler<'p> {
                 channel,
                 subject: decl.subject.as_ref().map(|s| Arc::from(s.value.as_str())),
                 body: Arc::from(decl.body.as_ref().map_or("", |b| b.value.as_str())),
+                html: decl.html.as_ref().map(|h| Arc::from(h.value.as_str())),
             });
         }
     }

@@ -31,6 +31,8 @@ pub enum ActionKind {
         vars: Vec<(Arc<str>, Value)>,
         subject: Option<String>,
         body: Option<String>,
+        /// The HTML part, for a declared template that has one.
+        html: Option<String>,
     },
     Suppress {
         channel: Arc<str>,
@@ -64,13 +66,22 @@ pub enum ActionKind {
 pub enum SuppressReason {
     Unreachable,
     Capped,
+    /// The chosen alternative's template failed to render.
+    RenderFailed,
 }
 
 impl SuppressReason {
+    pub const ALL: [SuppressReason; 3] = [
+        SuppressReason::Unreachable,
+        SuppressReason::Capped,
+        SuppressReason::RenderFailed,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             SuppressReason::Unreachable => "unreachable",
             SuppressReason::Capped => "capped",
+            SuppressReason::RenderFailed => "render_failed",
         }
     }
 }
@@ -163,6 +174,7 @@ impl ActionKind {
                 vars,
                 subject,
                 body,
+                html,
             } => {
                 field_str(out, "channel", channel);
                 field_str(out, "template", template);
@@ -175,6 +187,9 @@ impl ActionKind {
                 }
                 if let Some(body) = body {
                     field_str(out, "body", body);
+                }
+                if let Some(html) = html {
+                    field_str(out, "html", html);
                 }
             }
             ActionKind::Suppress {

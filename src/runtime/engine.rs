@@ -940,14 +940,30 @@ impl Cx<'_> {
                 with: &vars,
                 message_id: &message_id,
             };
-            let has_subject = program
-                .templates
-                .get(t as usize)
-                .is_some_and(|t| t.subject.is_some());
-            self.renderer
-                .render(t, has_subject, &values, &mut self.stats.render_errors)
+            self.renderer.render(t, &values)
         });
         self.stats.type_mismatches += m;
+        // A message that cannot render is not sent, and nothing records it
+        // as sent: no cap counts it, no handle is bound. The chain does not
+        // fall through to the next alternative (docs/runtime.md).
+        let rendered = match rendered.transpose() {
+            Ok(rendered) => rendered,
+            Err(error) => {
+                self.stats.render_errors += 1;
+                self.stats
+                    .journey(j)
+                    .record_render_failure(id, &alt.template, error.to_string());
+                self.emit(
+                    j,
+                    ActionKind::Suppress {
+                        channel: channel.name.clone(),
+                        template: alt.template.clone(),
+                        reason: SuppressReason::RenderFailed,
+                    },
+                );
+                return;
+            }
+        };
         if let Some(h) = send.handle.and_then(|h| inst.handles.get_mut(h as usize)) {
             *h = Handle {
                 sent: true,
@@ -978,9 +994,9 @@ impl Cx<'_> {
             });
         }
         self.stats.journey(j).record_send(id, alt.channel);
-        let (subject, body) = match rendered {
-            Some(r) => (r.subject, Some(r.body)),
-            None => (None, None),
+        let (subject, body, html) = match rendered {
+            Some(r) => (r.subject, Some(r.body), r.html),
+            None => (None, None, None),
         };
         self.emit(
             j,
@@ -992,6 +1008,7 @@ impl Cx<'_> {
                 vars,
                 subject,
                 body,
+                html,
             },
         );
     }

@@ -1,38 +1,51 @@
-//! Renders declared templates into a send's `subject` and `body`. The
-//! context holds `profile`, `trigger` and `journey` objects built from the
-//! values the template reads, the `with` values as top-level variables, and
-//! `message_id`. A part that fails to render is counted and sent as an empty
-//! text: the message still goes out, as the compiler already checked the
-//! template.
+//! Renders declared templates into a send's `subject`, `body` and `html`.
+//! The context holds `profile`, `trigger` and `journey` objects built from
+//! the values the template reads, the `with` values as top-level variables,
+//! and `message_id`. A part that fails to render (an error, fuel run out,
+//! text over [`MAX_PART_BYTES`]) fails the whole message: the engine then
+//! suppresses the send (reason `render_failed`) instead of sending it.
 //!
 //! Two paths give the same text. Most message templates are text with
 //! `{{ path }}`, `{{ path | default('text') }}` and `{{ path | length }}`
 //! holes: those are split into [`Piece`]s once and filled straight from the
 //! values, without building a context. Anything else (tags, other filters,
-//! a list or object printed whole) goes through minijinja, compiled once per
-//! runtime.
+//! a list or object printed whole, every `html` part, which escapes values)
+//! goes through minijinja, compiled once per runtime, in the environment of
+//! [`crate::dialect`] (its filters, fuel and limits).
 //!
 //! A `null` value is left out of the context, so it is undefined to the
 //! template: it prints as nothing and `default(...)` replaces it. Undefined
 //! values chain (`profile.consent.email` with no `consent` prints nothing).
 
 use std::fmt::Write as _;
+use std::io;
 use std::sync::Arc;
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{Environment, ErrorKind};
 
 use crate::compile::program::{FieldPath, Template};
+use crate::dialect::{self, MAX_PART_BYTES, RENDER_FUEL};
 use crate::value::{Value, as_whole, write_int};
 
 pub struct Renderer {
     env: Environment<'static>,
-    /// Per template id: its subject and body.
-    parts: Vec<(Option<Part>, Option<Part>)>,
+    /// Per template id.
+    parts: Vec<Parts>,
 }
 
-/// One compiled subject or body.
+/// The compiled parts of one template; `None` inside when a part did not
+/// compile (the checker reports it, so only a program built around the
+/// checker has one).
+struct Parts {
+    subject: Option<Option<Part>>,
+    body: Option<Part>,
+    html: Option<Option<Part>>,
+}
+
+/// One compiled subject, body or html part.
 struct Part {
-    /// The name under which minijinja holds it.
+    /// The name under which minijinja holds it (`<id>.<kind>`: `.html`
+    /// turns HTML escaping on).
     name: String,
     /// The pieces, when the text is simple enough to fill directly.
     pieces: Option<Vec<Piece>>,
@@ -57,9 +70,25 @@ enum Filter {
 }
 
 /// A rendered message.
+#[derive(Debug)]
 pub struct Rendered {
     pub subject: Option<String>,
     pub body: String,
+    pub html: Option<String>,
+}
+
+/// Why a message could not be rendered: the part and the error, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderError {
+    /// `subject`, `body` or `html`.
+    pub part: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.part, self.message)
+    }
 }
 
 /// What a template is filled from.
@@ -73,8 +102,7 @@ pub struct Values<'a> {
 
 impl Renderer {
     pub fn new(templates: &[Template]) -> Renderer {
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        let mut env = dialect::environment();
         // Messages go to customers: a missing value prints as nothing and a
         // boolean as `true`/`false`, never Python's `None`/`True`.
         env.set_formatter(|out, state, value| {
@@ -97,59 +125,123 @@ impl Renderer {
                     .ok()
                     .map(|()| Part {
                         name,
-                        pieces: pieces(source),
+                        // An html part escapes its values: minijinja only.
+                        pieces: if kind == "html" { None } else { pieces(source) },
                     })
             };
-            let subject = t.subject.as_ref().and_then(|s| part("subject", s));
-            let body = part("body", &t.body);
-            parts.push((subject, body));
+            parts.push(Parts {
+                subject: t.subject.as_ref().map(|s| part("subject", s)),
+                body: part("body", &t.body),
+                html: t.html.as_ref().map(|h| part("html", h)),
+            });
         }
         Renderer { env, parts }
     }
 
-    /// Renders template `id`; `errors` counts the parts that failed.
-    pub fn render(
-        &self,
-        id: u32,
-        has_subject: bool,
-        values: &Values<'_>,
-        errors: &mut u64,
-    ) -> Rendered {
-        let (subject, body) = match self.parts.get(id as usize) {
-            Some((s, b)) => (s.as_ref(), b.as_ref()),
-            None => (None, None),
+    /// Renders template `id`: every part, or the first part that failed.
+    pub fn render(&self, id: u32, values: &Values<'_>) -> Result<Rendered, RenderError> {
+        let Some(parts) = self.parts.get(id as usize) else {
+            return Err(RenderError {
+                part: "body",
+                message: "the template is not in the program".into(),
+            });
         };
         // Built once, and only if a part needs minijinja.
         let mut context: Option<minijinja::Value> = None;
-        let mut render = |part: Option<&Part>| -> String {
-            let Some(part) = part else {
-                *errors += 1;
-                return String::new();
-            };
-            if let Some(text) = part.pieces.as_deref().and_then(|p| fill(p, values)) {
-                return text;
-            }
-            let ctx = context.get_or_insert_with(|| {
-                minijinja::Value::from_serialize(self::context(
-                    values.reads,
-                    values.with,
-                    values.message_id,
-                ))
-            });
-            let out = self
-                .env
-                .get_template(&part.name)
-                .ok()
-                .and_then(|t| t.render(&*ctx).ok());
-            out.unwrap_or_else(|| {
-                *errors += 1;
-                String::new()
-            })
+        let mut render = |kind: &'static str, part: Option<&Part>| {
+            self.render_part(part, values, &mut context)
+                .map_err(|message| RenderError {
+                    part: kind,
+                    message,
+                })
         };
-        Rendered {
-            subject: has_subject.then(|| render(subject)),
-            body: render(body),
+        let subject = match &parts.subject {
+            Some(part) => Some(render("subject", part.as_ref())?),
+            None => None,
+        };
+        let body = render("body", parts.body.as_ref())?;
+        let html = match &parts.html {
+            Some(part) => Some(render("html", part.as_ref())?),
+            None => None,
+        };
+        Ok(Rendered {
+            subject,
+            body,
+            html,
+        })
+    }
+
+    fn render_part(
+        &self,
+        part: Option<&Part>,
+        values: &Values<'_>,
+        context: &mut Option<minijinja::Value>,
+    ) -> Result<String, String> {
+        let Some(part) = part else {
+            return Err("the template does not compile".into());
+        };
+        if let Some(text) = part.pieces.as_deref().and_then(|p| fill(p, values)) {
+            return if text.len() > MAX_PART_BYTES {
+                Err(too_long())
+            } else {
+                Ok(text)
+            };
         }
+        let ctx = context.get_or_insert_with(|| {
+            minijinja::Value::from_serialize(self::context(
+                values.reads,
+                values.with,
+                values.message_id,
+            ))
+        });
+        let template = self
+            .env
+            .get_template(&part.name)
+            .map_err(|e| describe(&e))?;
+        let mut out = Bounded::default();
+        match template.render_captured_to(&*ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.text).map_err(|_| "the text is not UTF-8".into()),
+            Err(_) if out.over => Err(too_long()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+}
+
+fn too_long() -> String {
+    format!("the text is longer than {} KiB", MAX_PART_BYTES / 1024)
+}
+
+/// A render error in words, without minijinja's template names (`0.body`).
+fn describe(e: &minijinja::Error) -> String {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return format!("the template runs more than {RENDER_FUEL} steps");
+    }
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+/// Where minijinja writes a part: refuses the write that would pass
+/// [`MAX_PART_BYTES`], which ends the render.
+#[derive(Default)]
+struct Bounded {
+    text: Vec<u8>,
+    over: bool,
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.text.len() + buf.len() > MAX_PART_BYTES {
+            self.over = true;
+            return Err(io::Error::other("over the size limit"));
+        }
+        self.text.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -368,6 +460,7 @@ mod tests {
             channel: 0,
             subject: subject.map(Arc::from),
             body: body.into(),
+            html: None,
         }
     }
 
@@ -379,7 +472,7 @@ mod tests {
     fn slow(r: &Renderer, values: &Values<'_>) -> String {
         let ctx =
             minijinja::Value::from_serialize(context(values.reads, values.with, values.message_id));
-        let name = &r.parts[0].1.as_ref().unwrap().name;
+        let name = &r.parts[0].body.as_ref().unwrap().name;
         r.env
             .get_template(name)
             .and_then(|t| t.render(&ctx))
@@ -387,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn renders_nested_context_and_counts_errors() {
+    fn renders_nested_context_and_fails_an_unknown_template() {
         let templates = vec![template(
             Some("Hi {{ profile.first_name }}"),
             "Code {{ code }} for {{ trigger.total }} ({{ message_id }})",
@@ -403,14 +496,11 @@ mod tests {
             with: &with,
             message_id: "m1",
         };
-        let mut errors = 0;
-        let out = r.render(0, true, &values, &mut errors);
+        let out = r.render(0, &values).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hi Ana"));
         assert_eq!(out.body, "Code SAVE10 for 80 (m1)");
-        assert_eq!(errors, 0);
-        let out = r.render(7, false, &values, &mut errors);
-        assert_eq!(out.body, "");
-        assert_eq!(errors, 1);
+        assert_eq!(out.html, None);
+        assert!(r.render(7, &values).is_err());
     }
 
     #[test]
@@ -482,10 +572,8 @@ mod tests {
         };
         for source in sources {
             let r = Renderer::new(&[template(None, source)]);
-            let mut errors = 0;
-            let out = r.render(0, false, &values, &mut errors);
+            let out = r.render(0, &values).unwrap();
             assert_eq!(out.body, slow(&r, &values), "{source}");
-            assert_eq!(errors, 0, "{source}");
         }
     }
 
@@ -501,10 +589,106 @@ mod tests {
             with: &[],
             message_id: "m",
         };
-        let mut errors = 0;
-        let out = r.render(0, true, &values, &mut errors);
+        let out = r.render(0, &values).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hi, your cart"));
         assert_eq!(out.body, "Hi !");
         assert_eq!(slow(&r, &values), "Hi !");
+    }
+
+    type Reads = Vec<(FieldPath, Value)>;
+    type With = Vec<(Arc<str>, Value)>;
+
+    fn name_values(name: &str) -> (Reads, With) {
+        (
+            vec![(path("profile.first_name"), Value::str(name))],
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn the_html_part_escapes_values_and_keeps_its_markup() {
+        let mut t = template(
+            Some("Hi {{ profile.first_name }}"),
+            "Hi {{ profile.first_name }}",
+        );
+        t.html = Some("<p>Hi <b>{{ profile.first_name }}</b></p>".into());
+        let r = Renderer::new(&[t]);
+        let (reads, with) = name_values("<script>alert(1)</script>");
+        let values = Values {
+            reads: &reads,
+            with: &with,
+            message_id: "m",
+        };
+        let out = r.render(0, &values).unwrap();
+        assert_eq!(
+            out.html.as_deref(),
+            Some("<p>Hi <b>&lt;script&gt;alert(1)&lt;&#x2f;script&gt;</b></p>")
+        );
+        // The plain-text parts are not HTML: they keep the text as is.
+        assert_eq!(out.body, "Hi <script>alert(1)</script>");
+        assert_eq!(out.subject.as_deref(), Some("Hi <script>alert(1)</script>"));
+    }
+
+    #[test]
+    fn a_joined_list_in_html_is_escaped_too() {
+        let mut t = template(None, "x");
+        t.html = Some("<p>{{ trigger.items | join('<br>') }}</p>".into());
+        let r = Renderer::new(&[t]);
+        let reads = vec![(
+            path("trigger.items"),
+            Value::List(Arc::from(vec![Value::str("<i>a</i>"), Value::str("b")])),
+        )];
+        let values = Values {
+            reads: &reads,
+            with: &[],
+            message_id: "m",
+        };
+        let html = r.render(0, &values).unwrap().html.unwrap();
+        assert_eq!(html, "<p>&lt;i&gt;a&lt;&#x2f;i&gt;&lt;br&gt;b</p>");
+    }
+
+    fn render_body(body: &str) -> Result<Rendered, RenderError> {
+        let r = Renderer::new(&[template(None, body)]);
+        let (reads, with) = name_values("Ana");
+        let values = Values {
+            reads: &reads,
+            with: &with,
+            message_id: "m",
+        };
+        r.render(0, &values)
+    }
+
+    #[test]
+    fn nested_range_loops_run_out_of_fuel_instead_of_hanging() {
+        // 10^10 iterations without fuel.
+        let err = render_body(
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        )
+        .unwrap_err();
+        assert_eq!(err.part, "body");
+        assert_eq!(err.message, "the template runs more than 100000 steps");
+    }
+
+    #[test]
+    fn output_past_the_limit_fails_before_it_grows() {
+        // 100,000 × 1 MB without the limit: the join stops at 64 KiB.
+        let err = render_body("{{ range(100000) | join('x' * 1000000) }}").unwrap_err();
+        assert!(err.message.contains("64 KiB"), "{err}");
+        // Many small writes: the writer stops at 64 KiB.
+        let err = render_body("{% for i in range(20000) %}0123456789{% endfor %}").unwrap_err();
+        assert_eq!(err.message, "the text is longer than 64 KiB");
+        // Just under the limit renders.
+        let ok = render_body("{% for i in range(6000) %}0123456789{% endfor %}").unwrap();
+        assert_eq!(ok.body.len(), 60_000);
+    }
+
+    #[test]
+    fn a_runtime_error_fails_the_render() {
+        let err = render_body("{{ profile.first_name + 1 }}").unwrap_err();
+        assert_eq!(err.part, "body");
+        assert!(err.message.starts_with("invalid operation"), "{err}");
+        assert!(!err.message.contains("0.body"), "{err}");
+        let err = render_body("{{ debug() }}").unwrap_err();
+        assert!(err.message.contains("unknown function"), "{err}");
     }
 }

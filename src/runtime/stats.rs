@@ -2,6 +2,8 @@
 //! duplicate events, type mismatches, unknown time zones, render errors) and
 //! the per-journey, per-step report of `journey simulate`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::action::{ExitReason, SuppressReason};
@@ -32,7 +34,7 @@ pub struct Stats {
     pub type_mismatches: u64,
     /// Time-zone names that are not in the database (UTC used).
     pub unknown_time_zones: u64,
-    /// Template parts that failed to render (rendered as empty).
+    /// Sends not made because their template failed to render.
     pub render_errors: u64,
     /// Engagement events that named no message of an active instance.
     pub unmatched_engagements: u64,
@@ -51,12 +53,26 @@ pub struct JourneyStats {
     /// Sends per channel (index = channel id).
     pub sent_by_channel: Vec<u64>,
     pub suppressed: u64,
-    /// Suppressions by reason, in [`SuppressReason`] order.
-    pub suppressed_by_reason: [u64; 2],
+    /// Suppressions by reason, in [`SuppressReason::ALL`] order.
+    pub suppressed_by_reason: [u64; 3],
+    /// Sends suppressed because their template failed to render, per step
+    /// and template, in the order first seen.
+    pub render_failures: Vec<RenderFailure>,
     /// Exits by reason, in [`ExitReason::ALL`] order.
     pub exits: [u64; ExitReason::ALL.len()],
     /// Per node (index = node id).
     pub nodes: Vec<NodeStats>,
+}
+
+/// The render failures of one template at one step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderFailure {
+    pub node: u32,
+    pub template: Arc<str>,
+    pub count: u64,
+    /// The first and the latest error, in words (`body: ...`).
+    pub first: String,
+    pub last: String,
 }
 
 /// What happened at one step.
@@ -144,6 +160,28 @@ impl JourneyStats {
             self.sent_by_channel.resize(index + 1, 0);
         }
         self.sent_by_channel[index] += 1;
+    }
+
+    /// A send at `node` that was not made: `template` failed to render.
+    pub(crate) fn record_render_failure(&mut self, node: u32, template: &Arc<str>, error: String) {
+        self.record_suppress(node, SuppressReason::RenderFailed);
+        let found = self
+            .render_failures
+            .iter_mut()
+            .find(|f| f.node == node && f.template == *template);
+        match found {
+            Some(f) => {
+                f.count += 1;
+                f.last = error;
+            }
+            None => self.render_failures.push(RenderFailure {
+                node,
+                template: template.clone(),
+                count: 1,
+                first: error.clone(),
+                last: error,
+            }),
+        }
     }
 
     pub(crate) fn record_suppress(&mut self, node: u32, reason: SuppressReason) {

@@ -147,7 +147,7 @@ pub struct ChannelDecl {
     pub span: Span,
 }
 
-/// `template <name> { channel <name> subject "..." body "..." }`
+/// `template <name> { channel <name> subject "..." body "..." html "..." }`
 #[derive(Clone, Debug, PartialEq)]
 pub struct TemplateDecl {
     pub name: Ident,
@@ -155,6 +155,8 @@ pub struct TemplateDecl {
     pub subject: Option<StrLit>,
     /// Required; `None` is reported by the checker with the template's span.
     pub body: Option<StrLit>,
+    /// The HTML part of an email (values HTML-escaped when rendered).
+    pub html: Option<StrLit>,
     pub span: Span,
 }
 

@@ -50,6 +50,7 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_consent | Rule::channel_consent => "`consent`",
         Rule::kw_subject | Rule::template_subject => "`subject`",
         Rule::kw_body | Rule::template_body => "`body`",
+        Rule::kw_html | Rule::template_html => "`html`",
         Rule::kw_name => "`name`",
         Rule::kw_trigger => "`trigger`",
         Rule::kw_no => "`no`",

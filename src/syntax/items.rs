@@ -168,13 +168,14 @@ fn visit_template_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<TemplateDecl> 
     keyword(ctx, &mut it);
     let name = ctx.name(&next(&mut it), "template");
     let owner = format!("template `{}`", name.name);
-    let (mut channel, mut subject, mut body) = (None, None, None);
+    let (mut channel, mut subject, mut body, mut html) = (None, None, None, None);
     for part in it {
         let rule = part.as_rule();
         let word = match rule {
             Rule::template_channel if channel.is_some() => Some("channel"),
             Rule::template_subject if subject.is_some() => Some("subject"),
             Rule::template_body if body.is_some() => Some("body"),
+            Rule::template_html if html.is_some() => Some("html"),
             _ => None,
         };
         if let Some(word) = word {
@@ -187,6 +188,7 @@ fn visit_template_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<TemplateDecl> 
         match rule {
             Rule::template_channel => channel = Some(ctx.name(&value, "channel")),
             Rule::template_subject => subject = Some(literals::visit_string(ctx, value)),
+            Rule::template_html => html = Some(literals::visit_string(ctx, value)),
             _ => body = Some(literals::visit_string(ctx, value)),
         }
     }
@@ -206,6 +208,7 @@ fn visit_template_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<TemplateDecl> 
         channel,
         subject,
         body,
+        html,
         span,
     })
 }

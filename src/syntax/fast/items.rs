@@ -164,7 +164,7 @@ impl Parser<'_> {
         self.keyword("template")?;
         let name = self.name()?;
         self.punct(b'{')?;
-        let (mut channel, mut subject, mut body) = (None, None, None);
+        let (mut channel, mut subject, mut body, mut html) = (None, None, None, None);
         while self.peek() != b'}' {
             match self.word() {
                 "channel" if channel.is_none() => {
@@ -179,8 +179,12 @@ impl Parser<'_> {
                     self.keyword("body")?;
                     body = Some(self.string()?);
                 }
+                "html" if html.is_none() => {
+                    self.keyword("html")?;
+                    html = Some(self.string()?);
+                }
                 // Given twice: reported.
-                "channel" | "subject" | "body" => return self.decline(),
+                "channel" | "subject" | "body" | "html" => return self.decline(),
                 _ => return None,
             }
         }
@@ -194,6 +198,7 @@ impl Parser<'_> {
             channel,
             subject,
             body,
+            html,
             span: self.closed_span(start),
         })
     }
