@@ -1,0 +1,532 @@
+//! `journey serve` against the real binary (SERVICE.md §4 and §10): the
+//! actions feed equals `journey simulate` over the same events — posted
+//! in random batches, with `kill -9` between requests and during them, and
+//! restarts that re-post what was not acknowledged — and bad input over
+//! HTTP is a clear 4xx that changes nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_journey")
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// A port free on loopback now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A small seeded generator: the same run every time.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(project: &Path, data: &Path, partitions: u32, extra: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg(project)
+            .arg("--data")
+            .arg(data)
+            .args(["--clock", "events", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--partitions", &partitions.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("journey serve starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("{}/healthz", server.base))
+                .call()
+                .is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("journey serve did not become ready");
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: no shutdown of any kind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, String)> {
+        match ureq::post(&format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30))
+            .send_json(body.clone())
+        {
+            Ok(response) => response.into_json().map_err(|e| (0, e.to_string())),
+            Err(ureq::Error::Status(code, response)) => {
+                Err((code, response.into_string().unwrap_or_default()))
+            }
+            Err(e) => Err((0, e.to_string())),
+        }
+    }
+
+    /// The whole feed, `seq` removed, checked to ascend.
+    fn feed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let text = ureq::get(&format!(
+                "{}/v1/actions?after={after}&limit=5000",
+                self.base
+            ))
+            .call()
+            .expect("the feed answers")
+            .into_string()
+            .expect("the feed is text");
+            if text.is_empty() {
+                return out;
+            }
+            for line in text.lines() {
+                let mut action: serde_json::Map<String, Value> =
+                    serde_json::from_str(line).expect("a feed line is JSON");
+                let seq = action
+                    .remove("seq")
+                    .and_then(|s| s.as_u64())
+                    .expect("a seq");
+                assert!(seq > after, "seq ascends: {seq} after {after}");
+                after = seq;
+                out.push(serde_json::to_string(&action).expect("JSON"));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The event file's well-formed messages, each with a `messageId` (so a
+/// re-post is recognised), written again for simulate to read the same.
+fn prepared_events(source: &Path, dir: &Path) -> (Vec<Value>, PathBuf) {
+    let text = std::fs::read_to_string(source).expect("the events read");
+    let mut messages = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        // What simulate reports as malformed, ingest refuses: leave it out.
+        if journey::io::parse_line(line, i + 1).is_err() {
+            continue;
+        }
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if !m.contains_key("messageId") {
+            m.insert("messageId".into(), json!(format!("line-{i}")));
+        }
+        messages.push(Value::Object(m));
+    }
+    let path = dir.join("events.ndjson");
+    let mut file = std::fs::File::create(&path).expect("events file");
+    for m in &messages {
+        writeln!(file, "{m}").expect("write events");
+    }
+    (messages, path)
+}
+
+/// `journey simulate`'s actions, each re-serialized as the feed's are.
+fn simulate(project: &Path, events: &Path) -> Vec<String> {
+    let output = Command::new(bin())
+        .arg("simulate")
+        .arg(project)
+        .arg("--events")
+        .arg(events)
+        .output()
+        .expect("simulate runs");
+    assert_eq!(output.status.code(), Some(0));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("an action is JSON");
+            serde_json::to_string(&v).expect("JSON")
+        })
+        .collect()
+}
+
+fn per_user(actions: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in actions {
+        let v: Value = serde_json::from_str(a).expect("JSON");
+        let user = v["user_id"].as_str().unwrap_or_default().to_string();
+        out.entry(user).or_default().push(a.clone());
+    }
+    out
+}
+
+fn assert_equivalent(feed: &[String], expected: &[String], exact_order: bool) {
+    assert_eq!(feed.len(), expected.len(), "as many actions as simulate");
+    if exact_order {
+        assert_eq!(feed, expected);
+    } else {
+        assert_eq!(
+            per_user(feed),
+            per_user(expected),
+            "per user, the same actions in order"
+        );
+    }
+}
+
+/// Posts every message in random batches; a batch that gets no 200 (the
+/// server died) is posted again to the next server.
+fn post_all(
+    messages: &[Value],
+    rng: &mut Rng,
+    mut server: Server,
+    restart: &dyn Fn() -> Server,
+    kills: u64,
+) -> Server {
+    let mut i = 0;
+    let mut kills_left = kills;
+    while i < messages.len() {
+        let n = 1 + rng.below(40) as usize;
+        let batch: Vec<Value> = messages[i..(i + n).min(messages.len())].to_vec();
+        let body = json!({ "batch": batch });
+        let kill_now = kills_left > 0 && rng.below(12) == 0;
+        if kill_now {
+            kills_left -= 1;
+            if rng.below(2) == 0 {
+                // Between requests.
+                server.kill();
+                server = restart();
+            } else {
+                // During one: the request races the kill; whether it was
+                // kept or not, re-posting it is safe.
+                let base = server.base.clone();
+                let sent = body.clone();
+                let request = std::thread::spawn(move || {
+                    ureq::post(&format!("{base}/v1/batch"))
+                        .timeout(Duration::from_secs(10))
+                        .send_json(sent)
+                        .is_ok()
+                });
+                std::thread::sleep(Duration::from_micros(rng.below(3_000)));
+                server.kill();
+                let _ = request.join();
+                server = restart();
+            }
+            // Re-post this batch (acknowledged or not) to the new server.
+        }
+        match server.post("/v1/batch", &body) {
+            Ok(answer) => {
+                assert_eq!(answer["success"], true, "{answer}");
+                i += batch.len();
+            }
+            Err((code, text)) => panic!("a good batch was refused: {code} {text}"),
+        }
+    }
+    assert_eq!(kills_left, 0, "every kill asked for happened");
+    server
+}
+
+fn equivalence(name: &str, project: &Path, events: &Path, partitions: u32, kills: u64, seed: u64) {
+    let dir = scratch(name);
+    let (messages, prepared) = prepared_events(events, &dir);
+    let expected = simulate(project, &prepared);
+    let data = dir.join("data");
+    let restart = || Server::start(project, &data, partitions, &[]);
+    let mut rng = Rng(seed);
+    let server = post_all(&messages, &mut rng, restart(), &restart, kills);
+    let answer = server
+        .post("/admin/clock", &json!({ "to": "end" }))
+        .expect("the clock moves to the end");
+    assert_eq!(answer["active_instances"], 0, "{answer}");
+    assert_eq!(answer["pending_timers"], 0, "{answer}");
+    let feed = server.feed();
+    assert_equivalent(&feed, &expected, partitions == 1);
+    // A clean stop, then a restart from the checkpoints: the same feed.
+    assert_eq!(server.stop(), Some(0));
+    let again = restart();
+    assert_eq!(again.feed(), feed);
+}
+
+#[test]
+fn the_example_project_through_kills_equals_simulate() {
+    let project = root().join("journeys");
+    let events = root().join("journeys/events.ndjson");
+    equivalence("example-8", &project, &events, 8, 6, 0x9e37_79b9);
+}
+
+#[test]
+fn one_partition_keeps_simulates_exact_order() {
+    let project = root().join("journeys");
+    let events = root().join("journeys/events.ndjson");
+    equivalence("example-1", &project, &events, 1, 3, 0x1234_5678);
+}
+
+#[test]
+fn every_runtime_fixture_equals_simulate() {
+    let fixtures = root().join("tests/fixtures/runtime");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "journey"))
+        .collect();
+    names.sort();
+    static SEED: AtomicU64 = AtomicU64::new(7);
+    for journey in names {
+        let events = journey.with_extension("ndjson");
+        let name = journey
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("fixture")
+            .to_string();
+        let seed = SEED.fetch_add(1, Ordering::Relaxed);
+        equivalence(&format!("fixture-{name}"), &journey, &events, 2, 0, seed);
+    }
+}
+
+// ----------------------------------------------------------- bad input
+
+fn raw_post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
+    let mut request = ureq::post(&format!("{base}{path}"));
+    for (k, v) in headers {
+        request = request.set(k, v);
+    }
+    match request.send_bytes(body) {
+        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_4xx_and_journals_nothing() {
+    let dir = scratch("bad-input");
+    let project = root().join("journeys");
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, "[ingest]\nwrite_keys = [\"wk\"]\n").expect("config");
+    let server = Server::start(
+        &project,
+        &dir.join("data"),
+        2,
+        &["--config", config.to_str().unwrap_or_default()],
+    );
+    let base = server.base.clone();
+    let auth = ("Authorization", "Basic d2s6"); // "wk:"
+    let json_type = ("Content-Type", "application/json");
+    let good = json!({"userId": "u1", "event": "signed_up", "timestamp": "2026-03-02T10:00:00Z"});
+    let mut typed = good.clone();
+    typed["type"] = json!("track");
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            b"{not json".to_vec(),
+            400,
+            "not JSON",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            b"[1,2]".to_vec(),
+            400,
+            "one JSON object",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            br#"{"userId":"u1","event":7,"timestamp":"2026-03-02T10:00:00Z"}"#.to_vec(),
+            400,
+            "event",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            br#"{"event":"signed_up","timestamp":"2026-03-02T10:00:00Z"}"#.to_vec(),
+            400,
+            "userId",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            br#"{"userId":"u1","event":"signed_up"}"#.to_vec(),
+            400,
+            "timestamp",
+        ),
+        (
+            "/v1/batch",
+            vec![auth, json_type],
+            serde_json::to_vec(
+                &json!({"batch": [typed.clone(), {"type": "track", "userId": 5.5}]}),
+            )
+            .unwrap_or_default(),
+            400,
+            "",
+        ),
+        (
+            "/v1/track",
+            vec![json_type],
+            serde_json::to_vec(&good).unwrap_or_default(),
+            401,
+            "write key",
+        ),
+        (
+            "/v1/track",
+            vec![("Authorization", "Basic bm9wZTo="), json_type],
+            serde_json::to_vec(&good).unwrap_or_default(),
+            401,
+            "write key",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type, ("Content-Encoding", "gzip")],
+            b"not gzip at all".to_vec(),
+            400,
+            "gzip",
+        ),
+        (
+            "/v1/track",
+            vec![auth, json_type],
+            vec![b' '; 600 * 1024],
+            413,
+            "",
+        ),
+        (
+            "/v1/nothing",
+            vec![auth, json_type],
+            b"{}".to_vec(),
+            404,
+            "",
+        ),
+    ];
+    for (path, headers, body, status, words) in cases {
+        let (code, answer) = raw_post(&base, path, &headers, &body);
+        assert_eq!(code, status, "{path} {answer}");
+        if code != 413 {
+            assert_eq!(answer["success"], false, "{answer}");
+            assert!(
+                answer["error"].as_str().is_some_and(|e| e.contains(words)),
+                "{path}: {answer}"
+            );
+        }
+    }
+    // The second message of the batch is named.
+    let (_, answer) = raw_post(
+        &base,
+        "/v1/batch",
+        &[auth, json_type],
+        &serde_json::to_vec(&json!({"batch": [typed.clone(), {"type": "track", "userId": "u2"}]}))
+            .unwrap_or_default(),
+    );
+    assert_eq!(answer["index"], 1, "{answer}");
+    // Nothing of any of it was kept, and the service still takes good input.
+    let (code, _) = raw_post(&base, "/admin/clock", &[json_type], br#"{"to":"end"}"#);
+    assert_eq!(code, 200);
+    assert!(server.feed().is_empty(), "nothing was journaled");
+    let (code, answer) = raw_post(
+        &base,
+        "/v1/track",
+        &[auth, json_type],
+        &serde_json::to_vec(&good).unwrap_or_default(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer["messageId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    // The write key in the body works too.
+    let mut keyed = good.clone();
+    keyed["writeKey"] = json!("wk");
+    keyed["messageId"] = json!("m-2");
+    let (code, answer) = raw_post(
+        &base,
+        "/v1/track",
+        &[json_type],
+        &serde_json::to_vec(&keyed).unwrap_or_default(),
+    );
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["messageId"], "m-2");
+}
+
+#[test]
+fn a_data_directory_keeps_its_partitions_and_clock() {
+    let dir = scratch("fixed");
+    let project = root().join("journeys");
+    let data = dir.join("data");
+    let server = Server::start(&project, &data, 4, &[]);
+    assert_eq!(server.stop(), Some(0));
+    let output = Command::new(bin())
+        .arg("serve")
+        .arg(&project)
+        .arg("--data")
+        .arg(&data)
+        .args(["--partitions", "8", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("serve runs");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("4 partitions with `--clock events`"), "{err}");
+}
+
+#[test]
+fn a_public_address_without_keys_is_refused() {
+    let output = Command::new(bin())
+        .args(["serve", "journeys", "--listen", "0.0.0.0:0"])
+        .current_dir(root())
+        .output()
+        .expect("serve runs");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("without write keys and an admin token"),
+        "{err}"
+    );
+}
