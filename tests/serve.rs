@@ -364,7 +364,9 @@ fn bad_input_is_a_clear_4xx_and_journals_nothing() {
     let good = json!({"userId": "u1", "event": "signed_up", "timestamp": "2026-03-02T10:00:00Z"});
     let mut typed = good.clone();
     typed["type"] = json!("track");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (path, headers, body, status, words of the error)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "/v1/track",
             vec![auth, json_type],
