@@ -532,3 +532,88 @@ fn a_public_address_without_keys_is_refused() {
         "{err}"
     );
 }
+
+/// `--clock wall`: timers fire when the wall clock reaches them, and a
+/// customer waiting at a `kill -9` still gets the message after a restart.
+#[test]
+fn wall_clock_timers_fire_and_survive_a_kill() {
+    let dir = scratch("wall");
+    let project = dir.join("ping.journey");
+    std::fs::write(
+        &project,
+        "journey ping {\n  trigger signed_up\n  wait 2s\n  send webhook \"ping\"\n}\n",
+    )
+    .expect("project");
+    let data = dir.join("data");
+    let start = || {
+        let port = free_port();
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg(&project)
+            .arg("--data")
+            .arg(&data)
+            .args(["--clock", "wall", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("journey serve starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ureq::get(&format!("{}/readyz", server.base)).call().is_err() {
+            assert!(Instant::now() < deadline, "ready in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    };
+    let server = start();
+    for user in ["ana", "bob"] {
+        let answer = server
+            .post("/v1/track", &json!({"userId": user, "event": "signed_up"}))
+            .expect("accepted");
+        assert_eq!(answer["success"], true);
+    }
+    assert!(
+        server.post("/admin/clock", &json!({"to": "end"})).is_err_and(|(code, _)| code == 409),
+        "the wall clock is not moved by hand"
+    );
+    // Both entered (actions are committed just after the events are);
+    // kill before the two seconds are up.
+    let _ = ureq::get(&format!("{}/v1/actions?after=1&wait=5", server.base)).call();
+    let entered = server.feed();
+    assert_eq!(entered.len(), 2, "{entered:?}");
+    server.kill();
+    let server = start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let feed = loop {
+        let feed = server.feed();
+        if feed.len() >= 6 || Instant::now() > deadline {
+            break feed;
+        }
+        let _ = ureq::get(&format!("{}/v1/actions?after=2&wait=2", server.base)).call();
+    };
+    let kinds: Vec<String> = feed
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            format!("{} {}", v["user_id"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or(""))
+        })
+        .collect();
+    for user in ["ana", "bob"] {
+        for kind in ["enter", "send", "exit"] {
+            let n = kinds.iter().filter(|k| **k == format!("{user} {kind}")).count();
+            assert_eq!(n, 1, "{user} {kind} once: {kinds:?}");
+        }
+    }
+    let at = |kind: &str| -> i64 {
+        feed.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["user_id"] == "ana" && v["kind"] == kind)
+            .and_then(|v| v["at"].as_str().and_then(journey::value::parse_timestamp))
+            .unwrap_or(0)
+    };
+    assert!(at("send") - at("enter") >= 2_000, "the wait held: {feed:?}");
+}
