@@ -496,6 +496,26 @@ fn bad_input_is_a_clear_4xx_and_journals_nothing() {
     );
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["messageId"], "m-2");
+    // What happened is counted where Prometheus reads it.
+    let metrics = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .expect("metrics answer")
+        .into_string()
+        .unwrap_or_default();
+    for line in [
+        "journey_ingested_total{type=\"track\"} 2",
+        "journey_rejected_total{reason=\"malformed\"} 8",
+        "journey_rejected_total{reason=\"unauthorised\"} 2",
+        "journey_rejected_total{reason=\"too_large\"} 1",
+        "journey_ingest_pending 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(metrics.contains("journey_journal_entries"), "{metrics}");
+    assert!(
+        metrics.contains("journey_active_instances{journey=\"onboarding\"}"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -563,7 +583,10 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
             base: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("{}/readyz", server.base)).call().is_err() {
+        while ureq::get(&format!("{}/readyz", server.base))
+            .call()
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "ready in time");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -577,7 +600,9 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
         assert_eq!(answer["success"], true);
     }
     assert!(
-        server.post("/admin/clock", &json!({"to": "end"})).is_err_and(|(code, _)| code == 409),
+        server
+            .post("/admin/clock", &json!({"to": "end"}))
+            .is_err_and(|(code, _)| code == 409),
         "the wall clock is not moved by hand"
     );
     // Both entered (actions are committed just after the events are);
@@ -599,12 +624,19 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
         .iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
-            format!("{} {}", v["user_id"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or(""))
+            format!(
+                "{} {}",
+                v["user_id"].as_str().unwrap_or(""),
+                v["kind"].as_str().unwrap_or("")
+            )
         })
         .collect();
     for user in ["ana", "bob"] {
         for kind in ["enter", "send", "exit"] {
-            let n = kinds.iter().filter(|k| **k == format!("{user} {kind}")).count();
+            let n = kinds
+                .iter()
+                .filter(|k| **k == format!("{user} {kind}"))
+                .count();
             assert_eq!(n, 1, "{user} {kind} once: {kinds:?}");
         }
     }

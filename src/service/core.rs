@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
 use super::journal::Entry;
+use super::metrics;
 use super::partitions::partition_of;
 use super::storage::{Storage, StorageError, WriteBatch};
 use crate::compile::Program;
@@ -80,6 +81,8 @@ pub struct CoreConfig {
 /// A message ready to be journaled: validated by the reader `journey
 /// simulate` uses, with `type` and `messageId` filled in.
 pub struct Incoming {
+    /// The message's `type` (`track`, `identify`, ...).
+    pub kind: &'static str,
     pub user_key: String,
     pub timestamp_ms: i64,
     pub line: String,
@@ -144,6 +147,9 @@ struct Applied {
 /// The running core.
 pub struct Core {
     ops: Mutex<Sender<Op>>,
+    /// What the workers publish for `/metrics`.
+    published: Arc<Published>,
+    journeys: Vec<String>,
     pending: Arc<AtomicUsize>,
     max_pending: usize,
     storage: Arc<dyn Storage>,
@@ -153,6 +159,14 @@ pub struct Core {
     max_clock_jump_ms: i64,
     stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What the workers publish for `/metrics`; only read elsewhere.
+struct Published {
+    /// Per partition, per journey id: active instances.
+    active: Vec<Mutex<Vec<u64>>>,
+    /// Per partition, the wall time of its last checkpoint (ms).
+    checkpointed_at: Vec<AtomicI64>,
 }
 
 /// What a start reports about the replay.
@@ -189,6 +203,19 @@ impl Core {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
         );
+        let published = Arc::new(Published {
+            active: (0..config.partitions)
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+            checkpointed_at: (0..config.partitions)
+                .map(|_| AtomicI64::new(wall_ms()))
+                .collect(),
+        });
+        let journeys: Vec<String> = program
+            .journeys
+            .iter()
+            .map(|j| j.name.to_string())
+            .collect();
         let mut workers = Vec::new();
         let mut next_position = Vec::new();
         let mut threads = Vec::new();
@@ -227,6 +254,7 @@ impl Core {
                 config: config.clone(),
                 next_due: next_due.clone(),
                 ticking: ticking.clone(),
+                published: published.clone(),
             };
             let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
@@ -275,6 +303,8 @@ impl Core {
         }
         let core = Arc::new(Core {
             ops: Mutex::new(ops_tx),
+            published,
+            journeys,
             pending,
             max_pending: config.max_pending,
             storage,
@@ -294,6 +324,31 @@ impl Core {
 
     pub fn mode(&self) -> ClockMode {
         self.mode
+    }
+
+    /// Active instances per journey (by name), over every partition.
+    pub fn active_instances(&self) -> Vec<(&str, u64)> {
+        let mut sums = vec![0u64; self.journeys.len()];
+        for partition in &self.published.active {
+            if let Ok(active) = partition.lock() {
+                for (sum, n) in sums.iter_mut().zip(active.iter()) {
+                    *sum += n;
+                }
+            }
+        }
+        self.journeys.iter().map(String::as_str).zip(sums).collect()
+    }
+
+    /// Seconds since the oldest partition checkpoint (or start).
+    pub fn checkpoint_age_s(&self) -> f64 {
+        let oldest = self
+            .published
+            .checkpointed_at
+            .iter()
+            .map(|t| t.load(Ordering::Acquire))
+            .min()
+            .unwrap_or_else(wall_ms);
+        (wall_ms() - oldest).max(0) as f64 / 1_000.0
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -444,7 +499,10 @@ fn ticker(
         std::thread::sleep(Duration::from_millis(20));
         let now = wall_ms();
         for (p, due) in next_due.iter().enumerate() {
-            if due.load(Ordering::Acquire) <= now && !ticking[p].swap(true, Ordering::AcqRel) {
+            let due = due.load(Ordering::Acquire);
+            if due <= now && !ticking[p].swap(true, Ordering::AcqRel) {
+                let lag = (now - due) as f64 / 1_000.0;
+                ::metrics::gauge!(metrics::TIMER_LAG).set(lag);
                 let op = Op::Tick {
                     partition: p as u32,
                     to: now,
@@ -695,6 +753,7 @@ struct Worker {
     config: CoreConfig,
     next_due: Arc<Vec<AtomicI64>>,
     ticking: Arc<Vec<AtomicBool>>,
+    published: Arc<Published>,
 }
 
 impl Worker {
@@ -762,8 +821,16 @@ impl Worker {
             .map_or(i64::MAX, |t| t.due);
         self.next_due[self.partition as usize].store(due, Ordering::Release);
         self.since_checkpoint += 1;
-        let lines = (position > self.applied)
-            .then(|| actions.iter().map(Action::to_json_line).collect::<Vec<_>>());
+        let lines = (position > self.applied).then(|| {
+            for a in &actions {
+                let labels = [
+                    ("journey", a.journey.to_string()),
+                    ("kind", a.kind.name().to_string()),
+                ];
+                ::metrics::counter!(metrics::ACTIONS, &labels).increment(1);
+            }
+            actions.iter().map(Action::to_json_line).collect::<Vec<_>>()
+        });
         if live || lines.is_some() {
             let checkpoint_due = live
                 && (self.since_checkpoint >= self.config.checkpoint_entries
@@ -775,17 +842,22 @@ impl Worker {
     fn checkpoint(&mut self) -> Option<Vec<u8>> {
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
+        self.published.checkpointed_at[self.partition as usize].store(wall_ms(), Ordering::Release);
         serde_json::to_vec(&self.runtime.snapshot()).ok()
     }
 
     fn report(&mut self, position: u64, lines: Option<Vec<String>>, checkpoint: bool) {
         let checkpoint = if checkpoint { self.checkpoint() } else { None };
         let stats = self.runtime.stats();
-        let active = stats
+        let per_journey: Vec<u64> = stats
             .journeys
             .iter()
             .map(|j| j.entered - j.exits.iter().sum::<u64>().min(j.entered))
-            .sum();
+            .collect();
+        let active = per_journey.iter().sum();
+        if let Ok(mut published) = self.published.active[self.partition as usize].lock() {
+            *published = per_journey;
+        }
         let _ = self.ops.send(Op::Applied(Applied {
             partition: self.partition,
             position,

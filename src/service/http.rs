@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,10 @@ use flate2::read::GzDecoder;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use metrics_exporter_prometheus::PrometheusHandle;
+
 use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError};
+use super::metrics;
 use crate::io::parse_line;
 use crate::value::{format_timestamp, parse_timestamp};
 
@@ -43,6 +47,8 @@ pub struct Access {
 
 pub struct App {
     pub core: Arc<Core>,
+    /// The Prometheus recorder, when this process installed it.
+    pub metrics: Option<&'static PrometheusHandle>,
     pub access: Access,
     pub shutting_down: AtomicBool,
 }
@@ -53,6 +59,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/{kind}", post(single))
         .route("/v1/actions", get(actions))
         .route("/admin/clock", post(clock))
+        .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -60,11 +67,22 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let reason = match status {
+        StatusCode::BAD_REQUEST => Some("malformed"),
+        StatusCode::UNAUTHORIZED => Some("unauthorised"),
+        StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
+        StatusCode::SERVICE_UNAVAILABLE => Some("unavailable"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        ::metrics::counter!(metrics::REJECTED, "reason" => reason).increment(1);
+    }
     let body = json!({ "success": false, "error": message.into() });
     (status, axum::Json(body)).into_response()
 }
 
 fn bad_message(index: usize, message: impl Into<String>) -> Response {
+    ::metrics::counter!(metrics::REJECTED, "reason" => "malformed").increment(1);
     let body = json!({ "success": false, "error": message.into(), "index": index });
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
@@ -84,8 +102,20 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     (StatusCode::OK, "ready\n").into_response()
 }
 
-/// The request body, gzip-decoded when so encoded, within the size limit.
-fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
+/// The request body, gzip-decoded when so encoded, within the size limit
+/// (a body over it never reaches here whole: axum stops reading it).
+fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, Response> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                status,
+                format!("a request may hold at most {MAX_REQUEST_BYTES} bytes"),
+            )
+        } else {
+            error(status, rejection.body_text())
+        }
+    })?;
     let too_big = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,7 +128,7 @@ fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let bytes = if gzip {
         let mut out = Vec::new();
-        let mut decoder = GzDecoder::new(body.as_ref()).take(MAX_REQUEST_BYTES as u64 + 1);
+        let mut decoder = GzDecoder::new(&body[..]).take(MAX_REQUEST_BYTES as u64 + 1);
         if let Err(e) = decoder.read_to_end(&mut out) {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -218,6 +248,7 @@ fn prepare(
         ));
     }
     let incoming = Incoming {
+        kind: raw.kind.name(),
         user_key: raw.user_key.to_string(),
         timestamp_ms: raw.timestamp_ms,
         line: line.clone(),
@@ -232,8 +263,20 @@ fn wall_now() -> i64 {
 }
 
 async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
+    let mut kinds: Vec<(&'static str, u64)> = Vec::new();
+    for m in &messages {
+        match kinds.iter_mut().find(|(k, _)| *k == m.kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((m.kind, 1)),
+        }
+    }
     match core.append(messages).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            for (kind, n) in kinds {
+                ::metrics::counter!(metrics::INGESTED, "type" => kind).increment(n);
+            }
+            Ok(())
+        }
         Err(IngestError::Overloaded) => {
             let mut response = error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -254,12 +297,12 @@ async fn single(
     State(app): State<Arc<App>>,
     Path(kind): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !KINDS.contains(&kind.as_str()) {
         return not_found().await;
     }
-    let text = match body_text(&headers, &body) {
+    let text = match body_text(&headers, body) {
         Ok(text) => text,
         Err(response) => return response,
     };
@@ -281,8 +324,12 @@ async fn single(
     }
 }
 
-async fn batch(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let text = match body_text(&headers, &body) {
+async fn batch(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let text = match body_text(&headers, body) {
         Ok(text) => text,
         Err(response) => return response,
     };
@@ -408,4 +455,27 @@ async fn clock(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
         Err(IngestError::Overloaded) => error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
         Err(IngestError::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
+}
+
+async fn render_metrics(State(app): State<Arc<App>>) -> Response {
+    let Some(handle) = app.metrics else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "metrics go to the process's own recorder",
+        );
+    };
+    let storage = app.core.storage().clone();
+    if let Ok(Ok(entries)) = tokio::task::spawn_blocking(move || storage.journal_len()).await {
+        ::metrics::gauge!(metrics::JOURNAL_ENTRIES).set(entries as f64);
+    }
+    ::metrics::gauge!(metrics::PENDING).set(app.core.pending() as f64);
+    ::metrics::gauge!(metrics::CHECKPOINT_AGE).set(app.core.checkpoint_age_s());
+    for (journey, n) in app.core.active_instances() {
+        ::metrics::gauge!(metrics::ACTIVE, "journey" => journey.to_string()).set(n as f64);
+    }
+    handle.run_upkeep();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Body::from(handle.render()))
+        .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response"))
 }

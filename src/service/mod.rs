@@ -7,12 +7,14 @@
 //! - [`journal`]: what a journal entry holds.
 //! - [`storage`]: the durable state behind one trait (redb on one machine).
 //! - [`core`]: the writer (group commit) and the partition workers.
-//! - [`http`]: the API; [`config`]: the config file.
+//! - [`http`]: the API; [`config`]: the config file; [`metrics`]: what
+//!   `/metrics` shows.
 
 pub mod config;
 pub mod core;
 pub mod http;
 pub mod journal;
+pub mod metrics;
 pub mod partitions;
 pub mod storage;
 
@@ -172,6 +174,7 @@ pub fn serve(
         .build()
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
     let app = Arc::new(App {
+        metrics: metrics::handle(),
         core: started.core.clone(),
         access: options.access,
         shutting_down: AtomicBool::new(false),
