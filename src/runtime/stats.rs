@@ -110,6 +110,26 @@ impl Stats {
         Ok(())
     }
 
+    /// Adds `other`'s counters to these: the counters of runtimes that
+    /// each held some of the users (`journey simulate --threads`) add up to
+    /// those of one runtime holding them all.
+    pub fn merge(&mut self, other: &Stats) {
+        self.events += other.events;
+        self.irrelevant += other.irrelevant;
+        self.late += other.late;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.dedup_evicted_early += other.dedup_evicted_early;
+        self.ignored_kinds += other.ignored_kinds;
+        self.type_mismatches += other.type_mismatches;
+        self.unknown_time_zones += other.unknown_time_zones;
+        self.render_errors += other.render_errors;
+        self.unmatched_engagements += other.unmatched_engagements;
+        for (j, theirs) in other.journeys.iter().enumerate() {
+            self.journey(j as u32).merge(theirs);
+        }
+    }
+
     pub(crate) fn journey(&mut self, journey: u32) -> &mut JourneyStats {
         let index = journey as usize;
         if index >= self.journeys.len() {
@@ -122,6 +142,27 @@ impl Stats {
 impl JourneyStats {
     pub fn exits(&self, reason: ExitReason) -> u64 {
         self.exits[reason as usize]
+    }
+
+    fn merge(&mut self, other: &JourneyStats) {
+        self.entered += other.entered;
+        self.held_out += other.held_out;
+        self.converted += other.converted;
+        self.converted_held_out += other.converted_held_out;
+        self.sent += other.sent;
+        if self.sent_by_channel.len() < other.sent_by_channel.len() {
+            self.sent_by_channel.resize(other.sent_by_channel.len(), 0);
+        }
+        add_each(&mut self.sent_by_channel, &other.sent_by_channel);
+        self.suppressed += other.suppressed;
+        add_each(&mut self.suppressed_by_reason, &other.suppressed_by_reason);
+        add_each(&mut self.exits, &other.exits);
+        for (node, theirs) in other.nodes.iter().enumerate() {
+            let ours = self.node(node as u32);
+            ours.arrived += theirs.arrived;
+            ours.sent += theirs.sent;
+            ours.suppressed += theirs.suppressed;
+        }
     }
 
     pub(crate) fn visit(&mut self, node: u32) {
@@ -150,6 +191,13 @@ impl JourneyStats {
         self.suppressed += 1;
         self.suppressed_by_reason[reason as usize] += 1;
         self.node(node).suppressed += 1;
+    }
+}
+
+/// Adds `other` to `ours` element by element (`ours` is at least as long).
+fn add_each(ours: &mut [u64], other: &[u64]) {
+    for (a, b) in ours.iter_mut().zip(other) {
+        *a += b;
     }
 }
 

@@ -4,5 +4,8 @@
 //!
 //! - [`partitions`]: which partition a customer belongs to (also used by
 //!   `journey simulate --threads`).
+//! - [`threads`]: `journey simulate --threads N`, the partitions on N
+//!   threads, their actions merged back into one runtime's order.
 
 pub mod partitions;
+pub mod threads;
