@@ -169,7 +169,6 @@ struct Stamp {
 }
 
 /// One partition's share of a window.
-#[derive(Default)]
 struct Batch {
     /// Every admitted line of the window, the partition's or not.
     stamps: Arc<[Stamp]>,
@@ -218,9 +217,19 @@ impl Reader {
     fn run(mut self, input: impl BufRead) {
         let mut reader = EventReader::new(input);
         let mut counts = Counts::default();
+        // The last window's sizes: most windows are alike, and a batch
+        // that never grows is never copied.
+        let mut sizes = vec![(0, 0); self.inputs.len()];
         loop {
             let mut stamps = Vec::with_capacity(WINDOW_LINES);
-            let mut batches: Vec<Batch> = self.inputs.iter().map(|_| Batch::default()).collect();
+            let mut batches: Vec<Batch> = sizes
+                .iter()
+                .map(|&(text, events)| Batch {
+                    stamps: Arc::new([]),
+                    text: String::with_capacity(text + text / 8),
+                    events: Vec::with_capacity(events + events / 8),
+                })
+                .collect();
             let mut problems = Vec::new();
             let mut bytes = 0;
             let mut failed = None;
@@ -276,6 +285,9 @@ impl Reader {
                 bytes += batch.text.len() - before;
             }
             let stamps: Arc<[Stamp]> = stamps.into();
+            for (size, batch) in sizes.iter_mut().zip(&batches) {
+                *size = (batch.text.len(), batch.events.len());
+            }
             for (input, mut batch) in self.inputs.iter().zip(batches) {
                 batch.stamps = stamps.clone();
                 if input.send(Input::Window(batch)).is_err() {
@@ -366,6 +378,18 @@ struct Chunk {
     last: bool,
 }
 
+impl Chunk {
+    /// A chunk that holds [`CHUNK_BYTES`] of actions without growing.
+    fn with_capacity() -> Chunk {
+        Chunk {
+            text: String::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2)),
+            segments: Vec::with_capacity(CHUNK_BYTES >> 7),
+            keys: String::with_capacity(CHUNK_BYTES >> 4),
+            last: false,
+        }
+    }
+}
+
 /// Consecutive actions of one partition with one origin.
 struct Segment {
     /// The line whose processing produced them (`usize::MAX` once the
@@ -421,7 +445,7 @@ impl Recorder {
     }
 
     fn send(&mut self, last: bool) {
-        let mut chunk = std::mem::take(&mut self.chunk);
+        let mut chunk = std::mem::replace(&mut self.chunk, Chunk::with_capacity());
         chunk.last = last;
         if !self.closed && self.output.send(chunk).is_err() {
             self.closed = true;
@@ -438,7 +462,7 @@ fn work(
 ) -> Runtime {
     let mut recorder = Recorder {
         output,
-        chunk: Chunk::default(),
+        chunk: Chunk::with_capacity(),
         closed: false,
     };
     loop {
