@@ -177,10 +177,9 @@ fn every_runtime_fixture_is_the_same_on_threads() {
     assert!(seen >= 30, "{seen} fixtures");
 }
 
-#[test]
-fn a_generated_stream_is_the_same_on_threads() {
-    let dir = scratch("generated");
-    let events = dir.join("events.ndjson");
+/// A generated stream of 2,000 users and 20,000 events (five windows).
+fn generated(name: &str) -> String {
+    let events = scratch(name).join("events.ndjson");
     let mut text = Vec::new();
     let options = SynthOptions {
         users: 2_000,
@@ -191,7 +190,13 @@ fn a_generated_stream_is_the_same_on_threads() {
     };
     write_stream(options, &mut text).expect("generate");
     std::fs::write(&events, text).expect("write the events");
-    let (out, err) = same_on_threads(&["journeys/", "--events", &path(&events)]);
+    path(&events)
+}
+
+#[test]
+fn a_generated_stream_is_the_same_on_threads() {
+    let events = generated("generated");
+    let (out, err) = same_on_threads(&["journeys/", "--events", &events]);
     assert!(out.lines().count() > 10_000, "{err}");
     assert!(err.contains(" malformed"), "{err}");
 }
@@ -343,6 +348,82 @@ fn duplicates_are_found_per_user_in_each_partition() {
     let (out, err) = same_on_threads(&[&journey, "--events", &ndjson]);
     assert!(err.contains(" 1 duplicates"), "{err}");
     assert_eq!(sends(&out).len(), 3, "{out}");
+}
+
+#[test]
+fn the_json_report_is_the_same_on_threads() {
+    let dir = scratch("report");
+    let report = |threads: usize| {
+        let path = dir.join(format!("report-{threads}.json"));
+        let args = [
+            "journeys/",
+            "--events",
+            "journeys/events.ndjson",
+            "--report",
+            path.to_str().expect("a UTF-8 path"),
+        ];
+        let (exit, _, err) = simulate(&args, threads);
+        assert_eq!(exit, Exit::Success, "{err}");
+        std::fs::read_to_string(path).expect("the report")
+    };
+    let one = report(1);
+    assert!(one.contains("\"journeys\""), "{one}");
+    assert_eq!(report(2), one);
+    assert_eq!(report(3), one);
+}
+
+/// A stdout that takes `room` bytes, then fails like a closed pipe.
+struct ClosesAfter {
+    room: usize,
+}
+
+impl std::io::Write for ClosesAfter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.room);
+        self.room -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_closed_stdout_stops_every_thread() {
+    let events = generated("closed-stdout");
+    let mut out = ClosesAfter { room: 1_000 };
+    let mut err = Vec::new();
+    let mut streams = Streams {
+        stdout: &mut out,
+        stderr: &mut err,
+        color: false,
+    };
+    let argv = [
+        "journey",
+        "simulate",
+        "journeys/",
+        "--events",
+        &events,
+        "--threads",
+        "2",
+    ];
+    // Returns (a hang would be the failure): every thread saw its
+    // channel close.
+    let exit = cli::run(argv.iter().map(OsString::from), &mut streams);
+    assert_eq!(exit, Exit::CouldNotRun);
+}
+
+#[test]
+fn an_unreadable_input_is_reported_as_with_one_thread() {
+    for threads in [1, 2] {
+        let (exit, _, err) = simulate(&["journeys/", "--events", "journeys/"], threads);
+        assert_eq!(exit, Exit::CouldNotRun);
+        assert!(err.contains("error: cannot read `journeys/`"), "{err}");
+    }
 }
 
 #[test]

@@ -223,3 +223,34 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 pub fn bucket(hash: u64) -> f64 {
     (hash % 10_000) as f64 / 100.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_counters_add_up_element_by_element() {
+        let mut ours = Stats {
+            events: 2,
+            duplicates: 1,
+            ..Stats::default()
+        };
+        ours.journey(0).record_send(1, 0);
+        let mut theirs = Stats {
+            events: 3,
+            late: 4,
+            ..Stats::default()
+        };
+        theirs.journey(0).record_send(1, 2);
+        theirs.journey(0).exits[ExitReason::Goal as usize] = 5;
+        theirs.journey(1).visit(3);
+        ours.merge(&theirs);
+        assert_eq!((ours.events, ours.duplicates, ours.late), (5, 1, 4));
+        let first = &ours.journeys[0];
+        assert_eq!(first.sent, 2);
+        assert_eq!(first.sent_by_channel, [1, 0, 1]);
+        assert_eq!(first.nodes[1].sent, 2);
+        assert_eq!(first.exits(ExitReason::Goal), 5);
+        assert_eq!(ours.journeys[1].nodes[3].arrived, 1);
+    }
+}
