@@ -200,6 +200,11 @@ fn run_threads(
             Ok(Ok((outcome.stats, counts, outcome.runtimes)))
         }
         Err(Failure::Write(e)) => Err(e),
+        Err(Failure::NoRuntime) => Err(io::Error::other("no partition to run")),
+        Err(Failure::Spawn(e)) => {
+            streams.error(&format!("cannot start the threads: {e}"), None)?;
+            Ok(Err(Exit::CouldNotRun))
+        }
         Err(Failure::Read(e)) => {
             streams.error(&format!("cannot read `{name}`: {e}"), None)?;
             Ok(Err(Exit::CouldNotRun))

@@ -77,6 +77,10 @@ pub enum Failure {
     Read(io::Error),
     /// Writing the actions or a problem failed.
     Write(io::Error),
+    /// No runtime was given to run the partitions.
+    NoRuntime,
+    /// The system would not start a thread.
+    Spawn(io::Error),
 }
 
 /// Runs `input` through `runtimes` (one partition each, on a thread each),
@@ -85,7 +89,8 @@ pub enum Failure {
 /// on to `until`, or until no timer is pending.
 ///
 /// Each runtime should hold only its partition's customers (fresh ones
-/// do); they share the clock, which starts at the latest of theirs.
+/// do); they share the clock, which starts at the latest of theirs, and
+/// the first one's [`RuntimeOptions`]. At least one runtime is needed.
 pub fn simulate(
     runtimes: Vec<Runtime>,
     input: impl BufRead + Send,
@@ -93,20 +98,26 @@ pub fn simulate(
     out: &mut dyn Write,
     problem: &mut dyn FnMut(usize, &LineProblem) -> io::Result<()>,
 ) -> Result<Outcome, Failure> {
-    let options = runtimes
-        .first()
-        .map_or_else(RuntimeOptions::default, Runtime::options);
+    let Some(first) = runtimes.first() else {
+        return Err(Failure::NoRuntime);
+    };
+    let options = first.options();
+    let mut stats = Stats::for_program(first.program());
     let clock = runtimes.iter().filter_map(Runtime::now).max();
-    let base = runtimes.first().map(|r| Stats::for_program(r.program()));
     thread::scope(|scope| {
         let (notes_tx, notes) = sync_channel(INPUT_WINDOWS);
         let mut inputs = Vec::with_capacity(runtimes.len());
         let mut workers = Vec::with_capacity(runtimes.len());
-        for runtime in runtimes {
+        // A thread that cannot start drops the channels made so far, so
+        // the ones started find them closed and stop.
+        for (i, runtime) in runtimes.into_iter().enumerate() {
             let (input_tx, input_rx) = sync_channel(INPUT_WINDOWS);
             let (output_tx, output_rx) = sync_channel(OUTPUT_CHUNKS);
             inputs.push(input_tx);
-            let handle = scope.spawn(move || work(runtime, &input_rx, output_tx, until));
+            let handle = thread::Builder::new()
+                .name(format!("partition-{i}"))
+                .spawn_scoped(scope, move || work(runtime, &input_rx, output_tx, until))
+                .map_err(Failure::Spawn)?;
             workers.push((handle, output_rx));
         }
         let reader = Reader {
@@ -116,7 +127,10 @@ pub fn simulate(
             inputs,
             notes: notes_tx,
         };
-        scope.spawn(move || reader.run(input));
+        thread::Builder::new()
+            .name("reader".to_string())
+            .spawn_scoped(scope, move || reader.run(input))
+            .map_err(Failure::Spawn)?;
         let (handles, outputs): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
         // The receivers go with `merge`: when it stops early, the threads
         // find their channels closed and stop too.
@@ -130,7 +144,6 @@ pub fn simulate(
             })
             .collect();
         let counts = counts?;
-        let mut stats = base.unwrap_or_default();
         stats.late = counts.late;
         stats.rejected = counts.rejected;
         stats.ignored_kinds = counts.ignored_kinds;
