@@ -2,7 +2,8 @@
 //! own entry point (`journey::cli::run`, as the binary calls it, with the
 //! binary's allocator), over every journey of `journeys/` and a generated
 //! stream written once to a file, actions and report discarded. Prints
-//! events per second for each thread count and the speed-up over one.
+//! the wall time (and the CPU time, all threads) of each thread count,
+//! events per second and the speed-up over one.
 //!
 //! `cargo bench --bench simulate_threads` (200,000 users, 2M events by
 //! default; `JOURNEY_BENCH_USERS` and `JOURNEY_BENCH_EVENTS` change them,
@@ -27,8 +28,20 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// One pass of `journey simulate journeys/ --events FILE --threads N`.
-fn pass(events: &Path, threads: usize) -> Duration {
+/// The CPU time the process has used, all threads: `utime` and `stime`
+/// of `/proc/self/stat`, in Linux's fixed 100 ticks a second (`None`
+/// elsewhere). On a shared machine, the wall time of two threads depends
+/// on what else runs; this shows what the threads cost in all.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// One pass of `journey simulate journeys/ --events FILE --threads N`:
+/// its wall time and CPU time.
+fn pass(events: &Path, threads: usize) -> (Duration, Option<Duration>) {
     let mut out = io::sink();
     let mut err = io::sink();
     let mut streams = Streams {
@@ -45,11 +58,15 @@ fn pass(events: &Path, threads: usize) -> Duration {
         "--threads".into(),
         threads.to_string().into(),
     ];
+    let cpu = cpu_time();
     let started = Instant::now();
     let exit = cli::run(args, &mut streams);
     let took = started.elapsed();
+    let cpu = cpu
+        .zip(cpu_time())
+        .map(|(before, after)| after.saturating_sub(before));
     assert_eq!(exit, Exit::Success);
-    took
+    (took, cpu)
 }
 
 fn main() {
@@ -77,7 +94,7 @@ fn main() {
     println!("{users} users, {lines} lines ({})", path.display());
     let mut single = None;
     for threads in counts {
-        let best = (0..runs)
+        let (best, cpu) = (0..runs)
             .map(|_| pass(&path, threads))
             .min()
             .unwrap_or_default();
@@ -86,8 +103,11 @@ fn main() {
         if threads == 1 {
             single = Some(rate);
         }
+        let cpu = cpu.map_or(String::new(), |c| {
+            format!(" ({:.2} s of CPU)", c.as_secs_f64())
+        });
         println!(
-            "simulate --threads {threads}: {:.2} s, {:.0} events/s{speedup}",
+            "simulate --threads {threads}: {:.2} s{cpu}, {:.0} events/s{speedup}",
             best.as_secs_f64(),
             rate
         );
