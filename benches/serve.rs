@@ -44,7 +44,10 @@ fn start(data: &Path, port: u16) -> (Child, Duration) {
         .unwrap_or_else(|e| panic!("journey serve: {e}"));
     let ready = format!("http://127.0.0.1:{port}/readyz");
     while ureq::get(&ready).call().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(600), "ready in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "ready in time"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     (child, started.elapsed())
@@ -66,7 +69,13 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let stream = dir.join("events.ndjson");
     let status = Command::new(env!("CARGO_BIN_EXE_journey"))
-        .args(["generate", "--users", &users.to_string(), "--events", &events.to_string()])
+        .args([
+            "generate",
+            "--users",
+            &users.to_string(),
+            "--events",
+            &events.to_string(),
+        ])
         .args(["--malformed-rate", "0", "-o"])
         .arg(&stream)
         .status()

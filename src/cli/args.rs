@@ -133,6 +133,12 @@ pub struct SimulateArgs {
     /// such as `7d`)
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub dedup_window: String,
+
+    /// Run the customers in N partitions on N threads (1 to 64); the
+    /// output is byte for byte that of one thread, and each partition has
+    /// its own `messageId` window of `--dedup-capacity` ids
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,12 @@
 //! `journey simulate PATH... --events FILE [--max-line-bytes N] [--until T]
-//! [--report FILE]`: reads Segment NDJSON, drives the runtime, writes actions
-//! as NDJSON on stdout and the report on stderr (or to `--report`). A
-//! malformed line (one longer than `--max-line-bytes` too) is reported with
-//! its line number and skipped; it never stops the run.
+//! [--report FILE] [--threads N]`: reads Segment NDJSON, drives the runtime
+//! (or N partitions of it, [`threads`]), writes actions as NDJSON on stdout
+//! and the report on stderr (or to `--report`). A malformed line (one longer
+//! than `--max-line-bytes` too) is reported with its line number and
+//! skipped; it never stops the run.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use super::{Exit, Streams, commands};
 use crate::io::EventReader;
 use crate::io::adapter::{self, Payload};
 use crate::runtime::store::DedupConfig;
-use crate::runtime::{Action, MemStore, Rejected, Runtime, RuntimeOptions};
+use crate::runtime::{Action, MemStore, Rejected, Runtime, RuntimeOptions, Stats};
+use crate::service::threads::{self, Failure, LineProblem, MAX_THREADS};
 use crate::syntax::parse_duration;
 use crate::value;
 
@@ -44,15 +46,26 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
         window_ms,
         ..DedupConfig::default()
     };
-    let store = match MemStore::with_dedup(dedup) {
-        Ok(store) => store,
+    if !(1..=MAX_THREADS).contains(&args.threads) {
+        let message = format!(
+            "`--threads {}` is not a number of threads from 1 to {MAX_THREADS}",
+            args.threads
+        );
+        streams.error(&message, Some("the machine's cores are the most that help"))?;
+        return Ok(Exit::CouldNotRun);
+    }
+    let stores = match (0..args.threads)
+        .map(|_| MemStore::with_dedup(dedup))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(stores) => stores,
         Err(e) => {
             streams.error(&format!("`--dedup-capacity`: {e}"), None)?;
             return Ok(Exit::CouldNotRun);
         }
     };
-    let input: Box<dyn BufRead> = if args.events.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
+    let input: Box<dyn BufRead + Send> = if args.events.as_os_str() == "-" {
+        Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
     } else {
         match File::open(&args.events) {
             Ok(f) => Box::new(BufReader::with_capacity(1 << 16, f)),
@@ -67,24 +80,39 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
         Ok(program) => Arc::new(program),
         Err(exit) => return Ok(exit),
     };
-    let mut runtime = Runtime::with_store(program.clone(), store)
-        .with_options(RuntimeOptions { max_clock_jump_ms });
+    let mut runtimes: Vec<Runtime> = stores
+        .into_iter()
+        .map(|store| {
+            Runtime::with_store(program.clone(), store)
+                .with_options(RuntimeOptions { max_clock_jump_ms })
+        })
+        .collect();
     let name = display_name(&args.events);
     let reader = EventReader::new(input).with_max_line_bytes(args.max_line_bytes);
-    let counts = match run(&mut runtime, reader, until, &name, streams)? {
-        Ok(counts) => counts,
-        Err(exit) => return Ok(exit),
+    let (stats, counts) = if let [runtime] = runtimes.as_mut_slice() {
+        match run(runtime, reader, until, &name, streams)? {
+            Ok(counts) => (runtime.stats().clone(), counts),
+            Err(exit) => return Ok(exit),
+        }
+    } else {
+        match run_threads(runtimes, reader, until, &name, streams)? {
+            Ok((stats, counts, rest)) => {
+                runtimes = rest;
+                (stats, counts)
+            }
+            Err(exit) => return Ok(exit),
+        }
     };
     let (text, path) = match &args.report {
         Some(path) if path.extension().is_some_and(|e| e == "json") => {
-            (report::json(&program, runtime.stats(), &counts), Some(path))
+            (report::json(&program, &stats, &counts), Some(path))
         }
-        Some(path) => (report::text(&program, runtime.stats(), &counts), Some(path)),
-        None => (report::text(&program, runtime.stats(), &counts), None),
+        Some(path) => (report::text(&program, &stats, &counts), Some(path)),
+        None => (report::text(&program, &stats, &counts), None),
     };
     // The process ends after this command: freeing millions of customers'
     // state one allocation at a time would only delay the exit.
-    std::mem::forget(runtime);
+    std::mem::forget(runtimes);
     match path {
         None => streams.stderr.write_all(text.as_bytes())?,
         Some(path) => {
@@ -101,7 +129,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
 /// until nothing is pending). Actions go to stdout as they happen.
 fn run(
     runtime: &mut Runtime,
-    mut reader: EventReader<Box<dyn BufRead>>,
+    mut reader: EventReader<Box<dyn BufRead + Send>>,
     until: Option<i64>,
     name: &str,
     streams: &mut Streams<'_>,
@@ -126,13 +154,8 @@ fn run(
                 }
                 let payload = Payload::of(&raw);
                 let event = adapter::event(&raw, &payload);
-                match runtime.ingest(&event, &mut |a| push(&mut out, a)) {
-                    Ok(()) => {}
-                    Err(rejected @ Rejected::TooFarAhead { .. }) => writeln!(
-                        streams.stderr,
-                        "{name}:{line}: {rejected} (`--max-clock-jump` sets how far)"
-                    )?,
-                    Err(rejected) => writeln!(streams.stderr, "{name}:{line}: {rejected}")?,
+                if let Err(rejected) = runtime.ingest(&event, &mut |a| push(&mut out, a)) {
+                    write_rejected(streams.stderr, name, line, &rejected)?;
                 }
             }
             (line, Err(e)) => {
@@ -151,6 +174,58 @@ fn run(
     }
     streams.stdout.write_all(out.as_bytes())?;
     Ok(Ok(counts))
+}
+
+/// [`run`] over partitions on threads ([`threads::simulate`]): the same
+/// output, problems and counters.
+#[allow(clippy::type_complexity)]
+fn run_threads(
+    runtimes: Vec<Runtime>,
+    input: EventReader<Box<dyn BufRead + Send>>,
+    until: Option<i64>,
+    name: &str,
+    streams: &mut Streams<'_>,
+) -> io::Result<Result<(Stats, RunCounts, Vec<Runtime>), Exit>> {
+    let Streams { stdout, stderr, .. } = streams;
+    let mut problem = |line: usize, problem: &LineProblem| match problem {
+        LineProblem::Malformed(message) => writeln!(stderr, "{name}:{line}: {message}"),
+        LineProblem::Rejected(rejected) => write_rejected(stderr, name, line, rejected),
+    };
+    match threads::simulate(runtimes, input, until, *stdout, &mut problem) {
+        Ok(outcome) => {
+            let counts = RunCounts {
+                lines: outcome.lines,
+                malformed: outcome.malformed,
+                after_until: outcome.after_until,
+            };
+            Ok(Ok((outcome.stats, counts, outcome.runtimes)))
+        }
+        Err(Failure::Write(e)) => Err(e),
+        Err(Failure::NoRuntime) => Err(io::Error::other("no partition to run")),
+        Err(Failure::Spawn(e)) => {
+            streams.error(&format!("cannot start the threads: {e}"), None)?;
+            Ok(Err(Exit::CouldNotRun))
+        }
+        Err(Failure::Read(e)) => {
+            streams.error(&format!("cannot read `{name}`: {e}"), None)?;
+            Ok(Err(Exit::CouldNotRun))
+        }
+    }
+}
+
+fn write_rejected(
+    stderr: &mut dyn Write,
+    name: &str,
+    line: usize,
+    rejected: &Rejected,
+) -> io::Result<()> {
+    match rejected {
+        Rejected::TooFarAhead { .. } => writeln!(
+            stderr,
+            "{name}:{line}: {rejected} (`--max-clock-jump` sets how far)"
+        ),
+        _ => writeln!(stderr, "{name}:{line}: {rejected}"),
+    }
 }
 
 /// A duration option in milliseconds; `None` (reported) when it is not a

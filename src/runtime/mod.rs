@@ -83,12 +83,47 @@ impl RuntimeOptions {
     pub const MAX_CLOCK_JUMP_MS: i64 = 365 * 86_400_000;
 }
 
+impl RuntimeOptions {
+    /// Whether an event stamped `at` is refused when the clock reads
+    /// `clock`, and why: the rule of [`Runtime::admits_time`], for a caller
+    /// that keeps the clock itself (`journey simulate --threads`, whose
+    /// partitions each see only some of the events).
+    pub fn admits(&self, at: i64, clock: Option<i64>) -> Result<(), Rejected> {
+        if !(0..=MAX_TIME_MS).contains(&at) {
+            return Err(Rejected::OutOfRange { at });
+        }
+        match clock {
+            Some(clock) if at.saturating_sub(clock) > self.max_clock_jump_ms => {
+                Err(Rejected::TooFarAhead {
+                    at,
+                    clock,
+                    max_ms: self.max_clock_jump_ms,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for RuntimeOptions {
     fn default() -> RuntimeOptions {
         RuntimeOptions {
             max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
         }
     }
+}
+
+/// The timer an action of [`Runtime::advance_to_tagged`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fired {
+    /// When the timer was due.
+    pub due: i64,
+    /// Which batch of the timers due at `due` it fired in, within one
+    /// advance: 0 for those pending when the clock reached `due`, 1 for
+    /// those that firing them set for the same instant, and so on.
+    pub round: u32,
+    /// The timer's journey (ids are in name order).
+    pub journey: u32,
 }
 
 /// Why [`Runtime::ingest`] refused an event. A refused event changes
@@ -329,19 +364,7 @@ impl<S: Store> Runtime<S> {
 
     /// Whether an event stamped `at` would be refused, and why.
     pub fn admits_time(&self, at: i64) -> Result<(), Rejected> {
-        if !(0..=MAX_TIME_MS).contains(&at) {
-            return Err(Rejected::OutOfRange { at });
-        }
-        match self.store.clock() {
-            Some(clock) if at.saturating_sub(clock) > self.options.max_clock_jump_ms => {
-                Err(Rejected::TooFarAhead {
-                    at,
-                    clock,
-                    max_ms: self.options.max_clock_jump_ms,
-                })
-            }
-            _ => Ok(()),
-        }
+        self.options.admits(at, self.store.clock())
     }
 
     fn ingest_dyn(
@@ -386,6 +409,15 @@ impl<S: Store> Runtime<S> {
         self.advance_dyn(t.min(MAX_TIME_MS), sink);
     }
 
+    /// [`Runtime::advance_to`], telling the sink which timer each action
+    /// comes from ([`Fired`]). The actions come in the order `advance_to`
+    /// gives them, which is the order of (`due`, `round`, journey id, user
+    /// key) — the key that merges the actions of runtimes holding different
+    /// users back into one runtime's order.
+    pub fn advance_to_tagged(&mut self, t: i64, sink: &mut impl FnMut(Fired, Action)) {
+        self.advance_fired(t.min(MAX_TIME_MS), sink);
+    }
+
     /// Lets time run on until no timer is pending (every instance has
     /// ended and every silence has fired).
     pub fn finish(&mut self, sink: &mut impl FnMut(Action)) {
@@ -395,7 +427,16 @@ impl<S: Store> Runtime<S> {
     }
 
     fn advance_dyn(&mut self, t: i64, sink: &mut dyn FnMut(Action)) {
+        self.advance_fired(t, &mut |_, action| sink(action));
+    }
+
+    fn advance_fired(&mut self, t: i64, sink: &mut dyn FnMut(Fired, Action)) {
         let mut batch = Vec::new();
+        let mut round = Fired {
+            due: i64::MIN,
+            round: 0,
+            journey: 0,
+        };
         while let Some(due) = self
             .store
             .peek_timer()
@@ -420,6 +461,10 @@ impl<S: Store> Runtime<S> {
                 self.store.set_clock(due);
             }
             let now = self.store.clock().unwrap_or(due);
+            // Firing sets no timer due before `now`, so the batches come in
+            // (due, round) order.
+            round.round = if round.due == due { round.round + 1 } else { 0 };
+            round.due = due;
             for (i, &timer) in batch.iter().enumerate() {
                 // Start loading the next timer's user while this one fires,
                 // and what the timers after it will read.
@@ -427,7 +472,16 @@ impl<S: Store> Runtime<S> {
                     self.store.prefetch_user(next.user);
                 }
                 self.store.prefetch_timers();
-                self.with_user(timer.user, now, sink, |cx, user| cx.fire(user, timer));
+                let fired = Fired {
+                    journey: timer.journey,
+                    ..round
+                };
+                self.with_user(
+                    timer.user,
+                    now,
+                    &mut |action| sink(fired, action),
+                    |cx, user| cx.fire(user, timer),
+                );
             }
         }
         if self.store.clock().is_none_or(|c| c < t) {

@@ -126,6 +126,26 @@ impl Stats {
         Ok(())
     }
 
+    /// Adds `other`'s counters to these: the counters of runtimes that
+    /// each held some of the users (`journey simulate --threads`) add up to
+    /// those of one runtime holding them all.
+    pub fn merge(&mut self, other: &Stats) {
+        self.events += other.events;
+        self.irrelevant += other.irrelevant;
+        self.late += other.late;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.dedup_evicted_early += other.dedup_evicted_early;
+        self.ignored_kinds += other.ignored_kinds;
+        self.type_mismatches += other.type_mismatches;
+        self.unknown_time_zones += other.unknown_time_zones;
+        self.render_errors += other.render_errors;
+        self.unmatched_engagements += other.unmatched_engagements;
+        for (j, theirs) in other.journeys.iter().enumerate() {
+            self.journey(j as u32).merge(theirs);
+        }
+    }
+
     pub(crate) fn journey(&mut self, journey: u32) -> &mut JourneyStats {
         let index = journey as usize;
         if index >= self.journeys.len() {
@@ -138,6 +158,27 @@ impl Stats {
 impl JourneyStats {
     pub fn exits(&self, reason: ExitReason) -> u64 {
         self.exits[reason as usize]
+    }
+
+    fn merge(&mut self, other: &JourneyStats) {
+        self.entered += other.entered;
+        self.held_out += other.held_out;
+        self.converted += other.converted;
+        self.converted_held_out += other.converted_held_out;
+        self.sent += other.sent;
+        if self.sent_by_channel.len() < other.sent_by_channel.len() {
+            self.sent_by_channel.resize(other.sent_by_channel.len(), 0);
+        }
+        add_each(&mut self.sent_by_channel, &other.sent_by_channel);
+        self.suppressed += other.suppressed;
+        add_each(&mut self.suppressed_by_reason, &other.suppressed_by_reason);
+        add_each(&mut self.exits, &other.exits);
+        for (node, theirs) in other.nodes.iter().enumerate() {
+            let ours = self.node(node as u32);
+            ours.arrived += theirs.arrived;
+            ours.sent += theirs.sent;
+            ours.suppressed += theirs.suppressed;
+        }
     }
 
     pub(crate) fn visit(&mut self, node: u32) {
@@ -191,6 +232,13 @@ impl JourneyStats {
     }
 }
 
+/// Adds `other` to `ours` element by element (`ours` is at least as long).
+fn add_each(ours: &mut [u64], other: &[u64]) {
+    for (a, b) in ours.iter_mut().zip(other) {
+        *a += b;
+    }
+}
+
 /// FNV-1a, 64 bits: stable across machines and versions, so sticky choices
 /// (holdout, splits) and de-duplication survive restarts.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -212,4 +260,35 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// A hash mapped to a bucket in [0, 100) with two decimals.
 pub fn bucket(hash: u64) -> f64 {
     (hash % 10_000) as f64 / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_counters_add_up_element_by_element() {
+        let mut ours = Stats {
+            events: 2,
+            duplicates: 1,
+            ..Stats::default()
+        };
+        ours.journey(0).record_send(1, 0);
+        let mut theirs = Stats {
+            events: 3,
+            late: 4,
+            ..Stats::default()
+        };
+        theirs.journey(0).record_send(1, 2);
+        theirs.journey(0).exits[ExitReason::Goal as usize] = 5;
+        theirs.journey(1).visit(3);
+        ours.merge(&theirs);
+        assert_eq!((ours.events, ours.duplicates, ours.late), (5, 1, 4));
+        let first = &ours.journeys[0];
+        assert_eq!(first.sent, 2);
+        assert_eq!(first.sent_by_channel, [1, 0, 1]);
+        assert_eq!(first.nodes[1].sent, 2);
+        assert_eq!(first.exits(ExitReason::Goal), 5);
+        assert_eq!(ours.journeys[1].nodes[3].arrived, 1);
+    }
 }

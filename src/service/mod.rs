@@ -9,6 +9,8 @@
 //! - [`core`]: the writer (group commit) and the partition workers.
 //! - [`http`]: the API; [`config`]: the config file; [`metrics`]: what
 //!   `/metrics` shows.
+//! - [`threads`]: `journey simulate --threads N`, the partitions on N
+//!   threads, their actions merged back into one runtime's order.
 
 pub mod config;
 pub mod core;
@@ -17,6 +19,7 @@ pub mod journal;
 pub mod metrics;
 pub mod partitions;
 pub mod storage;
+pub mod threads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
