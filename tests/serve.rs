@@ -563,7 +563,10 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
             base: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("{}/readyz", server.base)).call().is_err() {
+        while ureq::get(&format!("{}/readyz", server.base))
+            .call()
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "ready in time");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -577,7 +580,9 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
         assert_eq!(answer["success"], true);
     }
     assert!(
-        server.post("/admin/clock", &json!({"to": "end"})).is_err_and(|(code, _)| code == 409),
+        server
+            .post("/admin/clock", &json!({"to": "end"}))
+            .is_err_and(|(code, _)| code == 409),
         "the wall clock is not moved by hand"
     );
     // Both entered (actions are committed just after the events are);
@@ -599,12 +604,19 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
         .iter()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
-            format!("{} {}", v["user_id"].as_str().unwrap_or(""), v["kind"].as_str().unwrap_or(""))
+            format!(
+                "{} {}",
+                v["user_id"].as_str().unwrap_or(""),
+                v["kind"].as_str().unwrap_or("")
+            )
         })
         .collect();
     for user in ["ana", "bob"] {
         for kind in ["enter", "send", "exit"] {
-            let n = kinds.iter().filter(|k| **k == format!("{user} {kind}")).count();
+            let n = kinds
+                .iter()
+                .filter(|k| **k == format!("{user} {kind}"))
+                .count();
             assert_eq!(n, 1, "{user} {kind} once: {kinds:?}");
         }
     }

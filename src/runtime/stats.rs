@@ -126,6 +126,26 @@ impl Stats {
         Ok(())
     }
 
+    /// Adds `other`'s counters to these: the counters of two runtimes that
+    /// ran disjoint sets of customers over one program (the partitions of
+    /// `journey serve`) are the sum of theirs, every vector element-wise.
+    pub fn merge(&mut self, other: &Stats) {
+        self.events += other.events;
+        self.irrelevant += other.irrelevant;
+        self.late += other.late;
+        self.rejected += other.rejected;
+        self.duplicates += other.duplicates;
+        self.dedup_evicted_early += other.dedup_evicted_early;
+        self.ignored_kinds += other.ignored_kinds;
+        self.type_mismatches += other.type_mismatches;
+        self.unknown_time_zones += other.unknown_time_zones;
+        self.render_errors += other.render_errors;
+        self.unmatched_engagements += other.unmatched_engagements;
+        for (j, theirs) in other.journeys.iter().enumerate() {
+            self.journey(j as u32).merge(theirs);
+        }
+    }
+
     pub(crate) fn journey(&mut self, journey: u32) -> &mut JourneyStats {
         let index = journey as usize;
         if index >= self.journeys.len() {
@@ -138,6 +158,48 @@ impl Stats {
 impl JourneyStats {
     pub fn exits(&self, reason: ExitReason) -> u64 {
         self.exits[reason as usize]
+    }
+
+    /// Adds `other`'s counters to these ([`Stats::merge`]). A render
+    /// failure of a step and template both saw keeps this one's first
+    /// error and `other`'s latest.
+    pub fn merge(&mut self, other: &JourneyStats) {
+        self.entered += other.entered;
+        self.held_out += other.held_out;
+        self.converted += other.converted;
+        self.converted_held_out += other.converted_held_out;
+        self.sent += other.sent;
+        add_elementwise(&mut self.sent_by_channel, &other.sent_by_channel);
+        self.suppressed += other.suppressed;
+        for (mine, theirs) in self
+            .suppressed_by_reason
+            .iter_mut()
+            .zip(other.suppressed_by_reason)
+        {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.exits.iter_mut().zip(other.exits) {
+            *mine += theirs;
+        }
+        for (node, theirs) in other.nodes.iter().enumerate() {
+            let mine = self.node(node as u32);
+            mine.arrived += theirs.arrived;
+            mine.sent += theirs.sent;
+            mine.suppressed += theirs.suppressed;
+        }
+        for f in &other.render_failures {
+            let found = self
+                .render_failures
+                .iter_mut()
+                .find(|m| m.node == f.node && m.template == f.template);
+            match found {
+                Some(m) => {
+                    m.count += f.count;
+                    m.last.clone_from(&f.last);
+                }
+                None => self.render_failures.push(f.clone()),
+            }
+        }
     }
 
     pub(crate) fn visit(&mut self, node: u32) {
@@ -191,6 +253,15 @@ impl JourneyStats {
     }
 }
 
+fn add_elementwise(mine: &mut Vec<u64>, theirs: &[u64]) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), 0);
+    }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m += t;
+    }
+}
+
 /// FNV-1a, 64 bits: stable across machines and versions, so sticky choices
 /// (holdout, splits) and de-duplication survive restarts.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -212,4 +283,78 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// A hash mapped to a bucket in [0, 100) with two decimals.
 pub fn bucket(hash: u64) -> f64 {
     (hash % 10_000) as f64 / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journey(
+        entered: u64,
+        nodes: &[u64],
+        channels: &[u64],
+        failure: Option<(u64, &str)>,
+    ) -> JourneyStats {
+        JourneyStats {
+            entered,
+            held_out: 1,
+            sent: channels.iter().sum(),
+            sent_by_channel: channels.to_vec(),
+            suppressed_by_reason: [1, 2, 3],
+            exits: [entered; ExitReason::ALL.len()],
+            nodes: nodes
+                .iter()
+                .map(|&arrived| NodeStats {
+                    arrived,
+                    sent: 1,
+                    suppressed: 0,
+                })
+                .collect(),
+            render_failures: failure
+                .map(|(count, error)| RenderFailure {
+                    node: 2,
+                    template: Arc::from("t"),
+                    count,
+                    first: error.to_string(),
+                    last: error.to_string(),
+                })
+                .into_iter()
+                .collect(),
+            ..JourneyStats::default()
+        }
+    }
+
+    #[test]
+    fn merge_sums_every_counter_and_vectors_element_wise() {
+        let mut mine = Stats {
+            events: 3,
+            late: 1,
+            journeys: vec![journey(2, &[2, 1], &[1], Some((1, "a")))],
+            ..Stats::default()
+        };
+        let theirs = Stats {
+            events: 4,
+            duplicates: 2,
+            journeys: vec![
+                journey(5, &[5, 4, 3], &[0, 2], Some((2, "b"))),
+                journey(1, &[1], &[1], None),
+            ],
+            ..Stats::default()
+        };
+        mine.merge(&theirs);
+        assert_eq!((mine.events, mine.late, mine.duplicates), (7, 1, 2));
+        assert_eq!(mine.journeys.len(), 2);
+        let j = &mine.journeys[0];
+        assert_eq!((j.entered, j.held_out, j.sent), (7, 2, 3));
+        assert_eq!(j.sent_by_channel, vec![1, 2]);
+        assert_eq!(j.suppressed_by_reason, [2, 4, 6]);
+        assert_eq!(j.exits, [7; ExitReason::ALL.len()]);
+        let arrived: Vec<u64> = j.nodes.iter().map(|n| n.arrived).collect();
+        assert_eq!(arrived, vec![7, 5, 3]);
+        assert_eq!(j.nodes[2].sent, 1);
+        assert_eq!(j.render_failures.len(), 1);
+        let f = &j.render_failures[0];
+        assert_eq!((f.count, f.first.as_str(), f.last.as_str()), (3, "a", "b"));
+        assert_eq!(mine.journeys[1], theirs.journeys[1]);
+    }
 }
