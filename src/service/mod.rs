@@ -7,8 +7,10 @@
 //! - [`journal`]: what a journal entry holds.
 //! - [`storage`]: the durable state behind one trait (redb on one machine).
 //! - [`core`]: the writer (group commit) and the partition workers.
-//! - [`http`]: the API; [`config`]: the config file.
+//! - [`http`]: the API; [`admin`]: its operators' read endpoints;
+//!   [`config`]: the config file.
 
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod http;
