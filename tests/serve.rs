@@ -5,37 +5,16 @@
 //! HTTP is a clear 4xx that changes nothing.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_journey")
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
-}
-
-/// A port free on loopback now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[path = "support/server.rs"]
+mod server;
+use server::{Server, bin, free_port, prepared_events, root, scratch};
 
 /// A small seeded generator: the same run every time.
 struct Rng(u64);
@@ -51,134 +30,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(project: &Path, data: &Path, partitions: u32, extra: &[&str]) -> Server {
-        let port = free_port();
-        let child = Command::new(bin())
-            .arg("serve")
-            .arg(project)
-            .arg("--data")
-            .arg(data)
-            .args(["--clock", "events", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--partitions", &partitions.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("journey serve starts");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if ureq::get(&format!("{}/healthz", server.base))
-                .call()
-                .is_ok()
-            {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("journey serve did not become ready");
-    }
-
-    fn kill(mut self) {
-        // SIGKILL: no shutdown of any kind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, String)> {
-        match ureq::post(&format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(30))
-            .send_json(body.clone())
-        {
-            Ok(response) => response.into_json().map_err(|e| (0, e.to_string())),
-            Err(ureq::Error::Status(code, response)) => {
-                Err((code, response.into_string().unwrap_or_default()))
-            }
-            Err(e) => Err((0, e.to_string())),
-        }
-    }
-
-    /// The whole feed, `seq` removed, checked to ascend.
-    fn feed(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let text = ureq::get(&format!(
-                "{}/v1/actions?after={after}&limit=5000",
-                self.base
-            ))
-            .call()
-            .expect("the feed answers")
-            .into_string()
-            .expect("the feed is text");
-            if text.is_empty() {
-                return out;
-            }
-            for line in text.lines() {
-                let mut action: serde_json::Map<String, Value> =
-                    serde_json::from_str(line).expect("a feed line is JSON");
-                let seq = action
-                    .remove("seq")
-                    .and_then(|s| s.as_u64())
-                    .expect("a seq");
-                assert!(seq > after, "seq ascends: {seq} after {after}");
-                after = seq;
-                out.push(serde_json::to_string(&action).expect("JSON"));
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The event file's well-formed messages, each with a `messageId` (so a
-/// re-post is recognised), written again for simulate to read the same.
-fn prepared_events(source: &Path, dir: &Path) -> (Vec<Value>, PathBuf) {
-    let text = std::fs::read_to_string(source).expect("the events read");
-    let mut messages = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        // What simulate reports as malformed, ingest refuses: leave it out.
-        if journey::io::parse_line(line, i + 1).is_err() {
-            continue;
-        }
-        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if !m.contains_key("messageId") {
-            m.insert("messageId".into(), json!(format!("line-{i}")));
-        }
-        messages.push(Value::Object(m));
-    }
-    let path = dir.join("events.ndjson");
-    let mut file = std::fs::File::create(&path).expect("events file");
-    for m in &messages {
-        writeln!(file, "{m}").expect("write events");
-    }
-    (messages, path)
 }
 
 /// `journey simulate`'s actions, each re-serialized as the feed's are.

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::compile::Program;
-use crate::runtime::{ExitReason, JourneyStats, Stats, SuppressReason};
+use crate::runtime::report::lift;
+use crate::runtime::{self, ExitReason, Stats, SuppressReason};
 
 /// What the CLI counted while reading the event file.
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,29 +18,6 @@ pub struct RunCounts {
     pub malformed: u64,
     /// Events after `--until`, not processed.
     pub after_until: u64,
-}
-
-/// Conversion rates of treated and held-out users, and the relative lift.
-struct Lift {
-    treated: Option<f64>,
-    held_out: Option<f64>,
-    lift: Option<f64>,
-}
-
-fn lift(j: &JourneyStats) -> Lift {
-    let rate =
-        |converted: u64, entered: u64| (entered > 0).then(|| converted as f64 / entered as f64);
-    let treated = rate(j.converted - j.converted_held_out, j.entered - j.held_out);
-    let held_out = rate(j.converted_held_out, j.held_out);
-    let lift = match (treated, held_out) {
-        (Some(t), Some(h)) if h > 0.0 => Some((t - h) / h),
-        _ => None,
-    };
-    Lift {
-        treated,
-        held_out,
-        lift,
-    }
 }
 
 fn percent(x: Option<f64>) -> String {
@@ -211,74 +189,16 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
         .iter()
         .zip(&stats.journeys)
         .map(|(journey, j)| {
-            let l = lift(j);
-            let sent: serde_json::Map<String, serde_json::Value> = program
-                .channels
-                .iter()
-                .zip(&j.sent_by_channel)
-                .filter(|(_, n)| **n > 0)
-                .map(|(c, n)| (c.name.to_string(), json!(n)))
-                .collect();
-            let exits: serde_json::Map<String, serde_json::Value> = ExitReason::ALL
-                .iter()
-                .map(|r| (r.name().to_string(), json!(j.exits(*r))))
-                .collect();
-            let render_failures: Vec<serde_json::Value> = j
-                .render_failures
-                .iter()
-                .map(|f| {
-                    json!({"node": f.node, "template": &*f.template, "count": f.count,
-                           "first_error": f.first, "last_error": f.last})
-                })
-                .collect();
-            let steps: Vec<serde_json::Value> = journey
-                .nodes
-                .iter()
-                .zip(&j.nodes)
-                .enumerate()
-                .map(|(id, (node, n))| {
-                    json!({"node": id, "step": &*node.label, "line": node.line,
-                           "arrived": n.arrived, "sent": n.sent, "suppressed": n.suppressed})
-                })
-                .collect();
-            json!({
-                "journey": &*journey.name,
-                "entered": j.entered,
-                "held_out": j.held_out,
-                "sent": j.sent,
-                "sent_by_channel": sent,
-                "suppressed": {
-                    "unreachable": j.suppressed_by_reason[SuppressReason::Unreachable as usize],
-                    "capped": j.suppressed_by_reason[SuppressReason::Capped as usize],
-                    "render_failed": j.suppressed_by_reason[SuppressReason::RenderFailed as usize],
-                },
-                "render_failures": render_failures,
-                "exited": exits,
-                "converted": j.converted,
-                "converted_held_out": j.converted_held_out,
-                "conversion_rate_treated": l.treated,
-                "conversion_rate_held_out": l.held_out,
-                "lift": l.lift,
-                "steps": steps,
-            })
+            serde_json::Value::Object(runtime::report::journey_json(program, journey, j))
         })
         .collect();
+    let mut events = serde_json::Map::new();
+    events.insert("lines".into(), json!(run.lines));
+    events.insert("malformed".into(), json!(run.malformed));
+    events.insert("after_until".into(), json!(run.after_until));
+    events.extend(runtime::report::events_json(stats));
     let report = json!({
-        "events": {
-            "lines": run.lines,
-            "malformed": run.malformed,
-            "after_until": run.after_until,
-            "duplicates": stats.duplicates,
-            "dedup_evicted_early": stats.dedup_evicted_early,
-            "late": stats.late,
-            "rejected": stats.rejected,
-            "irrelevant": stats.irrelevant,
-            "ignored_kinds": stats.ignored_kinds,
-            "type_mismatches": stats.type_mismatches,
-            "unknown_time_zones": stats.unknown_time_zones,
-            "render_errors": stats.render_errors,
-            "unmatched_engagements": stats.unmatched_engagements,
-        },
+        "events": events,
         "journeys": journeys,
     });
     let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();

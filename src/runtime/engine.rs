@@ -950,9 +950,12 @@ impl Cx<'_> {
             Ok(rendered) => rendered,
             Err(error) => {
                 self.stats.render_errors += 1;
-                self.stats
-                    .journey(j)
-                    .record_render_failure(id, &alt.template, error.to_string());
+                self.stats.journey(j).record_render_failure(
+                    id,
+                    &alt.template,
+                    error.to_string(),
+                    (self.now, self.user_key),
+                );
                 self.emit(
                     j,
                     ActionKind::Suppress {
@@ -1034,11 +1037,8 @@ fn capped(
         if cap.channel.is_some_and(|c| c != channel) {
             continue;
         }
-        let counts = |r: &&SentRecord| {
-            r.at > now.saturating_sub(cap.window_ms)
-                && (!own_journey || r.journey == j)
-                && cap.channel.is_none_or(|c| c == r.channel)
-        };
+        let own = own_journey.then_some(j);
+        let counts = |r: &&SentRecord| counts(cap, own, r, now);
         // Sends are recorded in time order; two passes, no allocation.
         let count = sent.iter().filter(counts).count();
         let limit = cap.limit as usize;
@@ -1058,6 +1058,14 @@ fn capped(
         }
     }
     frees_at
+}
+
+/// Whether `cap` counts the send `r` at `now`: inside its window, on its
+/// channel, and for a journey's own cap (`journey`), of that journey.
+pub(crate) fn counts(cap: &Cap, journey: Option<JourneyId>, r: &SentRecord, now: i64) -> bool {
+    r.at > now.saturating_sub(cap.window_ms)
+        && journey.is_none_or(|j| r.journey == j)
+        && cap.channel.is_none_or(|c| c == r.channel)
 }
 
 /// Appends to a boxed slice: instances keep their few sends and audiences

@@ -8,7 +8,8 @@
 //! - [`action`]: the output ([`Action`], one JSON line each).
 //! - [`store`]: all state as plain data ([`Store`], [`MemStore`]).
 //! - [`engine`]: §6.3–6.4 for one user at one instant.
-//! - [`eval`], [`clock`], [`render`], [`stats`]: expressions, local time,
+//! - [`inspect`]: a read-only view of one customer, for operators.
+//! - [`eval`], [`clock`], [`render`], [`stats`], [`report`]: expressions, local time,
 //!   templates, counters.
 //!
 //! Events whose name the program does not use (and no `trigger no any`
@@ -20,8 +21,10 @@ pub mod clock;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod inspect;
 pub mod packed;
 pub mod render;
+pub mod report;
 pub mod service;
 pub mod stats;
 pub mod store;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::action::{ExitReason, SuppressReason};
 use crate::compile::program::Program;
+use crate::value::Str;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -73,6 +74,26 @@ pub struct RenderFailure {
     /// The first and the latest error, in words (`body: ...`).
     pub first: String,
     pub last: String,
+    /// When the first and the latest happened, and to whom: "first" and
+    /// "latest" are by (time, user key), so that the counters of runtimes
+    /// that each held some of the customers merge to one runtime's.
+    pub first_at: (i64, Str),
+    pub last_at: (i64, Str),
+}
+
+impl RenderFailure {
+    /// Folds another failure of the same step and template into this one.
+    fn absorb(&mut self, other: RenderFailure) {
+        self.count += other.count;
+        if other.first_at < self.first_at {
+            self.first = other.first;
+            self.first_at = other.first_at;
+        }
+        if other.last_at >= self.last_at {
+            self.last = other.last;
+            self.last_at = other.last_at;
+        }
+    }
 }
 
 /// What happened at one step.
@@ -126,9 +147,9 @@ impl Stats {
         Ok(())
     }
 
-    /// Adds `other`'s counters to these: the counters of runtimes that
-    /// each held some of the users (`journey simulate --threads`) add up to
-    /// those of one runtime holding them all.
+    /// Adds `other`'s counters to these: the counters of two runtimes that
+    /// ran disjoint sets of customers over one program (the partitions of
+    /// `journey serve`) are the sum of theirs, every vector element-wise.
     pub fn merge(&mut self, other: &Stats) {
         self.events += other.events;
         self.irrelevant += other.irrelevant;
@@ -160,24 +181,35 @@ impl JourneyStats {
         self.exits[reason as usize]
     }
 
-    fn merge(&mut self, other: &JourneyStats) {
+    /// Adds `other`'s counters to these ([`Stats::merge`]). A render
+    /// failure of a step and template both saw keeps this one's first
+    /// error and `other`'s latest.
+    pub fn merge(&mut self, other: &JourneyStats) {
         self.entered += other.entered;
         self.held_out += other.held_out;
         self.converted += other.converted;
         self.converted_held_out += other.converted_held_out;
         self.sent += other.sent;
-        if self.sent_by_channel.len() < other.sent_by_channel.len() {
-            self.sent_by_channel.resize(other.sent_by_channel.len(), 0);
-        }
-        add_each(&mut self.sent_by_channel, &other.sent_by_channel);
+        add_elementwise(&mut self.sent_by_channel, &other.sent_by_channel);
         self.suppressed += other.suppressed;
-        add_each(&mut self.suppressed_by_reason, &other.suppressed_by_reason);
-        add_each(&mut self.exits, &other.exits);
+        for (mine, theirs) in self
+            .suppressed_by_reason
+            .iter_mut()
+            .zip(other.suppressed_by_reason)
+        {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.exits.iter_mut().zip(other.exits) {
+            *mine += theirs;
+        }
         for (node, theirs) in other.nodes.iter().enumerate() {
-            let ours = self.node(node as u32);
-            ours.arrived += theirs.arrived;
-            ours.sent += theirs.sent;
-            ours.suppressed += theirs.suppressed;
+            let mine = self.node(node as u32);
+            mine.arrived += theirs.arrived;
+            mine.sent += theirs.sent;
+            mine.suppressed += theirs.suppressed;
+        }
+        for f in &other.render_failures {
+            self.add_render_failure(f.clone());
         }
     }
 
@@ -203,25 +235,36 @@ impl JourneyStats {
         self.sent_by_channel[index] += 1;
     }
 
-    /// A send at `node` that was not made: `template` failed to render.
-    pub(crate) fn record_render_failure(&mut self, node: u32, template: &Arc<str>, error: String) {
+    /// A send at `node` to `user` at `at` that was not made: `template`
+    /// failed to render.
+    pub(crate) fn record_render_failure(
+        &mut self,
+        node: u32,
+        template: &Arc<str>,
+        error: String,
+        (at, user): (i64, &Str),
+    ) {
         self.record_suppress(node, SuppressReason::RenderFailed);
-        let found = self
+        self.add_render_failure(RenderFailure {
+            node,
+            template: template.clone(),
+            count: 1,
+            first: error.clone(),
+            last: error,
+            first_at: (at, user.clone()),
+            last_at: (at, user.clone()),
+        });
+    }
+
+    /// Kept sorted by step and template, each once.
+    fn add_render_failure(&mut self, failure: RenderFailure) {
+        let key = |f: &RenderFailure| (f.node, f.template.clone());
+        match self
             .render_failures
-            .iter_mut()
-            .find(|f| f.node == node && f.template == *template);
-        match found {
-            Some(f) => {
-                f.count += 1;
-                f.last = error;
-            }
-            None => self.render_failures.push(RenderFailure {
-                node,
-                template: template.clone(),
-                count: 1,
-                first: error.clone(),
-                last: error,
-            }),
+            .binary_search_by_key(&key(&failure), key)
+        {
+            Ok(i) => self.render_failures[i].absorb(failure),
+            Err(i) => self.render_failures.insert(i, failure),
         }
     }
 
@@ -232,10 +275,12 @@ impl JourneyStats {
     }
 }
 
-/// Adds `other` to `ours` element by element (`ours` is at least as long).
-fn add_each(ours: &mut [u64], other: &[u64]) {
-    for (a, b) in ours.iter_mut().zip(other) {
-        *a += b;
+fn add_elementwise(mine: &mut Vec<u64>, theirs: &[u64]) {
+    if mine.len() < theirs.len() {
+        mine.resize(theirs.len(), 0);
+    }
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m += t;
     }
 }
 
@@ -290,5 +335,77 @@ mod tests {
         assert_eq!(first.nodes[1].sent, 2);
         assert_eq!(first.exits(ExitReason::Goal), 5);
         assert_eq!(ours.journeys[1].nodes[3].arrived, 1);
+    }
+
+    fn journey(
+        entered: u64,
+        nodes: &[u64],
+        channels: &[u64],
+        failure: Option<(u64, &str, i64)>,
+    ) -> JourneyStats {
+        JourneyStats {
+            entered,
+            held_out: 1,
+            sent: channels.iter().sum(),
+            sent_by_channel: channels.to_vec(),
+            suppressed_by_reason: [1, 2, 3],
+            exits: [entered; ExitReason::ALL.len()],
+            nodes: nodes
+                .iter()
+                .map(|&arrived| NodeStats {
+                    arrived,
+                    sent: 1,
+                    suppressed: 0,
+                })
+                .collect(),
+            render_failures: failure
+                .map(|(count, error, at)| RenderFailure {
+                    node: 2,
+                    template: Arc::from("t"),
+                    count,
+                    first: error.to_string(),
+                    last: error.to_string(),
+                    first_at: (at, Str::new("u")),
+                    last_at: (at, Str::new("u")),
+                })
+                .into_iter()
+                .collect(),
+            ..JourneyStats::default()
+        }
+    }
+
+    #[test]
+    fn merge_sums_every_counter_and_vectors_element_wise() {
+        let mut mine = Stats {
+            events: 3,
+            late: 1,
+            journeys: vec![journey(2, &[2, 1], &[1], Some((1, "a", 20)))],
+            ..Stats::default()
+        };
+        let theirs = Stats {
+            events: 4,
+            duplicates: 2,
+            journeys: vec![
+                journey(5, &[5, 4, 3], &[0, 2], Some((2, "b", 10))),
+                journey(1, &[1], &[1], None),
+            ],
+            ..Stats::default()
+        };
+        mine.merge(&theirs);
+        assert_eq!((mine.events, mine.late, mine.duplicates), (7, 1, 2));
+        assert_eq!(mine.journeys.len(), 2);
+        let j = &mine.journeys[0];
+        assert_eq!((j.entered, j.held_out, j.sent), (7, 2, 3));
+        assert_eq!(j.sent_by_channel, vec![1, 2]);
+        assert_eq!(j.suppressed_by_reason, [2, 4, 6]);
+        assert_eq!(j.exits, [7; ExitReason::ALL.len()]);
+        let arrived: Vec<u64> = j.nodes.iter().map(|n| n.arrived).collect();
+        assert_eq!(arrived, vec![7, 5, 3]);
+        assert_eq!(j.nodes[2].sent, 1);
+        assert_eq!(j.render_failures.len(), 1);
+        let f = &j.render_failures[0];
+        // "b" happened first, "a" last: by time, whichever runtime saw it.
+        assert_eq!((f.count, f.first.as_str(), f.last.as_str()), (3, "b", "a"));
+        assert_eq!(mine.journeys[1], theirs.journeys[1]);
     }
 }

@@ -66,6 +66,12 @@ pub trait Store {
     /// a store may start loading what they will read. No effect on any
     /// result.
     fn prefetch_timers(&self) {}
+    /// The pending timers of `user`, in no particular order, for
+    /// inspection ([`super::inspect`]); never read while running. A store
+    /// that cannot say keeps the default (none).
+    fn user_timers(&self, _user: UserId) -> Vec<Timer> {
+        Vec::new()
+    }
     /// Whether the state fits `program` and holds together: every id in
     /// range, every waiting instance and started silence with its timer.
     /// [`super::Runtime::restore`] asks it of a snapshot's store, which may
@@ -475,6 +481,16 @@ impl Store for MemStore {
 
     fn validate(&self, program: &Program) -> Result<(), String> {
         validate::mem_store(self, program)
+    }
+
+    /// Walks every pending timer: inspection is rare, and an index by user
+    /// would cost every timer set and fired.
+    fn user_timers(&self, user: UserId) -> Vec<Timer> {
+        self.timers
+            .iter()
+            .filter(|t| t.user == user)
+            .copied()
+            .collect()
     }
 
     fn prefetch_event(&self, key: &str, id_hash: Option<u128>) {

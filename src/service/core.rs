@@ -126,9 +126,25 @@ enum Op {
         to: i64,
     },
     Applied(Applied),
+    Inspect {
+        partition: u32,
+        look: Inspection,
+    },
     Stop {
         ack: oneshot::Sender<()>,
     },
+}
+
+/// A look at a partition's runtime, run by its worker between entries.
+pub type Inspection = Box<dyn FnOnce(&Runtime) + Send>;
+
+/// What the writer hands a partition's worker.
+enum ToWorker {
+    /// A journal entry to apply, at its position.
+    Entry(u64, Entry),
+    /// A look at the runtime after the entries before it; not journaled,
+    /// changes nothing.
+    Inspect(Inspection),
 }
 
 /// What a worker reports after applying one entry.
@@ -157,6 +173,7 @@ pub struct Core {
     clock: Arc<AtomicI64>,
     mode: ClockMode,
     max_clock_jump_ms: i64,
+    partitions: u32,
     stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -242,7 +259,7 @@ impl Core {
                 .unwrap_or(0);
             next_position.push(last + 1);
             replayed += recovery.entries.len() as u64;
-            let (tx, rx) = mpsc::sync_channel::<(u64, Entry)>(config.partition_queue.max(1));
+            let (tx, rx) = mpsc::sync_channel::<ToWorker>(config.partition_queue.max(1));
             workers.push(tx);
             let worker = Worker {
                 partition: p,
@@ -312,6 +329,7 @@ impl Core {
             clock,
             mode: config.clock,
             max_clock_jump_ms: config.max_clock_jump_ms,
+            partitions: config.partitions,
             stopping,
             threads: Mutex::new(threads),
         });
@@ -421,6 +439,29 @@ impl Core {
         }
     }
 
+    /// How many partitions the customers are spread over.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Runs `look` on partition `p`'s runtime, after every entry journaled
+    /// before the call and without stopping the partition; resolves with
+    /// its answer. Nothing is journaled: a look changes nothing.
+    pub async fn inspect_partition<T: Send + 'static>(
+        &self,
+        p: u32,
+        look: impl FnOnce(&Runtime) -> T + Send + 'static,
+    ) -> Result<T, IngestError> {
+        let (answer, answered) = oneshot::channel();
+        let look: Inspection = Box::new(move |runtime| {
+            let _ = answer.send(look(runtime));
+        });
+        self.send(Op::Inspect { partition: p, look })?;
+        answered
+            .await
+            .map_err(|_| IngestError::Unavailable("the service has stopped".into()))
+    }
+
     /// Stops taking work, lets every partition apply what is journaled,
     /// commits the outbox and a checkpoint of every partition, and joins
     /// the threads.
@@ -521,7 +562,7 @@ type Barrier = (Vec<u64>, oneshot::Sender<Result<ClockState, String>>);
 struct Writer {
     storage: Arc<dyn Storage>,
     ops: Receiver<Op>,
-    workers: Vec<SyncSender<(u64, Entry)>>,
+    workers: Vec<SyncSender<ToWorker>>,
     next_position: Vec<u64>,
     /// Per partition, the instant of its newest entry (`--clock wall`).
     last_at: Vec<i64>,
@@ -574,6 +615,7 @@ impl Writer {
         let mut accepted = 0;
         let mut barriers = Vec::new();
         let mut stopping = None;
+        let mut inspections = Vec::new();
         for op in ops {
             match op {
                 Op::Append { messages, ack } => {
@@ -618,6 +660,7 @@ impl Writer {
                     }
                     self.applied[p] = self.applied[p].max(a.position);
                 }
+                Op::Inspect { partition, look } => inspections.push((partition, look)),
                 Op::Stop { ack } => stopping = Some(ack),
             }
         }
@@ -640,15 +683,30 @@ impl Writer {
         self.barriers.extend(barriers);
         for (p, position, entry) in forward {
             // Blocks while the partition is behind: backpressure to ingest.
-            if self.workers[p as usize].send((position, entry)).is_err() {
+            if self.workers[p as usize]
+                .send(ToWorker::Entry(position, entry))
+                .is_err()
+            {
                 return Err(StorageError(format!("partition {p} stopped")));
             }
         }
+        self.forward_inspections(inspections);
         self.answer_barriers();
         if let Some(ack) = stopping {
             self.drain_and_stop(ack, stop)?;
         }
         Ok(())
+    }
+
+    /// Hands each look to its partition's worker, after the entries
+    /// forwarded before it. One for a partition that does not exist, or
+    /// has stopped, is dropped: its caller hears so.
+    fn forward_inspections(&mut self, inspections: Vec<(u32, Inspection)>) {
+        for (p, look) in inspections {
+            if let Some(worker) = self.workers.get(p as usize) {
+                let _ = worker.send(ToWorker::Inspect(look));
+            }
+        }
     }
 
     /// The instant an entry of partition `p` stamped `timestamp` takes
@@ -721,7 +779,8 @@ impl Writer {
                 Ok(Op::Clock { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
                 }
-                Ok(Op::Tick { .. } | Op::Stop { .. }) => {}
+                // Dropped unanswered: the caller hears the service stopped.
+                Ok(Op::Tick { .. } | Op::Stop { .. } | Op::Inspect { .. }) => {}
                 Err(_) => break,
             }
         }
@@ -760,7 +819,7 @@ impl Worker {
     fn run(
         mut self,
         replay: Vec<(u64, Entry)>,
-        rx: Receiver<(u64, Entry)>,
+        rx: Receiver<ToWorker>,
         ready: Sender<Result<(), String>>,
     ) {
         let mut last = None;
@@ -775,9 +834,14 @@ impl Worker {
         }
         let _ = ready.send(Ok(()));
         let mut last_position = last.unwrap_or(0);
-        while let Ok((position, entry)) = rx.recv() {
-            self.apply(position, &entry, true);
-            last_position = position;
+        while let Ok(message) = rx.recv() {
+            match message {
+                ToWorker::Entry(position, entry) => {
+                    self.apply(position, &entry, true);
+                    last_position = position;
+                }
+                ToWorker::Inspect(look) => look(&self.runtime),
+            }
         }
         // The writer let go: a final checkpoint, then the last word.
         let checkpoint = self.checkpoint();

@@ -60,13 +60,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/actions", get(actions))
         .route("/admin/clock", post(clock))
         .route("/metrics", get(render_metrics))
+        .route("/admin/users/{user_key}", get(super::admin::user))
+        .route("/admin/journeys", get(super::admin::journeys))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(app)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let reason = match status {
         StatusCode::BAD_REQUEST => Some("malformed"),
         StatusCode::UNAUTHORIZED => Some("unauthorised"),
@@ -184,7 +186,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-fn admin_allowed(access: &Access, headers: &HeaderMap) -> bool {
+pub(super) fn admin_allowed(access: &Access, headers: &HeaderMap) -> bool {
     let Some(token) = &access.admin_token else {
         return true;
     };

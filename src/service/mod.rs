@@ -7,11 +7,12 @@
 //! - [`journal`]: what a journal entry holds.
 //! - [`storage`]: the durable state behind one trait (redb on one machine).
 //! - [`core`]: the writer (group commit) and the partition workers.
-//! - [`http`]: the API; [`config`]: the config file; [`metrics`]: what
-//!   `/metrics` shows.
+//! - [`http`]: the API; [`admin`]: its operators' read endpoints;
+//!   [`config`]: the config file; [`metrics`]: what `/metrics` shows.
 //! - [`threads`]: `journey simulate --threads N`, the partitions on N
 //!   threads, their actions merged back into one runtime's order.
 
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod http;

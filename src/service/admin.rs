@@ -1,0 +1,100 @@
+//! The operators' read endpoints (SERVICE.md §5): `GET /admin/users/{key}`
+//! (one customer as their partition's runtime holds them, see
+//! [`crate::runtime::inspect`]) and `GET /admin/journeys` (per journey, the
+//! active instances and the counters of simulate's report, summed over
+//! the partitions). Each asks the partitions' workers in turn, between
+//! entries: nothing stops and nothing is journaled.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::core::IngestError;
+use super::http::{App, admin_allowed, error};
+use super::partitions::partition_of;
+use crate::runtime::inspect::{self, PROGRAM_VERSION};
+use crate::runtime::{Stats, report};
+
+fn unavailable(e: IngestError) -> Response {
+    match e {
+        IngestError::Overloaded => error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        IngestError::Unavailable(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// `GET /admin/users/{user_key}`.
+pub async fn user(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !admin_allowed(&app.access, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "the admin token is required");
+    }
+    let p = partition_of(&key, app.core.partitions());
+    let asked = key.clone();
+    match app
+        .core
+        .inspect_partition(p, move |runtime| inspect::user(runtime, &asked))
+        .await
+    {
+        Ok(Some(view)) => axum::Json(view).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no event of customer `{key}` has reached a journey"),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `GET /admin/journeys`.
+pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !admin_allowed(&app.access, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "the admin token is required");
+    }
+    let mut program = None;
+    let mut total = Stats::default();
+    for p in 0..app.core.partitions() {
+        let asked = app
+            .core
+            .inspect_partition(p, |runtime| {
+                (runtime.program().clone(), runtime.stats().clone())
+            })
+            .await;
+        match asked {
+            Ok((prog, stats)) => {
+                total.merge(&stats);
+                program = Some(prog);
+            }
+            Err(e) => return unavailable(e),
+        }
+    }
+    let Some(program) = program else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no partition answered");
+    };
+    let journeys: Vec<Value> = program
+        .journeys
+        .iter()
+        .enumerate()
+        .map(|(i, journey)| {
+            let stats = total.journeys.get(i).cloned().unwrap_or_default();
+            let mut object = serde_json::Map::new();
+            object.insert("journey".into(), json!(&*journey.name));
+            object.insert("version".into(), json!(PROGRAM_VERSION));
+            object.insert(
+                "active_instances".into(),
+                json!(report::active_instances(&stats)),
+            );
+            object.extend(report::journey_json(&program, journey, &stats));
+            Value::Object(object)
+        })
+        .collect();
+    axum::Json(json!({
+        "events": report::events_json(&total),
+        "journeys": journeys,
+    }))
+    .into_response()
+}

@@ -1,0 +1,185 @@
+//! The running `journey serve` binary for tests: start it over a project
+//! and a data directory with `--clock events`, post, read the feed, kill or
+//! stop it. Shared by the tests of the service (`#[path]`-included; each
+//! uses part of it).
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_journey")
+}
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(project: &Path, data: &Path, partitions: u32, extra: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(bin())
+            .arg("serve")
+            .arg(project)
+            .arg("--data")
+            .arg(data)
+            .args(["--clock", "events", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--partitions", &partitions.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("journey serve starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("{}/healthz", server.base))
+                .call()
+                .is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("journey serve did not become ready");
+    }
+
+    pub fn kill(mut self) {
+        // SIGKILL: no shutdown of any kind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn stop(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, String)> {
+        match ureq::post(&format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30))
+            .send_json(body.clone())
+        {
+            Ok(response) => response.into_json().map_err(|e| (0, e.to_string())),
+            Err(ureq::Error::Status(code, response)) => {
+                Err((code, response.into_string().unwrap_or_default()))
+            }
+            Err(e) => Err((0, e.to_string())),
+        }
+    }
+
+    /// A GET with the admin token when given: the status and the JSON
+    /// body (`null` when it is not JSON).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request =
+            ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(30));
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        let (code, text) = match request.call() {
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(code, response)) => {
+                (code, response.into_string().unwrap_or_default())
+            }
+            Err(e) => panic!("the server answers: {e}"),
+        };
+        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The whole feed, `seq` removed, checked to ascend.
+    pub fn feed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let text = ureq::get(&format!(
+                "{}/v1/actions?after={after}&limit=5000",
+                self.base
+            ))
+            .call()
+            .expect("the feed answers")
+            .into_string()
+            .expect("the feed is text");
+            if text.is_empty() {
+                return out;
+            }
+            for line in text.lines() {
+                let mut action: serde_json::Map<String, Value> =
+                    serde_json::from_str(line).expect("a feed line is JSON");
+                let seq = action
+                    .remove("seq")
+                    .and_then(|s| s.as_u64())
+                    .expect("a seq");
+                assert!(seq > after, "seq ascends: {seq} after {after}");
+                after = seq;
+                out.push(serde_json::to_string(&action).expect("JSON"));
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The event file's well-formed messages, each with a `messageId` (so a
+/// re-post is recognised), written again for simulate to read the same.
+pub fn prepared_events(source: &Path, dir: &Path) -> (Vec<Value>, PathBuf) {
+    let text = std::fs::read_to_string(source).expect("the events read");
+    let mut messages = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        // What simulate reports as malformed, ingest refuses: leave it out.
+        if journey::io::parse_line(line, i + 1).is_err() {
+            continue;
+        }
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if !m.contains_key("messageId") {
+            m.insert("messageId".into(), json!(format!("line-{i}")));
+        }
+        messages.push(Value::Object(m));
+    }
+    let path = dir.join("events.ndjson");
+    let mut file = std::fs::File::create(&path).expect("events file");
+    for m in &messages {
+        writeln!(file, "{m}").expect("write events");
+    }
+    (messages, path)
+}
