@@ -162,6 +162,30 @@ pub fn serve(
         dedup_key: dedup_key(&meta),
         max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
     };
+    // The journal is applied with one program: a changed project would
+    // replay customers' past differently (deploys are journaled versions,
+    // not a restart with other files).
+    let fingerprint = crate::compile::fingerprint(&program);
+    match storage.program().map_err(|e| ServeError::failed(e.0))? {
+        Some(kept) if kept != fingerprint => {
+            return Err(ServeError::refused(format!(
+                "`{}` runs another version of the journeys (program {}, these are {}); start \
+                 the journeys it was created with, or give another `--data` directory",
+                options.data.display(),
+                kept.get(..12).unwrap_or(&kept),
+                fingerprint.get(..12).unwrap_or(&fingerprint)
+            )));
+        }
+        Some(_) => {}
+        None => {
+            storage
+                .write(WriteBatch {
+                    program: Some(fingerprint),
+                    ..WriteBatch::default()
+                })
+                .map_err(|e| ServeError::failed(e.0))?;
+        }
+    }
     let storage: Arc<dyn Storage> = storage;
     let started = Core::start(program, storage, config).map_err(|e| ServeError::failed(e.0))?;
     for why in &started.dropped {

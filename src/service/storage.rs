@@ -56,6 +56,8 @@ pub struct WriteBatch {
     pub meta: Option<Meta>,
     /// The deployment's event clock (`--clock events`).
     pub clock: Option<i64>,
+    /// The fingerprint of the program the journal is applied with.
+    pub program: Option<String>,
     /// `(partition, position, entry)`, positions new and ascending per
     /// partition.
     pub entries: Vec<(u32, u64, Entry)>,
@@ -73,6 +75,7 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.meta.is_none()
             && self.clock.is_none()
+            && self.program.is_none()
             && self.entries.is_empty()
             && self.actions.is_empty()
             && self.checkpoints.is_empty()
@@ -98,6 +101,8 @@ pub trait Storage: Send + Sync + 'static {
     fn meta(&self) -> Result<Option<Meta>, StorageError>;
     /// The deployment's event clock, when one was written.
     fn clock(&self) -> Result<Option<i64>, StorageError>;
+    /// The fingerprint of the program the journal is applied with.
+    fn program(&self) -> Result<Option<String>, StorageError>;
     /// Commits the batch durably, in one transaction; returns the `seq` of
     /// the last action written (the previous last when none).
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError>;
@@ -181,6 +186,12 @@ impl Storage for RedbStorage {
             .map(i64::from_le_bytes))
     }
 
+    fn program(&self) -> Result<Option<String>, StorageError> {
+        Ok(self
+            .meta_value("program")?
+            .and_then(|b| String::from_utf8(b).ok()))
+    }
+
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError> {
         let mut last_seq = self.last_seq.lock().map_err(fail)?;
         let mut seq = *last_seq;
@@ -191,6 +202,9 @@ impl Storage for RedbStorage {
             if let Some(m) = &batch.meta {
                 let bytes = serde_json::to_vec(m).map_err(fail)?;
                 meta.insert("meta", bytes.as_slice()).map_err(fail)?;
+            }
+            if let Some(program) = &batch.program {
+                meta.insert("program", program.as_bytes()).map_err(fail)?;
             }
             if let Some(clock) = batch.clock {
                 meta.insert("clock", clock.to_le_bytes().as_slice())
@@ -353,6 +367,37 @@ mod tests {
         let feed = storage.actions_after(1, 10).unwrap_or_default();
         assert_eq!(feed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(storage.actions_after(0, 1).unwrap_or_default().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_damaged_record_is_dropped_with_everything_after_it_and_said() {
+        let dir = temp_dir("damaged");
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let batch = WriteBatch {
+            entries: (1..=4)
+                .map(|pos| (0, pos, Entry::Tick { to: pos as i64 }))
+                .collect(),
+            ..WriteBatch::default()
+        };
+        assert!(storage.write(batch).is_ok());
+        // Damage position 3 as a torn or corrupted record would be.
+        let txn = storage.db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut journal = txn.open_table(JOURNAL).unwrap_or_else(|e| panic!("{e}"));
+            journal
+                .insert((0u32, 3u64), b"{\"kind\":\"ti".as_slice())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        txn.commit().unwrap_or_else(|e| panic!("{e}"));
+        let r = storage.recover(0).unwrap_or_else(|e| panic!("{e}"));
+        let kept: Vec<u64> = r.entries.iter().map(|(pos, _)| *pos).collect();
+        assert_eq!(kept, vec![1, 2], "everything before the damage");
+        let why = r.dropped.unwrap_or_default();
+        assert!(
+            why.contains("position 3") && why.contains("dropped"),
+            "{why}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
