@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 #[path = "support/server.rs"]
 mod server;
-use server::{Server, bin, free_port, prepared_events, root, scratch};
+use server::{Server, bin, prepared_events, root, scratch};
 
 /// A small seeded generator: the same run every time.
 struct Rng(u64);
@@ -416,33 +416,7 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
     )
     .expect("project");
     let data = dir.join("data");
-    let start = || {
-        let port = free_port();
-        let child = Command::new(bin())
-            .arg("serve")
-            .arg(&project)
-            .arg("--data")
-            .arg(&data)
-            .args(["--clock", "wall", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("journey serve starts");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("{}/readyz", server.base))
-            .call()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "ready in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    };
+    let start = || Server::start_with(&project, &data, &["--clock", "wall"]);
     let server = start();
     for user in ["ana", "bob"] {
         let answer = server

@@ -41,17 +41,26 @@ pub struct Server {
 }
 
 impl Server {
+    /// `--clock events` with `partitions`, and `extra` options.
     pub fn start(project: &Path, data: &Path, partitions: u32, extra: &[&str]) -> Server {
+        let partitions = partitions.to_string();
+        let mut args = vec!["--clock", "events", "--partitions", partitions.as_str()];
+        args.extend_from_slice(extra);
+        Server::start_with(project, data, &args)
+    }
+
+    /// `journey serve PROJECT --data DATA ARGS...` on a free loopback port,
+    /// once it answers.
+    pub fn start_with(project: &Path, data: &Path, args: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(bin())
             .arg("serve")
             .arg(project)
             .arg("--data")
             .arg(data)
-            .args(["--clock", "events", "--listen"])
+            .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .args(["--partitions", &partitions.to_string()])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -62,10 +71,7 @@ impl Server {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if ureq::get(&format!("{}/healthz", server.base))
-                .call()
-                .is_ok()
-            {
+            if ureq::get(&format!("{}/readyz", server.base)).call().is_ok() {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(20));
