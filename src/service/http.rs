@@ -24,7 +24,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError};
 use super::metrics;
-use crate::io::parse_line;
+use crate::io::{RawEvent, parse_line};
 use crate::value::{format_timestamp, parse_timestamp};
 
 /// The most bytes of one message (Segment's limit).
@@ -209,6 +209,22 @@ fn fresh_message_id() -> String {
     format!("journey-{hex}")
 }
 
+/// A message of a batch as sent, journaled as it is when nothing needs
+/// filling in (it has its `messageId` and `timestamp`, no `writeKey`): no
+/// JSON tree is built for it. `None` sends it to [`prepare`].
+fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), String>> {
+    if text.len() > MAX_MESSAGE_BYTES || text.contains("\"writeKey\"") {
+        return None;
+    }
+    let raw = parse_line(text, 1).ok()?;
+    let id = raw
+        .message_id
+        .as_deref()
+        .filter(|id| !id.is_empty())?
+        .to_string();
+    Some(admit(&raw, text, core).map(|incoming| (incoming, id)))
+}
+
 /// One message made ready to journal: `type` set, `messageId` and (with
 /// `--clock wall`) `timestamp` filled in, read by simulate's reader.
 fn prepare(
@@ -239,6 +255,12 @@ fn prepare(
         ));
     }
     let raw = parse_line(&line, 1).map_err(|e| e.message)?;
+    Ok((admit(&raw, &line, core)?, id))
+}
+
+/// The journal's form of a message the reader accepted, unless its time is
+/// too far ahead of the deployment's clock (`--clock events`).
+fn admit(raw: &RawEvent<'_>, line: &str, core: &Core) -> Result<Incoming, String> {
     if core.mode() == ClockMode::Events
         && let Some(clock) = core.clock()
         && raw.timestamp_ms.saturating_sub(clock) > core.max_clock_jump_ms()
@@ -249,13 +271,12 @@ fn prepare(
             format_timestamp(clock)
         ));
     }
-    let incoming = Incoming {
+    Ok(Incoming {
         kind: raw.kind.name(),
         user_key: raw.user_key.to_string(),
         timestamp_ms: raw.timestamp_ms,
-        line: line.clone(),
-    };
-    Ok((incoming, id))
+        line: line.to_string(),
+    })
 }
 
 fn wall_now() -> i64 {
@@ -326,6 +347,15 @@ async fn single(
     }
 }
 
+/// `/v1/batch`'s body, its messages kept as the text they were sent as.
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    batch: Vec<&'a serde_json::value::RawValue>,
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
+}
+
 async fn batch(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -335,12 +365,60 @@ async fn batch(
         Ok(text) => text,
         Err(response) => return response,
     };
-    let mut envelope = match serde_json::from_str::<Value>(&text) {
+    // Most bodies are a list of complete messages: read them without
+    // building a tree of each. Anything else takes the general path, which
+    // also words the errors.
+    let Ok(raw) = serde_json::from_str::<RawBatch<'_>>(&text) else {
+        return batch_of_values(&app, &headers, &text).await;
+    };
+    let mut keys = Map::new();
+    if let Some(key) = raw.write_key {
+        keys.insert("writeKey".into(), Value::String(key));
+    }
+    if !authorised(&app.access, &headers, &keys) {
+        return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
+    }
+    let mut ready = Vec::with_capacity(raw.batch.len());
+    let mut ids = Vec::with_capacity(raw.batch.len());
+    for (i, message) in raw.batch.iter().enumerate() {
+        let prepared = match prepare_raw(message.get(), &app.core) {
+            Some(prepared) => prepared,
+            None => match serde_json::from_str::<Value>(message.get()) {
+                Ok(Value::Object(map)) => prepare_typed(map, &app.core),
+                _ => Err("a message must be a JSON object".to_string()),
+            },
+        };
+        match prepared {
+            Ok((incoming, id)) => {
+                ready.push(incoming);
+                ids.push(id);
+            }
+            Err(why) => return bad_message(i, why),
+        }
+    }
+    match journal(&app.core, ready).await {
+        Ok(()) => axum::Json(json!({ "success": true, "messageIds": ids })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// A batch message with its `type` checked, then [`prepare`]d.
+fn prepare_typed(message: Map<String, Value>, core: &Core) -> Result<(Incoming, String), String> {
+    match message.get("type").and_then(Value::as_str) {
+        Some(kind) if KINDS.contains(&kind) => prepare(message, None, core),
+        Some(kind) => Err(format!("unknown message `type` `{kind}`")),
+        None => Err("missing `type`".to_string()),
+    }
+}
+
+/// `/v1/batch` over a JSON tree: the general path, and its errors.
+async fn batch_of_values(app: &App, headers: &HeaderMap, text: &str) -> Response {
+    let mut envelope = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return bad_message(0, "the body must be a JSON object with a `batch` list"),
         Err(e) => return bad_message(0, format!("the body is not JSON: {e}")),
     };
-    if !authorised(&app.access, &headers, &envelope) {
+    if !authorised(&app.access, headers, &envelope) {
         return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
     }
     let Some(Value::Array(items)) = envelope.remove("batch") else {
@@ -352,12 +430,7 @@ async fn batch(
         let Value::Object(message) = item else {
             return bad_message(i, "a message must be a JSON object");
         };
-        match message.get("type").and_then(Value::as_str) {
-            Some(kind) if KINDS.contains(&kind) => {}
-            Some(kind) => return bad_message(i, format!("unknown message `type` `{kind}`")),
-            None => return bad_message(i, "missing `type`"),
-        }
-        match prepare(message, None, &app.core) {
+        match prepare_typed(message, &app.core) {
             Ok((incoming, id)) => {
                 ready.push(incoming);
                 ids.push(id);

@@ -2,11 +2,8 @@
 //! each with the instant it takes effect, decided when it is journaled, so
 //! that a replay never reads a clock (SERVICE.md §1).
 
-use serde::{Deserialize, Serialize};
-
 /// One journal entry of one partition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// An accepted Segment message (its JSON text, with `type` and
     /// `messageId` filled in), applied at `at` (epoch milliseconds).
@@ -19,13 +16,46 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// One tag byte, then the instant (eight bytes, little-endian) and the
+    /// message's text as it came: a message is written and replayed without
+    /// being escaped into, or parsed out of, another layer of JSON.
     pub fn encode(&self) -> Vec<u8> {
-        // An entry is plain data: serializing it cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        match self {
+            Entry::Message { at, line } => {
+                let mut out = Vec::with_capacity(9 + line.len());
+                out.push(b'M');
+                out.extend_from_slice(&at.to_le_bytes());
+                out.extend_from_slice(line.as_bytes());
+                out
+            }
+            Entry::Tick { to } => {
+                let mut out = vec![b'T'];
+                out.extend_from_slice(&to.to_le_bytes());
+                out
+            }
+            Entry::End => vec![b'E'],
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Entry, String> {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let instant = |rest: &[u8]| -> Result<i64, String> {
+            rest.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_le_bytes)
+                .ok_or_else(|| "an entry cut short".to_string())
+        };
+        match bytes.split_first() {
+            Some((b'M', rest)) => Ok(Entry::Message {
+                at: instant(rest)?,
+                line: std::str::from_utf8(&rest[8..])
+                    .map_err(|_| "a message that is not UTF-8".to_string())?
+                    .to_string(),
+            }),
+            Some((b'T', rest)) if rest.len() == 8 => Ok(Entry::Tick { to: instant(rest)? }),
+            Some((b'E', [])) => Ok(Entry::End),
+            Some((tag, _)) => Err(format!("an entry of unknown kind `{}`", tag.escape_ascii())),
+            None => Err("an empty entry".to_string()),
+        }
     }
 }
 
@@ -45,6 +75,15 @@ mod tests {
         ] {
             assert_eq!(Entry::decode(&entry.encode()), Ok(entry));
         }
-        assert!(Entry::decode(b"{\"kind\":\"tick\"").is_err());
+        for damaged in [
+            &b""[..],
+            b"M\x01\x02",
+            b"T\x00",
+            b"Ezz",
+            b"{\"kind\":\"tick\"",
+            b"M\x00\x00\x00\x00\x00\x00\x00\x00\xff",
+        ] {
+            assert!(Entry::decode(damaged).is_err(), "{damaged:?}");
+        }
     }
 }
