@@ -223,12 +223,20 @@ impl Storage for RedbStorage {
             }
             let mut outbox = txn.open_table(OUTBOX).map_err(fail)?;
             let mut applied = txn.open_table(APPLIED).map_err(fail)?;
+            // Each partition's applied position is written once, the last.
+            let mut newest: Vec<(u32, u64)> = Vec::new();
             for (p, pos, lines) in &batch.actions {
                 for line in lines {
                     seq += 1;
                     outbox.insert(seq, line.as_str()).map_err(fail)?;
                 }
-                applied.insert(*p, *pos).map_err(fail)?;
+                match newest.iter_mut().find(|(q, _)| q == p) {
+                    Some((_, newest)) => *newest = (*newest).max(*pos),
+                    None => newest.push((*p, *pos)),
+                }
+            }
+            for (p, pos) in newest {
+                applied.insert(p, pos).map_err(fail)?;
             }
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
             for (p, pos, bytes) in &batch.checkpoints {
