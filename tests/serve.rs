@@ -512,3 +512,48 @@ fn a_changed_project_is_refused_on_an_existing_data_directory() {
     let again = Server::start(&project, &data, 2, &[]);
     assert_eq!(again.stop(), Some(0));
 }
+
+#[test]
+fn logs_can_be_json_lines() {
+    let dir = scratch("json-logs");
+    let port = server::free_port();
+    let child = Command::new(bin())
+        .arg("serve")
+        .arg(root().join("journeys"))
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["--log-format", "json", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ureq::get(&format!("http://127.0.0.1:{port}/readyz"))
+        .call()
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "ready in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = child.wait_with_output().expect("serve stops");
+    assert_eq!(output.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines.len() >= 3, "{err}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"] == "info" && l["ts"].is_string())
+    );
+    assert!(lines.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))
+    }));
+}

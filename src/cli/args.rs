@@ -172,6 +172,18 @@ pub struct ServeArgs {
     /// Check the config and the project, then exit
     #[arg(long)]
     pub check_config: bool,
+
+    /// How log lines on stderr are written
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `journey serve: <message>`
+    Text,
+    /// One JSON object a line: `{"ts", "level", "message"}`
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -8,12 +8,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::args::{ClockArg, ServeArgs};
+use super::args::{ClockArg, LogFormat, ServeArgs};
 use super::{Exit, Streams, commands};
 use crate::service::config::Config;
 use crate::service::core::ClockMode;
+use crate::service::core::wall_ms;
 use crate::service::http::Access;
 use crate::service::{self, ServeOptions};
+use crate::value::format_timestamp;
 
 pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     let config = match &args.config {
@@ -74,7 +76,19 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.
-    let mut log = |line: &str| eprintln!("journey serve: {line}");
+    let json = args.log_format == LogFormat::Json;
+    let mut log = |line: &str| {
+        if json {
+            let entry = serde_json::json!({
+                "ts": format_timestamp(wall_ms()),
+                "level": "info",
+                "message": line,
+            });
+            eprintln!("{entry}");
+        } else {
+            eprintln!("journey serve: {line}");
+        }
+    };
     match service::serve(program, options, &mut log) {
         Ok(()) => Ok(Exit::Success),
         Err(e) => {

@@ -521,8 +521,9 @@ fn restore(
         .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
 }
 
-/// Wall-clock milliseconds, read only by the shell (writer and ticker).
-fn wall_ms() -> i64 {
+/// Wall-clock milliseconds, read only by the shell (the writer, the
+/// ticker, ingest and logs), never by a runtime.
+pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

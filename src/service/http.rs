@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError};
+use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError, wall_ms};
 use super::metrics;
 use crate::io::{RawEvent, parse_line};
 use crate::value::{format_timestamp, parse_timestamp};
@@ -245,7 +245,7 @@ fn prepare(
         }
     };
     if core.mode() == ClockMode::Wall && message.get("timestamp").is_none_or(Value::is_null) {
-        let now = format_timestamp(wall_now());
+        let now = format_timestamp(wall_ms());
         message.insert("timestamp".into(), Value::String(now));
     }
     let line = serde_json::to_string(&message).map_err(|e| e.to_string())?;
@@ -277,12 +277,6 @@ fn admit(raw: &RawEvent<'_>, line: &str, core: &Core) -> Result<Incoming, String
         timestamp_ms: raw.timestamp_ms,
         line: line.to_string(),
     })
-}
-
-fn wall_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
