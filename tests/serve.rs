@@ -557,3 +557,57 @@ fn logs_can_be_json_lines() {
             .is_some_and(|m| m.starts_with("listening on"))
     }));
 }
+
+/// Actions leave the feed after the retention; reading before what is
+/// kept is a 410 that says where to read from.
+#[test]
+fn actions_past_the_retention_are_gone_with_a_410() {
+    let dir = scratch("retention");
+    let project = dir.join("ping.journey");
+    std::fs::write(
+        &project,
+        "journey ping {\n  trigger signed_up\n  reentry always\n  send webhook \"ping\"\n}\n",
+    )
+    .expect("project");
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, "[feed]\nretention = \"1s\"\n").expect("config");
+    let server = Server::start(
+        &project,
+        &dir.join("data"),
+        1,
+        &["--config", config.to_str().unwrap_or_default()],
+    );
+    let sign_up = |id: &str, at: &str| json!({"type": "track", "userId": "ana", "event": "signed_up", "timestamp": at, "messageId": id});
+    server
+        .post(
+            "/v1/batch",
+            &json!({"batch": [sign_up("a", "2026-03-02T10:00:00Z")]}),
+        )
+        .expect("accepted");
+    let _ = server.post("/admin/clock", &json!({"to": "2026-03-02T10:00:00Z"}));
+    assert_eq!(server.feed().len(), 3, "enter, send, exit");
+    std::thread::sleep(Duration::from_millis(1_500));
+    server
+        .post(
+            "/v1/batch",
+            &json!({"batch": [sign_up("b", "2026-03-02T11:00:00Z")]}),
+        )
+        .expect("accepted");
+    let _ = server.post("/admin/clock", &json!({"to": "2026-03-02T11:00:00Z"}));
+    let gone = ureq::get(&format!("{}/v1/actions?after=0", server.base)).call();
+    match gone {
+        Err(ureq::Error::Status(410, response)) => {
+            let body: Value = response.into_json().unwrap_or(Value::Null);
+            let text = body["error"].as_str().unwrap_or_default();
+            assert!(text.contains("after=3"), "{body}");
+        }
+        other => panic!("expected 410, got {:?}", other.map(|r| r.status())),
+    }
+    let kept = ureq::get(&format!("{}/v1/actions?after=3", server.base))
+        .call()
+        .expect("the kept actions")
+        .into_string()
+        .unwrap_or_default();
+    assert_eq!(kept.lines().count(), 3, "{kept}");
+    assert!(kept.starts_with("{\"seq\":4,"), "{kept}");
+}

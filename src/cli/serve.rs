@@ -44,8 +44,11 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         )?;
         return Ok(Exit::CouldNotRun);
     }
-    let checkpoint_every = match config.checkpoint_every() {
-        Ok(every) => every,
+    let (checkpoint_every, action_retention) = match config
+        .checkpoint_every()
+        .and_then(|c| Ok((c, config.feed_retention()?)))
+    {
+        Ok(durations) => durations,
         Err(why) => {
             streams.error(&why, None)?;
             return Ok(Exit::CouldNotRun);
@@ -73,6 +76,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         },
         checkpoint_every,
         checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
+        action_retention,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

@@ -19,6 +19,8 @@ pub struct Config {
     pub admin: Admin,
     #[serde(default)]
     pub checkpoint: Checkpoint,
+    #[serde(default)]
+    pub feed: Feed,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -43,6 +45,14 @@ pub struct Checkpoint {
     pub every: Option<String>,
     /// ... or after how many of its journal entries, whichever is first.
     pub entries: Option<u64>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feed {
+    /// How long committed actions stay in `/v1/actions` (a duration,
+    /// default `7d`).
+    pub retention: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -70,10 +80,24 @@ impl Config {
             return Err("`admin.token` is empty".into());
         }
         config.checkpoint_every()?;
+        config.feed_retention()?;
         if config.checkpoint.entries == Some(0) {
             return Err("`checkpoint.entries` must be at least 1".into());
         }
         Ok(config)
+    }
+
+    /// `feed.retention` (default 7 days).
+    pub fn feed_retention(&self) -> Result<Duration, String> {
+        match &self.feed.retention {
+            None => Ok(Duration::from_secs(7 * 86_400)),
+            Some(text) => match parse_duration(text) {
+                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+                _ => Err(format!(
+                    "`feed.retention = \"{text}\"` is not a duration above zero (write `7d`)"
+                )),
+            },
+        }
     }
 
     /// `checkpoint.every` (default 60 s).

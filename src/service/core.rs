@@ -76,6 +76,8 @@ pub struct CoreConfig {
     pub partition_queue: usize,
     pub dedup_key: [u8; 16],
     pub max_clock_jump_ms: i64,
+    /// How long committed actions stay in the feed.
+    pub action_retention: Duration,
 }
 
 /// A message ready to be journaled: validated by the reader `journey
@@ -294,6 +296,8 @@ impl Core {
             barriers: Vec::new(),
             applied: vec![0; config.partitions as usize],
             states: vec![(0, 0); config.partitions as usize],
+            retention_ms: i64::try_from(config.action_retention.as_millis()).unwrap_or(i64::MAX),
+            pruned_at: None,
         };
         let pending = writer.pending.clone();
         let handle = std::thread::Builder::new()
@@ -577,6 +581,10 @@ struct Writer {
     applied: Vec<u64>,
     /// Per partition, its active instances and pending timers.
     states: Vec<(u64, u64)>,
+    /// Actions older than this leave the feed.
+    retention_ms: i64,
+    /// When the writer last dropped old actions.
+    pruned_at: Option<Instant>,
 }
 
 /// Ops taken into one transaction, at most.
@@ -672,6 +680,16 @@ impl Writer {
         }
         if self.mode == ClockMode::Events {
             batch.clock = Some(self.clock.load(Ordering::Acquire)).filter(|&c| c != NO_CLOCK);
+        }
+        let now = wall_ms();
+        batch.committed_ms = now;
+        // Old actions leave the feed at most once a second.
+        if self
+            .pruned_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.pruned_at = Some(Instant::now());
+            batch.prune_before = Some(now.saturating_sub(self.retention_ms));
         }
         if !batch.is_empty() {
             let seq = self.storage.write(batch)?;

@@ -461,6 +461,17 @@ async fn actions(
         let _ = tokio::time::timeout(wait, seq.wait_for(|&s| s > after)).await;
     }
     let storage = app.core.storage().clone();
+    if let Ok(pruned) = storage.pruned_through()
+        && after < pruned
+    {
+        return error(
+            StatusCode::GONE,
+            format!(
+                "the actions up to seq {pruned} are past the feed's retention; read from \
+                 `after={pruned}`"
+            ),
+        );
+    }
     let read = tokio::task::spawn_blocking(move || storage.actions_after(after, limit)).await;
     let rows = match read {
         Ok(Ok(rows)) => rows,

@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub access: Access,
     pub checkpoint_every: Duration,
     pub checkpoint_entries: u64,
+    /// How long committed actions stay in the feed.
+    pub action_retention: Duration,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -161,6 +163,7 @@ pub fn serve(
         partition_queue: 8_192,
         dedup_key: dedup_key(&meta),
         max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
+        action_retention: options.action_retention,
     };
     // The journal is applied with one program: a changed project would
     // replay customers' past differently (deploys are journaled versions,

@@ -69,7 +69,16 @@ pub struct WriteBatch {
     pub checkpoints: Vec<(u32, u64, Vec<u8>)>,
     /// `(partition, position)`: journal entries before it are dropped.
     pub truncate: Vec<(u32, u64)>,
+    /// When the actions are committed (wall-clock ms; for retention).
+    pub committed_ms: i64,
+    /// Actions committed before this (wall-clock ms) are dropped, at most
+    /// [`PRUNE_AT_ONCE`] of them.
+    pub prune_before: Option<i64>,
 }
+
+/// The most actions one write drops for retention (the rest go with the
+/// next), so that no transaction grows with the backlog.
+pub const PRUNE_AT_ONCE: usize = 50_000;
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
@@ -80,6 +89,7 @@ impl WriteBatch {
             && self.actions.is_empty()
             && self.checkpoints.is_empty()
             && self.truncate.is_empty()
+            && self.prune_before.is_none()
     }
 }
 
@@ -112,6 +122,8 @@ pub trait Storage: Send + Sync + 'static {
     fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError>;
     /// The newest `seq` (0 when none).
     fn last_seq(&self) -> Result<u64, StorageError>;
+    /// The newest `seq` dropped by retention (0 when none).
+    fn pruned_through(&self) -> Result<u64, StorageError>;
     /// The journal entries kept, over every partition.
     fn journal_len(&self) -> Result<u64, StorageError>;
 }
@@ -120,13 +132,16 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const JOURNAL: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("journal");
 const CHECKPOINTS: TableDefinition<u32, (u64, &[u8])> = TableDefinition::new("checkpoints");
 const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
-const OUTBOX: TableDefinition<u64, &str> = TableDefinition::new("outbox");
+/// `seq` → (when it was committed, wall-clock ms; the action's line).
+const OUTBOX: TableDefinition<u64, (i64, &str)> = TableDefinition::new("outbox");
 
 /// [`Storage`] in one redb file.
 pub struct RedbStorage {
     db: Database,
     /// The newest `seq`, kept by the writer.
     last_seq: Mutex<u64>,
+    /// The newest `seq` dropped by retention.
+    pruned: Mutex<u64>,
 }
 
 impl RedbStorage {
@@ -150,9 +165,15 @@ impl RedbStorage {
         let storage = RedbStorage {
             db,
             last_seq: Mutex::new(0),
+            pruned: Mutex::new(0),
         };
         let last = storage.read_last_seq()?;
         *storage.last_seq.lock().map_err(fail)? = last;
+        let pruned = storage
+            .meta_value("pruned_through")?
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        *storage.pruned.lock().map_err(fail)? = pruned;
         Ok(storage)
     }
 
@@ -195,6 +216,7 @@ impl Storage for RedbStorage {
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError> {
         let mut last_seq = self.last_seq.lock().map_err(fail)?;
         let mut seq = *last_seq;
+        let mut pruned = None;
         let mut txn = self.db.begin_write().map_err(fail)?;
         txn.set_durability(Durability::Immediate).map_err(fail)?;
         {
@@ -228,7 +250,9 @@ impl Storage for RedbStorage {
             for (p, pos, lines) in &batch.actions {
                 for line in lines {
                     seq += 1;
-                    outbox.insert(seq, line.as_str()).map_err(fail)?;
+                    outbox
+                        .insert(seq, (batch.committed_ms, line.as_str()))
+                        .map_err(fail)?;
                 }
                 match newest.iter_mut().find(|(q, _)| q == p) {
                     Some((_, newest)) => *newest = (*newest).max(*pos),
@@ -237,6 +261,27 @@ impl Storage for RedbStorage {
             }
             for (p, pos) in newest {
                 applied.insert(p, pos).map_err(fail)?;
+            }
+            if let Some(before) = batch.prune_before {
+                let mut through = None;
+                for _ in 0..PRUNE_AT_ONCE {
+                    let oldest = outbox
+                        .first()
+                        .map_err(fail)?
+                        .map(|(k, v)| (k.value(), v.value().0));
+                    match oldest {
+                        Some((s, at)) if at < before => {
+                            outbox.remove(s).map_err(fail)?;
+                            through = Some(s);
+                        }
+                        _ => break,
+                    }
+                }
+                if let Some(s) = through {
+                    meta.insert("pruned_through", s.to_le_bytes().as_slice())
+                        .map_err(fail)?;
+                    pruned = Some(s);
+                }
             }
             let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
             for (p, pos, bytes) in &batch.checkpoints {
@@ -247,6 +292,9 @@ impl Storage for RedbStorage {
         }
         txn.commit().map_err(fail)?;
         *last_seq = seq;
+        if let Some(s) = pruned {
+            *self.pruned.lock().map_err(fail)? = s;
+        }
         Ok(seq)
     }
 
@@ -300,14 +348,18 @@ impl Storage for RedbStorage {
             if out.len() >= limit {
                 break;
             }
-            let (seq, line) = item.map_err(fail)?;
-            out.push((seq.value(), line.value().to_string()));
+            let (seq, row) = item.map_err(fail)?;
+            out.push((seq.value(), row.value().1.to_string()));
         }
         Ok(out)
     }
 
     fn last_seq(&self) -> Result<u64, StorageError> {
         Ok(*self.last_seq.lock().map_err(fail)?)
+    }
+
+    fn pruned_through(&self) -> Result<u64, StorageError> {
+        Ok(*self.pruned.lock().map_err(fail)?)
     }
 
     fn journal_len(&self) -> Result<u64, StorageError> {
