@@ -89,28 +89,40 @@ impl Config {
 
     /// `feed.retention` (default 7 days).
     pub fn feed_retention(&self) -> Result<Duration, String> {
-        match &self.feed.retention {
-            None => Ok(Duration::from_secs(7 * 86_400)),
-            Some(text) => match parse_duration(text) {
-                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-                _ => Err(format!(
-                    "`feed.retention = \"{text}\"` is not a duration above zero (write `7d`)"
-                )),
-            },
-        }
+        duration_key(
+            "feed.retention",
+            self.feed.retention.as_deref(),
+            7 * 86_400,
+            "7d",
+        )
     }
 
     /// `checkpoint.every` (default 60 s).
     pub fn checkpoint_every(&self) -> Result<Duration, String> {
-        match &self.checkpoint.every {
-            None => Ok(Duration::from_secs(60)),
-            Some(text) => match parse_duration(text) {
-                Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-                _ => Err(format!(
-                    "`checkpoint.every = \"{text}\"` is not a duration above zero (write `60s`)"
-                )),
-            },
-        }
+        duration_key(
+            "checkpoint.every",
+            self.checkpoint.every.as_deref(),
+            60,
+            "60s",
+        )
+    }
+}
+
+/// A duration key's value (`default_secs` when absent): above zero, in the
+/// language's duration text.
+fn duration_key(
+    key: &str,
+    text: Option<&str>,
+    default_secs: u64,
+    example: &str,
+) -> Result<Duration, String> {
+    match text.map(parse_duration) {
+        None => Ok(Duration::from_secs(default_secs)),
+        Some(Ok(secs)) if secs > 0 => Ok(Duration::from_secs(secs)),
+        Some(_) => Err(format!(
+            "`{key} = \"{}\"` is not a duration above zero (write `{example}`)",
+            text.unwrap_or_default()
+        )),
     }
 }
 

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rustc_hash::FxHashMap;
 use tokio::sync::{oneshot, watch};
 
 use super::journal::Entry;
@@ -247,7 +248,7 @@ impl Core {
                 dropped.push(why);
             }
             let runtime = match &recovery.checkpoint {
-                Some((_, bytes)) => restore(&program, bytes, &config)?,
+                Some((_, bytes)) => restore(&program, bytes)?,
                 None => fresh(&program, &config)?,
             };
             let last = recovery
@@ -274,6 +275,7 @@ impl Core {
                 next_due: next_due.clone(),
                 ticking: ticking.clone(),
                 published: published.clone(),
+                counters: FxHashMap::default(),
             };
             let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
@@ -495,10 +497,10 @@ impl Core {
     }
 }
 
-fn runtime_options(config: &CoreConfig) -> RuntimeOptions {
-    // The writer bounds the clock for the whole deployment (as simulate
-    // bounds its one clock); a partition's own clock may lag it.
-    let _ = config.max_clock_jump_ms;
+/// A partition's runtime takes every stamped entry: ingest bounds the
+/// deployment's one clock (as simulate bounds its one clock), and a
+/// partition's own clock may lag it by any amount.
+fn partition_options() -> RuntimeOptions {
     RuntimeOptions {
         max_clock_jump_ms: i64::MAX,
     }
@@ -510,18 +512,14 @@ fn fresh(program: &Arc<Program>, config: &CoreConfig) -> Result<Runtime, Storage
         ..DedupConfig::default()
     })
     .map_err(|e| StorageError(e.to_string()))?;
-    Ok(Runtime::with_store(program.clone(), store).with_options(runtime_options(config)))
+    Ok(Runtime::with_store(program.clone(), store).with_options(partition_options()))
 }
 
-fn restore(
-    program: &Arc<Program>,
-    bytes: &[u8],
-    config: &CoreConfig,
-) -> Result<Runtime, StorageError> {
+fn restore(program: &Arc<Program>, bytes: &[u8]) -> Result<Runtime, StorageError> {
     let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes)
         .map_err(|e| StorageError(format!("a checkpoint does not read: {e}")))?;
     Runtime::restore(program.clone(), snapshot)
-        .map(|r| r.with_options(runtime_options(config)))
+        .map(|r| r.with_options(partition_options()))
         .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
 }
 
@@ -740,7 +738,6 @@ impl Writer {
             ClockMode::Wall => {
                 let at = wall_ms().max(self.last_at[p as usize]);
                 self.last_at[p as usize] = at;
-                let _ = timestamp;
                 at
             }
         }
@@ -832,6 +829,8 @@ struct Worker {
     next_due: Arc<Vec<AtomicI64>>,
     ticking: Arc<Vec<AtomicBool>>,
     published: Arc<Published>,
+    /// `journey_actions_total` by journey and kind.
+    counters: FxHashMap<(Arc<str>, &'static str), ::metrics::Counter>,
 }
 
 impl Worker {
@@ -906,11 +905,7 @@ impl Worker {
         self.since_checkpoint += 1;
         let lines = (position > self.applied).then(|| {
             for a in &actions {
-                let labels = [
-                    ("journey", a.journey.to_string()),
-                    ("kind", a.kind.name().to_string()),
-                ];
-                ::metrics::counter!(metrics::ACTIONS, &labels).increment(1);
+                self.action_counter(&a.journey, a.kind.name()).increment(1);
             }
             actions.iter().map(Action::to_json_line).collect::<Vec<_>>()
         });
@@ -920,6 +915,17 @@ impl Worker {
                     || self.last_checkpoint.elapsed() >= self.config.checkpoint_every);
             self.report(position, lines, checkpoint_due);
         }
+    }
+
+    /// The counter of one journey's actions of one kind, looked up in the
+    /// metrics registry (and its labels made) once per worker.
+    fn action_counter(&mut self, journey: &Arc<str>, kind: &'static str) -> &::metrics::Counter {
+        self.counters
+            .entry((journey.clone(), kind))
+            .or_insert_with(|| {
+                let labels = [("journey", journey.to_string()), ("kind", kind.to_string())];
+                ::metrics::counter!(metrics::ACTIONS, &labels)
+            })
     }
 
     fn checkpoint(&mut self) -> Option<Vec<u8>> {
@@ -935,7 +941,7 @@ impl Worker {
         let per_journey: Vec<u64> = stats
             .journeys
             .iter()
-            .map(|j| j.entered - j.exits.iter().sum::<u64>().min(j.entered))
+            .map(crate::runtime::report::active_instances)
             .collect();
         let active = per_journey.iter().sum();
         if let Ok(mut published) = self.published.active[self.partition as usize].lock() {

@@ -205,8 +205,7 @@ fn fresh_message_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         return String::new();
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("journey-{hex}")
+    format!("journey-{}", crate::compile::envelope::hex(&bytes))
 }
 
 /// A message of a batch as sent, journaled as it is when nothing needs
@@ -372,17 +371,27 @@ async fn batch(
     if !authorised(&app.access, &headers, &keys) {
         return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
     }
-    let mut ready = Vec::with_capacity(raw.batch.len());
-    let mut ids = Vec::with_capacity(raw.batch.len());
-    for (i, message) in raw.batch.iter().enumerate() {
-        let prepared = match prepare_raw(message.get(), &app.core) {
-            Some(prepared) => prepared,
-            None => match serde_json::from_str::<Value>(message.get()) {
+    let prepared = raw.batch.iter().map(|message| {
+        prepare_raw(message.get(), &app.core).unwrap_or_else(|| {
+            match serde_json::from_str::<Value>(message.get()) {
                 Ok(Value::Object(map)) => prepare_typed(map, &app.core),
                 _ => Err("a message must be a JSON object".to_string()),
-            },
-        };
-        match prepared {
+            }
+        })
+    });
+    journal_batch(&app.core, prepared).await
+}
+
+/// Journals a batch's messages, all or nothing: the first that could not
+/// be prepared is the request's 400, named by its index.
+async fn journal_batch(
+    core: &Core,
+    prepared: impl Iterator<Item = Result<(Incoming, String), String>>,
+) -> Response {
+    let mut ready = Vec::new();
+    let mut ids = Vec::new();
+    for (i, message) in prepared.enumerate() {
+        match message {
             Ok((incoming, id)) => {
                 ready.push(incoming);
                 ids.push(id);
@@ -390,7 +399,7 @@ async fn batch(
             Err(why) => return bad_message(i, why),
         }
     }
-    match journal(&app.core, ready).await {
+    match journal(core, ready).await {
         Ok(()) => axum::Json(json!({ "success": true, "messageIds": ids })).into_response(),
         Err(response) => response,
     }
@@ -418,24 +427,11 @@ async fn batch_of_values(app: &App, headers: &HeaderMap, text: &str) -> Response
     let Some(Value::Array(items)) = envelope.remove("batch") else {
         return bad_message(0, "the body has no `batch` list");
     };
-    let mut ready = Vec::with_capacity(items.len());
-    let mut ids = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let Value::Object(message) = item else {
-            return bad_message(i, "a message must be a JSON object");
-        };
-        match prepare_typed(message, &app.core) {
-            Ok((incoming, id)) => {
-                ready.push(incoming);
-                ids.push(id);
-            }
-            Err(why) => return bad_message(i, why),
-        }
-    }
-    match journal(&app.core, ready).await {
-        Ok(()) => axum::Json(json!({ "success": true, "messageIds": ids })).into_response(),
-        Err(response) => response,
-    }
+    let prepared = items.into_iter().map(|item| match item {
+        Value::Object(message) => prepare_typed(message, &app.core),
+        _ => Err("a message must be a JSON object".to_string()),
+    });
+    journal_batch(&app.core, prepared).await
 }
 
 #[derive(Deserialize)]

@@ -115,7 +115,7 @@ pub fn open_data(options: &ServeOptions) -> Result<(Arc<RedbStorage>, Meta), Ser
                 format: STORAGE_FORMAT,
                 partitions,
                 clock: options.clock.unwrap_or(ClockMode::Wall).name().to_string(),
-                dedup_key: key.iter().map(|b| format!("{b:02x}")).collect(),
+                dedup_key: crate::compile::envelope::hex(&key),
             };
             storage
                 .write(WriteBatch {
