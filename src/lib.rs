@@ -22,6 +22,7 @@
 pub mod check;
 pub mod cli;
 pub mod compile;
+pub mod delivery;
 pub mod diagnostic;
 pub mod dialect;
 pub mod io;
