@@ -125,6 +125,7 @@ fn journey(name: &str, trigger: EventId, nodes: Vec<NodeKind>) -> Journey {
             })
             .collect(),
         limits: Limits::default(),
+        retired: None,
     }
 }
 

@@ -98,6 +98,7 @@ impl<'p> Compiler<'p> {
             trigger_fields: Vec::new(),
             handles: Vec::new(),
             nodes: Vec::new(),
+            retired: None,
             limits: Limits::default(),
         };
         for header in &decl.headers {

@@ -16,6 +16,7 @@ mod lower;
 mod render;
 mod tables;
 
+pub mod deploy;
 pub mod envelope;
 pub mod graph;
 pub mod program;

@@ -154,6 +154,13 @@ pub struct Journey {
     /// The DAG; node 0 is the entry.
     pub nodes: Vec<Node>,
     pub limits: Limits,
+    /// `Some(v)`: this journey as version `v` of the service's journeys
+    /// had it, kept after a deploy changed its steps so that the instances
+    /// inside it finish where they entered (SERVICE.md §8). It admits no
+    /// one (no triggers, no silences) and sits right after the live
+    /// journey of its name, if there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -505,10 +512,26 @@ impl Program {
             .map(|i| i as EventId)
     }
 
+    /// The journey of this name that admits customers, or else the first
+    /// kept version of it ([`Journey::retired`]).
     pub fn journey_id(&self, name: &str) -> Option<JourneyId> {
-        self.journeys
-            .binary_search_by(|j| (*j.name).cmp(name))
-            .ok()
-            .map(|i| i as JourneyId)
+        self.journeys_named(name).next()
+    }
+
+    /// Every journey of this name: the live one first, then the versions
+    /// kept for their instances.
+    pub fn journeys_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = JourneyId> + 'a {
+        let first = self.journeys.partition_point(|j| *j.name < *name);
+        self.journeys[first..]
+            .iter()
+            .take_while(move |j| &*j.name == name)
+            .enumerate()
+            .map(move |(i, _)| (first + i) as JourneyId)
+    }
+
+    /// The live journey of this name (not a kept version).
+    pub fn live_journey(&self, name: &str) -> Option<JourneyId> {
+        self.journeys_named(name)
+            .find(|&j| self.journeys[j as usize].retired.is_none())
     }
 }

@@ -44,6 +44,10 @@ pub struct Layout {
     pub restarts: Box<[Box<[JourneyId]>]>,
     /// The profile slots' paths, for an identify's one pass over its traits.
     pub slot_paths: PathTree,
+    /// Per journey, the earlier versions of it kept for their instances
+    /// ([`crate::compile::program::Journey::retired`]): a customer inside
+    /// one is inside the journey, and is not admitted again until it ends.
+    pub kept: Box<[Box<[JourneyId]>]>,
 }
 
 impl Layout {
@@ -86,6 +90,17 @@ impl Layout {
             timezone: slot("timezone"),
             unsubscribed: slot("unsubscribed"),
             max_cap_window,
+            kept: program
+                .journeys
+                .iter()
+                .map(|j| match j.retired {
+                    Some(_) => Box::default(),
+                    None => program
+                        .journeys_named(&j.name)
+                        .filter(|&k| program.journeys[k as usize].retired.is_some())
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -399,6 +414,10 @@ impl Cx<'_> {
     pub fn admit(&mut self, user: &mut UserState, j: JourneyId, trigger: Box<[Value]>) {
         let program = self.program;
         let journey = &program.journeys[j as usize];
+        let inside = |k: JourneyId| user.journey(k).is_some_and(|js| js.instance.is_some());
+        if self.layout.kept[j as usize].iter().any(|&k| inside(k)) {
+            return;
+        }
         if let Some(js) = user.journey(j) {
             if js.instance.is_some() {
                 return;
@@ -1108,7 +1127,9 @@ pub fn latest_send(
 ) -> Option<Target> {
     let mut best: Option<(i64, Target)> = None;
     for js in &user.journeys {
-        if journey.is_some_and(|j| j != js.journey) {
+        // A journey's kept versions are the journey too.
+        let name = |j: JourneyId| &program.journeys[j as usize].name;
+        if journey.is_some_and(|j| name(j) != name(js.journey)) {
             continue;
         }
         let Some(inst) = js.instance.as_ref() else {

@@ -18,6 +18,7 @@
 
 pub mod action;
 pub mod clock;
+pub mod deploy;
 pub mod engine;
 pub mod eval;
 pub mod event;
@@ -641,8 +642,20 @@ impl<S: Store> Runtime<S> {
             if key != event.user_key {
                 return None;
             }
+            // The live journey, or the kept version whose instance sent it.
+            let state = self.store.user(user);
+            let journey = self
+                .program
+                .journeys_named(journey)
+                .find(|&j| {
+                    state
+                        .journey(j)
+                        .and_then(|js| js.instance.as_ref())
+                        .is_some_and(|i| i.entry == entry)
+                })
+                .or_else(|| self.program.journey_id(journey))?;
             return Some(Target {
-                journey: self.program.journey_id(journey)?,
+                journey,
                 entry,
                 node,
                 engagement,

@@ -23,6 +23,7 @@ use crate::prefetch::{prefetch, prefetch_lines};
 use crate::value::{Str, Value};
 
 mod dedup;
+mod migrate;
 mod timers;
 mod users;
 
