@@ -100,7 +100,12 @@ journey welcome {
 
 /// Deploys `next` over the runtime, whose live journeys are version
 /// `live` and whose kept versions' sources are in `versions`.
-fn deploy(rt: &mut Runtime, next: &SourceMap, live: u32, versions: &[(u32, &SourceMap)]) -> Arc<Program> {
+fn deploy(
+    rt: &mut Runtime,
+    next: &SourceMap,
+    live: u32,
+    versions: &[(u32, &SourceMap)],
+) -> Arc<Program> {
     let alone = compile_sources(next).expect("the next version compiles");
     let kept = rt.kept_after(&alone, live);
     let retired: Vec<Retired<'_>> = kept
@@ -121,7 +126,9 @@ fn deploy(rt: &mut Runtime, next: &SourceMap, live: u32, versions: &[(u32, &Sour
 }
 
 fn start(text: &str) -> Runtime {
-    Runtime::new(Arc::new(compile_sources(&sources(text)).expect("v1 compiles")))
+    Runtime::new(Arc::new(
+        compile_sources(&sources(text)).expect("v1 compiles"),
+    ))
 }
 
 fn entered(ana_at: &str) -> Vec<Value> {
@@ -139,7 +146,10 @@ fn a_template_and_duration_change_moves_instances_at_their_step() {
             .replace("wait 1d\n  send email bye", "wait 2d\n  send email bye"),
     );
     assert_eq!(
-        plan(&compile_sources(&v1).unwrap(), &compile_sources(&v2).unwrap()),
+        plan(
+            &compile_sources(&v1).unwrap(),
+            &compile_sources(&v2).unwrap()
+        ),
         vec![("welcome".to_string(), Fate::Moves)]
     );
     let mut rt = start(V1);
@@ -148,7 +158,10 @@ fn a_template_and_duration_change_moves_instances_at_their_step() {
     // reads the new template and waits the new 2d.
     feed(&mut rt, &[identify("bob", "2026-03-02T11:00:00Z")]);
     let program = deploy(&mut rt, &v2, 1, &[(1, &v1)]);
-    assert!(program.journeys.iter().all(|j| j.retired.is_none()), "nothing kept");
+    assert!(
+        program.journeys.iter().all(|j| j.retired.is_none()),
+        "nothing kept"
+    );
     out.extend(finish(&mut rt));
     assert_eq!(
         sends(&out),
@@ -168,15 +181,18 @@ fn a_template_and_duration_change_moves_instances_at_their_step() {
 #[test]
 fn changed_steps_finish_on_the_version_entered_and_new_entries_take_the_new_one() {
     let v1 = sources(V1);
-    let v2 = sources(&V1.replace(
-        "send email hello\n",
-        "send email hello\n  send email tip\n",
-    ).replace(
-        "template bye",
-        "template tip { channel email  subject \"Tip\"  body \"A tip\" }\ntemplate bye",
-    ));
+    let v2 = sources(
+        &V1.replace("send email hello\n", "send email hello\n  send email tip\n")
+            .replace(
+                "template bye",
+                "template tip { channel email  subject \"Tip\"  body \"A tip\" }\ntemplate bye",
+            ),
+    );
     assert_eq!(
-        plan(&compile_sources(&v1).unwrap(), &compile_sources(&v2).unwrap()),
+        plan(
+            &compile_sources(&v1).unwrap(),
+            &compile_sources(&v2).unwrap()
+        ),
         vec![("welcome".to_string(), Fate::Stays)]
     );
     let mut rt = start(V1);
@@ -187,20 +203,38 @@ fn changed_steps_finish_on_the_version_entered_and_new_entries_take_the_new_one(
         .iter()
         .map(|j| (j.name.to_string(), j.retired))
         .collect();
-    assert_eq!(kept, [("welcome".into(), None), ("welcome".into(), Some(1))]);
+    assert_eq!(
+        kept,
+        [("welcome".into(), None), ("welcome".into(), Some(1))]
+    );
     out.extend(feed(
         &mut rt,
         &[
             // Inside the kept version: not admitted again.
-            track("ana", "signed_up", "2026-03-02T12:00:00Z", json!({"plan": "max"})),
+            track(
+                "ana",
+                "signed_up",
+                "2026-03-02T12:00:00Z",
+                json!({"plan": "max"}),
+            ),
             identify("bob", "2026-03-02T12:00:00Z"),
-            track("bob", "signed_up", "2026-03-02T12:00:00Z", json!({"plan": "free"})),
+            track(
+                "bob",
+                "signed_up",
+                "2026-03-02T12:00:00Z",
+                json!({"plan": "free"}),
+            ),
         ],
     ));
     // Ana's old instance ends on 03-04; her next entry is her second, on v2.
     out.extend(feed(
         &mut rt,
-        &[track("ana", "signed_up", "2026-03-06T00:00:00Z", json!({"plan": "max"}))],
+        &[track(
+            "ana",
+            "signed_up",
+            "2026-03-06T00:00:00Z",
+            json!({"plan": "max"}),
+        )],
     ));
     out.extend(finish(&mut rt));
     assert_eq!(
@@ -230,7 +264,10 @@ fn a_removed_journey_finishes_its_instances() {
            journey other { trigger bought  send email hello }"#,
     );
     assert_eq!(
-        plan(&compile_sources(&v1).unwrap(), &compile_sources(&v2).unwrap()),
+        plan(
+            &compile_sources(&v1).unwrap(),
+            &compile_sources(&v2).unwrap()
+        ),
         vec![
             ("other".to_string(), Fate::Added),
             ("welcome".to_string(), Fate::Removed)
@@ -264,7 +301,12 @@ fn a_snapshot_after_a_deploy_restores_over_the_merged_program() {
     let program = deploy(&mut rt, &v2, 1, &[(1, &v1)]);
     let later = [
         identify("bob", "2026-03-02T12:00:00Z"),
-        track("bob", "signed_up", "2026-03-02T12:00:00Z", json!({"plan": "free"})),
+        track(
+            "bob",
+            "signed_up",
+            "2026-03-02T12:00:00Z",
+            json!({"plan": "free"}),
+        ),
     ];
     let snapshot = rt.snapshot();
     let mut straight = feed(&mut rt, &later);
@@ -289,7 +331,10 @@ journey welcome {
   }
 }
 "#;
-    let v2 = v1.replace("wait for greeting.opened within 1d else {", "wait 1h\n  wait for greeting.opened within 1d else {");
+    let v2 = v1.replace(
+        "wait for greeting.opened within 1d else {",
+        "wait 1h\n  wait for greeting.opened within 1d else {",
+    );
     let mut rt = start(v1);
     let mut out = feed(&mut rt, &entered("2026-03-02T10:00:00Z"));
     deploy(&mut rt, &sources(&v2), 1, &[(1, &sources(v1))]);

@@ -476,44 +476,6 @@ fn wall_clock_timers_fire_and_survive_a_kill() {
 }
 
 #[test]
-fn a_changed_project_is_refused_on_an_existing_data_directory() {
-    let dir = scratch("changed");
-    let project = dir.join("p.journey");
-    let write = |step: &str| {
-        std::fs::write(
-            &project,
-            format!(
-                "journey ping {{\n  trigger signed_up\n  {step}\n  send webhook \"ping\"\n}}\n"
-            ),
-        )
-        .expect("project");
-    };
-    write("wait 1h");
-    let data = dir.join("data");
-    let server = Server::start(&project, &data, 2, &[]);
-    assert_eq!(server.stop(), Some(0));
-    write("wait 2h");
-    let output = Command::new(bin())
-        .arg("serve")
-        .arg(&project)
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .expect("serve runs");
-    assert_eq!(output.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        err.contains("runs another version of the journeys"),
-        "{err}"
-    );
-    // The project it was made with still starts.
-    write("wait 1h");
-    let again = Server::start(&project, &data, 2, &[]);
-    assert_eq!(again.stop(), Some(0));
-}
-
-#[test]
 fn logs_can_be_json_lines() {
     let dir = scratch("json-logs");
     let port = server::free_port();

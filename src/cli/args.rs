@@ -33,6 +33,9 @@ pub enum Command {
     /// Run the journeys for real: Segment ingest over HTTP, durable state,
     /// the actions feed
     Serve(ServeArgs),
+    /// Say what deploying NEW over OLD would do to the customers inside
+    /// each journey
+    Diff(DiffArgs),
 }
 
 /// The `.journey` files and directories a command reads as one project;
@@ -71,6 +74,30 @@ pub struct CompileArgs {
     /// The file to write the compiled program to (`-` for stdout)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The running version: a `.journey` file or a directory of them
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+
+    /// The version to deploy
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    /// A table for people, or one JSON object
+    #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+    pub format: DiffFormat,
+}
+
+/// Output formats of `journey diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// One line per journey
+    Human,
+    /// `{"journeys": [{"journey": ..., "fate": ..., "says": ...}]}`
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use super::args::{
-    CheckArgs, CompileArgs, ExplainArgs, Format, GenerateArgs, GraphArgs, GraphFormat, Inputs,
+    CheckArgs, CompileArgs, DiffArgs, DiffFormat, ExplainArgs, Format, GenerateArgs, GraphArgs,
+    GraphFormat, Inputs,
 };
 use super::render::{self, HumanOptions};
 use super::{Exit, Streams, formats};
@@ -95,6 +96,14 @@ pub(super) fn program(
     let Some(sources) = load(inputs, streams)? else {
         return Ok(Err(Exit::CouldNotRun));
     };
+    checked(sources, streams)
+}
+
+/// [`program`] for sources loaded already.
+pub(super) fn checked(
+    sources: SourceMap,
+    streams: &mut Streams<'_>,
+) -> io::Result<Result<Program, Exit>> {
     let build = project::build(sources);
     report_human(&build.diagnostics.items, &build.project.sources, streams)?;
     match build.program {
@@ -128,6 +137,49 @@ pub fn compile(args: &CompileArgs, streams: &mut Streams<'_>) -> io::Result<Exit
         let message = format!("cannot write `{}`: {e}", args.output.display());
         streams.error(&message, None)?;
         return Ok(Exit::CouldNotRun);
+    }
+    Ok(Exit::Success)
+}
+
+/// `journey diff OLD NEW`: per journey, what a deploy of NEW over OLD
+/// does to the instances inside it (SERVICE.md §8).
+pub fn diff(args: &DiffArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let mut programs = Vec::new();
+    for path in [&args.old, &args.new] {
+        let inputs = Inputs {
+            paths: vec![path.clone()],
+        };
+        match program(&inputs, streams)? {
+            Ok(program) => programs.push(program),
+            Err(exit) => return Ok(exit),
+        }
+    }
+    let plan = compile::deploy::plan(&programs[0], &programs[1]);
+    match args.format {
+        DiffFormat::Human => {
+            let width = plan.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+            for (name, fate) in &plan {
+                writeln!(
+                    streams.stdout,
+                    "{name:<width$}  {:<7}  {}",
+                    fate.name(),
+                    fate.describe()
+                )?;
+            }
+        }
+        DiffFormat::Json => {
+            let journeys: Vec<serde_json::Value> = plan
+                .iter()
+                .map(|(name, fate)| {
+                    serde_json::json!({"journey": name, "fate": fate.name(), "says": fate.describe()})
+                })
+                .collect();
+            writeln!(
+                streams.stdout,
+                "{}",
+                serde_json::json!({ "journeys": journeys })
+            )?;
+        }
     }
     Ok(Exit::Success)
 }

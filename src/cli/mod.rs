@@ -165,6 +165,7 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
         Command::Simulate(args) => simulate::simulate(&args, streams),
         Command::Generate(args) => commands::generate(&args, streams),
         Command::Serve(args) => serve::serve(&args, streams),
+        Command::Diff(args) => commands::diff(&args, streams),
     }
 }
 

@@ -54,16 +54,19 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             return Ok(Exit::CouldNotRun);
         }
     };
-    let program = match commands::program(&args.inputs, streams)? {
-        Ok(program) => Arc::new(program),
-        Err(exit) => return Ok(exit),
+    let Some(sources) = commands::load(&args.inputs, streams)? else {
+        return Ok(Exit::CouldNotRun);
     };
+    if let Err(exit) = commands::checked(sources.clone(), streams)? {
+        return Ok(exit);
+    }
     if args.check_config {
         writeln!(streams.stderr, "the config and the project are valid")?;
         return Ok(Exit::Success);
     }
     let options = ServeOptions {
         data: args.data.clone(),
+        project: args.inputs.paths.clone(),
         listen,
         clock: args.clock.map(|c| match c {
             ClockArg::Wall => ClockMode::Wall,
@@ -81,7 +84,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.
     let json = args.log_format == LogFormat::Json;
-    let mut log = |line: &str| {
+    let log = move |line: &str| {
         if json {
             let entry = serde_json::json!({
                 "ts": format_timestamp(wall_ms()),
@@ -93,7 +96,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             eprintln!("journey serve: {line}");
         }
     };
-    match service::serve(program, options, &mut log) {
+    match service::serve(sources, options, Arc::new(log)) {
         Ok(()) => Ok(Exit::Success),
         Err(e) => {
             streams.error(&e.message, None)?;

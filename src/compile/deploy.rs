@@ -97,8 +97,16 @@ fn node_shape(program: &Program, journey: &Journey, kind: &NodeKind, out: &mut S
                 out,
                 "]{}{}{}>{}",
                 send.handle.map_or("", |h| handle(h)),
-                if send.transactional { " transactional" } else { "" },
-                if send.wait_when_capped { " wait_capped" } else { "" },
+                if send.transactional {
+                    " transactional"
+                } else {
+                    ""
+                },
+                if send.wait_when_capped {
+                    " wait_capped"
+                } else {
+                    ""
+                },
                 send.next
             );
         }
@@ -225,6 +233,9 @@ fn expr_shape(program: &Program, journey: &Journey, expr: &CExpr, out: &mut Stri
 /// What a deploy does to the instances inside one journey.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fate {
+    /// The journey's text is the same (its templates may not be): nothing
+    /// to say beyond that its instances go on.
+    Unchanged,
     /// The steps are the same but for templates, literals and waits'
     /// durations: instances move to the new version at their step.
     Moves,
@@ -241,6 +252,7 @@ impl Fate {
     /// How `journey diff` and `/admin/reload` say it.
     pub fn describe(&self) -> &'static str {
         match self {
+            Fate::Unchanged => "unchanged",
             Fate::Moves => "instances move to the new version at their step",
             Fate::Stays => "steps changed: instances finish on the version they entered",
             Fate::Removed => "journey removed: instances finish on the version they entered",
@@ -250,6 +262,7 @@ impl Fate {
 
     pub fn name(&self) -> &'static str {
         match self {
+            Fate::Unchanged => "same",
             Fate::Moves => "moves",
             Fate::Stays => "stays",
             Fate::Removed => "removed",
@@ -266,6 +279,7 @@ pub fn plan(old: &Program, new: &Program) -> Vec<(String, Fate)> {
     for j in old.journeys.iter().filter(|j| j.retired.is_none()) {
         let fate = match new.live_journey(&j.name) {
             None => Fate::Removed,
+            Some(n) if new.journeys[n as usize].content_hash == j.content_hash => Fate::Unchanged,
             Some(n) if shape(old, j) == shape(new, &new.journeys[n as usize]) => Fate::Moves,
             Some(_) => Fate::Stays,
         };
@@ -303,10 +317,11 @@ const VERSION_MARK: char = '#';
 pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Diagnostics> {
     let mut all = sources.clone();
     let first_old = all.files().len();
-    let mut versions: Vec<(u32, &SourceMap)> = retired.iter().map(|r| (r.version, r.sources)).collect();
+    let mut versions: Vec<(u32, &SourceMap)> =
+        retired.iter().map(|r| (r.version, r.sources)).collect();
     // Newest first: a declaration the new version dropped comes from the
     // latest version that had it.
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     versions.dedup_by_key(|v| v.0);
     let mut origin = Vec::new();
     for (version, old) in &versions {

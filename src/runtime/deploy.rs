@@ -124,9 +124,7 @@ impl Moves {
         let new_layout = Layout::new(new);
         let mut silences = Vec::new();
         for (j, journey) in old.journeys.iter().enumerate() {
-            let target = journeys[j]
-                .counters
-                .map(|n| (n, &new.journeys[n as usize]));
+            let target = journeys[j].counters.map(|n| (n, &new.journeys[n as usize]));
             for absence in &journey.absence {
                 let event = |e: Option<u32>| e.map(|e| &*old.events[e as usize].name);
                 let to = target.and_then(|(n, next)| {
@@ -175,7 +173,9 @@ impl Runtime<MemStore> {
             let version = match journey.retired {
                 Some(v) => v,
                 None => match next.live_journey(&journey.name) {
-                    Some(n) if shape(program, journey) == shape(next, &next.journeys[n as usize]) => {
+                    Some(n)
+                        if shape(program, journey) == shape(next, &next.journeys[n as usize]) =>
+                    {
                         continue;
                     }
                     _ => live_version,
@@ -196,7 +196,12 @@ impl Runtime<MemStore> {
         let moves = Moves::between(&self.program, &program, live_version);
         let mut store = std::mem::take(&mut self.store);
         store.migrate(&moves, &program);
-        let stats = migrate_stats(&self.program, &program, &moves, std::mem::take(&mut self.stats));
+        let stats = migrate_stats(
+            &self.program,
+            &program,
+            &moves,
+            std::mem::take(&mut self.stats),
+        );
         let options = self.options;
         *self = Runtime::build(program, store, stats).with_options(options);
     }

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::core::IngestError;
+use super::core::{DeployError, Deployed, IngestError};
 use super::http::{App, admin_allowed, error};
 use super::partitions::partition_of;
 use crate::runtime::inspect::{self, PROGRAM_VERSION};
@@ -50,12 +50,53 @@ pub async fn user(
     }
 }
 
+/// Reads the project from disk again and deploys it (SERVICE.md §8): the
+/// work of `POST /admin/reload` and SIGHUP.
+pub async fn redeploy(app: &App) -> Result<Deployed, DeployError> {
+    let sources = crate::project::load_paths(&app.project)
+        .map_err(|e| DeployError::Invalid(e.to_string()))?;
+    app.core.deploy(sources).await
+}
+
+/// What a deploy did, as `POST /admin/reload` answers it.
+pub fn deployed_json(d: &Deployed) -> Value {
+    json!({
+        "version": d.version,
+        "deployed": d.deployed,
+        "journeys": d.plan.iter().map(|(name, fate)| {
+            json!({"journey": name, "fate": fate.name(), "says": fate.describe()})
+        }).collect::<Vec<_>>(),
+        "kept": d.kept.iter().map(|(name, version)| {
+            json!({"journey": name, "version": version})
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// `POST /admin/reload`.
+pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !admin_allowed(&app.access, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "the admin token is required");
+    }
+    match redeploy(&app).await {
+        Ok(d) => axum::Json(deployed_json(&d)).into_response(),
+        Err(DeployError::Invalid(why)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({
+                "error": "the project was not deployed: it has errors",
+                "diagnostics": why.lines().collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+        Err(DeployError::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
 /// `GET /admin/journeys`.
 pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if !admin_allowed(&app.access, &headers) {
         return error(StatusCode::UNAUTHORIZED, "the admin token is required");
     }
-    let mut program = None;
+    let mut program: Option<Arc<crate::compile::Program>> = None;
     let mut total = Stats::default();
     for p in 0..app.core.partitions() {
         let asked = app
@@ -65,6 +106,18 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             })
             .await;
         match asked {
+            // Every partition runs one shared program per version: another
+            // one means a deploy is half applied.
+            Ok((prog, _))
+                if program
+                    .as_ref()
+                    .is_some_and(|seen| !Arc::ptr_eq(seen, &prog)) =>
+            {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "a deploy is being applied; ask again in a moment",
+                );
+            }
             Ok((prog, stats)) => {
                 total.merge(&stats);
                 program = Some(prog);
@@ -84,6 +137,10 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             let mut object = serde_json::Map::new();
             object.insert("journey".into(), json!(&*journey.name));
             object.insert("version".into(), json!(PROGRAM_VERSION));
+            if let Some(kept) = journey.retired {
+                // An earlier version, kept for the customers inside it.
+                object.insert("kept_from_version".into(), json!(kept));
+            }
             object.insert(
                 "active_instances".into(),
                 json!(report::active_instances(&stats)),
@@ -93,6 +150,7 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         })
         .collect();
     axum::Json(json!({
+        "deployed_version": app.core.versions().live().map(|v| v.number),
         "events": report::events_json(&total),
         "journeys": journeys,
     }))

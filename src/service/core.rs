@@ -22,6 +22,11 @@
 //! partition's checkpoint and replays the journal after it; the actions of
 //! positions the outbox already holds are derived again (the runtime is
 //! deterministic) and dropped, not written twice.
+//!
+//! Deploys (§8) are journal entries too: [`Core::deploy`] plans the new
+//! version, records it ([`super::versions`]) and journals `Deploy` in every
+//! partition in one transaction; each worker moves its customers to the
+//! version's program when it reaches the entry, live or in a replay.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -36,11 +41,14 @@ use super::journal::Entry;
 use super::metrics;
 use super::partitions::partition_of;
 use super::storage::{Storage, StorageError, WriteBatch};
+use super::versions::{Record, Versions, diagnostics_text};
 use crate::compile::Program;
+use crate::compile::deploy::{Fate, compile_sources, plan};
 use crate::io::adapter::{Payload, event};
 use crate::io::parse_line;
 use crate::runtime::store::{DedupConfig, MemStore};
 use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot, Store};
+use crate::source::SourceMap;
 
 /// How time moves (`--clock`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,6 +141,11 @@ enum Op {
         partition: u32,
         look: Inspection,
     },
+    Deploy {
+        version: u32,
+        record: Vec<u8>,
+        ack: oneshot::Sender<Result<ClockState, String>>,
+    },
     Stop {
         ack: oneshot::Sender<()>,
     },
@@ -149,6 +162,9 @@ enum ToWorker {
     /// changes nothing.
     Inspect(Inspection),
 }
+
+/// One partition's active instances, per journey of its program.
+type ActiveByJourney = Vec<(Arc<str>, u64)>;
 
 /// What a worker reports after applying one entry.
 struct Applied {
@@ -168,7 +184,9 @@ pub struct Core {
     ops: Mutex<Sender<Op>>,
     /// What the workers publish for `/metrics`.
     published: Arc<Published>,
-    journeys: Vec<String>,
+    versions: Arc<Versions>,
+    /// One deploy at a time.
+    deploying: tokio::sync::Mutex<()>,
     pending: Arc<AtomicUsize>,
     max_pending: usize,
     storage: Arc<dyn Storage>,
@@ -183,8 +201,8 @@ pub struct Core {
 
 /// What the workers publish for `/metrics`; only read elsewhere.
 struct Published {
-    /// Per partition, per journey id: active instances.
-    active: Vec<Mutex<Vec<u64>>>,
+    /// Per partition, per journey: active instances.
+    active: Vec<Mutex<ActiveByJourney>>,
     /// Per partition, the wall time of its last checkpoint (ms).
     checkpointed_at: Vec<AtomicI64>,
 }
@@ -206,10 +224,16 @@ impl Core {
     /// (writing only the actions the outbox lacks), and starts the threads.
     /// Returns once every partition has caught up: the service is ready.
     pub fn start(
-        program: Arc<Program>,
+        versions: Arc<Versions>,
         storage: Arc<dyn Storage>,
         config: CoreConfig,
     ) -> Result<Started, StorageError> {
+        let first = versions
+            .first()
+            .ok_or_else(|| {
+                StorageError("the data directory holds no version of the journeys".into())
+            })?
+            .number;
         let (ops_tx, ops_rx) = mpsc::channel::<Op>();
         let (seq_tx, seq_rx) = watch::channel(storage.last_seq()?);
         let clock = Arc::new(AtomicI64::new(storage.clock()?.unwrap_or(NO_CLOCK)));
@@ -231,11 +255,6 @@ impl Core {
                 .map(|_| AtomicI64::new(wall_ms()))
                 .collect(),
         });
-        let journeys: Vec<String> = program
-            .journeys
-            .iter()
-            .map(|j| j.name.to_string())
-            .collect();
         let mut workers = Vec::new();
         let mut next_position = Vec::new();
         let mut threads = Vec::new();
@@ -247,9 +266,9 @@ impl Core {
             if let Some(why) = recovery.dropped {
                 dropped.push(why);
             }
-            let runtime = match &recovery.checkpoint {
-                Some((_, bytes)) => restore(&program, bytes)?,
-                None => fresh(&program, &config)?,
+            let (version, runtime) = match &recovery.checkpoint {
+                Some((_, bytes)) => restore(&versions, bytes)?,
+                None => (first, fresh(&program_of(&versions, first)?, &config)?),
             };
             let last = recovery
                 .entries
@@ -276,6 +295,8 @@ impl Core {
                 ticking: ticking.clone(),
                 published: published.clone(),
                 counters: FxHashMap::default(),
+                version,
+                versions: versions.clone(),
             };
             let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
@@ -327,7 +348,8 @@ impl Core {
         let core = Arc::new(Core {
             ops: Mutex::new(ops_tx),
             published,
-            journeys,
+            versions,
+            deploying: tokio::sync::Mutex::new(()),
             pending,
             max_pending: config.max_pending,
             storage,
@@ -350,17 +372,108 @@ impl Core {
         self.mode
     }
 
-    /// Active instances per journey (by name), over every partition.
-    pub fn active_instances(&self) -> Vec<(&str, u64)> {
-        let mut sums = vec![0u64; self.journeys.len()];
+    /// Active instances per journey (by name, every version of it), over
+    /// every partition, sorted by name.
+    pub fn active_instances(&self) -> Vec<(Arc<str>, u64)> {
+        let mut sums: std::collections::BTreeMap<Arc<str>, u64> = Default::default();
         for partition in &self.published.active {
             if let Ok(active) = partition.lock() {
-                for (sum, n) in sums.iter_mut().zip(active.iter()) {
-                    *sum += n;
+                for (name, n) in active.iter() {
+                    *sums.entry(name.clone()).or_default() += n;
                 }
             }
         }
-        self.journeys.iter().map(String::as_str).zip(sums).collect()
+        sums.into_iter().collect()
+    }
+
+    /// The versions of the journeys this deployment has run.
+    pub fn versions(&self) -> &Arc<Versions> {
+        &self.versions
+    }
+
+    /// Deploys `sources` as the next version (SERVICE.md §8): checks it,
+    /// plans what happens to the customers inside each journey, keeps the
+    /// earlier versions they stay on, journals the deploy in every
+    /// partition, and resolves once every partition has applied it. A
+    /// project with errors, or one beside which a kept journey no longer
+    /// compiles, is refused and nothing is journaled; an unchanged one is
+    /// not deployed again.
+    pub async fn deploy(&self, sources: SourceMap) -> Result<Deployed, DeployError> {
+        let _one = self.deploying.lock().await;
+        let live = self
+            .versions
+            .live()
+            .ok_or_else(|| DeployError::Unavailable("no version is running".into()))?;
+        let current = self
+            .versions
+            .program(live.number)
+            .map_err(DeployError::Unavailable)?;
+        let next = Arc::new(
+            compile_sources(&sources)
+                .map_err(|d| DeployError::Invalid(diagnostics_text(&d, &sources)))?,
+        );
+        let plan = plan(&current, &next);
+        let same = self.versions.alone(live.number).is_ok_and(|alone| {
+            crate::compile::fingerprint(&alone) == crate::compile::fingerprint(&next)
+        });
+        if same {
+            return Ok(Deployed {
+                version: live.number,
+                deployed: false,
+                plan,
+                kept: live.record.kept.clone(),
+            });
+        }
+        // Journeys whose steps change keep their version whatever the
+        // partitions say (one may enter it before the deploy is applied);
+        // versions kept already stay while someone is inside them, and no
+        // one enters those.
+        let mut kept: std::collections::BTreeSet<(String, u32)> = plan
+            .iter()
+            .filter(|(_, fate)| matches!(fate, Fate::Stays | Fate::Removed))
+            .map(|(name, _)| (name.clone(), live.number))
+            .collect();
+        for p in 0..self.partitions {
+            let next = next.clone();
+            let number = live.number;
+            let inside = self
+                .inspect_partition(p, move |runtime| runtime.kept_after(&next, number))
+                .await
+                .map_err(|e| DeployError::Unavailable(ingest_error_text(e)))?;
+            kept.extend(inside.into_iter().map(|(name, v)| (name.to_string(), v)));
+        }
+        let kept: Vec<(String, u32)> = kept.into_iter().collect();
+        let program = self.versions.compile(&sources, &kept).map_err(|why| {
+            DeployError::Invalid(format!(
+                "the customers inside the earlier versions of {} stay on them, and those no \
+                 longer compile beside this project:\n{why}",
+                kept.iter()
+                    .map(|(name, v)| format!("`{name}` (version {v})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let version = live.number + 1;
+        let record = Record::new(&sources, kept.clone(), wall_ms());
+        let bytes = record.encode();
+        self.versions.insert_compiled(version, record, program);
+        let (ack, done) = oneshot::channel();
+        self.send(Op::Deploy {
+            version,
+            record: bytes,
+            ack,
+        })
+        .map_err(|e| DeployError::Unavailable(ingest_error_text(e)))?;
+        match done.await {
+            Ok(Ok(_)) => Ok(Deployed {
+                version,
+                deployed: true,
+                plan,
+                kept,
+            }),
+            Ok(Err(why)) => Err(DeployError::Unavailable(why)),
+            Err(_) => Err(DeployError::Unavailable("the service has stopped".into())),
+        }
     }
 
     /// Seconds since the oldest partition checkpoint (or start).
@@ -497,6 +610,35 @@ impl Core {
     }
 }
 
+/// What [`Core::deploy`] did.
+#[derive(Clone, Debug)]
+pub struct Deployed {
+    /// The version running now.
+    pub version: u32,
+    /// False when the project was the running version already.
+    pub deployed: bool,
+    /// Per journey, what happened to the customers inside it.
+    pub plan: Vec<(String, Fate)>,
+    /// The earlier versions kept for the customers inside them.
+    pub kept: Vec<(String, u32)>,
+}
+
+/// Why [`Core::deploy`] did not deploy.
+#[derive(Debug)]
+pub enum DeployError {
+    /// The project (or a kept journey beside it) has errors, listed.
+    Invalid(String),
+    /// The service is stopping, or failed.
+    Unavailable(String),
+}
+
+fn ingest_error_text(e: IngestError) -> String {
+    match e {
+        IngestError::Overloaded => "the service is overloaded".into(),
+        IngestError::Unavailable(why) => why,
+    }
+}
+
 /// A partition's runtime takes every stamped entry: ingest bounds the
 /// deployment's one clock (as simulate bounds its one clock), and a
 /// partition's own clock may lag it by any amount.
@@ -515,11 +657,38 @@ fn fresh(program: &Arc<Program>, config: &CoreConfig) -> Result<Runtime, Storage
     Ok(Runtime::with_store(program.clone(), store).with_options(partition_options()))
 }
 
-fn restore(program: &Arc<Program>, bytes: &[u8]) -> Result<Runtime, StorageError> {
-    let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes)
+fn program_of(versions: &Versions, version: u32) -> Result<Arc<Program>, StorageError> {
+    versions.program(version).map_err(|why| {
+        StorageError(format!(
+            "version {version} of the journeys does not compile: {why}"
+        ))
+    })
+}
+
+/// A checkpoint: `V`, the version of the journeys its partition ran (four
+/// bytes, little-endian), then the runtime's snapshot.
+fn encode_checkpoint(version: u32, snapshot: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + snapshot.len());
+    out.push(b'V');
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(snapshot);
+    out
+}
+
+fn restore(versions: &Versions, bytes: &[u8]) -> Result<(u32, Runtime), StorageError> {
+    let (version, snapshot) = match bytes {
+        [b'V', a, b, c, d, rest @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]), rest),
+        _ => {
+            return Err(StorageError(
+                "a checkpoint does not read: no version".into(),
+            ));
+        }
+    };
+    let program = program_of(versions, version)?;
+    let snapshot: Snapshot<MemStore> = serde_json::from_slice(snapshot)
         .map_err(|e| StorageError(format!("a checkpoint does not read: {e}")))?;
-    Runtime::restore(program.clone(), snapshot)
-        .map(|r| r.with_options(partition_options()))
+    Runtime::restore(program, snapshot)
+        .map(|r| (version, r.with_options(partition_options())))
         .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
 }
 
@@ -668,6 +837,19 @@ impl Writer {
                     self.applied[p] = self.applied[p].max(a.position);
                 }
                 Op::Inspect { partition, look } => inspections.push((partition, look)),
+                Op::Deploy {
+                    version,
+                    record,
+                    ack,
+                } => {
+                    batch.versions.push((version, record));
+                    let mut positions = Vec::new();
+                    for p in 0..self.workers.len() as u32 {
+                        positions.push(self.next_position[p as usize] + forward_count(&forward, p));
+                        forward.push((p, 0, Entry::Deploy { version }));
+                    }
+                    barriers.push((positions, ack));
+                }
                 Op::Stop { ack } => stopping = Some(ack),
             }
         }
@@ -774,7 +956,12 @@ impl Writer {
         let workers = std::mem::take(&mut self.workers);
         drop(workers); // each worker finishes its queue, checkpoints, and reports Done
         let mut open = self.applied.len();
-        let mut batch = WriteBatch::default();
+        let mut batch = WriteBatch {
+            // Retention counts from here: a batch stamped 0 would leave the
+            // feed at the next start.
+            committed_ms: wall_ms(),
+            ..WriteBatch::default()
+        };
         while open > 0 {
             match self.ops.recv() {
                 Ok(Op::Applied(a)) => {
@@ -792,7 +979,7 @@ impl Writer {
                 Ok(Op::Append { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
                 }
-                Ok(Op::Clock { ack, .. }) => {
+                Ok(Op::Clock { ack, .. } | Op::Deploy { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
                 }
                 // Dropped unanswered: the caller hears the service stopped.
@@ -831,6 +1018,9 @@ struct Worker {
     published: Arc<Published>,
     /// `journey_actions_total` by journey and kind.
     counters: FxHashMap<(Arc<str>, &'static str), ::metrics::Counter>,
+    /// The version of the journeys the runtime runs.
+    version: u32,
+    versions: Arc<Versions>,
 }
 
 impl Worker {
@@ -895,6 +1085,7 @@ impl Worker {
                 self.ticking[self.partition as usize].store(false, Ordering::Release);
             }
             Entry::End => self.runtime.finish(&mut |a| actions.push(a)),
+            Entry::Deploy { version } => self.deploy(*version),
         }
         let due = self
             .runtime
@@ -928,22 +1119,47 @@ impl Worker {
             })
     }
 
+    /// Moves the partition's customers to version `version`. A version
+    /// that does not compile cannot happen (a deploy compiles it before it
+    /// is journaled); should one, the partition stays on its version and
+    /// says so, the same way in every replay.
+    fn deploy(&mut self, version: u32) {
+        if version <= self.version {
+            return;
+        }
+        match self.versions.program(version) {
+            Ok(program) => {
+                self.runtime.redeploy(program, self.version);
+                self.version = version;
+            }
+            Err(why) => eprintln!(
+                "journey serve: partition {} stays on version {}: version {version} does not \
+                 compile: {why}",
+                self.partition, self.version
+            ),
+        }
+    }
+
     fn checkpoint(&mut self) -> Option<Vec<u8>> {
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         self.published.checkpointed_at[self.partition as usize].store(wall_ms(), Ordering::Release);
-        serde_json::to_vec(&self.runtime.snapshot()).ok()
+        let snapshot = serde_json::to_vec(&self.runtime.snapshot()).ok()?;
+        Some(encode_checkpoint(self.version, &snapshot))
     }
 
     fn report(&mut self, position: u64, lines: Option<Vec<String>>, checkpoint: bool) {
         let checkpoint = if checkpoint { self.checkpoint() } else { None };
         let stats = self.runtime.stats();
-        let per_journey: Vec<u64> = stats
+        let per_journey: Vec<(Arc<str>, u64)> = self
+            .runtime
+            .program()
             .journeys
             .iter()
-            .map(crate::runtime::report::active_instances)
+            .zip(&stats.journeys)
+            .map(|(j, s)| (j.name.clone(), crate::runtime::report::active_instances(s)))
             .collect();
-        let active = per_journey.iter().sum();
+        let active = per_journey.iter().map(|(_, n)| n).sum();
         if let Ok(mut published) = self.published.active[self.partition as usize].lock() {
             *published = per_journey;
         }

@@ -47,6 +47,8 @@ pub struct Access {
 
 pub struct App {
     pub core: Arc<Core>,
+    /// The project's paths, read again by each deploy.
+    pub project: Vec<std::path::PathBuf>,
     /// The Prometheus recorder, when this process installed it.
     pub metrics: Option<&'static PrometheusHandle>,
     pub access: Access,
@@ -62,6 +64,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/admin/users/{user_key}", get(super::admin::user))
         .route("/admin/journeys", get(super::admin::journeys))
+        .route("/admin/reload", post(super::admin::reload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

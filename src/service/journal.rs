@@ -13,6 +13,9 @@ pub enum Entry {
     /// The end of the input (`POST /admin/clock {"to": "end"}`): time runs
     /// on until no timer is pending, as `journey simulate` ends.
     End,
+    /// Version `version` of the journeys takes over (SERVICE.md §8): its
+    /// record is in the storage's versions ([`super::versions`]).
+    Deploy { version: u32 },
 }
 
 impl Entry {
@@ -34,6 +37,11 @@ impl Entry {
                 out
             }
             Entry::End => vec![b'E'],
+            Entry::Deploy { version } => {
+                let mut out = vec![b'D'];
+                out.extend_from_slice(&version.to_le_bytes());
+                out
+            }
         }
     }
 
@@ -53,6 +61,9 @@ impl Entry {
             }),
             Some((b'T', rest)) if rest.len() == 8 => Ok(Entry::Tick { to: instant(rest)? }),
             Some((b'E', [])) => Ok(Entry::End),
+            Some((b'D', &[a, b, c, d])) => Ok(Entry::Deploy {
+                version: u32::from_le_bytes([a, b, c, d]),
+            }),
             Some((tag, _)) => Err(format!("an entry of unknown kind `{}`", tag.escape_ascii())),
             None => Err("an empty entry".to_string()),
         }
@@ -72,6 +83,7 @@ mod tests {
             },
             Entry::Tick { to: 5 },
             Entry::End,
+            Entry::Deploy { version: 7 },
         ] {
             assert_eq!(Entry::decode(&entry.encode()), Ok(entry));
         }
@@ -80,6 +92,7 @@ mod tests {
             b"M\x01\x02",
             b"T\x00",
             b"Ezz",
+            b"D\x01\x00",
             b"{\"kind\":\"tick\"",
             b"M\x00\x00\x00\x00\x00\x00\x00\x00\xff",
         ] {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod partitions;
 pub mod storage;
 pub mod threads;
+pub mod versions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,14 +30,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use self::core::{ClockMode, Core, CoreConfig};
+use self::core::{DeployError, wall_ms};
 use self::http::{Access, App};
 use self::storage::{Meta, RedbStorage, STORAGE_FORMAT, Storage, WriteBatch};
-use crate::compile::Program;
+use self::versions::{Record, Versions};
 use crate::runtime::RuntimeOptions;
+use crate::source::SourceMap;
 
 /// What `journey serve` was asked for.
 pub struct ServeOptions {
     pub data: PathBuf,
+    /// The project's paths, read again by each deploy.
+    pub project: Vec<PathBuf>,
     pub listen: SocketAddr,
     /// `None`: what the data directory holds (`wall` for a new one).
     pub clock: Option<ClockMode>,
@@ -143,11 +148,7 @@ fn dedup_key(meta: &Meta) -> [u8; 16] {
 
 /// Runs the service until SIGTERM or SIGINT; `log` gets one line per event
 /// worth an operator's eye (stderr in the binary).
-pub fn serve(
-    program: Arc<Program>,
-    options: ServeOptions,
-    log: &mut (dyn FnMut(&str) + Send),
-) -> Result<(), ServeError> {
+pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), ServeError> {
     let (storage, meta) = open_data(&options)?;
     let clock = if meta.clock == "events" {
         ClockMode::Events
@@ -165,32 +166,22 @@ pub fn serve(
         max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
         action_retention: options.action_retention,
     };
-    // The journal is applied with one program: a changed project would
-    // replay customers' past differently (deploys are journaled versions,
-    // not a restart with other files).
-    let fingerprint = crate::compile::fingerprint(&program);
-    match storage.program().map_err(|e| ServeError::failed(e.0))? {
-        Some(kept) if kept != fingerprint => {
-            return Err(ServeError::refused(format!(
-                "`{}` runs another version of the journeys (program {}, these are {}); start \
-                 the journeys it was created with, or give another `--data` directory",
-                options.data.display(),
-                kept.get(..12).unwrap_or(&kept),
-                fingerprint.get(..12).unwrap_or(&fingerprint)
-            )));
-        }
-        Some(_) => {}
-        None => {
-            storage
-                .write(WriteBatch {
-                    program: Some(fingerprint),
-                    ..WriteBatch::default()
-                })
-                .map_err(|e| ServeError::failed(e.0))?;
-        }
+    // The journal is applied with the versions it recorded: a new data
+    // directory starts at version 1, these files; a start with other files
+    // deploys them as the next version, once the journal is replayed.
+    let versions = Arc::new(Versions::load(&*storage).map_err(|e| ServeError::failed(e.0))?);
+    if versions.live().is_none() {
+        let record = Record::new(&sources, Vec::new(), wall_ms());
+        storage
+            .write(WriteBatch {
+                versions: vec![(1, record.encode())],
+                ..WriteBatch::default()
+            })
+            .map_err(|e| ServeError::failed(e.0))?;
+        versions.insert(1, record);
     }
     let storage: Arc<dyn Storage> = storage;
-    let started = Core::start(program, storage, config).map_err(|e| ServeError::failed(e.0))?;
+    let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;
     for why in &started.dropped {
         log(&format!("dropped damaged journal records: {why}"));
     }
@@ -207,10 +198,26 @@ pub fn serve(
     let app = Arc::new(App {
         metrics: metrics::handle(),
         core: started.core.clone(),
+        project: options.project.clone(),
         access: options.access,
         shutting_down: AtomicBool::new(false),
     });
     runtime.block_on(async move {
+        match app.core.deploy(sources).await {
+            Ok(d) if d.deployed => log(&deployed_line(&d)),
+            Ok(d) => log(&format!("running version {} of the journeys", d.version)),
+            Err(e) => {
+                app.core.stop().await;
+                return Err(match e {
+                    DeployError::Invalid(why) => ServeError::refused(format!(
+                        "the journeys changed since the last start, and they cannot be deployed: \
+                         {why}"
+                    )),
+                    DeployError::Unavailable(why) => ServeError::failed(why),
+                });
+            }
+        }
+        tokio::spawn(reload_on_hangup(app.clone(), log.clone()));
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| {
@@ -232,6 +239,68 @@ pub fn serve(
         log("stopped: every partition checkpointed");
         Ok(())
     })
+}
+
+/// Where the service writes a line worth an operator's eye.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// One line saying what a deploy did.
+fn deployed_line(d: &core::Deployed) -> String {
+    let moved: Vec<String> = d
+        .plan
+        .iter()
+        .filter(|(_, fate)| *fate != crate::compile::deploy::Fate::Unchanged)
+        .map(|(name, fate)| format!("{name}: {}", fate.name()))
+        .collect();
+    format!(
+        "deployed version {} of the journeys ({}){}",
+        d.version,
+        if moved.is_empty() {
+            "templates only".to_string()
+        } else {
+            moved.join(", ")
+        },
+        if d.kept.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; kept for the customers inside them: {}",
+                d.kept
+                    .iter()
+                    .map(|(name, v)| format!("{name} version {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    )
+}
+
+/// SIGHUP: read the project again and deploy it, as `POST /admin/reload`.
+async fn reload_on_hangup(app: Arc<App>, log: Log) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match admin::redeploy(&app).await {
+                Ok(d) if d.deployed => log(&deployed_line(&d)),
+                Ok(d) => log(&format!(
+                    "SIGHUP: the journeys are unchanged (version {})",
+                    d.version
+                )),
+                Err(DeployError::Invalid(why)) => {
+                    log(&format!("SIGHUP: the project was not deployed: {why}"))
+                }
+                Err(DeployError::Unavailable(why)) => log(&format!("SIGHUP: {why}")),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (app, log);
+    }
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

@@ -56,8 +56,9 @@ pub struct WriteBatch {
     pub meta: Option<Meta>,
     /// The deployment's event clock (`--clock events`).
     pub clock: Option<i64>,
-    /// The fingerprint of the program the journal is applied with.
-    pub program: Option<String>,
+    /// `(version, record)`: a version of the journeys, deployed
+    /// ([`super::versions`]).
+    pub versions: Vec<(u32, Vec<u8>)>,
     /// `(partition, position, entry)`, positions new and ascending per
     /// partition.
     pub entries: Vec<(u32, u64, Entry)>,
@@ -84,7 +85,7 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.meta.is_none()
             && self.clock.is_none()
-            && self.program.is_none()
+            && self.versions.is_empty()
             && self.entries.is_empty()
             && self.actions.is_empty()
             && self.checkpoints.is_empty()
@@ -111,8 +112,9 @@ pub trait Storage: Send + Sync + 'static {
     fn meta(&self) -> Result<Option<Meta>, StorageError>;
     /// The deployment's event clock, when one was written.
     fn clock(&self) -> Result<Option<i64>, StorageError>;
-    /// The fingerprint of the program the journal is applied with.
-    fn program(&self) -> Result<Option<String>, StorageError>;
+    /// Every version of the journeys deployed, ascending
+    /// ([`super::versions`]).
+    fn versions(&self) -> Result<Vec<(u32, Vec<u8>)>, StorageError>;
     /// Commits the batch durably, in one transaction; returns the `seq` of
     /// the last action written (the previous last when none).
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError>;
@@ -134,6 +136,8 @@ const CHECKPOINTS: TableDefinition<u32, (u64, &[u8])> = TableDefinition::new("ch
 const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
 /// `seq` → (when it was committed, wall-clock ms; the action's line).
 const OUTBOX: TableDefinition<u64, (i64, &str)> = TableDefinition::new("outbox");
+/// Version → its record ([`super::versions`]).
+const VERSIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("versions");
 
 /// [`Storage`] in one redb file.
 pub struct RedbStorage {
@@ -160,6 +164,7 @@ impl RedbStorage {
             txn.open_table(CHECKPOINTS).map_err(fail)?;
             txn.open_table(APPLIED).map_err(fail)?;
             txn.open_table(OUTBOX).map_err(fail)?;
+            txn.open_table(VERSIONS).map_err(fail)?;
         }
         txn.commit().map_err(fail)?;
         let storage = RedbStorage {
@@ -207,10 +212,15 @@ impl Storage for RedbStorage {
             .map(i64::from_le_bytes))
     }
 
-    fn program(&self) -> Result<Option<String>, StorageError> {
-        Ok(self
-            .meta_value("program")?
-            .and_then(|b| String::from_utf8(b).ok()))
+    fn versions(&self) -> Result<Vec<(u32, Vec<u8>)>, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(VERSIONS).map_err(fail)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(fail)? {
+            let (k, v) = item.map_err(fail)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError> {
@@ -225,8 +235,9 @@ impl Storage for RedbStorage {
                 let bytes = serde_json::to_vec(m).map_err(fail)?;
                 meta.insert("meta", bytes.as_slice()).map_err(fail)?;
             }
-            if let Some(program) = &batch.program {
-                meta.insert("program", program.as_bytes()).map_err(fail)?;
+            let mut versions = txn.open_table(VERSIONS).map_err(fail)?;
+            for (version, record) in &batch.versions {
+                versions.insert(*version, record.as_slice()).map_err(fail)?;
             }
             if let Some(clock) = batch.clock {
                 meta.insert("clock", clock.to_le_bytes().as_slice())

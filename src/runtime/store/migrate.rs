@@ -2,8 +2,7 @@
 //! user's state and every timer renumbered for the next program.
 
 use super::{
-    Instance, JourneyState, MemStore, SentRecord, Silences, Timer, TimerKind, TimerQueue,
-    UserState,
+    Instance, JourneyState, MemStore, SentRecord, Silences, Timer, TimerKind, TimerQueue, UserState,
 };
 use crate::compile::program::Program;
 use crate::runtime::deploy::Moves;
@@ -17,10 +16,10 @@ impl MemStore {
         let mut inside = vec![false; journeys];
         for user in &self.users {
             for js in &user.journeys {
-                if js.instance.is_some() || js.watch.is_some() {
-                    if let Some(slot) = inside.get_mut(js.journey as usize) {
-                        *slot = true;
-                    }
+                if (js.instance.is_some() || js.watch.is_some())
+                    && let Some(slot) = inside.get_mut(js.journey as usize)
+                {
+                    *slot = true;
                 }
             }
         }
@@ -147,7 +146,8 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
     let mut next = Silences::default();
     let old_len = moves.old_silence_base.last().copied().unwrap_or(0);
     for slot in 0..old_len {
-        if let (Some(due), Some(Some((to, later)))) = (silences.due(slot), moves.silences.get(slot)) {
+        if let (Some(due), Some(Some((to, later)))) = (silences.due(slot), moves.silences.get(slot))
+        {
             // One that would end past year 9999 never ends (as when it
             // starts).
             let due = due.saturating_add(*later);
@@ -174,7 +174,10 @@ fn move_instance(mut instance: Instance, m: &crate::runtime::deploy::JourneyMove
     instance.handles = m
         .handles
         .iter()
-        .map(|from| from.and_then(|i| handles.get(i).copied()).unwrap_or_default())
+        .map(|from| {
+            from.and_then(|i| handles.get(i).copied())
+                .unwrap_or_default()
+        })
         .collect();
     instance
 }

@@ -1,0 +1,196 @@
+//! The versions of the journeys a deployment has run (SERVICE.md §8).
+//!
+//! Version 1 is the project the data directory was created with; each
+//! deploy (`POST /admin/reload`, SIGHUP, or a start with changed files)
+//! adds the next. A version's record holds the project's sources as they
+//! were and the earlier versions of journeys kept beside it for the
+//! customers inside them ([`crate::compile::deploy`]); it is written in the
+//! transaction that journals the deploy, so replay compiles exactly the
+//! program each entry was applied with. Programs are compiled once, when
+//! first asked for, and shared by every partition.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::storage::{Storage, StorageError};
+use crate::compile::Program;
+use crate::compile::deploy::{Retired, compile_sources, merge};
+use crate::diagnostic::Diagnostics;
+use crate::source::SourceMap;
+
+/// What the storage keeps of one version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// `(file name, text)` of every `.journey` file, as loaded.
+    pub sources: Vec<(String, String)>,
+    /// `(journey, version)`: earlier versions kept beside this one.
+    pub kept: Vec<(String, u32)>,
+    /// When it was deployed (wall-clock ms; for operators only).
+    pub deployed_ms: i64,
+}
+
+impl Record {
+    pub fn new(sources: &SourceMap, kept: Vec<(String, u32)>, deployed_ms: i64) -> Record {
+        Record {
+            sources: sources
+                .files()
+                .iter()
+                .map(|f| (f.name.clone(), f.text.to_string()))
+                .collect(),
+            kept,
+            deployed_ms,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// One version, with its programs once compiled.
+pub struct Version {
+    pub number: u32,
+    pub record: Record,
+    pub sources: SourceMap,
+    /// The version's own journeys, compiled alone (for plans).
+    alone: OnceLock<Result<Arc<Program>, String>>,
+    /// What the partitions run: the version with its kept journeys.
+    program: OnceLock<Result<Arc<Program>, String>>,
+}
+
+/// Every version, by number.
+#[derive(Default)]
+pub struct Versions {
+    all: RwLock<BTreeMap<u32, Arc<Version>>>,
+}
+
+impl Versions {
+    /// The versions the storage holds.
+    pub fn load(storage: &dyn Storage) -> Result<Versions, StorageError> {
+        let versions = Versions::default();
+        for (number, bytes) in storage.versions()? {
+            let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
+                StorageError(format!(
+                    "version {number} of the journeys does not read: {e}"
+                ))
+            })?;
+            versions.insert(number, record);
+        }
+        Ok(versions)
+    }
+
+    /// Adds version `number` with its program, compiled already.
+    pub fn insert_compiled(&self, number: u32, record: Record, program: Arc<Program>) {
+        self.add(number, record, OnceLock::from(Ok(program)));
+    }
+
+    pub fn insert(&self, number: u32, record: Record) {
+        self.add(number, record, OnceLock::new());
+    }
+
+    fn add(&self, number: u32, record: Record, program: OnceLock<Result<Arc<Program>, String>>) {
+        let mut sources = SourceMap::new();
+        for (name, text) in &record.sources {
+            sources.add(name.clone(), text.as_str());
+        }
+        let version = Arc::new(Version {
+            number,
+            record,
+            sources,
+            alone: OnceLock::new(),
+            program,
+        });
+        if let Ok(mut all) = self.all.write() {
+            all.insert(number, version);
+        }
+    }
+
+    pub fn get(&self, number: u32) -> Option<Arc<Version>> {
+        self.all.read().ok()?.get(&number).cloned()
+    }
+
+    /// The newest version: the one new customers enter.
+    pub fn live(&self) -> Option<Arc<Version>> {
+        self.all.read().ok()?.values().next_back().cloned()
+    }
+
+    /// The first version: what a partition without a checkpoint starts
+    /// with.
+    pub fn first(&self) -> Option<Arc<Version>> {
+        self.all.read().ok()?.values().next().cloned()
+    }
+
+    /// Version `number`'s journeys compiled alone.
+    pub fn alone(&self, number: u32) -> Result<Arc<Program>, String> {
+        let version = self.get(number).ok_or_else(|| missing(number))?;
+        version
+            .alone
+            .get_or_init(|| {
+                compile_sources(&version.sources)
+                    .map(Arc::new)
+                    .map_err(|d| diagnostics_text(&d, &version.sources))
+            })
+            .clone()
+    }
+
+    /// What the partitions run at version `number`.
+    pub fn program(&self, number: u32) -> Result<Arc<Program>, String> {
+        let version = self.get(number).ok_or_else(|| missing(number))?;
+        version
+            .program
+            .get_or_init(|| self.compile(&version.sources, &version.record.kept))
+            .clone()
+    }
+
+    /// Compiles `sources` with the kept journeys `kept`, which come from
+    /// the versions held here.
+    pub fn compile(
+        &self,
+        sources: &SourceMap,
+        kept: &[(String, u32)],
+    ) -> Result<Arc<Program>, String> {
+        let olds: Vec<Arc<Version>> = kept
+            .iter()
+            .map(|(_, v)| self.get(*v).ok_or_else(|| missing(*v)))
+            .collect::<Result<_, _>>()?;
+        let retired: Vec<Retired<'_>> = kept
+            .iter()
+            .zip(&olds)
+            .map(|((journey, version), old)| Retired {
+                journey,
+                version: *version,
+                sources: &old.sources,
+            })
+            .collect();
+        let mut all = sources.clone();
+        for old in &olds {
+            for file in old.sources.files() {
+                all.add(
+                    format!("<version {}>/{}", old.number, file.name),
+                    file.text.clone(),
+                );
+            }
+        }
+        merge(sources, &retired)
+            .map(Arc::new)
+            .map_err(|d| diagnostics_text(&d, &all))
+    }
+}
+
+fn missing(number: u32) -> String {
+    format!("version {number} of the journeys is not in the data directory")
+}
+
+/// The errors of a project, one per line (`file:line:col: error[E…]: …`),
+/// for an operator's log or an HTTP answer.
+pub fn diagnostics_text(diagnostics: &Diagnostics, sources: &SourceMap) -> String {
+    diagnostics
+        .items
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| crate::cli::render::one_line(d, sources))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
