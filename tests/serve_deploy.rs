@@ -174,6 +174,20 @@ fn scenario(name: &str, kill_after_reload: bool) -> Vec<String> {
             track("bob", "bought", "2026-03-02T12:00:00Z"),
         ],
     );
+    // Ana is inside version 1 of `welcome`, and her `nudge` moved to 2.
+    let (code, ana) = server.get("/admin/users/ana", None);
+    assert_eq!(code, 200, "{ana}");
+    let active: Vec<(String, Value)> = ana["journeys"]
+        .as_array()
+        .expect("journeys")
+        .iter()
+        .filter(|j| j["state"] == "active")
+        .map(|j| (j["journey"].as_str().unwrap().into(), j["version"].clone()))
+        .collect();
+    assert_eq!(
+        active,
+        [("nudge".into(), json!(2)), ("welcome".into(), json!(1))]
+    );
     let (code, journeys) = server.get("/admin/journeys", None);
     assert_eq!(code, 200);
     assert_eq!(journeys["deployed_version"], 2);

@@ -13,9 +13,6 @@ use super::{Runtime, Store};
 use crate::compile::program::{Cap, Journey, NodeKind, Program};
 use crate::value::format_timestamp;
 
-/// The program version the view reports: one program runs today.
-pub const PROGRAM_VERSION: u32 = 1;
-
 /// One customer as the runtime holds them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct UserView {
@@ -105,7 +102,11 @@ pub struct CapView {
 
 /// The view of the customer `key`; `None` when the runtime has never seen
 /// them.
-pub fn user<S: Store>(runtime: &Runtime<S>, key: &str) -> Option<UserView> {
+///
+/// `live_version` is the version of the journeys the runtime admits
+/// customers into (1 for a runtime never deployed over); an earlier
+/// version kept for the customers inside it says its own.
+pub fn user<S: Store>(runtime: &Runtime<S>, key: &str, live_version: u32) -> Option<UserView> {
     let store = runtime.store();
     let id = store.find_user(key)?;
     let program: &Program = runtime.program();
@@ -127,7 +128,7 @@ pub fn user<S: Store>(runtime: &Runtime<S>, key: &str) -> Option<UserView> {
                 })
                 .map(|t| t.due)
                 .min();
-            Some(journey_view(program, journey, key, js, due))
+            Some(journey_view(program, journey, key, js, due, live_version))
         })
         .collect();
     Some(UserView {
@@ -168,6 +169,7 @@ fn journey_view(
     key: &str,
     js: &JourneyState,
     due: Option<i64>,
+    live_version: u32,
 ) -> JourneyView {
     let goal_window_until = js.watch.as_deref().and_then(|watch| {
         let within = journey.goal.as_ref()?.within_ms?;
@@ -180,7 +182,7 @@ fn journey_view(
     };
     JourneyView {
         journey: journey.name.to_string(),
-        version: PROGRAM_VERSION,
+        version: journey.retired.unwrap_or(live_version),
         state,
         entries: js.entries,
         last_entry_at: (js.entries > 0).then(|| format_timestamp(js.last_entry_at)),

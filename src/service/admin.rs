@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::core::{DeployError, Deployed, IngestError};
 use super::http::{App, admin_allowed, error};
 use super::partitions::partition_of;
-use crate::runtime::inspect::{self, PROGRAM_VERSION};
+use crate::runtime::inspect;
 use crate::runtime::{Stats, report};
 
 fn unavailable(e: IngestError) -> Response {
@@ -36,9 +36,10 @@ pub async fn user(
     }
     let p = partition_of(&key, app.core.partitions());
     let asked = key.clone();
+    let live = app.core.versions().live().map_or(1, |v| v.number);
     match app
         .core
-        .inspect_partition(p, move |runtime| inspect::user(runtime, &asked))
+        .inspect_partition(p, move |runtime| inspect::user(runtime, &asked, live))
         .await
     {
         Ok(Some(view)) => axum::Json(view).into_response(),
@@ -128,6 +129,7 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
     let Some(program) = program else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no partition answered");
     };
+    let live = app.core.versions().live().map_or(1, |v| v.number);
     let journeys: Vec<Value> = program
         .journeys
         .iter()
@@ -136,7 +138,7 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
             let stats = total.journeys.get(i).cloned().unwrap_or_default();
             let mut object = serde_json::Map::new();
             object.insert("journey".into(), json!(&*journey.name));
-            object.insert("version".into(), json!(PROGRAM_VERSION));
+            object.insert("version".into(), json!(journey.retired.unwrap_or(live)));
             if let Some(kept) = journey.retired {
                 // An earlier version, kept for the customers inside it.
                 object.insert("kept_from_version".into(), json!(kept));
@@ -150,7 +152,7 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         })
         .collect();
     axum::Json(json!({
-        "deployed_version": app.core.versions().live().map(|v| v.number),
+        "deployed_version": live,
         "events": report::events_json(&total),
         "journeys": journeys,
     }))
