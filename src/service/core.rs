@@ -1174,3 +1174,46 @@ impl Worker {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(text: &str) -> Record {
+        let mut sources = SourceMap::new();
+        sources.add("p.journey", text);
+        Record::new(&sources, Vec::new(), 0)
+    }
+
+    const V1: &str = "journey ping {\n  trigger signed_up\n  wait 1h\n  send webhook \"ping\"\n}\n";
+
+    #[test]
+    fn a_checkpoint_is_restored_over_its_own_version_only() {
+        let versions = Versions::default();
+        versions.insert(1, version(V1));
+        versions.insert(2, version(&V1.replace("1h", "2h")));
+        let program = versions.program(1).expect("version 1 compiles");
+        let snapshot = serde_json::to_vec(&Runtime::new(program).snapshot()).expect("JSON");
+
+        let (at, _) = restore(&versions, &encode_checkpoint(1, &snapshot)).expect("restores");
+        assert_eq!(at, 1);
+        // Said to be version 2's: another program, refused with the reason.
+        let Err(e) = restore(&versions, &encode_checkpoint(2, &snapshot)) else {
+            panic!("restored over another version");
+        };
+        assert!(e.0.contains("taken over another program"), "{e}");
+        // A version the data directory does not hold.
+        let Err(e) = restore(&versions, &encode_checkpoint(9, &snapshot)) else {
+            panic!("restored over a missing version");
+        };
+        assert!(
+            e.0.contains("version 9 of the journeys is not in the data directory"),
+            "{e}"
+        );
+        // Not a checkpoint at all.
+        let Err(e) = restore(&versions, b"{}") else {
+            panic!("restored without a version");
+        };
+        assert!(e.0.contains("does not read"), "{e}");
+    }
+}
