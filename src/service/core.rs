@@ -454,7 +454,7 @@ impl Core {
             ))
         })?;
         let version = live.number + 1;
-        let record = Record::new(&sources, kept.clone(), wall_ms());
+        let record = Record::new(&sources, kept.clone(), wall_ms(), &program);
         let bytes = record.encode();
         self.versions.insert_compiled(version, record, program);
         let (ack, done) = oneshot::channel();
@@ -1182,10 +1182,28 @@ mod tests {
     fn version(text: &str) -> Record {
         let mut sources = SourceMap::new();
         sources.add("p.journey", text);
-        Record::new(&sources, Vec::new(), 0)
+        let program = compile_sources(&sources).expect("compiles");
+        Record::new(&sources, Vec::new(), 0, &program)
     }
 
     const V1: &str = "journey ping {\n  trigger signed_up\n  wait 1h\n  send webhook \"ping\"\n}\n";
+
+    #[test]
+    fn a_version_carries_its_program_exactly() {
+        let sources = crate::project::load_paths(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/journeys"
+        ))])
+        .expect("the example project loads");
+        let compiled = compile_sources(&sources).expect("compiles");
+        let versions = Versions::default();
+        versions.insert(1, Record::new(&sources, Vec::new(), 0, &compiled));
+        let carried = versions.program(1).expect("the record's program reads");
+        assert_eq!(
+            crate::compile::fingerprint(&carried),
+            crate::compile::fingerprint(&compiled)
+        );
+    }
 
     #[test]
     fn a_checkpoint_is_restored_over_its_own_version_only() {

@@ -5,8 +5,11 @@
 //! adds the next. A version's record holds the project's sources as they
 //! were and the earlier versions of journeys kept beside it for the
 //! customers inside them ([`crate::compile::deploy`]); it is written in the
-//! transaction that journals the deploy, so replay compiles exactly the
-//! program each entry was applied with. Programs are compiled once, when
+//! transaction that journals the deploy, so replay applies each entry with
+//! exactly the program it was applied with: the record carries the
+//! compiled program (the `journey compile` envelope), so a later build of
+//! journey, whose compiler might number a program differently, replays the
+//! journal with the programs that made it. Programs are read once, when
 //! first asked for, and shared by every partition.
 
 use std::collections::BTreeMap;
@@ -29,10 +32,19 @@ pub struct Record {
     pub kept: Vec<(String, u32)>,
     /// When it was deployed (wall-clock ms; for operators only).
     pub deployed_ms: i64,
+    /// The program the partitions run, as `journey compile` writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
 }
 
 impl Record {
-    pub fn new(sources: &SourceMap, kept: Vec<(String, u32)>, deployed_ms: i64) -> Record {
+    /// The record of `sources` with `kept`, running `program`.
+    pub fn new(
+        sources: &SourceMap,
+        kept: Vec<(String, u32)>,
+        deployed_ms: i64,
+        program: &Program,
+    ) -> Record {
         Record {
             sources: sources
                 .files()
@@ -41,6 +53,7 @@ impl Record {
                 .collect(),
             kept,
             deployed_ms,
+            program: Some(crate::compile::to_json(program)),
         }
     }
 
@@ -135,12 +148,19 @@ impl Versions {
             .clone()
     }
 
-    /// What the partitions run at version `number`.
+    /// What the partitions run at version `number`: the program its
+    /// record carries (compiled again from its sources only for a record
+    /// without one).
     pub fn program(&self, number: u32) -> Result<Arc<Program>, String> {
         let version = self.get(number).ok_or_else(|| missing(number))?;
         version
             .program
-            .get_or_init(|| self.compile(&version.sources, &version.record.kept))
+            .get_or_init(|| match &version.record.program {
+                Some(json) => crate::compile::load(json)
+                    .map(Arc::new)
+                    .map_err(|e| format!("the program of version {number} does not read: {e}")),
+                None => self.compile(&version.sources, &version.record.kept),
+            })
             .clone()
     }
 
