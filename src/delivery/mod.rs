@@ -3,6 +3,11 @@
 //! and answers; the engine that feeds providers from the outbox, and the
 //! providers themselves, live beside it.
 
+pub mod apns;
+pub mod fcm;
+pub mod http;
+pub mod twilio;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -63,5 +68,6 @@ pub trait Provider: Send + Sync + 'static {
 /// `List-Unsubscribe` (SERVICE.md §6, `[tracking]`).
 pub trait EmailDecorator: Send + Sync + 'static {
     /// The HTML to send and the unsubscribe URL, for this message.
-    fn decorate(&self, message: &Message, html: Option<String>) -> (Option<String>, Option<String>);
+    fn decorate(&self, message: &Message, html: Option<String>)
+    -> (Option<String>, Option<String>);
 }
