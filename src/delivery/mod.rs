@@ -3,6 +3,11 @@
 //! and answers; the engine that feeds providers from the outbox, and the
 //! providers themselves, live beside it.
 
+pub mod apns;
+pub mod fcm;
+pub mod http;
+pub mod twilio;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
