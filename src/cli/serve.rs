@@ -44,9 +44,9 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         )?;
         return Ok(Exit::CouldNotRun);
     }
-    let (checkpoint_every, action_retention) = match config
+    let (checkpoint_every, action_retention, journal_retention) = match config
         .checkpoint_every()
-        .and_then(|c| Ok((c, config.feed_retention()?)))
+        .and_then(|c| Ok((c, config.feed_retention()?, config.journal_retention()?)))
     {
         Ok(durations) => durations,
         Err(why) => {
@@ -80,6 +80,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         checkpoint_every,
         checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
         action_retention,
+        journal_retention,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

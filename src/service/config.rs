@@ -21,6 +21,8 @@ pub struct Config {
     pub checkpoint: Checkpoint,
     #[serde(default)]
     pub feed: Feed,
+    #[serde(default)]
+    pub journal: Journal,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -52,6 +54,14 @@ pub struct Checkpoint {
 pub struct Feed {
     /// How long committed actions stay in `/v1/actions` (a duration,
     /// default `7d`).
+    pub retention: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    /// How long journal entries a checkpoint covers are kept (a duration;
+    /// by default they are dropped with the checkpoint's commit).
     pub retention: Option<String>,
 }
 
@@ -93,6 +103,17 @@ impl Config {
             "feed.retention",
             self.feed.retention.as_deref(),
             7 * 86_400,
+            "7d",
+        )
+    }
+
+    /// `journal.retention` (default 0: the journal a checkpoint covers
+    /// goes at once).
+    pub fn journal_retention(&self) -> Result<Duration, String> {
+        duration_key(
+            "journal.retention",
+            self.journal.retention.as_deref(),
+            0,
             "7d",
         )
     }

@@ -87,6 +87,8 @@ pub struct CoreConfig {
     pub max_clock_jump_ms: i64,
     /// How long committed actions stay in the feed.
     pub action_retention: Duration,
+    /// How long journal a checkpoint covers is kept (0: dropped at once).
+    pub journal_retention: Duration,
 }
 
 /// A message ready to be journaled: validated by the reader `journey
@@ -320,6 +322,8 @@ impl Core {
             applied: vec![0; config.partitions as usize],
             states: vec![(0, 0); config.partitions as usize],
             retention_ms: i64::try_from(config.action_retention.as_millis()).unwrap_or(i64::MAX),
+            journal_retention_ms: i64::try_from(config.journal_retention.as_millis())
+                .unwrap_or(i64::MAX),
             pruned_at: None,
         };
         let pending = writer.pending.clone();
@@ -750,6 +754,8 @@ struct Writer {
     states: Vec<(u64, u64)>,
     /// Actions older than this leave the feed.
     retention_ms: i64,
+    /// Journal covered by a checkpoint stays this long.
+    journal_retention_ms: i64,
     /// When the writer last dropped old actions.
     pruned_at: Option<Instant>,
 }
@@ -863,6 +869,7 @@ impl Writer {
         }
         let now = wall_ms();
         batch.committed_ms = now;
+        batch.journal_kept_after = now.saturating_sub(self.journal_retention_ms);
         // Old actions leave the feed at most once a second.
         if self
             .pruned_at
@@ -960,6 +967,7 @@ impl Writer {
             // Retention counts from here: a batch stamped 0 would leave the
             // feed at the next start.
             committed_ms: wall_ms(),
+            journal_kept_after: wall_ms().saturating_sub(self.journal_retention_ms),
             ..WriteBatch::default()
         };
         while open > 0 {

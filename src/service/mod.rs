@@ -52,6 +52,8 @@ pub struct ServeOptions {
     pub checkpoint_entries: u64,
     /// How long committed actions stay in the feed.
     pub action_retention: Duration,
+    /// How long journal a checkpoint covers is kept.
+    pub journal_retention: Duration,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -165,6 +167,7 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         dedup_key: dedup_key(&meta),
         max_clock_jump_ms: RuntimeOptions::MAX_CLOCK_JUMP_MS,
         action_retention: options.action_retention,
+        journal_retention: options.journal_retention,
     };
     // The journal is applied with the versions it recorded: a new data
     // directory starts at version 1, these files; a start with other files

@@ -68,8 +68,13 @@ pub struct WriteBatch {
     pub actions: Vec<(u32, u64, Vec<String>)>,
     /// `(partition, position, snapshot)`.
     pub checkpoints: Vec<(u32, u64, Vec<u8>)>,
-    /// `(partition, position)`: journal entries before it are dropped.
+    /// `(partition, position)`: journal entries before it are no longer
+    /// needed (a checkpoint covers them); they are dropped once
+    /// `journal_kept_after` passes the time of this write.
     pub truncate: Vec<(u32, u64)>,
+    /// Journal no longer needed since before this (wall-clock ms) is
+    /// dropped (`journal.retention` ago; `committed_ms` for none kept).
+    pub journal_kept_after: i64,
     /// When the actions are committed (wall-clock ms; for retention).
     pub committed_ms: i64,
     /// Actions committed before this (wall-clock ms) are dropped, at most
@@ -138,6 +143,9 @@ const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
 const OUTBOX: TableDefinition<u64, (i64, &str)> = TableDefinition::new("outbox");
 /// Version → its record ([`super::versions`]).
 const VERSIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("versions");
+/// `(partition, position)` → when the journal before it stopped being
+/// needed (wall-clock ms), until retention drops it.
+const COVERED: TableDefinition<(u32, u64), i64> = TableDefinition::new("covered");
 
 /// [`Storage`] in one redb file.
 pub struct RedbStorage {
@@ -165,6 +173,7 @@ impl RedbStorage {
             txn.open_table(APPLIED).map_err(fail)?;
             txn.open_table(OUTBOX).map_err(fail)?;
             txn.open_table(VERSIONS).map_err(fail)?;
+            txn.open_table(COVERED).map_err(fail)?;
         }
         txn.commit().map_err(fail)?;
         let storage = RedbStorage {
@@ -249,9 +258,31 @@ impl Storage for RedbStorage {
                     .insert((*p, *pos), entry.encode().as_slice())
                     .map_err(fail)?;
             }
+            let mut covered = txn.open_table(COVERED).map_err(fail)?;
             for &(p, before) in &batch.truncate {
+                covered
+                    .insert((p, before), batch.committed_ms)
+                    .map_err(fail)?;
+            }
+            // The newest mark per partition past retention: the journal
+            // before it goes, and the marks up to it.
+            let mut past: Vec<(u32, u64)> = Vec::new();
+            for item in covered.iter().map_err(fail)? {
+                let (key, at) = item.map_err(fail)?;
+                if at.value() <= batch.journal_kept_after {
+                    let (p, before) = key.value();
+                    match past.iter_mut().find(|(q, _)| *q == p) {
+                        Some((_, newest)) => *newest = (*newest).max(before),
+                        None => past.push((p, before)),
+                    }
+                }
+            }
+            for (p, before) in past {
                 journal
                     .retain_in((p, 0)..(p, before), |_, _| false)
+                    .map_err(fail)?;
+                covered
+                    .retain_in((p, 0)..=(p, before), |_, _| false)
                     .map_err(fail)?;
             }
             let mut outbox = txn.open_table(OUTBOX).map_err(fail)?;
@@ -438,6 +469,43 @@ mod tests {
         let feed = storage.actions_after(1, 10).unwrap_or_default();
         assert_eq!(feed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(storage.actions_after(0, 1).unwrap_or_default().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn covered_journal_stays_for_its_retention() {
+        let dir = temp_dir("journal-retention");
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let entries = (1..=4).map(|pos| (0, pos, Entry::Tick { to: pos as i64 }));
+        let first = WriteBatch {
+            entries: entries.collect(),
+            ..WriteBatch::default()
+        };
+        storage.write(first).unwrap_or_else(|e| panic!("{e}"));
+        // A checkpoint at 2 covers 1 and 2, at 10:00; an hour of retention.
+        let hour = 3_600_000;
+        let checkpoint = WriteBatch {
+            checkpoints: vec![(0, 2, b"snap".to_vec())],
+            truncate: vec![(0, 3)],
+            committed_ms: 10 * hour,
+            journal_kept_after: 9 * hour,
+            ..WriteBatch::default()
+        };
+        storage.write(checkpoint).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(storage.journal_len().ok(), Some(4), "kept for an hour");
+        let recovery = storage.recover(0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            recovery.entries.len(),
+            2,
+            "a restart reads after the checkpoint"
+        );
+        let later = WriteBatch {
+            committed_ms: 11 * hour,
+            journal_kept_after: 10 * hour,
+            ..WriteBatch::default()
+        };
+        storage.write(later).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(storage.journal_len().ok(), Some(2), "dropped an hour later");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
