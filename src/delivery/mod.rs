@@ -7,6 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod inbox;
+pub mod tracking;
+
 /// A boxed future, for providers behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -63,5 +66,6 @@ pub trait Provider: Send + Sync + 'static {
 /// `List-Unsubscribe` (SERVICE.md §6, `[tracking]`).
 pub trait EmailDecorator: Send + Sync + 'static {
     /// The HTML to send and the unsubscribe URL, for this message.
-    fn decorate(&self, message: &Message, html: Option<String>) -> (Option<String>, Option<String>);
+    fn decorate(&self, message: &Message, html: Option<String>)
+    -> (Option<String>, Option<String>);
 }
