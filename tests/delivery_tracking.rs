@@ -342,6 +342,27 @@ fn a_one_click_unsubscribe_suppresses_the_next_email() {
         "the identify and `message.unsubscribed`"
     );
 
+    // RFC 8058 prefers multipart/form-data: the same, journaled again (the
+    // event's `messageId` is the same; the runtime ignores it).
+    let multipart = |value: &str| {
+        let body = format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
+             {value}\r\n--XyZ--\r\n"
+        );
+        answer(
+            agent()
+                .post(&format!("{}{path}", s.server.base))
+                .set("Content-Type", "multipart/form-data; boundary=XyZ")
+                .send_string(&body),
+            &[],
+        )
+        .0
+    };
+    assert_eq!(multipart("Two-Clicks"), 400);
+    assert_eq!(journal_entries(&s.server), before + 2);
+    assert_eq!(multipart("One-Click"), 200);
+    assert_eq!(journal_entries(&s.server), before + 4);
+
     let (_, view) = s.server.get("/admin/users/bob", None);
     assert_eq!(view["profile"]["consent.email"], false, "{view}");
     track(&s.server, "bob", "digest_ready", "2026-03-02T11:00:00Z");
@@ -515,6 +536,44 @@ fn listed(answer: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The inbox token as docs/tracking.md tells an app's back end to make
+/// it: with Python (on every machine of this project; its absence is said,
+/// and is a failure in CI) and with `openssl` where it is installed.
+fn documented_tokens(secret: &str, user: &str) -> Vec<String> {
+    let one_liners = [
+        (
+            "python3",
+            "python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), \
+             sys.argv[2].encode(), hashlib.sha256).hexdigest())' \"$JOURNEY_INBOX_SECRET\" \
+             \"$USER_KEY\"",
+        ),
+        (
+            "openssl",
+            "printf %s \"$USER_KEY\" | openssl dgst -sha256 -hmac \"$JOURNEY_INBOX_SECRET\" \
+             | sed 's/^.*= //'",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (tool, line) in one_liners {
+        let run = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .env("USER_KEY", user)
+            .env("JOURNEY_INBOX_SECRET", secret)
+            .output();
+        match run {
+            Ok(o) if o.status.success() && !o.stdout.is_empty() => {
+                out.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+            }
+            _ if tool == "python3" && std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI must have `python3` to check the documented inbox token")
+            }
+            _ => eprintln!("skipping the documented `{tool}` one-liner: `{tool}` did not run"),
+        }
+    }
+    out
+}
+
 #[test]
 fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
     let s = setup("inbox");
@@ -567,6 +626,12 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
     })
     .expect("keys");
     let token = keys.token("eve");
+    for documented in documented_tokens(INBOX_SECRET, "eve") {
+        assert_eq!(
+            documented, token,
+            "docs/tracking.md's one-liners make the token the service checks"
+        );
+    }
 
     let (status, answer) = inbox(&server, "eve", Some(&token));
     assert_eq!(status, 200, "{answer}");

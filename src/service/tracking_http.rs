@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -202,14 +202,13 @@ pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<Str
 pub async fn unsubscribe(
     State(app): State<Arc<App>>,
     Path(token): Path<String>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     let Some((tracking, claims)) = verified(&app, Kind::Unsubscribe, &token) else {
         return no_such_link();
     };
     let (name, value) = ONE_CLICK;
-    let one_click = url::form_urlencoded::parse(&body).any(|(k, v)| k == name && v == value);
-    if !one_click {
+    if !is_one_click(request).await {
         return page(
             StatusCode::BAD_REQUEST,
             "Unsubscribe",
@@ -249,6 +248,37 @@ pub async fn unsubscribe(
         "Unsubscribed",
         &format!("<p>You are unsubscribed: you will get no more of these {channel} messages.</p>"),
     )
+}
+
+/// The most bytes of an unsubscribe's body read: the one-click field is
+/// all it needs.
+const MAX_UNSUBSCRIBE_BODY: usize = 16 * 1024;
+
+/// Whether the body carries `List-Unsubscribe=One-Click`, as
+/// `multipart/form-data` (which RFC 8058 prefers) or
+/// `application/x-www-form-urlencoded` (which the confirmation page sends).
+async fn is_one_click(request: Request) -> bool {
+    let (name, value) = ONE_CLICK;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
+    if multipart {
+        let Ok(mut form) = Multipart::from_request(request, &()).await else {
+            return false;
+        };
+        while let Ok(Some(field)) = form.next_field().await {
+            if field.name() == Some(name) {
+                return field.text().await.is_ok_and(|text| text.trim() == value);
+            }
+        }
+        return false;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_UNSUBSCRIBE_BODY).await else {
+        return false;
+    };
+    url::form_urlencoded::parse(&body).any(|(k, v)| k == name && v == value)
 }
 
 /// A small HTML page: nothing loaded from elsewhere, not framed, no
