@@ -64,6 +64,7 @@ impl Content {
 }
 
 /// Keeps `in_app` sends in the customers' inboxes.
+#[derive(Clone)]
 pub struct InboxProvider {
     storage: Arc<dyn Storage>,
     ttl_ms: i64,
@@ -155,12 +156,7 @@ impl InboxProvider {
 impl Provider for InboxProvider {
     fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let storage = self.storage.clone();
-            let provider = InboxProvider {
-                storage,
-                ttl_ms: self.ttl_ms,
-                max_per_user: self.max_per_user,
-            };
+            let provider = self.clone();
             let message = message.clone();
             // A durable write blocks: off the async workers.
             tokio::task::spawn_blocking(move || provider.keep(&message, wall_ms()))

@@ -55,8 +55,7 @@ impl<'a> From<&'a Claims> for About<'a> {
 
 /// A message of the recipient's, stamped as ingest stamps one: now (the
 /// wall clock, or the deployment's clock with `--clock events`).
-fn stamped(core: &Core, fields: Map<String, Value>) -> Result<Incoming, String> {
-    let mut message = fields;
+fn stamped(core: &Core, mut message: Map<String, Value>) -> Result<Incoming, String> {
     if core.mode() == ClockMode::Events {
         let now = core.clock().unwrap_or_else(wall_ms);
         message.insert("timestamp".into(), Value::String(format_timestamp(now)));
@@ -81,17 +80,13 @@ pub(super) fn message_event(
     for (key, value) in extra {
         properties.insert((*key).into(), json!(value));
     }
-    let fields = json!({
-        "type": "track",
-        "userId": about.user_id,
-        "event": format!("message.{outcome}"),
-        "properties": properties,
-        "messageId": id,
-    });
-    match fields {
-        Value::Object(map) => stamped(core, map),
-        _ => Err("an event is an object".into()),
-    }
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!("track"));
+    fields.insert("userId".into(), json!(about.user_id));
+    fields.insert("event".into(), json!(format!("message.{outcome}")));
+    fields.insert("properties".into(), Value::Object(properties));
+    fields.insert("messageId".into(), json!(id));
+    stamped(core, fields)
 }
 
 /// Journals `messages`, all or nothing; the error is the response to give.
@@ -219,21 +214,17 @@ pub async fn unsubscribe(
         );
     }
     let about = About::from(&claims);
-    let identify = json!({
-        "type": "identify",
-        "userId": claims.user_id,
-        "traits": tracking.opt_out_traits(&claims.channel),
+    let mut identify = Map::new();
+    identify.insert("type".into(), json!("identify"));
+    identify.insert("userId".into(), json!(claims.user_id));
+    identify.insert("traits".into(), tracking.opt_out_traits(&claims.channel));
+    // No `messageId`: ingest gives a fresh one, so an opt-out is always
+    // applied, even one repeated after the customer opted in again.
+    let messages = stamped(&app.core, identify).and_then(|identify| {
+        let id = format!("{}:unsubscribed", claims.message_id);
+        let event = message_event(&app.core, &about, "unsubscribed", &[], id)?;
+        Ok(vec![identify, event])
     });
-    let messages = match identify {
-        // A fresh `messageId`: an opt-out is always applied, even one
-        // repeated after the customer opted in again.
-        Value::Object(map) => stamped(&app.core, map).and_then(|identify| {
-            let id = format!("{}:unsubscribed", claims.message_id);
-            let event = message_event(&app.core, &about, "unsubscribed", &[], id)?;
-            Ok(vec![identify, event])
-        }),
-        _ => Err("an identify is an object".into()),
-    };
     if let Err(response) = journal_all(&app, messages).await {
         let status = response.status();
         return page(
