@@ -760,3 +760,57 @@ fn check_config_names_what_is_wrong_in_tracking_and_inbox() {
         );
     }
 }
+
+/// Waits (long polls) until the feed holds a send of `template` to `user`.
+fn await_send(server: &Server, user: &str, template: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(send) = sends_of(&feed(server), user, template).first() {
+            return (*send).clone();
+        }
+        assert!(Instant::now() < deadline, "no `{template}` send to {user}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_the_wall_clock_a_click_is_stamped_now_and_the_journey_goes_on() {
+    let dir = scratch("tracking-wall");
+    std::fs::create_dir_all(dir.join("project")).expect("project dir");
+    std::fs::write(dir.join("project/shop.journey"), PROJECT).expect("project");
+    let config = dir.join("serve.toml");
+    std::fs::write(&config, config_text()).expect("config");
+    let server = Server::start_with(
+        &dir.join("project"),
+        &dir.join("data"),
+        &["--config", config.to_str().expect("a UTF-8 path")],
+    );
+    let tracking = Config::parse(&config_text(), &|_| None)
+        .expect("parses")
+        .tracking()
+        .expect("checks")
+        .expect("set");
+    // No timestamps: ingest stamps them with the wall clock, as it stamps
+    // the click.
+    post(
+        &server,
+        "/v1/identify",
+        json!({"userId": "fay", "traits": {"email": "fay@example.com"}}),
+    );
+    post(
+        &server,
+        "/v1/track",
+        json!({"userId": "fay", "event": "promo_started"}),
+    );
+    let sale = await_send(&server, "fay", "sale");
+    let (html, _) = tracking.decorate(
+        &message_of(&sale),
+        sale["html"].as_str().map(str::to_string),
+    );
+    let clicks = links(&html.expect("HTML"), "/t/c/");
+    let (status, _, _) = get_raw(&server.base, &clicks[0], &[]);
+    assert_eq!(status, 302);
+    let thanks = await_send(&server, "fay", "thanks");
+    assert_eq!(thanks["journey"], "promo");
+    assert!(sends_of(&feed(&server), "fay", "nudge").is_empty());
+}
