@@ -44,11 +44,17 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         )?;
         return Ok(Exit::CouldNotRun);
     }
-    let (checkpoint_every, action_retention, journal_retention) = match config
-        .checkpoint_every()
-        .and_then(|c| Ok((c, config.feed_retention()?, config.journal_retention()?)))
-    {
-        Ok(durations) => durations,
+    let checked = config.checkpoint_every().and_then(|c| {
+        Ok((
+            c,
+            config.feed_retention()?,
+            config.journal_retention()?,
+            config.tracking()?,
+            config.inbox()?,
+        ))
+    });
+    let (checkpoint_every, action_retention, journal_retention, tracking, inbox) = match checked {
+        Ok(checked) => checked,
         Err(why) => {
             streams.error(&why, None)?;
             return Ok(Exit::CouldNotRun);
@@ -81,6 +87,8 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
         action_retention,
         journal_retention,
+        tracking: tracking.map(Arc::new),
+        inbox: inbox.map(Arc::new),
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

@@ -23,6 +23,10 @@ pub struct Config {
     pub feed: Feed,
     #[serde(default)]
     pub journal: Journal,
+    /// Link and open tracking, and the unsubscribe page (SERVICE.md §6).
+    pub tracking: Option<Tracking>,
+    /// The in-app inbox's read API (`GET /v1/inbox/{user_key}`).
+    pub inbox: Option<Inbox>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -65,6 +69,28 @@ pub struct Journal {
     pub retention: Option<String>,
 }
 
+/// `[tracking]`, read by [`crate::delivery::tracking::Tracking::new`].
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracking {
+    /// Where `/t/c/`, `/t/o/` and `/u/` of this service are reached from
+    /// a customer's mail client (`https://t.shop.example`).
+    pub base_url: String,
+    /// The key of the links' signatures.
+    pub secret: String,
+    /// What an unsubscribe records: `consent` (`consent.<channel> =
+    /// false`, the default) or `unsubscribed` (`unsubscribed = true`).
+    pub opt_out: Option<String>,
+}
+
+/// `[inbox]`, read by [`crate::delivery::inbox::InboxKeys::new`].
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inbox {
+    /// The key of the per-user tokens the embedding app computes.
+    pub secret: String,
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -74,6 +100,14 @@ impl fmt::Debug for Config {
             )
             .field("admin_token", &self.admin.token.as_ref().map(|_| "hidden"))
             .field("checkpoint_every", &self.checkpoint.every)
+            .field(
+                "tracking",
+                &self
+                    .tracking
+                    .as_ref()
+                    .map(|t| (&t.base_url, "secret hidden")),
+            )
+            .field("inbox", &self.inbox.as_ref().map(|_| "secret hidden"))
             .finish()
     }
 }
@@ -94,7 +128,25 @@ impl Config {
         if config.checkpoint.entries == Some(0) {
             return Err("`checkpoint.entries` must be at least 1".into());
         }
+        config.tracking()?;
+        config.inbox()?;
         Ok(config)
+    }
+
+    /// `[tracking]`, checked, when configured.
+    pub fn tracking(&self) -> Result<Option<crate::delivery::tracking::Tracking>, String> {
+        self.tracking
+            .as_ref()
+            .map(crate::delivery::tracking::Tracking::new)
+            .transpose()
+    }
+
+    /// `[inbox]`, checked, when configured.
+    pub fn inbox(&self) -> Result<Option<crate::delivery::inbox::InboxKeys>, String> {
+        self.inbox
+            .as_ref()
+            .map(crate::delivery::inbox::InboxKeys::new)
+            .transpose()
     }
 
     /// `feed.retention` (default 7 days).
@@ -131,7 +183,7 @@ impl Config {
 
 /// A duration key's value (`default_secs` when absent): above zero, in the
 /// language's duration text.
-fn duration_key(
+pub(crate) fn duration_key(
     key: &str,
     text: Option<&str>,
     default_secs: u64,
@@ -204,5 +256,26 @@ mod tests {
         assert!(unknown.err().is_some_and(|e| e.contains("write_key")));
         let bad = Config::parse("[checkpoint]\nevery = \"soon\"\n", &env);
         assert!(bad.err().is_some_and(|e| e.contains("soon")));
+    }
+
+    #[test]
+    fn tracking_and_inbox_are_checked_and_their_secrets_hidden() {
+        let text = "[tracking]\nbase_url = \"https://t.shop.example\"\nsecret = \"${KEY}-0123456789abcdef\"\n\
+                    [inbox]\nsecret = \"inbox-0123456789abcdef\"\n";
+        let config = Config::parse(text, &env).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.tracking().is_ok_and(|t| t.is_some()));
+        assert!(config.inbox().is_ok_and(|i| i.is_some()));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cr") && !debug.contains("inbox-0123"),
+            "{debug}"
+        );
+        let unknown = Config::parse(
+            "[tracking]\nbase_url = \"https://t.example\"\nsecret = \"0123456789abcdef\"\nsalt = \"x\"\n",
+            &env,
+        );
+        assert!(unknown.err().is_some_and(|e| e.contains("salt")));
+        let short = Config::parse("[inbox]\nsecret = \"x\"\n", &env);
+        assert!(short.err().is_some_and(|e| e.contains("inbox.secret")));
     }
 }

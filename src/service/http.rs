@@ -24,6 +24,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError, wall_ms};
 use super::metrics;
+use crate::delivery::inbox::InboxKeys;
+use crate::delivery::tracking::{CLICK_ROUTE, OPEN_ROUTE, Tracking, UNSUBSCRIBE_ROUTE};
 use crate::io::{RawEvent, parse_line};
 use crate::value::{format_timestamp, parse_timestamp};
 
@@ -53,6 +55,10 @@ pub struct App {
     pub metrics: Option<&'static PrometheusHandle>,
     pub access: Access,
     pub shutting_down: AtomicBool,
+    /// `[tracking]`: the links' tokens; `None`: its routes are 404s.
+    pub tracking: Option<Arc<Tracking>>,
+    /// `[inbox]`: the customers' inbox tokens; `None`: its routes are 404s.
+    pub inbox: Option<Arc<InboxKeys>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -65,6 +71,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/users/{user_key}", get(super::admin::user))
         .route("/admin/journeys", get(super::admin::journeys))
         .route("/admin/reload", post(super::admin::reload))
+        .route(CLICK_ROUTE, get(super::tracking_http::click))
+        .route(OPEN_ROUTE, get(super::tracking_http::open))
+        .route(
+            UNSUBSCRIBE_ROUTE,
+            get(super::tracking_http::unsubscribe_page).post(super::tracking_http::unsubscribe),
+        )
+        .route("/v1/inbox/{user_key}", get(super::inbox_http::list))
+        .route(
+            "/v1/inbox/{user_key}/{message_id}/{action}",
+            post(super::inbox_http::mark),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -181,7 +198,7 @@ fn authorised(access: &Access, headers: &HeaderMap, body: &Map<String, Value>) -
 }
 
 /// Compares secrets in time that does not depend on where they differ.
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -229,7 +246,7 @@ fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), Str
 
 /// One message made ready to journal: `type` set, `messageId` and (with
 /// `--clock wall`) `timestamp` filled in, read by simulate's reader.
-fn prepare(
+pub(super) fn prepare(
     mut message: Map<String, Value>,
     kind: Option<&str>,
     core: &Core,
@@ -281,7 +298,7 @@ fn admit(raw: &RawEvent<'_>, line: &str, core: &Core) -> Result<Incoming, String
     })
 }
 
-async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
+pub(super) async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
     let mut kinds: Vec<(&'static str, u64)> = Vec::new();
     for m in &messages {
         match kinds.iter_mut().find(|(k, _)| *k == m.kind) {

@@ -8,6 +8,8 @@
 //! - [`storage`]: the durable state behind one trait (redb on one machine).
 //! - [`core`]: the writer (group commit) and the partition workers.
 //! - [`http`]: the API; [`admin`]: its operators' read endpoints;
+//!   [`tracking_http`]: the public tracking and unsubscribe links;
+//!   [`inbox_http`]: the in-app inbox's reads;
 //!   [`config`]: the config file; [`metrics`]: what `/metrics` shows.
 //! - [`threads`]: `journey simulate --threads N`, the partitions on N
 //!   threads, their actions merged back into one runtime's order.
@@ -16,11 +18,13 @@ pub mod admin;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod inbox_http;
 pub mod journal;
 pub mod metrics;
 pub mod partitions;
 pub mod storage;
 pub mod threads;
+pub mod tracking_http;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -54,6 +58,10 @@ pub struct ServeOptions {
     pub action_retention: Duration,
     /// How long journal a checkpoint covers is kept.
     pub journal_retention: Duration,
+    /// `[tracking]`, when configured.
+    pub tracking: Option<Arc<crate::delivery::tracking::Tracking>>,
+    /// `[inbox]`, when configured.
+    pub inbox: Option<Arc<crate::delivery::inbox::InboxKeys>>,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -206,6 +214,8 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         project: options.project.clone(),
         access: options.access,
         shutting_down: AtomicBool::new(false),
+        tracking: options.tracking,
+        inbox: options.inbox,
     });
     runtime.block_on(async move {
         match app.core.deploy(sources).await {

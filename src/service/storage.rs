@@ -99,6 +99,33 @@ impl WriteBatch {
     }
 }
 
+/// One message kept in a customer's in-app inbox
+/// ([`crate::delivery::inbox`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRecord {
+    pub user_key: String,
+    pub message_id: String,
+    /// When it was kept (wall-clock ms).
+    pub sent_ms: i64,
+    /// From when it is no longer shown (wall-clock ms).
+    pub expires_ms: i64,
+    pub read_ms: Option<i64>,
+    pub dismissed_ms: Option<i64>,
+    /// What the inbox shows of it (the inbox's JSON; opaque here).
+    pub content: Vec<u8>,
+}
+
+/// What an app says it did with an inbox message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboxMark {
+    Read,
+    Dismissed,
+}
+
+/// Expired inbox messages dropped by one [`Storage::inbox_keep`], at most,
+/// besides the customer's own: the sweep keeps pace with what is added.
+pub const INBOX_SWEEP: usize = 64;
+
 /// What a partition restarts from.
 pub struct Recovery {
     /// The checkpoint: its position and snapshot.
@@ -133,6 +160,31 @@ pub trait Storage: Send + Sync + 'static {
     fn pruned_through(&self) -> Result<u64, StorageError>;
     /// The journal entries kept, over every partition.
     fn journal_len(&self) -> Result<u64, StorageError>;
+    /// Keeps `record` in its customer's inbox, durably, unless a message of
+    /// that id is already kept (a retried delivery changes nothing). In the
+    /// same transaction: the customer's expired messages are dropped, then
+    /// their oldest until at most `max_per_user` remain, and up to
+    /// [`INBOX_SWEEP`] expired messages of anyone. Returns whether it was
+    /// kept now.
+    fn inbox_keep(
+        &self,
+        record: &InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> Result<bool, StorageError>;
+    /// The customer's messages not expired at `now_ms` nor dismissed,
+    /// newest first.
+    fn inbox_list(&self, user_key: &str, now_ms: i64) -> Result<Vec<InboxRecord>, StorageError>;
+    /// Marks a message read or dismissed at `at_ms` (the first time counts);
+    /// returns it, and whether this mark is new, unless it is absent or
+    /// expired.
+    fn inbox_mark(
+        &self,
+        user_key: &str,
+        message_id: &str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> Result<Option<(InboxRecord, bool)>, StorageError>;
 }
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -146,6 +198,11 @@ const VERSIONS: TableDefinition<u32, &[u8]> = TableDefinition::new("versions");
 /// `(partition, position)` → when the journal before it stopped being
 /// needed (wall-clock ms), until retention drops it.
 const COVERED: TableDefinition<(u32, u64), i64> = TableDefinition::new("covered");
+/// (user key, message id) → (sent, expires, read, dismissed, content).
+type InboxRow<'a> = (i64, i64, Option<i64>, Option<i64>, &'a [u8]);
+const INBOX: TableDefinition<(&str, &str), InboxRow<'static>> = TableDefinition::new("inbox");
+/// (expires, user key, message id): the inbox by expiry, for the sweep.
+const INBOX_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("inbox_expiry");
 
 /// [`Storage`] in one redb file.
 pub struct RedbStorage {
@@ -174,6 +231,8 @@ impl RedbStorage {
             txn.open_table(OUTBOX).map_err(fail)?;
             txn.open_table(VERSIONS).map_err(fail)?;
             txn.open_table(COVERED).map_err(fail)?;
+            txn.open_table(INBOX).map_err(fail)?;
+            txn.open_table(INBOX_EXPIRY).map_err(fail)?;
         }
         txn.commit().map_err(fail)?;
         let storage = RedbStorage {
@@ -407,6 +466,167 @@ impl Storage for RedbStorage {
     fn journal_len(&self) -> Result<u64, StorageError> {
         let txn = self.db.begin_read().map_err(fail)?;
         txn.open_table(JOURNAL).map_err(fail)?.len().map_err(fail)
+    }
+
+    fn inbox_keep(
+        &self,
+        record: &InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let mut txn = self.db.begin_write().map_err(fail)?;
+        txn.set_durability(Durability::Immediate).map_err(fail)?;
+        let kept;
+        {
+            let mut inbox = txn.open_table(INBOX).map_err(fail)?;
+            let mut expiry = txn.open_table(INBOX_EXPIRY).map_err(fail)?;
+            let user = record.user_key.as_str();
+            kept = inbox
+                .get((user, record.message_id.as_str()))
+                .map_err(fail)?
+                .is_none();
+            if kept {
+                // The customer's messages, oldest first: the expired ones
+                // and those past the cap make room.
+                let mut theirs = user_rows(&inbox, user)?;
+                theirs.sort_by_key(|(sent, _, id)| (*sent, id.clone()));
+                let live = theirs.iter().filter(|(_, exp, _)| *exp > now_ms).count();
+                let mut over = (live + 1).saturating_sub(max_per_user.max(1));
+                for (_, exp, id) in &theirs {
+                    let expired = *exp <= now_ms;
+                    if expired || over > 0 {
+                        if !expired {
+                            over -= 1;
+                        }
+                        inbox.remove((user, id.as_str())).map_err(fail)?;
+                        expiry.remove((*exp, user, id.as_str())).map_err(fail)?;
+                    }
+                }
+                let row: InboxRow = (
+                    record.sent_ms,
+                    record.expires_ms,
+                    record.read_ms,
+                    record.dismissed_ms,
+                    &record.content,
+                );
+                inbox
+                    .insert((user, record.message_id.as_str()), row)
+                    .map_err(fail)?;
+                expiry
+                    .insert((record.expires_ms, user, record.message_id.as_str()), ())
+                    .map_err(fail)?;
+            }
+            let mut swept = Vec::new();
+            for item in expiry.iter().map_err(fail)?.take(INBOX_SWEEP) {
+                let (key, _) = item.map_err(fail)?;
+                let (exp, user, id) = key.value();
+                if exp > now_ms {
+                    break;
+                }
+                swept.push((exp, user.to_string(), id.to_string()));
+            }
+            for (exp, user, id) in swept {
+                inbox.remove((user.as_str(), id.as_str())).map_err(fail)?;
+                expiry
+                    .remove((exp, user.as_str(), id.as_str()))
+                    .map_err(fail)?;
+            }
+        }
+        txn.commit().map_err(fail)?;
+        Ok(kept)
+    }
+
+    fn inbox_list(&self, user_key: &str, now_ms: i64) -> Result<Vec<InboxRecord>, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let inbox = txn.open_table(INBOX).map_err(fail)?;
+        let mut out = Vec::new();
+        for item in inbox.range((user_key, "")..).map_err(fail)? {
+            let (key, row) = item.map_err(fail)?;
+            let (user, id) = key.value();
+            if user != user_key {
+                break;
+            }
+            let record = inbox_record(user, id, row.value());
+            if record.expires_ms > now_ms && record.dismissed_ms.is_none() {
+                out.push(record);
+            }
+        }
+        out.sort_by(|a, b| (b.sent_ms, &b.message_id).cmp(&(a.sent_ms, &a.message_id)));
+        Ok(out)
+    }
+
+    fn inbox_mark(
+        &self,
+        user_key: &str,
+        message_id: &str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> Result<Option<(InboxRecord, bool)>, StorageError> {
+        let mut txn = self.db.begin_write().map_err(fail)?;
+        txn.set_durability(Durability::Immediate).map_err(fail)?;
+        let answer;
+        {
+            let mut inbox = txn.open_table(INBOX).map_err(fail)?;
+            let found = inbox
+                .get((user_key, message_id))
+                .map_err(fail)?
+                .map(|row| inbox_record(user_key, message_id, row.value()));
+            answer = match found {
+                Some(mut record) if record.expires_ms > at_ms => {
+                    let slot = match mark {
+                        InboxMark::Read => &mut record.read_ms,
+                        InboxMark::Dismissed => &mut record.dismissed_ms,
+                    };
+                    let new = slot.is_none();
+                    if new {
+                        *slot = Some(at_ms);
+                        let row: InboxRow = (
+                            record.sent_ms,
+                            record.expires_ms,
+                            record.read_ms,
+                            record.dismissed_ms,
+                            &record.content,
+                        );
+                        inbox.insert((user_key, message_id), row).map_err(fail)?;
+                    }
+                    Some((record, new))
+                }
+                _ => None,
+            };
+        }
+        txn.commit().map_err(fail)?;
+        Ok(answer)
+    }
+}
+
+/// (sent, expires, id) of each message a customer's inbox holds.
+fn user_rows(
+    inbox: &redb::Table<(&str, &str), InboxRow<'static>>,
+    user_key: &str,
+) -> Result<Vec<(i64, i64, String)>, StorageError> {
+    let mut out = Vec::new();
+    for item in inbox.range((user_key, "")..).map_err(fail)? {
+        let (key, row) = item.map_err(fail)?;
+        let (user, id) = key.value();
+        if user != user_key {
+            break;
+        }
+        let (sent, expires, ..) = row.value();
+        out.push((sent, expires, id.to_string()));
+    }
+    Ok(out)
+}
+
+fn inbox_record(user_key: &str, message_id: &str, row: InboxRow<'_>) -> InboxRecord {
+    let (sent_ms, expires_ms, read_ms, dismissed_ms, content) = row;
+    InboxRecord {
+        user_key: user_key.to_string(),
+        message_id: message_id.to_string(),
+        sent_ms,
+        expires_ms,
+        read_ms,
+        dismissed_ms,
+        content: content.to_vec(),
     }
 }
 

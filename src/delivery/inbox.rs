@@ -1,0 +1,397 @@
+//! The `inbox` provider of the `in_app` channel (SERVICE.md §6): a send is
+//! kept, durably, in its customer's inbox (a table of the deployment's
+//! [`Storage`]) until it expires, for the app to read from
+//! `GET /v1/inbox/{user_key}` ([`crate::service::inbox_http`]) with the
+//! per-user token [`InboxKeys`] makes. Bounded: at most `max_per_user`
+//! messages a customer (the oldest go first), and expired ones are
+//! dropped as new ones are kept.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+use super::tracking::MIN_SECRET_CHARS;
+use super::{BoxFuture, Message, Outcome, Provider};
+use crate::service::config::{self, duration_key};
+use crate::service::core::wall_ms;
+use crate::service::storage::{InboxRecord, Storage};
+use crate::value::format_timestamp;
+
+/// How long a message stays when `ttl` is not set: 30 days.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// Messages kept a customer when `max_per_user` is not set.
+pub const DEFAULT_MAX_PER_USER: usize = 100;
+/// The most `max_per_user` may be: an inbox is read whole.
+pub const MAX_PER_USER_LIMIT: usize = 1_000;
+
+/// The provider's settings (`[channels.in_app]`, besides the engine's).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// How long a message stays, from its send's commit (`30d`).
+    ttl: Option<String>,
+    /// How many messages a customer's inbox keeps, at most.
+    max_per_user: Option<usize>,
+}
+
+/// What the inbox keeps of a message: the rendered parts of its template
+/// and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Content {
+    pub journey: String,
+    pub template: String,
+    pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+}
+
+impl Content {
+    /// The content a record holds; `None` when it does not read (a record
+    /// of another build).
+    pub fn of(record: &InboxRecord) -> Option<Content> {
+        serde_json::from_slice(&record.content).ok()
+    }
+}
+
+/// Keeps `in_app` sends in the customers' inboxes.
+#[derive(Clone)]
+pub struct InboxProvider {
+    storage: Arc<dyn Storage>,
+    ttl_ms: i64,
+    max_per_user: usize,
+}
+
+impl InboxProvider {
+    /// The provider over the deployment's storage, with `ttl` and
+    /// `max_per_user` from `settings` (any other key is refused).
+    pub fn from_settings(
+        settings: &toml::Table,
+        storage: Arc<dyn Storage>,
+    ) -> Result<InboxProvider, String> {
+        let settings: Settings = settings
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("provider `inbox`: {}", e.message()))?;
+        let ttl = match settings.ttl.as_deref() {
+            None => DEFAULT_TTL,
+            Some(text) => duration_key("ttl", Some(text), 0, "30d")?,
+        };
+        let max_per_user = settings.max_per_user.unwrap_or(DEFAULT_MAX_PER_USER);
+        if !(1..=MAX_PER_USER_LIMIT).contains(&max_per_user) {
+            return Err(format!(
+                "`max_per_user = {max_per_user}`: an inbox keeps 1 to {MAX_PER_USER_LIMIT} \
+                 messages"
+            ));
+        }
+        Ok(InboxProvider {
+            storage,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            max_per_user,
+        })
+    }
+
+    /// The record `message` is kept as, delivered at `now_ms`: it expires
+    /// `ttl` after its send was committed.
+    fn record(&self, message: &Message, now_ms: i64) -> InboxRecord {
+        let content = Content {
+            journey: message.journey.clone(),
+            template: message.template.clone(),
+            channel: message.channel.clone(),
+            subject: message.subject.clone(),
+            body: message.body.clone(),
+            html: message.html.clone(),
+            vars: message.vars.clone(),
+        };
+        InboxRecord {
+            user_key: message.user_id.clone(),
+            message_id: message.message_id.clone(),
+            sent_ms: now_ms,
+            expires_ms: message.committed_ms.saturating_add(self.ttl_ms),
+            read_ms: None,
+            dismissed_ms: None,
+            // Strings and a JSON map always serialise.
+            content: serde_json::to_vec(&content).unwrap_or_default(),
+        }
+    }
+
+    /// Keeps `message` at `now_ms` (blocking: a durable write).
+    pub fn keep(&self, message: &Message, now_ms: i64) -> Outcome {
+        let record = self.record(message, now_ms);
+        if record.expires_ms <= now_ms {
+            return Outcome::Fail {
+                error: format!(
+                    "expired at {} before it could be kept",
+                    format_timestamp(record.expires_ms)
+                ),
+            };
+        }
+        match self.storage.inbox_keep(&record, self.max_per_user, now_ms) {
+            Ok(true) => Outcome::Sent {
+                response: format!(
+                    "kept in the inbox until {}",
+                    format_timestamp(record.expires_ms)
+                ),
+            },
+            Ok(false) => Outcome::Sent {
+                response: "already in the inbox".into(),
+            },
+            Err(e) => Outcome::Retry {
+                error: format!("the inbox could not be written: {e}"),
+                after: None,
+            },
+        }
+    }
+}
+
+impl Provider for InboxProvider {
+    fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let provider = self.clone();
+            let message = message.clone();
+            // A durable write blocks: off the async workers.
+            tokio::task::spawn_blocking(move || provider.keep(&message, wall_ms()))
+                .await
+                .unwrap_or_else(|e| Outcome::Retry {
+                    error: format!("the inbox write stopped: {e}"),
+                    after: None,
+                })
+        })
+    }
+}
+
+/// The JSON `GET /v1/inbox/{user_key}` answers for one message.
+pub fn view(record: &InboxRecord) -> Value {
+    let content = Content::of(record);
+    let mut out = json!({
+        "message_id": record.message_id,
+        "sent_at": format_timestamp(record.sent_ms),
+        "expires_at": format_timestamp(record.expires_ms),
+        "read_at": record.read_ms.map(format_timestamp),
+    });
+    if let (Some(content), Value::Object(map)) = (content, &mut out)
+        && let Ok(Value::Object(parts)) = serde_json::to_value(content)
+    {
+        map.extend(parts);
+    }
+    out
+}
+
+/// The per-user tokens of `[inbox]`: `hex(HMAC-SHA256(secret, user_key))`,
+/// which the embedding app computes for its signed-in customer.
+#[derive(Clone)]
+pub struct InboxKeys {
+    mac: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for InboxKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InboxKeys { secret: \"hidden\" }")
+    }
+}
+
+impl InboxKeys {
+    pub fn new(config: &config::Inbox) -> Result<InboxKeys, String> {
+        if config.secret.chars().count() < MIN_SECRET_CHARS {
+            return Err(format!(
+                "`inbox.secret` must be at least {MIN_SECRET_CHARS} characters (make one with \
+                 `openssl rand -hex 32`)"
+            ));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(config.secret.as_bytes())
+            .map_err(|e| format!("`inbox.secret` cannot key HMAC-SHA256: {e}"))?;
+        Ok(InboxKeys { mac })
+    }
+
+    /// The token of `user_key`, as lowercase hex.
+    pub fn token(&self, user_key: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(user_key.as_bytes());
+        crate::compile::envelope::hex(&mac.finalize().into_bytes())
+    }
+
+    /// Whether `given` is `user_key`'s token (in time that does not depend
+    /// on where it differs).
+    pub fn verify(&self, user_key: &str, given: &str) -> bool {
+        crate::service::http::constant_time_eq(&self.token(user_key), given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::storage::{InboxMark, RedbStorage};
+
+    fn temp_storage(name: &str) -> (Arc<RedbStorage>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("journey-inbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        (Arc::new(storage), dir)
+    }
+
+    fn message(user: &str, id: &str, committed_ms: i64) -> Message {
+        Message {
+            message_id: id.into(),
+            user_id: user.into(),
+            journey: "welcome".into(),
+            template: "hello".into(),
+            channel: "in_app".into(),
+            to: Value::Null,
+            subject: Some("Hi".into()),
+            body: Some(format!("message {id}")),
+            html: None,
+            vars: Map::new(),
+            line: String::new(),
+            attempt: 1,
+            committed_ms,
+        }
+    }
+
+    fn provider(storage: &Arc<RedbStorage>, settings: &str) -> InboxProvider {
+        let table: toml::Table = toml::from_str(settings).unwrap_or_else(|e| panic!("{e}"));
+        InboxProvider::from_settings(&table, storage.clone()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ids(storage: &RedbStorage, user: &str, now: i64) -> Vec<String> {
+        storage
+            .inbox_list(user, now)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| r.message_id)
+            .collect()
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn the_per_user_token_is_standard_hmac_sha256_in_hex() {
+        // RFC 4231, test case 2: the HMAC the tokens are made with.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap_or_else(|e| panic!("{e}"));
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            crate::compile::envelope::hex(&mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // `printf %s ana | openssl dgst -sha256 -hmac 0123456789abcdef-inbox`
+        let keys = InboxKeys::new(&config::Inbox {
+            secret: "0123456789abcdef-inbox".into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let token = keys.token("ana");
+        assert_eq!(
+            token,
+            "c2e546851f6066dc24cd65a76a23bdeb0884337b2aa98617286d9ac74ba08413"
+        );
+        assert!(keys.verify("ana", &token));
+        assert!(!keys.verify("bob", &token));
+        assert!(!keys.verify("ana", &token[1..]));
+        assert!(!keys.verify("ana", &token.to_uppercase()));
+        assert!(!format!("{keys:?}").contains("0123"));
+        let short = InboxKeys::new(&config::Inbox {
+            secret: "short".into(),
+        });
+        assert!(short.err().is_some_and(|e| e.contains("inbox.secret")));
+    }
+
+    #[test]
+    fn messages_are_kept_once_listed_newest_first_and_expire() {
+        let (storage, dir) = temp_storage("keep");
+        let inbox = provider(&storage, "ttl = \"2h\"");
+        let t0 = 1_800_000_000_000;
+        let sent = inbox.keep(&message("ana", "m1", t0), t0);
+        assert!(matches!(sent, Outcome::Sent { .. }), "{sent:?}");
+        let again = inbox.keep(&message("ana", "m1", t0), t0 + 10);
+        assert_eq!(
+            again,
+            Outcome::Sent {
+                response: "already in the inbox".into()
+            }
+        );
+        inbox.keep(&message("ana", "m2", t0 + HOUR), t0 + HOUR);
+        inbox.keep(&message("anabel", "m3", t0 + HOUR), t0 + HOUR);
+        assert_eq!(ids(&storage, "ana", t0 + HOUR), vec!["m2", "m1"]);
+        assert_eq!(ids(&storage, "anabel", t0 + HOUR), vec!["m3"]);
+        // m1 expires two hours after its commit.
+        assert_eq!(ids(&storage, "ana", t0 + 2 * HOUR), vec!["m2"]);
+        let late = inbox.keep(&message("ana", "m4", t0), t0 + 3 * HOUR);
+        assert!(matches!(late, Outcome::Fail { .. }), "{late:?}");
+
+        let records = storage.inbox_list("ana", t0 + HOUR).unwrap_or_default();
+        let shown = view(&records[0]);
+        assert_eq!(shown["message_id"], "m2");
+        assert_eq!(shown["body"], "message m2");
+        assert_eq!(shown["subject"], "Hi");
+        assert_eq!(shown["journey"], "welcome");
+        assert_eq!(shown["read_at"], Value::Null);
+        assert_eq!(shown["expires_at"], format_timestamp(t0 + 3 * HOUR));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_inbox_holds_at_most_max_per_user_and_the_sweep_drops_expired_ones() {
+        let (storage, dir) = temp_storage("cap");
+        let inbox = provider(&storage, "ttl = \"1h\"\nmax_per_user = 3");
+        let t0 = 1_800_000_000_000;
+        for i in 0..5 {
+            inbox.keep(&message("ana", &format!("m{i}"), t0 + i), t0 + i);
+        }
+        assert_eq!(ids(&storage, "ana", t0 + 10), vec!["m4", "m3", "m2"]);
+        // bob's expired messages leave with anyone's next delivery.
+        inbox.keep(&message("bob", "b1", t0), t0);
+        inbox.keep(&message("cy", "c1", t0 + 2 * HOUR), t0 + 2 * HOUR);
+        let txn_rows = |user: &str| storage.inbox_list(user, i64::MIN).unwrap_or_default().len();
+        assert_eq!(txn_rows("bob"), 0, "swept");
+        assert_eq!(txn_rows("ana"), 0, "swept");
+        assert_eq!(txn_rows("cy"), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn read_and_dismiss_are_recorded_once_and_a_dismissed_message_is_not_listed() {
+        let (storage, dir) = temp_storage("mark");
+        let inbox = provider(&storage, "");
+        let t0 = 1_800_000_000_000;
+        inbox.keep(&message("ana", "m1", t0), t0);
+        let first = storage.inbox_mark("ana", "m1", InboxMark::Read, t0 + 5);
+        let (record, new) = first.ok().flatten().unwrap_or_else(|| panic!("found"));
+        assert!(new);
+        assert_eq!(record.read_ms, Some(t0 + 5));
+        let again = storage.inbox_mark("ana", "m1", InboxMark::Read, t0 + 9);
+        let (record, new) = again.ok().flatten().unwrap_or_else(|| panic!("found"));
+        assert!(!new);
+        assert_eq!(record.read_ms, Some(t0 + 5), "the first read counts");
+        assert_eq!(ids(&storage, "ana", t0 + 10), vec!["m1"]);
+        let dismissed = storage.inbox_mark("ana", "m1", InboxMark::Dismissed, t0 + 11);
+        assert!(dismissed.ok().flatten().is_some_and(|(_, new)| new));
+        assert_eq!(ids(&storage, "ana", t0 + 12), Vec::<String>::new());
+        let nobody = storage.inbox_mark("bob", "m1", InboxMark::Read, t0);
+        assert!(nobody.ok().flatten().is_none());
+        let expired = storage.inbox_mark("ana", "m1", InboxMark::Read, t0 + 31 * 86_400_000);
+        assert!(expired.ok().flatten().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let (storage, dir) = temp_storage("settings");
+        let parse = |text: &str| {
+            let table: toml::Table = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+            InboxProvider::from_settings(&table, storage.clone()).err()
+        };
+        assert_eq!(parse("ttl = \"7d\"\nmax_per_user = 20"), None);
+        assert!(parse("ttl = \"soon\"").is_some_and(|e| e.contains("ttl")));
+        assert!(parse("max_per_user = 0").is_some_and(|e| e.contains("max_per_user")));
+        assert!(parse("max_per_user = 5000").is_some_and(|e| e.contains("1000")));
+        assert!(parse("tll = \"1d\"").is_some_and(|e| e.contains("tll")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

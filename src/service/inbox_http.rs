@@ -1,0 +1,125 @@
+//! The in-app inbox's API (SERVICE.md §6, provider `inbox`): `GET
+//! /v1/inbox/{user_key}` lists a customer's messages, newest first; `POST
+//! /v1/inbox/{user_key}/{message_id}/read` and `.../dismiss` record what
+//! the app did and journal it as `message.opened` / `message.dismissed`.
+//! Each call carries the customer's token,
+//! `Authorization: Bearer hex(HMAC-SHA256(inbox secret, user_key))`
+//! ([`crate::delivery::inbox::InboxKeys`]), which the embedding app
+//! computes for the customer signed in to it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::core::wall_ms;
+use super::http::{App, error, journal};
+use super::storage::InboxMark;
+use super::tracking_http::{About, message_event};
+use crate::delivery::inbox::{Content, view};
+
+/// Whether the request carries `user_key`'s token; the refusal otherwise.
+fn authorised(app: &App, user_key: &str, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(keys) = &app.inbox else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "the inbox is not configured (`[inbox] secret`)",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    if keys.verify(user_key, given) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the customer's inbox token is required (`Authorization: Bearer <token>`)",
+        ))
+    }
+}
+
+fn private(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    response
+}
+
+/// `GET /v1/inbox/{user_key}`.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Path(user_key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = authorised(&app, &user_key, &headers) {
+        return refused;
+    }
+    let storage = app.core.storage().clone();
+    let read = tokio::task::spawn_blocking(move || storage.inbox_list(&user_key, wall_ms())).await;
+    match read {
+        Ok(Ok(records)) => {
+            let messages: Vec<_> = records.iter().map(view).collect();
+            private(axum::Json(json!({ "messages": messages })).into_response())
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /v1/inbox/{user_key}/{message_id}/{read|dismiss}`: the mark is
+/// kept, then the event journaled; a repeated call journals the same
+/// `messageId` again (ignored by the runtime), so a call whose journaling
+/// failed can simply be repeated.
+pub async fn mark(
+    State(app): State<Arc<App>>,
+    Path((user_key, message_id, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (mark, outcome) = match action.as_str() {
+        "read" => (InboxMark::Read, "opened"),
+        "dismiss" => (InboxMark::Dismissed, "dismissed"),
+        _ => return error(StatusCode::NOT_FOUND, "no such endpoint"),
+    };
+    if let Err(refused) = authorised(&app, &user_key, &headers) {
+        return refused;
+    }
+    let storage = app.core.storage().clone();
+    let (user, id) = (user_key.clone(), message_id.clone());
+    let marked =
+        tokio::task::spawn_blocking(move || storage.inbox_mark(&user, &id, mark, wall_ms())).await;
+    let record = match marked {
+        Ok(Ok(Some((record, _)))) => record,
+        Ok(Ok(None)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no message `{message_id}` in this inbox (or it has expired)"),
+            );
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let content = Content::of(&record);
+    let about = About {
+        user_id: &user_key,
+        message_id: &message_id,
+        journey: content.as_ref().map_or("", |c| &c.journey),
+        template: content.as_ref().map_or("", |c| &c.template),
+        channel: content.as_ref().map_or("", |c| &c.channel),
+    };
+    let id = format!("{message_id}:{outcome}");
+    let event = match message_event(&app.core, &about, outcome, &[], id) {
+        Ok(event) => event,
+        Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
+    };
+    if let Err(response) = journal(&app.core, vec![event]).await {
+        return response;
+    }
+    private(axum::Json(json!({ "success": true, "message": view(&record) })).into_response())
+}
