@@ -3,8 +3,10 @@
 
 pub mod adapter;
 pub mod json;
+mod owned;
 pub mod segment;
 pub mod synth;
 
 pub use json::RawJson;
+pub use owned::MalformedEvent;
 pub use segment::{EventReader, InputError, MessageKind, RawEvent, parse_line};
