@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use journey::SourceMap;
-use journey::cli::render;
 use journey::compile::{self, Program};
+use journey::diagnostic::print;
 use journey::project::{self, LoadError};
 use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, Service, ServiceConfig, SinkError, TrySendError,
@@ -258,7 +258,7 @@ fn compile_project(dir: &Path) -> Result<Program, String> {
     // Parse, check and, when there is no error, compile.
     let build = project::build(sources);
     for d in &build.diagnostics.items {
-        eprintln!("{}", render::one_line(d, &build.project.sources));
+        eprintln!("{}", print::one_line(d, &build.project.sources));
     }
     build
         .program

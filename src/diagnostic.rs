@@ -1,6 +1,12 @@
 //! Diagnostics: what every phase reports to the user, with a stable code,
-//! a primary span, a message, optional labels and help. Rendering to human,
-//! JSON, GitHub and SARIF lives in `cli`; this type knows nothing of output.
+//! a primary span, a message, optional labels and help. Printing them for
+//! people and machines (human, one line, JSON, GitHub, SARIF) is in
+//! [`mod@print`] and [`formats`]; the type itself knows nothing of output.
+
+mod escape;
+mod excerpt;
+pub mod formats;
+pub mod print;
 
 use crate::check::codes::Code;
 use crate::source::{SourceMap, Span};

@@ -1,7 +1,7 @@
 //! The template dialect: which Jinja filters, tests and functions a
 //! template may use, and the limits of one render. The checker reports any
 //! other name (src/check/templates.rs); the runtime renders with
-//! [`environment`] (src/runtime/render.rs). Both read this one list.
+//! [`environment`] (src/runtime/templates.rs). Both read this one list.
 //!
 //! The set is minijinja's builtins minus every one whose cost is not
 //! bounded by its input: `indent(width)`, `batch(n)`, `slice(n)`, `format`

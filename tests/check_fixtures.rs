@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use journey::SourceMap;
-use journey::cli::render::{HumanOptions, human};
+use journey::diagnostic::print::{HumanOptions, human};
 use journey::project::check_sources;
 
 #[test]

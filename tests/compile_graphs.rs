@@ -4,8 +4,8 @@
 //! back end's warnings. The snapshot holds the source and all of these.
 
 use journey::SourceMap;
-use journey::cli::render::{HumanOptions, human};
 use journey::compile::{self, summary_table, to_dot, to_mermaid};
+use journey::diagnostic::print::{HumanOptions, human};
 use journey::project::check_sources;
 
 #[test]

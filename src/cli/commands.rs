@@ -7,10 +7,11 @@ use super::args::{
     CheckArgs, CompileArgs, DiffArgs, DiffFormat, ExplainArgs, Format, GenerateArgs, GraphArgs,
     GraphFormat, Inputs,
 };
-use super::render::{self, HumanOptions};
-use super::{Exit, Streams, formats};
+use super::{Exit, Streams};
 use crate::check::{codes, explain as pages};
 use crate::compile::{self, Program};
+use crate::diagnostic::formats;
+use crate::diagnostic::print::{self, HumanOptions};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::io::synth::{self, SynthOptions};
 use crate::project;
@@ -39,7 +40,7 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     match args.format {
         Format::Human => {
             report_human(items, sources, streams)?;
-            let summary = render::checked(files, diagnostics.errors(), diagnostics.warnings());
+            let summary = print::checked(files, diagnostics.errors(), diagnostics.warnings());
             writeln!(streams.stderr, "{summary}")?;
             if let (true, Some(program)) = (args.summary, &build.program) {
                 streams
@@ -47,7 +48,7 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
                     .write_all(compile::summary_table(program).as_bytes())?;
             }
         }
-        Format::Json => writeln!(streams.stdout, "{}", render::json(items, sources))?,
+        Format::Json => writeln!(streams.stdout, "{}", print::json(items, sources))?,
         Format::Github => streams
             .stdout
             .write_all(formats::github(items, sources).as_bytes())?,
@@ -60,7 +61,7 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     })
 }
 
-/// The human report on stderr: the first [`render::HUMAN_LIMIT`]
+/// The human report on stderr: the first [`print::HUMAN_LIMIT`]
 /// diagnostics, a blank line after each so they stay apart on a terminal,
 /// then one line counting the rest.
 fn report_human(
@@ -72,8 +73,8 @@ fn report_human(
         color: streams.color,
         ..HumanOptions::plain()
     };
-    let renderer = render::Human::new(sources, options);
-    let (shown, rest) = items.split_at(items.len().min(render::HUMAN_LIMIT));
+    let renderer = print::Human::new(sources, options);
+    let (shown, rest) = items.split_at(items.len().min(print::HUMAN_LIMIT));
     let mut report = String::new();
     for d in shown {
         report.clear();
@@ -81,7 +82,7 @@ fn report_human(
         writeln!(streams.stderr, "{report}")?;
     }
     if !rest.is_empty() {
-        writeln!(streams.stderr, "{}\n", render::not_shown(rest))?;
+        writeln!(streams.stderr, "{}\n", print::not_shown(rest))?;
     }
     Ok(())
 }
@@ -114,7 +115,7 @@ pub(super) fn checked(
             writeln!(
                 streams.stderr,
                 "{}",
-                render::checked(files, d.errors(), d.warnings())
+                print::checked(files, d.errors(), d.warnings())
             )?;
             Ok(Err(Exit::Diagnostics))
         }

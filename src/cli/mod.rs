@@ -4,10 +4,6 @@
 
 pub mod args;
 pub mod commands;
-mod escape;
-mod excerpt;
-pub mod formats;
-pub mod render;
 pub mod report;
 pub mod serve;
 pub mod simulate;

@@ -127,7 +127,7 @@ impl<'p> Compiler<'p> {
 
     fn content_hash(&self, span: Span) -> String {
         let text = self.project.sources.get(span.file).slice(span);
-        super::envelope::sha256_hex(text.as_bytes())
+        super::artifact::sha256_hex(text.as_bytes())
     }
 
     /// Where a trigger event keeps a `trigger.<path>` value.

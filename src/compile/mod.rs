@@ -5,7 +5,7 @@
 //! it did not: whatever cannot be resolved is skipped (a send on an unknown
 //! channel loses that alternative, an unknown path reads `null`). The work is
 //! split by concern: `tables` (project-wide names and ids), `expr` and `fold`
-//! (expressions), `lower` (steps → nodes), `render` (template variables),
+//! (expressions), `lower` (steps → nodes), `template_reads` (template variables),
 //! `limits` (the static analyses and the cap warning).
 
 mod expr;
@@ -13,15 +13,15 @@ mod fold;
 mod journey;
 mod limits;
 mod lower;
-mod render;
 mod tables;
+mod template_reads;
 
+pub mod artifact;
 pub mod deploy;
-pub mod envelope;
 pub mod graph;
 pub mod program;
 
-pub use envelope::{LoadError, fingerprint, load, to_json};
+pub use artifact::{LoadError, fingerprint, load, to_json};
 pub use graph::{summary_table, to_dot, to_mermaid};
 pub use program::Program;
 

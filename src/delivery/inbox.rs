@@ -216,7 +216,7 @@ impl InboxKeys {
     pub fn token(&self, user_key: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(user_key.as_bytes());
-        crate::compile::envelope::hex(&mac.finalize().into_bytes())
+        crate::compile::artifact::hex(&mac.finalize().into_bytes())
     }
 
     /// Whether `given` is `user_key`'s token (in time that does not depend
@@ -278,7 +278,7 @@ mod tests {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap_or_else(|e| panic!("{e}"));
         mac.update(b"what do ya want for nothing?");
         assert_eq!(
-            crate::compile::envelope::hex(&mac.finalize().into_bytes()),
+            crate::compile::artifact::hex(&mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // `printf %s ana | openssl dgst -sha256 -hmac 0123456789abcdef-inbox`

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::http::{self, Answer, Clock};
 use super::{BoxFuture, Message, Outcome, Provider};
-use crate::compile::envelope::sha256_hex;
+use crate::compile::artifact::sha256_hex;
 
 /// Twilio's API, unless `base_url` says otherwise.
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";

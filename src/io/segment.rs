@@ -6,10 +6,10 @@
 //! again by `serde_json`, which words their errors.
 
 mod blocks;
-mod envelope;
 mod fields;
 mod reader;
 mod timestamp;
+mod top_level;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -136,7 +136,7 @@ pub fn is_blank(line: &str) -> bool {
 /// Parses one non-blank NDJSON line; `line_no` only labels the error.
 #[inline]
 pub fn parse_line(line: &str, line_no: usize) -> Result<RawEvent<'_>, InputError> {
-    envelope::parse(line).map_err(|message| InputError {
+    top_level::parse(line).map_err(|message| InputError {
         line: line_no,
         message,
     })

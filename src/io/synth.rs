@@ -10,15 +10,15 @@
 mod activity;
 mod catalog;
 mod profile;
-mod render;
 mod rng;
+mod write;
 
 use std::io::{self, Write};
 
 use activity::Record;
 use profile::Profile;
-use render::Shape;
 use rng::Rng;
+use write::Shape;
 
 const DAY_MS: i64 = 86_400_000;
 const SALT_MALFORMED: u64 = 0x6d61_6c66;
@@ -155,7 +155,7 @@ impl SynthStream {
             self.options.start_ms,
             self.options.days,
         );
-        render::line(self.options.seed, record, &profile, Shape::WellFormed, line);
+        write::line(self.options.seed, record, &profile, Shape::WellFormed, line);
         if self.malformed.chance(self.options.malformed_rate) {
             self.pending = Some(self.malformed_line(line, self.next - 1));
         }
@@ -184,28 +184,28 @@ impl SynthStream {
                 }
                 out.push_str(&good[..cut.min(good.len())]);
             }
-            1 => render::line(
+            1 => write::line(
                 self.options.seed,
                 record,
                 &profile,
                 Shape::NoTimestamp,
                 &mut out,
             ),
-            2 => render::line(
+            2 => write::line(
                 self.options.seed,
                 record,
                 &profile,
                 Shape::BadTimestamp,
                 &mut out,
             ),
-            3 if is_track => render::line(
+            3 if is_track => write::line(
                 self.options.seed,
                 record,
                 &profile,
                 Shape::NoEvent,
                 &mut out,
             ),
-            3 | 4 => render::line(self.options.seed, record, &profile, Shape::NoUser, &mut out),
+            3 | 4 => write::line(self.options.seed, record, &profile, Shape::NoUser, &mut out),
             _ => out.push_str("<html><body><h1>502 Bad Gateway</h1></body></html>"),
         }
         out

@@ -22,9 +22,9 @@ use super::clock::{self, ZoneId, Zones};
 use super::eval::{Scope, timestamp};
 use super::event::PathTree;
 use super::packed::Packed;
-use super::render::{self, Renderer};
 use super::stats::{Stats, bucket, fnv1a};
 use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, UserId, UserState};
+use super::templates::{self, Renderer};
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
 };
@@ -954,7 +954,7 @@ impl Cx<'_> {
                 .iter()
                 .map(|(p, e)| (p.clone(), scope.value(e, &mut m)))
                 .collect();
-            let values = render::Values {
+            let values = templates::Values {
                 reads: &reads,
                 with: &vars,
                 message_id: &message_id,

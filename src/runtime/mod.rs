@@ -9,7 +9,7 @@
 //! - [`store`]: all state as plain data ([`Store`], [`MemStore`]).
 //! - [`engine`]: §6.3–6.4 for one user at one instant.
 //! - [`inspect`]: a read-only view of one customer, for operators.
-//! - [`eval`], [`clock`], [`render`], [`stats`], [`report`]: expressions, local time,
+//! - [`eval`], [`clock`], [`templates`], [`stats`], [`report`]: expressions, local time,
 //!   templates, counters.
 //!
 //! Events whose name the program does not use (and no `trigger no any`
@@ -24,11 +24,11 @@ pub mod eval;
 pub mod event;
 pub mod inspect;
 pub mod packed;
-pub mod render;
 pub mod report;
 pub mod service;
 pub mod stats;
 pub mod store;
+pub mod templates;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -45,8 +45,8 @@ use crate::compile::program::{Engagement, EventId, FieldPath, Program};
 use crate::value::{MAX_TIME_MS, Value, format_timestamp};
 use clock::Zones;
 use engine::{Cx, Layout, Target};
-use render::Renderer;
 use store::{Sighting, Timer, TimerKind, UserId};
+use templates::Renderer;
 
 /// The runtime over one program and one store.
 pub struct Runtime<S: Store = MemStore> {

@@ -225,7 +225,7 @@ fn fresh_message_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         return String::new();
     }
-    format!("journey-{}", crate::compile::envelope::hex(&bytes))
+    format!("journey-{}", crate::compile::artifact::hex(&bytes))
 }
 
 /// A message of a batch as sent, journaled as it is when nothing needs

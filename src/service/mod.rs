@@ -130,7 +130,7 @@ pub fn open_data(options: &ServeOptions) -> Result<(Arc<RedbStorage>, Meta), Ser
                 format: STORAGE_FORMAT,
                 partitions,
                 clock: options.clock.unwrap_or(ClockMode::Wall).name().to_string(),
-                dedup_key: crate::compile::envelope::hex(&key),
+                dedup_key: crate::compile::artifact::hex(&key),
             };
             storage
                 .write(WriteBatch {

@@ -122,7 +122,7 @@ pub async fn click(State(app): State<Arc<App>>, Path(token): Path<String>) -> Re
         return no_such_link();
     };
     let url = claims.url.clone().unwrap_or_default();
-    let hash = crate::compile::envelope::sha256_hex(url.as_bytes());
+    let hash = crate::compile::artifact::sha256_hex(url.as_bytes());
     let id = format!(
         "{}:clicked:{}",
         claims.message_id,

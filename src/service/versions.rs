@@ -210,7 +210,7 @@ pub fn diagnostics_text(diagnostics: &Diagnostics, sources: &SourceMap) -> Strin
         .items
         .iter()
         .filter(|d| d.is_error())
-        .map(|d| crate::cli::render::one_line(d, sources))
+        .map(|d| crate::diagnostic::print::one_line(d, sources))
         .collect::<Vec<_>>()
         .join("\n")
 }

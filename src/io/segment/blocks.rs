@@ -21,8 +21,8 @@
 //! `serde_json` by the same tests.
 
 #[cfg(target_arch = "x86_64")]
-use super::envelope::Captured;
-use super::envelope::Envelope;
+use super::top_level::Captured;
+use super::top_level::Envelope;
 use crate::io::json::Decline;
 #[cfg(target_arch = "x86_64")]
 use crate::io::json::RawJson;
@@ -132,7 +132,7 @@ mod x86 {
 
     use super::{Ends, capture, flat_value_end};
     use crate::io::json::{Decline, scalar_end};
-    use crate::io::segment::envelope::{Envelope, Field};
+    use crate::io::segment::top_level::{Envelope, Field};
 
     /// Deeper nesting is declined (the scanner declines past its own limit).
     const MAX_DEPTH: u32 = 64;

@@ -135,10 +135,10 @@ fn only_an_identify_reads_its_time_zone() {
                     r#"{{{before}"userId":"u1","event":"e","context":{{"timezone":"Europe/Paris"}}{after},"timestamp":"2026-03-02T10:00:00Z"{extra}}}"#
                 );
                 // The path the line takes, as intended.
-                let scanned = envelope::parse_scanner(&line).is_some();
+                let scanned = top_level::parse_scanner(&line).is_some();
                 match extra {
                     "" => assert_eq!(
-                        envelope::parse_blocks(&line).is_some(),
+                        top_level::parse_blocks(&line).is_some(),
                         blocks::available(),
                         "{line}"
                     ),
@@ -158,7 +158,7 @@ fn only_an_identify_reads_its_time_zone() {
     // `serde_json` (the last of a repeated key counts).
     let line = r#"{"type":"track","userId":"u1","context":{"timezone":"Europe/Paris"},"type":"identify","timestamp":"2026-03-02T10:00:00Z"}"#;
     assert!(
-        envelope::parse_blocks(line).is_none(),
+        top_level::parse_blocks(line).is_none(),
         "the block path hands it on"
     );
     assert_eq!(
@@ -445,7 +445,7 @@ mod fast_path {
 
     use proptest::prelude::*;
 
-    use super::super::{blocks, envelope};
+    use super::super::{blocks, top_level};
     use super::{error, parse};
     use crate::io::json::tests::{json_text, mutate};
     use crate::io::synth::{SynthOptions, generate};
@@ -463,13 +463,13 @@ mod fast_path {
 
     /// Every path that reads `line` reads it as `serde_json` does.
     fn agree(line: &str) -> Result<(), TestCaseError> {
-        let slow = format!("{:?}", envelope::parse_serde(line));
-        let fast = format!("{:?}", envelope::parse(line));
+        let slow = format!("{:?}", top_level::parse_serde(line));
+        let fast = format!("{:?}", top_level::parse(line));
         prop_assert_eq!(&fast, &slow, "{}", line);
-        if let Some(scanned) = envelope::parse_scanner(line) {
+        if let Some(scanned) = top_level::parse_scanner(line) {
             prop_assert_eq!(format!("{scanned:?}"), slow.as_str(), "scanner: {}", line);
         }
-        if let Some(blocks) = envelope::parse_blocks(line) {
+        if let Some(blocks) = top_level::parse_blocks(line) {
             prop_assert_eq!(format!("{blocks:?}"), slow.as_str(), "blocks: {}", line);
         }
         Ok(())
@@ -481,7 +481,7 @@ mod fast_path {
         for line in generated_lines() {
             agree(&line).unwrap_or_else(|e| panic!("{e}"));
             if serde_json::from_str::<serde_json::Value>(&line).is_ok() {
-                assert!(envelope::takes_fast_path(&line), "{line}");
+                assert!(top_level::takes_fast_path(&line), "{line}");
                 fast += 1;
             }
         }
@@ -496,7 +496,7 @@ mod fast_path {
         let mut read = 0;
         for line in generated_lines() {
             if serde_json::from_str::<serde_json::Value>(&line).is_ok() && compact(&line) {
-                assert!(envelope::parse_blocks(&line).is_some(), "{line}");
+                assert!(top_level::parse_blocks(&line).is_some(), "{line}");
                 read += 1;
             }
         }
@@ -513,7 +513,7 @@ mod fast_path {
             let line = format!(r#"{{"integrations":"{}",{tail}"#, "x".repeat(pad));
             agree(&line).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(
-                envelope::parse_blocks(&line).is_some(),
+                top_level::parse_blocks(&line).is_some(),
                 blocks::available(),
                 "{line}"
             );
@@ -576,7 +576,7 @@ mod fast_path {
             }
             line.push_str(ends.1);
             let json = serde_json::from_str::<serde_json::Value>(&line).is_ok();
-            let blocks = envelope::parse_blocks(&line).is_some();
+            let blocks = top_level::parse_blocks(&line).is_some();
             assert!(!blocks || json, "accepted, not JSON: {line}");
             // (A `timezone` that is an object is left to the scanner.)
             let shape = line[start.len()..].starts_with('{') && !line.contains(r#""timezone":{"#);

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::escape;
 use super::excerpt::Excerpt;
-use crate::diagnostic::{Diagnostic, Severity};
+use super::{Diagnostic, Severity};
 use crate::source::{FileId, SourceMap};
 
 /// How to draw the human report.

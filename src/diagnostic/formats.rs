@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::escape;
-use super::render::JsonDiagnostic;
+use super::print::JsonDiagnostic;
 use crate::check::codes::Code;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::source::SourceMap;
