@@ -12,7 +12,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use journey::compile;
-use journey::project::{check_sources, load_paths};
+use journey::pipeline::check_sources;
+use journey::project::load_paths;
 
 #[path = "support/corpus.rs"]
 mod corpus;

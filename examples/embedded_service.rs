@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use journey::SourceMap;
 use journey::compile::{self, Program};
 use journey::diagnostic::print;
+use journey::pipeline;
 use journey::project::{self, LoadError};
 use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, Service, ServiceConfig, SinkError, TrySendError,
@@ -256,7 +257,7 @@ fn compile_project(dir: &Path) -> Result<Program, String> {
         Err(e) => return Err(e.to_string()),
     };
     // Parse, check and, when there is no error, compile.
-    let build = project::build(sources);
+    let build = pipeline::build(sources);
     for d in &build.diagnostics.items {
         eprintln!("{}", print::one_line(d, &build.project.sources));
     }

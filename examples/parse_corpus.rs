@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use journey::project::check_sources;
+use journey::pipeline::check_sources;
 
 #[path = "../benches/support/corpus.rs"]
 mod corpus;

@@ -3,12 +3,13 @@
 //! people and machines (human, one line, JSON, GitHub, SARIF) is in
 //! [`mod@print`] and [`formats`]; the type itself knows nothing of output.
 
+pub mod codes;
 mod escape;
 mod excerpt;
 pub mod formats;
 pub mod print;
 
-use crate::check::codes::Code;
+use crate::diagnostic::codes::Code;
 use crate::source::{SourceMap, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

@@ -6,7 +6,7 @@
 //! 1. [`syntax`]: text → typed AST with spans ([`syntax::parse`]); the only
 //!    module that knows pest.
 //! 2. [`check`]: the AST of every file of a project → diagnostics (names,
-//!    schemas, types, lints); [`check::codes`] is the registry of codes.
+//!    schemas, types, lints); [`diagnostic::codes`] is the registry of codes.
 //! 3. [`compile`]: a checked project → an immutable `Program` (one petgraph
 //!    DAG per journey, compiled expressions, static analyses).
 //! 4. [`runtime`]: drives users through a `Program` against events and time,
@@ -26,6 +26,7 @@ pub mod delivery;
 pub mod diagnostic;
 pub mod dialect;
 pub mod io;
+pub mod pipeline;
 mod prefetch;
 pub mod project;
 pub mod runtime;

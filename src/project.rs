@@ -8,8 +8,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use crate::compile::Program;
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostic;
 use crate::source::SourceMap;
 use crate::syntax::{self, ast};
 
@@ -43,42 +42,6 @@ impl Project {
             ast::Item::Journey(j) => Some(j),
             _ => None,
         })
-    }
-}
-
-/// Parses and checks a set of sources: all diagnostics, sorted.
-pub fn check_sources(sources: SourceMap) -> (Project, Diagnostics) {
-    let (project, mut diagnostics) = Project::parse(sources);
-    let mut all = Diagnostics::default();
-    all.extend(diagnostics.drain(..));
-    all.extend(crate::check::check(&project));
-    all.sort(&project.sources);
-    (project, all)
-}
-
-/// A project taken through every phase that applies: parsed, checked and,
-/// when the checks found no error, compiled.
-pub struct Build {
-    pub project: Project,
-    /// Every diagnostic of every phase (the back end adds W0004), sorted.
-    pub diagnostics: Diagnostics,
-    /// `None` when there were errors.
-    pub program: Option<Program>,
-}
-
-/// Parses, checks and compiles a set of sources.
-pub fn build(sources: SourceMap) -> Build {
-    let (project, mut diagnostics) = check_sources(sources);
-    let program = (!diagnostics.has_errors()).then(|| {
-        let (program, warnings) = crate::compile::compile(&project);
-        diagnostics.extend(warnings);
-        diagnostics.sort(&project.sources);
-        program
-    });
-    Build {
-        project,
-        diagnostics,
-        program,
     }
 }
 

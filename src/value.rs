@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod scan;
 mod text;
 mod timestamp;
 
@@ -175,7 +176,7 @@ pub fn write_json_str(out: &mut String, text: &str) {
     let bytes = text.as_bytes();
     // Most texts need no escape: one look for a quote, a backslash or a
     // control character, sixteen bytes at a time, then one copy.
-    if crate::io::json::next_special(bytes, 0) == bytes.len() {
+    if scan::next_special(bytes, 0) == bytes.len() {
         out.push_str(text);
         out.push('"');
         return;

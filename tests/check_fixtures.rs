@@ -8,7 +8,7 @@ use std::path::Path;
 
 use journey::SourceMap;
 use journey::diagnostic::print::{HumanOptions, human};
-use journey::project::check_sources;
+use journey::pipeline::check_sources;
 
 #[test]
 fn check_fixtures() {

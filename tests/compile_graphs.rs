@@ -6,7 +6,7 @@
 use journey::SourceMap;
 use journey::compile::{self, summary_table, to_dot, to_mermaid};
 use journey::diagnostic::print::{HumanOptions, human};
-use journey::project::check_sources;
+use journey::pipeline::check_sources;
 
 #[test]
 fn compile_graphs() {
@@ -56,7 +56,7 @@ fn compile_graphs() {
 #[test]
 fn example_journey_graphs() {
     let sources = journey::project::load_paths(&["journeys".into()]).expect("journeys/ loads");
-    let build = journey::project::build(sources);
+    let build = journey::pipeline::build(sources);
     let program = build.program.expect("journeys/ compiles without errors");
     let mut summary = summary_table(&program);
     summary.push_str("----- WARNINGS\n");

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use journey::compile::program::{CExpr, NodeKind, Program};
 use journey::compile::{self, load, to_json};
-use journey::project::{Project, check_sources};
+use journey::pipeline::check_sources;
+use journey::project::Project;
 use journey::{Diagnostic, SourceMap};
 
 const DAY: i64 = 24 * 3_600_000;

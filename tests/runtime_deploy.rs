@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use journey::compile::deploy::{Fate, Retired, compile_sources, merge, plan};
+use journey::compile::deploy::{Fate, plan};
 use journey::compile::program::Program;
+use journey::pipeline::{Retired, compile_sources, merge};
 use journey::runtime::{Action, Event, EventKind, Runtime};
 use journey::source::SourceMap;
 use journey::value::parse_timestamp;

@@ -8,7 +8,7 @@ use journey::SourceMap;
 use journey::io::adapter::{Payload, event};
 use journey::io::parse_line;
 use journey::io::segment::is_blank;
-use journey::project;
+use journey::pipeline;
 use journey::runtime::{Action, Runtime};
 
 /// Compiles the fixture and runs it over the events with the same reader
@@ -16,7 +16,7 @@ use journey::runtime::{Action, Runtime};
 fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
     let mut sources = SourceMap::new();
     sources.add("fixture.journey", source.to_string());
-    let build = project::build(sources);
+    let build = pipeline::build(sources);
     let messages: Vec<&String> = build.diagnostics.items.iter().map(|d| &d.message).collect();
     let program = build
         .program

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use journey::SourceMap;
 use journey::compile::Program;
-use journey::project;
+use journey::pipeline;
 use journey::runtime::{
     Action, ActionKind, Event, ExitReason, MemStore, Rejected, RestoreError, Runtime,
     RuntimeOptions, SNAPSHOT_FORMAT, Snapshot,
@@ -50,7 +50,7 @@ journey winback {
 fn compile(source: &str) -> Arc<Program> {
     let mut sources = SourceMap::new();
     sources.add("limits.journey", source.to_string());
-    let build = project::build(sources);
+    let build = pipeline::build(sources);
     let messages: Vec<&String> = build.diagnostics.items.iter().map(|d| &d.message).collect();
     Arc::new(
         build

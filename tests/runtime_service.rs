@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use journey::SourceMap;
 use journey::compile::Program;
-use journey::project;
+use journey::pipeline;
 use journey::runtime::service::{
     ActionSink, Clock, ManualClock, OwnedEvent, ScaledClock, Service, ServiceConfig, SinkError,
     TrySendError,
@@ -67,7 +67,7 @@ fn ts(text: &str) -> i64 {
 fn program() -> Arc<Program> {
     let mut sources = SourceMap::new();
     sources.add("service.journey", CART);
-    let build = project::build(sources);
+    let build = pipeline::build(sources);
     let messages: Vec<&String> = build.diagnostics.items.iter().map(|d| &d.message).collect();
     let program = build
         .program

@@ -17,7 +17,7 @@ use libfuzzer_sys::fuzz_target;
 static PROGRAM: LazyLock<Arc<Program>> = LazyLock::new(|| {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../journeys"));
     let sources = journey::project::load_paths(&[dir]).expect("journeys/ loads");
-    let build = journey::project::build(sources);
+    let build = journey::pipeline::build(sources);
     Arc::new(build.program.expect("journeys/ compiles"))
 });
 

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let mut sources = SourceMap::new();
     sources.add("fuzz.journey", source);
-    let Some(program) = project::build(sources).program else {
+    let Some(program) = pipeline::build(sources).program else {
         return;
     };
     let value = serde_json::Value::String(value.to_string());

@@ -7,7 +7,6 @@
 //! finds segment cycles, [`templates`] parses templates and checks their
 //! variables, and [`lints`] holds the warnings.
 
-pub mod codes;
 pub mod explain;
 mod expr;
 mod journey;
@@ -17,7 +16,7 @@ mod segments;
 mod templates;
 mod types;
 
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::{Diagnostic, codes, did_you_mean};
 use crate::project::Project;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast;

@@ -7,7 +7,7 @@ use crate::source::SourceMap;
 fn codes(text: &str) -> Vec<&'static str> {
     let mut sources = SourceMap::new();
     sources.add("test.journey", text);
-    let (_, diags) = crate::project::check_sources(sources);
+    let (_, diags) = crate::pipeline::check_sources(sources);
     diags.items.iter().map(|d| d.code.id).collect()
 }
 
@@ -181,7 +181,7 @@ fn names_are_global_across_files() {
         "journey j { trigger e\n audience vip\n send sms t }",
     );
     sources.add("c.journey", "segment vip = true");
-    let (_, diags) = crate::project::check_sources(sources);
+    let (_, diags) = crate::pipeline::check_sources(sources);
     let codes: Vec<_> = diags.items.iter().map(|d| d.code.id).collect();
     assert_eq!(codes, vec!["E0408", "E0201"]);
 }

@@ -8,15 +8,16 @@ use super::args::{
     GraphFormat, Inputs,
 };
 use super::{Exit, Streams};
-use crate::check::{codes, explain as pages};
+use crate::check::explain as pages;
 use crate::compile::{self, Program};
+use crate::diagnostic::codes;
 use crate::diagnostic::formats;
 use crate::diagnostic::print::{self, HumanOptions};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::io::synth::{self, SynthOptions};
-use crate::project;
 use crate::source::SourceMap;
 use crate::value;
+use crate::{pipeline, project};
 
 /// `journey check PATH... [--format F] [--deny-warnings] [--summary]`.
 pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
@@ -31,7 +32,7 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         return Ok(Exit::CouldNotRun);
     };
     let files = sources.files().len();
-    let mut build = project::build(sources);
+    let mut build = pipeline::build(sources);
     let diagnostics = &mut build.diagnostics;
     if args.deny_warnings {
         diagnostics.deny_warnings();
@@ -105,7 +106,7 @@ pub(super) fn checked(
     sources: SourceMap,
     streams: &mut Streams<'_>,
 ) -> io::Result<Result<Program, Exit>> {
-    let build = project::build(sources);
+    let build = pipeline::build(sources);
     report_human(&build.diagnostics.items, &build.project.sources, streams)?;
     match build.program {
         Some(program) => Ok(Ok(program)),

@@ -217,7 +217,7 @@ mod tests {
             "welcome.journey",
             "journey welcome {\n  trigger signed_up\n\n  send email welcome_email\n}\n".to_string(),
         );
-        crate::project::build(sources)
+        crate::pipeline::build(sources)
             .program
             .unwrap_or_else(|| panic!("the fixture compiles"))
     }

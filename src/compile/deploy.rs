@@ -7,21 +7,13 @@
 //!   other at its current step.
 //! - [`plan`] says, per journey, what a deploy does to the instances inside
 //!   it (`journey diff` prints it).
-//! - [`merge`] compiles a version together with the earlier versions of
-//!   journeys whose instances finish where they entered: each is compiled
-//!   from its own version's text, under its own name, admitting no one
-//!   ([`Journey::retired`]), while templates, segments, channels and the
-//!   policy are the new version's (those it no longer declares come from the
-//!   old one).
+//! - [`retire`] makes the earlier versions of journeys that
+//!   [`crate::pipeline::merge`] compiled beside a new version admit no one
+//!   ([`Journey::retired`]).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::compile::program::{CExpr, Journey, JourneyId, NodeKind, Program};
-use crate::diagnostic::Diagnostics;
-use crate::project::{Project, check_sources};
-use crate::source::SourceMap;
-use crate::syntax::ast::Item;
 
 /// A journey's steps as a text with every template, literal and duration
 /// left out and every id given by name: equal shapes number their steps
@@ -294,105 +286,15 @@ pub fn plan(old: &Program, new: &Program) -> Vec<(String, Fate)> {
     out
 }
 
-/// An earlier version of one journey, kept for the instances inside it.
-#[derive(Clone, Copy, Debug)]
-pub struct Retired<'a> {
-    pub journey: &'a str,
-    /// The version it comes from.
-    pub version: u32,
-    /// That version's sources.
-    pub sources: &'a SourceMap,
-}
-
 /// The separator of a kept journey's internal name while it is compiled:
 /// below every character of a name, so that `cart#3` sorts right after
 /// `cart` and before `cart2`, and journeys stay in name order once it is
 /// taken off.
-const VERSION_MARK: char = '#';
-
-/// Compiles `sources` (the new version) together with the `retired`
-/// journeys. Fails with the diagnostics when the new version has errors, or
-/// when a kept journey no longer compiles beside it (it reads something the
-/// new version declares differently).
-pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Diagnostics> {
-    let mut all = sources.clone();
-    let first_old = all.files().len();
-    let mut versions: Vec<(u32, &SourceMap)> =
-        retired.iter().map(|r| (r.version, r.sources)).collect();
-    // Newest first: a declaration the new version dropped comes from the
-    // latest version that had it.
-    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-    versions.dedup_by_key(|v| v.0);
-    let mut origin = Vec::new();
-    for (version, old) in &versions {
-        for file in old.files() {
-            all.add(
-                format!("<version {version}>/{}", file.name),
-                file.text.clone(),
-            );
-            origin.push(*version);
-        }
-    }
-    let (mut project, syntax) = Project::parse(all);
-    let declared = |project: &Project, range: std::ops::Range<usize>| -> BTreeSet<String> {
-        project.files[range]
-            .iter()
-            .flat_map(|f| f.items.iter())
-            .filter_map(item_key)
-            .collect()
-    };
-    let mut known = declared(&project, 0..first_old);
-    let wanted: BTreeSet<(&str, u32)> = retired.iter().map(|r| (r.journey, r.version)).collect();
-    for (i, file) in project.files.iter_mut().enumerate().skip(first_old) {
-        let version = origin[i - first_old];
-        file.items.retain_mut(|item| match item {
-            Item::Journey(j) => {
-                if wanted.contains(&(j.name.name.as_str(), version)) {
-                    j.name.name = format!("{}{VERSION_MARK}{version}", j.name.name);
-                    true
-                } else {
-                    false
-                }
-            }
-            Item::Policy(_) | Item::Profile(_) => false,
-            other => item_key(other).is_some_and(|key| known.insert(key)),
-        });
-    }
-    let (project, diagnostics) = check_project(project, syntax);
-    if diagnostics.has_errors() {
-        return Err(diagnostics);
-    }
-    let (mut program, _) = crate::compile::compile(&project);
-    retire(&mut program);
-    Ok(program)
-}
-
-fn check_project(
-    project: Project,
-    syntax: Vec<crate::diagnostic::Diagnostic>,
-) -> (Project, Diagnostics) {
-    let mut all = Diagnostics::default();
-    all.extend(syntax);
-    all.extend(crate::check::check(&project));
-    all.sort(&project.sources);
-    (project, all)
-}
-
-/// A top-level declaration's kind and name, for the ones a later version
-/// may drop and a kept journey still read.
-fn item_key(item: &Item) -> Option<String> {
-    match item {
-        Item::Event(e) => Some(format!("event {}", e.name.name)),
-        Item::Channel(c) => Some(format!("channel {}", c.name.name)),
-        Item::Template(t) => Some(format!("template {}", t.name.name)),
-        Item::Segment(s) => Some(format!("segment {}", s.name.name)),
-        Item::Profile(_) | Item::Policy(_) | Item::Journey(_) => None,
-    }
-}
+pub const VERSION_MARK: char = '#';
 
 /// Takes the version mark off kept journeys' names and makes them admit no
 /// one: no triggers, no silences.
-fn retire(program: &mut Program) {
+pub fn retire(program: &mut Program) {
     let mut retired: Vec<JourneyId> = Vec::new();
     for (id, journey) in program.journeys.iter_mut().enumerate() {
         let Some((name, version)) = journey.name.split_once(VERSION_MARK) else {
@@ -415,14 +317,4 @@ fn retire(program: &mut Program) {
         event.silences.retain(|j| !retired.contains(j));
     }
     program.any_silence.retain(|j| !retired.contains(j));
-}
-
-/// Compiles a project's sources alone, for [`plan`]: the program, or the
-/// diagnostics when it has errors.
-pub fn compile_sources(sources: &SourceMap) -> Result<Program, Diagnostics> {
-    let (project, diagnostics) = check_sources(sources.clone());
-    if diagnostics.has_errors() {
-        return Err(diagnostics);
-    }
-    Ok(crate::compile::compile(&project).0)
 }

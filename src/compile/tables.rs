@@ -14,8 +14,8 @@ use super::program::{
     Cap, Channel, ChannelId, EventId, EventInfo, FieldPath, JourneyId, Policy, ProfileSlot,
     Program, QuietHours, SlotId, Template, TemplateId,
 };
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 use crate::project::Project;
 use crate::source::Span;
 use crate::syntax::ast;

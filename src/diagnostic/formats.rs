@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::escape;
 use super::print::JsonDiagnostic;
-use crate::check::codes::Code;
+use crate::diagnostic::codes::Code;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::source::SourceMap;
 
@@ -272,7 +272,7 @@ fn percent_encode(s: &str, keep_colon: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::codes;
+    use crate::diagnostic::codes;
 
     fn sample() -> (SourceMap, Vec<Diagnostic>) {
         let mut sources = SourceMap::new();

@@ -317,7 +317,7 @@ impl miette::Diagnostic for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::codes;
+    use crate::diagnostic::codes;
 
     fn sample() -> (SourceMap, Vec<Diagnostic>) {
         let mut sources = SourceMap::new();

@@ -1,7 +1,7 @@
 //! A deploy inside a running runtime (SERVICE.md §8): every customer's state
 //! moved from the program it was made by to the next one.
 //!
-//! The next program is [`crate::compile::deploy::merge`]'s: the new version
+//! The next program is [`crate::pipeline::merge`]'s: the new version
 //! of the journeys, plus the earlier versions of journeys whose steps
 //! changed, kept while customers are inside them. The move:
 //!
@@ -188,7 +188,7 @@ impl Runtime<MemStore> {
         out
     }
 
-    /// Deploys `program` (a [`crate::compile::deploy::merge`] of the new
+    /// Deploys `program` (a [`crate::pipeline::merge`] of the new
     /// version and the versions [`Runtime::kept_after`] named) over this
     /// runtime, whose live journeys are version `live_version`: every
     /// customer's state moves as the module says.

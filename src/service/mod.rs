@@ -182,7 +182,7 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
     // deploys them as the next version, once the journal is replayed.
     let versions = Arc::new(Versions::load(&*storage).map_err(|e| ServeError::failed(e.0))?);
     if versions.live().is_none() {
-        let program = crate::compile::deploy::compile_sources(&sources)
+        let program = crate::pipeline::compile_sources(&sources)
             .map_err(|d| ServeError::refused(versions::diagnostics_text(&d, &sources)))?;
         let record = Record::new(&sources, Vec::new(), wall_ms(), &program);
         storage

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::storage::{Storage, StorageError};
 use crate::compile::Program;
-use crate::compile::deploy::{Retired, compile_sources, merge};
 use crate::diagnostic::Diagnostics;
+use crate::pipeline::{Retired, compile_sources, merge};
 use crate::source::SourceMap;
 
 /// What the storage keeps of one version.

@@ -11,7 +11,7 @@ use pest::error::{Error, ErrorVariant, InputLocation};
 use super::chunks::{ITEM_KEYWORDS, skip_comment, skip_string};
 use super::describe::describe;
 use super::grammar::{JourneyParser, Rule};
-use crate::check::codes;
+use crate::diagnostic::codes;
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::source::SourceFile;
 

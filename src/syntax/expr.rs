@@ -10,8 +10,8 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use super::ast::{BinaryOp, Expr, ExprKind, Ident, Path, PathRoot, UnaryOp};
 use super::grammar::Rule;
 use super::{Ctx, children, literals, next};
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 use crate::source::Span;
 
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {

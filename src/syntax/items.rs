@@ -9,8 +9,8 @@ use super::ast::{
 };
 use super::grammar::Rule;
 use super::{Ctx, children, expr, headers, keyword, literals, next, steps};
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 
 /// One item; `None` when it lacks a mandatory part (reported).
 pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Option<Item> {

@@ -8,8 +8,8 @@ use pest::iterators::Pair;
 use super::Ctx;
 use super::ast::{DurationLit, IntLit, Percent, StrLit, TimeOfDay, Weekday};
 use super::grammar::Rule;
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 
 /// Integers are exact up to 2^53.
 pub const MAX_EXACT: f64 = 9_007_199_254_740_992.0;

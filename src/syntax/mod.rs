@@ -26,8 +26,8 @@ mod steps;
 use pest::Parser;
 use pest::iterators::Pair;
 
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 use crate::source::{FileId, SourceFile, Span};
 use grammar::{JourneyParser, Rule};
 

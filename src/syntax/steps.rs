@@ -10,8 +10,8 @@ use super::grammar::Rule;
 use super::headers::visit_where_clause;
 use super::items::visit_event_ref;
 use super::{Ctx, children, expr, keyword, literals, next};
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 
 pub fn visit_block(ctx: &mut Ctx, pair: Pair<Rule>) -> Block {
     debug_assert_eq!(pair.as_rule(), Rule::block);

@@ -2,8 +2,8 @@
 
 use super::ast::*;
 use super::parse;
-use crate::check::codes;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::codes;
 use crate::source::{FileId, SourceFile, Span};
 
 fn parse_str(text: &str) -> (File, Vec<Diagnostic>, SourceFile) {

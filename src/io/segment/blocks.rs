@@ -87,7 +87,7 @@ impl Ends {
                 return self.base + ahead.trailing_zeros() as usize;
             }
         }
-        crate::io::json::next_special(bytes, from)
+        crate::value::scan::next_special(bytes, from)
     }
 }
 

@@ -1,0 +1,152 @@
+//! The pipeline over a loaded project: parse → check → compile, each
+//! phase's diagnostics gathered and sorted. Loading files is
+//! [`crate::project`]'s; each phase is its own module below this one.
+//!
+//! A deploy's program goes through it too ([`merge`]): a new version
+//! compiled together with the earlier versions of journeys whose customers
+//! finish where they entered (SERVICE.md §8). Each kept journey is compiled
+//! from its own version's text, under its own name, admitting no one
+//! ([`crate::compile::program::Journey::retired`]), while templates,
+//! segments, channels and the policy are the new version's (those it no
+//! longer declares come from the kept journey's version).
+
+use std::collections::BTreeSet;
+
+use crate::compile::Program;
+use crate::compile::deploy::VERSION_MARK;
+use crate::diagnostic::Diagnostics;
+use crate::project::Project;
+use crate::source::SourceMap;
+use crate::syntax::ast::Item;
+
+/// Parses and checks a set of sources: all diagnostics, sorted.
+pub fn check_sources(sources: SourceMap) -> (Project, Diagnostics) {
+    let (project, syntax) = Project::parse(sources);
+    check_project(project, syntax)
+}
+
+/// A project taken through every phase that applies: parsed, checked and,
+/// when the checks found no error, compiled.
+pub struct Build {
+    pub project: Project,
+    /// Every diagnostic of every phase (the back end adds W0004), sorted.
+    pub diagnostics: Diagnostics,
+    /// `None` when there were errors.
+    pub program: Option<Program>,
+}
+
+/// Parses, checks and compiles a set of sources.
+pub fn build(sources: SourceMap) -> Build {
+    let (project, mut diagnostics) = check_sources(sources);
+    let program = (!diagnostics.has_errors()).then(|| {
+        let (program, warnings) = crate::compile::compile(&project);
+        diagnostics.extend(warnings);
+        diagnostics.sort(&project.sources);
+        program
+    });
+    Build {
+        project,
+        diagnostics,
+        program,
+    }
+}
+
+/// An earlier version of one journey, kept for the instances inside it.
+#[derive(Clone, Copy, Debug)]
+pub struct Retired<'a> {
+    pub journey: &'a str,
+    /// The version it comes from.
+    pub version: u32,
+    /// That version's sources.
+    pub sources: &'a SourceMap,
+}
+
+/// Compiles `sources` (the new version) together with the `retired`
+/// journeys. Fails with the diagnostics when the new version has errors, or
+/// when a kept journey no longer compiles beside it (it reads something the
+/// new version declares differently).
+pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Diagnostics> {
+    let mut all = sources.clone();
+    let first_old = all.files().len();
+    let mut versions: Vec<(u32, &SourceMap)> =
+        retired.iter().map(|r| (r.version, r.sources)).collect();
+    // Newest first: a declaration the new version dropped comes from the
+    // latest version that had it.
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
+    versions.dedup_by_key(|v| v.0);
+    let mut origin = Vec::new();
+    for (version, old) in &versions {
+        for file in old.files() {
+            all.add(
+                format!("<version {version}>/{}", file.name),
+                file.text.clone(),
+            );
+            origin.push(*version);
+        }
+    }
+    let (mut project, syntax) = Project::parse(all);
+    let declared = |project: &Project, range: std::ops::Range<usize>| -> BTreeSet<String> {
+        project.files[range]
+            .iter()
+            .flat_map(|f| f.items.iter())
+            .filter_map(item_key)
+            .collect()
+    };
+    let mut known = declared(&project, 0..first_old);
+    let wanted: BTreeSet<(&str, u32)> = retired.iter().map(|r| (r.journey, r.version)).collect();
+    for (i, file) in project.files.iter_mut().enumerate().skip(first_old) {
+        let version = origin[i - first_old];
+        file.items.retain_mut(|item| match item {
+            Item::Journey(j) => {
+                if wanted.contains(&(j.name.name.as_str(), version)) {
+                    j.name.name = format!("{}{VERSION_MARK}{version}", j.name.name);
+                    true
+                } else {
+                    false
+                }
+            }
+            Item::Policy(_) | Item::Profile(_) => false,
+            other => item_key(other).is_some_and(|key| known.insert(key)),
+        });
+    }
+    let (project, diagnostics) = check_project(project, syntax);
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    let (mut program, _) = crate::compile::compile(&project);
+    crate::compile::deploy::retire(&mut program);
+    Ok(program)
+}
+
+fn check_project(
+    project: Project,
+    syntax: Vec<crate::diagnostic::Diagnostic>,
+) -> (Project, Diagnostics) {
+    let mut all = Diagnostics::default();
+    all.extend(syntax);
+    all.extend(crate::check::check(&project));
+    all.sort(&project.sources);
+    (project, all)
+}
+
+/// A top-level declaration's kind and name, for the ones a later version
+/// may drop and a kept journey still read.
+fn item_key(item: &Item) -> Option<String> {
+    match item {
+        Item::Event(e) => Some(format!("event {}", e.name.name)),
+        Item::Channel(c) => Some(format!("channel {}", c.name.name)),
+        Item::Template(t) => Some(format!("template {}", t.name.name)),
+        Item::Segment(s) => Some(format!("segment {}", s.name.name)),
+        Item::Profile(_) | Item::Policy(_) | Item::Journey(_) => None,
+    }
+}
+
+/// Compiles a project's sources alone, for [`plan`]: the program, or the
+/// diagnostics when it has errors.
+pub fn compile_sources(sources: &SourceMap) -> Result<Program, Diagnostics> {
+    let (project, diagnostics) = check_sources(sources.clone());
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    Ok(crate::compile::compile(&project).0)
+}
