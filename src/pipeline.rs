@@ -141,7 +141,7 @@ fn item_key(item: &Item) -> Option<String> {
     }
 }
 
-/// Compiles a project's sources alone, for [`plan`]: the program, or the
+/// Compiles a project's sources alone, for [`crate::compile::deploy::plan`]: the program, or the
 /// diagnostics when it has errors.
 pub fn compile_sources(sources: &SourceMap) -> Result<Program, Diagnostics> {
     let (project, diagnostics) = check_sources(sources.clone());
