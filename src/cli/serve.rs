@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::args::{ClockArg, LogFormat, ServeArgs};
 use super::{Exit, Streams, commands};
+use crate::delivery;
 use crate::service::config::Config;
 use crate::service::core::ClockMode;
 use crate::service::core::wall_ms;
@@ -54,10 +55,37 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             return Ok(Exit::CouldNotRun);
         }
     };
+    let channels = match delivery::Shared::new()
+        .and_then(|shared| delivery::channels(&config.channels, &shared))
+    {
+        Ok(channels) => channels,
+        Err(why) => {
+            streams.error(&why, None)?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
     let program = match commands::program(&args.inputs, streams)? {
         Ok(program) => Arc::new(program),
         Err(exit) => return Ok(exit),
     };
+    if let Some(unknown) = channels
+        .iter()
+        .find(|c| !program.channels.iter().any(|p| *p.name == *c.name))
+    {
+        let known: Vec<String> = program
+            .channels
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect();
+        streams.error(
+            &format!(
+                "`channels.{}`: the project has no such channel",
+                unknown.name
+            ),
+            Some(&format!("its channels are {}", known.join(", "))),
+        )?;
+        return Ok(Exit::CouldNotRun);
+    }
     if args.check_config {
         writeln!(streams.stderr, "the config and the project are valid")?;
         return Ok(Exit::Success);
@@ -77,6 +105,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         checkpoint_every,
         checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
         action_retention,
+        channels,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

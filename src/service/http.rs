@@ -226,7 +226,7 @@ fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), Str
 
 /// One message made ready to journal: `type` set, `messageId` and (with
 /// `--clock wall`) `timestamp` filled in, read by simulate's reader.
-fn prepare(
+pub(crate) fn prepare(
     mut message: Map<String, Value>,
     kind: Option<&str>,
     core: &Core,

@@ -47,6 +47,9 @@ pub struct ServeOptions {
     pub checkpoint_entries: u64,
     /// How long committed actions stay in the feed.
     pub action_retention: Duration,
+    /// The channels bound to a provider (`[channels.<name>]`); any other
+    /// channel is `log`.
+    pub channels: Vec<crate::delivery::Channel>,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -204,6 +207,13 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
+    let engine = runtime
+        .block_on(crate::delivery::engine::Engine::start(
+            started.core.clone(),
+            options.channels,
+        ))
+        .map_err(ServeError::failed)?;
+    log(&engine.describe());
     let app = Arc::new(App {
         metrics: metrics::handle(),
         core: started.core.clone(),
@@ -227,6 +237,9 @@ pub fn serve(
                 shutdown_app.shutting_down.store(true, Ordering::Release);
             })
             .await;
+        // Delivery first: the outcomes of attempts in flight are journaled
+        // through the core.
+        engine.stop().await;
         app.core.stop().await;
         served.map_err(|e| ServeError::failed(format!("the server failed: {e}")))?;
         log("stopped: every partition checkpointed");
