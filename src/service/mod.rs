@@ -207,6 +207,8 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
+    // The recorder first: delivery takes its instruments' handles at start.
+    let metrics = metrics::handle();
     let engine = runtime
         .block_on(crate::delivery::engine::Engine::start(
             started.core.clone(),
@@ -215,7 +217,7 @@ pub fn serve(
         .map_err(ServeError::failed)?;
     log(&engine.describe());
     let app = Arc::new(App {
-        metrics: metrics::handle(),
+        metrics,
         core: started.core.clone(),
         access: options.access,
         shutting_down: AtomicBool::new(false),
