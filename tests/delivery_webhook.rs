@@ -418,3 +418,74 @@ fn a_kill_during_delivery_resends_at_most_the_attempt_in_flight() {
     assert_eq!(outcomes(), users.len(), "one outcome event per send");
     let _ = server.stop();
 }
+
+/// `journey serve --check-config` checks every channel's settings before
+/// anything runs, names what is wrong, and never repeats a secret.
+#[test]
+fn check_config_names_what_is_wrong_with_a_channel() {
+    let dir = scratch("delivery-check-config");
+    let project = project(&dir);
+    let check = |toml: &str| {
+        let config = dir.join("check.toml");
+        std::fs::write(&config, toml).expect("config");
+        let output = std::process::Command::new(server::bin())
+            .arg("serve")
+            .arg(&project)
+            .arg("--check-config")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data")
+            .arg(dir.join("unused"))
+            .output()
+            .expect("journey runs");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let good = format!(
+        "[channels.webhook]\nprovider = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"{SECRET}\"\n"
+    );
+    let (code, stderr) = check(&good);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("valid"), "{stderr}");
+    let cases = [
+        (
+            "[channels.webhook]\nprovider = \"webhook\"\nurl = \"http://h/\"\nsecret = \"whsec_not*base64\"\n",
+            "`channels.webhook`: `secret` must be `whsec_`",
+        ),
+        (
+            &*format!(
+                "[channels.webhook]\nprovider = \"webhook\"\nurl = \"ftp://h/\"\nsecret = \"{SECRET}\"\n"
+            ),
+            "`channels.webhook`: `url` is not an http:// or https:// URL",
+        ),
+        (
+            "[channels.email]\nprovider = \"smtp\"\nurl = \"smtp://me:hunter2@127.0.0.1:25\"\n",
+            "`channels.email`: missing field `from`",
+        ),
+        (
+            "[channels.email]\nprovider = \"smtp\"\nurl = \"smtp://me:hunter2@127.0.0.1:25\"\nfrom = \"Shop <hello@shop.example>\"\nrate = \"lots\"\n",
+            "`channels.email`: `rate = \"lots\"` is not a rate",
+        ),
+        (
+            &*format!(
+                "[channels.emial]\nprovider = \"webhook\"\nurl = \"http://h/\"\nsecret = \"{SECRET}\"\n"
+            ),
+            "`channels.emial`: the project has no such channel",
+        ),
+        (
+            "[channels.sms]\nprovider = \"carrier-pigeon\"\n",
+            "`channels.sms`: unknown provider `carrier-pigeon`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let (code, stderr) = check(toml);
+        assert_eq!(code, Some(2), "{toml}: {stderr}");
+        assert!(stderr.contains(expected), "{toml}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("MfKQ9r8"),
+            "{stderr}"
+        );
+    }
+}

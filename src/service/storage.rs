@@ -723,6 +723,101 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn delivery(user: &str, status: DeliveryStatus) -> Delivery {
+        Delivery {
+            message_id: format!("j:{user}:1:0"),
+            user_id: user.into(),
+            journey: "j".into(),
+            template: "t".into(),
+            channel: "email".into(),
+            provider: "smtp".into(),
+            status,
+            committed_ms: 1,
+            next_at_ms: None,
+            error: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    fn kept_seqs(storage: &RedbStorage) -> Vec<u64> {
+        let feed = storage.outbox_after(0, 100).unwrap_or_default();
+        feed.iter().map(|(s, _, _)| *s).collect()
+    }
+
+    /// Retention drops old actions, but never a send delivery has not
+    /// finished, nor one it has not read; delivery's own records follow
+    /// the outbox out.
+    #[test]
+    fn retention_waits_for_delivery() {
+        let dir = temp_dir("retention-delivery");
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let old = WriteBatch {
+            actions: vec![(0, 1, (1..=6).map(|i| format!("{{\"a\":{i}}}")).collect())],
+            committed_ms: 1_000,
+            ..WriteBatch::default()
+        };
+        assert_eq!(storage.write(old).ok(), Some(6));
+        // No delivery ever ran: retention waits for nothing.
+        assert_eq!(storage.delivery_cursor().ok(), Some(None));
+        // Delivery has read through seq 5; seq 2 is a send not finished,
+        // seq 1 one that was.
+        let read = DeliveryBatch {
+            cursor: Some(5),
+            records: vec![
+                (1, delivery("ana", DeliveryStatus::Sent)),
+                (2, delivery("bob", DeliveryStatus::Pending)),
+            ],
+            prune_through: None,
+        };
+        assert!(storage.write_deliveries(read).is_ok());
+        let prune = || WriteBatch {
+            prune_before: Some(2_000),
+            ..WriteBatch::default()
+        };
+        assert!(storage.write(prune()).is_ok());
+        assert_eq!(kept_seqs(&storage), vec![2, 3, 4, 5, 6]);
+        assert_eq!(storage.pruned_through().ok(), Some(1));
+        let pending = storage.pending_deliveries(0, 10).unwrap_or_default();
+        assert_eq!(pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2]);
+        // bob's send is finished: everything up to the cursor may go.
+        let done = DeliveryBatch {
+            records: vec![(2, delivery("bob", DeliveryStatus::Failed))],
+            prune_through: Some(storage.pruned_through().unwrap_or(0)),
+            ..DeliveryBatch::default()
+        };
+        assert!(storage.write_deliveries(done).is_ok());
+        assert!(storage.write(prune()).is_ok());
+        assert_eq!(kept_seqs(&storage), vec![6], "seq 6 is not read yet");
+        assert!(
+            storage
+                .pending_deliveries(0, 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
+        // Delivery's records of pruned sends go too (ana's went with seq 1).
+        assert!(
+            storage
+                .deliveries_of("ana", 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let bob = storage.deliveries_of("bob", 10).unwrap_or_default();
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].1.status, DeliveryStatus::Failed);
+        let later = DeliveryBatch {
+            prune_through: Some(5),
+            ..DeliveryBatch::default()
+        };
+        assert!(storage.write_deliveries(later).is_ok());
+        assert!(
+            storage
+                .deliveries_of("bob", 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_damaged_record_is_dropped_with_everything_after_it_and_said() {
         let dir = temp_dir("damaged");

@@ -65,7 +65,7 @@ class Handler:
             "text": text,
             "html": html,
             "login": login,
-            "tls": session.ssl is not None,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
         }
         self.out.write(json.dumps(record) + "\n")
         return "250 2.0.0 accepted"
@@ -77,7 +77,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         and auth_data.login == b"journey"
         and auth_data.password == b"s3cret"
     )
-    return AuthResult(success=ok)
+    # Not `handled`: aiosmtpd answers 235 or 535 itself.
+    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 def tls_context():
