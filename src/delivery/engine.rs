@@ -190,9 +190,10 @@ impl Engine {
     /// Call before the core stops: outcomes are journaled through it.
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
         for lane in self.inner.lanes.values() {
             let all = lane.channel.policy.concurrency as u32;
-            let _ = tokio::time::timeout(STOP_WAIT, lane.permits.acquire_many(all)).await;
+            let _ = tokio::time::timeout_at(deadline, lane.permits.acquire_many(all)).await;
         }
         for task in self.tasks.drain(..) {
             task.abort();

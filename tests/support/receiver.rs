@@ -8,6 +8,7 @@
 //! service signs with.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,7 +70,7 @@ impl Receiver {
             listener.local_addr().expect("an address")
         );
         let arrivals = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new((key, decide, arrivals.clone()));
+        let state = Arc::new((key, decide, arrivals.clone(), Mutex::new(HashMap::new())));
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(connection(stream, state.clone()));
@@ -107,10 +108,16 @@ impl Drop for Receiver {
     }
 }
 
-type State = (Vec<u8>, Box<Decide>, Arc<Mutex<Vec<Arrival>>>);
+/// The key, the decider, the arrivals, and how many of each id came.
+type State = (
+    Vec<u8>,
+    Box<Decide>,
+    Arc<Mutex<Vec<Arrival>>>,
+    Mutex<HashMap<String, usize>>,
+);
 
 async fn connection(mut stream: TcpStream, state: Arc<State>) {
-    let (key, decide, arrivals) = &*state;
+    let (key, decide, arrivals, counts) = &*state;
     let mut buffer: Vec<u8> = Vec::new();
     loop {
         let head_end = loop {
@@ -165,7 +172,10 @@ async fn connection(mut stream: TcpStream, state: Arc<State>) {
         let nth = {
             let mut all = arrivals.lock().expect("arrivals");
             all.push(arrival.clone());
-            all.iter().filter(|a| a.id == arrival.id).count()
+            let mut seen = counts.lock().expect("counts");
+            let n = seen.entry(arrival.id.clone()).or_insert(0);
+            *n += 1;
+            *n
         };
         match decide(&arrival, nth) {
             Answer::Status(code, extra, text) => {
