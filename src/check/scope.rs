@@ -17,9 +17,11 @@ use crate::syntax::ast;
 /// The channels every project has.
 pub const BUILTIN_CHANNELS: &[&str] = &["email", "sms", "push", "in_app", "whatsapp", "webhook"];
 
-/// The engagement events the runtime produces (`message.opened`, ...): known
-/// even in a project with strict event schemas, unless it declares them.
+/// The engagement events the runtime produces (`message.opened`, ...), and
+/// delivery's `message.sent` (SERVICE.md §6): known even in a project with
+/// strict event schemas, unless it declares them.
 const ENGAGEMENT_EVENTS: &[&str] = &[
+    "message.sent",
     "message.delivered",
     "message.opened",
     "message.clicked",
@@ -219,11 +221,16 @@ impl<'a> Scope<'a> {
             ty: Type::String,
             optional: true,
         };
+        // What the service puts in each (SERVICE.md §6): `error` in a
+        // failure or bounce, `url` in a click.
         let fields = Rc::new(Object {
             fields: vec![
                 optional_string("message_id"),
                 optional_string("template"),
                 optional_string("journey"),
+                optional_string("channel"),
+                optional_string("error"),
+                optional_string("url"),
             ],
         });
         for name in ENGAGEMENT_EVENTS {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::args::{ClockArg, LogFormat, ServeArgs};
 use super::{Exit, Streams, commands};
+use crate::delivery;
 use crate::service::config::Config;
 use crate::service::core::ClockMode;
 use crate::service::core::wall_ms;
@@ -60,11 +61,48 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             return Ok(Exit::CouldNotRun);
         }
     };
+    let tracking = tracking.map(Arc::new);
+    let channels = match delivery::Shared::new()
+        .map(|mut shared| {
+            // Email links are rewritten and `List-Unsubscribe` set when
+            // `[tracking]` is configured.
+            shared.email_decorator = tracking
+                .clone()
+                .map(|t| t as Arc<dyn delivery::EmailDecorator>);
+            shared
+        })
+        .and_then(|shared| delivery::channels(&config.channels, &shared))
+    {
+        Ok(channels) => channels,
+        Err(why) => {
+            streams.error(&why, None)?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
     let Some(sources) = commands::load(&args.inputs, streams)? else {
         return Ok(Exit::CouldNotRun);
     };
-    if let Err(exit) = commands::checked(sources.clone(), streams)? {
-        return Ok(exit);
+    let program = match commands::checked(sources.clone(), streams)? {
+        Ok(program) => program,
+        Err(exit) => return Ok(exit),
+    };
+    if let Some(unknown) = channels
+        .iter()
+        .find(|c| !program.channels.iter().any(|p| *p.name == *c.name))
+    {
+        let known: Vec<String> = program
+            .channels
+            .iter()
+            .map(|c| format!("`{}`", c.name))
+            .collect();
+        streams.error(
+            &format!(
+                "`channels.{}`: the project has no such channel",
+                unknown.name
+            ),
+            Some(&format!("its channels are {}", known.join(", "))),
+        )?;
+        return Ok(Exit::CouldNotRun);
     }
     if args.check_config {
         writeln!(streams.stderr, "the config and the project are valid")?;
@@ -87,8 +125,9 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         checkpoint_entries: config.checkpoint.entries.unwrap_or(1_000_000),
         action_retention,
         journal_retention,
-        tracking: tracking.map(Arc::new),
+        tracking,
         inbox: inbox.map(Arc::new),
+        channels,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

@@ -39,8 +39,10 @@ pub struct Layout {
     /// Per journey, where its absence triggers start in a user's
     /// [`UserState::silences`]; the last entry is the length.
     pub silence_base: Box<[usize]>,
-    /// Per event id, then one more entry for names the program does not
-    /// know: the journeys whose silence the event restarts (ascending).
+    /// Per event id, then one entry for names the program does not know,
+    /// then one (empty) for the provider's outcomes it does not know: the
+    /// journeys whose silence the event restarts (ascending). See
+    /// [`Layout::restarts_of`].
     pub restarts: Box<[Box<[JourneyId]>]>,
     /// The profile slots' paths, for an identify's one pass over its traits.
     pub slot_paths: PathTree,
@@ -50,7 +52,29 @@ pub struct Layout {
     pub kept: Box<[Box<[JourneyId]>]>,
 }
 
+/// The events a provider reports about a message (SERVICE.md §6): they
+/// are not the customer's activity, so they restart no `trigger no any`
+/// silence (a `trigger no` that names one still counts it).
+pub const PROVIDER_OUTCOMES: [&str; 4] = [
+    "message.sent",
+    "message.failed",
+    "message.delivered",
+    "message.bounced",
+];
+
 impl Layout {
+    /// The index into [`Layout::restarts`] of a track event: its id's, or
+    /// for a name the program does not know, the entry of such names (or
+    /// the empty one of the provider's outcomes).
+    pub fn restarts_of(&self, id: Option<EventId>, name: &str) -> usize {
+        let unknown = self.restarts.len() - 2;
+        match id {
+            Some(e) => e as usize,
+            None if PROVIDER_OUTCOMES.contains(&name) => unknown + 1,
+            None => unknown,
+        }
+    }
+
     pub fn new(program: &Program) -> Layout {
         let slot = |name: &str| {
             program
@@ -79,6 +103,7 @@ impl Layout {
                 .map(|e| {
                     silence_journeys(program, (e < program.events.len()).then_some(e as EventId))
                 })
+                .chain([Box::default()])
                 .collect(),
             slot_paths: PathTree::new(
                 program
@@ -1163,8 +1188,14 @@ pub fn latest_send(
 /// Journeys whose silence this event restarts, ascending and once each;
 /// computed once per event name when the runtime is built.
 fn silence_journeys(program: &Program, event: Option<EventId>) -> Box<[JourneyId]> {
-    let mut out: Vec<JourneyId> = program.any_silence.clone();
-    if let Some(info) = event.and_then(|e| program.events.get(e as usize)) {
+    let info = event.and_then(|e| program.events.get(e as usize));
+    let outcome = info.is_some_and(|i| PROVIDER_OUTCOMES.contains(&&*i.name));
+    let mut out: Vec<JourneyId> = if outcome {
+        Vec::new()
+    } else {
+        program.any_silence.clone()
+    };
+    if let Some(info) = info {
         out.extend_from_slice(&info.silences);
     }
     out.sort_unstable();

@@ -580,9 +580,8 @@ impl<S: Store> Runtime<S> {
     ) {
         let id = self.names.get(event.name).copied();
         let info = id.map(|i| &self.program.events[i as usize]);
-        // The journeys whose silence this event restarts (per event id, then
-        // one entry for names the program does not know).
-        let index = id.map_or(self.program.events.len(), |e| e as usize);
+        // The journeys whose silence this event restarts.
+        let index = self.layout.restarts_of(id, event.name);
         let silences = !self.layout.restarts[index].is_empty();
         let admits = info.is_some_and(|i| !i.triggers.is_empty());
         let user = if admits || silences {

@@ -17,6 +17,7 @@ use super::http::{App, admin_allowed, error};
 use super::partitions::partition_of;
 use crate::runtime::inspect;
 use crate::runtime::{Stats, report};
+use crate::value::format_timestamp;
 
 fn unavailable(e: IngestError) -> Response {
     match e {
@@ -42,7 +43,17 @@ pub async fn user(
         .inspect_partition(p, move |runtime| inspect::user(runtime, &asked, live))
         .await
     {
-        Ok(Some(view)) => axum::Json(view).into_response(),
+        Ok(Some(view)) => {
+            let mut view = match serde_json::to_value(view) {
+                Ok(Value::Object(view)) => view,
+                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "the view"),
+            };
+            match deliveries(&app, key).await {
+                Ok(sends) => view.insert("deliveries".into(), sends),
+                Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
+            };
+            axum::Json(view).into_response()
+        }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!("no event of customer `{key}` has reached a journey"),
@@ -90,6 +101,48 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
             .into_response(),
         Err(DeployError::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
+}
+
+/// The most sends `/admin/users/{key}` shows, newest first.
+const SHOWN_DELIVERIES: usize = 100;
+
+/// A customer's sends, newest first: each with its delivery status and
+/// every attempt (SERVICE.md §5: "why did Ana not get the email?").
+async fn deliveries(app: &App, key: String) -> Result<Value, String> {
+    let storage = app.core.storage().clone();
+    let rows = tokio::task::spawn_blocking(move || storage.deliveries_of(&key, SHOWN_DELIVERIES))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.0)?;
+    let sends = rows
+        .into_iter()
+        .map(|(seq, d)| {
+            let mut send = json!({
+                "seq": seq,
+                "message_id": d.message_id,
+                "journey": d.journey,
+                "template": d.template,
+                "channel": d.channel,
+                "provider": d.provider,
+                "status": d.status,
+                "committed_at": format_timestamp(d.committed_ms),
+                "attempts": d.attempts.iter().map(|a| json!({
+                    "at": format_timestamp(a.at_ms),
+                    "outcome": a.outcome,
+                    "response": a.response,
+                    "latency_ms": a.latency_ms,
+                })).collect::<Vec<_>>(),
+            });
+            if let Some(at) = d.next_at_ms {
+                send["next_attempt_at"] = json!(format_timestamp(at));
+            }
+            if let Some(error) = d.error {
+                send["error"] = json!(error);
+            }
+            send
+        })
+        .collect();
+    Ok(Value::Array(sends))
 }
 
 /// `GET /admin/journeys`.

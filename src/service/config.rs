@@ -2,6 +2,7 @@
 //! `${VAR}` taken from the environment (a missing variable is an error
 //! that names it). Secrets are kept out of `Debug` output.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -27,6 +28,10 @@ pub struct Config {
     pub tracking: Option<Tracking>,
     /// The in-app inbox's read API (`GET /v1/inbox/{user_key}`).
     pub inbox: Option<Inbox>,
+    /// `[channels.<name>]`: each channel's provider and its settings, read
+    /// by [`crate::delivery::channels`] (SERVICE.md §7).
+    #[serde(default)]
+    pub channels: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -108,6 +113,7 @@ impl fmt::Debug for Config {
                     .map(|t| (&t.base_url, "secret hidden")),
             )
             .field("inbox", &self.inbox.as_ref().map(|_| "secret hidden"))
+            .field("channels", &self.channels.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -189,14 +195,25 @@ pub(crate) fn duration_key(
     default_secs: u64,
     example: &str,
 ) -> Result<Duration, String> {
-    match text.map(parse_duration) {
+    match text {
         None => Ok(Duration::from_secs(default_secs)),
-        Some(Ok(secs)) if secs > 0 => Ok(Duration::from_secs(secs)),
-        Some(_) => Err(format!(
-            "`{key} = \"{}\"` is not a duration above zero (write `{example}`)",
-            text.unwrap_or_default()
-        )),
+        Some(text) => duration(text).ok_or_else(|| {
+            format!("`{key} = \"{text}\"` is not a duration above zero (write `{example}`)")
+        }),
     }
+}
+
+/// A config duration: the language's duration text (`30s`, `1h30m`,
+/// `7d`), or whole milliseconds (`250ms`); `None` unless above zero.
+pub fn duration(text: &str) -> Option<Duration> {
+    let ms = text
+        .strip_suffix("ms")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let parsed = match ms {
+        Some(n) => n.parse().ok().map(Duration::from_millis),
+        None => parse_duration(text).ok().map(Duration::from_secs),
+    };
+    parsed.filter(|d| !d.is_zero())
 }
 
 /// Replaces each `${NAME}` with the variable's value.
@@ -277,5 +294,31 @@ mod tests {
         assert!(unknown.err().is_some_and(|e| e.contains("salt")));
         let short = Config::parse("[inbox]\nsecret = \"x\"\n", &env);
         assert!(short.err().is_some_and(|e| e.contains("inbox.secret")));
+    }
+
+    #[test]
+    fn durations_read_the_language_and_milliseconds() {
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("1h30m"), Some(Duration::from_secs(5_400)));
+        for bad in ["0s", "0ms", "ms", "1.5s", "-1s", "soon", ""] {
+            assert_eq!(duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn channel_tables_are_kept_for_delivery_and_not_shown() {
+        let config = Config::parse(
+            "[channels.webhook]\nprovider = \"webhook\"\nsecret = \"${KEY}\"\n",
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let table = &config.channels["webhook"];
+        assert_eq!(table["provider"].as_str(), Some("webhook"));
+        assert_eq!(table["secret"].as_str(), Some("s3cr\"et"));
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains("webhook") && !debug.contains("s3cr"),
+            "{debug}"
+        );
     }
 }

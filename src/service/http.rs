@@ -246,7 +246,7 @@ fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), Str
 
 /// One message made ready to journal: `type` set, `messageId` and (with
 /// `--clock wall`) `timestamp` filled in, read by simulate's reader.
-pub(super) fn prepare(
+pub(crate) fn prepare(
     mut message: Map<String, Value>,
     kind: Option<&str>,
     core: &Core,

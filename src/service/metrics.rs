@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Messages accepted (durable), by `type`.
 pub const INGESTED: &str = "journey_ingested_total";
@@ -22,6 +22,24 @@ pub const CHECKPOINT_AGE: &str = "journey_checkpoint_age_seconds";
 pub const TIMER_LAG: &str = "journey_timer_lag_seconds";
 /// Messages accepted and not yet durable.
 pub const PENDING: &str = "journey_ingest_pending";
+/// Delivery attempts, by `channel`, `provider` and `outcome` (`sent`,
+/// `retry`, `failed`).
+pub const DELIVERY_ATTEMPTS: &str = "journey_delivery_attempts_total";
+/// Sends finished, by `channel`, `provider` and `outcome` (`sent`,
+/// `failed`, `logged`).
+pub const DELIVERIES: &str = "journey_deliveries_total";
+/// How long one attempt took, by `channel` and `provider` (a histogram).
+pub const DELIVERY_SECONDS: &str = "journey_delivery_seconds";
+/// Sends read from the outbox and not finished, by `channel`.
+pub const OUTBOX_PENDING: &str = "journey_outbox_pending";
+/// Outbox actions delivery has not read yet.
+pub const DELIVERY_BACKLOG: &str = "journey_delivery_backlog";
+
+/// The buckets of [`DELIVERY_SECONDS`]: a local relay answers in a
+/// millisecond, a provider's API in tens to hundreds.
+const DELIVERY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// The process's recorder, installed once; `None` when another recorder
 /// was installed first (an embedder's own).
@@ -29,7 +47,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(DELIVERY_SECONDS.into()), &DELIVERY_BUCKETS)
+                .ok()?
+                .install_recorder()
+                .ok()?;
             describe();
             Some(handle)
         })
@@ -37,7 +59,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_gauge};
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(INGESTED, "Messages accepted and durable, by type");
     describe_counter!(REJECTED, "Ingest requests refused, by reason");
     describe_counter!(
@@ -58,4 +80,22 @@ fn describe() {
         "Seconds between a timer's due time and its firing being journaled"
     );
     describe_gauge!(PENDING, "Messages accepted and not yet durable");
+    describe_counter!(
+        DELIVERY_ATTEMPTS,
+        "Delivery attempts, by channel, provider and outcome"
+    );
+    describe_counter!(
+        DELIVERIES,
+        "Sends finished, by channel, provider and outcome"
+    );
+    describe_histogram!(
+        DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Seconds one delivery attempt took, by channel and provider"
+    );
+    describe_gauge!(
+        OUTBOX_PENDING,
+        "Sends read from the outbox and not finished, by channel"
+    );
+    describe_gauge!(DELIVERY_BACKLOG, "Outbox actions delivery has not read yet");
 }

@@ -62,6 +62,9 @@ pub struct ServeOptions {
     pub tracking: Option<Arc<crate::delivery::tracking::Tracking>>,
     /// `[inbox]`, when configured.
     pub inbox: Option<Arc<crate::delivery::inbox::InboxKeys>>,
+    /// The channels bound to a provider (`[channels.<name>]`); any other
+    /// channel is `log`.
+    pub channels: Vec<crate::delivery::Channel>,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -208,8 +211,17 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
+    // The recorder first: delivery takes its instruments' handles at start.
+    let metrics = metrics::handle();
+    let engine = runtime
+        .block_on(crate::delivery::engine::Engine::start(
+            started.core.clone(),
+            options.channels,
+        ))
+        .map_err(ServeError::failed)?;
+    log(&engine.describe());
     let app = Arc::new(App {
-        metrics: metrics::handle(),
+        metrics,
         core: started.core.clone(),
         project: options.project.clone(),
         access: options.access,
@@ -249,6 +261,9 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
                 shutdown_app.shutting_down.store(true, Ordering::Release);
             })
             .await;
+        // Delivery first: the outcomes of attempts in flight are journaled
+        // through the core.
+        engine.stop().await;
         app.core.stop().await;
         served.map_err(|e| ServeError::failed(format!("the server failed: {e}")))?;
         log("stopped: every partition checkpointed");

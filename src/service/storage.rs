@@ -7,6 +7,14 @@
 //!
 //! Every [`Storage::write`] is one transaction, made durable before it
 //! returns: the service batches many requests into one (group commit).
+//!
+//! Delivery (src/delivery) keeps its own records beside it — per `send` of
+//! the outbox its status and every attempt, the sends not yet finished, and
+//! how far it has read the outbox — written by [`Storage::write_deliveries`]
+//! in a second redb file, `delivery.redb`, so that delivery's commits never
+//! wait for the journal's writer, nor it for them (redb has one writer per
+//! database). The outbox's retention never drops a send delivery has not
+//! finished.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -139,6 +147,86 @@ pub struct Recovery {
     pub dropped: Option<String>,
 }
 
+/// Where a send's delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not finished: an attempt is due (at [`Delivery::next_at_ms`], or now).
+    Pending,
+    /// The provider accepted it (`message.sent`).
+    Sent,
+    /// Given up (`message.failed`, [`Delivery::error`] says why).
+    Failed,
+    /// Its channel has no provider (`log`): kept in the outbox and feed only.
+    Logged,
+}
+
+/// What one attempt came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Sent,
+    /// A transient failure: tried again later (or given up when out of
+    /// attempts or time).
+    Retry,
+    /// A permanent failure.
+    Failed,
+}
+
+/// One attempt of one send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it started (wall-clock ms).
+    pub at_ms: i64,
+    pub outcome: AttemptOutcome,
+    /// What the provider answered, or the error.
+    pub response: String,
+    pub latency_ms: u64,
+}
+
+/// One `send` of the outbox as delivery keeps it, under the send's `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub message_id: String,
+    pub user_id: String,
+    pub journey: String,
+    pub template: String,
+    pub channel: String,
+    /// The provider the channel was bound to when the send was read.
+    pub provider: String,
+    pub status: DeliveryStatus,
+    /// When the send was committed to the outbox (wall-clock ms).
+    pub committed_ms: i64,
+    /// When the next attempt is due (wall-clock ms), while pending after a
+    /// transient failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_at_ms: Option<i64>,
+    /// Why it failed, once failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One durable write of delivery's records.
+#[derive(Default)]
+pub struct DeliveryBatch {
+    /// Every outbox `seq` up to this one has been read by delivery (each
+    /// send of them has its record).
+    pub cursor: Option<u64>,
+    /// `(seq, record)`: new or updated records.
+    pub records: Vec<(u64, Delivery)>,
+    /// Records of sends up to this `seq` are dropped (the outbox's
+    /// retention dropped their actions), at most [`PRUNE_AT_ONCE`].
+    pub prune_through: Option<u64>,
+}
+
+impl DeliveryBatch {
+    pub fn is_empty(&self) -> bool {
+        self.cursor.is_none() && self.records.is_empty() && self.prune_through.is_none()
+    }
+}
+
 /// The durable state of one deployment.
 pub trait Storage: Send + Sync + 'static {
     fn meta(&self) -> Result<Option<Meta>, StorageError>;
@@ -153,7 +241,20 @@ pub trait Storage: Send + Sync + 'static {
     /// Reads what partition `p` restarts from.
     fn recover(&self, partition: u32) -> Result<Recovery, StorageError>;
     /// Committed actions with `seq > after`, at most `limit`, ascending.
-    fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError>;
+    fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError> {
+        Ok(self
+            .outbox_after(after, limit)?
+            .into_iter()
+            .map(|(seq, _, line)| (seq, line))
+            .collect())
+    }
+    /// [`Storage::actions_after`] with when each was committed: `(seq,
+    /// committed wall-clock ms, line)`.
+    fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, i64, String)>, StorageError>;
     /// The newest `seq` (0 when none).
     fn last_seq(&self) -> Result<u64, StorageError>;
     /// The newest `seq` dropped by retention (0 when none).
@@ -185,6 +286,24 @@ pub trait Storage: Send + Sync + 'static {
         mark: InboxMark,
         at_ms: i64,
     ) -> Result<Option<(InboxRecord, bool)>, StorageError>;
+
+    /// How far delivery has read the outbox; `None` when no delivery has
+    /// ever run on this deployment (retention then waits for nothing).
+    fn delivery_cursor(&self) -> Result<Option<u64>, StorageError>;
+    /// Unfinished sends with `seq > after`, at most `limit`, ascending.
+    fn pending_deliveries(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>, StorageError>;
+    /// Commits delivery's records durably, in one transaction.
+    fn write_deliveries(&self, batch: DeliveryBatch) -> Result<(), StorageError>;
+    /// One customer's sends, newest first, at most `limit`.
+    fn deliveries_of(
+        &self,
+        user_key: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>, StorageError>;
 }
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -204,9 +323,25 @@ const INBOX: TableDefinition<(&str, &str), InboxRow<'static>> = TableDefinition:
 /// (expires, user key, message id): the inbox by expiry, for the sweep.
 const INBOX_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("inbox_expiry");
 
-/// [`Storage`] in one redb file.
+// In `delivery.redb`:
+/// `cursor` → the outbox `seq` delivery has read through.
+const DELIVERY_META: TableDefinition<&str, u64> = TableDefinition::new("delivery_meta");
+/// A send's `seq` → its [`Delivery`] (JSON).
+const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("deliveries");
+/// The `seq`s of the sends not finished.
+const DELIVERY_PENDING: TableDefinition<u64, ()> = TableDefinition::new("delivery_pending");
+/// (user key, `seq`): each customer's sends.
+const DELIVERY_BY_USER: TableDefinition<(&str, u64), ()> = TableDefinition::new("delivery_by_user");
+
+/// The cache of `delivery.redb`: its records are written once or a few
+/// times and read at restart and by `/admin`.
+const DELIVERY_CACHE_BYTES: usize = 32 << 20;
+
+/// [`Storage`] in two redb files: the journal, checkpoints and outbox in
+/// `journey.redb`, delivery's records in `delivery.redb`.
 pub struct RedbStorage {
     db: Database,
+    delivery: Database,
     /// The newest `seq`, kept by the writer.
     last_seq: Mutex<u64>,
     /// The newest `seq` dropped by retention.
@@ -235,8 +370,22 @@ impl RedbStorage {
             txn.open_table(INBOX_EXPIRY).map_err(fail)?;
         }
         txn.commit().map_err(fail)?;
+        let delivery_path = dir.join("delivery.redb");
+        let delivery = Database::builder()
+            .set_cache_size(DELIVERY_CACHE_BYTES)
+            .create(&delivery_path)
+            .map_err(|e| StorageError(format!("cannot open `{}`: {e}", delivery_path.display())))?;
+        let txn = delivery.begin_write().map_err(fail)?;
+        {
+            txn.open_table(DELIVERY_META).map_err(fail)?;
+            txn.open_table(DELIVERIES).map_err(fail)?;
+            txn.open_table(DELIVERY_PENDING).map_err(fail)?;
+            txn.open_table(DELIVERY_BY_USER).map_err(fail)?;
+        }
+        txn.commit().map_err(fail)?;
         let storage = RedbStorage {
             db,
+            delivery,
             last_seq: Mutex::new(0),
             pruned: Mutex::new(0),
         };
@@ -254,6 +403,31 @@ impl RedbStorage {
         let txn = self.db.begin_read().map_err(fail)?;
         let table = txn.open_table(OUTBOX).map_err(fail)?;
         Ok(table.last().map_err(fail)?.map_or(0, |(k, _)| k.value()))
+    }
+
+    /// The lowest outbox `seq` retention must keep for delivery: its first
+    /// unfinished send, or the first it has not read (`u64::MAX` when no
+    /// delivery ever ran). Delivery's later commits only raise it.
+    fn delivery_floor(&self) -> Result<u64, StorageError> {
+        let txn = self.delivery.begin_read().map_err(fail)?;
+        let cursor = txn
+            .open_table(DELIVERY_META)
+            .map_err(fail)?
+            .get("cursor")
+            .map_err(fail)?
+            .map(|v| v.value());
+        let Some(cursor) = cursor else {
+            return Ok(u64::MAX);
+        };
+        let first_pending = txn
+            .open_table(DELIVERY_PENDING)
+            .map_err(fail)?
+            .first()
+            .map_err(fail)?
+            .map(|(k, _)| k.value());
+        Ok(first_pending.map_or(cursor.saturating_add(1), |p| {
+            p.min(cursor.saturating_add(1))
+        }))
     }
 
     fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -295,6 +469,10 @@ impl Storage for RedbStorage {
         let mut last_seq = self.last_seq.lock().map_err(fail)?;
         let mut seq = *last_seq;
         let mut pruned = None;
+        let floor = match batch.prune_before {
+            Some(_) => self.delivery_floor()?,
+            None => 0,
+        };
         let mut txn = self.db.begin_write().map_err(fail)?;
         txn.set_durability(Durability::Immediate).map_err(fail)?;
         {
@@ -371,7 +549,7 @@ impl Storage for RedbStorage {
                         .map_err(fail)?
                         .map(|(k, v)| (k.value(), v.value().0));
                     match oldest {
-                        Some((s, at)) if at < before => {
+                        Some((s, at)) if at < before && s < floor => {
                             outbox.remove(s).map_err(fail)?;
                             through = Some(s);
                         }
@@ -441,7 +619,11 @@ impl Storage for RedbStorage {
         })
     }
 
-    fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError> {
+    fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, i64, String)>, StorageError> {
         let txn = self.db.begin_read().map_err(fail)?;
         let outbox = txn.open_table(OUTBOX).map_err(fail)?;
         let mut out = Vec::new();
@@ -450,7 +632,8 @@ impl Storage for RedbStorage {
                 break;
             }
             let (seq, row) = item.map_err(fail)?;
-            out.push((seq.value(), row.value().1.to_string()));
+            let (at, line) = row.value();
+            out.push((seq.value(), at, line.to_string()));
         }
         Ok(out)
     }
@@ -597,6 +780,108 @@ impl Storage for RedbStorage {
         txn.commit().map_err(fail)?;
         Ok(answer)
     }
+
+    fn delivery_cursor(&self) -> Result<Option<u64>, StorageError> {
+        let txn = self.delivery.begin_read().map_err(fail)?;
+        let meta = txn.open_table(DELIVERY_META).map_err(fail)?;
+        Ok(meta.get("cursor").map_err(fail)?.map(|v| v.value()))
+    }
+
+    fn pending_deliveries(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>, StorageError> {
+        let txn = self.delivery.begin_read().map_err(fail)?;
+        let pending = txn.open_table(DELIVERY_PENDING).map_err(fail)?;
+        let records = txn.open_table(DELIVERIES).map_err(fail)?;
+        let mut out = Vec::new();
+        for item in pending.range(after.saturating_add(1)..).map_err(fail)? {
+            if out.len() >= limit {
+                break;
+            }
+            let seq = item.map_err(fail)?.0.value();
+            if let Some(bytes) = records.get(seq).map_err(fail)? {
+                out.push((seq, decode_delivery(seq, bytes.value())?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn write_deliveries(&self, batch: DeliveryBatch) -> Result<(), StorageError> {
+        let mut txn = self.delivery.begin_write().map_err(fail)?;
+        txn.set_durability(Durability::Immediate).map_err(fail)?;
+        {
+            let mut meta = txn.open_table(DELIVERY_META).map_err(fail)?;
+            let mut records = txn.open_table(DELIVERIES).map_err(fail)?;
+            let mut pending = txn.open_table(DELIVERY_PENDING).map_err(fail)?;
+            let mut by_user = txn.open_table(DELIVERY_BY_USER).map_err(fail)?;
+            if let Some(cursor) = batch.cursor {
+                let kept = meta.get("cursor").map_err(fail)?.map_or(0, |v| v.value());
+                meta.insert("cursor", cursor.max(kept)).map_err(fail)?;
+            }
+            for (seq, record) in &batch.records {
+                let bytes = serde_json::to_vec(record).map_err(fail)?;
+                records.insert(*seq, bytes.as_slice()).map_err(fail)?;
+                if record.status == DeliveryStatus::Pending {
+                    pending.insert(*seq, ()).map_err(fail)?;
+                } else {
+                    pending.remove(*seq).map_err(fail)?;
+                }
+                by_user
+                    .insert((record.user_id.as_str(), *seq), ())
+                    .map_err(fail)?;
+            }
+            if let Some(through) = batch.prune_through {
+                for _ in 0..PRUNE_AT_ONCE {
+                    let oldest = records
+                        .first()
+                        .map_err(fail)?
+                        .map(|(k, v)| (k.value(), v.value().to_vec()));
+                    let Some((seq, bytes)) = oldest.filter(|(seq, _)| *seq <= through) else {
+                        break;
+                    };
+                    // An unfinished send is never behind the outbox's retention
+                    // (it holds the retention back); kept all the same.
+                    if pending.get(seq).map_err(fail)?.is_some() {
+                        break;
+                    }
+                    records.remove(seq).map_err(fail)?;
+                    if let Ok(record) = decode_delivery(seq, &bytes) {
+                        by_user
+                            .remove((record.user_id.as_str(), seq))
+                            .map_err(fail)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(fail)
+    }
+
+    fn deliveries_of(
+        &self,
+        user_key: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>, StorageError> {
+        let txn = self.delivery.begin_read().map_err(fail)?;
+        let by_user = txn.open_table(DELIVERY_BY_USER).map_err(fail)?;
+        let records = txn.open_table(DELIVERIES).map_err(fail)?;
+        let mut out = Vec::new();
+        for item in by_user
+            .range((user_key, 0)..=(user_key, u64::MAX))
+            .map_err(fail)?
+            .rev()
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let seq = item.map_err(fail)?.0.value().1;
+            if let Some(bytes) = records.get(seq).map_err(fail)? {
+                out.push((seq, decode_delivery(seq, bytes.value())?));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// (sent, expires, id) of each message a customer's inbox holds.
@@ -628,6 +913,14 @@ fn inbox_record(user_key: &str, message_id: &str, row: InboxRow<'_>) -> InboxRec
         dismissed_ms,
         content: content.to_vec(),
     }
+}
+
+fn decode_delivery(seq: u64, bytes: &[u8]) -> Result<Delivery, StorageError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        StorageError(format!(
+            "the delivery record of seq {seq} does not read: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -689,6 +982,101 @@ mod tests {
         let feed = storage.actions_after(1, 10).unwrap_or_default();
         assert_eq!(feed.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(storage.actions_after(0, 1).unwrap_or_default().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn delivery(user: &str, status: DeliveryStatus) -> Delivery {
+        Delivery {
+            message_id: format!("j:{user}:1:0"),
+            user_id: user.into(),
+            journey: "j".into(),
+            template: "t".into(),
+            channel: "email".into(),
+            provider: "smtp".into(),
+            status,
+            committed_ms: 1,
+            next_at_ms: None,
+            error: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    fn kept_seqs(storage: &RedbStorage) -> Vec<u64> {
+        let feed = storage.outbox_after(0, 100).unwrap_or_default();
+        feed.iter().map(|(s, _, _)| *s).collect()
+    }
+
+    /// Retention drops old actions, but never a send delivery has not
+    /// finished, nor one it has not read; delivery's own records follow
+    /// the outbox out.
+    #[test]
+    fn retention_waits_for_delivery() {
+        let dir = temp_dir("retention-delivery");
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let old = WriteBatch {
+            actions: vec![(0, 1, (1..=6).map(|i| format!("{{\"a\":{i}}}")).collect())],
+            committed_ms: 1_000,
+            ..WriteBatch::default()
+        };
+        assert_eq!(storage.write(old).ok(), Some(6));
+        // No delivery ever ran: retention waits for nothing.
+        assert_eq!(storage.delivery_cursor().ok(), Some(None));
+        // Delivery has read through seq 5; seq 2 is a send not finished,
+        // seq 1 one that was.
+        let read = DeliveryBatch {
+            cursor: Some(5),
+            records: vec![
+                (1, delivery("ana", DeliveryStatus::Sent)),
+                (2, delivery("bob", DeliveryStatus::Pending)),
+            ],
+            prune_through: None,
+        };
+        assert!(storage.write_deliveries(read).is_ok());
+        let prune = || WriteBatch {
+            prune_before: Some(2_000),
+            ..WriteBatch::default()
+        };
+        assert!(storage.write(prune()).is_ok());
+        assert_eq!(kept_seqs(&storage), vec![2, 3, 4, 5, 6]);
+        assert_eq!(storage.pruned_through().ok(), Some(1));
+        let pending = storage.pending_deliveries(0, 10).unwrap_or_default();
+        assert_eq!(pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2]);
+        // bob's send is finished: everything up to the cursor may go.
+        let done = DeliveryBatch {
+            records: vec![(2, delivery("bob", DeliveryStatus::Failed))],
+            prune_through: Some(storage.pruned_through().unwrap_or(0)),
+            ..DeliveryBatch::default()
+        };
+        assert!(storage.write_deliveries(done).is_ok());
+        assert!(storage.write(prune()).is_ok());
+        assert_eq!(kept_seqs(&storage), vec![6], "seq 6 is not read yet");
+        assert!(
+            storage
+                .pending_deliveries(0, 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
+        // Delivery's records of pruned sends go too (ana's went with seq 1).
+        assert!(
+            storage
+                .deliveries_of("ana", 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let bob = storage.deliveries_of("bob", 10).unwrap_or_default();
+        assert_eq!(bob.len(), 1);
+        assert_eq!(bob[0].1.status, DeliveryStatus::Failed);
+        let later = DeliveryBatch {
+            prune_through: Some(5),
+            ..DeliveryBatch::default()
+        };
+        assert!(storage.write_deliveries(later).is_ok());
+        assert!(
+            storage
+                .deliveries_of("bob", 10)
+                .unwrap_or_default()
+                .is_empty()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,0 +1,1004 @@
+//! The delivery engine (SERVICE.md §6): reads the `send` actions of the
+//! outbox in `seq` order and delivers each through its channel's provider,
+//! on tokio tasks beside the service's writer, never in its way.
+//!
+//! ```text
+//! outbox ──reader (durable cursor)──▶ record `pending` ──▶ channel queue
+//!   channel queue ──(concurrency permits, token-bucket rate)──▶ attempt
+//!   attempt ──Sent/Fail──▶ outcome event (Core::append) ──▶ record ──▶ permit back
+//!           ──Retry──────▶ record (next attempt due) ──▶ permit back ──sleep──▶ queue
+//! ```
+//!
+//! Durability: each send gets its record (in `delivery.redb`, through
+//! [`Storage::write_deliveries`]) before its first attempt, in one write
+//! with the cursor that passed it; every attempt is recorded after the
+//! provider answered, and the attempt's concurrency permit is given back
+//! only then. So after a crash, the only attempts repeated are those in
+//! flight or answered-but-unrecorded at that instant — at most a
+//! channel's `concurrency`, each once, with the same idempotency key (the
+//! message id). An outcome event is journaled before its record: a crash
+//! between the two journals it again on the resend, under the same
+//! `messageId` (`<message_id>:<outcome>`), which the runtime ignores.
+//!
+//! Writes of delivery records are group-committed by one thread
+//! ([`Store`]), as the service's writer commits the journal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{Channel, Message, Outcome, Policy, Rate};
+use crate::service::core::{ClockMode, Core, IngestError, wall_ms};
+use crate::service::metrics;
+use crate::service::storage::{
+    Attempt, AttemptOutcome, Delivery, DeliveryBatch, DeliveryStatus, Storage,
+};
+use crate::value::format_timestamp;
+
+/// Sends held in memory at once (queued, in flight or waiting to retry),
+/// at most: past it, the reader waits. Unfinished sends beyond it stay in
+/// the outbox and their records until there is room.
+pub const MAX_IN_MEMORY: usize = 10_000;
+/// Outbox rows read at once.
+const READ_AT_ONCE: usize = 5_000;
+/// The least time between two reads of the outbox, so that a busy ingest
+/// (many small commits) is read in few rounds.
+const ROUND_PAUSE: Duration = Duration::from_millis(10);
+/// How long a stop waits for attempts in flight.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// The running engine.
+pub struct Engine {
+    inner: Arc<Inner>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    store: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Inner {
+    core: Arc<Core>,
+    storage: Arc<dyn Storage>,
+    /// The configured channels, by name; a channel without one is `log`.
+    lanes: FxHashMap<String, Lane>,
+    store: Store,
+    stop: watch::Receiver<bool>,
+    /// Sends in memory now (see [`MAX_IN_MEMORY`]).
+    in_memory: AtomicUsize,
+    /// Told when a send leaves memory.
+    room: Notify,
+}
+
+/// One configured channel's queue and its instruments.
+struct Lane {
+    channel: Channel,
+    queue: mpsc::UnboundedSender<Job>,
+    permits: Arc<Semaphore>,
+    pending: ::metrics::Gauge,
+    latency: ::metrics::Histogram,
+    /// Attempts by outcome: sent, retry, failed.
+    attempts: [::metrics::Counter; 3],
+    /// Finished sends by outcome: sent, failed.
+    finished: [::metrics::Counter; 2],
+}
+
+impl Lane {
+    fn new(channel: Channel, queue: mpsc::UnboundedSender<Job>) -> Lane {
+        let labels = |outcome: &'static str| {
+            [
+                ("channel", channel.name.clone()),
+                ("provider", channel.provider_name.clone()),
+                ("outcome", outcome.to_string()),
+            ]
+        };
+        let attempts = ["sent", "retry", "failed"]
+            .map(|o| ::metrics::counter!(metrics::DELIVERY_ATTEMPTS, &labels(o)));
+        let finished =
+            ["sent", "failed"].map(|o| ::metrics::counter!(metrics::DELIVERIES, &labels(o)));
+        let channel_label = [
+            ("channel", channel.name.clone()),
+            ("provider", channel.provider_name.clone()),
+        ];
+        Lane {
+            pending: ::metrics::gauge!(metrics::OUTBOX_PENDING, "channel" => channel.name.clone()),
+            latency: ::metrics::histogram!(metrics::DELIVERY_SECONDS, &channel_label),
+            attempts,
+            finished,
+            permits: Arc::new(Semaphore::new(channel.policy.concurrency)),
+            queue,
+            channel,
+        }
+    }
+}
+
+/// One send on its way.
+struct Job {
+    seq: u64,
+    record: Delivery,
+    message: Message,
+}
+
+impl Engine {
+    /// Starts delivery over the service's outbox with the configured
+    /// channels (every other channel is `log`). A deployment where
+    /// delivery never ran starts from the outbox's end: sends committed
+    /// before are not delivered.
+    pub async fn start(core: Arc<Core>, channels: Vec<Channel>) -> Result<Engine, String> {
+        let storage = core.storage().clone();
+        let (store, store_thread) = Store::start(storage.clone())?;
+        if storage.delivery_cursor().map_err(|e| e.0)?.is_none() {
+            let from = storage.last_seq().map_err(|e| e.0)?;
+            store
+                .write(DeliveryBatch {
+                    cursor: Some(from),
+                    ..DeliveryBatch::default()
+                })
+                .await?;
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        let mut queues = Vec::new();
+        let mut lanes = FxHashMap::default();
+        for channel in channels {
+            let (tx, rx) = mpsc::unbounded_channel();
+            queues.push((channel.name.clone(), rx));
+            lanes.insert(channel.name.clone(), Lane::new(channel, tx));
+        }
+        let inner = Arc::new(Inner {
+            core,
+            storage,
+            lanes,
+            store,
+            stop,
+            in_memory: AtomicUsize::new(0),
+            room: Notify::new(),
+        });
+        let mut tasks = Vec::new();
+        for (name, rx) in queues {
+            tasks.push(tokio::spawn(dispatch(inner.clone(), name, rx)));
+        }
+        tasks.push(tokio::spawn(read(inner.clone())));
+        Ok(Engine {
+            inner,
+            stop: stop_tx,
+            tasks,
+            store: Some(store_thread),
+        })
+    }
+
+    /// One line for the log: which channel goes to which provider.
+    pub fn describe(&self) -> String {
+        let mut bound: Vec<String> = self
+            .inner
+            .lanes
+            .values()
+            .map(|l| format!("{} → {}", l.channel.name, l.channel.provider_name))
+            .collect();
+        bound.sort();
+        if bound.is_empty() {
+            "delivery: no channel has a provider; sends stay in the outbox and feed".into()
+        } else {
+            format!("delivery: {} (any other channel: log)", bound.join(", "))
+        }
+    }
+
+    /// Stops starting attempts, waits (a while) for those in flight to be
+    /// recorded and their outcomes journaled, and stops the record writer.
+    /// Call before the core stops: outcomes are journaled through it.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        let deadline = tokio::time::Instant::now() + STOP_WAIT;
+        for lane in self.inner.lanes.values() {
+            let all = lane.channel.policy.concurrency as u32;
+            let _ = tokio::time::timeout_at(deadline, lane.permits.acquire_many(all)).await;
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        self.inner.store.stop();
+        if let Some(thread) = self.store.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Inner {
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Waits until fewer than [`MAX_IN_MEMORY`] sends are held; the room
+    /// left, or `None` once stopping.
+    async fn room(&self) -> Option<usize> {
+        let mut stop = self.stop.clone();
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let held = self.in_memory.load(Ordering::Acquire);
+            if held < MAX_IN_MEMORY {
+                return Some(MAX_IN_MEMORY - held);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = stop.wait_for(|s| *s) => return None,
+            }
+        }
+    }
+
+    /// A send takes its place in memory and its lane's queue, now or after
+    /// `delay`.
+    fn enqueue(self: &Arc<Self>, job: Job, delay: Duration) {
+        let Some(lane) = self.lanes.get(&job.record.channel) else {
+            return;
+        };
+        if delay.is_zero() {
+            let _ = lane.queue.send(job);
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let mut stop = inner.stop.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {
+                    if let Some(lane) = inner.lanes.get(&job.record.channel) {
+                        let _ = lane.queue.send(job);
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+
+    fn held(&self, lane: &Lane) {
+        self.in_memory.fetch_add(1, Ordering::AcqRel);
+        lane.pending.increment(1.0);
+    }
+
+    fn released(&self, lane: &Lane) {
+        self.in_memory.fetch_sub(1, Ordering::AcqRel);
+        lane.pending.decrement(1.0);
+        self.room.notify_waiters();
+    }
+
+    /// Journals a finished send's outcome as a track event of its
+    /// recipient (SERVICE.md §6); `false` when the service no longer takes
+    /// events (it is stopping), and the send stays unfinished.
+    async fn journal_outcome(&self, record: &Delivery) -> bool {
+        let outcome = match record.status {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Pending | DeliveryStatus::Logged => return true,
+        };
+        loop {
+            let event = outcome_event(record, outcome, &self.core);
+            let incoming = match crate::service::http::prepare(event, Some("track"), &self.core) {
+                Ok((incoming, _)) => incoming,
+                // Only an event the reader refuses gets here (a user key it
+                // would not take): the send's record still tells.
+                Err(_) => return true,
+            };
+            match self.core.append(vec![incoming]).await {
+                Ok(()) => return true,
+                Err(IngestError::Overloaded) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(IngestError::Unavailable(_)) => return false,
+            }
+        }
+    }
+}
+
+/// `message.<outcome>` of a send, as a Segment track message: stamped as
+/// ingest stamps a message (`--clock wall`: when it is journaled, left to
+/// ingest; `--clock events`: the deployment's clock).
+fn outcome_event(record: &Delivery, outcome: &str, core: &Core) -> Map<String, Value> {
+    let mut properties = Map::new();
+    properties.insert("message_id".into(), Value::from(record.message_id.clone()));
+    properties.insert("journey".into(), Value::from(record.journey.clone()));
+    properties.insert("template".into(), Value::from(record.template.clone()));
+    properties.insert("channel".into(), Value::from(record.channel.clone()));
+    if let Some(error) = &record.error {
+        properties.insert("error".into(), Value::from(error.clone()));
+    }
+    let mut event = Map::new();
+    event.insert("userId".into(), Value::from(record.user_id.clone()));
+    event.insert("event".into(), Value::from(format!("message.{outcome}")));
+    event.insert(
+        "messageId".into(),
+        Value::from(format!("{}:{outcome}", record.message_id)),
+    );
+    event.insert("properties".into(), Value::Object(properties));
+    if core.mode() == ClockMode::Events {
+        let at = core.clock().unwrap_or_else(wall_ms);
+        event.insert("timestamp".into(), Value::from(format_timestamp(at)));
+    }
+    event
+}
+
+/// The reader: first the sends left unfinished by the last run, then the
+/// outbox after the cursor, as it grows.
+async fn read(inner: Arc<Inner>) {
+    if resume(&inner).await.is_none() {
+        return;
+    }
+    let storage = inner.storage.clone();
+    let Ok(Some(mut cursor)) = storage.delivery_cursor() else {
+        return;
+    };
+    let mut durable = cursor;
+    let mut written_at = Instant::now();
+    let mut seq = inner.core.seq();
+    let mut stop = inner.stop.clone();
+    let mut logged: FxHashMap<String, ::metrics::Counter> = FxHashMap::default();
+    loop {
+        ::metrics::gauge!(metrics::DELIVERY_BACKLOG)
+            .set(seq.borrow().saturating_sub(cursor) as f64);
+        tokio::select! {
+            changed = seq.wait_for(|&s| s > cursor) => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Some(room) = inner.room().await else {
+            return;
+        };
+        let reader = storage.clone();
+        let after = cursor;
+        let rows =
+            match tokio::task::spawn_blocking(move || reader.outbox_after(after, READ_AT_ONCE))
+                .await
+            {
+                Ok(Ok(rows)) => rows,
+                _ => return,
+            };
+        let full = rows.len() == READ_AT_ONCE;
+        let mut records = Vec::new();
+        let mut jobs = Vec::new();
+        for (s, committed_ms, line) in rows {
+            if jobs.len() >= room {
+                break;
+            }
+            cursor = s;
+            let Some(send) = parse_send(&line) else {
+                continue;
+            };
+            let message = message(&send, line, committed_ms);
+            let lane = inner.lanes.get(&message.channel);
+            let delivers = lane.is_some_and(|l| l.channel.provider.delivers());
+            let record = Delivery {
+                message_id: message.message_id.clone(),
+                user_id: message.user_id.clone(),
+                journey: message.journey.clone(),
+                template: message.template.clone(),
+                channel: message.channel.clone(),
+                provider: lane.map_or_else(|| "log".into(), |l| l.channel.provider_name.clone()),
+                status: if delivers {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Logged
+                },
+                committed_ms,
+                next_at_ms: None,
+                error: None,
+                attempts: Vec::new(),
+            };
+            if delivers {
+                jobs.push(Job {
+                    seq: s,
+                    record: record.clone(),
+                    message,
+                });
+            } else {
+                logged
+                    .entry(record.channel.clone())
+                    .or_insert_with(|| {
+                        let labels = [
+                            ("channel", record.channel.clone()),
+                            ("provider", record.provider.clone()),
+                            ("outcome", "logged".to_string()),
+                        ];
+                        ::metrics::counter!(metrics::DELIVERIES, &labels)
+                    })
+                    .increment(1);
+            }
+            records.push((s, record));
+        }
+        // A cursor that passed only other actions is written at most once
+        // a second: it bounds the next restart's reading and lets the
+        // feed's retention go on.
+        let due = !records.is_empty()
+            || (cursor != durable && written_at.elapsed() >= Duration::from_secs(1));
+        if due {
+            let batch = DeliveryBatch {
+                cursor: Some(cursor),
+                records,
+                prune_through: None,
+            };
+            if inner.store.write(batch).await.is_err() {
+                return;
+            }
+            durable = cursor;
+            written_at = Instant::now();
+        }
+        for job in jobs {
+            if let Some(lane) = inner.lanes.get(&job.record.channel) {
+                inner.held(lane);
+            }
+            inner.enqueue(job, Duration::ZERO);
+        }
+        if !full {
+            tokio::time::sleep(ROUND_PAUSE).await;
+        }
+    }
+}
+
+/// Takes up the sends the last run left unfinished, in `seq` order, each
+/// at its next attempt's time; `None` once stopping.
+async fn resume(inner: &Arc<Inner>) -> Option<()> {
+    let mut after = 0;
+    loop {
+        let room = inner.room().await?;
+        let storage = inner.storage.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            storage.pending_deliveries(after, room.min(READ_AT_ONCE))
+        })
+        .await
+        .ok()?
+        .ok()?;
+        if rows.is_empty() {
+            return Some(());
+        }
+        for (seq, record) in rows {
+            after = seq;
+            resume_one(inner, seq, record).await?;
+        }
+    }
+}
+
+async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Option<()> {
+    let storage = inner.storage.clone();
+    let row = tokio::task::spawn_blocking(move || storage.outbox_after(seq - 1, 1))
+        .await
+        .ok()?
+        .ok()?
+        .into_iter()
+        .find(|(s, _, _)| *s == seq);
+    let lane = inner.lanes.get(&record.channel);
+    let send = row
+        .as_ref()
+        .and_then(|(_, _, line)| parse_send(line).map(|send| (send, line.clone())));
+    match (lane, send) {
+        (Some(lane), Some((send, line))) if lane.channel.provider.delivers() => {
+            let delay = record
+                .next_at_ms
+                .map_or(0, |at| (at - wall_ms()).max(0) as u64);
+            let message = message(&send, line, record.committed_ms);
+            inner.held(lane);
+            inner.enqueue(
+                Job {
+                    seq,
+                    record,
+                    message,
+                },
+                Duration::from_millis(delay),
+            );
+        }
+        (_, None) => {
+            // Retention keeps every unfinished send: only damage gets here.
+            record.status = DeliveryStatus::Failed;
+            record.error = Some("its action is no longer in the outbox".into());
+            if !inner.journal_outcome(&record).await {
+                return None;
+            }
+            inner.store.write(one(seq, record)).await.ok()?;
+        }
+        (_, Some(_)) => {
+            // The channel has no provider any more.
+            record.status = DeliveryStatus::Logged;
+            record.error = Some("its channel has no provider any more".into());
+            inner.store.write(one(seq, record)).await.ok()?;
+        }
+    }
+    Some(())
+}
+
+fn one(seq: u64, record: Delivery) -> DeliveryBatch {
+    DeliveryBatch {
+        records: vec![(seq, record)],
+        ..DeliveryBatch::default()
+    }
+}
+
+/// A `send` action's fields, or `None` for another kind of action.
+fn parse_send(line: &str) -> Option<Map<String, Value>> {
+    // Most actions are not sends: no JSON tree for them.
+    if !line.contains("\"kind\":\"send\"") {
+        return None;
+    }
+    let map: Map<String, Value> = serde_json::from_str(line).ok()?;
+    (map.get("kind").and_then(Value::as_str) == Some("send")).then_some(map)
+}
+
+/// The provider's view of a send (its first attempt).
+fn message(send: &Map<String, Value>, line: String, committed_ms: i64) -> Message {
+    let text = |key: &str| send.get(key).and_then(Value::as_str).map(str::to_string);
+    Message {
+        message_id: text("message_id").unwrap_or_default(),
+        user_id: text("user_id").unwrap_or_default(),
+        journey: text("journey").unwrap_or_default(),
+        template: text("template").unwrap_or_default(),
+        channel: text("channel").unwrap_or_default(),
+        to: send.get("to").cloned().unwrap_or(Value::Null),
+        subject: text("subject"),
+        body: text("body"),
+        html: text("html"),
+        vars: match send.get("vars") {
+            Some(Value::Object(vars)) => vars.clone(),
+            _ => Map::new(),
+        },
+        line,
+        attempt: 1,
+        committed_ms,
+    }
+}
+
+/// A channel's dispatcher: takes its queue in order, each send once a
+/// concurrency permit and a rate token are free.
+async fn dispatch(inner: Arc<Inner>, name: String, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let Some(lane) = inner.lanes.get(&name) else {
+        return;
+    };
+    let mut bucket = lane.channel.policy.rate.map(Bucket::new);
+    let mut stop = inner.stop.clone();
+    loop {
+        let job = tokio::select! {
+            job = queue.recv() => match job { Some(job) => job, None => return },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let permit = tokio::select! {
+            permit = lane.permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if let Some(bucket) = &mut bucket {
+            tokio::select! {
+                _ = bucket.take() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        tokio::spawn(attempt(inner.clone(), job, permit));
+    }
+}
+
+/// What comes after an attempt.
+enum Next {
+    /// Finished: `sent` or `failed` (with why).
+    Finish(DeliveryStatus, Option<String>),
+    /// Another attempt after this long.
+    Again(Duration),
+}
+
+/// One attempt of one send, recorded before its permit is given back.
+async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) {
+    let Some(lane) = inner.lanes.get(&job.record.channel) else {
+        return;
+    };
+    let policy = &lane.channel.policy;
+    let started_ms = wall_ms();
+    let deadline = job
+        .record
+        .committed_ms
+        .saturating_add(millis(policy.max_age));
+    let next = if started_ms > deadline {
+        Next::Finish(
+            DeliveryStatus::Failed,
+            Some(format!(
+                "not sent within `max_age` ({})",
+                words(policy.max_age)
+            )),
+        )
+    } else {
+        job.message.attempt = job.record.attempts.len() as u32 + 1;
+        let clock = Instant::now();
+        let outcome =
+            tokio::time::timeout(policy.timeout, lane.channel.provider.deliver(&job.message))
+                .await
+                .unwrap_or_else(|_| Outcome::Retry {
+                    error: format!("no answer within {}", words(policy.timeout)),
+                    after: None,
+                });
+        let took = clock.elapsed();
+        lane.latency.record(took.as_secs_f64());
+        let (kind, index, response) = match &outcome {
+            Outcome::Sent { response } => (AttemptOutcome::Sent, 0, response.clone()),
+            Outcome::Retry { error, .. } => (AttemptOutcome::Retry, 1, error.clone()),
+            Outcome::Fail { error } => (AttemptOutcome::Failed, 2, error.clone()),
+        };
+        lane.attempts[index].increment(1);
+        job.record.attempts.push(Attempt {
+            at_ms: started_ms,
+            outcome: kind,
+            response,
+            latency_ms: took.as_millis() as u64,
+        });
+        decide(policy, &job.record, outcome, deadline)
+    };
+    match next {
+        Next::Finish(status, error) => {
+            job.record.status = status;
+            job.record.error = error;
+            job.record.next_at_ms = None;
+            if !inner.journal_outcome(&job.record).await {
+                // Stopping: unrecorded, it is attempted again at restart.
+                return;
+            }
+            if inner
+                .store
+                .write(one(job.seq, job.record.clone()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            lane.finished[usize::from(status != DeliveryStatus::Sent)].increment(1);
+            drop(permit);
+            inner.released(lane);
+        }
+        Next::Again(wait) => {
+            job.record.next_at_ms = Some(wall_ms().saturating_add(millis(wait)));
+            if inner
+                .store
+                .write(one(job.seq, job.record.clone()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            drop(permit);
+            if inner.stopped() {
+                return;
+            }
+            inner.enqueue(job, wait);
+        }
+    }
+}
+
+/// After an attempt: finished, or when to try again (a transient failure
+/// with attempts and time left).
+fn decide(policy: &Policy, record: &Delivery, outcome: Outcome, deadline: i64) -> Next {
+    match outcome {
+        Outcome::Sent { .. } => Next::Finish(DeliveryStatus::Sent, None),
+        Outcome::Fail { error } => Next::Finish(DeliveryStatus::Failed, Some(error)),
+        Outcome::Retry { error, after } => {
+            let made = record.attempts.len();
+            if made >= policy.max_attempts as usize {
+                return Next::Finish(
+                    DeliveryStatus::Failed,
+                    Some(format!("gave up after {made} attempts: {error}")),
+                );
+            }
+            let wait = backoff(policy, made, after, jitter());
+            if wall_ms().saturating_add(millis(wait)) > deadline {
+                return Next::Finish(
+                    DeliveryStatus::Failed,
+                    Some(format!(
+                        "gave up: the next attempt would be past `max_age` ({}): {error}",
+                        words(policy.max_age)
+                    )),
+                );
+            }
+            Next::Again(wait)
+        }
+    }
+}
+
+/// The wait after the `failures`th transient failure in a row: `backoff`
+/// doubled each time up to `backoff_max`, of which a random half
+/// (`jitter` in 0..1) is taken off ("equal jitter": never less than half,
+/// and retries of many sends spread out); never less than the provider's
+/// `Retry-After`.
+fn backoff(policy: &Policy, failures: usize, after: Option<Duration>, jitter: f64) -> Duration {
+    let doublings = u32::try_from(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(31);
+    let full = policy
+        .backoff
+        .saturating_mul(1u32 << doublings)
+        .min(policy.backoff_max);
+    let wait = full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0);
+    after.map_or(wait, |after| after.max(wait))
+}
+
+/// A random number in 0..1 for [`backoff`] (the delivery shell may use
+/// randomness: it is not the deterministic core).
+fn jitter() -> f64 {
+    getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A duration in words for a record: `250ms`, `30s`.
+fn words(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// A token bucket: `rate.per_second` tokens a second, holding at most one
+/// second's worth (at least one), full at the start.
+struct Bucket {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: Rate) -> Bucket {
+        let capacity = rate.per_second.ceil().max(1.0);
+        Bucket {
+            per_second: rate.per_second,
+            capacity,
+            tokens: capacity,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits for a token and takes it.
+    async fn take(&mut self) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let earned = now.duration_since(self.at).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + earned).min(self.capacity);
+            self.at = now;
+            if self.tokens >= 1.0 {
+                self.tokens -= 1.0;
+                return;
+            }
+            let short = (1.0 - self.tokens) / self.per_second;
+            tokio::time::sleep(Duration::from_secs_f64(short)).await;
+        }
+    }
+}
+
+/// The writer of delivery's records: one thread that commits whatever
+/// has arrived in one transaction (group commit), and drops the records
+/// of sends the outbox's retention has dropped.
+struct Store {
+    ops: std::sync::Mutex<std::sync::mpsc::Sender<StoreOp>>,
+}
+
+enum StoreOp {
+    Write(DeliveryBatch, oneshot::Sender<Result<(), String>>),
+    Stop,
+}
+
+/// Records committed in one transaction, at most.
+const STORE_GROUP: usize = 4_096;
+
+impl Store {
+    fn start(storage: Arc<dyn Storage>) -> Result<(Store, std::thread::JoinHandle<()>), String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("journey-delivery-store".into())
+            .spawn(move || store_loop(storage.as_ref(), rx))
+            .map_err(|e| format!("cannot start the delivery store thread: {e}"))?;
+        Ok((
+            Store {
+                ops: std::sync::Mutex::new(tx),
+            },
+            thread,
+        ))
+    }
+
+    /// Commits `batch` durably (with whatever else is waiting).
+    async fn write(&self, batch: DeliveryBatch) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        let sent = self
+            .ops
+            .lock()
+            .map_err(|_| "the delivery store failed".to_string())?
+            .send(StoreOp::Write(batch, ack));
+        if sent.is_err() {
+            return Err("the delivery store has stopped".into());
+        }
+        done.await
+            .map_err(|_| "the delivery store has stopped".to_string())?
+    }
+
+    fn stop(&self) {
+        if let Ok(ops) = self.ops.lock() {
+            let _ = ops.send(StoreOp::Stop);
+        }
+    }
+}
+
+fn store_loop(storage: &dyn Storage, ops: std::sync::mpsc::Receiver<StoreOp>) {
+    let mut pruned = 0;
+    let mut pruned_at: Option<Instant> = None;
+    while let Ok(first) = ops.recv() {
+        let mut waiting = Vec::new();
+        let mut batch = DeliveryBatch::default();
+        let mut stopping = false;
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                StoreOp::Write(mut b, ack) => {
+                    batch.cursor = batch.cursor.max(b.cursor);
+                    batch.records.append(&mut b.records);
+                    waiting.push(ack);
+                }
+                StoreOp::Stop => stopping = true,
+            }
+            if batch.records.len() < STORE_GROUP && !stopping {
+                next = ops.try_recv().ok();
+            }
+        }
+        if pruned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            pruned_at = Some(Instant::now());
+            if let Ok(through) = storage.pruned_through()
+                && through > pruned
+            {
+                batch.prune_through = Some(through);
+                pruned = through;
+            }
+        }
+        if !batch.is_empty()
+            && let Err(e) = storage.write_deliveries(batch)
+        {
+            // As the journal's writer: a store that fails cannot keep
+            // delivery's promises.
+            eprintln!("journey serve: the delivery store failed, stopping: {e}");
+            std::process::exit(1);
+        }
+        for ack in waiting {
+            let _ = ack.send(Ok(()));
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            backoff: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(60),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_honours_retry_after() {
+        let p = policy();
+        assert_eq!(backoff(&p, 1, None, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(&p, 1, None, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&p, 2, None, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff(&p, 3, None, 0.5), Duration::from_secs(6));
+        assert_eq!(backoff(&p, 10, None, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(&p, 1_000, None, 0.0), Duration::from_secs(30));
+        assert_eq!(
+            backoff(&p, 1, Some(Duration::from_secs(7)), 1.0),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            backoff(&p, 3, Some(Duration::from_secs(1)), 1.0),
+            Duration::from_secs(8)
+        );
+        let r = jitter();
+        assert!((0.0..1.0).contains(&r), "{r}");
+    }
+
+    fn record(attempts: usize) -> Delivery {
+        Delivery {
+            message_id: "j:u:1:2".into(),
+            user_id: "u".into(),
+            journey: "j".into(),
+            template: "t".into(),
+            channel: "webhook".into(),
+            provider: "webhook".into(),
+            status: DeliveryStatus::Pending,
+            committed_ms: wall_ms(),
+            next_at_ms: None,
+            error: None,
+            attempts: (0..attempts)
+                .map(|_| Attempt {
+                    at_ms: 0,
+                    outcome: AttemptOutcome::Retry,
+                    response: "503".into(),
+                    latency_ms: 1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_attempts_or_age_run_out() {
+        let p = Policy {
+            max_attempts: 3,
+            ..policy()
+        };
+        let retry = || Outcome::Retry {
+            error: "503".into(),
+            after: None,
+        };
+        let far = i64::MAX;
+        assert!(matches!(
+            decide(&p, &record(1), retry(), far),
+            Next::Again(_)
+        ));
+        assert!(matches!(
+            decide(&p, &record(2), retry(), far),
+            Next::Again(_)
+        ));
+        match decide(&p, &record(3), retry(), far) {
+            Next::Finish(DeliveryStatus::Failed, Some(why)) => {
+                assert!(why.contains("after 3 attempts"), "{why}");
+            }
+            _ => panic!("gives up after max_attempts"),
+        }
+        match decide(&p, &record(1), retry(), wall_ms()) {
+            Next::Finish(DeliveryStatus::Failed, Some(why)) => {
+                assert!(why.contains("max_age"), "{why}");
+            }
+            _ => panic!("gives up past max_age"),
+        }
+        let fail = Outcome::Fail {
+            error: "404".into(),
+        };
+        assert!(matches!(
+            decide(&p, &record(1), fail, far),
+            Next::Finish(DeliveryStatus::Failed, Some(_))
+        ));
+        let sent = Outcome::Sent {
+            response: "200".into(),
+        };
+        assert!(matches!(
+            decide(&p, &record(1), sent, far),
+            Next::Finish(DeliveryStatus::Sent, None)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_holds_a_second_and_then_paces() {
+        let mut bucket = Bucket::new(Rate { per_second: 10.0 });
+        let start = tokio::time::Instant::now();
+        for _ in 0..30 {
+            bucket.take().await;
+        }
+        // Ten at once, then twenty at ten a second.
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1_900) && took <= Duration::from_millis(2_100),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn only_sends_are_read() {
+        let send = r#"{"at":"2026-03-02T10:00:00Z","kind":"send","journey":"j","user_id":"u","channel":"email","template":"t","message_id":"j:u:1:2","to":"u@example.com","vars":{"kind":"send"},"subject":"Hi","body":"Hello"}"#;
+        let enter = r#"{"at":"2026-03-02T10:00:00Z","kind":"enter","journey":"j","user_id":"u","holdout":false,"vars":{"kind":"send"}}"#;
+        let parsed = parse_send(send).unwrap_or_default();
+        let m = message(&parsed, send.to_string(), 5);
+        assert_eq!(m.message_id, "j:u:1:2");
+        assert_eq!(m.to, Value::from("u@example.com"));
+        assert_eq!(m.subject.as_deref(), Some("Hi"));
+        assert_eq!(m.html, None);
+        assert_eq!(m.committed_ms, 5);
+        assert_eq!(m.line, send);
+        assert!(parse_send(enter).is_none());
+    }
+}
