@@ -23,6 +23,7 @@ use crate::prefetch::{prefetch, prefetch_lines};
 use crate::value::{Str, Value};
 
 mod dedup;
+mod memory;
 mod timers;
 mod users;
 
@@ -30,6 +31,7 @@ pub use self::dedup::{
     DEDUP_CAPACITY, DEDUP_DEFAULT_KEY, DEDUP_MAX_CAPACITY, DEDUP_WINDOW_MS, Dedup, DedupConfig,
     DedupConfigError, Sighting, id_hash,
 };
+pub use self::memory::MemoryUse;
 pub use self::timers::TimerQueue;
 
 pub type UserId = u32;
@@ -338,8 +340,8 @@ impl PartialOrd for Timer {
 }
 
 /// The in-memory store.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "MemStoreRepr", into = "MemStoreRepr")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "MemStoreRepr")]
 pub struct MemStore {
     clock: Option<i64>,
     keys: Vec<Str>,
@@ -350,13 +352,37 @@ pub struct MemStore {
 }
 
 /// The serialized form: no hash map (rebuilt on load), timers sorted.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct MemStoreRepr {
     clock: Option<i64>,
     keys: Vec<Str>,
     users: Vec<UserState>,
     timers: Vec<Timer>,
     dedup: Dedup,
+}
+
+/// [`MemStoreRepr`] borrowed from the store, written in its place: a
+/// checkpoint of a million customers does not copy their state first.
+#[derive(Serialize)]
+struct MemStoreReprRef<'a> {
+    clock: Option<i64>,
+    keys: &'a [Str],
+    users: &'a [UserState],
+    timers: Vec<Timer>,
+    dedup: &'a Dedup,
+}
+
+impl Serialize for MemStore {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        MemStoreReprRef {
+            clock: self.clock,
+            keys: &self.keys,
+            users: &self.users,
+            timers: self.timers.sorted(),
+            dedup: &self.dedup,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl From<MemStoreRepr> for MemStore {
@@ -375,19 +401,6 @@ impl From<MemStoreRepr> for MemStore {
                     q
                 }),
             dedup: r.dedup,
-        }
-    }
-}
-
-impl From<MemStore> for MemStoreRepr {
-    fn from(s: MemStore) -> MemStoreRepr {
-        let timers = s.timers.into_sorted();
-        MemStoreRepr {
-            clock: s.clock,
-            keys: s.keys,
-            users: s.users,
-            timers,
-            dedup: s.dedup,
         }
     }
 }

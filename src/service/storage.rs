@@ -135,6 +135,13 @@ const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
 /// `seq` → (when it was committed, wall-clock ms; the action's line).
 const OUTBOX: TableDefinition<u64, (i64, &str)> = TableDefinition::new("outbox");
 
+/// The memory redb may keep of the file's pages (its default is 1 GiB,
+/// which a service holding a million customers would pay on top of their
+/// state). Written pages are appended at the journal's and the outbox's
+/// ends, and read back only by a restart and by the feed, near its end:
+/// a small cache holds what is read again (docs/performance.md).
+pub const CACHE_BYTES: usize = 64 << 20;
+
 /// [`Storage`] in one redb file.
 pub struct RedbStorage {
     db: Database,
@@ -150,7 +157,9 @@ impl RedbStorage {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create `{}`: {e}", dir.display())))?;
         let path = dir.join("journey.redb");
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| StorageError(format!("cannot open `{}`: {e}", path.display())))?;
         // Every table exists from the start, so readers never find one missing.
         let txn = db.begin_write().map_err(fail)?;
