@@ -50,10 +50,13 @@ fn program() -> Arc<Program> {
     )
 }
 
+/// The key of the partitions' `messageId` windows.
+const KEY: [u8; 16] = *b"bench-serve-key!";
+
 /// A partition's runtime as `journey serve` makes a fresh one.
 fn partition(program: &Arc<Program>) -> Runtime {
     let store = MemStore::with_dedup(DedupConfig {
-        key: *b"bench-serve-key!",
+        key: KEY,
         ..DedupConfig::default()
     })
     .unwrap_or_else(|e| panic!("{e}"));
@@ -88,8 +91,21 @@ fn main() {
     };
     let file = std::fs::File::create(&path).expect("a scratch file");
     let lines = write_stream(options, &mut BufWriter::new(file)).expect("write the stream");
+    // The last lines are held back: the journal after the checkpoints.
+    let tail_len = env_number("JOURNEY_BENCH_TAIL", lines / 100).min(lines) as usize;
+    let text = std::fs::read_to_string(&path).expect("the stream");
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (head, tail) = all.split_at(all.len() - tail_len);
+    std::fs::write(&path, head.join("\n") + "\n").expect("the stream's head");
+    let tail: Vec<String> = tail.iter().map(|l| l.to_string()).collect();
+    drop(all);
+    drop(text);
     let until = last_timestamp(&path);
-    println!("{users} users, {lines} lines, {partitions} partitions");
+    println!(
+        "{users} users, {} lines, then {} held back, {partitions} partitions",
+        lines as usize - tail_len,
+        tail.len()
+    );
 
     counting::start();
     let before = counting::live();
@@ -169,6 +185,7 @@ fn main() {
         encode.as_secs_f64()
     );
     drop(runtimes);
+    restart(&program, &checkpoints, &tail, until);
     let restore = |bytes: &[u8]| {
         let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes).expect("a checkpoint");
         Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"))
@@ -195,11 +212,15 @@ fn main() {
         decode.as_secs_f64(),
         check.as_secs_f64()
     );
+    counting::start();
+    let before = counting::live();
     let started = Instant::now();
-    for bytes in &checkpoints {
-        drop(restore(bytes));
-    }
+    let restored: Vec<Runtime> = checkpoints.iter().map(|bytes| restore(bytes)).collect();
     let serial = started.elapsed();
+    let held_restored = (counting::live() - before) as usize;
+    counting::stop();
+    row("all the restored runtimes hold (counted)", held_restored, users);
+    drop(restored);
     let started = Instant::now();
     std::thread::scope(|scope| {
         for half in checkpoints.chunks(partitions.div_ceil(2)) {
@@ -216,6 +237,110 @@ fn main() {
         serial.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Writes a data directory as `journey serve` leaves one, through its
+/// storage layer: the partitions' checkpoints (at position 1) and, after
+/// them, the journal of the `tail` lines (stamped as the service stamps
+/// them with `--clock events`); then times `journey serve` from its start
+/// until `/readyz` answers, and reads its resident memory then.
+fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clock: i64) {
+    use journey::service::journal::Entry;
+    use journey::service::partitions::partition_of;
+    use journey::service::storage::{Meta, RedbStorage, STORAGE_FORMAT, Storage, WriteBatch};
+    let data = std::env::temp_dir().join(format!("journey-bench-state-data-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let partitions = checkpoints.len() as u32;
+    {
+        let storage = RedbStorage::open(&data).unwrap_or_else(|e| panic!("{e}"));
+        let write = |batch: WriteBatch| storage.write(batch).unwrap_or_else(|e| panic!("{e}"));
+        write(WriteBatch {
+            meta: Some(Meta {
+                format: STORAGE_FORMAT,
+                partitions,
+                clock: "events".into(),
+                dedup_key: KEY.iter().map(|b| format!("{b:02x}")).collect(),
+            }),
+            program: Some(journey::compile::fingerprint(program)),
+            clock: Some(clock),
+            ..WriteBatch::default()
+        });
+        for (p, bytes) in checkpoints.iter().enumerate() {
+            write(WriteBatch {
+                checkpoints: vec![(p as u32, 1, bytes.clone())],
+                actions: vec![(p as u32, 1, Vec::new())],
+                ..WriteBatch::default()
+            });
+        }
+        let mut next = vec![2u64; partitions as usize];
+        let mut at = clock;
+        let mut entries = Vec::new();
+        for line in tail {
+            let raw = journey::io::parse_line(line, 1).unwrap_or_else(|e| panic!("{}", e.message));
+            at = at.max(raw.timestamp_ms);
+            let p = partition_of(&raw.user_key, partitions) as usize;
+            entries.push((p as u32, next[p], Entry::Message { at, line: line.clone() }));
+            next[p] += 1;
+        }
+        write(WriteBatch {
+            entries,
+            clock: Some(at),
+            ..WriteBatch::default()
+        });
+    }
+    let size: u64 = std::fs::read_dir(&data)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(18_091, |a| a.port());
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_journey"))
+        .args(["serve", "journeys", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(&data)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("journey serve: {e}"));
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    while ureq::get(&ready).call().is_err() {
+        assert!(started.elapsed() < Duration::from_secs(600), "ready in time");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        })
+        .unwrap_or_default();
+    println!(
+        "journey serve on a data directory of the checkpoints and a journal of {} entries \
+         after them ({:.0} MB): ready in {:.2} s, {cpu:.2} s of CPU (all threads), resident \
+         {rss} kB then",
+        tail.len(),
+        size as f64 / 1e6,
+        took.as_secs_f64()
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
 }
 
 /// The `timestamp` of the stream's last line: where the service's clock is

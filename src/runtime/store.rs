@@ -90,17 +90,39 @@ pub trait Store {
 pub struct UserState {
     /// Profile slot values (index = slot id); empty until the first write,
     /// shorter than the slot list when the tail is all `null`.
+    #[serde(deserialize_with = "exact")]
     pub profile: Vec<Value>,
     /// The journeys this user has touched, sorted by journey id.
+    #[serde(deserialize_with = "exact")]
     pub journeys: Vec<JourneyState>,
     /// Non-transactional sends, oldest first, for caps; pruned to the
     /// program's longest cap window.
+    #[serde(deserialize_with = "exact")]
     pub sent: Vec<SentRecord>,
     /// Every `trigger no ... for` silence of the program for this user.
     /// Kept apart from `journeys`: a silence is touched by most events, and
     /// a journey state is only made on entry.
     #[serde(default, skip_serializing_if = "Silences::is_empty")]
     pub silences: Silences,
+}
+
+/// A list read back as long as it is: a JSON list comes without its
+/// length, and one read item by item keeps the room of its last doubling
+/// (a third more, on average, for each customer's profile and journeys,
+/// which the runtime sizes exactly). The allocator does not shrink a block
+/// in place, so the items move to one of their size.
+fn exact<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let read = Vec::<T>::deserialize(deserializer)?;
+    if read.len() == read.capacity() {
+        return Ok(read);
+    }
+    let mut exact = Vec::with_capacity(read.len());
+    exact.extend(read);
+    Ok(exact)
 }
 
 impl UserState {

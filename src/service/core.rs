@@ -863,7 +863,7 @@ impl Seed {
             .last()
             .map(|(pos, _)| *pos)
             .into_iter()
-            .chain(recovery.checkpoint.as_ref().map(|(pos, _)| *pos))
+            .chain(recovery.checkpoint)
             .chain([recovery.applied])
             .max()
             .unwrap_or(0);
@@ -893,16 +893,15 @@ impl Seed {
     }
 
     /// The partition's runtime from its checkpoint (or a fresh one), and
-    /// what else it restarts from; the checkpoint's bytes are dropped once
-    /// read (its position is kept).
+    /// what else it restarts from.
     fn restore(&self) -> Result<(Runtime, Recovery), StorageError> {
-        let mut recovery = self.storage.recover(self.partition)?;
-        let runtime = match &mut recovery.checkpoint {
-            Some((_, bytes)) => {
-                let runtime = restore(&self.program, bytes)?;
-                *bytes = Vec::new();
-                runtime
-            }
+        let mut restored = None;
+        let recovery = self.storage.recover(self.partition, &mut |bytes| {
+            restored = Some(restore(&self.program, bytes)?);
+            Ok(())
+        })?;
+        let runtime = match restored {
+            Some(runtime) => runtime,
             None => fresh(&self.program, &self.config)?,
         };
         Ok((runtime, recovery))
