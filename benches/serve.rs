@@ -27,7 +27,9 @@
 //! held back for the journal after the checkpoints (1%);
 //! `JOURNEY_BENCH_RATE` (events/s), `JOURNEY_BENCH_BATCH` (events a
 //! request) and `JOURNEY_BENCH_SECONDS` (60) shape `latency`.
-//! `JOURNEY_BENCH_KEEP=1` keeps the data directories;
+//! `JOURNEY_BENCH_CHECKPOINT_EVERY=10m` runs `latency` on `ingest`'s data
+//! once more with checkpoints that far apart. `JOURNEY_BENCH_KEEP=1` keeps
+//! the data directories;
 //! `JOURNEY_BENCH_DATA=DIR` only times a restart to ready on `DIR`.
 
 #[path = "support/compact.rs"]
@@ -256,9 +258,14 @@ fn main() {
     }
     let state = wants("ingest").then(|| ingest(&dir));
     if wants("latency") {
-        latency(&dir, None);
+        latency(&dir, None, None);
         if let Some(state) = state {
-            latency(&dir, Some(state));
+            latency(&dir, Some(state.clone()), None);
+            // The same with checkpoints that many seconds apart (the config's
+            // `checkpoint.every`), to see what checkpoints cost.
+            if let Ok(every) = std::env::var("JOURNEY_BENCH_CHECKPOINT_EVERY") {
+                latency(&dir, Some(state), Some(&every));
+            }
         }
     }
     if std::env::var_os("JOURNEY_BENCH_KEEP").is_some() {
@@ -429,7 +436,7 @@ fn percentiles(label: &str, mut samples: Vec<Duration>) {
 /// clock at `state`'s instant), every message stamped with the time it is
 /// sent: the wall clock, or the events' clock moved on as much since the
 /// first request.
-fn latency(dir: &Path, state: Option<(PathBuf, i64)>) {
+fn latency(dir: &Path, state: Option<(PathBuf, i64)>, checkpoint_every: Option<&str>) {
     let rate = env_or("JOURNEY_BENCH_RATE", 5_000).max(1);
     let batch = env_or("JOURNEY_BENCH_BATCH", 10).max(1) as usize;
     let seconds = env_or("JOURNEY_BENCH_SECONDS", 60).max(1);
@@ -470,12 +477,15 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>) {
             )
         }
         Some((data, end)) => {
-            let (service, _) = Service::start(data, &[]);
-            (
-                service,
-                "--clock events, the data directory of `ingest`".to_string(),
-                *end,
-            )
+            let config = dir.join("checkpoints.toml");
+            let every = checkpoint_every.unwrap_or("60s");
+            let _ = std::fs::write(&config, format!("[checkpoint]\nevery = \"{every}\"\n"));
+            let config = config.to_string_lossy().into_owned();
+            let (service, _) = Service::start(data, &["--config", &config]);
+            let how = format!(
+                "--clock events, the data directory of `ingest`, checkpoints every {every}"
+            );
+            (service, how, *end)
         }
     };
     println!(
@@ -582,10 +592,30 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>) {
         sent_in.as_secs_f64(),
         (requests * batch) as f64 / sent_in.as_secs_f64()
     );
+    // When in the run the slow ones were due: the seconds with a probe
+    // slower than 100 ms.
+    let per_second = (1.0 / interval.as_secs_f64()).max(1.0) as usize;
+    let slow: Vec<String> = seen
+        .chunks(per_second)
+        .enumerate()
+        .filter_map(|(second, probes)| {
+            let worst = probes.iter().flatten().max()?;
+            (*worst > Duration::from_millis(100))
+                .then(|| format!("{second} s ({} ms)", worst.as_millis()))
+        })
+        .collect();
     percentiles("request due -> 200 (durable)", acks);
     percentiles(
         "event -> action read from /v1/actions",
         seen.into_iter().flatten().collect(),
+    );
+    println!(
+        "seconds of the run with a probe slower than 100 ms (its worst): {}",
+        if slow.is_empty() {
+            "none".to_string()
+        } else {
+            slow.join(", ")
+        }
     );
     let (rss, _) = service.memory();
     let _ = service.stop();

@@ -219,7 +219,11 @@ fn main() {
     let serial = started.elapsed();
     let held_restored = (counting::live() - before) as usize;
     counting::stop();
-    row("all the restored runtimes hold (counted)", held_restored, users);
+    row(
+        "all the restored runtimes hold (counted)",
+        held_restored,
+        users,
+    );
     drop(restored);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -248,7 +252,8 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
     use journey::service::journal::Entry;
     use journey::service::partitions::partition_of;
     use journey::service::storage::{Meta, RedbStorage, STORAGE_FORMAT, Storage, WriteBatch};
-    let data = std::env::temp_dir().join(format!("journey-bench-state-data-{}", std::process::id()));
+    let data =
+        std::env::temp_dir().join(format!("journey-bench-state-data-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let partitions = checkpoints.len() as u32;
     {
@@ -279,7 +284,14 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
             let raw = journey::io::parse_line(line, 1).unwrap_or_else(|e| panic!("{}", e.message));
             at = at.max(raw.timestamp_ms);
             let p = partition_of(&raw.user_key, partitions) as usize;
-            entries.push((p as u32, next[p], Entry::Message { at, line: line.clone() }));
+            entries.push((
+                p as u32,
+                next[p],
+                Entry::Message {
+                    at,
+                    line: line.clone(),
+                },
+            ));
             next[p] += 1;
         }
         write(WriteBatch {
@@ -310,11 +322,15 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
         .unwrap_or_else(|e| panic!("journey serve: {e}"));
     let ready = format!("http://127.0.0.1:{port}/readyz");
     while ureq::get(&ready).call().is_err() {
-        assert!(started.elapsed() < Duration::from_secs(600), "ready in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "ready in time"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let took = started.elapsed();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     let rss = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

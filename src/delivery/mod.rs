@@ -63,6 +63,5 @@ pub trait Provider: Send + Sync + 'static {
 /// `List-Unsubscribe` (SERVICE.md §6, `[tracking]`).
 pub trait EmailDecorator: Send + Sync + 'static {
     /// The HTML to send and the unsubscribe URL, for this message.
-    fn decorate(&self, message: &Message, html: Option<String>)
-    -> (Option<String>, Option<String>);
+    fn decorate(&self, message: &Message, html: Option<String>) -> (Option<String>, Option<String>);
 }

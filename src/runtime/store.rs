@@ -609,6 +609,17 @@ mod tests {
     }
 
     #[test]
+    fn a_users_lists_are_read_back_as_long_as_they_are() {
+        let json = r#"{"profile":[{"t":"number","v":1.0},{"t":"null"},{"t":"string","v":"a"}],
+            "journeys":[],"sent":[{"at":5,"journey":0,"channel":1}]}"#;
+        let user: UserState = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(user.profile.len(), 3);
+        assert_eq!(user.profile.capacity(), 3, "no room of a doubling kept");
+        assert_eq!((user.sent.len(), user.sent.capacity()), (1, 1));
+        assert_eq!(user.journeys.capacity(), 0);
+    }
+
+    #[test]
     fn silences_serialize_as_due_times_without_trailing_nulls() {
         let mut silences = Silences::default();
         silences.set_due(0, Some(1_000));

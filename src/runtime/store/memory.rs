@@ -70,7 +70,7 @@ impl MemStore {
     pub fn memory(&self) -> MemoryUse {
         let mut use_ = MemoryUse {
             keys: self.keys.capacity() * size_of::<Str>()
-                + self.keys.iter().map(|k| text_heap(k)).sum::<usize>(),
+                + self.keys.iter().map(text_heap).sum::<usize>(),
             index: self.index.heap_bytes(),
             users: self.users.capacity() * size_of::<UserState>(),
             timers: self.timers.heap_bytes(),
@@ -132,4 +132,39 @@ fn instance_heap(instance: &Instance) -> usize {
         + std::mem::size_of_val(&*instance.handles)
         + std::mem::size_of_val(&*instance.sends)
         + std::mem::size_of_val(&*instance.audiences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Store;
+
+    #[test]
+    fn each_part_counts_what_it_holds() {
+        let mut store = MemStore::default();
+        let empty = store.memory();
+        assert_eq!(empty.total(), empty.dedup + empty.timers);
+        let long = "a-user-key-longer-than-twenty-two-bytes";
+        for key in ["ana", long] {
+            let id = store.intern_user(key);
+            store.user_mut(id).profile = vec![Value::str("x".repeat(40).as_str()), Value::Null];
+        }
+        let hash = store.message_id_hash("ana", "m1");
+        store.sight_message_id(hash, 0);
+        let used = store.memory();
+        assert!(used.index > 0 && used.users >= 2 * size_of::<UserState>());
+        assert_eq!(
+            used.keys,
+            store.keys.capacity() * size_of::<Str>() + 2 * size_of::<usize>() + long.len()
+        );
+        assert_eq!(
+            used.profiles,
+            2 * (2 * size_of::<Value>() + 2 * size_of::<usize>() + 40)
+        );
+        assert!(used.dedup > empty.dedup, "{used:?}");
+        assert_eq!(
+            used.total(),
+            used.keys + used.index + used.users + used.profiles + used.dedup + used.timers
+        );
+    }
 }
