@@ -389,10 +389,12 @@ fn dir_size(path: &Path) -> u64 {
 /// A probe: a new customer's track that enters `back_in_stock`, whose
 /// first step is a `send`: its `enter` (and its send) are committed when
 /// the track is applied.
-fn probe(i: usize) -> String {
+/// Its customer is `probe-RUN-I`: a run's probes are new customers even
+/// on a data directory an earlier run sent probes to.
+fn probe(run: &str, i: usize) -> String {
     format!(
-        "{{\"type\":\"track\",\"userId\":\"probe-{i}\",\"event\":\"stock_alert_requested\",\
-         \"properties\":{{\"product_id\":\"p-{i}\",\"product_name\":\"Lamp\"}},\"messageId\":\"probe-{i}\",\
+        "{{\"type\":\"track\",\"userId\":\"probe-{run}-{i}\",\"event\":\"stock_alert_requested\",\
+         \"properties\":{{\"product_id\":\"p-{i}\",\"product_name\":\"Lamp\"}},\"messageId\":\"probe-{run}-{i}\",\
          \"timestamp\":\"{STAMP}\"}}"
     )
 }
@@ -401,13 +403,43 @@ fn probe(i: usize) -> String {
 /// (as long as an RFC 3339 time in milliseconds).
 const STAMP: &str = "@@@@-@@-@@T@@:@@:@@.@@@Z";
 
-/// The probe number of a feed line, when it is a probe's `enter`.
-fn probe_of(line: &str) -> Option<usize> {
+/// The probe number of a feed line, when it is the `enter` of one of run
+/// `run`'s probes.
+fn probe_of(line: &str, run: &str) -> Option<usize> {
     if !line.contains("\"kind\":\"enter\"") {
         return None;
     }
-    let rest = &line[line.find("\"user_id\":\"probe-")? + 17..];
+    let key = format!("\"user_id\":\"probe-{run}-");
+    let rest = &line[line.find(&key)? + key.len()..];
     rest[..rest.find('"')?].parse().ok()
+}
+
+/// The newest `seq` in the feed at `feed` (0 when none), found by halving
+/// with one-line reads, so that a reader starts after what an earlier run
+/// left (a feed of millions of actions).
+fn newest_seq(feed: &str) -> u64 {
+    let agent = ureq::AgentBuilder::new().build();
+    let newer_than = |after: u64| match agent
+        .get(feed)
+        .query("after", &after.to_string())
+        .query("limit", "1")
+        .call()
+    {
+        Ok(response) => !response.into_string().unwrap_or_default().trim().is_empty(),
+        // 410: actions after it were dropped by retention, so some exist.
+        Err(ureq::Error::Status(410, _)) => true,
+        Err(e) => panic!("the feed: {e}"),
+    };
+    let (mut low, mut high) = (0u64, 1u64 << 40);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if newer_than(mid - 1) {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    low
 }
 
 fn percentiles(label: &str, mut samples: Vec<Duration>) {
@@ -443,6 +475,12 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>, checkpoint_every: Option<&
     let connections = env_or("JOURNEY_BENCH_CONNECTIONS", 32).max(1) as usize;
     let requests = (rate * seconds) as usize / batch;
     let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = format!(
+        "{}.{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     // Other customers' traffic: the stream's lines (new customers), each
     // stamped when sent.
     let stream_lines = requests * (batch - 1);
@@ -458,7 +496,7 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>, checkpoint_every: Option<&
         .collect();
     let bodies: Vec<String> = (0..requests)
         .map(|i| {
-            let mut messages = vec![probe(i)];
+            let mut messages = vec![probe(&run, i)];
             let from = (i * (batch - 1)).min(lines.len());
             let to = (from + batch - 1).min(lines.len());
             messages.extend(lines[from..to].iter().cloned());
@@ -495,16 +533,17 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>, checkpoint_every: Option<&
     );
     let feed = service.url("/v1/actions");
     let url = service.url("/v1/batch");
+    let newest = newest_seq(&feed);
     let start = Instant::now() + Duration::from_millis(200);
     let due = move |i: usize| start + interval * i as u32;
 
     // The reader: every probe's `enter`, and when it was read.
     let seen: Arc<Mutex<Vec<Option<Duration>>>> = Arc::new(Mutex::new(vec![None; requests]));
     let reader = {
-        let seen = seen.clone();
+        let (seen, run) = (seen.clone(), run.clone());
         std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new().build();
-            let (mut after, mut found) = (0u64, 0usize);
+            let (mut after, mut found) = (newest, 0usize);
             let deadline = due(requests) + Duration::from_secs(30);
             while found < requests && Instant::now() < deadline {
                 let Ok(response) = agent
@@ -529,7 +568,7 @@ fn latency(dir: &Path, state: Option<(PathBuf, i64)>, checkpoint_every: Option<&
                     {
                         after = after.max(seq);
                     }
-                    if let Some(i) = probe_of(line).filter(|&i| i < requests)
+                    if let Some(i) = probe_of(line, &run).filter(|&i| i < requests)
                         && seen[i].is_none()
                     {
                         seen[i] = Some(read_at.saturating_duration_since(due(i)));
