@@ -23,13 +23,14 @@
 mod baseline;
 #[path = "support/compact.rs"]
 mod compact;
+#[path = "support/counting.rs"]
+mod counting;
 
 use compact::remove_field;
-use std::alloc::{GlobalAlloc, Layout};
+use counting::live;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use journey::compile::{Program, compile};
@@ -40,60 +41,8 @@ use journey::project::{Project, load_paths};
 use journey::runtime::store::Dedup;
 use journey::runtime::{Action, ActionKind, Runtime};
 
-/// The allocator the `journey` binary uses (mimalloc), counting the change
-/// in live bytes while `memory` measures. Elsewhere it only forwards: an
-/// atomic add on every allocation and free is a cost the binary does not
-/// pay, and the throughput passes must not pay it either.
-struct Counting;
-
-static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-fn count(delta: isize) {
-    if COUNTING.load(Ordering::Relaxed) {
-        LIVE.fetch_add(delta, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded to `INNER` unchanged; only a counter is
-// updated besides.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        // SAFETY: the caller's contract is passed on to `INNER`.
-        unsafe { INNER.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        // SAFETY: as above.
-        unsafe { INNER.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        // SAFETY: as above.
-        unsafe { INNER.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        // SAFETY: as above.
-        unsafe { INNER.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The change in live bytes since counting started. Only differences of
-/// two readings taken while counting mean anything: memory allocated
-/// before and freed since counts negative, as it should.
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
+static GLOBAL: counting::Counting = counting::Counting;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -466,7 +415,7 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
             let _ = rt.ingest(&adapter::event(&raw, &props), &mut sink);
         }
     };
-    COUNTING.store(true, Ordering::Relaxed);
+    counting::start();
     let base = live();
     let mut rt = Runtime::new(program.clone());
     let empty = live();
@@ -479,7 +428,7 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
         black_box(a.to_json_line());
     });
     let waiting_for = live();
-    COUNTING.store(false, Ordering::Relaxed);
+    counting::stop();
     let sent = rt.stats().journeys.iter().map(|j| j.sent).sum::<u64>();
     let n = f64::from(users);
     println!(

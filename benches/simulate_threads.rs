@@ -39,6 +39,47 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// The CPU time of each thread of the process now, by thread name
+/// (`utime` and `stime` of `/proc/self/task/*/stat`; none elsewhere).
+fn thread_times() -> Vec<(u64, String, Duration)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_string();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 =
+                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            Some((tid, name, Duration::from_millis(ticks * 10)))
+        })
+        .collect()
+}
+
+/// Samples every thread's CPU time every 50 ms until `done`; returns the
+/// CPU time each thread that started meanwhile had used at its last
+/// sample, by name (a thread's time from before the sampling counted out).
+fn sample_threads(done: &std::sync::atomic::AtomicBool) -> Vec<(String, Duration)> {
+    use std::collections::BTreeMap;
+    let before: BTreeMap<u64, Duration> =
+        thread_times().into_iter().map(|(t, _, c)| (t, c)).collect();
+    let mut last: BTreeMap<u64, (String, Duration)> = BTreeMap::new();
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        for (tid, name, cpu) in thread_times() {
+            let base = before.get(&tid).copied().unwrap_or_default();
+            last.insert(tid, (name, cpu.saturating_sub(base)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    last.into_values()
+        .filter(|(name, cpu)| !cpu.is_zero() && name != "sampler")
+        .collect()
+}
+
 /// One pass of `journey simulate journeys/ --events FILE --threads N`:
 /// its wall time and CPU time.
 fn pass(events: &Path, threads: usize) -> (Duration, Option<Duration>) {
@@ -59,9 +100,26 @@ fn pass(events: &Path, threads: usize) -> (Duration, Option<Duration>) {
         threads.to_string().into(),
     ];
     let cpu = cpu_time();
+    let done = std::sync::atomic::AtomicBool::new(false);
     let started = Instant::now();
-    let exit = cli::run(args, &mut streams);
+    let (exit, per_thread) = std::thread::scope(|scope| {
+        let sampler = std::thread::Builder::new()
+            .name("sampler".into())
+            .spawn_scoped(scope, || sample_threads(&done))
+            .expect("a sampling thread");
+        let exit = cli::run(args, &mut streams);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        (exit, sampler.join().unwrap_or_default())
+    });
     let took = started.elapsed();
+    let threads: Vec<String> = per_thread
+        .iter()
+        .map(|(name, cpu)| format!("{name} {:.2} s", cpu.as_secs_f64()))
+        .collect();
+    println!(
+        "  CPU by thread (sampled every 50 ms): {}",
+        threads.join(", ")
+    );
     let cpu = cpu
         .zip(cpu_time())
         .map(|(before, after)| after.saturating_sub(before));

@@ -774,6 +774,11 @@ fn the_core_by_hand() {
     let snapshot: Snapshot = serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{e}"));
     let resumed = Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"));
     // --8<-- [end:persist]
+    let borrowed = serde_json::to_string(&runtime.snapshot_ref()).unwrap_or_default();
+    assert_eq!(
+        borrowed, saved,
+        "the borrowed snapshot writes the same JSON"
+    );
     let kinds: Vec<&str> = actions.iter().map(|a| a.kind.name()).collect();
     assert_eq!(kinds, ["enter", "send", "send", "exit"]);
     assert_eq!(format_timestamp(actions[2].at), "2026-03-03T09:00:00Z");

@@ -23,6 +23,7 @@ use crate::prefetch::{prefetch, prefetch_lines};
 use crate::value::{Str, Value};
 
 mod dedup;
+mod memory;
 mod migrate;
 mod timers;
 mod users;
@@ -31,6 +32,7 @@ pub use self::dedup::{
     DEDUP_CAPACITY, DEDUP_DEFAULT_KEY, DEDUP_MAX_CAPACITY, DEDUP_WINDOW_MS, Dedup, DedupConfig,
     DedupConfigError, Sighting, id_hash,
 };
+pub use self::memory::MemoryUse;
 pub use self::timers::TimerQueue;
 
 pub type UserId = u32;
@@ -89,17 +91,39 @@ pub trait Store {
 pub struct UserState {
     /// Profile slot values (index = slot id); empty until the first write,
     /// shorter than the slot list when the tail is all `null`.
+    #[serde(deserialize_with = "exact")]
     pub profile: Vec<Value>,
     /// The journeys this user has touched, sorted by journey id.
+    #[serde(deserialize_with = "exact")]
     pub journeys: Vec<JourneyState>,
     /// Non-transactional sends, oldest first, for caps; pruned to the
     /// program's longest cap window.
+    #[serde(deserialize_with = "exact")]
     pub sent: Vec<SentRecord>,
     /// Every `trigger no ... for` silence of the program for this user.
     /// Kept apart from `journeys`: a silence is touched by most events, and
     /// a journey state is only made on entry.
     #[serde(default, skip_serializing_if = "Silences::is_empty")]
     pub silences: Silences,
+}
+
+/// A list read back as long as it is: a JSON list comes without its
+/// length, and one read item by item keeps the room of its last doubling
+/// (a third more, on average, for each customer's profile and journeys,
+/// which the runtime sizes exactly). The allocator does not shrink a block
+/// in place, so the items move to one of their size.
+fn exact<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let read = Vec::<T>::deserialize(deserializer)?;
+    if read.len() == read.capacity() {
+        return Ok(read);
+    }
+    let mut exact = Vec::with_capacity(read.len());
+    exact.extend(read);
+    Ok(exact)
 }
 
 impl UserState {
@@ -339,8 +363,8 @@ impl PartialOrd for Timer {
 }
 
 /// The in-memory store.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "MemStoreRepr", into = "MemStoreRepr")]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(from = "MemStoreRepr")]
 pub struct MemStore {
     clock: Option<i64>,
     keys: Vec<Str>,
@@ -351,13 +375,37 @@ pub struct MemStore {
 }
 
 /// The serialized form: no hash map (rebuilt on load), timers sorted.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct MemStoreRepr {
     clock: Option<i64>,
     keys: Vec<Str>,
     users: Vec<UserState>,
     timers: Vec<Timer>,
     dedup: Dedup,
+}
+
+/// [`MemStoreRepr`] borrowed from the store, written in its place: a
+/// checkpoint of a million customers does not copy their state first.
+#[derive(Serialize)]
+struct MemStoreReprRef<'a> {
+    clock: Option<i64>,
+    keys: &'a [Str],
+    users: &'a [UserState],
+    timers: Vec<Timer>,
+    dedup: &'a Dedup,
+}
+
+impl Serialize for MemStore {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        MemStoreReprRef {
+            clock: self.clock,
+            keys: &self.keys,
+            users: &self.users,
+            timers: self.timers.sorted(),
+            dedup: &self.dedup,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl From<MemStoreRepr> for MemStore {
@@ -376,19 +424,6 @@ impl From<MemStoreRepr> for MemStore {
                     q
                 }),
             dedup: r.dedup,
-        }
-    }
-}
-
-impl From<MemStore> for MemStoreRepr {
-    fn from(s: MemStore) -> MemStoreRepr {
-        let timers = s.timers.into_sorted();
-        MemStoreRepr {
-            clock: s.clock,
-            keys: s.keys,
-            users: s.users,
-            timers,
-            dedup: s.dedup,
         }
     }
 }
@@ -572,6 +607,17 @@ mod tests {
         silences.set_due(1, None);
         silences.set_due(Silences::INLINE + 1, None);
         assert!(silences.is_empty());
+    }
+
+    #[test]
+    fn a_users_lists_are_read_back_as_long_as_they_are() {
+        let json = r#"{"profile":[{"t":"number","v":1.0},{"t":"null"},{"t":"string","v":"a"}],
+            "journeys":[],"sent":[{"at":5,"journey":0,"channel":1}]}"#;
+        let user: UserState = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(user.profile.len(), 3);
+        assert_eq!(user.profile.capacity(), 3, "no room of a doubling kept");
+        assert_eq!((user.sent.len(), user.sent.capacity()), (1, 1));
+        assert_eq!(user.journeys.capacity(), 0);
     }
 
     #[test]

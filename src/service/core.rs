@@ -40,7 +40,7 @@ use tokio::sync::{oneshot, watch};
 use super::journal::Entry;
 use super::metrics;
 use super::partitions::partition_of;
-use super::storage::{Storage, StorageError, WriteBatch};
+use super::storage::{Recovery, Storage, StorageError, WriteBatch};
 use super::versions::{Record, Versions, diagnostics_text};
 use crate::compile::Program;
 use crate::compile::deploy::{Fate, plan};
@@ -259,54 +259,51 @@ impl Core {
                 .collect(),
         });
         let mut workers = Vec::new();
-        let mut next_position = Vec::new();
         let mut threads = Vec::new();
-        let mut dropped = Vec::new();
-        let mut replayed = 0;
+        let (recovered_tx, recovered_rx) = mpsc::channel::<Result<Recovered, String>>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        // Each partition reads and restores its own checkpoint, on its own
+        // thread: as many at once as there are cores (each holds its
+        // checkpoint's bytes while it decodes them).
+        let permits = Arc::new(Permits::new(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ));
         for p in 0..config.partitions {
-            let recovery = storage.recover(p)?;
-            if let Some(why) = recovery.dropped {
-                dropped.push(why);
-            }
-            let (version, runtime) = match &recovery.checkpoint {
-                Some((_, bytes)) => restore(&versions, bytes)?,
-                None => (first, fresh(&program_of(&versions, first)?, &config)?),
-            };
-            let last = recovery
-                .entries
-                .last()
-                .map(|(pos, _)| *pos)
-                .into_iter()
-                .chain(recovery.checkpoint.as_ref().map(|(pos, _)| *pos))
-                .chain([recovery.applied])
-                .max()
-                .unwrap_or(0);
-            next_position.push(last + 1);
-            replayed += recovery.entries.len() as u64;
             let (tx, rx) = mpsc::sync_channel::<ToWorker>(config.partition_queue.max(1));
             workers.push(tx);
-            let worker = Worker {
+            let seed = Seed {
                 partition: p,
-                runtime,
+                versions: versions.clone(),
+                first,
+                storage: storage.clone(),
+                permits: permits.clone(),
                 ops: ops_tx.clone(),
-                applied: recovery.applied,
-                since_checkpoint: 0,
-                last_checkpoint: Instant::now(),
                 config: config.clone(),
                 next_due: next_due.clone(),
                 ticking: ticking.clone(),
                 published: published.clone(),
-                counters: FxHashMap::default(),
-                version,
-                versions: versions.clone(),
             };
-            let ready = ready_tx.clone();
+            let (recovered, ready) = (recovered_tx.clone(), ready_tx.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("journey-partition-{p}"))
-                .spawn(move || worker.run(recovery.entries, rx, ready))
+                .spawn(move || seed.run(rx, recovered, ready))
                 .map_err(|e| StorageError(format!("cannot start a partition thread: {e}")))?;
             threads.push(handle);
+        }
+        drop(recovered_tx);
+        let mut next_position = vec![0; config.partitions as usize];
+        let mut dropped = Vec::new();
+        let mut replayed = 0;
+        for _ in 0..config.partitions {
+            match recovered_rx.recv() {
+                Ok(Ok(r)) => {
+                    next_position[r.partition as usize] = r.next_position;
+                    replayed += r.replaying;
+                    dropped.extend(r.dropped);
+                }
+                Ok(Err(why)) => return Err(StorageError(why)),
+                Err(_) => return Err(StorageError("a partition stopped while restoring".into())),
+            }
         }
         drop(ready_tx);
         let writer = Writer {
@@ -672,7 +669,7 @@ fn program_of(versions: &Versions, version: u32) -> Result<Arc<Program>, Storage
 
 /// A checkpoint: `V`, the version of the journeys its partition ran (four
 /// bytes, little-endian), then the runtime's snapshot.
-fn encode_checkpoint(version: u32, snapshot: &[u8]) -> Vec<u8> {
+pub fn encode_checkpoint(version: u32, snapshot: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + snapshot.len());
     out.push(b'V');
     out.extend_from_slice(&version.to_le_bytes());
@@ -1013,6 +1010,140 @@ fn forward_count(forward: &[(u32, u64, Entry)], p: u32) -> u64 {
     forward.iter().filter(|(q, _, _)| *q == p).count() as u64
 }
 
+/// What a partition's thread starts from: it reads and restores its own
+/// partition, then runs as its [`Worker`].
+struct Seed {
+    partition: u32,
+    versions: Arc<Versions>,
+    /// The version a partition without a checkpoint starts at.
+    first: u32,
+    storage: Arc<dyn Storage>,
+    permits: Arc<Permits>,
+    ops: Sender<Op>,
+    config: CoreConfig,
+    next_due: Arc<Vec<AtomicI64>>,
+    ticking: Arc<Vec<AtomicBool>>,
+    published: Arc<Published>,
+}
+
+/// What a partition found on disk, for the writer.
+struct Recovered {
+    partition: u32,
+    /// The position its next entry gets.
+    next_position: u64,
+    /// Journal entries after its checkpoint, to replay.
+    replaying: u64,
+    /// A damaged record dropped, with the reason.
+    dropped: Option<String>,
+}
+
+impl Seed {
+    fn run(
+        self,
+        rx: Receiver<ToWorker>,
+        recovered: Sender<Result<Recovered, String>>,
+        ready: Sender<Result<(), String>>,
+    ) {
+        let restored = {
+            let _permit = self.permits.take();
+            self.restore()
+        };
+        let (version, runtime, mut recovery) = match restored {
+            Ok(restored) => restored,
+            Err(e) => {
+                let _ = recovered.send(Err(e.0));
+                return;
+            }
+        };
+        let last = recovery
+            .entries
+            .last()
+            .map(|(pos, _)| *pos)
+            .into_iter()
+            .chain(recovery.checkpoint)
+            .chain([recovery.applied])
+            .max()
+            .unwrap_or(0);
+        let report = Recovered {
+            partition: self.partition,
+            next_position: last + 1,
+            replaying: recovery.entries.len() as u64,
+            dropped: recovery.dropped.take(),
+        };
+        if recovered.send(Ok(report)).is_err() {
+            return;
+        }
+        let worker = Worker {
+            partition: self.partition,
+            runtime,
+            ops: self.ops,
+            applied: recovery.applied,
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            config: self.config,
+            next_due: self.next_due,
+            ticking: self.ticking,
+            published: self.published,
+            counters: FxHashMap::default(),
+            version,
+            versions: self.versions,
+        };
+        worker.run(recovery.entries, rx, ready);
+    }
+
+    /// The partition's runtime from its checkpoint (or a fresh one), and
+    /// what else it restarts from.
+    fn restore(&self) -> Result<(u32, Runtime, Recovery), StorageError> {
+        let mut restored = None;
+        let recovery = self.storage.recover(self.partition, &mut |bytes| {
+            restored = Some(restore(&self.versions, bytes)?);
+            Ok(())
+        })?;
+        let (version, runtime) = match restored {
+            Some(restored) => restored,
+            None => (
+                self.first,
+                fresh(&program_of(&self.versions, self.first)?, &self.config)?,
+            ),
+        };
+        Ok((version, runtime, recovery))
+    }
+}
+
+/// At most so many holders at once (of the cores, while restoring).
+struct Permits {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// One of [`Permits`], given back when dropped.
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(n: usize) -> Permits {
+        Permits {
+            free: Mutex::new(n.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn take(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 struct Worker {
     partition: u32,
     runtime: Runtime,
@@ -1044,12 +1175,12 @@ impl Worker {
             self.apply(position, &entry, false);
             last = Some(position);
         }
-        // A checkpoint after the replay: the next restart replays nothing
-        // of it.
+        let _ = ready.send(Ok(()));
+        // A checkpoint after the replay, once ready: the next restart
+        // replays nothing of it.
         if let Some(position) = last {
             self.report(position, None, true);
         }
-        let _ = ready.send(Ok(()));
         let mut last_position = last.unwrap_or(0);
         while let Ok(message) = rx.recv() {
             match message {
@@ -1153,7 +1284,7 @@ impl Worker {
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         self.published.checkpointed_at[self.partition as usize].store(wall_ms(), Ordering::Release);
-        let snapshot = serde_json::to_vec(&self.runtime.snapshot()).ok()?;
+        let snapshot = serde_json::to_vec(&self.runtime.snapshot_ref()).ok()?;
         Some(encode_checkpoint(self.version, &snapshot))
     }
 

@@ -134,10 +134,11 @@ pub enum InboxMark {
 /// besides the customer's own: the sweep keeps pace with what is added.
 pub const INBOX_SWEEP: usize = 64;
 
-/// What a partition restarts from.
+/// What a partition restarts from (its checkpoint's snapshot was handed to
+/// [`Storage::recover`]'s reader).
 pub struct Recovery {
-    /// The checkpoint: its position and snapshot.
-    pub checkpoint: Option<(u64, Vec<u8>)>,
+    /// The checkpoint's position.
+    pub checkpoint: Option<u64>,
     /// The last position whose actions the outbox holds (0: none).
     pub applied: u64,
     /// The journal after the checkpoint, in order.
@@ -238,8 +239,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Commits the batch durably, in one transaction; returns the `seq` of
     /// the last action written (the previous last when none).
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError>;
-    /// Reads what partition `p` restarts from.
-    fn recover(&self, partition: u32) -> Result<Recovery, StorageError>;
+    /// Reads what partition `p` restarts from, handing its checkpoint's
+    /// snapshot to `read` where it lies, not copied out first (at a million
+    /// customers, a partition's is over a hundred megabytes).
+    fn recover(
+        &self,
+        partition: u32,
+        read: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<Recovery, StorageError>;
     /// Committed actions with `seq > after`, at most `limit`, ascending.
     fn actions_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, StorageError> {
         Ok(self
@@ -323,6 +330,13 @@ const INBOX: TableDefinition<(&str, &str), InboxRow<'static>> = TableDefinition:
 /// (expires, user key, message id): the inbox by expiry, for the sweep.
 const INBOX_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("inbox_expiry");
 
+/// The memory redb may keep of the file's pages (its default is 1 GiB,
+/// which a service holding a million customers would pay on top of their
+/// state). Written pages are appended at the journal's and the outbox's
+/// ends, and read back only by a restart and by the feed, near its end:
+/// a small cache holds what is read again (docs/performance.md).
+pub const CACHE_BYTES: usize = 64 << 20;
+
 // In `delivery.redb`:
 /// `cursor` → the outbox `seq` delivery has read through.
 const DELIVERY_META: TableDefinition<&str, u64> = TableDefinition::new("delivery_meta");
@@ -354,7 +368,9 @@ impl RedbStorage {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create `{}`: {e}", dir.display())))?;
         let path = dir.join("journey.redb");
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| StorageError(format!("cannot open `{}`: {e}", path.display())))?;
         // Every table exists from the start, so readers never find one missing.
         let txn = db.begin_write().map_err(fail)?;
@@ -577,20 +593,28 @@ impl Storage for RedbStorage {
         Ok(seq)
     }
 
-    fn recover(&self, partition: u32) -> Result<Recovery, StorageError> {
+    fn recover(
+        &self,
+        partition: u32,
+        read: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
+    ) -> Result<Recovery, StorageError> {
         let txn = self.db.begin_read().map_err(fail)?;
         let checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
-        let checkpoint = checkpoints.get(partition).map_err(fail)?.map(|v| {
-            let (pos, bytes) = v.value();
-            (pos, bytes.to_vec())
-        });
+        let checkpoint = match checkpoints.get(partition).map_err(fail)? {
+            Some(v) => {
+                let (pos, bytes) = v.value();
+                read(bytes)?;
+                Some(pos)
+            }
+            None => None,
+        };
         let applied = txn
             .open_table(APPLIED)
             .map_err(fail)?
             .get(partition)
             .map_err(fail)?
             .map_or(0, |v| v.value());
-        let from = checkpoint.as_ref().map_or(0, |(pos, _)| pos + 1);
+        let from = checkpoint.map_or(0, |pos| pos + 1);
         let journal = txn.open_table(JOURNAL).map_err(fail)?;
         let mut entries = Vec::new();
         let mut dropped = None;
@@ -970,8 +994,14 @@ mod tests {
         assert_eq!(storage.meta().ok().flatten().map(|m| m.partitions), Some(2));
         assert_eq!(storage.clock().ok().flatten(), Some(42));
         assert_eq!(storage.last_seq().ok(), Some(3));
-        let r = storage.recover(1).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.checkpoint, Some((2, b"snap".to_vec())));
+        let mut snapshot = Vec::new();
+        let r = storage
+            .recover(1, &mut |bytes| {
+                snapshot = bytes.to_vec();
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.checkpoint, snapshot), (Some(2), b"snap".to_vec()));
         assert_eq!(r.applied, 2);
         assert_eq!(r.entries, vec![(3, Entry::Tick { to: 3 })]);
         assert_eq!(
@@ -1101,7 +1131,9 @@ mod tests {
         };
         storage.write(checkpoint).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(storage.journal_len().ok(), Some(4), "kept for an hour");
-        let recovery = storage.recover(0).unwrap_or_else(|e| panic!("{e}"));
+        let recovery = storage
+            .recover(0, &mut |_| Ok(()))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             recovery.entries.len(),
             2,
@@ -1137,7 +1169,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         txn.commit().unwrap_or_else(|e| panic!("{e}"));
-        let r = storage.recover(0).unwrap_or_else(|e| panic!("{e}"));
+        let r = storage
+            .recover(0, &mut |_| Ok(()))
+            .unwrap_or_else(|e| panic!("{e}"));
         let kept: Vec<u64> = r.entries.iter().map(|(pos, _)| *pos).collect();
         assert_eq!(kept, vec![1, 2], "everything before the damage");
         let why = r.dropped.unwrap_or_default();

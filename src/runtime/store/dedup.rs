@@ -194,8 +194,8 @@ const FILTER_PROBES: usize = 4;
 
 /// The window. Serialized as its configuration, its count of early
 /// evictions and the remembered `(time, hash)` pairs, oldest first.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(try_from = "DedupRepr", into = "DedupRepr")]
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "DedupRepr")]
 pub struct Dedup {
     config: DedupConfig,
     /// Ids forgotten early: at capacity, still inside the window.
@@ -322,6 +322,13 @@ impl Dedup {
 
     pub fn len(&self) -> usize {
         self.order.len()
+    }
+
+    /// The bytes of the window's queue, table, batch and filter.
+    pub fn heap_bytes(&self) -> usize {
+        self.order.capacity() * std::mem::size_of::<(i64, Words)>()
+            + (self.lines.capacity() + self.filter.capacity()) * std::mem::size_of::<Line>()
+            + self.batch.capacity() * std::mem::size_of::<u64>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -512,7 +519,7 @@ impl Dedup {
 /// The window as saved: its configuration, its count of early evictions
 /// and the remembered ids, oldest first (each its time and hash, high word
 /// first).
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct DedupRepr {
     config: DedupConfig,
     evicted_early: u64,
@@ -535,13 +542,23 @@ impl TryFrom<DedupRepr> for Dedup {
     }
 }
 
-impl From<Dedup> for DedupRepr {
-    fn from(dedup: Dedup) -> DedupRepr {
-        DedupRepr {
-            config: dedup.config,
-            evicted_early: dedup.evicted_early,
-            ids: dedup.order,
+/// [`DedupRepr`] borrowed from the window, written in its place (no copy
+/// of the window's table and filter first).
+#[derive(Serialize)]
+struct DedupReprRef<'a> {
+    config: &'a DedupConfig,
+    evicted_early: u64,
+    ids: &'a VecDeque<(i64, Words)>,
+}
+
+impl Serialize for Dedup {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DedupReprRef {
+            config: &self.config,
+            evicted_early: self.evicted_early,
+            ids: &self.order,
         }
+        .serialize(serializer)
     }
 }
 

@@ -32,7 +32,7 @@ impl MemStore {
         for user in &mut self.users {
             migrate_user(user, moves);
         }
-        let timers = std::mem::take(&mut self.timers).into_sorted();
+        let timers = std::mem::take(&mut self.timers).sorted();
         let mut queue = TimerQueue::default();
         for timer in timers {
             // Silences are queued again below, from their due times.

@@ -113,6 +113,20 @@ impl TimerQueue {
         }
     }
 
+    /// The bytes of the lists of timers (a later hour's entry in the
+    /// B-tree counted as its key and list header, twice: nodes are about
+    /// half full).
+    pub fn heap_bytes(&self) -> usize {
+        let timer = std::mem::size_of::<Timer>();
+        let entry = 2 * (std::mem::size_of::<i64>() + std::mem::size_of::<Vec<Timer>>());
+        (self.current.capacity() + self.near.capacity()) * timer
+            + self
+                .far
+                .values()
+                .map(|list| entry + list.capacity() * timer)
+                .sum::<usize>()
+    }
+
     /// Every timer, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Timer> {
         self.current
@@ -121,12 +135,11 @@ impl TimerQueue {
             .chain(self.far.values().flatten())
     }
 
-    /// Every timer, earliest first.
-    pub fn into_sorted(self) -> Vec<Timer> {
-        let mut timers = self.current;
-        timers.extend(self.near.into_vec());
-        timers.extend(self.far.into_values().flatten());
-        // Sorted descending by `Ord` = earliest first.
+    /// Every timer, earliest first (a copy: a snapshot writes it).
+    pub fn sorted(&self) -> Vec<Timer> {
+        let mut timers: Vec<Timer> = self.iter().copied().collect();
+        // Sorted descending by `Ord` = earliest first; stable, so that
+        // timers equal but for their generation keep one order.
         timers.sort_by(|a, b| b.cmp(a));
         timers
     }

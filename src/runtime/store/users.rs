@@ -99,6 +99,11 @@ impl UserIndex {
         self.len += 1;
     }
 
+    /// The bytes of the table.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Entry>()
+    }
+
     /// Starts loading the slot where `key`'s lookup begins.
     pub fn prefetch(&self, key: &str) {
         if !self.slots.is_empty() {

@@ -1,0 +1,170 @@
+//! Where a [`MemStore`]'s bytes go: the heap each part holds, counted from
+//! the lengths and capacities of its tables (allocator rounding and
+//! headers left out), for the service's figures (docs/performance.md) and
+//! its operators. Counting walks every customer: call it rarely.
+
+use std::mem::size_of;
+use std::ops::AddAssign;
+
+use super::{Instance, JourneyState, MemStore, SentRecord, UserState};
+use crate::value::{Str, Value};
+
+/// Heap bytes by part of the state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The user keys by id (a key longer than [`Str::INLINE`] bytes has its
+    /// text apart).
+    pub keys: usize,
+    /// The index from user keys to ids.
+    pub index: usize,
+    /// The users' states in place (`UserState`: its lists' headers and
+    /// three silences).
+    pub users: usize,
+    /// The profiles: a slot a value, and the text, lists and objects
+    /// values hold apart.
+    pub profiles: usize,
+    /// The journey states of the users (`JourneyState`, each with its
+    /// running instance in place), and ended instances kept for a goal.
+    pub journeys: usize,
+    /// What running instances hold apart: trigger values, handles, sends,
+    /// audiences.
+    pub instances: usize,
+    /// The sends kept for caps, and silences past the ones in place.
+    pub sends: usize,
+    /// The pending timers.
+    pub timers: usize,
+    /// The `messageId` window: its queue, table and filter.
+    pub dedup: usize,
+}
+
+impl MemoryUse {
+    pub fn total(&self) -> usize {
+        self.keys
+            + self.index
+            + self.users
+            + self.profiles
+            + self.journeys
+            + self.instances
+            + self.sends
+            + self.timers
+            + self.dedup
+    }
+}
+
+impl AddAssign for MemoryUse {
+    fn add_assign(&mut self, other: MemoryUse) {
+        self.keys += other.keys;
+        self.index += other.index;
+        self.users += other.users;
+        self.profiles += other.profiles;
+        self.journeys += other.journeys;
+        self.instances += other.instances;
+        self.sends += other.sends;
+        self.timers += other.timers;
+        self.dedup += other.dedup;
+    }
+}
+
+impl MemStore {
+    /// The heap bytes of each part of the state.
+    pub fn memory(&self) -> MemoryUse {
+        let mut use_ = MemoryUse {
+            keys: self.keys.capacity() * size_of::<Str>()
+                + self.keys.iter().map(text_heap).sum::<usize>(),
+            index: self.index.heap_bytes(),
+            users: self.users.capacity() * size_of::<UserState>(),
+            timers: self.timers.heap_bytes(),
+            dedup: self.dedup.heap_bytes(),
+            ..MemoryUse::default()
+        };
+        for user in &self.users {
+            use_.profiles += user.profile.capacity() * size_of::<Value>()
+                + user.profile.iter().map(value_heap).sum::<usize>();
+            use_.journeys += user.journeys.capacity() * size_of::<JourneyState>();
+            for journey in &user.journeys {
+                if let Some(instance) = &journey.instance {
+                    use_.instances += instance_heap(instance);
+                }
+                if let Some(watch) = &journey.watch {
+                    use_.journeys += size_of::<Instance>();
+                    use_.instances += instance_heap(watch);
+                }
+            }
+            use_.sends += user.sent.capacity() * size_of::<SentRecord>()
+                + user.silences.tail.len() * size_of::<i64>();
+        }
+        use_
+    }
+}
+
+/// The text a `Str` holds apart (an `Arc<str>`: two counts and the text).
+fn text_heap(s: &Str) -> usize {
+    if s.len() > Str::INLINE {
+        2 * size_of::<usize>() + s.len()
+    } else {
+        0
+    }
+}
+
+/// What a value holds apart: its text, or its list's or object's items.
+fn value_heap(value: &Value) -> usize {
+    let counts = 2 * size_of::<usize>();
+    match value {
+        Value::String(s) => text_heap(s),
+        Value::List(items) => {
+            counts + items.len() * size_of::<Value>() + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Object(map) => {
+            // A B-tree's node holds eleven keys and values; about half full.
+            let per_entry = 2 * (size_of::<std::sync::Arc<str>>() + size_of::<Value>());
+            counts
+                + map
+                    .iter()
+                    .map(|(k, v)| per_entry + counts + k.len() + value_heap(v))
+                    .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+fn instance_heap(instance: &Instance) -> usize {
+    instance.trigger.bytes().len()
+        + std::mem::size_of_val(&*instance.handles)
+        + std::mem::size_of_val(&*instance.sends)
+        + std::mem::size_of_val(&*instance.audiences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Store;
+
+    #[test]
+    fn each_part_counts_what_it_holds() {
+        let mut store = MemStore::default();
+        let empty = store.memory();
+        assert_eq!(empty.total(), empty.dedup + empty.timers);
+        let long = "a-user-key-longer-than-twenty-two-bytes";
+        for key in ["ana", long] {
+            let id = store.intern_user(key);
+            store.user_mut(id).profile = vec![Value::str("x".repeat(40).as_str()), Value::Null];
+        }
+        let hash = store.message_id_hash("ana", "m1");
+        store.sight_message_id(hash, 0);
+        let used = store.memory();
+        assert!(used.index > 0 && used.users >= 2 * size_of::<UserState>());
+        assert_eq!(
+            used.keys,
+            store.keys.capacity() * size_of::<Str>() + 2 * size_of::<usize>() + long.len()
+        );
+        assert_eq!(
+            used.profiles,
+            2 * (2 * size_of::<Value>() + 2 * size_of::<usize>() + 40)
+        );
+        assert!(used.dedup > empty.dedup, "{used:?}");
+        assert_eq!(
+            used.total(),
+            used.keys + used.index + used.users + used.profiles + used.dedup + used.timers
+        );
+    }
+}
