@@ -60,7 +60,10 @@ pub fn main() -> i32 {
         std::env::var_os("NO_COLOR").as_deref(),
     );
     let mut out = io::BufWriter::new(Watched::new(stdout.lock()));
-    let mut err = stderr.lock();
+    // Not locked for the whole run: `journey serve` logs from its own
+    // threads with `eprintln!`, which would wait forever for a lock this
+    // thread holds (each write locks stderr on its own).
+    let mut err = stderr;
     let mut streams = Streams {
         stdout: &mut out,
         stderr: &mut err,

@@ -244,6 +244,8 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
                 });
             }
         }
+        // Installed before the first request too: a SIGHUP's default
+        // action would end the process.
         tokio::spawn(reload_on_hangup(app.clone(), log.clone()));
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
@@ -254,10 +256,14 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
             http::MAX_REQUEST_BYTES,
         ));
+        // Listening for SIGTERM starts here, before the first request can
+        // be answered: a SIGTERM that comes right after `/readyz` answers
+        // stops the service cleanly instead of killing it.
+        let shutdown = shutdown_signal();
         let shutdown_app = app.clone();
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
-                shutdown_signal().await;
+                shutdown.await;
                 shutdown_app.shutting_down.store(true, Ordering::Release);
             })
             .await;
@@ -306,53 +312,62 @@ fn deployed_line(d: &core::Deployed) -> String {
 }
 
 /// SIGHUP: read the project again and deploy it, as `POST /admin/reload`.
-async fn reload_on_hangup(app: Arc<App>, log: Log) {
+/// The handler is installed when this is called; the returned future
+/// handles each signal in turn.
+fn reload_on_hangup(app: Arc<App>, log: Log) -> impl std::future::Future<Output = ()> + Send {
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hangup) = hangup else {
+                return;
+            };
+            while hangup.recv().await.is_some() {
+                match admin::redeploy(&app).await {
+                    Ok(d) if d.deployed => log(&deployed_line(&d)),
+                    Ok(d) => log(&format!(
+                        "SIGHUP: the journeys are unchanged (version {})",
+                        d.version
+                    )),
+                    Err(DeployError::Invalid(why)) => {
+                        log(&format!("SIGHUP: the project was not deployed: {why}"))
+                    }
+                    Err(DeployError::Unavailable(why)) => log(&format!("SIGHUP: {why}")),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (app, log);
+        }
+    }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C). Both handlers are installed when this is
+/// called, not when the returned future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            match admin::redeploy(&app).await {
-                Ok(d) if d.deployed => log(&deployed_line(&d)),
-                Ok(d) => log(&format!(
-                    "SIGHUP: the journeys are unchanged (version {})",
-                    d.version
-                )),
-                Err(DeployError::Invalid(why)) => {
-                    log(&format!("SIGHUP: the project was not deployed: {why}"))
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (term, interrupt) {
+                (Ok(mut term), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-                Err(DeployError::Unavailable(why)) => log(&format!("SIGHUP: {why}")),
+                // No handler could be installed: the signals keep their
+                // default action, and this never resolves.
+                _ => std::future::pending().await,
             }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = (app, log);
-    }
-}
-
-/// SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
