@@ -9,6 +9,23 @@
 //! it may *decline* more: nesting deeper than [`MAX_DEPTH`] is declined
 //! rather than recursed into. Every caller falls back to `serde_json` when
 //! the scanner declines, so `serde_json` alone words every error.
+//!
+//! **Why hand-written, measured.** Reading every line with `serde_json`
+//! alone (its derive into the same borrowed envelope, `IgnoredAny` for what
+//! is skipped) makes the whole of `journey simulate journeys/` 16–21%
+//! slower, and the reader alone 37–38% slower: `JOURNEY_BENCH_USERS=100000
+//! JOURNEY_BENCH_ONLY=parse,full cargo bench --bench runtime`, one build
+//! with the scanner switched off by an environment variable for the
+//! experiment, two pairs run side by side (every journey 0.141 against
+//! 0.179M events/s and 0.132 against 0.157M/s; the reader 0.360 against
+//! 0.582M and 0.365 against 0.562M lines/s; load 11–15, 2026-12-06).
+//! `sonic-rs` 0.5 read these lines no faster than `serde_json` without
+//! `-C target-cpu=native` (`benches/parse_events.rs`). Past the 10% a
+//! maintained crate may cost, so the scanner stays. A 64-byte AVX2 block
+//! path in front of it (500 lines of `unsafe` SIMD) was removed by the same
+//! rule: without it every journey ran within the noise (0.181 against
+//! 0.186M/s and 0.132 against 0.129M/s, two pairs side by side, same load),
+//! though the reader alone is 24–28% slower.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -350,21 +367,6 @@ impl<'a> Scanner<'a> {
         self.string_body()?;
         self.eat(b':')
     }
-}
-
-/// Checks the number or literal (`true`, `false`, `null`) at `pos` of
-/// `text`, and returns where it ends (for the block path, x86-64 only).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-pub(crate) fn scalar_end(text: &str, pos: usize) -> Result<usize, Decline> {
-    let mut scanner = Scanner { text, pos };
-    match text.as_bytes().get(pos) {
-        Some(b't') => scanner.literal(b"true")?,
-        Some(b'f') => scanner.literal(b"false")?,
-        Some(b'n') => scanner.literal(b"null")?,
-        Some(b'-' | b'0'..=b'9') => scanner.number()?,
-        _ => return Err(Decline),
-    }
-    Ok(scanner.pos)
 }
 
 /// Whether the text between a validated JSON string's quotes has escapes:

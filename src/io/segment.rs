@@ -1,11 +1,10 @@
 //! Segment NDJSON input: one line of JSON to a borrowed [`RawEvent`], keeping
 //! `properties` and `traits` as unparsed JSON and skipping the rest of the
 //! envelope (`context` but its `timezone`, `integrations`, ...) unbuilt.
-//! Well-formed lines are read 64 bytes at a time (`blocks`, with AVX2) or
-//! by the hand-written scanner of [`crate::io::json`]; the others are read
-//! again by `serde_json`, which words their errors.
+//! Well-formed lines are read by the hand-written scanner of
+//! [`crate::io::json`]; the others are read again by `serde_json`, which
+//! words their errors.
 
-mod blocks;
 mod fields;
 mod reader;
 mod timestamp;

@@ -137,11 +137,7 @@ fn only_an_identify_reads_its_time_zone() {
                 // The path the line takes, as intended.
                 let scanned = top_level::parse_scanner(&line).is_some();
                 match extra {
-                    "" => assert_eq!(
-                        top_level::parse_blocks(&line).is_some(),
-                        blocks::available(),
-                        "{line}"
-                    ),
+                    "" => assert!(scanned, "{line}"),
                     _ if extra.contains('[') => assert!(scanned, "{line}"),
                     _ => assert!(!scanned, "{line}"),
                 }
@@ -157,10 +153,6 @@ fn only_an_identify_reads_its_time_zone() {
     // A second `type` after the `context` decides, as it does for
     // `serde_json` (the last of a repeated key counts).
     let line = r#"{"type":"track","userId":"u1","context":{"timezone":"Europe/Paris"},"type":"identify","timestamp":"2026-03-02T10:00:00Z"}"#;
-    assert!(
-        top_level::parse_blocks(line).is_none(),
-        "the block path hands it on"
-    );
     assert_eq!(
         parse(line).context_timezone.as_deref(),
         Some("Europe/Paris")
@@ -445,7 +437,7 @@ mod fast_path {
 
     use proptest::prelude::*;
 
-    use super::super::{blocks, top_level};
+    use super::super::top_level;
     use super::{error, parse};
     use crate::io::json::tests::{json_text, mutate};
     use crate::io::synth::{SynthOptions, generate};
@@ -469,9 +461,6 @@ mod fast_path {
         if let Some(scanned) = top_level::parse_scanner(line) {
             prop_assert_eq!(format!("{scanned:?}"), slow.as_str(), "scanner: {}", line);
         }
-        if let Some(blocks) = top_level::parse_blocks(line) {
-            prop_assert_eq!(format!("{blocks:?}"), slow.as_str(), "blocks: {}", line);
-        }
         Ok(())
     }
 
@@ -488,43 +477,24 @@ mod fast_path {
         assert!(fast > 1_000);
     }
 
+    /// Every field of a line, shifted one byte at a time over the 16-byte
+    /// steps of the string scan: strings, keys and numbers that straddle
+    /// two steps read as those that do not.
     #[test]
-    fn well_formed_generated_lines_take_the_block_path() {
-        if !blocks::available() {
-            return;
-        }
-        let mut read = 0;
-        for line in generated_lines() {
-            if serde_json::from_str::<serde_json::Value>(&line).is_ok() && compact(&line) {
-                assert!(top_level::parse_blocks(&line).is_some(), "{line}");
-                read += 1;
-            }
-        }
-        assert!(read > 1_000, "{read}");
-    }
-
-    /// Every field of a line, shifted over the 64-byte blocks one byte
-    /// at a time: strings, keys, numbers and braces that straddle two
-    /// blocks read as those that do not.
-    #[test]
-    fn block_boundaries_fall_anywhere() {
+    fn scan_boundaries_fall_anywhere() {
         let tail = r#""type":"identify","userId":"user-11270","traits":{"plan":"pro","ltv":22.5,"consent":{"email":true,"sms":null}},"context":{"library":{"name":"analytics.js"},"timezone":"America/New_York","page":{"path":"/a"}},"timestamp":"2026-03-02T00:00:02.428Z","messageId":"108dd879-539f-4be8-ae88-0a31a4f51d5b"}"#;
         for pad in 0..160 {
             let line = format!(r#"{{"integrations":"{}",{tail}"#, "x".repeat(pad));
             agree(&line).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                top_level::parse_blocks(&line).is_some(),
-                blocks::available(),
-                "{line}"
-            );
+            assert!(top_level::takes_fast_path(&line), "{line}");
             let event = parse(&line);
             assert_eq!(event.user_key, "user-11270");
             assert_eq!(event.context_timezone.as_deref(), Some("America/New_York"));
         }
     }
 
-    /// Objects nested past the block path's depth are handed on, and read
-    /// the same.
+    /// Deeply nested objects are read, or handed on past the scanner's
+    /// depth, and read the same.
     #[test]
     fn deep_objects_are_handed_on() {
         for depth in [60, 63, 64, 65, 100, 200] {
@@ -538,24 +508,11 @@ mod fast_path {
         }
     }
 
-    /// No whitespace between tokens, no escapes, no lists.
-    fn compact(line: &str) -> bool {
-        let mut in_string = false;
-        !line.contains(['\\', '['])
-            && line.bytes().all(|b| {
-                in_string ^= b == b'"';
-                in_string || b > b' '
-            })
-    }
-
     /// Every `context` of up to six grammar tokens, or four tokens with
-    /// a stray one among them: the block path accepts only JSON, reads it
-    /// as `serde_json` does, and declines no compact JSON of its shape.
+    /// a stray one among them: the scanner accepts only JSON, reads it as
+    /// `serde_json` does, and declines no compact JSON of its shape.
     #[test]
-    fn block_path_accepts_exactly_compact_json_of_its_shape() {
-        if !blocks::available() {
-            return;
-        }
+    fn scanner_accepts_exactly_compact_json_of_its_shape() {
         const GRAMMAR: [&str; 8] = ["{", "}", ":", ",", r#""a""#, r#""timezone""#, "1", "true"];
         const STRAY: [&str; 13] = [
             "{", "}", ":", ",", r#""a""#, "1", "-", "tru", "[", "]", " ", "\\", "\"",
@@ -576,12 +533,11 @@ mod fast_path {
             }
             line.push_str(ends.1);
             let json = serde_json::from_str::<serde_json::Value>(&line).is_ok();
-            let blocks = top_level::parse_blocks(&line).is_some();
-            assert!(!blocks || json, "accepted, not JSON: {line}");
-            // (A `timezone` that is an object is left to the scanner.)
-            let shape = line[start.len()..].starts_with('{') && !line.contains(r#""timezone":{"#);
-            assert!(blocks || !(json && plain && shape), "declined: {line}");
-            if blocks {
+            let scanned = top_level::parse_scanner(&line).is_some();
+            assert!(!scanned || json, "accepted, not JSON: {line}");
+            let shape = line[start.len()..].starts_with('{');
+            assert!(scanned || !(json && plain && shape), "declined: {line}");
+            if scanned {
                 agree(&line).unwrap_or_else(|e| panic!("{e}"));
                 read += 1;
             }

@@ -2,14 +2,12 @@
 //! reads are captured as raw JSON slices, everything else is skipped without
 //! being built, then each capture is checked and decoded.
 //!
-//! The pass is made 64 bytes at a time by [`super::blocks`] where the
-//! processor allows; when it declines (a list, an escape, whitespace
-//! between tokens, ...), by the hand-written scanner of [`crate::io::json`];
-//! when that declines (the line is not JSON, a key has escapes, `context`
-//! is not an object, ...), by `serde_json`, whose errors are the ones
-//! reported. All three fill the same [`Envelope`] through the same map of
-//! names ([`Field::named`], [`Envelope::slot`]), and the checks after it
-//! are shared, so the paths cannot disagree on a field.
+//! The pass is made by the hand-written scanner of [`crate::io::json`];
+//! when it declines (the line is not JSON, a key has escapes, `context` is
+//! not an object, ...), by `serde_json`, whose errors are the ones
+//! reported. Both fill the same [`Envelope`] through the same map of names
+//! ([`Field::named`], [`Envelope::slot`]), and the checks after it are
+//! shared, so the paths cannot disagree on a field.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,7 +17,6 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use super::blocks;
 use super::timestamp::parse_timestamp_ms;
 use super::{MessageKind, RawEvent};
 use crate::io::json::{Decline, RawJson, Scanner, decode_str};
@@ -29,11 +26,8 @@ pub(super) fn parse(line: &str) -> Result<RawEvent<'_>, String> {
     // Filled in place: the envelope is a few hundred bytes, and moving it
     // out of each call was a copy a line.
     let mut envelope = Envelope::default();
-    if blocks::scan(line, &mut envelope).is_err() {
-        envelope = Envelope::default();
-        if scan_envelope(line, &mut envelope).is_err() {
-            envelope = read_envelope_serde(line)?;
-        }
+    if scan_envelope(line, &mut envelope).is_err() {
+        envelope = read_envelope_serde(line)?;
     }
     decode(&envelope)
 }
@@ -55,14 +49,6 @@ pub(super) fn takes_fast_path(line: &str) -> bool {
 pub(super) fn parse_scanner(line: &str) -> Option<Result<RawEvent<'_>, String>> {
     let mut envelope = Envelope::default();
     scan_envelope(line, &mut envelope).ok()?;
-    Some(decode(&envelope))
-}
-
-/// [`parse`] by the block path alone (`None` when it declines).
-#[cfg(test)]
-pub(super) fn parse_blocks(line: &str) -> Option<Result<RawEvent<'_>, String>> {
-    let mut envelope = Envelope::default();
-    blocks::scan(line, &mut envelope).ok()?;
     Some(decode(&envelope))
 }
 
