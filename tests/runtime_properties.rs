@@ -16,7 +16,7 @@ use journey::io::parse_line;
 use journey::io::synth::{SynthOptions, generate};
 use journey::pipeline::build;
 use journey::project::load_paths_from;
-use journey::runtime::engine::parse_message_id;
+use journey::runtime::parse_message_id;
 use journey::runtime::{Action, ActionKind, MemStore, Runtime, Snapshot, SuppressReason};
 use proptest::prelude::*;
 

@@ -16,19 +16,22 @@
 //! journey) cost one hash lookup and never intern the user; a duplicate
 //! `messageId` is only looked for on events that reach a journey.
 
+// The interpreter's internals (`deploy`, `engine`, `eval`, `packed`,
+// `templates`) are the crate's own; an embedder sees the runtime, its
+// input, output, state and the tokio shell.
 pub mod action;
 pub mod clock;
-pub mod deploy;
-pub mod engine;
-pub mod eval;
+mod deploy;
+mod engine;
+mod eval;
 pub mod event;
 pub mod inspect;
-pub mod packed;
+mod packed;
 pub mod report;
 pub mod service;
 pub mod stats;
 pub mod store;
-pub mod templates;
+mod templates;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -37,6 +40,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 pub use action::{Action, ActionKind, ExitReason, SuppressReason};
+pub use engine::parse_message_id;
 pub use event::{Event, EventKind, Lookup, NoProperties, Properties};
 pub use stats::{JourneyStats, RenderFailure, Stats};
 pub use store::{MemStore, Store, UserState};
