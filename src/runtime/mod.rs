@@ -244,6 +244,14 @@ impl Runtime<MemStore> {
 }
 
 impl<S: Store> Runtime<S> {
+    /// The store's prefetch hints, when it is the memory store (the only
+    /// one that has them). The type test is decided when the runtime is
+    /// compiled for `S`: no cost at run time for either answer.
+    #[inline(always)]
+    fn hints(&self) -> Option<&MemStore> {
+        (&self.store as &dyn std::any::Any).downcast_ref::<MemStore>()
+    }
+
     /// A runtime over `store` as it is, with fresh counters; the store's
     /// state is trusted (see [`Runtime::restore`] for state from outside).
     pub fn with_store(program: Arc<Program>, store: S) -> Runtime<S> {
@@ -412,7 +420,9 @@ impl<S: Store> Runtime<S> {
             // The user and the id are looked up below, most likely in
             // memory far from the cache: start both loads now, so they
             // overlap each other and the timers' work.
-            self.store.prefetch_event(event.user_key, id_hash);
+            if let Some(store) = self.hints() {
+                store.prefetch_event(event.user_key, id_hash);
+            }
         }
         self.advance_dyn(now, sink);
         match event.kind {
@@ -490,9 +500,13 @@ impl<S: Store> Runtime<S> {
                 // Start loading the next timer's user while this one fires,
                 // and what the timers after it will read.
                 if let Some(next) = batch.get(i + 1).or(self.store.peek_timer()) {
-                    self.store.prefetch_user(next.user);
+                    if let Some(store) = self.hints() {
+                        store.prefetch_user(next.user);
+                    }
                 }
-                self.store.prefetch_timers();
+                if let Some(store) = self.hints() {
+                    store.prefetch_timers();
+                }
                 let fired = Fired {
                     journey: timer.journey,
                     ..round
@@ -616,7 +630,9 @@ impl<S: Store> Runtime<S> {
         };
         // The state is read once the fields are out and the id is checked;
         // the id's slot, asked for before the timers ran, is asked last.
-        self.store.prefetch_user(user);
+        if let Some(store) = self.hints() {
+            store.prefetch_user(user);
+        }
         let fields: Vec<Value> = info.map_or_else(Vec::new, |i| {
             i.fields
                 .iter()

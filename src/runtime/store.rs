@@ -39,7 +39,7 @@ pub type UserId = u32;
 
 /// Where the runtime keeps its state. Every method is plain data access, so
 /// an implementation can page users in and out.
-pub trait Store {
+pub trait Store: 'static {
     fn clock(&self) -> Option<i64>;
     fn set_clock(&mut self, at: i64);
     fn find_user(&self, key: &str) -> Option<UserId>;
@@ -58,17 +58,6 @@ pub trait Store {
     /// Records a sighting of a `messageId` hash ([`Store::message_id_hash`])
     /// at `at`: a repeat when it was seen in the window.
     fn sight_message_id(&mut self, id_hash: u128, at: i64) -> Sighting;
-    /// A hint that the user `key` and the `messageId` hash are about to be
-    /// asked for (by [`Store::intern_user`] or [`Store::find_user`], and
-    /// [`Store::sight_message_id`]): a store may start loading them, so
-    /// that the loads overlap. No effect on any result.
-    fn prefetch_event(&self, _key: &str, _id_hash: Option<u128>) {}
-    /// The same hint for the state of `user`.
-    fn prefetch_user(&self, _user: UserId) {}
-    /// A hint that the earliest pending timers are about to fire, in turn:
-    /// a store may start loading what they will read. No effect on any
-    /// result.
-    fn prefetch_timers(&self) {}
     /// The pending timers of `user`, in no particular order, for
     /// inspection ([`super::inspect`]); never read while running. A store
     /// that cannot say keeps the default (none).
@@ -528,15 +517,25 @@ impl Store for MemStore {
             .copied()
             .collect()
     }
+}
 
-    fn prefetch_event(&self, key: &str, id_hash: Option<u128>) {
+/// Prefetch hints: the runtime announces what it is about to read, so
+/// that the loads overlap other work. They change no result, and they are
+/// the memory store's own, not the [`Store`] trait's: the runtime asks for
+/// them only when its store is a [`MemStore`] (`Runtime::hints`).
+impl MemStore {
+    /// The user `key` and the `messageId` hash are about to be asked for
+    /// (by [`Store::intern_user`] or [`Store::find_user`], and
+    /// [`Store::sight_message_id`]).
+    pub(crate) fn prefetch_event(&self, key: &str, id_hash: Option<u128>) {
         self.index.prefetch(key);
         if let Some(hash) = id_hash {
             self.dedup.prefetch(hash);
         }
     }
 
-    fn prefetch_user(&self, user: UserId) {
+    /// The same for the state of `user`.
+    pub(crate) fn prefetch_user(&self, user: UserId) {
         if let Some(state) = self.users.get(user as usize) {
             prefetch(state);
         }
@@ -549,9 +548,9 @@ impl Store for MemStore {
     /// state of the timer five turns ahead, what the state of the one three
     /// turns ahead points to (its lines should have come by then), and the
     /// instance of the one two turns ahead (the next one's state is asked
-    /// for by [`Store::prefetch_user`]). Only the current hour's sorted
+    /// for by [`MemStore::prefetch_user`]). Only the current hour's sorted
     /// timers are looked at.
-    fn prefetch_timers(&self) {
+    pub(crate) fn prefetch_timers(&self) {
         let state = |k| {
             self.timers
                 .upcoming(k)
