@@ -2,7 +2,7 @@
 //! `journey explain CODE`: the pages of docs/errors/, compiled into the
 //! binary so the explanation always matches the version that reported it.
 
-use super::codes::{self, Code};
+use crate::diagnostic::codes::{self, Code};
 
 /// Every code's page, by id. The tests below keep this table and
 /// `codes::ALL` in step.

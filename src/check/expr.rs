@@ -7,10 +7,13 @@
 
 use std::rc::Rc;
 
+use super::Checker;
 use super::journey::{HandleView, check_bound};
+use super::problem::{
+    InvalidPathKind, Mismatch, Problem, TriggerScope, UnknownFieldKind, UnknownNameKind,
+};
 use super::types::{Object, Type};
-use super::{Checker, codes};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::{self, BinaryOp, Expr, ExprKind, PathRoot, UnaryOp};
 
 /// What `event.` refers to.
@@ -65,25 +68,27 @@ impl<'e> Env<'e> {
     }
 }
 
-/// The functions and how many arguments each takes (`None`: one or more).
-const FUNCTIONS: &[(&str, Option<usize>)] = &[
-    ("now", Some(0)),
-    ("lower", Some(1)),
-    ("upper", Some(1)),
-    ("len", Some(1)),
-    ("coalesce", None),
-    ("days_since", Some(1)),
-    ("hours_since", Some(1)),
-    ("reachable", Some(1)),
+/// The functions, how many arguments each takes (`None`: one or more) and
+/// how a call is written.
+const FUNCTIONS: &[(&str, Option<usize>, &str)] = &[
+    ("now", Some(0), "now()"),
+    ("lower", Some(1), "lower(text)"),
+    ("upper", Some(1), "upper(text)"),
+    ("len", Some(1), "len(list or text)"),
+    ("coalesce", None, "coalesce(value, fallback, ...)"),
+    ("days_since", Some(1), "days_since(timestamp)"),
+    ("hours_since", Some(1), "hours_since(timestamp)"),
+    ("reachable", Some(1), "reachable(channel)"),
 ];
 
 /// Profile fields read by the built-in channel rules: usable even when a
 /// declared profile schema lacks them (they are then simply `null`).
 fn builtin_profile_field(name: &str) -> Option<Type> {
+    use crate::channels::{CONSENT, UNSUBSCRIBED, is_builtin_profile_field};
     match name {
-        "email" | "phone" | "push_token" | "timezone" => Some(Type::String),
-        "unsubscribed" => Some(Type::Bool),
-        "consent" => Some(Type::Unknown),
+        UNSUBSCRIBED => Some(Type::Bool),
+        CONSENT => Some(Type::Unknown),
+        _ if is_builtin_profile_field(name) => Some(Type::String),
         _ => None,
     }
 }
@@ -113,19 +118,16 @@ fn infer_list(cx: &mut Checker, env: &Env, items: &[Expr]) -> Type {
         let ty = infer(cx, env, item);
         if !ty.compatible(&element) {
             if let Some(first) = first {
-                let (a, b) = (cx.snippet(first.span), cx.snippet(item.span));
-                cx.report(
-                    Diagnostic::new(
-                        codes::TYPE_MISMATCH,
-                        item.span,
-                        format!(
-                            "a list holds one kind of value, but `{a}` is {} and `{b}` is {}",
-                            element.describe(),
-                            ty.describe()
-                        ),
-                    )
-                    .with_related(first.span, element.describe()),
-                );
+                cx.report(Problem::TypeMismatch {
+                    span: item.span,
+                    kind: Mismatch::ListItems {
+                        first: cx.snippet(first.span),
+                        first_type: element.clone(),
+                        first_span: first.span,
+                        item: cx.snippet(item.span),
+                        item_type: ty,
+                    },
+                });
             }
             continue;
         }
@@ -161,7 +163,7 @@ pub(crate) fn profile_path(cx: &mut Checker, fields: &[ast::Ident]) -> Type {
     let ty = match profile.get(&first.name) {
         Some(f) => f.ty.clone(),
         None => match builtin_profile_field(&first.name) {
-            Some(_) if first.name == "consent" => return consent_path(cx, rest),
+            Some(_) if first.name == crate::channels::CONSENT => return consent_path(cx, rest),
             Some(ty) => ty,
             None => {
                 unknown_field(cx, first, &profile, "the profile schema");
@@ -178,17 +180,14 @@ fn consent_path(cx: &mut Checker, rest: &[ast::Ident]) -> Type {
         return Type::Unknown;
     };
     if !cx.scope.channels.contains(&channel.name) {
-        let help = did_you_mean(&channel.name, cx.scope.channels.names()).unwrap_or_else(|| {
-            "consent is recorded per channel, e.g. `profile.consent.email`".into()
+        let suggestion = did_you_mean(&channel.name, cx.scope.channels.names());
+        cx.report(Problem::UnknownField {
+            span: channel.span,
+            kind: UnknownFieldKind::ConsentChannel {
+                channel: channel.name.clone(),
+                suggestion,
+            },
         });
-        cx.report(
-            Diagnostic::new(
-                codes::UNKNOWN_FIELD,
-                channel.span,
-                format!("unknown channel `{}` in `profile.consent`", channel.name),
-            )
-            .with_help(help),
-        );
         return Type::Unknown;
     }
     walk_fields(
@@ -202,19 +201,10 @@ fn consent_path(cx: &mut Checker, rest: &[ast::Ident]) -> Type {
 fn event_path(cx: &mut Checker, env: &Env, p: &ast::Path) -> Type {
     match &env.event {
         EventEnv::Outside => {
-            let help = if env.in_journey() {
-                "`event` is the event being matched by a `where` clause; use `trigger.` for the event that started the journey"
-            } else {
-                "segments and channel rules see only `profile`, other segments and functions"
-            };
-            cx.report(
-                Diagnostic::new(
-                    codes::EVENT_OUT_OF_SCOPE,
-                    p.root_span,
-                    "`event` can only be used in a `where` clause",
-                )
-                .with_help(help),
-            );
+            cx.report(Problem::EventOutOfScope {
+                span: p.root_span,
+                in_journey: env.in_journey(),
+            });
             Type::Unknown
         }
         EventEnv::Where { name, fields } => match fields {
@@ -228,22 +218,16 @@ fn event_path(cx: &mut Checker, env: &Env, p: &ast::Path) -> Type {
 }
 
 fn trigger_path(cx: &mut Checker, env: &Env, p: &ast::Path) -> Type {
-    let (message, help) = match env.trigger {
+    let why = match env.trigger {
         TriggerEnv::Events(events) => return trigger_fields(cx, events, &p.fields),
-        TriggerEnv::NotInJourney => (
-            "`trigger` can only be used inside a journey",
-            "segments and channel rules see only `profile`, other segments and functions",
-        ),
-        TriggerEnv::OwnClause => (
-            "`trigger` cannot be used in a trigger's own condition",
-            "use `event.` for the event being matched",
-        ),
-        TriggerEnv::NoEvent => (
-            "`trigger` has no value in this journey",
-            "its triggers are all `trigger no ... for`: it starts after a silence, not on an event",
-        ),
+        TriggerEnv::NotInJourney => TriggerScope::NotInJourney,
+        TriggerEnv::OwnClause => TriggerScope::OwnClause,
+        TriggerEnv::NoEvent => TriggerScope::NoEvent,
     };
-    cx.report(Diagnostic::new(codes::TRIGGER_OUT_OF_SCOPE, p.root_span, message).with_help(help));
+    cx.report(Problem::TriggerOutOfScope {
+        span: p.root_span,
+        why,
+    });
     Type::Unknown
 }
 
@@ -284,16 +268,12 @@ fn trigger_fields(cx: &mut Checker, events: &[TriggerEvent], fields: &[ast::Iden
 
 fn journey_path(cx: &mut Checker, env: &Env, p: &ast::Path, e: &Expr) -> Type {
     if !env.in_journey() {
-        cx.report(
-            Diagnostic::new(
-                codes::INVALID_PATH,
-                e.span,
-                format!("`{}` can only be used inside a journey", cx.snippet(e.span)),
-            )
-            .with_help(
-                "segments and channel rules see only `profile`, other segments and functions",
-            ),
-        );
+        cx.report(Problem::InvalidPath {
+            span: e.span,
+            kind: InvalidPathKind::JourneyOutside {
+                text: cx.snippet(e.span),
+            },
+        });
         return Type::Unknown;
     }
     if let [field] = p.fields.as_slice()
@@ -301,14 +281,12 @@ fn journey_path(cx: &mut Checker, env: &Env, p: &ast::Path, e: &Expr) -> Type {
     {
         return Type::Timestamp;
     }
-    cx.report(
-        Diagnostic::new(
-            codes::INVALID_PATH,
-            e.span,
-            format!("`{}` is not something a journey has", cx.snippet(e.span)),
-        )
-        .with_help("the only property of `journey` is `journey.entered_at`, the time of entry"),
-    );
+    cx.report(Problem::InvalidPath {
+        span: e.span,
+        kind: InvalidPathKind::NotOfJourney {
+            text: cx.snippet(e.span),
+        },
+    });
     Type::Unknown
 }
 
@@ -322,16 +300,12 @@ fn name_path(cx: &mut Checker, env: &Env, name: &str, p: &ast::Path, e: &Expr) -
     }
     if cx.scope.segments.contains(name) {
         if let Some(field) = p.fields.first() {
-            cx.report(
-                Diagnostic::new(
-                    codes::INVALID_PATH,
-                    field.span,
-                    format!("segment `{name}` has no fields"),
-                )
-                .with_help(format!(
-                    "`{name}` is true or false: use it as a condition on its own"
-                )),
-            );
+            cx.report(Problem::InvalidPath {
+                span: field.span,
+                kind: InvalidPathKind::SegmentField {
+                    segment: name.to_string(),
+                },
+            });
         }
         return Type::Bool;
     }
@@ -352,23 +326,14 @@ fn name_path(cx: &mut Checker, env: &Env, name: &str, p: &ast::Path, e: &Expr) -
         .chain(handles.iter().copied())
         .chain(roots.iter().copied());
     let suggestion = did_you_mean(name, candidates);
-    let (message, fallback) = if env.handles.is_some() {
-        (
-            format!("unknown segment or message `{name}`"),
-            format!(
-                "declare `segment {name} = ...`, or name a send with `as {name}` to ask about its message"
-            ),
-        )
-    } else {
-        (
-            format!("unknown segment `{name}`"),
-            format!("declare it with `segment {name} = ...`"),
-        )
-    };
-    cx.report(
-        Diagnostic::new(codes::UNKNOWN_NAME, p.root_span, message)
-            .with_help(suggestion.unwrap_or(fallback)),
-    );
+    cx.report(Problem::UnknownName {
+        span: p.root_span,
+        name: name.to_string(),
+        suggestion,
+        kind: UnknownNameKind::Segment {
+            handles: env.handles.is_some(),
+        },
+    });
     Type::Unknown
 }
 
@@ -382,16 +347,12 @@ fn handle_path(
 ) -> Type {
     match p.fields.as_slice() {
         [] => {
-            cx.report(
-                Diagnostic::new(
-                    codes::INVALID_PATH,
-                    e.span,
-                    format!("`{name}` is a sent message, not a condition"),
-                )
-                .with_help(format!(
-                    "ask what happened to it, e.g. `{name}.opened` or `{name}.sent`"
-                )),
-            );
+            cx.report(Problem::InvalidPath {
+                span: e.span,
+                kind: InvalidPathKind::HandleAlone {
+                    handle: name.to_string(),
+                },
+            });
             return Type::Unknown;
         }
         [engagement, rest @ ..] => {
@@ -402,14 +363,13 @@ fn handle_path(
                 return Type::Unknown;
             }
             if let Some(extra) = rest.first() {
-                cx.report(
-                    Diagnostic::new(
-                        codes::INVALID_PATH,
-                        extra.span,
-                        format!("`{name}.{}` has no fields", engagement.name),
-                    )
-                    .with_help("it is true or false: use it as a condition on its own"),
-                );
+                cx.report(Problem::InvalidPath {
+                    span: extra.span,
+                    kind: InvalidPathKind::EngagementField {
+                        handle: name.to_string(),
+                        engagement: engagement.name.clone(),
+                    },
+                });
             }
         }
     }
@@ -419,25 +379,18 @@ fn handle_path(
 
 /// E0210; `sent` is suggested only where a condition is expected.
 pub(crate) fn unknown_engagement(cx: &mut Checker, engagement: &ast::Ident, with_sent: bool) {
-    let candidates = ast::ENGAGEMENTS
+    let candidates: Vec<&'static str> = ast::ENGAGEMENTS
         .iter()
         .copied()
-        .chain(with_sent.then_some("sent"));
-    let help = did_you_mean(&engagement.name, candidates.clone()).unwrap_or_else(|| {
-        let list: Vec<String> = candidates.map(|c| format!("`{c}`")).collect();
-        format!("a message can be {}", list.join(", "))
+        .chain(with_sent.then_some("sent"))
+        .collect();
+    let suggestion = did_you_mean(&engagement.name, candidates.iter().copied());
+    cx.report(Problem::UnknownEngagement {
+        span: engagement.span,
+        name: engagement.name.clone(),
+        suggestion,
+        candidates,
     });
-    let message = if engagement.name == "sent" {
-        "`sent` cannot be waited for".to_string()
-    } else {
-        format!("unknown engagement `{}`", engagement.name)
-    };
-    let help = if engagement.name == "sent" {
-        "a send happens at once; wait for `delivered` or `opened` instead".to_string()
-    } else {
-        help
-    };
-    cx.report(Diagnostic::new(codes::UNKNOWN_ENGAGEMENT, engagement.span, message).with_help(help));
 }
 
 /// Walks `fields` from an object of a schema; `owner` names it in messages.
@@ -482,18 +435,14 @@ pub(crate) fn walk_fields(
             },
             Type::Unknown | Type::Null => return Type::Unknown,
             other => {
-                cx.report(
-                    Diagnostic::new(
-                        codes::UNKNOWN_FIELD,
-                        field.span,
-                        format!(
-                            "`{prefix}` is {} and has no field `{}`",
-                            other.describe(),
-                            field.name
-                        ),
-                    )
-                    .with_help(format!("use `{prefix}` itself")),
-                );
+                cx.report(Problem::UnknownField {
+                    span: field.span,
+                    kind: UnknownFieldKind::NotAnObject {
+                        prefix,
+                        found: other.clone(),
+                        field: field.name.clone(),
+                    },
+                });
                 return Type::Unknown;
             }
         };
@@ -505,46 +454,35 @@ pub(crate) fn walk_fields(
 
 /// E0207 with a suggestion, or the list of fields that do exist.
 pub(crate) fn unknown_field(cx: &mut Checker, field: &ast::Ident, object: &Object, owner: &str) {
-    let help = did_you_mean(&field.name, object.names()).unwrap_or_else(|| {
-        if object.fields.is_empty() {
-            format!("{owner} declares no fields")
-        } else {
-            format!("{owner} declares {}", object.list_names())
-        }
+    let suggestion = did_you_mean(&field.name, object.names());
+    cx.report(Problem::UnknownField {
+        span: field.span,
+        kind: UnknownFieldKind::Missing {
+            field: field.name.clone(),
+            owner: owner.to_string(),
+            suggestion,
+            declared: (!object.fields.is_empty()).then(|| object.list_names()),
+        },
     });
-    cx.report(
-        Diagnostic::new(
-            codes::UNKNOWN_FIELD,
-            field.span,
-            format!("unknown field `{}` in {owner}", field.name),
-        )
-        .with_help(help),
-    );
 }
 
 // ---------------------------------------------------------------- calls
 
 fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> Type {
-    let Some(&(_, arity)) = FUNCTIONS.iter().find(|(n, _)| *n == func.name) else {
+    let Some(&(_, arity, usage)) = FUNCTIONS.iter().find(|(n, _, _)| *n == func.name) else {
         for a in args {
             infer(cx, env, a);
         }
-        let help = did_you_mean(&func.name, FUNCTIONS.iter().map(|(n, _)| *n)).unwrap_or_else(
-            || {
-                "the functions are `now`, `lower`, `upper`, `len`, `coalesce`, `days_since`, `hours_since` and `reachable`".to_string()
-            },
-        );
-        cx.report(
-            Diagnostic::new(
-                codes::UNKNOWN_FUNCTION,
-                func.span,
-                format!("unknown function `{}`", func.name),
-            )
-            .with_help(help),
-        );
+        let functions: Vec<&'static str> = FUNCTIONS.iter().map(|(n, _, _)| *n).collect();
+        cx.report(Problem::UnknownFunction {
+            span: func.span,
+            name: func.name.clone(),
+            suggestion: did_you_mean(&func.name, functions.iter().copied()),
+            functions,
+        });
         return Type::Unknown;
     };
-    check_arity(cx, func, arity, args.len());
+    check_arity(cx, func, arity, usage, args.len());
     if func.name == "reachable" {
         for a in args {
             reachable_arg(cx, a);
@@ -579,49 +517,25 @@ fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> 
     }
 }
 
-fn check_arity(cx: &mut Checker, func: &ast::Ident, arity: Option<usize>, given: usize) {
-    let (ok, wanted) = match arity {
-        Some(n) => (given == n, plural(n, "argument")),
-        None => (given >= 1, "at least 1 argument".to_string()),
+fn check_arity(
+    cx: &mut Checker,
+    func: &ast::Ident,
+    arity: Option<usize>,
+    usage: &'static str,
+    given: usize,
+) {
+    let ok = match arity {
+        Some(n) => given == n,
+        None => given >= 1,
     };
     if !ok {
-        cx.report(
-            Diagnostic::new(
-                codes::WRONG_ARITY,
-                func.span,
-                format!(
-                    "`{}` takes {wanted}, but {} given",
-                    func.name,
-                    match given {
-                        0 => "none was".to_string(),
-                        1 => "1 was".to_string(),
-                        n => format!("{n} were"),
-                    }
-                ),
-            )
-            .with_help(format!("write `{}`", usage(&func.name))),
-        );
-    }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    match n {
-        0 => format!("no {word}s"),
-        1 => format!("1 {word}"),
-        n => format!("{n} {word}s"),
-    }
-}
-
-fn usage(func: &str) -> &'static str {
-    match func {
-        "now" => "now()",
-        "lower" => "lower(text)",
-        "upper" => "upper(text)",
-        "len" => "len(list or text)",
-        "coalesce" => "coalesce(value, fallback, ...)",
-        "days_since" => "days_since(timestamp)",
-        "hours_since" => "hours_since(timestamp)",
-        _ => "reachable(channel)",
+        cx.report(Problem::WrongArity {
+            span: func.span,
+            func: func.name.clone(),
+            arity,
+            given,
+            usage,
+        });
     }
 }
 
@@ -632,7 +546,7 @@ fn expect_arg(
     args: &[Expr],
     types: &[Type],
     accepted: &[Type],
-    wanted: &str,
+    wanted: &'static str,
 ) {
     let (Some(a), Some(t)) = (args.first(), types.first()) else {
         return;
@@ -640,19 +554,15 @@ fn expect_arg(
     if accepted.iter().any(|acc| t.compatible(acc)) {
         return;
     }
-    let snippet = cx.snippet(a.span);
-    cx.report(
-        Diagnostic::new(
-            codes::TYPE_MISMATCH,
-            a.span,
-            format!(
-                "`{}` needs {wanted}, but `{snippet}` is {}",
-                func.name,
-                t.describe()
-            ),
-        )
-        .with_label(format!("expected {wanted}")),
-    );
+    cx.report(Problem::TypeMismatch {
+        span: a.span,
+        kind: Mismatch::Argument {
+            func: func.name.clone(),
+            wanted,
+            snippet: cx.snippet(a.span),
+            found: t.clone(),
+        },
+    });
 }
 
 /// The common type of `coalesce`'s arguments.
@@ -660,21 +570,16 @@ fn coalesce(cx: &mut Checker, args: &[Expr], types: &[Type]) -> Option<Type> {
     let mut common = Type::Unknown;
     for (i, (a, t)) in args.iter().zip(types).enumerate() {
         if !t.compatible(&common) {
-            let first = cx.snippet(args[0].span);
-            let this = cx.snippet(a.span);
-            cx.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    a.span,
-                    format!(
-                        "`coalesce` needs values of one kind, but `{first}` is {} and `{this}` is {}",
-                        common.describe(),
-                        t.describe()
-                    ),
-                )
-                .with_label(format!("argument {} differs", i + 1))
-                .with_help("give every argument the same kind of value"),
-            );
+            cx.report(Problem::TypeMismatch {
+                span: a.span,
+                kind: Mismatch::Coalesce {
+                    first: cx.snippet(args[0].span),
+                    common: common.clone(),
+                    this: cx.snippet(a.span),
+                    found: t.clone(),
+                    index: i,
+                },
+            });
             return Some(Type::Unknown);
         }
         common = common.join(t);
@@ -698,15 +603,12 @@ fn reachable_arg(cx: &mut Checker, a: &Expr) {
             span: a.span,
         },
         _ => {
-            let snippet = cx.snippet(a.span);
-            cx.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    a.span,
-                    format!("`reachable` needs a channel name, but got `{snippet}`"),
-                )
-                .with_help("write e.g. `reachable(sms)`"),
-            );
+            cx.report(Problem::TypeMismatch {
+                span: a.span,
+                kind: Mismatch::ReachableArgument {
+                    snippet: cx.snippet(a.span),
+                },
+            });
             return;
         }
     };
@@ -725,42 +627,32 @@ fn infer_unary(cx: &mut Checker, env: &Env, op: UnaryOp, operand: &Expr) -> Type
         UnaryOp::Neg => match ty {
             Type::Number | Type::Duration => ty,
             t if t.is_open() => Type::Unknown,
-            t => {
-                let snippet = cx.snippet(operand.span);
-                cx.report(
-                    Diagnostic::new(
-                        codes::TYPE_MISMATCH,
-                        operand.span,
-                        format!(
-                            "`-` needs a number or a duration, but `{snippet}` is {}",
-                            t.describe()
-                        ),
-                    )
-                    .with_label("cannot be negated"),
-                );
+            found => {
+                cx.report(Problem::TypeMismatch {
+                    span: operand.span,
+                    kind: Mismatch::Negate {
+                        snippet: cx.snippet(operand.span),
+                        found,
+                    },
+                });
                 Type::Unknown
             }
         },
     }
 }
 
-fn expect_bool(cx: &mut Checker, e: &Expr, ty: &Type, op: &str) {
+fn expect_bool(cx: &mut Checker, e: &Expr, ty: &Type, op: &'static str) {
     if matches!(ty, Type::Bool) || ty.is_open() {
         return;
     }
-    let snippet = cx.snippet(e.span);
-    cx.report(
-        Diagnostic::new(
-            codes::TYPE_MISMATCH,
-            e.span,
-            format!(
-                "`{op}` needs true/false, but `{snippet}` is {}",
-                ty.describe()
-            ),
-        )
-        .with_label("not a condition")
-        .with_help("compare it with something first, e.g. `x > 0` or `x == \"gold\"`"),
-    );
+    cx.report(Problem::TypeMismatch {
+        span: e.span,
+        kind: Mismatch::NotBool {
+            op,
+            snippet: cx.snippet(e.span),
+            found: ty.clone(),
+        },
+    });
 }
 
 fn infer_binary(
@@ -801,19 +693,14 @@ fn infer_binary(
         BinaryOp::Mul | BinaryOp::Div => {
             for (e, t) in [(lhs, &lt), (rhs, &rt)] {
                 if !t.compatible(&Type::Number) {
-                    let snippet = cx.snippet(e.span);
-                    cx.report(
-                        Diagnostic::new(
-                            codes::TYPE_MISMATCH,
-                            e.span,
-                            format!(
-                                "`{}` needs numbers, but `{snippet}` is {}",
-                                op.as_str(),
-                                t.describe()
-                            ),
-                        )
-                        .with_label("not a number"),
-                    );
+                    cx.report(Problem::TypeMismatch {
+                        span: e.span,
+                        kind: Mismatch::NotNumber {
+                            op: op.as_str(),
+                            snippet: cx.snippet(e.span),
+                            found: t.clone(),
+                        },
+                    });
                     return Type::Unknown;
                 }
             }
@@ -823,37 +710,17 @@ fn infer_binary(
 }
 
 /// "`profile.lifetime_value` is a number, but `"high"` is text".
-fn mismatch(cx: &mut Checker, lhs: &Expr, lt: &Type, rhs: &Expr, rt: &Type, label: &str) {
-    let (a, b) = (cx.snippet(lhs.span), cx.snippet(rhs.span));
-    let mut d = Diagnostic::new(
-        codes::TYPE_MISMATCH,
-        lhs.span.to(rhs.span),
-        format!("`{a}` is {}, but `{b}` is {}", lt.describe(), rt.describe()),
-    )
-    .with_label(label);
-    if let Some(help) = mismatch_help(lt, rt) {
-        d = d.with_help(help);
-    }
-    cx.report(d);
-}
-
-fn mismatch_help(lt: &Type, rt: &Type) -> Option<String> {
-    match (lt, rt) {
-        (Type::Number, Type::String) | (Type::String, Type::Number) => {
-            Some("write numbers without quotes, and text in quotes".to_string())
-        }
-        (Type::Duration | Type::Timestamp, Type::Number)
-        | (Type::Number, Type::Duration | Type::Timestamp) => {
-            Some("give the number a unit, e.g. `2d` or `12h`".to_string())
-        }
-        (Type::Timestamp, Type::Duration) | (Type::Duration, Type::Timestamp) => {
-            Some("to compare with a time in the past, write e.g. `now() - 7d`".to_string())
-        }
-        (Type::Bool, Type::String) | (Type::String, Type::Bool) => {
-            Some("write `true` and `false` without quotes".to_string())
-        }
-        _ => None,
-    }
+fn mismatch(cx: &mut Checker, lhs: &Expr, lt: &Type, rhs: &Expr, rt: &Type, label: &'static str) {
+    cx.report(Problem::TypeMismatch {
+        span: lhs.span.to(rhs.span),
+        kind: Mismatch::Operands {
+            lhs: cx.snippet(lhs.span),
+            lhs_type: lt.clone(),
+            rhs: cx.snippet(rhs.span),
+            rhs_type: rt.clone(),
+            label,
+        },
+    });
 }
 
 fn ordering(cx: &mut Checker, op: BinaryOp, lhs: &Expr, lt: &Type, rhs: &Expr, rt: &Type) {
@@ -863,20 +730,14 @@ fn ordering(cx: &mut Checker, op: BinaryOp, lhs: &Expr, lt: &Type, rhs: &Expr, r
     }
     for (e, t) in [(lhs, lt), (rhs, rt)] {
         if matches!(t, Type::Bool | Type::List(_) | Type::Object(_)) {
-            let snippet = cx.snippet(e.span);
-            cx.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    e.span,
-                    format!(
-                        "`{}` needs numbers, text, timestamps or durations, but `{snippet}` is {}",
-                        op.as_str(),
-                        t.describe()
-                    ),
-                )
-                .with_label("has no order")
-                .with_help("use `==` or `!=` to compare it"),
-            );
+            cx.report(Problem::TypeMismatch {
+                span: e.span,
+                kind: Mismatch::Unordered {
+                    op: op.as_str(),
+                    snippet: cx.snippet(e.span),
+                    found: t.clone(),
+                },
+            });
             return;
         }
     }
@@ -891,26 +752,15 @@ fn membership(cx: &mut Checker, op: BinaryOp, lhs: &Expr, lt: &Type, rhs: &Expr,
         }
         t if t.is_open() => {}
         t => {
-            let snippet = cx.snippet(rhs.span);
-            let mut d = Diagnostic::new(
-                codes::TYPE_MISMATCH,
-                rhs.span,
-                format!(
-                    "`{}` needs a list on its right, but `{snippet}` is {}",
-                    op.as_str(),
-                    t.describe()
-                ),
-            )
-            .with_label("not a list");
-            d = if matches!(t, Type::String) {
-                d.with_help(format!(
-                    "to look for text inside text, write `{snippet} contains {}`",
-                    cx.snippet(lhs.span)
-                ))
-            } else {
-                d.with_help("write a list such as `[\"FR\", \"DE\"]`")
-            };
-            cx.report(d);
+            cx.report(Problem::TypeMismatch {
+                span: rhs.span,
+                kind: Mismatch::NotAList {
+                    op: op.as_str(),
+                    snippet: cx.snippet(rhs.span),
+                    found: t.clone(),
+                    lhs: cx.snippet(lhs.span),
+                },
+            });
         }
     }
 }
@@ -929,18 +779,13 @@ fn contains(cx: &mut Checker, lhs: &Expr, lt: &Type, rhs: &Expr, rt: &Type) {
         }
         t if t.is_open() => {}
         t => {
-            let snippet = cx.snippet(lhs.span);
-            cx.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    lhs.span,
-                    format!(
-                        "`contains` needs a list or text on its left, but `{snippet}` is {}",
-                        t.describe()
-                    ),
-                )
-                .with_label("not a list or text"),
-            );
+            cx.report(Problem::TypeMismatch {
+                span: lhs.span,
+                kind: Mismatch::NotAContainer {
+                    snippet: cx.snippet(lhs.span),
+                    found: t.clone(),
+                },
+            });
         }
     }
 }
@@ -984,40 +829,27 @@ fn arithmetic(
             return not_addable(cx, op, e, t);
         }
     }
-    let (a, b) = (cx.snippet(lhs.span), cx.snippet(rhs.span));
-    let verb = if sub { "subtract" } else { "add" };
-    let mut d = Diagnostic::new(
-        codes::TYPE_MISMATCH,
-        whole.span,
-        format!(
-            "cannot {verb} `{b}` ({}) {} `{a}` ({})",
-            rt.describe(),
-            if sub { "from" } else { "to" },
-            lt.describe()
-        ),
-    );
-    if let Some(help) = mismatch_help(lt, rt) {
-        d = d.with_help(help);
-    } else if sub && matches!((lt, rt), (Type::Duration, Type::Timestamp)) {
-        d = d.with_help("write the timestamp first: `timestamp - duration`");
-    }
-    cx.report(d);
+    cx.report(Problem::TypeMismatch {
+        span: whole.span,
+        kind: Mismatch::Arithmetic {
+            subtract: sub,
+            lhs: cx.snippet(lhs.span),
+            lhs_type: lt.clone(),
+            rhs: cx.snippet(rhs.span),
+            rhs_type: rt.clone(),
+        },
+    });
     Type::Unknown
 }
 
 fn not_addable(cx: &mut Checker, op: BinaryOp, e: &Expr, t: &Type) -> Type {
-    let snippet = cx.snippet(e.span);
-    cx.report(
-        Diagnostic::new(
-            codes::TYPE_MISMATCH,
-            e.span,
-            format!(
-                "`{}` works on numbers, timestamps and durations, but `{snippet}` is {}",
-                op.as_str(),
-                t.describe()
-            ),
-        )
-        .with_label(format!("cannot be used with `{}`", op.as_str())),
-    );
+    cx.report(Problem::TypeMismatch {
+        span: e.span,
+        kind: Mismatch::NotAddable {
+            op: op.as_str(),
+            snippet: cx.snippet(e.span),
+            found: t.clone(),
+        },
+    });
     Type::Unknown
 }

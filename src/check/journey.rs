@@ -13,10 +13,11 @@
 use rustc_hash::FxHashMap;
 
 use super::expr::{self, Env, EventEnv, TriggerEnv, TriggerEvent};
+use super::problem::{Clause, Mismatch, Problem, UnknownNameKind};
 use super::templates::Sends;
 use super::types::Type;
-use super::{Checker, codes, lints};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::{Checker, lints};
+use crate::diagnostic::did_you_mean;
 use crate::source::Span;
 use crate::syntax::ast::{self, HeaderKind, StepKind};
 
@@ -109,28 +110,15 @@ pub(crate) fn check_bound(cx: &mut Checker, view: &HandleView, id: usize, name: 
     if view.must.contains(id) {
         return;
     }
-    let binders = &view.handles.binders[id];
-    let mut d = Diagnostic::new(
-        codes::HANDLE_NOT_BOUND,
-        at,
-        format!("`{name}` may not have been sent at this point"),
-    )
-    .with_label("not sent on every path to here");
-    if let Some(&send) = binders.first() {
-        let line = cx.line(send);
-        d = if view.may.contains(id) {
-            d.with_related(send, "sent here, but only on some paths")
-                .with_help(format!(
-                    "`{name}` is sent only on some paths (by the send on line {line}); send it on every branch before this point, or move this into the branch that sends it"
-                ))
-        } else {
-            d.with_related(send, "sent here")
-                .with_help(format!(
-                    "`{name}` is sent by the send on line {line}, which does not come before this point; a message can be asked about only after it is sent"
-                ))
-        };
-    }
-    cx.report(d);
+    let send = view.handles.binders[id]
+        .first()
+        .map(|&send| (send, cx.line(send)));
+    cx.report(Problem::HandleNotBound {
+        span: at,
+        name: name.to_string(),
+        send,
+        on_some_paths: view.may.contains(id),
+    });
 }
 
 /// The state of the walk at one point.
@@ -335,31 +323,20 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             if let Some(first_step) = j.first_step
                 && h.span.start > first_step.start
             {
-                self.cx.report(
-                    Diagnostic::new(
-                        codes::HEADER_AFTER_STEP,
-                        h.keyword,
-                        format!(
-                            "`{}` comes after the first step",
-                            self.cx.snippet(h.keyword)
-                        ),
-                    )
-                    .with_related(first_step, "the first step")
-                    .with_help("move it above the first step: header clauses come first"),
-                );
+                let clause = self.cx.snippet(h.keyword);
+                self.cx.report(Problem::HeaderAfterStep {
+                    span: h.keyword,
+                    clause,
+                    first_step,
+                });
             }
             if let Some(word) = once_only(&h.kind) {
                 if let Some(&first) = once.get(word) {
-                    self.cx.report(
-                        Diagnostic::new(
-                            codes::DUPLICATE_CLAUSE,
-                            h.keyword,
-                            format!("`{word}` is given twice"),
-                        )
-                        .with_label("given again here")
-                        .with_related(first, "first given here")
-                        .with_help(format!("a journey has at most one `{word}` clause")),
-                    );
+                    self.cx.report(Problem::DuplicateClause {
+                        span: h.keyword,
+                        first,
+                        clause: Clause::Journey(word),
+                    });
                 } else {
                     once.insert(word, h.keyword);
                 }
@@ -391,17 +368,10 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             }
         }
         if !any {
-            self.cx.report(
-                Diagnostic::new(
-                    codes::MISSING_TRIGGER,
-                    j.name.span,
-                    format!("journey `{}` has no trigger", j.name.name),
-                )
-                .with_label("nothing starts this journey")
-                .with_help(
-                    "add a clause such as `trigger signed_up` or `trigger no app_opened for 30d`",
-                ),
-            );
+            self.cx.report(Problem::MissingTrigger {
+                span: j.name.span,
+                journey: j.name.name.clone(),
+            });
         } else if self.info.triggers.is_empty() {
             self.info.trigger_kind = TriggerKind::NoEvent;
         }
@@ -463,17 +433,10 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             }
             HeaderKind::Holdout(p) => {
                 if !goal_window {
-                    self.cx.report(
-                        Diagnostic::new(
-                            codes::HOLDOUT_WITHOUT_WINDOW,
-                            h.span,
-                            format!("a holdout of {}% needs a goal window", p.value),
-                        )
-                        .with_label("nothing to measure the control group against")
-                        .with_help(
-                            "add a goal with a window, e.g. `goal \"Order Completed\" within 7d`",
-                        ),
-                    );
+                    self.cx.report(Problem::HoldoutWithoutWindow {
+                        span: h.span,
+                        percent: p.value,
+                    });
                 }
             }
             HeaderKind::Cap(cap) => check_cap(self.cx, cap),
@@ -516,15 +479,10 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 let ty = expr::infer(self.cx, &env, e);
                 if !ty.compatible(&Type::Timestamp) {
                     let snippet = self.cx.snippet(e.span);
-                    self.cx.report(
-                        Diagnostic::new(
-                            codes::TYPE_MISMATCH,
-                            e.span,
-                            format!("`wait until` needs a timestamp, but `{snippet}` is {}", ty.describe()),
-                        )
-                        .with_label("not a timestamp")
-                        .with_help("for a time of day write e.g. `wait until 09:00`; for a delay write `wait 2d`"),
-                    );
+                    self.cx.report(Problem::TypeMismatch {
+                        span: e.span,
+                        kind: Mismatch::WaitUntil { snippet, found: ty },
+                    });
                 }
                 flow
             }
@@ -591,15 +549,10 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             }
             StepKind::Repeat { count, body } => {
                 if !(1..=50).contains(&count.value) {
-                    self.cx.report(
-                        Diagnostic::new(
-                            codes::REPEAT_RANGE,
-                            count.span,
-                            format!("`repeat {} times` is out of range", count.value),
-                        )
-                        .with_label("must be 1 to 50")
-                        .with_help("a block can be repeated 1 to 50 times"),
-                    );
+                    self.cx.report(Problem::RepeatRange {
+                        span: count.span,
+                        count: count.value,
+                    });
                 }
                 self.walk_block(&body.steps, flow)
             }
@@ -645,21 +598,13 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 check_bound(self.cx, &view, id, &handle.name, handle.span);
             }
             None => {
-                let help =
-                    did_you_mean(&handle.name, self.info.handles.names()).unwrap_or_else(|| {
-                        format!(
-                            "name a send with `as {}` to wait for what happens to its message",
-                            handle.name
-                        )
-                    });
-                self.cx.report(
-                    Diagnostic::new(
-                        codes::UNKNOWN_NAME,
-                        handle.span,
-                        format!("no send in this journey is called `{}`", handle.name),
-                    )
-                    .with_help(help),
-                );
+                let suggestion = did_you_mean(&handle.name, self.info.handles.names());
+                self.cx.report(Problem::UnknownName {
+                    span: handle.span,
+                    name: handle.name.clone(),
+                    suggestion,
+                    kind: UnknownNameKind::Handle,
+                });
             }
         }
     }
@@ -698,36 +643,22 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             return;
         }
         let Some(decl) = self.cx.scope.templates.get(&t.name).copied() else {
-            let help = did_you_mean(&t.name, self.cx.scope.templates.names()).unwrap_or_else(|| {
-                format!("declare it with `template {} {{ ... }}`, or write an external template id in quotes", t.name)
+            let suggestion = did_you_mean(&t.name, self.cx.scope.templates.names());
+            self.cx.report(Problem::UnknownTemplate {
+                span: t.span,
+                name: t.name.clone(),
+                suggestion,
             });
-            self.cx.report(
-                Diagnostic::new(
-                    codes::UNKNOWN_TEMPLATE,
-                    t.span,
-                    format!("unknown template `{}`", t.name),
-                )
-                .with_help(help),
-            );
             return;
         };
         if channel_ok && decl.channel.name != channel.name {
-            self.cx.report(
-                Diagnostic::new(
-                    codes::TEMPLATE_CHANNEL_MISMATCH,
-                    t.span,
-                    format!(
-                        "template `{}` is made for `{}`, but this sends it by `{}`",
-                        t.name, decl.channel.name, channel.name
-                    ),
-                )
-                .with_label(format!("made for `{}`", decl.channel.name))
-                .with_related(decl.channel.span, "its channel is declared here")
-                .with_help(format!(
-                    "send it with `send {} {}`, or use a template made for `{}`",
-                    decl.channel.name, t.name, channel.name
-                )),
-            );
+            self.cx.report(Problem::TemplateChannelMismatch {
+                span: t.span,
+                template: t.name.clone(),
+                made_for: decl.channel.name.clone(),
+                made_for_span: decl.channel.span,
+                sent_on: channel.name.clone(),
+            });
         }
     }
 
@@ -738,19 +669,15 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
         if !ty.compatible(&target) {
             let names: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
             let snippet = self.cx.snippet(value.span);
-            self.cx.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    value.span,
-                    format!(
-                        "`profile.{}` is {}, but `{snippet}` is {}",
-                        names.join("."),
-                        target.describe(),
-                        ty.describe()
-                    ),
-                )
-                .with_label(format!("expected {}", target.describe())),
-            );
+            self.cx.report(Problem::TypeMismatch {
+                span: value.span,
+                kind: Mismatch::Set {
+                    path: names.join("."),
+                    target,
+                    snippet,
+                    found: ty,
+                },
+            });
         }
     }
 
@@ -768,20 +695,16 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 }
                 Some(f) if !ty.compatible(&f.ty) => {
                     let snippet = self.cx.snippet(w.value.span);
-                    self.cx.report(
-                        Diagnostic::new(
-                            codes::TYPE_MISMATCH,
-                            w.value.span,
-                            format!(
-                                "`{}` of event `{}` is {}, but `{snippet}` is {}",
-                                w.key.name,
-                                event.name,
-                                f.ty.describe(),
-                                ty.describe()
-                            ),
-                        )
-                        .with_label(format!("expected {}", f.ty.describe())),
-                    );
+                    self.cx.report(Problem::TypeMismatch {
+                        span: w.value.span,
+                        kind: Mismatch::EmitField {
+                            key: w.key.name.clone(),
+                            event: event.name.clone(),
+                            expected: f.ty.clone(),
+                            snippet,
+                            found: ty,
+                        },
+                    });
                 }
                 Some(_) => {}
             }
@@ -808,15 +731,10 @@ pub(crate) fn check_cap(cx: &mut Checker, cap: &ast::Cap) {
         cx.check_channel(c);
     }
     if cap.limit.value <= 0 {
-        cx.report(
-            Diagnostic::new(
-                codes::CAP_LIMIT,
-                cap.limit.span,
-                format!("a cap of {} messages allows nothing", cap.limit.value),
-            )
-            .with_label("must be at least 1")
-            .with_help("to stop sending on a channel, remove its sends instead"),
-        );
+        cx.report(Problem::CapLimit {
+            span: cap.limit.span,
+            limit: cap.limit.value,
+        });
     }
 }
 
@@ -834,32 +752,19 @@ pub(crate) fn check_quiet_hours(cx: &mut Checker, env: &Env, q: &ast::QuietHours
 fn check_weekdays(cx: &mut Checker, days: &[(ast::Weekday, Span)]) {
     for (i, first) in super::repeats(days.iter().copied()) {
         let span = days[i].1;
-        cx.report(
-            Diagnostic::new(
-                codes::DUPLICATE_WEEKDAY,
-                span,
-                format!("`{}` is listed twice", cx.snippet(span)),
-            )
-            .with_label("listed again here")
-            .with_related(first, "first listed here")
-            .with_help("list each weekday once"),
-        );
+        let day = cx.snippet(span);
+        cx.report(Problem::DuplicateWeekday { span, first, day });
     }
 }
 
 fn check_with_keys(cx: &mut Checker, with: &[ast::WithEntry]) {
     for (i, first) in super::repeats(with.iter().map(|w| (w.key.name.as_str(), w.key.span))) {
         let key = &with[i].key;
-        cx.report(
-            Diagnostic::new(
-                codes::DUPLICATE_KEY,
-                key.span,
-                format!("`{}` is given twice in `with {{ }}`", key.name),
-            )
-            .with_label("given again here")
-            .with_related(first, "first given here")
-            .with_help("keep one value per key"),
-        );
+        cx.report(Problem::DuplicateKey {
+            span: key.span,
+            first,
+            key: key.name.clone(),
+        });
     }
 }
 
@@ -875,41 +780,18 @@ fn check_split(cx: &mut Checker, span: Span, arms: &[ast::SplitArm]) {
         } else {
             span
         };
-        let d = Diagnostic::new(
-            codes::SPLIT_SUM,
-            keyword,
-            format!("split percentages sum to {}%, not 100%", format_number(sum)),
-        )
-        .with_label(format!(
-            "{} arms, {}% in all",
-            arms.len(),
-            format_number(sum)
-        ));
-        let diff = 100.0 - sum;
-        let help = if diff > 0.0 {
-            format!("add {}% to one of the arms", format_number(diff))
-        } else {
-            format!("take {}% away from the arms", format_number(-diff))
-        };
-        cx.report(d.with_help(help));
+        cx.report(Problem::SplitSum {
+            span: keyword,
+            arms: arms.len(),
+            sum,
+        });
     }
     for (i, first) in super::repeats(arms.iter().map(|a| (a.label.name.as_str(), a.label.span))) {
         let label = &arms[i].label;
-        cx.report(
-            Diagnostic::new(
-                codes::DUPLICATE_LABEL,
-                label.span,
-                format!("split label `{}` is used twice", label.name),
-            )
-            .with_label("used again here")
-            .with_related(first, "first used here")
-            .with_help("give each arm its own label: reports count users per label"),
-        );
+        cx.report(Problem::DuplicateLabel {
+            span: label.span,
+            first,
+            label: label.name.clone(),
+        });
     }
-}
-
-/// `90`, `12.5`, `33.33` — at most two decimals, no trailing zeros.
-fn format_number(x: f64) -> String {
-    let s = format!("{x:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

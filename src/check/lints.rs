@@ -4,38 +4,23 @@
 //! an address the profile never has, ...). W0004 (sends always blocked by
 //! caps) needs the execution graph and belongs to the compiler.
 
-use super::{Checker, codes};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use super::Checker;
+use super::problem::{Constant, Problem};
+use crate::diagnostic::did_you_mean;
 use crate::source::Span;
 use crate::syntax::ast::{self, BinaryOp, Expr, ExprKind, HeaderKind, UnaryOp};
 
 /// W0001: `span` covers the steps after an `exit` on every path.
 pub(crate) fn unreachable(cx: &mut Checker, span: Span, steps: usize) {
-    let (message, label) = if steps == 1 {
-        ("this step can never run", "unreachable")
-    } else {
-        ("these steps can never run", "unreachable")
-    };
-    cx.report(
-        Diagnostic::new(codes::UNREACHABLE_STEP, span, message)
-            .with_label(label)
-            .with_help("every path to here ends with `exit` first: remove what comes after it, or the `exit`"),
-    );
+    cx.report(Problem::UnreachableStep { span, steps });
 }
 
 /// W0002.
 pub(crate) fn sends_nothing(cx: &mut Checker, journey: &ast::JourneyDecl) {
-    cx.report(
-        Diagnostic::new(
-            codes::SENDS_NOTHING,
-            journey.name.span,
-            format!("journey `{}` sends nothing", journey.name.name),
-        )
-        .with_label("no `send` step")
-        .with_help(
-            "add a `send` step, unless the journey only updates profiles, audiences or events",
-        ),
-    );
+    cx.report(Problem::SendsNothing {
+        span: journey.name.span,
+        journey: journey.name.name.clone(),
+    });
 }
 
 /// W0005: an `exit on` or `goal` without a `where` on an event that also
@@ -65,66 +50,34 @@ pub(crate) fn exit_on_trigger(
         _ => None,
     });
     let Some(trigger) = trigger else { return };
-    let (message, help) = if matches!(header.kind, HeaderKind::Goal { .. }) {
-        (
-            format!(
-                "the goal `{}` is also the event that starts this journey",
-                event.name
-            ),
-            "the next such event converts the instance instead of starting a new one; pick the event that shows success, or add a `where` clause",
-        )
-    } else {
-        (
-            format!(
-                "`exit on {}` exits on the event that starts this journey",
-                event.name
-            ),
-            "the next such event ends the instance; add a `where` clause that tells the events apart",
-        )
-    };
-    cx.report(
-        Diagnostic::new(codes::EXIT_ON_TRIGGER, event.span, message)
-            .with_related(trigger, "the trigger")
-            .with_help(help),
-    );
+    cx.report(Problem::ExitOnTrigger {
+        span: event.span,
+        trigger,
+        event: event.name.clone(),
+        goal: matches!(header.kind, HeaderKind::Goal { .. }),
+    });
 }
 
 /// W0006.
 pub(crate) fn wait_until_without_zone(cx: &mut Checker, span: Span, time: ast::TimeOfDay) {
-    let hhmm = format_time(time.minutes);
-    cx.report(
-        Diagnostic::new(
-            codes::WAIT_UNTIL_WITHOUT_ZONE,
-            span,
-            format!("`wait until {hhmm}` has no time zone to read {hhmm} in"),
-        )
-        .with_label("read in UTC")
-        .with_help("add `timezone: string?` to the profile schema, or `quiet hours ... in <zone>` to the journey or the policy"),
-    );
+    cx.report(Problem::WaitUntilWithoutZone {
+        span,
+        minutes: time.minutes,
+    });
 }
 
 /// W0007 and W0008 for one send.
 pub(crate) fn send_warnings(cx: &mut Checker, send: &ast::Send) {
     if let (Some(_), Some((_, span))) = (send.transactional, send.on_capped) {
-        cx.report(
-            Diagnostic::new(
-                codes::USELESS_ON_CAPPED,
-                span,
-                "`on capped` has no effect on a transactional send",
-            )
-            .with_label("never capped")
-            .with_help("transactional sends are exempt from caps: remove `on capped ...`"),
-        );
+        cx.report(Problem::UselessOnCapped { span });
     }
     if cx.scope.profile.is_none() {
         return;
     }
     for alt in &send.alternatives {
-        let field = match alt.channel.name.as_str() {
-            "email" => "email",
-            "sms" | "whatsapp" => "phone",
-            "push" | "in_app" => "push_token",
-            _ => continue,
+        let Some(field) = crate::channels::builtin(&alt.channel.name).and_then(|b| b.address)
+        else {
+            continue;
         };
         let overridden = cx
             .scope
@@ -135,20 +88,11 @@ pub(crate) fn send_warnings(cx: &mut Checker, send: &ast::Send) {
         if overridden || cx.scope.profile_declares(field) {
             continue;
         }
-        let channel = &alt.channel.name;
-        cx.report(
-            Diagnostic::new(
-                codes::ADDRESS_UNDECLARED,
-                alt.channel.span,
-                format!(
-                    "`{channel}` sends to `profile.{field}`, which the profile schema does not declare"
-                ),
-            )
-            .with_label("nobody is reachable here")
-            .with_help(format!(
-                "add `{field}: string?` to `profile {{ }}`, or declare `channel {channel} {{ address ... }}`"
-            )),
-        );
+        cx.report(Problem::AddressUndeclared {
+            span: alt.channel.span,
+            channel: alt.channel.name.clone(),
+            field: field.to_string(),
+        });
     }
 }
 
@@ -164,36 +108,19 @@ pub(crate) fn unknown_time_zone(cx: &mut Checker, zone: &Expr) {
         .available()
         .map(|n| n.as_str().to_string())
         .collect();
-    let help = did_you_mean(name, names.iter().map(String::as_str)).unwrap_or_else(|| {
-        "use an IANA zone name such as `Europe/Paris` or `America/New_York`".to_string()
+    cx.report(Problem::UnknownTimeZone {
+        span: zone.span,
+        zone: name.clone(),
+        suggestion: did_you_mean(name, names.iter().map(String::as_str)),
     });
-    cx.report(
-        Diagnostic::new(
-            codes::UNKNOWN_TIME_ZONE,
-            zone.span,
-            format!("unknown time zone `{name}`"),
-        )
-        .with_label("treated as UTC")
-        .with_help(help),
-    );
 }
 
 /// W0010.
 pub(crate) fn empty_quiet_hours(cx: &mut Checker, q: &ast::QuietHours) {
-    let hhmm = format_time(q.from.minutes);
-    cx.report(
-        Diagnostic::new(
-            codes::EMPTY_QUIET_HOURS,
-            q.from.span.to(q.to.span),
-            format!("quiet hours from {hhmm} to {hhmm} cover no time"),
-        )
-        .with_label("starts and ends at the same time")
-        .with_help("give the end of the quiet window, e.g. `quiet hours 21:00 to 08:00`"),
-    );
-}
-
-fn format_time(minutes: u16) -> String {
-    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+    cx.report(Problem::EmptyQuietHours {
+        span: q.from.span.to(q.to.span),
+        minutes: q.from.minutes,
+    });
 }
 
 // ---------------------------------------------------------------- W0003
@@ -202,34 +129,24 @@ fn format_time(minutes: u16) -> String {
 /// a value with itself.
 pub(crate) fn constant_condition(cx: &mut Checker, e: &Expr) {
     if !is_dynamic(e) {
-        let label = match const_eval(e) {
-            Some(Const::Bool(b)) => format!("always `{b}`"),
-            _ => "always the same".to_string(),
+        let value = match const_eval(e) {
+            Some(Const::Bool(b)) => Some(b),
+            _ => None,
         };
-        cx.report(
-            Diagnostic::new(
-                codes::CONSTANT_CONDITION,
-                e.span,
-                format!("the condition `{}` never changes", cx.snippet(e.span)),
-            )
-            .with_label(label)
-            .with_help(
-                "test something about the customer, such as a `profile.` field or a segment",
-            ),
-        );
+        cx.report(Problem::ConstantCondition {
+            span: e.span,
+            snippet: cx.snippet(e.span),
+            kind: Constant::Value(value),
+        });
         return;
     }
     if let Some((cmp, op)) = self_comparison(e) {
         let always = matches!(op, BinaryOp::Eq | BinaryOp::Le | BinaryOp::Ge);
-        cx.report(
-            Diagnostic::new(
-                codes::CONSTANT_CONDITION,
-                cmp.span,
-                format!("`{}` compares a value with itself", cx.snippet(cmp.span)),
-            )
-            .with_label(format!("always `{always}` when the value is set"))
-            .with_help("one side is probably meant to be another field or a value"),
-        );
+        cx.report(Problem::ConstantCondition {
+            span: cmp.span,
+            snippet: cx.snippet(cmp.span),
+            kind: Constant::SelfComparison { always },
+        });
     }
 }
 

@@ -11,17 +11,18 @@ pub mod explain;
 mod expr;
 mod journey;
 mod lints;
+pub mod problem;
 mod scope;
 mod segments;
 mod templates;
 mod types;
 
-use crate::diagnostic::{Diagnostic, codes, did_you_mean};
+use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::project::Project;
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast;
 
-pub use scope::BUILTIN_CHANNELS;
+pub use problem::Problem;
 pub use types::Type;
 
 use expr::Env;
@@ -60,8 +61,8 @@ pub(crate) struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    pub fn report(&mut self, d: Diagnostic) {
-        self.diags.push(d);
+    pub fn report(&mut self, p: Problem) {
+        self.diags.push(p.into_diagnostic());
     }
 
     /// The user's text under `span`, on one line and at most 40 characters,
@@ -92,20 +93,12 @@ impl<'a> Checker<'a> {
         if self.scope.channels.contains(&name.name) {
             return true;
         }
-        let help = did_you_mean(&name.name, self.scope.channels.names()).unwrap_or_else(|| {
-            format!(
-                "the channels are `email`, `sms`, `push`, `in_app`, `whatsapp`, `webhook` and those declared with `channel {} {{ ... }}`",
-                name.name
-            )
+        let suggestion = did_you_mean(&name.name, self.scope.channels.names());
+        self.report(Problem::UnknownChannel {
+            span: name.span,
+            name: name.name.clone(),
+            suggestion,
         });
-        self.report(
-            Diagnostic::new(
-                codes::UNKNOWN_CHANNEL,
-                name.span,
-                format!("unknown channel `{}`", name.name),
-            )
-            .with_help(help),
-        );
         false
     }
 
@@ -117,25 +110,13 @@ impl<'a> Checker<'a> {
             return Some(info.fields.clone());
         }
         if self.scope.strict_events {
-            let help = did_you_mean(&event.name, self.scope.declared_events()).unwrap_or_else(
-                || {
-                    let written = if event.quoted {
-                        format!("\"{}\"", event.name)
-                    } else {
-                        event.name.clone()
-                    };
-                    format!("the project declares event schemas, so every event needs one: add `event {written} {{ ... }}`")
-                },
-            );
-            self.report(
-                Diagnostic::new(
-                    codes::UNKNOWN_EVENT,
-                    event.span,
-                    format!("unknown event `{}`", event.name),
-                )
-                .with_label("no schema for this event")
-                .with_help(help),
-            );
+            let suggestion = did_you_mean(&event.name, self.scope.declared_events());
+            self.report(Problem::UnknownEvent {
+                span: event.span,
+                name: event.name.clone(),
+                quoted: event.quoted,
+                suggestion,
+            });
         }
         None
     }
@@ -145,18 +126,12 @@ impl<'a> Checker<'a> {
         let ty = expr::infer(self, env, e);
         if !matches!(ty, Type::Bool | Type::Unknown | Type::Null) {
             let snippet = self.snippet(e.span);
-            self.report(
-                Diagnostic::new(
-                    codes::NOT_A_CONDITION,
-                    e.span,
-                    format!(
-                        "{what} must be true or false, but `{snippet}` is {}",
-                        ty.describe()
-                    ),
-                )
-                .with_label("not a condition")
-                .with_help(condition_help(&ty, &snippet)),
-            );
+            self.report(Problem::NotACondition {
+                span: e.span,
+                what: what.to_string(),
+                snippet,
+                found: ty,
+            });
         }
     }
 
@@ -165,18 +140,15 @@ impl<'a> Checker<'a> {
         let ty = expr::infer(self, env, e);
         if !ty.compatible(expected) {
             let snippet = self.snippet(e.span);
-            self.report(
-                Diagnostic::new(
-                    codes::TYPE_MISMATCH,
-                    e.span,
-                    format!(
-                        "{what} must be {}, but `{snippet}` is {}",
-                        expected.describe(),
-                        ty.describe()
-                    ),
-                )
-                .with_label(format!("expected {}", expected.describe())),
-            );
+            self.report(Problem::TypeMismatch {
+                span: e.span,
+                kind: problem::Mismatch::Expected {
+                    what: what.to_string(),
+                    snippet,
+                    expected: expected.clone(),
+                    found: ty,
+                },
+            });
         }
     }
 }
@@ -197,15 +169,6 @@ pub(crate) fn repeats<K: Eq + std::hash::Hash>(
         }
     }
     out
-}
-
-fn condition_help(ty: &Type, snippet: &str) -> String {
-    match ty {
-        Type::Number => format!("compare it with something, e.g. `{snippet} > 0`"),
-        Type::String => format!("compare it with something, e.g. `{snippet} == \"gold\"`"),
-        Type::List(_) => format!("test its contents, e.g. `{snippet} contains ...`"),
-        _ => "write a comparison, a segment name or a test such as `reminder.opened`".to_string(),
-    }
 }
 
 /// A channel declaration's address must be text and its consent a condition;
@@ -234,16 +197,11 @@ fn check_policy(cx: &mut Checker, policy: &ast::PolicyDecl) {
     }
     if let [first, rest @ ..] = policy.quiet_hours.as_slice() {
         for again in rest {
-            cx.report(
-                Diagnostic::new(
-                    codes::DUPLICATE_CLAUSE,
-                    again.span,
-                    "`quiet hours` is given twice in the policy",
-                )
-                .with_label("given again here")
-                .with_related(first.span, "first given here")
-                .with_help("keep one `quiet hours` clause"),
-            );
+            cx.report(Problem::DuplicateClause {
+                span: again.span,
+                first: first.span,
+                clause: problem::Clause::PolicyQuietHours,
+            });
         }
     }
     for qh in &policy.quiet_hours {

@@ -1,5 +1,5 @@
 //! The global symbol table of a project, built once: journeys, segments,
-//! templates, channels (the six built-ins plus declared ones), event schemas,
+//! templates, channels (the built-ins of [`crate::channels`] plus declared ones), event schemas,
 //! the profile schema and the policy. Names are global across files, and a
 //! name declared twice is reported here (E0201, E0209).
 
@@ -7,15 +7,12 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 
-use super::codes;
+use super::problem::{Duplicated, Problem};
 use super::types::{Field, Object, Type};
 use crate::diagnostic::Diagnostic;
 use crate::project::Project;
 use crate::source::Span;
 use crate::syntax::ast;
-
-/// The channels every project has.
-pub const BUILTIN_CHANNELS: &[&str] = &["email", "sms", "push", "in_app", "whatsapp", "webhook"];
 
 /// The engagement events the runtime produces (`message.opened`, ...), and
 /// delivery's `message.sent` (SERVICE.md §6): known even in a project with
@@ -103,7 +100,7 @@ impl<'a> Scope<'a> {
     /// Builds the table from every file; duplicates go to `diags`.
     pub fn build(project: &'a Project, diags: &mut Vec<Diagnostic>) -> Scope<'a> {
         let mut scope = Scope::default();
-        for name in BUILTIN_CHANNELS {
+        for name in crate::channels::names() {
             // The table is empty and the built-in names are distinct.
             let _ = scope.channels.insert(
                 name,
@@ -137,14 +134,12 @@ impl<'a> Scope<'a> {
                     check_fields(&p.fields, "the profile schema", diags);
                     if let Some(first) = profile_decl {
                         diags.push(
-                            Diagnostic::new(
-                                codes::DUPLICATE_NAME,
-                                p.keyword,
-                                "the profile schema is declared twice",
-                            )
-                            .with_label("declared again here")
-                            .with_related(first.keyword, "first declared here")
-                            .with_help("merge the two `profile { }` blocks into one"),
+                            Problem::DuplicateName {
+                                span: p.keyword,
+                                first: first.keyword,
+                                what: Duplicated::Profile,
+                            }
+                            .into(),
                         );
                     } else {
                         profile_decl = Some(p);
@@ -154,14 +149,11 @@ impl<'a> Scope<'a> {
                 ast::Item::Policy(p) => {
                     if let Some(first) = scope.policy {
                         diags.push(
-                            Diagnostic::new(
-                                codes::DUPLICATE_POLICY,
-                                p.keyword,
-                                "the project has more than one policy",
-                            )
-                            .with_label("second policy")
-                            .with_related(first.keyword, "first policy")
-                            .with_help("merge them into one `policy { }` block"),
+                            Problem::DuplicatePolicy {
+                                span: p.keyword,
+                                first: first.keyword,
+                            }
+                            .into(),
                         );
                     } else {
                         scope.policy = Some(p);
@@ -203,14 +195,14 @@ impl<'a> Scope<'a> {
         if let Err(first) = self.events.insert(&e.name.name, info) {
             let first = first.decl.map_or(e.name.span, |d| d.name.span);
             diags.push(
-                Diagnostic::new(
-                    codes::DUPLICATE_NAME,
-                    e.name.span,
-                    format!("event `{}` is declared twice", e.name.name),
-                )
-                .with_label("declared again here")
-                .with_related(first, "first declared here")
-                .with_help("merge the two schemas into one"),
+                Problem::DuplicateName {
+                    span: e.name.span,
+                    first,
+                    what: Duplicated::Event {
+                        name: e.name.name.clone(),
+                    },
+                }
+                .into(),
             );
         }
     }
@@ -266,14 +258,15 @@ fn check_fields(fields: &[ast::FieldDecl], owner: &str, diags: &mut Vec<Diagnost
     for (i, first) in super::repeats(fields.iter().map(|f| (f.name.name.as_str(), f.name.span))) {
         let name = &fields[i].name;
         diags.push(
-            Diagnostic::new(
-                codes::DUPLICATE_NAME,
-                name.span,
-                format!("field `{}` is declared twice in {owner}", name.name),
-            )
-            .with_label("declared again here")
-            .with_related(first, "first declared here")
-            .with_help("remove one of the two declarations"),
+            Problem::DuplicateName {
+                span: name.span,
+                first,
+                what: Duplicated::Field {
+                    name: name.name.clone(),
+                    owner: owner.to_string(),
+                },
+            }
+            .into(),
         );
     }
     for f in fields {
@@ -290,15 +283,14 @@ fn check_nested(ty: &ast::TypeExpr, owner: &str, diags: &mut Vec<Diagnostic>) {
 }
 
 /// E0201: `kind` `name` declared a second time.
-pub fn duplicate(kind: &str, name: &ast::Ident, first: Span) -> Diagnostic {
-    Diagnostic::new(
-        codes::DUPLICATE_NAME,
-        name.span,
-        format!("{kind} `{}` is declared twice", name.name),
-    )
-    .with_label("declared again here")
-    .with_related(first, "first declared here")
-    .with_help(format!(
-        "names are global across all files of a project: rename one of the two {kind}s"
-    ))
+pub fn duplicate(kind: &'static str, name: &ast::Ident, first: Span) -> Diagnostic {
+    Problem::DuplicateName {
+        span: name.span,
+        first,
+        what: Duplicated::Declaration {
+            kind,
+            name: name.name.clone(),
+        },
+    }
+    .into()
 }

@@ -2,9 +2,9 @@
 //! may use other segments but never in a cycle (E0409, reported once per
 //! cycle with its path `a → b → a`).
 
+use super::Checker;
 use super::expr::Env;
-use super::{Checker, codes};
-use crate::diagnostic::Diagnostic;
+use super::problem::Problem;
 use crate::source::Span;
 use crate::syntax::ast::{self, Expr, ExprKind, PathRoot};
 
@@ -121,22 +121,17 @@ fn report_cycle(cx: &mut Checker, segments: &[&ast::SegmentDecl], cycle: &[(usiz
         .map(|&(i, _)| segments[i].name.name.as_str())
         .collect();
     path.push(&segments[first].name.name);
-    let arrow = path.join(" → ");
-    let mut d = Diagnostic::new(
-        codes::SEGMENT_CYCLE,
-        segments[first].name.span,
-        format!(
-            "segment `{}` depends on itself: `{arrow}`",
-            segments[first].name.name
-        ),
-    )
-    .with_help("a segment cannot use itself, directly or through other segments; write the shared part as a separate segment");
-    for (k, &(i, span)) in cycle.iter().enumerate() {
-        let next = path[k + 1];
-        let from = &segments[i].name.name;
-        d = d.with_related(span, format!("`{from}` uses `{next}` here"));
-    }
-    cx.report(d);
+    let uses = cycle
+        .iter()
+        .enumerate()
+        .map(|(k, &(i, span))| (span, segments[i].name.name.clone(), path[k + 1].to_string()))
+        .collect();
+    cx.report(Problem::SegmentCycle {
+        span: segments[first].name.span,
+        segment: segments[first].name.name.clone(),
+        path: path.iter().map(|p| p.to_string()).collect(),
+        uses,
+    });
 }
 
 #[cfg(test)]

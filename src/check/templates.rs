@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use super::Checker;
+use super::problem::{Problem, RenderLimit, TemplateName, UnknownVariable};
 use super::types::Type;
-use super::{Checker, codes};
-use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::diagnostic::did_you_mean;
 use crate::dialect;
 use crate::source::Span;
 use crate::syntax::ast;
@@ -33,16 +34,6 @@ const KNOWN_ROOTS: &[&str] = &["profile", "trigger", "journey", "message_id"];
 /// Names `undeclared_variables` reports that are not variables: the
 /// dialect's functions, and `loop` (a recursive loop's call).
 const GLOBALS: &[&str] = &["range", "loop"];
-
-/// Built-in channel fields a profile always may have.
-const PROFILE_BUILTINS: &[&str] = &[
-    "email",
-    "phone",
-    "push_token",
-    "timezone",
-    "unsubscribed",
-    "consent",
-];
 
 /// The `with` variables of one template, each with where it is first used.
 pub(crate) struct WithVars<'a> {
@@ -74,38 +65,25 @@ pub(crate) fn check_declarations<'a>(cx: &mut Checker<'a>) -> Vec<WithVars<'a>> 
     for t in templates {
         cx.check_channel(&t.channel);
         if t.body.is_none() {
-            cx.report(
-                Diagnostic::new(
-                    codes::TEMPLATE_WITHOUT_BODY,
-                    t.name.span,
-                    format!("template `{}` has no body", t.name.name),
-                )
-                .with_label("no `body`")
-                .with_help("add the message text, e.g. `body \"Hi {{ profile.first_name }}\"`"),
-            );
+            cx.report(Problem::TemplateWithoutBody {
+                span: t.name.span,
+                template: t.name.name.clone(),
+            });
         }
         let mut vars = BTreeMap::new();
         if let Some(html) = &t.html
-            && t.channel.name != "email"
+            && !crate::channels::takes_html(&t.channel.name)
         {
-            cx.report(
-                Diagnostic::new(
-                    codes::HTML_NOT_EMAIL,
-                    html.span,
-                    format!(
-                        "template `{}` has an `html` part but is sent on `{}`",
-                        t.name.name, t.channel.name
-                    ),
-                )
-                .with_label("only an email has an HTML part")
-                .with_help("remove `html`, or send this template on `channel email`"),
-            );
+            cx.report(Problem::HtmlNotEmail {
+                span: html.span,
+                template: t.name.name.clone(),
+                channel: t.channel.name.clone(),
+            });
         }
-        let parts = [
-            ("subject", &t.subject),
-            ("body", &t.body),
-            ("html", &t.html),
-        ];
+        let parts = crate::channels::TEMPLATE_PARTS
+            .iter()
+            .copied()
+            .zip([&t.subject, &t.body, &t.html]);
         for (part, lit) in parts {
             if let Some(lit) = lit {
                 check_text(cx, t, part, lit, &mut vars);
@@ -122,7 +100,7 @@ pub(crate) fn check_declarations<'a>(cx: &mut Checker<'a>) -> Vec<WithVars<'a>> 
 fn check_text(
     cx: &mut Checker,
     t: &ast::TemplateDecl,
-    part: &str,
+    part: &'static str,
     lit: &ast::StrLit,
     vars: &mut BTreeMap<String, Span>,
 ) {
@@ -159,7 +137,7 @@ fn check_text(
 fn syntax_error(
     cx: &mut Checker,
     t: &ast::TemplateDecl,
-    part: &str,
+    part: &'static str,
     lit: &ast::StrLit,
     e: &minijinja::Error,
 ) {
@@ -179,15 +157,12 @@ fn syntax_error(
     let detail = e
         .detail()
         .map_or_else(|| e.kind().to_string(), str::to_string);
-    cx.report(
-        Diagnostic::new(
-            codes::TEMPLATE_SYNTAX,
-            span,
-            format!("syntax error in the {part} of template `{}`", t.name.name),
-        )
-        .with_label(detail)
-        .with_help("templates use Jinja syntax: `{{ profile.first_name }}`, `{% if trigger.total > 100 %}...{% endif %}`"),
-    );
+    cx.report(Problem::TemplateSyntax {
+        span,
+        template: t.name.name.clone(),
+        part,
+        detail,
+    });
 }
 
 /// What the dialect (src/dialect.rs) does not know, and what is sure to
@@ -199,7 +174,7 @@ fn syntax_error(
 fn check_names(
     cx: &mut Checker,
     t: &ast::TemplateDecl,
-    part: &str,
+    part: &'static str,
     lit: &ast::StrLit,
 ) -> Vec<String> {
     use minijinja::machinery::{Token, WhitespaceConfig, tokenize};
@@ -243,14 +218,14 @@ fn check_names(
         match token {
             Token::Ident(name) if after_block => {
                 if dialect::FORBIDDEN_STATEMENTS.contains(name) {
-                    unknown_name(
-                        cx,
+                    cx.report(Problem::TemplateUnknownName {
                         span,
-                        format!(
-                            "`{{% {name} %}}` is not allowed, in the {part} of template `{template}`"
-                        ),
-                        "a template stands alone: no `include`, `extends`, `import`, `block` or `macro`".into(),
-                    );
+                        template: template.clone(),
+                        part,
+                        kind: TemplateName::Forbidden {
+                            statement: name.to_string(),
+                        },
+                    });
                 } else if *name == "filter" {
                     if let Some(filter) = ident(i + 1) {
                         check_known(cx, tokens[i + 1].1, "filter", filter, template, part);
@@ -270,17 +245,7 @@ fn check_names(
                     if runs.is_none_or(|n| n > dialect::RENDER_FUEL)
                         && loops.iter().flatten().count() > 1
                     {
-                        too_much(
-                            cx,
-                            span,
-                            format!(
-                                "these nested loops run more than {} times",
-                                dialect::RENDER_FUEL
-                            ),
-                            format!("a render may run at most {} steps", dialect::RENDER_FUEL),
-                            template,
-                            part,
-                        );
+                        too_much(cx, span, RenderLimit::NestedLoops, template, part);
                     }
                 } else if *name == "endfor" {
                     loops.pop();
@@ -304,18 +269,7 @@ fn check_names(
                     if let Some(n) = range_size(&tokens, i + 2)
                         && n > dialect::MAX_RANGE
                     {
-                        too_much(
-                            cx,
-                            span,
-                            format!("`range` makes {n} numbers"),
-                            format!(
-                                "a template may loop over at most {} (`range({})`)",
-                                dialect::MAX_RANGE,
-                                dialect::MAX_RANGE
-                            ),
-                            template,
-                            part,
-                        );
+                        too_much(cx, span, RenderLimit::Range(n), template, part);
                     }
                 } else if *name != "loop" {
                     check_known(cx, span, "function", name, template, part);
@@ -339,17 +293,7 @@ fn check_names(
                     _ => Some(0),
                 };
                 if size.is_none_or(|s| s > dialect::MAX_PART_BYTES as u64) {
-                    too_much(
-                        cx,
-                        span,
-                        "this repeated text is longer than a message may be".into(),
-                        format!(
-                            "a rendered part may hold {} KiB",
-                            dialect::MAX_PART_BYTES / 1024
-                        ),
-                        template,
-                        part,
-                    );
+                    too_much(cx, span, RenderLimit::RepeatedText, template, part);
                 }
             }
             _ => {}
@@ -383,46 +327,40 @@ fn range_size(tokens: &[(minijinja::machinery::Token, Span)], at: usize) -> Opti
     }
 }
 
-fn check_known(cx: &mut Checker, span: Span, kind: &str, name: &str, template: &str, part: &str) {
+fn check_known(
+    cx: &mut Checker,
+    span: Span,
+    kind: &'static str,
+    name: &str,
+    template: &str,
+    part: &'static str,
+) {
     let known = match kind {
         "filter" => dialect::FILTERS,
         "test" => dialect::TESTS,
         _ => dialect::FUNCTIONS,
     };
     if !known.contains(&name) {
-        let help = did_you_mean(name, known.iter().copied()).unwrap_or_else(|| {
-            "templates have the filters, tests and functions listed in docs/guide.md (§6)".into()
+        cx.report(Problem::TemplateUnknownName {
+            span,
+            template: template.to_string(),
+            part,
+            kind: TemplateName::Unknown {
+                kind,
+                name: name.to_string(),
+                suggestion: did_you_mean(name, known.iter().copied()),
+            },
         });
-        let message = format!("unknown {kind} `{name}` in the {part} of template `{template}`");
-        unknown_name(cx, span, message, help);
     }
 }
 
-fn unknown_name(cx: &mut Checker, span: Span, message: String, help: String) {
-    cx.report(
-        Diagnostic::new(codes::TEMPLATE_UNKNOWN_NAME, span, message)
-            .with_label("not in the template language")
-            .with_help(help),
-    );
-}
-
-fn too_much(
-    cx: &mut Checker,
-    span: Span,
-    message: String,
-    help: String,
-    template: &str,
-    part: &str,
-) {
-    cx.report(
-        Diagnostic::new(
-            codes::TEMPLATE_LIMIT,
-            span,
-            format!("the {part} of template `{template}` cannot render: {message}"),
-        )
-        .with_label("over the render limit")
-        .with_help(help),
-    );
+fn too_much(cx: &mut Checker, span: Span, limit: RenderLimit, template: &str, part: &'static str) {
+    cx.report(Problem::TemplateLimit {
+        span,
+        template: template.to_string(),
+        part,
+        limit,
+    });
 }
 
 /// Byte offset of the start of 1-based line `line` in `text`.
@@ -442,12 +380,15 @@ fn check_profile_variable(cx: &mut Checker, t: &ast::TemplateDecl, lit: &ast::St
     let Some(first) = parts.next() else { return };
     let mut ty = match profile.get(first) {
         Some(f) => f.ty.clone(),
-        None if PROFILE_BUILTINS.contains(&first) => return,
+        None if crate::channels::is_builtin_profile_field(first) => return,
         None => {
-            let help = did_you_mean(first, profile.names())
-                .map(|s| s.replacen('`', "`profile.", 1))
-                .unwrap_or_else(|| format!("the profile schema declares {}", profile.list_names()));
-            unknown_variable(cx, t, lit, &format!("profile.{first}"), help);
+            let path = format!("profile.{first}");
+            let kind = UnknownVariable::ProfileField {
+                suggestion: did_you_mean(first, profile.names()),
+                declared: profile.list_names(),
+                path: path.clone(),
+            };
+            unknown_variable(cx, t, lit, &path, kind);
             return;
         }
     };
@@ -457,9 +398,14 @@ fn check_profile_variable(cx: &mut Checker, t: &ast::TemplateDecl, lit: &ast::St
             Type::Object(o) => match o.get(part) {
                 Some(f) => f.ty.clone(),
                 None => {
-                    let help = did_you_mean(part, o.names())
-                        .unwrap_or_else(|| format!("`{prefix}` declares {}", o.list_names()));
-                    unknown_variable(cx, t, lit, &format!("{prefix}.{part}"), help);
+                    let path = format!("{prefix}.{part}");
+                    let kind = UnknownVariable::NestedField {
+                        suggestion: did_you_mean(part, o.names()),
+                        declared: o.list_names(),
+                        prefix: prefix.clone(),
+                        path: path.clone(),
+                    };
+                    unknown_variable(cx, t, lit, &path, kind);
                     return;
                 }
             },
@@ -476,18 +422,13 @@ fn unknown_variable(
     t: &ast::TemplateDecl,
     lit: &ast::StrLit,
     path: &str,
-    help: String,
+    kind: UnknownVariable,
 ) {
-    let span = locate(cx, lit, path);
-    cx.report(
-        Diagnostic::new(
-            codes::TEMPLATE_UNKNOWN_VARIABLE,
-            span,
-            format!("unknown variable `{path}` in template `{}`", t.name.name),
-        )
-        .with_label("not in the profile schema")
-        .with_help(help),
-    );
+    cx.report(Problem::TemplateUnknownVariable {
+        span: locate(cx, lit, path),
+        template: t.name.name.clone(),
+        kind,
+    });
 }
 
 /// After every journey: each `with` variable must be provided by every send
@@ -499,35 +440,25 @@ pub(crate) fn check_sends(cx: &mut Checker, templates: &[WithVars], sends: &Send
         for (var, &used) in &tv.vars {
             let provides = |alt: &&ast::SendAlt| alt.with.iter().any(|w| &w.key.name == var);
             if !alts.iter().any(provides) {
-                let help = did_you_mean(var, KNOWN_ROOTS.iter().copied()).unwrap_or_else(|| {
-                    format!(
-                        "a template reads `profile.`, `trigger.`, `journey.`, `message_id` and the keys its sends give with `with {{ {var}: ... }}`; no send of `{name}` gives `{var}`"
-                    )
+                cx.report(Problem::TemplateUnknownVariable {
+                    span: used,
+                    template: name.to_string(),
+                    kind: UnknownVariable::NotProvided {
+                        var: var.clone(),
+                        suggestion: did_you_mean(var, KNOWN_ROOTS.iter().copied()),
+                    },
                 });
-                cx.report(
-                    Diagnostic::new(
-                        codes::TEMPLATE_UNKNOWN_VARIABLE,
-                        used,
-                        format!("unknown variable `{var}` in template `{name}`"),
-                    )
-                    .with_label("not provided by any send")
-                    .with_help(help),
-                );
                 continue;
             }
             for alt in alts.iter().filter(|a| !provides(a)) {
-                cx.report(
-                    Diagnostic::new(
-                        codes::TEMPLATE_UNKNOWN_VARIABLE,
-                        alt.span,
-                        format!(
-                            "this send of `{name}` does not give `{var}`, which the template uses"
-                        ),
-                    )
-                    .with_label(format!("no `{var}` here"))
-                    .with_related(used, "used here")
-                    .with_help(format!("add `with {{ {var}: ... }}` to this send")),
-                );
+                cx.report(Problem::TemplateUnknownVariable {
+                    span: alt.span,
+                    template: name.to_string(),
+                    kind: UnknownVariable::SendLacks {
+                        var: var.clone(),
+                        used,
+                    },
+                });
             }
         }
     }

@@ -9,6 +9,7 @@ use super::args::{
 };
 use super::{Exit, Streams};
 use crate::check::explain as pages;
+use crate::check::problem::UnknownJourney;
 use crate::compile::{self, Program};
 use crate::diagnostic::codes;
 use crate::diagnostic::formats;
@@ -194,11 +195,16 @@ pub fn graph(args: &GraphArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     };
     let Some(id) = program.journey_id(&args.journey) else {
         let names = program.journeys.iter().map(|j| &*j.name);
-        let help = did_you_mean(&args.journey, names).unwrap_or_else(|| {
-            let all: Vec<&str> = program.journeys.iter().map(|j| &*j.name).collect();
-            format!("the journeys are: {}", all.join(", "))
-        });
-        streams.error(&format!("unknown journey `{}`", args.journey), Some(&help))?;
+        let unknown = UnknownJourney {
+            name: args.journey.clone(),
+            suggestion: did_you_mean(&args.journey, names),
+            journeys: program
+                .journeys
+                .iter()
+                .map(|j| j.name.to_string())
+                .collect(),
+        };
+        streams.error(&unknown.message(), Some(&unknown.help()))?;
         return Ok(Exit::CouldNotRun);
     };
     let journey = &program.journeys[id as usize];

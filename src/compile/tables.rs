@@ -14,21 +14,12 @@ use super::program::{
     Cap, Channel, ChannelId, EventId, EventInfo, FieldPath, JourneyId, Policy, ProfileSlot,
     Program, QuietHours, SlotId, Template, TemplateId,
 };
+use crate::channels;
+use crate::check::Problem;
 use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 use crate::project::Project;
 use crate::source::Span;
 use crate::syntax::ast;
-
-/// Built-in channels, in their fixed order, with their address field.
-pub(crate) const BUILTIN_CHANNELS: [(&str, Option<&str>); 6] = [
-    ("email", Some("email")),
-    ("sms", Some("phone")),
-    ("push", Some("push_token")),
-    ("in_app", Some("push_token")),
-    ("whatsapp", Some("phone")),
-    ("webhook", None),
-];
 
 /// What a journey does with an event, for [`EventInfo`]'s dispatch lists.
 #[derive(Clone, Copy)]
@@ -189,27 +180,26 @@ impl<'p> Compiler<'p> {
 
     fn build_channels(&mut self) {
         let decls = self.channel_decls.clone();
-        let builtin = |name: &str| BUILTIN_CHANNELS.iter().any(|(b, _)| *b == name);
-        let mut names: Vec<&str> = BUILTIN_CHANNELS.iter().map(|(n, _)| *n).collect();
+        let mut names: Vec<&str> = channels::names().collect();
         names.extend(
             decls
                 .iter()
                 .map(|d| d.name.name.as_str())
-                .filter(|n| !builtin(n)),
+                .filter(|n| channels::builtin(n).is_none()),
         );
         for (id, name) in names.iter().enumerate() {
             self.channel_ids
                 .insert((*name).to_string(), id as ChannelId);
         }
         // The built-in rules' fields first, so their slots have fixed ids.
-        for field in ["email", "phone", "push_token"] {
+        for field in channels::address_fields() {
             self.slot(&[field]);
         }
         for name in &names {
-            self.slot(&["consent", name]);
+            self.slot(&channels::consent_path(name));
         }
-        self.slot(&["unsubscribed"]);
-        self.slot(&["timezone"]);
+        self.slot(&[channels::UNSUBSCRIBED]);
+        self.slot(&[channels::TIMEZONE]);
         for name in names {
             let decl = decls.iter().find(|d| d.name.name == name).copied();
             let channel = self.channel(name, decl);
@@ -219,11 +209,10 @@ impl<'p> Compiler<'p> {
 
     /// One channel's rule: the declaration's parts, else the defaults.
     fn channel(&mut self, name: &str, decl: Option<&'p ast::ChannelDecl>) -> Channel {
-        let default_address = BUILTIN_CHANNELS
-            .iter()
-            .find(|(b, _)| *b == name)
-            .and_then(|(_, field)| *field);
-        let always_reachable = name == "webhook" && decl.is_none();
+        let builtin = channels::builtin(name);
+        let default_address = builtin.and_then(|b| b.address);
+        // A built-in that asks no consent, unless a declaration overrides it.
+        let always_reachable = builtin.is_some_and(|b| !b.consent) && decl.is_none();
         let address = match decl.and_then(|d| d.address.as_ref()) {
             Some(e) => Some(self.expr(e)),
             None => default_address.map(|f| super::program::CExpr::Profile(self.slot(&[f]))),
@@ -232,7 +221,7 @@ impl<'p> Compiler<'p> {
             Some(e) => Some(self.expr(e)),
             None if always_reachable => None,
             None => Some(super::program::CExpr::Profile(
-                self.slot(&["consent", name]),
+                self.slot(&channels::consent_path(name)),
             )),
         };
         Channel {
@@ -442,15 +431,10 @@ pub(crate) fn duration_ms(d: ast::DurationLit) -> i64 {
 
 fn capped_send_warning(project: &Project, send: Span, cap: Span) -> Diagnostic {
     let cap_text = project.sources.get(cap.file).slice(cap).trim();
-    Diagnostic::new(
-        codes::CAPPED_SEND,
-        send,
-        format!("this send is always blocked by `{cap_text}`"),
-    )
-    .with_label("capped on every path to it")
-    .with_related(cap, "the cap")
-    .with_help(
-        "the sends before it on every path use up the cap's window; wait longer between sends, \
-         raise the cap or remove this send",
-    )
+    Problem::CappedSend {
+        span: send,
+        cap,
+        cap_text: cap_text.to_string(),
+    }
+    .into()
 }

@@ -112,8 +112,8 @@ impl Layout {
                     .map(|s| s.path.clone())
                     .collect(),
             ),
-            timezone: slot("timezone"),
-            unsubscribed: slot("unsubscribed"),
+            timezone: slot(crate::channels::TIMEZONE),
+            unsubscribed: slot(crate::channels::UNSUBSCRIBED),
             max_cap_window,
             kept: program
                 .journeys
