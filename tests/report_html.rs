@@ -309,3 +309,57 @@ fn the_html_report_escapes_what_the_journeys_say() {
         .map_or(0, Vec::len);
     assert_eq!(days, 3, "{}", report["journeys"][0]["sent_by_day"]);
 }
+
+/// Sums a per-step map (`steps[].FIELD`) over the steps, per key.
+fn step_sums(journey: &Value, field: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for step in journey["steps"].as_array().into_iter().flatten() {
+        for (key, n) in step[field].as_object().into_iter().flatten() {
+            *sums.entry(key.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+        }
+    }
+    sums
+}
+
+#[test]
+fn the_steps_counts_add_up_to_their_journeys() {
+    let dir = scratch("report_html_sums");
+    let project = Path::new(MANIFEST).join("journeys");
+    let json = dir.join("report.json");
+    simulate(&project, &project.join("events.ndjson"), &json);
+    let report: Value = serde_json::from_str(&read(&json)).unwrap_or_default();
+    let journeys = report["journeys"].as_array().map_or(&[][..], Vec::as_slice);
+    assert!(!journeys.is_empty());
+    let nonzero = |map: &Value| -> std::collections::BTreeMap<String, u64> {
+        map.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, n)| n.as_u64().filter(|n| *n > 0).map(|n| (k.clone(), n)))
+            .collect()
+    };
+    for journey in journeys {
+        let name = &journey["journey"];
+        assert_eq!(
+            step_sums(journey, "sent_by_channel"),
+            nonzero(&journey["sent_by_channel"]),
+            "{name}"
+        );
+        assert_eq!(
+            step_sums(journey, "suppressed_by_reason"),
+            nonzero(&journey["suppressed"]),
+            "{name}"
+        );
+        // Held-out users end at no step.
+        let mut exits = nonzero(&journey["exited"]);
+        exits.remove("holdout");
+        assert_eq!(step_sums(journey, "exited"), exits, "{name}");
+        let treated =
+            journey["entered"].as_u64().unwrap_or(0) - journey["held_out"].as_u64().unwrap_or(0);
+        assert_eq!(journey["treated"].as_u64(), Some(treated), "{name}");
+        assert_eq!(
+            journey["funnel"][0]["count"].as_u64(),
+            Some(treated),
+            "{name}"
+        );
+    }
+}

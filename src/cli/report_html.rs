@@ -501,6 +501,52 @@ mod tests {
         assert_eq!(points(Some(-0.032)), "-3.2 pts");
     }
 
+    fn program(source: &str) -> Program {
+        let mut sources = crate::SourceMap::new();
+        sources.add("j.journey", source.to_string());
+        crate::pipeline::build(sources)
+            .program
+            .unwrap_or_else(|| panic!("the fixture compiles"))
+    }
+
+    #[test]
+    fn a_branch_lays_its_arms_side_by_side_and_joins_below() {
+        let program = program(
+            "journey j {\n  trigger signed_up\n\n  if profile.vip == true {\n    send email a\n  } else {\n    send email b\n  }\n  wait 1d\n}\n",
+        );
+        let journey = &program.journeys[0];
+        let stats = crate::runtime::Stats::for_program(&program);
+        let report = JourneyReport::new(&program, journey, &stats.journeys[0]);
+        let graph = layout(journey, &report.steps);
+        let at = |label: &str| {
+            graph
+                .nodes
+                .iter()
+                .find(|n| n.label.starts_with(label))
+                .map(|n| (n.x, n.y))
+                .unwrap_or_else(|| panic!("no step {label}"))
+        };
+        let (branch, a, b, wait) = (at("if"), at("send email a"), at("send email b"), at("wait"));
+        assert_eq!(a.1, b.1, "the arms share a layer");
+        assert!(a.0 < b.0, "the first arm is on the left");
+        assert!(branch.1 < a.1 && a.1 < wait.1, "top down");
+        assert_eq!(branch.0, wait.0, "single steps are centred");
+        assert!(
+            graph
+                .nodes
+                .iter()
+                .all(|n| n.x >= 0.0 && n.x + BOX_WIDTH <= graph.width)
+        );
+        assert_eq!(
+            graph.edges.len(),
+            journey
+                .nodes
+                .iter()
+                .map(|n| n.kind.successors().len())
+                .sum::<usize>()
+        );
+    }
+
     #[test]
     fn pointer_tokens_escape_tilde_and_slash() {
         assert_eq!(pointer_token("a/b~c"), "a~1b~0c");

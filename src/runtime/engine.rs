@@ -711,7 +711,10 @@ impl Cx<'_> {
         let program = self.program;
         let j = user.journeys[ji].journey;
         let journey = &program.journeys[j as usize];
-        let at = ((inst.node as usize) < journey.nodes.len()).then_some(inst.node);
+        // A held-out instance never reached a step: its exit is the
+        // journey's only.
+        let at = (reason != ExitReason::Holdout && (inst.node as usize) < journey.nodes.len())
+            .then_some(inst.node);
         self.stats.journey(j).record_exit(at, reason);
         self.emit(j, ActionKind::Exit { reason });
         for &node in &inst.audiences {

@@ -129,7 +129,7 @@ pub struct NodeStats {
     #[serde(default)]
     pub suppressed_by_reason: [u64; SuppressReason::ALL.len()],
     /// Instances that ended at this step, by reason, in
-    /// [`ExitReason::ALL`] order.
+    /// [`ExitReason::ALL`] order (held-out ones end at no step).
     #[serde(default)]
     pub exits: [u64; ExitReason::ALL.len()],
 }
