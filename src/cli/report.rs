@@ -199,13 +199,13 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
 }
 
 /// The report for people, as one self-contained HTML page: the same
-/// numbers as [`json`]'s ([`super::report_html`]).
+/// numbers as [`json()`]'s ([`super::report_html`]).
 pub fn html(program: &Program, stats: &Stats, run: &RunCounts) -> Result<String, String> {
     let (events, journeys) = model(program, stats, run);
     super::report_html::html(program, &events, &journeys)
 }
 
-/// What both [`json`] and [`html`] show: the event counters (the report's
+/// What both [`json()`] and [`html`] show: the event counters (the report's
 /// `events` object) and each journey's report.
 fn model(
     program: &Program,

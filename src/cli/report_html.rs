@@ -111,7 +111,7 @@ fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -463,7 +463,7 @@ fn day_chart(report: &JourneyReport, colour: &dyn Fn(&str) -> &'static str) -> C
     let labels = days
         .iter()
         .enumerate()
-        .filter(|(d, _)| d % every == 0)
+        .filter(|(d, _)| d.is_multiple_of(every))
         .map(|(d, day)| {
             (
                 r1(CHART_LEFT + d as f64 * slot + slot / 2.0),
