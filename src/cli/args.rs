@@ -143,7 +143,8 @@ pub struct SimulateArgs {
     pub until: Option<String>,
 
     /// Write the report to this file instead of stderr (JSON when the name
-    /// ends in `.json`, text otherwise)
+    /// ends in `.json`, one self-contained HTML page when it ends in
+    /// `.html`, text otherwise)
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod commands;
 pub mod report;
+mod report_html;
 pub mod serve;
 pub mod simulate;
 

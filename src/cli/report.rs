@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::compile::Program;
-use crate::runtime::report::lift;
+use crate::runtime::report::{JourneyReport, lift};
 use crate::runtime::{self, ExitReason, Stats, SuppressReason};
 
 /// What the CLI counted while reading the event file.
@@ -184,19 +184,11 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
 
 /// The report for tools: one JSON object.
 pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
-    let journeys: Vec<serde_json::Value> = program
-        .journeys
+    let (events, journeys) = model(program, stats, run);
+    let journeys: Vec<serde_json::Value> = journeys
         .iter()
-        .zip(&stats.journeys)
-        .map(|(journey, j)| {
-            serde_json::Value::Object(runtime::report::journey_json(program, journey, j))
-        })
+        .map(|j| serde_json::to_value(j).unwrap_or_default())
         .collect();
-    let mut events = serde_json::Map::new();
-    events.insert("lines".into(), json!(run.lines));
-    events.insert("malformed".into(), json!(run.malformed));
-    events.insert("after_until".into(), json!(run.after_until));
-    events.extend(runtime::report::events_json(stats));
     let report = json!({
         "events": events,
         "journeys": journeys,
@@ -204,6 +196,37 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
     let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The report for people, as one self-contained HTML page: the same
+/// numbers as [`json()`]'s ([`super::report_html`]).
+pub fn html(program: &Program, stats: &Stats, run: &RunCounts) -> Result<String, String> {
+    let (events, journeys) = model(program, stats, run);
+    super::report_html::html(program, &events, &journeys)
+}
+
+/// What both [`json()`] and [`html`] show: the event counters (the report's
+/// `events` object) and each journey's report.
+fn model(
+    program: &Program,
+    stats: &Stats,
+    run: &RunCounts,
+) -> (
+    serde_json::Map<String, serde_json::Value>,
+    Vec<JourneyReport>,
+) {
+    let journeys = program
+        .journeys
+        .iter()
+        .zip(&stats.journeys)
+        .map(|(journey, j)| JourneyReport::new(program, journey, j))
+        .collect();
+    let mut events = serde_json::Map::new();
+    events.insert("lines".into(), json!(run.lines));
+    events.insert("malformed".into(), json!(run.malformed));
+    events.insert("after_until".into(), json!(run.after_until));
+    events.extend(runtime::report::events_json(stats));
+    (events, journeys)
 }
 
 #[cfg(test)]

@@ -107,6 +107,15 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
         Some(path) if path.extension().is_some_and(|e| e == "json") => {
             (report::json(&program, &stats, &counts), Some(path))
         }
+        Some(path) if path.extension().is_some_and(|e| e == "html") => {
+            match report::html(&program, &stats, &counts) {
+                Ok(page) => (page, Some(path)),
+                Err(e) => {
+                    streams.error(&format!("cannot write the HTML report: {e}"), None)?;
+                    return Ok(Exit::CouldNotRun);
+                }
+            }
+        }
         Some(path) => (report::text(&program, &stats, &counts), Some(path)),
         None => (report::text(&program, &stats, &counts), None),
     };

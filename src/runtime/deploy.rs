@@ -223,13 +223,19 @@ fn migrate_stats(old: &Program, new: &Program, moves: &Moves, stats: Stats) -> S
             continue;
         };
         let mut moved: JourneyStats = counters.clone();
-        let mut by_channel = vec![0; new.channels.len()];
-        for (c, n) in counters.sent_by_channel.iter().enumerate() {
-            if let Some(Some(to)) = moves.channels.get(c) {
-                by_channel[*to as usize] += n;
+        let by_channel = |counts: &[u64]| {
+            let mut moved = vec![0; new.channels.len()];
+            for (c, n) in counts.iter().enumerate() {
+                if let Some(Some(to)) = moves.channels.get(c) {
+                    moved[*to as usize] += n;
+                }
             }
+            moved
+        };
+        moved.sent_by_channel = by_channel(&counters.sent_by_channel);
+        for day in &mut moved.sent_by_day {
+            day.by_channel = by_channel(&day.by_channel);
         }
-        moved.sent_by_channel = by_channel;
         let steps = new.journeys[target as usize].nodes.len();
         moved.nodes.resize(steps, Default::default());
         if old.journeys[j].nodes.len() != steps || m.instance != Some(target) {

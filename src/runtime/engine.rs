@@ -711,7 +711,11 @@ impl Cx<'_> {
         let program = self.program;
         let j = user.journeys[ji].journey;
         let journey = &program.journeys[j as usize];
-        self.stats.journey(j).exits[reason as usize] += 1;
+        // A held-out instance never reached a step: its exit is the
+        // journey's only.
+        let at = (reason != ExitReason::Holdout && (inst.node as usize) < journey.nodes.len())
+            .then_some(inst.node);
+        self.stats.journey(j).record_exit(at, reason);
         self.emit(j, ActionKind::Exit { reason });
         for &node in &inst.audiences {
             if let Some(NodeKind::Audience { audience, .. }) =
@@ -1040,7 +1044,9 @@ impl Cx<'_> {
                 channel: alt.channel,
             });
         }
-        self.stats.journey(j).record_send(id, alt.channel);
+        self.stats
+            .journey(j)
+            .record_send(id, alt_index as u8, alt.channel, self.now);
         let (subject, body, html) = match rendered {
             Some(r) => (r.subject, Some(r.body), r.html),
             None => (None, None, None),

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use action::{Action, ActionKind, ExitReason, SuppressReason};
 pub use engine::parse_message_id;
 pub use event::{Event, EventKind, Lookup, NoProperties, Properties};
-pub use stats::{JourneyStats, RenderFailure, Stats};
+pub use stats::{DaySends, JourneyStats, NodeStats, RenderFailure, Stats};
 pub use store::{MemStore, Store, UserState};
 
 use crate::compile::program::{Engagement, EventId, FieldPath, Program};

@@ -63,7 +63,23 @@ pub struct JourneyStats {
     pub exits: [u64; ExitReason::ALL.len()],
     /// Per node (index = node id).
     pub nodes: Vec<NodeStats>,
+    /// Sends per UTC day of the clock (sorted by day, each once), per
+    /// channel (index = channel id).
+    #[serde(default)]
+    pub sent_by_day: Vec<DaySends>,
 }
+
+/// The sends of one UTC day.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaySends {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    /// Sends per channel (index = channel id).
+    pub by_channel: Vec<u64>,
+}
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
 
 /// The render failures of one template at one step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,14 +113,25 @@ impl RenderFailure {
 }
 
 /// What happened at one step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStats {
     /// Instances that reached the step.
     pub arrived: u64,
     /// Messages the step sent.
     pub sent: u64,
+    /// Messages the step sent per alternative of its `send` (index =
+    /// alternative, in source order).
+    #[serde(default)]
+    pub sent_by_alternative: Vec<u64>,
     /// Times the step was skipped with a `suppress`.
     pub suppressed: u64,
+    /// Its suppressions by reason, in [`SuppressReason::ALL`] order.
+    #[serde(default)]
+    pub suppressed_by_reason: [u64; SuppressReason::ALL.len()],
+    /// Instances that ended at this step, by reason, in
+    /// [`ExitReason::ALL`] order (held-out ones end at no step).
+    #[serde(default)]
+    pub exits: [u64; ExitReason::ALL.len()],
 }
 
 impl Stats {
@@ -137,6 +164,11 @@ impl Stats {
         for (stats, journey) in self.journeys.iter().zip(&program.journeys) {
             if stats.nodes.len() > journey.nodes.len()
                 || stats.sent_by_channel.len() > program.channels.len()
+                || stats
+                    .sent_by_day
+                    .iter()
+                    .any(|d| d.by_channel.len() > program.channels.len())
+                || !stats.sent_by_day.is_sorted_by(|a, b| a.day < b.day)
             {
                 return Err(format!(
                     "the counters of journey `{}` do not fit its steps and channels",
@@ -206,7 +238,21 @@ impl JourneyStats {
             let mine = self.node(node as u32);
             mine.arrived += theirs.arrived;
             mine.sent += theirs.sent;
+            add_elementwise(&mut mine.sent_by_alternative, &theirs.sent_by_alternative);
             mine.suppressed += theirs.suppressed;
+            for (m, t) in mine
+                .suppressed_by_reason
+                .iter_mut()
+                .zip(theirs.suppressed_by_reason)
+            {
+                *m += t;
+            }
+            for (m, t) in mine.exits.iter_mut().zip(theirs.exits) {
+                *m += t;
+            }
+        }
+        for day in &other.sent_by_day {
+            add_elementwise(self.day(day.day), &day.by_channel);
         }
         for f in &other.render_failures {
             self.add_render_failure(f.clone());
@@ -225,14 +271,41 @@ impl JourneyStats {
         &mut self.nodes[index]
     }
 
-    pub(crate) fn record_send(&mut self, node: u32, channel: u16) {
+    /// A send at `node` (its alternative `alternative`) on `channel` at
+    /// `at` (epoch milliseconds).
+    pub(crate) fn record_send(&mut self, node: u32, alternative: u8, channel: u16, at: i64) {
         self.sent += 1;
-        self.node(node).sent += 1;
-        let index = channel as usize;
-        if index >= self.sent_by_channel.len() {
-            self.sent_by_channel.resize(index + 1, 0);
+        let n = self.node(node);
+        n.sent += 1;
+        count(&mut n.sent_by_alternative, alternative as usize);
+        count(&mut self.sent_by_channel, channel as usize);
+        count(self.day(at.div_euclid(DAY_MS)), channel as usize);
+    }
+
+    /// An instance ended at `node` for `reason`.
+    pub(crate) fn record_exit(&mut self, node: Option<u32>, reason: ExitReason) {
+        self.exits[reason as usize] += 1;
+        if let Some(node) = node {
+            self.node(node).exits[reason as usize] += 1;
         }
-        self.sent_by_channel[index] += 1;
+    }
+
+    /// The per-channel sends of `day`, added in order when new.
+    fn day(&mut self, day: i64) -> &mut Vec<u64> {
+        let i = match self.sent_by_day.binary_search_by_key(&day, |d| d.day) {
+            Ok(i) => i,
+            Err(i) => {
+                self.sent_by_day.insert(
+                    i,
+                    DaySends {
+                        day,
+                        by_channel: Vec::new(),
+                    },
+                );
+                i
+            }
+        };
+        &mut self.sent_by_day[i].by_channel
     }
 
     /// A send at `node` to `user` at `at` that was not made: `template`
@@ -271,8 +344,18 @@ impl JourneyStats {
     pub(crate) fn record_suppress(&mut self, node: u32, reason: SuppressReason) {
         self.suppressed += 1;
         self.suppressed_by_reason[reason as usize] += 1;
-        self.node(node).suppressed += 1;
+        let n = self.node(node);
+        n.suppressed += 1;
+        n.suppressed_by_reason[reason as usize] += 1;
     }
+}
+
+/// Adds one at `index`, growing `counts` to hold it.
+fn count(counts: &mut Vec<u64>, index: usize) {
+    if index >= counts.len() {
+        counts.resize(index + 1, 0);
+    }
+    counts[index] += 1;
 }
 
 fn add_elementwise(mine: &mut Vec<u64>, theirs: &[u64]) {
@@ -318,13 +401,13 @@ mod tests {
             duplicates: 1,
             ..Stats::default()
         };
-        ours.journey(0).record_send(1, 0);
+        ours.journey(0).record_send(1, 0, 0, 0);
         let mut theirs = Stats {
             events: 3,
             late: 4,
             ..Stats::default()
         };
-        theirs.journey(0).record_send(1, 2);
+        theirs.journey(0).record_send(1, 0, 2, DAY_MS);
         theirs.journey(0).exits[ExitReason::Goal as usize] = 5;
         theirs.journey(1).visit(3);
         ours.merge(&theirs);
@@ -333,6 +416,13 @@ mod tests {
         assert_eq!(first.sent, 2);
         assert_eq!(first.sent_by_channel, [1, 0, 1]);
         assert_eq!(first.nodes[1].sent, 2);
+        assert_eq!(first.nodes[1].sent_by_alternative, [2]);
+        let days: Vec<(i64, &[u64])> = first
+            .sent_by_day
+            .iter()
+            .map(|d| (d.day, d.by_channel.as_slice()))
+            .collect();
+        assert_eq!(days, [(0, &[1][..]), (1, &[0, 0, 1][..])]);
         assert_eq!(first.exits(ExitReason::Goal), 5);
         assert_eq!(ours.journeys[1].nodes[3].arrived, 1);
     }
@@ -355,7 +445,7 @@ mod tests {
                 .map(|&arrived| NodeStats {
                     arrived,
                     sent: 1,
-                    suppressed: 0,
+                    ..NodeStats::default()
                 })
                 .collect(),
             render_failures: failure
