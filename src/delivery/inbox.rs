@@ -28,14 +28,47 @@ pub const DEFAULT_MAX_PER_USER: usize = 100;
 /// The most `max_per_user` may be: an inbox is read whole.
 pub const MAX_PER_USER_LIMIT: usize = 1_000;
 
-/// The provider's settings (`[channels.in_app]`, besides the engine's).
+/// The provider's settings (`[channels.in_app]`, besides the engine's),
+/// as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+struct Written {
     /// How long a message stays, from its send's commit (`30d`).
     ttl: Option<String>,
     /// How many messages a customer's inbox keeps, at most.
     max_per_user: Option<usize>,
+}
+
+/// The provider's settings, checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// How long a message stays, from its send's commit.
+    pub ttl: Duration,
+    /// How many messages a customer's inbox keeps, at most.
+    pub max_per_user: usize,
+}
+
+impl Settings {
+    /// `ttl` and `max_per_user` from the channel's table (any other key is
+    /// refused, by name).
+    pub fn read(settings: &toml::Table) -> Result<Settings, String> {
+        let written: Written = settings
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("provider `inbox`: {}", e.message()))?;
+        let ttl = match written.ttl.as_deref() {
+            None => DEFAULT_TTL,
+            Some(text) => duration_key("ttl", Some(text), 0, "30d")?,
+        };
+        let max_per_user = written.max_per_user.unwrap_or(DEFAULT_MAX_PER_USER);
+        if !(1..=MAX_PER_USER_LIMIT).contains(&max_per_user) {
+            return Err(format!(
+                "`max_per_user = {max_per_user}`: an inbox keeps 1 to {MAX_PER_USER_LIMIT} \
+                 messages"
+            ));
+        }
+        Ok(Settings { ttl, max_per_user })
+    }
 }
 
 /// What the inbox keeps of a message: the rendered parts of its template
@@ -78,26 +111,16 @@ impl InboxProvider {
         settings: &toml::Table,
         storage: Arc<dyn Storage>,
     ) -> Result<InboxProvider, String> {
-        let settings: Settings = settings
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("provider `inbox`: {}", e.message()))?;
-        let ttl = match settings.ttl.as_deref() {
-            None => DEFAULT_TTL,
-            Some(text) => duration_key("ttl", Some(text), 0, "30d")?,
-        };
-        let max_per_user = settings.max_per_user.unwrap_or(DEFAULT_MAX_PER_USER);
-        if !(1..=MAX_PER_USER_LIMIT).contains(&max_per_user) {
-            return Err(format!(
-                "`max_per_user = {max_per_user}`: an inbox keeps 1 to {MAX_PER_USER_LIMIT} \
-                 messages"
-            ));
-        }
-        Ok(InboxProvider {
+        Ok(InboxProvider::new(Settings::read(settings)?, storage))
+    }
+
+    /// The provider over the deployment's storage.
+    pub fn new(settings: Settings, storage: Arc<dyn Storage>) -> InboxProvider {
+        InboxProvider {
             storage,
-            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-            max_per_user,
-        })
+            ttl_ms: i64::try_from(settings.ttl.as_millis()).unwrap_or(i64::MAX),
+            max_per_user: settings.max_per_user,
+        }
     }
 
     /// The record `message` is kept as, delivered at `now_ms`: it expires
