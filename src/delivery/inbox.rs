@@ -123,9 +123,26 @@ impl InboxProvider {
         }
     }
 
+    /// How long `message` stays: the send's own `ttl` (a `with { ttl:
+    /// "7d" }` value, for a message whose template should not outlive its
+    /// offer), else the channel's.
+    fn ttl_ms(&self, message: &Message) -> Result<i64, String> {
+        match message.vars.get("ttl") {
+            None | Some(Value::Null) => Ok(self.ttl_ms),
+            Some(Value::String(text)) => config::duration(text)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .ok_or_else(|| {
+                    format!("the send's `ttl = \"{text}\"` is not a duration above zero (`7d`)")
+                }),
+            Some(other) => Err(format!(
+                "the send's `ttl` is {other}, not a duration (`ttl: \"7d\"`)"
+            )),
+        }
+    }
+
     /// The record `message` is kept as, delivered at `now_ms`: it expires
     /// `ttl` after its send was committed.
-    fn record(&self, message: &Message, now_ms: i64) -> InboxRecord {
+    fn record(&self, message: &Message, now_ms: i64, ttl_ms: i64) -> InboxRecord {
         let content = Content {
             journey: message.journey.clone(),
             template: message.template.clone(),
@@ -139,7 +156,7 @@ impl InboxProvider {
             user_key: message.user_id.clone(),
             message_id: message.message_id.clone(),
             sent_ms: now_ms,
-            expires_ms: message.committed_ms.saturating_add(self.ttl_ms),
+            expires_ms: message.committed_ms.saturating_add(ttl_ms),
             read_ms: None,
             dismissed_ms: None,
             // Strings and a JSON map always serialise.
@@ -149,7 +166,11 @@ impl InboxProvider {
 
     /// Keeps `message` at `now_ms` (blocking: a durable write).
     pub fn keep(&self, message: &Message, now_ms: i64) -> Outcome {
-        let record = self.record(message, now_ms);
+        let ttl_ms = match self.ttl_ms(message) {
+            Ok(ttl_ms) => ttl_ms,
+            Err(error) => return Outcome::Fail { error },
+        };
+        let record = self.record(message, now_ms, ttl_ms);
         if record.expires_ms <= now_ms {
             return Outcome::Fail {
                 error: format!(
@@ -356,6 +377,27 @@ mod tests {
         assert_eq!(shown["journey"], "welcome");
         assert_eq!(shown["read_at"], Value::Null);
         assert_eq!(shown["expires_at"], format_timestamp(t0 + 3 * HOUR));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_send_may_carry_its_own_ttl() {
+        let (storage, dir) = temp_storage("ttl");
+        let inbox = provider(&storage, "ttl = \"30d\"");
+        let t0 = 1_800_000_000_000;
+        let mut short = message("ana", "m1", t0);
+        short.vars.insert("ttl".into(), Value::from("2h"));
+        assert!(matches!(inbox.keep(&short, t0), Outcome::Sent { .. }));
+        let kept = storage.inbox_list("ana", t0).unwrap_or_default();
+        assert_eq!(kept[0].expires_ms, t0 + 2 * HOUR);
+        for bad in [Value::from("soon"), Value::from(7)] {
+            let mut wrong = message("ana", "m2", t0);
+            wrong.vars.insert("ttl".into(), bad);
+            match inbox.keep(&wrong, t0) {
+                Outcome::Fail { error } => assert!(error.contains("`ttl"), "{error}"),
+                other => panic!("{other:?}"),
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 
