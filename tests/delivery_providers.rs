@@ -310,7 +310,10 @@ async fn twilio_sends_an_sms_with_basic_auth_its_form_and_a_callback_naming_the_
     assert_eq!(form_field(form, "Body"), Some("Your order has shipped"));
     assert_eq!(
         form_field(form, "StatusCallback"),
-        Some("https://journey.example/webhooks/twilio?message_id=welcome%3Aana%3A1%3A0")
+        Some(
+            "https://journey.example/webhooks/twilio?message_id=welcome%3Aana%3A1%3A0\
+             &user_id=ana&journey=welcome&template=hello&channel=sms"
+        )
     );
     assert_eq!(
         seen[0].idempotency_key.as_deref(),

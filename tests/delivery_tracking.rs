@@ -2,8 +2,10 @@
 //! serve` binary (SERVICE.md §6): a click redirects and the journey waiting
 //! for it goes on; a one-click unsubscribe journals the opt-out, so the
 //! next email is suppressed; tampered and foreign tokens are 404s that
-//! journal nothing; the open pixel is a 1×1 GIF; the inbox lists, marks read
-//! and dismisses with the customer's token only, and its messages expire.
+//! journal nothing; the open pixel is a 1×1 GIF; an `in_app` send reaches
+//! the customer's inbox through the delivery engine, which lists, marks
+//! read and dismisses with the customer's token only, and its messages
+//! expire.
 //!
 //! The links are made as the SMTP provider makes them: the send action from
 //! the feed, decorated by [`Tracking`] with the deployment's secret. The
@@ -89,7 +91,8 @@ struct Setup {
 fn config_text() -> String {
     format!(
         "[checkpoint]\nevery = \"1h\"\n\n[tracking]\nbase_url = \"https://t.shop.example\"\n\
-         secret = \"{TRACKING_SECRET}\"\n\n[inbox]\nsecret = \"{INBOX_SECRET}\"\n"
+         secret = \"{TRACKING_SECRET}\"\n\n[inbox]\nsecret = \"{INBOX_SECRET}\"\n\n\
+         [channels.in_app]\nprovider = \"inbox\"\nttl = \"1h\"\n"
     )
 }
 
@@ -586,11 +589,27 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
     let actions = feed(&s.server);
     let hello = sends_of(&actions, "eve", "hello")[0].clone();
     let hello_id = hello["message_id"].as_str().expect("an id").to_string();
+    // The delivery engine keeps the send in eve's inbox (`[channels.in_app]
+    // provider = "inbox"`).
+    let keys = InboxKeys::new(&journey::service::config::Inbox {
+        secret: INBOX_SECRET.into(),
+    })
+    .expect("keys");
+    let token = keys.token("eve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while listed(&inbox(&s.server, "eve", Some(&token)).1) != vec![hello_id.clone()] {
+        assert!(
+            Instant::now() < deadline,
+            "the send never reached the inbox"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(s.server.stop(), Some(0));
     let Setup { dir, config, .. } = s;
 
-    // The provider keeps the send in the data directory; a second message
-    // is kept to expire a few seconds from now.
+    // A second message is kept to expire a few seconds from now, by the
+    // provider itself while the service is stopped (the redb file has one
+    // owner at a time); and one already expired.
     let expiring_in = Duration::from_secs(8);
     let expires_at = Instant::now() + expiring_in;
     {
@@ -598,8 +617,14 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
             Arc::new(RedbStorage::open(&dir.join("data")).expect("the data directory opens"));
         let settings: toml::Table = toml::from_str("ttl = \"1h\"").expect("settings");
         let provider = InboxProvider::from_settings(&settings, storage.clone()).expect("inbox");
-        let outcome = provider.keep(&message_of(&hello), wall_ms());
-        assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
+        let again = provider.keep(&message_of(&hello), wall_ms());
+        assert_eq!(
+            again,
+            Outcome::Sent {
+                response: "already in the inbox".into()
+            },
+            "a repeated delivery changes nothing"
+        );
         let now = wall_ms();
         let mut soon = message_of(&hello);
         soon.message_id = "later:eve:1:0".into();
@@ -621,11 +646,6 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
         storage.inbox_keep(&gone, 100, now - 20).expect("kept");
     }
     let server = start(&dir, &config);
-    let keys = InboxKeys::new(&journey::service::config::Inbox {
-        secret: INBOX_SECRET.into(),
-    })
-    .expect("keys");
-    let token = keys.token("eve");
     for documented in documented_tokens(INBOX_SECRET, "eve") {
         assert_eq!(
             documented, token,

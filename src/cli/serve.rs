@@ -62,18 +62,19 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         }
     };
     let tracking = tracking.map(Arc::new);
-    let channels = match delivery::Shared::new()
-        .map(|mut shared| {
-            // Email links are rewritten and `List-Unsubscribe` set when
-            // `[tracking]` is configured.
-            shared.email_decorator = tracking
-                .clone()
-                .map(|t| t as Arc<dyn delivery::EmailDecorator>);
-            shared
-        })
-        .and_then(|shared| delivery::channels(&config.channels, &shared))
-    {
-        Ok(channels) => channels,
+    // Every provider's settings are checked here, through the provider
+    // registry (building a provider checks them); the service builds them
+    // again once its data directory is open.
+    let shared = match delivery::Shared::new().and_then(|mut shared| {
+        // Email links are rewritten and `List-Unsubscribe` set when
+        // `[tracking]` is configured.
+        shared.email_decorator = tracking
+            .clone()
+            .map(|t| t as Arc<dyn delivery::EmailDecorator>);
+        delivery::channels(config.delivery_tables(), &shared, None)?;
+        Ok(shared)
+    }) {
+        Ok(shared) => shared,
         Err(why) => {
             streams.error(&why, None)?;
             return Ok(Exit::CouldNotRun);
@@ -86,9 +87,10 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         Ok(program) => program,
         Err(exit) => return Ok(exit),
     };
-    if let Some(unknown) = channels
-        .iter()
-        .find(|c| !program.channels.iter().any(|p| *p.name == *c.name))
+    if let Some(unknown) = config
+        .channels
+        .keys()
+        .find(|name| !program.channels.iter().any(|p| *p.name == ***name))
     {
         let known: Vec<String> = program
             .channels
@@ -96,12 +98,13 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             .map(|c| format!("`{}`", c.name))
             .collect();
         streams.error(
-            &format!(
-                "`channels.{}`: the project has no such channel",
-                unknown.name
-            ),
+            &format!("`channels.{unknown}`: the project has no such channel"),
             Some(&format!("its channels are {}", known.join(", "))),
         )?;
+        return Ok(Exit::CouldNotRun);
+    }
+    if let Some(why) = unknown_audience(&config, &program) {
+        streams.error(&why, None)?;
         return Ok(Exit::CouldNotRun);
     }
     if args.check_config {
@@ -127,7 +130,9 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         journal_retention,
         tracking,
         inbox: inbox.map(Arc::new),
-        channels,
+        channels: config.channels.clone(),
+        audiences: config.audiences.clone(),
+        shared,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.
@@ -155,6 +160,35 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             })
         }
     }
+}
+
+/// An audience an `[audiences.<name>]` table syncs that no journey of the
+/// project adds anyone to or removes anyone from, in words.
+fn unknown_audience(config: &Config, program: &crate::compile::program::Program) -> Option<String> {
+    use crate::compile::program::NodeKind;
+    let used: std::collections::BTreeSet<&str> = program
+        .journeys
+        .iter()
+        .flat_map(|j| &j.nodes)
+        .filter_map(|n| match &n.kind {
+            NodeKind::Audience { audience, .. } => Some(&**audience),
+            _ => None,
+        })
+        .collect();
+    config.audiences.iter().find_map(|(table, settings)| {
+        let names = settings.get("audiences").and_then(toml::Value::as_table)?;
+        let unknown = names.keys().find(|name| !used.contains(name.as_str()))?;
+        let known: Vec<String> = used.iter().map(|n| format!("`{n}`")).collect();
+        Some(format!(
+            "`audiences.{table}.audiences.{unknown}`: no journey of the project adds to or \
+             removes from audience `{unknown}` (its audiences: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
 }
 
 fn read_config(path: &Path) -> Result<Config, String> {

@@ -64,7 +64,10 @@ struct Inner {
     core: Arc<Core>,
     storage: Arc<dyn Storage>,
     /// The configured channels, by name; a channel without one is `log`.
+    /// An audience table's lane is named `audiences.<table>`.
     lanes: FxHashMap<String, Lane>,
+    /// The journeys' audiences that are synced, to their table's lane.
+    audiences: FxHashMap<String, String>,
     store: Store,
     stop: watch::Receiver<bool>,
     /// Sends in memory now (see [`MAX_IN_MEMORY`]).
@@ -142,7 +145,11 @@ impl Engine {
         let (stop_tx, stop) = watch::channel(false);
         let mut queues = Vec::new();
         let mut lanes = FxHashMap::default();
+        let mut audiences = FxHashMap::default();
         for channel in channels {
+            for audience in channel.provider.audiences() {
+                audiences.insert(audience, channel.name.clone());
+            }
             let (tx, rx) = mpsc::unbounded_channel();
             queues.push((channel.name.clone(), rx));
             lanes.insert(channel.name.clone(), Lane::new(channel, tx));
@@ -151,6 +158,7 @@ impl Engine {
             core,
             storage,
             lanes,
+            audiences,
             store,
             stop,
             in_memory: AtomicUsize::new(0),
@@ -269,6 +277,10 @@ impl Inner {
     /// recipient (SERVICE.md §6); `false` when the service no longer takes
     /// events (it is stopping), and the send stays unfinished.
     async fn journal_outcome(&self, record: &Delivery) -> bool {
+        if Channel::is_audience_lane(&record.channel) {
+            // An audience sync is no message: its record tells.
+            return true;
+        }
         let outcome = match record.status {
             DeliveryStatus::Sent => "sent",
             DeliveryStatus::Failed => "failed",
@@ -362,10 +374,9 @@ async fn read(inner: Arc<Inner>) {
                 break;
             }
             cursor = s;
-            let Some(send) = parse_send(&line) else {
+            let Some(message) = inner.deliverable(s, line, committed_ms) else {
                 continue;
             };
-            let message = message(&send, line, committed_ms);
             let lane = inner.lanes.get(&message.channel);
             let delivers = lane.is_some_and(|l| l.channel.provider.delivers());
             let record = Delivery {
@@ -467,15 +478,15 @@ async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Optio
         .into_iter()
         .find(|(s, _, _)| *s == seq);
     let lane = inner.lanes.get(&record.channel);
+    let kept = row.is_some();
     let send = row
-        .as_ref()
-        .and_then(|(_, _, line)| parse_send(line).map(|send| (send, line.clone())));
+        .and_then(|(_, _, line)| inner.deliverable(seq, line, record.committed_ms))
+        .filter(|message| message.channel == record.channel);
     match (lane, send) {
-        (Some(lane), Some((send, line))) if lane.channel.provider.delivers() => {
+        (Some(lane), Some(message)) if lane.channel.provider.delivers() => {
             let delay = record
                 .next_at_ms
                 .map_or(0, |at| (at - wall_ms()).max(0) as u64);
-            let message = message(&send, line, record.committed_ms);
             inner.held(lane);
             inner.enqueue(
                 Job {
@@ -486,7 +497,7 @@ async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Optio
                 Duration::from_millis(delay),
             );
         }
-        (_, None) => {
+        _ if !kept => {
             // Retention keeps every unfinished send: only damage gets here.
             record.status = DeliveryStatus::Failed;
             record.error = Some("its action is no longer in the outbox".into());
@@ -495,8 +506,8 @@ async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Optio
             }
             inner.store.write(one(seq, record)).await.ok()?;
         }
-        (_, Some(_)) => {
-            // The channel has no provider any more.
+        _ => {
+            // The channel (or the audience) has no provider any more.
             record.status = DeliveryStatus::Logged;
             record.error = Some("its channel has no provider any more".into());
             inner.store.write(one(seq, record)).await.ok()?;
@@ -512,14 +523,81 @@ fn one(seq: u64, record: Delivery) -> DeliveryBatch {
     }
 }
 
-/// A `send` action's fields, or `None` for another kind of action.
-fn parse_send(line: &str) -> Option<Map<String, Value>> {
-    // Most actions are not sends: no JSON tree for them.
-    if !line.contains("\"kind\":\"send\"") {
+/// An action's fields when it is of `kind`, else `None`.
+fn parse_kind(line: &str, kind: &str) -> Option<Map<String, Value>> {
+    // Most actions are not of the kind: no JSON tree for them.
+    let needle = match kind {
+        "send" => "\"kind\":\"send\"",
+        "audience" => "\"kind\":\"audience\"",
+        _ => return None,
+    };
+    if !line.contains(needle) {
         return None;
     }
     let map: Map<String, Value> = serde_json::from_str(line).ok()?;
-    (map.get("kind").and_then(Value::as_str) == Some("send")).then_some(map)
+    (map.get("kind").and_then(Value::as_str) == Some(kind)).then_some(map)
+}
+
+/// A `send` action's fields, or `None` for another kind of action.
+fn parse_send(line: &str) -> Option<Map<String, Value>> {
+    parse_kind(line, "send")
+}
+
+impl Inner {
+    /// The provider's view of the outbox action `seq`: a send, or an
+    /// `audience` action of an audience a table syncs; `None` for any
+    /// other action.
+    fn deliverable(&self, seq: u64, line: String, committed_ms: i64) -> Option<Message> {
+        if let Some(send) = parse_send(&line) {
+            return Some(message(&send, line, committed_ms));
+        }
+        if self.audiences.is_empty() {
+            return None;
+        }
+        let action = parse_kind(&line, "audience")?;
+        let audience = action.get("audience").and_then(Value::as_str)?;
+        let lane = self.audiences.get(audience)?;
+        Some(audience_message(&action, lane, seq, line, committed_ms))
+    }
+}
+
+/// The provider's view of an `audience` action synced by `lane`: its
+/// `message_id` is `audience:<audience>:<op>:<seq>`, its `template` the
+/// audience, its `vars` `op` and `audience`; `to` is looked up when it is
+/// attempted ([`super::audience::contact`]).
+fn audience_message(
+    action: &Map<String, Value>,
+    lane: &str,
+    seq: u64,
+    line: String,
+    committed_ms: i64,
+) -> Message {
+    let text = |key: &str| {
+        action
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (audience, op) = (text("audience"), text("op"));
+    let mut vars = Map::new();
+    vars.insert("op".into(), Value::from(op.clone()));
+    vars.insert("audience".into(), Value::from(audience.clone()));
+    Message {
+        message_id: format!("audience:{audience}:{op}:{seq}"),
+        user_id: text("user_id"),
+        journey: text("journey"),
+        template: audience,
+        channel: lane.to_string(),
+        to: Value::Null,
+        subject: None,
+        body: None,
+        html: None,
+        vars,
+        line,
+        attempt: 1,
+        committed_ms,
+    }
 }
 
 /// The provider's view of a send (its first attempt).
@@ -605,13 +683,34 @@ async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) 
     } else {
         job.message.attempt = job.record.attempts.len() as u32 + 1;
         let clock = Instant::now();
-        let outcome =
-            tokio::time::timeout(policy.timeout, lane.channel.provider.deliver(&job.message))
-                .await
-                .unwrap_or_else(|_| Outcome::Retry {
-                    error: format!("no answer within {}", words(policy.timeout)),
-                    after: None,
-                });
+        // An audience sync matches on the customer's email and phone as
+        // their profile holds them when it is first attempted.
+        let looked_up =
+            if Channel::is_audience_lane(&job.record.channel) && job.message.to.is_null() {
+                match super::audience::contact(&inner.core, &job.message.user_id).await {
+                    Ok(to) => {
+                        job.message.to = to;
+                        None
+                    }
+                    Err(error) => Some(Outcome::Retry {
+                        error: format!("the customer's profile could not be read: {error}"),
+                        after: None,
+                    }),
+                }
+            } else {
+                None
+            };
+        let outcome = match looked_up {
+            Some(outcome) => outcome,
+            None => {
+                tokio::time::timeout(policy.timeout, lane.channel.provider.deliver(&job.message))
+                    .await
+                    .unwrap_or_else(|_| Outcome::Retry {
+                        error: format!("no answer within {}", words(policy.timeout)),
+                        after: None,
+                    })
+            }
+        };
         let took = clock.elapsed();
         lane.latency.record(took.as_secs_f64());
         let (kind, index, response) = match &outcome {

@@ -28,14 +28,47 @@ pub const DEFAULT_MAX_PER_USER: usize = 100;
 /// The most `max_per_user` may be: an inbox is read whole.
 pub const MAX_PER_USER_LIMIT: usize = 1_000;
 
-/// The provider's settings (`[channels.in_app]`, besides the engine's).
+/// The provider's settings (`[channels.in_app]`, besides the engine's),
+/// as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+struct Written {
     /// How long a message stays, from its send's commit (`30d`).
     ttl: Option<String>,
     /// How many messages a customer's inbox keeps, at most.
     max_per_user: Option<usize>,
+}
+
+/// The provider's settings, checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    /// How long a message stays, from its send's commit.
+    pub ttl: Duration,
+    /// How many messages a customer's inbox keeps, at most.
+    pub max_per_user: usize,
+}
+
+impl Settings {
+    /// `ttl` and `max_per_user` from the channel's table (any other key is
+    /// refused, by name).
+    pub fn read(settings: &toml::Table) -> Result<Settings, String> {
+        let written: Written = settings
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("provider `inbox`: {}", e.message()))?;
+        let ttl = match written.ttl.as_deref() {
+            None => DEFAULT_TTL,
+            Some(text) => duration_key("ttl", Some(text), 0, "30d")?,
+        };
+        let max_per_user = written.max_per_user.unwrap_or(DEFAULT_MAX_PER_USER);
+        if !(1..=MAX_PER_USER_LIMIT).contains(&max_per_user) {
+            return Err(format!(
+                "`max_per_user = {max_per_user}`: an inbox keeps 1 to {MAX_PER_USER_LIMIT} \
+                 messages"
+            ));
+        }
+        Ok(Settings { ttl, max_per_user })
+    }
 }
 
 /// What the inbox keeps of a message: the rendered parts of its template
@@ -78,31 +111,38 @@ impl InboxProvider {
         settings: &toml::Table,
         storage: Arc<dyn Storage>,
     ) -> Result<InboxProvider, String> {
-        let settings: Settings = settings
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("provider `inbox`: {}", e.message()))?;
-        let ttl = match settings.ttl.as_deref() {
-            None => DEFAULT_TTL,
-            Some(text) => duration_key("ttl", Some(text), 0, "30d")?,
-        };
-        let max_per_user = settings.max_per_user.unwrap_or(DEFAULT_MAX_PER_USER);
-        if !(1..=MAX_PER_USER_LIMIT).contains(&max_per_user) {
-            return Err(format!(
-                "`max_per_user = {max_per_user}`: an inbox keeps 1 to {MAX_PER_USER_LIMIT} \
-                 messages"
-            ));
-        }
-        Ok(InboxProvider {
+        Ok(InboxProvider::new(Settings::read(settings)?, storage))
+    }
+
+    /// The provider over the deployment's storage.
+    pub fn new(settings: Settings, storage: Arc<dyn Storage>) -> InboxProvider {
+        InboxProvider {
             storage,
-            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
-            max_per_user,
-        })
+            ttl_ms: i64::try_from(settings.ttl.as_millis()).unwrap_or(i64::MAX),
+            max_per_user: settings.max_per_user,
+        }
+    }
+
+    /// How long `message` stays: the send's own `ttl` (a `with { ttl:
+    /// "7d" }` value, for a message whose template should not outlive its
+    /// offer), else the channel's.
+    fn ttl_ms(&self, message: &Message) -> Result<i64, String> {
+        match message.vars.get("ttl") {
+            None | Some(Value::Null) => Ok(self.ttl_ms),
+            Some(Value::String(text)) => config::duration(text)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .ok_or_else(|| {
+                    format!("the send's `ttl = \"{text}\"` is not a duration above zero (`7d`)")
+                }),
+            Some(other) => Err(format!(
+                "the send's `ttl` is {other}, not a duration (`ttl: \"7d\"`)"
+            )),
+        }
     }
 
     /// The record `message` is kept as, delivered at `now_ms`: it expires
     /// `ttl` after its send was committed.
-    fn record(&self, message: &Message, now_ms: i64) -> InboxRecord {
+    fn record(&self, message: &Message, now_ms: i64, ttl_ms: i64) -> InboxRecord {
         let content = Content {
             journey: message.journey.clone(),
             template: message.template.clone(),
@@ -116,7 +156,7 @@ impl InboxProvider {
             user_key: message.user_id.clone(),
             message_id: message.message_id.clone(),
             sent_ms: now_ms,
-            expires_ms: message.committed_ms.saturating_add(self.ttl_ms),
+            expires_ms: message.committed_ms.saturating_add(ttl_ms),
             read_ms: None,
             dismissed_ms: None,
             // Strings and a JSON map always serialise.
@@ -126,7 +166,11 @@ impl InboxProvider {
 
     /// Keeps `message` at `now_ms` (blocking: a durable write).
     pub fn keep(&self, message: &Message, now_ms: i64) -> Outcome {
-        let record = self.record(message, now_ms);
+        let ttl_ms = match self.ttl_ms(message) {
+            Ok(ttl_ms) => ttl_ms,
+            Err(error) => return Outcome::Fail { error },
+        };
+        let record = self.record(message, now_ms, ttl_ms);
         if record.expires_ms <= now_ms {
             return Outcome::Fail {
                 error: format!(
@@ -333,6 +377,27 @@ mod tests {
         assert_eq!(shown["journey"], "welcome");
         assert_eq!(shown["read_at"], Value::Null);
         assert_eq!(shown["expires_at"], format_timestamp(t0 + 3 * HOUR));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_send_may_carry_its_own_ttl() {
+        let (storage, dir) = temp_storage("ttl");
+        let inbox = provider(&storage, "ttl = \"30d\"");
+        let t0 = 1_800_000_000_000;
+        let mut short = message("ana", "m1", t0);
+        short.vars.insert("ttl".into(), Value::from("2h"));
+        assert!(matches!(inbox.keep(&short, t0), Outcome::Sent { .. }));
+        let kept = storage.inbox_list("ana", t0).unwrap_or_default();
+        assert_eq!(kept[0].expires_ms, t0 + 2 * HOUR);
+        for bad in [Value::from("soon"), Value::from(7)] {
+            let mut wrong = message("ana", "m2", t0);
+            wrong.vars.insert("ttl".into(), bad);
+            match inbox.keep(&wrong, t0) {
+                Outcome::Fail { error } => assert!(error.contains("`ttl"), "{error}"),
+                other => panic!("{other:?}"),
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

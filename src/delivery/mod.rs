@@ -6,11 +6,16 @@
 //!
 //! - [`engine`]: the outbox → per-channel queues (rate, concurrency) →
 //!   attempts (retries, backoff) → records and outcome events.
-//! - [`log`], [`webhook`], [`smtp`]: providers.
+//! - [`log`], [`webhook`], [`smtp`], [`twilio`], [`fcm`], [`apns`],
+//!   [`inbox`]: providers of sends; [`meta`], [`google_ads`]: providers of
+//!   `audience` actions, batched by [`audience`].
 
 pub mod apns;
+pub mod audience;
 pub mod fcm;
+pub mod google_ads;
 pub mod http;
+pub mod meta;
 pub mod twilio;
 
 pub mod engine;
@@ -27,6 +32,7 @@ use std::time::Duration;
 pub mod inbox;
 pub mod tracking;
 use crate::service::config::duration;
+use crate::service::storage::Storage;
 
 /// A boxed future, for providers behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -71,8 +77,10 @@ pub enum Outcome {
     Fail { error: String },
 }
 
-/// Delivers messages of one channel.
-pub trait Provider: Send + Sync + 'static {
+/// Delivers messages of one channel (or, for an audience provider, the
+/// `audience` actions of the audiences it syncs). `Any`, so that a route
+/// can reach its provider's own API (Twilio's callbacks).
+pub trait Provider: std::any::Any + Send + Sync + 'static {
     /// Delivers one attempt. Every attempt of one message carries the same
     /// idempotency key, derived from [`Message::message_id`], wherever the
     /// provider has a place for it.
@@ -83,6 +91,20 @@ pub trait Provider: Send + Sync + 'static {
     /// outcome event.
     fn delivers(&self) -> bool {
         true
+    }
+
+    /// The journeys' audiences (`add to audience <name>`) whose `audience`
+    /// actions this provider syncs; empty for a provider of sends.
+    fn audiences(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// How many attempts the provider gathers into one request at most
+    /// (1: each its own). A channel whose table does not set `concurrency`
+    /// lets twice this many be in flight, so that one batch fills while
+    /// another is sent.
+    fn batch_size(&self) -> usize {
+        1
     }
 }
 
@@ -128,57 +150,90 @@ pub struct Context<'a> {
     /// The channel's name (`email`, `sms`, ...).
     pub channel: &'a str,
     pub shared: &'a Shared,
+    /// The deployment's storage, for a provider that keeps what it
+    /// delivers (`inbox`); `None` while the settings are only checked
+    /// (`--check-config`, which opens no data directory).
+    pub storage: Option<&'a Arc<dyn Storage>>,
+}
+
+/// What a provider's constructor made of its settings.
+pub enum Built {
+    /// The provider, ready to deliver.
+    Ready(Arc<dyn Provider>),
+    /// The settings are right; the provider needs [`Context::storage`],
+    /// which a check does not give.
+    Checked,
+}
+
+fn ready<P: Provider>(provider: P) -> Result<Built, String> {
+    Ok(Built::Ready(Arc::new(provider)))
 }
 
 /// A provider's constructor: its settings (the channel's table less the
 /// engine's keys, `${VAR}`s expanded) to the provider, or what is wrong
-/// with them.
-type Constructor = fn(&toml::Table, &Context<'_>) -> Result<Arc<dyn Provider>, String>;
+/// with them. Building a provider is checking its settings: `--check-config`
+/// builds every configured one.
+type Constructor = fn(&toml::Table, &Context<'_>) -> Result<Built, String>;
 
 /// Every provider, by the name a channel's `provider = "..."` gives: the
 /// one place providers are named. A new provider is one line here.
 const PROVIDERS: &[(&str, Constructor)] = &[
     ("log", |settings, _| {
-        Ok(Arc::new(log::LogProvider::from_settings(settings)?))
+        ready(log::LogProvider::from_settings(settings)?)
     }),
     ("webhook", |settings, cx| {
-        Ok(Arc::new(webhook::WebhookProvider::from_settings(
+        ready(webhook::WebhookProvider::from_settings(
             settings,
             cx.shared.client.clone(),
-        )?))
+        )?)
     }),
     ("smtp", |settings, cx| {
-        Ok(Arc::new(smtp::SmtpProvider::from_settings(
+        ready(smtp::SmtpProvider::from_settings(
             settings,
             cx.shared.email_decorator.clone(),
-        )?))
+        )?)
     }),
     ("twilio", |settings, cx| {
-        Ok(Arc::new(twilio::TwilioProvider::from_settings(
+        ready(twilio::TwilioProvider::from_settings(
             settings,
             cx.shared.client.clone(),
-        )?))
+        )?)
     }),
     ("fcm", |settings, cx| {
-        Ok(Arc::new(fcm::FcmProvider::from_settings(
+        ready(fcm::FcmProvider::from_settings(
             settings,
             cx.shared.client.clone(),
-        )?))
+        )?)
     }),
     ("apns", |settings, cx| {
-        Ok(Arc::new(apns::ApnsProvider::from_settings(
+        ready(apns::ApnsProvider::from_settings(
             settings,
             cx.shared.client.clone(),
-        )?))
+        )?)
+    }),
+    ("inbox", |settings, cx| {
+        let settings = inbox::Settings::read(settings)?;
+        match cx.storage {
+            Some(storage) => ready(inbox::InboxProvider::new(settings, storage.clone())),
+            None => Ok(Built::Checked),
+        }
+    }),
+    ("meta", |settings, cx| {
+        ready(meta::MetaProvider::from_settings(
+            settings,
+            cx.shared.client.clone(),
+        )?)
+    }),
+    ("google_ads", |settings, cx| {
+        ready(google_ads::GoogleAdsProvider::from_settings(
+            settings,
+            cx.shared.client.clone(),
+        )?)
     }),
 ];
 
 /// The provider `name` with its `settings`.
-pub fn provider(
-    name: &str,
-    settings: &toml::Table,
-    cx: &Context<'_>,
-) -> Result<Arc<dyn Provider>, String> {
+pub fn provider(name: &str, settings: &toml::Table, cx: &Context<'_>) -> Result<Built, String> {
     match PROVIDERS.iter().find(|(n, _)| *n == name) {
         Some((_, make)) => make(settings, cx),
         None => {
@@ -262,7 +317,8 @@ const POLICY_KEYS: &[&str] = &[
     "timeout",
 ];
 
-/// One channel bound to its provider.
+/// One channel bound to its provider, or (its name `audiences.<table>`)
+/// the audiences an audience provider syncs.
 #[derive(Clone)]
 pub struct Channel {
     pub name: String,
@@ -272,6 +328,21 @@ pub struct Channel {
     pub provider: Arc<dyn Provider>,
     pub policy: Policy,
 }
+
+impl Channel {
+    /// The lane of `[audiences.<table>]`'s syncs: its records' `channel`.
+    pub fn audience_lane(table: &str) -> String {
+        format!("{AUDIENCE_LANE_PREFIX}{table}")
+    }
+
+    /// Whether a record's `channel` is an audience table's lane.
+    pub fn is_audience_lane(name: &str) -> bool {
+        name.starts_with(AUDIENCE_LANE_PREFIX)
+    }
+}
+
+/// What an audience table's lane is named with (`audiences.meta`).
+const AUDIENCE_LANE_PREFIX: &str = "audiences.";
 
 impl std::fmt::Debug for Channel {
     // Settings hold secrets: only the names.
@@ -284,28 +355,78 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// Every configured channel (`[channels.<name>]`), its provider built and
-/// its settings checked: what is wrong is named (`channels.email.url`),
-/// and no error repeats a setting's value (it may be a secret).
-pub fn channels(
-    tables: &BTreeMap<String, toml::Table>,
-    shared: &Shared,
-) -> Result<Vec<Channel>, String> {
-    tables
-        .iter()
-        .map(|(name, table)| {
-            channel(name, table, shared).map_err(|e| format!("`channels.{name}`: {e}"))
-        })
-        .collect()
+/// The config's delivery tables: `[channels.<name>]` (a channel's sends)
+/// and `[audiences.<name>]` (`audience` actions, to an ad network).
+#[derive(Clone, Copy)]
+pub struct Tables<'a> {
+    pub channels: &'a BTreeMap<String, toml::Table>,
+    pub audiences: &'a BTreeMap<String, toml::Table>,
 }
 
-fn channel(name: &str, table: &toml::Table, shared: &Shared) -> Result<Channel, String> {
+/// Every configured channel and audience table, its provider built and
+/// its settings checked: what is wrong is named (`channels.email.url`,
+/// `audiences.meta.access_token`), and no error repeats a setting's value
+/// (it may be a secret). With `storage` `None` (a check), a provider that
+/// needs the storage has its settings checked and is left out.
+pub fn channels(
+    tables: Tables<'_>,
+    shared: &Shared,
+    storage: Option<&Arc<dyn Storage>>,
+) -> Result<Vec<Channel>, String> {
+    let mut built = Vec::new();
+    for (name, table) in tables.channels {
+        let channel =
+            channel(name, table, shared, storage).map_err(|e| format!("`channels.{name}`: {e}"))?;
+        if let Some(channel) = channel {
+            if !channel.provider.audiences().is_empty() {
+                return Err(format!(
+                    "`channels.{name}`: provider `{}` syncs audiences: bind it in \
+                     `[audiences.<name>]`",
+                    channel.provider_name
+                ));
+            }
+            built.push(channel);
+        }
+    }
+    let mut synced: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, table) in tables.audiences {
+        let lane = Channel::audience_lane(name);
+        let channel = channel(&lane, table, shared, storage)
+            .map_err(|e| format!("`audiences.{name}`: {e}"))?;
+        let Some(channel) = channel else { continue };
+        let audiences = channel.provider.audiences();
+        if audiences.is_empty() {
+            return Err(format!(
+                "`audiences.{name}`: provider `{}` does not sync audiences (`meta`, \
+                 `google_ads` do)",
+                channel.provider_name
+            ));
+        }
+        for audience in audiences {
+            if let Some(other) = synced.insert(audience.clone(), name) {
+                return Err(format!(
+                    "`audiences.{name}`: audience `{audience}` is already synced by \
+                     `audiences.{other}`; an audience is synced by one table"
+                ));
+            }
+        }
+        built.push(channel);
+    }
+    Ok(built)
+}
+
+fn channel(
+    name: &str,
+    table: &toml::Table,
+    shared: &Shared,
+    storage: Option<&Arc<dyn Storage>>,
+) -> Result<Option<Channel>, String> {
     let provider_name = match table.get("provider") {
         Some(toml::Value::String(p)) => p.clone(),
         Some(_) => return Err("`provider` must be a string".into()),
         None => return Err("`provider` is missing (`log`, `smtp`, `webhook`, ...)".into()),
     };
-    let policy = policy(table)?;
+    let mut policy = policy(table)?;
     let settings: toml::Table = table
         .iter()
         .filter(|(k, _)| !POLICY_KEYS.contains(&k.as_str()))
@@ -314,15 +435,29 @@ fn channel(name: &str, table: &toml::Table, shared: &Shared) -> Result<Channel, 
     let cx = Context {
         channel: name,
         shared,
+        storage,
     };
-    let provider = provider(&provider_name, &settings, &cx)?;
-    Ok(Channel {
+    let provider = match provider(&provider_name, &settings, &cx)? {
+        Built::Ready(provider) => provider,
+        Built::Checked if storage.is_none() => return Ok(None),
+        Built::Checked => return Err(format!("provider `{provider_name}` was not built")),
+    };
+    if !table.contains_key("concurrency") {
+        policy.concurrency = policy
+            .concurrency
+            .max(provider.batch_size().saturating_mul(2))
+            .min(MAX_CONCURRENCY);
+    }
+    Ok(Some(Channel {
         name: name.to_string(),
         provider_name,
         provider,
         policy,
-    })
+    }))
 }
+
+/// The most `concurrency` may be.
+const MAX_CONCURRENCY: usize = 1_024;
 
 /// The generic keys of a channel's table.
 fn policy(table: &toml::Table) -> Result<Policy, String> {
@@ -355,7 +490,7 @@ fn policy(table: &toml::Table) -> Result<Policy, String> {
             format!("`rate = \"{rate}\"` is not a rate (write `100/s`, `5000/m` or `20000/h`)")
         })?);
     }
-    if let Some(n) = count("concurrency", 1_024)? {
+    if let Some(n) = count("concurrency", MAX_CONCURRENCY as i64)? {
         policy.concurrency = n as usize;
     }
     if let Some(n) = count("max_attempts", 1_000)? {
@@ -473,6 +608,16 @@ mod tests {
         Shared::new().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn build(text: &str) -> Result<Vec<Channel>, String> {
+        let channels_ = table(text);
+        let none = BTreeMap::new();
+        let tables = Tables {
+            channels: &channels_,
+            audiences: &none,
+        };
+        channels(tables, &shared(), None)
+    }
+
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = 784_111_777_000; // Sun, 06 Nov 1994 08:49:37 GMT
@@ -500,13 +645,10 @@ mod tests {
 
     #[test]
     fn a_channel_reads_its_policy_and_hands_the_rest_to_its_provider() {
-        let built = channels(
-            &table(
-                "[hooks]\nprovider = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n\
-                 secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nrate = \"50/s\"\n\
-                 concurrency = 2\nmax_attempts = 3\nbackoff = \"200ms\"\n",
-            ),
-            &shared(),
+        let built = build(
+            "[hooks]\nprovider = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n\
+             secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nrate = \"50/s\"\n\
+             concurrency = 2\nmax_attempts = 3\nbackoff = \"200ms\"\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let hooks = &built[0];
@@ -561,7 +703,7 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            let error = channels(&table(text), &shared()).err().unwrap_or_default();
+            let error = build(text).err().unwrap_or_default();
             assert!(error.contains(expected), "{text}: {error}");
             assert!(
                 !error.contains("hunter2") && !error.contains("%%%"),

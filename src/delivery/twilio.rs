@@ -12,6 +12,10 @@ use super::http::{self, Answer, Clock};
 use super::{BoxFuture, Message, Outcome, Provider};
 use crate::compile::artifact::sha256_hex;
 
+/// Where `journey serve` takes Twilio's status callbacks; the public URL
+/// of it is a channel's `status_callback`.
+pub const CALLBACK_ROUTE: &str = "/webhooks/twilio";
+
 /// Twilio's API, unless `base_url` says otherwise.
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 
@@ -142,10 +146,7 @@ impl TwilioProvider {
             Sender::Service(sid) => form.push(("MessagingServiceSid", sid.clone())),
         }
         if let Some(callback) = &self.status_callback {
-            form.push((
-                "StatusCallback",
-                callback_url(callback, &message.message_id),
-            ));
+            form.push(("StatusCallback", callback_url(callback, message)));
         }
         Ok(form)
     }
@@ -195,12 +196,18 @@ fn address(number: &str, whatsapp: bool) -> String {
     }
 }
 
-/// The status callback URL of one message: the configured URL with
-/// `message_id=<id>` added to its query, which is how a callback names the
-/// message it is about.
-pub fn callback_url(base: &reqwest::Url, message_id: &str) -> String {
+/// The status callback URL of one message: the configured URL with the
+/// message's `message_id`, `user_id`, `journey`, `template` and `channel`
+/// added to its query. That is how a callback names the message and its
+/// recipient; the signature covers the URL, so they cannot be forged.
+pub fn callback_url(base: &reqwest::Url, message: &Message) -> String {
     let mut url = base.clone();
-    url.query_pairs_mut().append_pair("message_id", message_id);
+    url.query_pairs_mut()
+        .append_pair("message_id", &message.message_id)
+        .append_pair("user_id", &message.user_id)
+        .append_pair("journey", &message.journey)
+        .append_pair("template", &message.template)
+        .append_pair("channel", &message.channel);
     url.into()
 }
 
@@ -312,18 +319,34 @@ fn url_variants(url: &str) -> Vec<String> {
     variants
 }
 
-/// What a status callback reports, as an outcome event: its name, the
-/// message id (from the callback URL's `message_id`, see
-/// [`callback_url`]), and for a bounce Twilio's error code.
+/// What a status callback reports: the outcome event's name and what it
+/// is about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusEvent {
+    /// `message.delivered`, `message.bounced`, `message.failed` or
+    /// `message.opened`.
+    pub event: &'static str,
+    pub message_id: String,
+    pub user_id: String,
+    pub journey: String,
+    pub template: String,
+    pub channel: String,
+    /// For a bounce or a failure: Twilio's status, code and message.
+    pub error: Option<String>,
+}
+
+/// What a status callback reports, as an outcome event; the message and
+/// its recipient come from the callback URL's query ([`callback_url`]).
 ///
 /// `params` are the callback's query pairs and its form pairs, in one
 /// list. `delivered` is `message.delivered`; `read` (WhatsApp's read
-/// receipt) `message.opened`; `undelivered` and `failed` (the carrier or
-/// WhatsApp gave up after Twilio accepted it) `message.bounced`. Every
-/// other status (`queued`, `sending`, `sent`, `accepted`, `scheduled`,
-/// `canceled`, ...) is a step on the way and is `None`, as is a callback
-/// without a `message_id`.
-pub fn status_event(params: &[(String, String)]) -> Option<(&'static str, String, Option<String>)> {
+/// receipt) `message.opened`; `undelivered` (the carrier could not deliver
+/// it) `message.bounced`; `failed` (it could not be sent after Twilio
+/// accepted it: a queue overflow, a suspended account, ...)
+/// `message.failed`. Every other status (`queued`, `sending`, `sent`,
+/// `accepted`, `scheduled`, `canceled`, ...) is a step on the way and is
+/// `None`, as is a callback without a `message_id` and a `user_id`.
+pub fn status_event(params: &[(String, String)]) -> Option<StatusEvent> {
     let param = |name: &str| {
         params
             .iter()
@@ -332,14 +355,16 @@ pub fn status_event(params: &[(String, String)]) -> Option<(&'static str, String
             .filter(|v| !v.is_empty())
     };
     let message_id = param("message_id")?.to_string();
+    let user_id = param("user_id")?.to_string();
     let status = param("MessageStatus").or_else(|| param("SmsStatus"))?;
-    let outcome = match status {
+    let event = match status {
         "delivered" => "message.delivered",
         "read" => "message.opened",
-        "undelivered" | "failed" => "message.bounced",
+        "undelivered" => "message.bounced",
+        "failed" => "message.failed",
         _ => return None,
     };
-    let error = (outcome == "message.bounced").then(|| {
+    let error = matches!(status, "undelivered" | "failed").then(|| {
         let mut error = format!("twilio: {status}");
         if let Some(code) = param("ErrorCode") {
             error.push_str(&format!(" (error {code})"));
@@ -349,7 +374,16 @@ pub fn status_event(params: &[(String, String)]) -> Option<(&'static str, String
         }
         error
     });
-    Some((outcome, message_id, error))
+    let text = |name: &str| param(name).unwrap_or_default().to_string();
+    Some(StatusEvent {
+        event,
+        message_id,
+        user_id,
+        journey: text("journey"),
+        template: text("template"),
+        channel: text("channel"),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -449,6 +483,10 @@ mod tests {
         let callback = |status: &str, extra: &[(&str, &str)]| {
             let mut p = pairs(&[
                 ("message_id", "j:ana:1:0"),
+                ("user_id", "ana"),
+                ("journey", "j"),
+                ("template", "t"),
+                ("channel", "sms"),
                 ("MessageSid", "SM1"),
                 ("MessageStatus", status),
             ]);
@@ -457,33 +495,68 @@ mod tests {
         };
         assert_eq!(
             callback("delivered", &[]),
-            Some(("message.delivered", "j:ana:1:0".to_string(), None))
+            Some(StatusEvent {
+                event: "message.delivered",
+                message_id: "j:ana:1:0".into(),
+                user_id: "ana".into(),
+                journey: "j".into(),
+                template: "t".into(),
+                channel: "sms".into(),
+                error: None,
+            })
         );
-        assert_eq!(callback("read", &[]).unwrap().0, "message.opened");
+        assert_eq!(callback("read", &[]).unwrap().event, "message.opened");
+        let bounced = callback("undelivered", &[("ErrorCode", "30003")]).unwrap();
+        assert_eq!(bounced.event, "message.bounced");
         assert_eq!(
-            callback("undelivered", &[("ErrorCode", "30003")]),
-            Some((
-                "message.bounced",
-                "j:ana:1:0".to_string(),
-                Some("twilio: undelivered (error 30003)".to_string())
-            ))
+            bounced.error.as_deref(),
+            Some("twilio: undelivered (error 30003)")
         );
-        assert_eq!(callback("failed", &[]).unwrap().0, "message.bounced");
+        let failed = callback(
+            "failed",
+            &[("ErrorCode", "30001"), ("ErrorMessage", "Queue overflow")],
+        )
+        .unwrap();
+        assert_eq!(failed.event, "message.failed");
+        assert_eq!(
+            failed.error.as_deref(),
+            Some("twilio: failed (error 30001): Queue overflow")
+        );
         for on_the_way in ["queued", "sending", "sent", "accepted", "canceled"] {
             assert_eq!(callback(on_the_way, &[]), None);
         }
         assert_eq!(
-            status_event(&pairs(&[("MessageStatus", "delivered")])),
-            None
+            status_event(&pairs(&[
+                ("MessageStatus", "delivered"),
+                ("message_id", "m")
+            ])),
+            None,
+            "no recipient"
         );
     }
 
     #[test]
     fn the_callback_url_names_the_message() {
         let base = reqwest::Url::parse("https://j.example/webhooks/twilio?k=1").unwrap();
+        let message = Message {
+            message_id: "j:ana b:1:0".into(),
+            user_id: "ana b".into(),
+            journey: "j".into(),
+            template: "t".into(),
+            channel: "sms".into(),
+            to: serde_json::Value::Null,
+            subject: None,
+            body: None,
+            html: None,
+            vars: serde_json::Map::new(),
+            line: String::new(),
+            attempt: 1,
+            committed_ms: 0,
+        };
         assert_eq!(
-            callback_url(&base, "j:ana b:1:0"),
-            "https://j.example/webhooks/twilio?k=1&message_id=j%3Aana+b%3A1%3A0"
+            callback_url(&base, &message),
+            "https://j.example/webhooks/twilio?k=1&message_id=j%3Aana+b%3A1%3A0&user_id=ana+b\
+             &journey=j&template=t&channel=sms"
         );
     }
 

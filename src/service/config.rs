@@ -32,6 +32,11 @@ pub struct Config {
     /// by [`crate::delivery::channels`] (SERVICE.md §7).
     #[serde(default)]
     pub channels: BTreeMap<String, toml::Table>,
+    /// `[audiences.<name>]`: an ad network's provider (`meta`,
+    /// `google_ads`) and the journeys' audiences it syncs, read by
+    /// [`crate::delivery::channels`].
+    #[serde(default)]
+    pub audiences: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Clone, Default, Deserialize)]
@@ -114,11 +119,20 @@ impl fmt::Debug for Config {
             )
             .field("inbox", &self.inbox.as_ref().map(|_| "secret hidden"))
             .field("channels", &self.channels.keys().collect::<Vec<_>>())
+            .field("audiences", &self.audiences.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Config {
+    /// The delivery tables, for [`crate::delivery::channels`].
+    pub fn delivery_tables(&self) -> crate::delivery::Tables<'_> {
+        crate::delivery::Tables {
+            channels: &self.channels,
+            audiences: &self.audiences,
+        }
+    }
+
     /// Parses the file's text, expanding `${VAR}` from `env`.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
         let expanded = expand(text, env)?;

@@ -59,6 +59,9 @@ pub struct App {
     pub tracking: Option<Arc<Tracking>>,
     /// `[inbox]`: the customers' inbox tokens; `None`: its routes are 404s.
     pub inbox: Option<Arc<InboxKeys>>,
+    /// The channels bound to Twilio, whose status callbacks
+    /// `/webhooks/twilio` takes; none: it is a 404.
+    pub twilio: Vec<Arc<crate::delivery::twilio::TwilioProvider>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -81,6 +84,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/inbox/{user_key}/{message_id}/{action}",
             post(super::inbox_http::mark),
+        )
+        .route(
+            crate::delivery::twilio::CALLBACK_ROUTE,
+            post(super::twilio_http::status),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -9,7 +9,8 @@
 //! - [`core`]: the writer (group commit) and the partition workers.
 //! - [`http`]: the API; [`admin`]: its operators' read endpoints;
 //!   [`tracking_http`]: the public tracking and unsubscribe links;
-//!   [`inbox_http`]: the in-app inbox's reads;
+//!   [`inbox_http`]: the in-app inbox's reads; [`twilio_http`]: Twilio's
+//!   status callbacks;
 //!   [`config`]: the config file; [`metrics`]: what `/metrics` shows.
 //! - [`threads`]: `journey simulate --threads N`, the partitions on N
 //!   threads, their actions merged back into one runtime's order.
@@ -25,8 +26,10 @@ pub mod partitions;
 pub mod storage;
 pub mod threads;
 pub mod tracking_http;
+pub mod twilio_http;
 pub mod versions;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,9 +65,13 @@ pub struct ServeOptions {
     pub tracking: Option<Arc<crate::delivery::tracking::Tracking>>,
     /// `[inbox]`, when configured.
     pub inbox: Option<Arc<crate::delivery::inbox::InboxKeys>>,
-    /// The channels bound to a provider (`[channels.<name>]`); any other
-    /// channel is `log`.
-    pub channels: Vec<crate::delivery::Channel>,
+    /// The config's `[channels.<name>]` and `[audiences.<name>]`, built
+    /// into providers once the data directory is open (the inbox keeps
+    /// its messages there); any other channel is `log`.
+    pub channels: BTreeMap<String, toml::Table>,
+    pub audiences: BTreeMap<String, toml::Table>,
+    /// What the providers share (the HTTP client, tracking's decorator).
+    pub shared: crate::delivery::Shared,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -197,6 +204,21 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         versions.insert(1, record);
     }
     let storage: Arc<dyn Storage> = storage;
+    let tables = crate::delivery::Tables {
+        channels: &options.channels,
+        audiences: &options.audiences,
+    };
+    let channels = crate::delivery::channels(tables, &options.shared, Some(&storage))
+        .map_err(ServeError::refused)?;
+    let twilio = channels
+        .iter()
+        .filter_map(|c| {
+            let provider: Arc<dyn std::any::Any + Send + Sync> = c.provider.clone();
+            provider
+                .downcast::<crate::delivery::twilio::TwilioProvider>()
+                .ok()
+        })
+        .collect();
     let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;
     for why in &started.dropped {
         log(&format!("dropped damaged journal records: {why}"));
@@ -216,7 +238,7 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
     let engine = runtime
         .block_on(crate::delivery::engine::Engine::start(
             started.core.clone(),
-            options.channels,
+            channels,
         ))
         .map_err(ServeError::failed)?;
     log(&engine.describe());
@@ -228,6 +250,7 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         shutting_down: AtomicBool::new(false),
         tracking: options.tracking,
         inbox: options.inbox,
+        twilio,
     });
     runtime.block_on(async move {
         match app.core.deploy(sources).await {
