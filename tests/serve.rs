@@ -197,6 +197,38 @@ fn raw_post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u
     }
 }
 
+/// The status a request with a body of `length` bytes gets when it asks
+/// first (`Expect: 100-continue`, as curl does for a large body) and sends
+/// nothing more unless told to continue: a body the service refuses on its
+/// headers is refused before it is sent. (Sent anyway, the service's early
+/// answer can be lost to the connection it closes while the client still
+/// writes.)
+fn status_before_body(base: &str, path: &str, headers: &[(&str, &str)], length: usize) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n"
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("request head");
+    let mut status = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status)
+        .expect("status line");
+    status
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {status:?}"))
+}
+
 #[test]
 fn bad_input_is_a_clear_4xx_and_journals_nothing() {
     let dir = scratch("bad-input");
@@ -285,13 +317,6 @@ fn bad_input_is_a_clear_4xx_and_journals_nothing() {
             "gzip",
         ),
         (
-            "/v1/track",
-            vec![auth, json_type],
-            vec![b' '; 600 * 1024],
-            413,
-            "",
-        ),
-        (
             "/v1/nothing",
             vec![auth, json_type],
             b"{}".to_vec(),
@@ -302,14 +327,17 @@ fn bad_input_is_a_clear_4xx_and_journals_nothing() {
     for (path, headers, body, status, words) in cases {
         let (code, answer) = raw_post(&base, path, &headers, &body);
         assert_eq!(code, status, "{path} {answer}");
-        if code != 413 {
-            assert_eq!(answer["success"], false, "{answer}");
-            assert!(
-                answer["error"].as_str().is_some_and(|e| e.contains(words)),
-                "{path}: {answer}"
-            );
-        }
+        assert_eq!(answer["success"], false, "{answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(words)),
+            "{path}: {answer}"
+        );
     }
+    // A body over the limit (500 KiB) is refused on its length.
+    assert_eq!(
+        status_before_body(&base, "/v1/track", &[auth, json_type], 600 * 1024),
+        413
+    );
     // The second message of the batch is named.
     let (_, answer) = raw_post(
         &base,

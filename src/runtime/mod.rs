@@ -21,17 +21,17 @@
 // input, output, state and the tokio shell.
 pub mod action;
 pub mod clock;
-mod deploy;
-mod engine;
-mod eval;
+pub(crate) mod deploy;
+pub(crate) mod engine;
+pub(crate) mod eval;
 pub mod event;
 pub mod inspect;
-mod packed;
+pub(crate) mod packed;
 pub mod report;
 pub mod service;
 pub mod stats;
 pub mod store;
-mod templates;
+pub(crate) mod templates;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

@@ -92,7 +92,36 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(refuse_long_bodies))
         .with_state(app)
+}
+
+/// A request whose `Content-Length` says it is over the limit is answered
+/// 413 before its body is read: a client that sent `Expect:
+/// 100-continue` (curl does for large bodies) sends nothing more, and no
+/// client's early answer is lost to a connection closed under its writes.
+/// A body without a length is held to the limit as it is read
+/// ([`body_text`]).
+async fn refuse_long_bodies(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return too_large();
+    }
+    next.run(request).await
+}
+
+fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("a request may hold at most {MAX_REQUEST_BYTES} bytes"),
+    )
 }
 
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -137,20 +166,11 @@ fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            error(
-                status,
-                format!("a request may hold at most {MAX_REQUEST_BYTES} bytes"),
-            )
+            too_large()
         } else {
             error(status, rejection.body_text())
         }
     })?;
-    let too_big = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a request may hold at most {MAX_REQUEST_BYTES} bytes"),
-        )
-    };
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +189,7 @@ fn body_text(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
         body.to_vec()
     };
     if bytes.len() > MAX_REQUEST_BYTES {
-        return Err(too_big());
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
 }
