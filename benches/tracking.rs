@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use journey::delivery::tracking::{Claims, Kind, Tracking};
-use journey::delivery::{EmailDecorator, Message};
 use journey::service::config;
+use journey::service::delivery::tracking::{Claims, Kind, Tracking};
+use journey::service::delivery::{EmailDecorator, Message};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

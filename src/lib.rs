@@ -23,7 +23,6 @@ pub mod channels;
 pub mod check;
 pub mod cli;
 pub mod compile;
-pub mod delivery;
 pub mod diagnostic;
 pub mod dialect;
 pub mod io;

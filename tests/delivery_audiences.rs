@@ -18,9 +18,9 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
-use journey::delivery::google_ads::GoogleAdsProvider;
-use journey::delivery::meta::MetaProvider;
-use journey::delivery::{Message, Outcome, Provider};
+use journey::service::delivery::google_ads::GoogleAdsProvider;
+use journey::service::delivery::meta::MetaProvider;
+use journey::service::delivery::{Message, Outcome, Provider};
 use serde_json::{Value, json};
 
 #[path = "support/server.rs"]

@@ -17,11 +17,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use journey::delivery::inbox::{InboxKeys, InboxProvider};
-use journey::delivery::tracking::{Claims, Kind, Tracking};
-use journey::delivery::{EmailDecorator, Message, Outcome};
 use journey::service::config::Config;
 use journey::service::core::wall_ms;
+use journey::service::delivery::inbox::{InboxKeys, InboxProvider};
+use journey::service::delivery::tracking::{Claims, Kind, Tracking};
+use journey::service::delivery::{EmailDecorator, Message, Outcome};
 use journey::service::storage::{InboxRecord, RedbStorage, Storage};
 use serde_json::{Value, json};
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use super::args::{ClockArg, LogFormat, ServeArgs};
 use super::{Exit, Streams, commands};
-use crate::delivery;
 use crate::service::config::Config;
 use crate::service::core::ClockMode;
 use crate::service::core::wall_ms;
+use crate::service::delivery;
 use crate::service::http::Access;
 use crate::service::{self, ServeOptions};
 use crate::value::format_timestamp;

@@ -29,12 +29,12 @@ pub struct Config {
     /// The in-app inbox's read API (`GET /v1/inbox/{user_key}`).
     pub inbox: Option<Inbox>,
     /// `[channels.<name>]`: each channel's provider and its settings, read
-    /// by [`crate::delivery::channels`] (SERVICE.md §7).
+    /// by [`crate::service::delivery::channels`] (SERVICE.md §7).
     #[serde(default)]
     pub channels: BTreeMap<String, toml::Table>,
     /// `[audiences.<name>]`: an ad network's provider (`meta`,
     /// `google_ads`) and the journeys' audiences it syncs, read by
-    /// [`crate::delivery::channels`].
+    /// [`crate::service::delivery::channels`].
     #[serde(default)]
     pub audiences: BTreeMap<String, toml::Table>,
 }
@@ -79,7 +79,7 @@ pub struct Journal {
     pub retention: Option<String>,
 }
 
-/// `[tracking]`, read by [`crate::delivery::tracking::Tracking::new`].
+/// `[tracking]`, read by [`crate::service::delivery::tracking::Tracking::new`].
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tracking {
@@ -93,7 +93,7 @@ pub struct Tracking {
     pub opt_out: Option<String>,
 }
 
-/// `[inbox]`, read by [`crate::delivery::inbox::InboxKeys::new`].
+/// `[inbox]`, read by [`crate::service::delivery::inbox::InboxKeys::new`].
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inbox {
@@ -125,9 +125,9 @@ impl fmt::Debug for Config {
 }
 
 impl Config {
-    /// The delivery tables, for [`crate::delivery::channels`].
-    pub fn delivery_tables(&self) -> crate::delivery::Tables<'_> {
-        crate::delivery::Tables {
+    /// The delivery tables, for [`crate::service::delivery::channels`].
+    pub fn delivery_tables(&self) -> crate::service::delivery::Tables<'_> {
+        crate::service::delivery::Tables {
             channels: &self.channels,
             audiences: &self.audiences,
         }
@@ -154,18 +154,18 @@ impl Config {
     }
 
     /// `[tracking]`, checked, when configured.
-    pub fn tracking(&self) -> Result<Option<crate::delivery::tracking::Tracking>, String> {
+    pub fn tracking(&self) -> Result<Option<crate::service::delivery::tracking::Tracking>, String> {
         self.tracking
             .as_ref()
-            .map(crate::delivery::tracking::Tracking::new)
+            .map(crate::service::delivery::tracking::Tracking::new)
             .transpose()
     }
 
     /// `[inbox]`, checked, when configured.
-    pub fn inbox(&self) -> Result<Option<crate::delivery::inbox::InboxKeys>, String> {
+    pub fn inbox(&self) -> Result<Option<crate::service::delivery::inbox::InboxKeys>, String> {
         self.inbox
             .as_ref()
-            .map(crate::delivery::inbox::InboxKeys::new)
+            .map(crate::service::delivery::inbox::InboxKeys::new)
             .transpose()
     }
 

@@ -24,9 +24,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError, wall_ms};
 use super::metrics;
-use crate::delivery::inbox::InboxKeys;
-use crate::delivery::tracking::{CLICK_ROUTE, OPEN_ROUTE, Tracking, UNSUBSCRIBE_ROUTE};
 use crate::io::{RawEvent, parse_line};
+use crate::service::delivery::inbox::InboxKeys;
+use crate::service::delivery::tracking::{CLICK_ROUTE, OPEN_ROUTE, Tracking, UNSUBSCRIBE_ROUTE};
 use crate::value::{format_timestamp, parse_timestamp};
 
 /// The most bytes of one message (Segment's limit).
@@ -61,7 +61,7 @@ pub struct App {
     pub inbox: Option<Arc<InboxKeys>>,
     /// The channels bound to Twilio, whose status callbacks
     /// `/webhooks/twilio` takes; none: it is a 404.
-    pub twilio: Vec<Arc<crate::delivery::twilio::TwilioProvider>>,
+    pub twilio: Vec<Arc<crate::service::delivery::twilio::TwilioProvider>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -86,7 +86,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(super::inbox_http::mark),
         )
         .route(
-            crate::delivery::twilio::CALLBACK_ROUTE,
+            crate::service::delivery::twilio::CALLBACK_ROUTE,
             post(super::twilio_http::status),
         )
         .route("/healthz", get(healthz))

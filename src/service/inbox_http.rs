@@ -4,7 +4,7 @@
 //! the app did and journal it as `message.opened` / `message.dismissed`.
 //! Each call carries the customer's token,
 //! `Authorization: Bearer hex(HMAC-SHA256(inbox secret, user_key))`
-//! ([`crate::delivery::inbox::InboxKeys`]), which the embedding app
+//! ([`crate::service::delivery::inbox::InboxKeys`]), which the embedding app
 //! computes for the customer signed in to it.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::core::wall_ms;
 use super::http::{App, error, journal};
 use super::storage::InboxMark;
 use super::tracking_http::{About, message_event};
-use crate::delivery::inbox::{Content, view};
+use crate::service::delivery::inbox::{Content, view};
 
 /// Whether the request carries `user_key`'s token; the refusal otherwise.
 fn authorised(app: &App, user_key: &str, headers: &HeaderMap) -> Result<(), Response> {

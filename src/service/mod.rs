@@ -7,6 +7,11 @@
 //! - [`journal`]: what a journal entry holds.
 //! - [`storage`]: the durable state behind one trait (redb on one machine).
 //! - [`core`]: the writer (group commit) and the partition workers.
+//! - [`delivery`]: every `send` of the outbox through its channel's
+//!   provider, and what happened to it journaled back. It lives inside the
+//!   service because it is the service's: it reads the service's outbox,
+//!   keeps its records in the service's store and journals outcomes through
+//!   the service's core; nothing else uses it.
 //! - [`http`]: the API; [`admin`]: its operators' read endpoints;
 //!   [`tracking_http`]: the public tracking and unsubscribe links;
 //!   [`inbox_http`]: the in-app inbox's reads; [`twilio_http`]: Twilio's
@@ -18,6 +23,7 @@
 pub mod admin;
 pub mod config;
 pub mod core;
+pub mod delivery;
 pub mod http;
 pub mod inbox_http;
 pub mod journal;
@@ -62,16 +68,16 @@ pub struct ServeOptions {
     /// How long journal a checkpoint covers is kept.
     pub journal_retention: Duration,
     /// `[tracking]`, when configured.
-    pub tracking: Option<Arc<crate::delivery::tracking::Tracking>>,
+    pub tracking: Option<Arc<crate::service::delivery::tracking::Tracking>>,
     /// `[inbox]`, when configured.
-    pub inbox: Option<Arc<crate::delivery::inbox::InboxKeys>>,
+    pub inbox: Option<Arc<crate::service::delivery::inbox::InboxKeys>>,
     /// The config's `[channels.<name>]` and `[audiences.<name>]`, built
     /// into providers once the data directory is open (the inbox keeps
     /// its messages there); any other channel is `log`.
     pub channels: BTreeMap<String, toml::Table>,
     pub audiences: BTreeMap<String, toml::Table>,
     /// What the providers share (the HTTP client, tracking's decorator).
-    pub shared: crate::delivery::Shared,
+    pub shared: crate::service::delivery::Shared,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -204,18 +210,18 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
         versions.insert(1, record);
     }
     let storage: Arc<dyn Storage> = storage;
-    let tables = crate::delivery::Tables {
+    let tables = crate::service::delivery::Tables {
         channels: &options.channels,
         audiences: &options.audiences,
     };
-    let channels = crate::delivery::channels(tables, &options.shared, Some(&storage))
+    let channels = crate::service::delivery::channels(tables, &options.shared, Some(&storage))
         .map_err(ServeError::refused)?;
     let twilio = channels
         .iter()
         .filter_map(|c| {
             let provider: Arc<dyn std::any::Any + Send + Sync> = c.provider.clone();
             provider
-                .downcast::<crate::delivery::twilio::TwilioProvider>()
+                .downcast::<crate::service::delivery::twilio::TwilioProvider>()
                 .ok()
         })
         .collect();
@@ -236,7 +242,7 @@ pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), 
     // The recorder first: delivery takes its instruments' handles at start.
     let metrics = metrics::handle();
     let engine = runtime
-        .block_on(crate::delivery::engine::Engine::start(
+        .block_on(crate::service::delivery::engine::Engine::start(
             started.core.clone(),
             channels,
         ))

@@ -108,7 +108,7 @@ impl WriteBatch {
 }
 
 /// One message kept in a customer's in-app inbox
-/// ([`crate::delivery::inbox`]).
+/// ([`crate::service::delivery::inbox`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InboxRecord {
     pub user_key: String,

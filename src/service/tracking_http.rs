@@ -4,7 +4,7 @@
 //! confirmation page; `POST /u/{token}`, also RFC 8058's one-click). Each
 //! journals what happened as the recipient's track event, through
 //! [`Core::append`] like an ingested message. No authentication: the
-//! signed token is the authority ([`crate::delivery::tracking`]), and a
+//! signed token is the authority ([`crate::service::delivery::tracking`]), and a
 //! token that does not verify is a 404 that journals nothing.
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::core::{ClockMode, Core, Incoming, wall_ms};
 use super::http::{App, journal, prepare};
-use crate::delivery::tracking::{Claims, Kind, Tracking};
+use crate::service::delivery::tracking::{Claims, Kind, Tracking};
 use crate::value::format_timestamp;
 
 /// A transparent 1×1 GIF (GIF89a, a two-colour table, index 0

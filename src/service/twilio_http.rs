@@ -8,7 +8,7 @@
 //! message's recipient ([`status_event`]). Anything else is a 403 that
 //! journals nothing.
 //!
-//! [`TwilioProvider::verify_callback`]: crate::delivery::twilio::TwilioProvider::verify_callback
+//! [`TwilioProvider::verify_callback`]: crate::service::delivery::twilio::TwilioProvider::verify_callback
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::http::{App, error, journal};
 use super::tracking_http::{About, message_event};
-use crate::delivery::twilio::status_event;
+use crate::service::delivery::twilio::status_event;
 
 /// The header Twilio signs its callbacks with.
 const SIGNATURE: &str = "x-twilio-signature";

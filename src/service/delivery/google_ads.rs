@@ -378,7 +378,7 @@ impl Provider for GoogleAdsProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::audience::Hashed;
+    use crate::service::delivery::audience::Hashed;
 
     const GOOD: &str = "customer_id = \"123-456-7890\"\ndeveloper_token = \"dev\"\n\
                         client_id = \"cid\"\nclient_secret = \"sec\"\nrefresh_token = \"ref\"\n\

@@ -208,7 +208,7 @@ impl Provider for MetaProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::audience::Hashed;
+    use crate::service::delivery::audience::Hashed;
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
