@@ -12,25 +12,23 @@
 //! moves the front. An id forgotten because the capacity was reached while
 //! it was still inside the window is an early eviction, and is counted.
 //!
-//! A question first asks a Bloom filter of the remembered hashes, small
-//! enough to stay near the cache (four bits an id, one cache line a
-//! question): most ids are new, and the filter says so without more. Only
-//! when it passes an id (one that was seen, or 2–15% of the rest, the
-//! more the longer since the filter was made) is the exact record asked: a
-//! table that finds an id's number from its hash, in open addressing,
-//! 8-byte slots eight to a cache line, each holding bits of the hash's high
-//! word (the top ones choose its home line) and the low bits of the
-//! number. A slot whose number is before the front is dead, skipped by
-//! lookups and reused by inserts; a rebuild drops the dead when they crowd
-//! the table. The hash bits in a slot only filter: a match is confirmed
-//! against the whole hash in the queue, so two pairs are one only when
-//! their 128-bit hashes are.
+//! A question is asked of a table that finds an id's number from its
+//! hash, in open addressing, 8-byte slots eight to a cache line, each
+//! holding bits of the hash's high word (the top ones choose its home
+//! line) and the low bits of the number. A slot whose number is before the
+//! front is dead, skipped by lookups and reused by inserts; a rebuild drops
+//! the dead when they crowd the table. The hash bits in a slot only filter:
+//! a match is confirmed against the whole hash in the queue, so two pairs
+//! are one only when their 128-bit hashes are.
 //!
 //! New ids join the table in batches of `BATCH` (64), whose lines are all
 //! asked for before any is written, so their loads overlap; until then a
-//! question looks through the batch too. The filter cannot forget an id:
-//! it is made again from the queue once as many ids joined it as it held
-//! when it was made.
+//! question looks through the batch too.
+//!
+//! A Bloom filter in front of the table (one line a question, four bits an
+//! id) made a whole `journey simulate journeys/` run 2.3–4.2% faster (five
+//! pairs side by side, 1M users): within the 10% a hand-written piece has to
+//! beat to stay, so it is gone, and with it up to 4 MB a window.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -153,24 +151,6 @@ fn home_line(slot: u64, bits: u32) -> usize {
     ((slot << 1) >> (64 - bits)) as usize
 }
 
-/// The line of a filter `lines` long (a power of two, at most `1 << 24`)
-/// for a hash's low word, and the bits set there: the filter's own mix of
-/// it (its high half folded into the low, so that every bit counts), nine
-/// bits for each bit and the bits above them for the line.
-fn filter_bits(lines: usize, low: u64) -> (usize, [u32; FILTER_PROBES]) {
-    let h = (low ^ (low >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
-    let line = (h >> 40) as usize & (lines - 1);
-    (line, std::array::from_fn(|i| ((h >> (9 * i)) & 511) as u32))
-}
-
-fn add_to_filter(filter: &mut [Line], low: u64) {
-    let (line, bits) = filter_bits(filter.len(), low);
-    let words = &mut filter[line].0;
-    for b in bits {
-        words[(b / 64) as usize] |= 1 << (b % 64);
-    }
-}
-
 /// A hash as the queue keeps it: high word, low word (8-byte aligned, so a
 /// queue entry is 24 bytes, not 32).
 type Words = [u64; 2];
@@ -186,12 +166,6 @@ struct Line([u64; LINE]);
 
 /// Ids a batch holds before it is placed in the table.
 const BATCH: usize = 64;
-/// Filter bits an id, at the most ids the filter takes before it is made
-/// again.
-const FILTER_BITS: usize = 4;
-/// Bits a filter sets for an id, all in one line.
-const FILTER_PROBES: usize = 4;
-
 /// The window. Serialized as its configuration, its count of early
 /// evictions and the remembered `(time, hash)` pairs, oldest first.
 #[derive(Clone, Deserialize)]
@@ -218,12 +192,6 @@ pub struct Dedup {
     rebuild_at: u64,
     /// The slots of the newest ids, not yet in the table.
     batch: Vec<u64>,
-    /// A Bloom filter of every remembered id (and of ids forgotten since
-    /// it was made): one line an id, [`FILTER_PROBES`] bits set in it.
-    /// Empty, or a power of two long.
-    filter: Vec<Line>,
-    /// Ids the filter may take before it is made again.
-    filter_room: usize,
 }
 
 impl Default for Dedup {
@@ -253,8 +221,6 @@ impl Dedup {
             used: 0,
             rebuild_at: 0,
             batch: Vec::new(),
-            filter: Vec::new(),
-            filter_room: 0,
         }
     }
 
@@ -285,7 +251,7 @@ impl Dedup {
         }
         let hash = words(hash);
         let bits = self.hash_bits(hash[0]);
-        if self.filter_has(hash[1]) && self.remembers(bits, hash) {
+        if self.remembers(bits, hash) {
             return Sighting::Repeat;
         }
         let evicted_early = self.order.len() >= self.config.capacity;
@@ -296,8 +262,6 @@ impl Dedup {
         let seq = self.front + self.order.len() as u64;
         self.batch.push(USED | bits | (seq & self.seq_mask));
         self.order.push_back((at, hash));
-        add_to_filter(&mut self.filter, hash[1]);
-        self.filter_room -= 1;
         if self.batch.len() == BATCH {
             if (self.used + BATCH) * 8 > self.slots() * 5 || seq + 1 >= self.rebuild_at {
                 self.rebuild();
@@ -305,18 +269,15 @@ impl Dedup {
                 self.place_batch();
             }
         }
-        if self.filter_room == 0 {
-            self.make_filter();
-        }
         Sighting::First { evicted_early }
     }
 
-    /// Starts loading the line where `hash`'s question begins: its line of
-    /// the filter, which answers most of them.
+    /// Starts loading the line where `hash`'s question begins: its home
+    /// line in the table.
     pub fn prefetch(&self, hash: u128) {
-        if !self.filter.is_empty() {
-            let (line, _) = filter_bits(self.filter.len(), hash as u64);
-            crate::prefetch::prefetch(&self.filter[line]);
+        if !self.lines.is_empty() {
+            let bits = self.hash_bits(words(hash)[0]);
+            crate::prefetch::prefetch(&self.lines[self.home(bits)]);
         }
     }
 
@@ -324,10 +285,10 @@ impl Dedup {
         self.order.len()
     }
 
-    /// The bytes of the window's queue, table, batch and filter.
+    /// The bytes of the window's queue, table and batch.
     pub fn heap_bytes(&self) -> usize {
         self.order.capacity() * std::mem::size_of::<(i64, Words)>()
-            + (self.lines.capacity() + self.filter.capacity()) * std::mem::size_of::<Line>()
+            + self.lines.capacity() * std::mem::size_of::<Line>()
             + self.batch.capacity() * std::mem::size_of::<u64>()
     }
 
@@ -408,37 +369,9 @@ impl Dedup {
         (k < self.order.len()).then_some(k)
     }
 
-    fn filter_has(&self, low: u64) -> bool {
-        let (line, bits) = filter_bits(self.filter.len(), low);
-        let words = &self.filter[line].0;
-        bits.iter()
-            .all(|&b| words[(b / 64) as usize] & (1 << (b % 64)) != 0)
-    }
-
-    /// Makes the filter again from the remembered ids, with room for as
-    /// many more: forgotten ids no longer pass it, and it keeps at least
-    /// [`FILTER_BITS`] bits an id (twice that just after it is made).
-    fn make_filter(&mut self) {
-        let room = self.order.len().max(BATCH * 16);
-        let lines = (room * 2 * FILTER_BITS).div_ceil(512).next_power_of_two();
-        if lines == self.filter.len() {
-            self.filter.fill(Line::default());
-        } else {
-            self.filter = vec![Line::default(); lines];
-        }
-        self.filter_room = room;
-        for &(_, hash) in &self.order {
-            add_to_filter(&mut self.filter, hash[1]);
-        }
-    }
-
     /// Re-makes the table, then places the batch in it (it is sized for
-    /// every remembered id, the batch's included); the first time, makes
-    /// the filter too.
+    /// every remembered id, the batch's included).
     fn rebuild(&mut self) {
-        if self.filter.is_empty() {
-            self.make_filter();
-        }
         self.rebuild_table();
         self.place_batch();
     }
@@ -543,7 +476,7 @@ impl TryFrom<DedupRepr> for Dedup {
 }
 
 /// [`DedupRepr`] borrowed from the window, written in its place (no copy
-/// of the window's table and filter first).
+/// of the window's table first).
 #[derive(Serialize)]
 struct DedupReprRef<'a> {
     config: &'a DedupConfig,

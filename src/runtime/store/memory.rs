@@ -33,7 +33,7 @@ pub struct MemoryUse {
     pub sends: usize,
     /// The pending timers.
     pub timers: usize,
-    /// The `messageId` window: its queue, table and filter.
+    /// The `messageId` window: its queue and table.
     pub dedup: usize,
 }
 
