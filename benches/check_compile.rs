@@ -73,7 +73,10 @@ fn bench(c: &mut Criterion) {
     let sources = load_paths(&examples).unwrap_or_else(|e| panic!("{e}"));
     let lines: usize = sources.files().iter().map(|f| f.text.lines().count()).sum();
     let (_, diagnostics) = check_sources(sources);
-    assert!(!diagnostics.has_errors(), "the example project must be clean");
+    assert!(
+        !diagnostics.has_errors(),
+        "the example project must be clean"
+    );
     eprintln!("examples: {lines} lines");
     let mut group = c.benchmark_group("check_examples");
     group.throughput(Throughput::Elements(lines as u64));
