@@ -312,7 +312,7 @@ proptest! {
             mutate::apply(&mut prefix, e, TOKENS);
         }
         // An unclosed string runs to the end of the file, by design.
-        prop_assume!(prefix.matches('"').count() % 2 == 0);
+        prop_assume!(prefix.matches('"').count().is_multiple_of(2));
         let text = format!("{prefix}{NEXT}");
         let (file, diags) = promises_hold("mutated", &text);
         // The next item alone, at the same offsets.
