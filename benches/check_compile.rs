@@ -4,7 +4,9 @@
 //! (b) the same from files on disk (`read_parse_check`: walk the directory,
 //! read, parse, check — what `journey check DIR` does before printing),
 //! (c) compile (lowering and the static analyses). Throughput is reported
-//! in lines per second.
+//! in lines per second. (d) `examples_read_parse_check`: the example
+//! project `journeys/` read, parsed and checked, as `journey check journeys/`
+//! does.
 //!
 //! `cargo bench --bench check_compile`
 
@@ -64,6 +66,26 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("compile", |b| {
         b.iter(|| black_box(compile::compile(black_box(&project))))
+    });
+    group.finish();
+
+    let examples = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys")];
+    let sources = load_paths(&examples).unwrap_or_else(|e| panic!("{e}"));
+    let lines: usize = sources.files().iter().map(|f| f.text.lines().count()).sum();
+    let (_, diagnostics) = check_sources(sources);
+    assert!(
+        !diagnostics.has_errors(),
+        "the example project must be clean"
+    );
+    eprintln!("examples: {lines} lines");
+    let mut group = c.benchmark_group("check_examples");
+    group.throughput(Throughput::Elements(lines as u64));
+    group.sample_size(50);
+    group.bench_function("examples_read_parse_check", |b| {
+        b.iter(|| {
+            let sources = load_paths(black_box(&examples)).unwrap_or_else(|e| panic!("{e}"));
+            black_box(check_sources(sources))
+        })
     });
     group.finish();
 }

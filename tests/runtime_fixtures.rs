@@ -1,7 +1,9 @@
 //! Runtime fixtures: each `tests/fixtures/runtime/<name>.journey` is
 //! compiled, run over `<name>.ndjson` until time runs out, and the action
-//! stream is snapshotted under the source and the input.
+//! stream is snapshotted under the source and the input. A fixture whose
+//! event file is missing, empty or misnamed fails: it would test nothing.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use journey::SourceMap;
@@ -44,11 +46,87 @@ fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
     (out, errors)
 }
 
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The fixture's events: its `.ndjson` beside it, which must hold some.
+fn events_of(journey: &Path) -> String {
+    let path = journey.with_extension("ndjson");
+    let events = read(&path);
+    assert!(
+        events.lines().any(|line| !is_blank(line)),
+        "{}: no events, so the fixture tests nothing",
+        path.display()
+    );
+    events
+}
+
+/// Every file in the runtime fixtures directory is a `.journey` with its
+/// `.ndjson`, or the reverse: a misnamed event file is an error.
+fn unpaired(dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let partner = match path.extension().and_then(|e| e.to_str()) {
+            Some("journey") => "ndjson",
+            Some("ndjson") => "journey",
+            _ => {
+                problems.push(format!(
+                    "{}: not a .journey or .ndjson file",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        if !path.with_extension(partner).is_file() {
+            problems.push(format!("{}: no .{partner} beside it", path.display()));
+        }
+    }
+    problems.sort();
+    problems
+}
+
+#[test]
+fn every_fixture_has_its_events() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime");
+    assert_eq!(unpaired(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn a_misnamed_event_file_is_found() {
+    let dir = std::env::temp_dir().join(format!("journey-fixture-pairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    };
+    write("welcome.journey", "journey welcome { trigger signed_up }\n");
+    write("welcome-events.ndjson", "{}\n");
+    write("empty.journey", "journey empty { trigger signed_up }\n");
+    write("empty.ndjson", "\n\n");
+    let problems = unpaired(&dir);
+    let missing = std::panic::catch_unwind(|| events_of(&dir.join("welcome.journey")));
+    let empty = std::panic::catch_unwind(|| events_of(&dir.join("empty.journey")));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].ends_with("welcome-events.ndjson: no .journey beside it"));
+    assert!(problems[1].ends_with("welcome.journey: no .ndjson beside it"));
+    assert!(
+        missing.is_err(),
+        "a missing event file must fail the fixture"
+    );
+    assert!(empty.is_err(), "an empty event file must fail the fixture");
+}
+
 #[test]
 fn runtime_fixtures() {
     insta::glob!("fixtures/runtime/*.journey", |path| {
-        let source = std::fs::read_to_string(path).unwrap_or_default();
-        let events = std::fs::read_to_string(path.with_extension("ndjson")).unwrap_or_default();
+        let source = read(path);
+        let events = events_of(path);
         let (actions, errors) = run(&source, &events);
         let mut snapshot = format!(
             "----- SOURCE\n{source}\n----- EVENTS\n{events}\n----- ACTIONS\n{}\n",

@@ -77,6 +77,16 @@ pub enum Weekday {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct File {
     pub items: Vec<Item>,
+    /// Every `//` comment of the file (`///` doc lines included), in order:
+    /// the items do not hold them, a formatter or an editor reads them here.
+    pub comments: Vec<Comment>,
+}
+
+/// A `//` comment: its text from the slashes to the end of its line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comment {
+    pub text: String,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -88,6 +98,21 @@ pub enum Item {
     Segment(SegmentDecl),
     Policy(PolicyDecl),
     Journey(JourneyDecl),
+}
+
+impl Item {
+    /// The item's text, from its keyword to its end.
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Event(i) => i.span,
+            Item::Profile(i) => i.span,
+            Item::Channel(i) => i.span,
+            Item::Template(i) => i.span,
+            Item::Segment(i) => i.span,
+            Item::Policy(i) => i.span,
+            Item::Journey(i) => i.span,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- schemas

@@ -8,9 +8,24 @@ use super::grammar::Rule;
 pub fn describe(rule: Rule) -> &'static str {
     match rule {
         Rule::EOI => "the end of the file",
+        Rule::split
+        | Rule::split_token
+        | Rule::bom
+        | Rule::newline
+        | Rule::hspace
+        | Rule::comment
+        | Rule::comment_text
+        | Rule::open_brace
+        | Rule::close_brace
+        | Rule::open_bracket
+        | Rule::close_bracket
+        | Rule::item_keyword
+        | Rule::item_word
+        | Rule::resync_word
+        | Rule::other_run => "a declaration such as `journey`, `segment` or `template`",
         Rule::WHITESPACE | Rule::spaces => "whitespace",
         Rule::ident_start | Rule::ident_char | Rule::ident | Rule::name => "a name",
-        Rule::string => "a string such as `\"Welcome\"`",
+        Rule::string | Rule::string_text | Rule::quoted => "a string such as `\"Welcome\"`",
         Rule::number => "a number",
         Rule::duration
         | Rule::duration_word

@@ -1,25 +1,55 @@
-//! pest failures → worded syntax diagnostics (what was expected, what was
-//! found, help for common mistakes), and statement-level recovery: the
-//! failing statement is blanked out and the item parsed again, so two bad
-//! steps in one journey give two errors.
+//! Every syntax diagnostic (E01xx) is worded here: pest failures (what was
+//! expected, what was found, help for common mistakes) and the invalid
+//! values the visitors find. And statement-level recovery: the failing
+//! statement is blanked out and the item parsed again, so two bad steps in
+//! one journey give two errors.
 
 use std::ops::Range;
 
 use pest::Parser;
 use pest::error::{Error, ErrorVariant, InputLocation};
 
-use super::chunks::{ITEM_KEYWORDS, skip_comment, skip_string};
 use super::describe::describe;
 use super::grammar::{JourneyParser, Rule};
+use super::literals::{CountError, DurationError, TimeOfDayError};
+use super::split::{MAX_NESTING, token_end};
 use crate::diagnostic::codes;
 use crate::diagnostic::{Diagnostic, did_you_mean};
-use crate::source::SourceFile;
+use crate::source::{SourceFile, Span};
 
-const STEP_WORDS: &[&str] = &[
-    "wait", "send", "if", "split", "repeat", "set", "emit", "add", "remove", "exit",
+/// The keywords that start a step, a header clause and an item, for "did
+/// you mean": the grammar's rules, spelled as [`describe`] spells them.
+const STEP_KEYWORDS: &[Rule] = &[
+    Rule::kw_wait,
+    Rule::kw_send,
+    Rule::kw_if,
+    Rule::kw_split,
+    Rule::kw_repeat,
+    Rule::kw_set,
+    Rule::kw_emit,
+    Rule::kw_add,
+    Rule::kw_remove,
+    Rule::kw_exit,
 ];
-const HEADER_WORDS: &[&str] = &[
-    "name", "trigger", "audience", "reentry", "exit", "goal", "holdout", "cap", "quiet",
+const HEADER_KEYWORDS: &[Rule] = &[
+    Rule::kw_name,
+    Rule::kw_trigger,
+    Rule::kw_audience,
+    Rule::kw_reentry,
+    Rule::kw_exit,
+    Rule::kw_goal,
+    Rule::kw_holdout,
+    Rule::kw_cap,
+    Rule::kw_quiet,
+];
+const ITEM_KEYWORDS: &[Rule] = &[
+    Rule::kw_event,
+    Rule::kw_profile,
+    Rule::kw_channel,
+    Rule::kw_template,
+    Rule::kw_segment,
+    Rule::kw_policy,
+    Rule::kw_journey,
 ];
 const TYPE_WORDS: &[&str] = &["string", "number", "bool", "timestamp", "duration", "list"];
 const WEEKDAYS: &[&str] = &[
@@ -53,6 +83,33 @@ const CONTINUATIONS: &[&str] = &[
     "in",
 ];
 const MAX_RECOVERIES: usize = 16;
+
+/// The word of a keyword rule: `kw_wait` → `wait`.
+fn keyword(rule: Rule) -> Option<&'static str> {
+    let phrase = describe(rule);
+    phrase.strip_prefix('`').and_then(|p| p.strip_suffix('`'))
+}
+
+fn keywords(rules: &[Rule]) -> impl Iterator<Item = &'static str> + '_ {
+    rules.iter().filter_map(|&rule| keyword(rule))
+}
+
+/// Skips a string starting at the opening quote; returns the index after it.
+fn skip_string(bytes: &[u8], i: usize) -> usize {
+    lexed(Rule::quoted, bytes, i)
+}
+
+/// Skips a `//` comment; returns the index of its newline (or the end).
+fn skip_comment(bytes: &[u8], i: usize) -> usize {
+    lexed(Rule::comment, bytes, i)
+}
+
+/// The end of the grammar's token `rule` at `i`. The text is the file or
+/// a copy with whole statements blanked out, so it is UTF-8 and `i` (a `"`
+/// or a `/`) is on a character boundary.
+fn lexed(rule: Rule, bytes: &[u8], i: usize) -> usize {
+    std::str::from_utf8(bytes).map_or(bytes.len(), |text| token_end(rule, text, i))
+}
 
 fn error_pos(error: &Error<Rule>) -> usize {
     match error.location {
@@ -230,15 +287,15 @@ fn valid_words(positives: &[Rule]) -> Vec<&'static str> {
     let mut words = Vec::new();
     for &rule in positives {
         match rule {
-            Rule::step => words.extend_from_slice(STEP_WORDS),
-            Rule::header => words.extend_from_slice(HEADER_WORDS),
-            Rule::item => words.extend_from_slice(ITEM_KEYWORDS),
+            Rule::step => words.extend(keywords(STEP_KEYWORDS)),
+            Rule::header => words.extend(keywords(HEADER_KEYWORDS)),
+            Rule::item => words.extend(keywords(ITEM_KEYWORDS)),
             Rule::type_expr | Rule::type_name => words.extend_from_slice(TYPE_WORDS),
             Rule::weekday => words.extend_from_slice(WEEKDAYS),
             _ => {
-                let phrase = describe(rule);
-                let word = phrase.strip_prefix('`').and_then(|p| p.strip_suffix('`'));
-                if let Some(word) = word.filter(|w| w.bytes().all(|b| b.is_ascii_lowercase())) {
+                if let Some(word) =
+                    keyword(rule).filter(|w| w.bytes().all(|b| b.is_ascii_lowercase()))
+                {
                     words.push(word);
                 }
             }
@@ -354,7 +411,7 @@ fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option
     if expects_step && !expects_header {
         let header = match word {
             Some("on") if previous_word(text, found.range.start) == "exit" => Some("exit on"),
-            Some(w) if HEADER_WORDS.contains(&w) && w != "exit" => Some(w),
+            Some(w) if w != "exit" && keywords(HEADER_KEYWORDS).any(|h| h == w) => Some(w),
             _ => None,
         };
         if let Some(header) = header {
@@ -522,4 +579,188 @@ fn continues(buf: &[u8], i: usize) -> bool {
         .take_while(|&&b| is_ident_byte(b))
         .count();
     std::str::from_utf8(&buf[next..next + len]).is_ok_and(|w| CONTINUATIONS.contains(&w))
+}
+
+/// An item nested deeper than [`MAX_NESTING`] is not parsed at all: one
+/// error at the bracket that goes too deep.
+pub fn too_deep(at: Span) -> Diagnostic {
+    Diagnostic::new(codes::SYNTAX, at, "this item is nested too deeply")
+        .with_label(format!("more than {MAX_NESTING} levels deep here"))
+        .with_help("flatten the nested blocks, lists or parentheses")
+}
+
+/// A reserved word where the user names a `what` (template, handle, ...).
+pub fn reserved_word(span: Span, word: &str, what: &str) -> Diagnostic {
+    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    Diagnostic::new(
+        codes::RESERVED_WORD,
+        span,
+        format!("`{word}` is a reserved word and cannot name {article} {what}"),
+    )
+    .with_help(format!(
+        "pick another name, such as `{word}_{}`",
+        what.replace(' ', "_")
+    ))
+}
+
+/// A bad escape in a string (`\\q`).
+pub fn invalid_escape(span: Span, found: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::INVALID_ESCAPE,
+        span,
+        format!("invalid escape `{found}` in a string"),
+    )
+    .with_help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\t` and `\\u{...}` with 1 to 6 hex digits")
+}
+
+/// A long literal, cut short for a message.
+fn shorten(text: &str) -> String {
+    if text.len() > 24 {
+        format!("{}...", &text[..20])
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A number literal too large for a 64-bit float.
+pub fn number_too_large(span: Span, text: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::INVALID_NUMBER,
+        span,
+        format!("number `{}` is too large", shorten(text)),
+    )
+    .with_help("numbers are 64-bit floating point values")
+}
+
+/// A count (`cap email 2 ...`, `repeat 3 times`) that is not one.
+pub fn invalid_count(span: Span, text: &str, error: CountError) -> Diagnostic {
+    let (message, help) = match error {
+        CountError::Fraction => (
+            format!("expected a whole number, found `{text}`"),
+            "a count has no fractional part",
+        ),
+        CountError::TooLarge => (
+            format!("number `{}` is too large", shorten(text)),
+            "a count must be at most 9007199254740992 (2^53)",
+        ),
+    };
+    Diagnostic::new(codes::INVALID_NUMBER, span, message).with_help(help)
+}
+
+/// A duration that is not one; `None` for a zero duration where one is
+/// not allowed.
+pub fn invalid_duration(span: Span, text: &str, error: Option<DurationError>) -> Diagnostic {
+    let (message, help) = match error {
+        None => (
+            format!("zero duration `{text}`"),
+            "a duration must be at least `1s`".to_owned(),
+        ),
+        Some(DurationError::TooLong) => (
+            format!("duration `{}` is too long", shorten(text)),
+            "a duration must be shorter than 1000 years".to_owned(),
+        ),
+        Some(DurationError::Malformed) if text.bytes().all(|b| b.is_ascii_digit()) => (
+            format!("invalid duration `{text}`"),
+            format!("add a unit: `{text}s`, `{text}m`, `{text}h`, `{text}d` or `{text}w`"),
+        ),
+        Some(DurationError::Malformed) => (
+            format!("invalid duration `{text}`"),
+            "write whole numbers followed by a unit (`s`, `m`, `h`, `d` or `w`), such as `90m` or `1h30m`"
+                .to_owned(),
+        ),
+    };
+    Diagnostic::new(codes::INVALID_DURATION, span, message).with_help(help)
+}
+
+/// `1 day`, `2 hours`, `30min`, with the duration as it should be written.
+pub fn wordy_duration(span: Span, text: &str, suggestion: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::INVALID_DURATION,
+        span,
+        format!("invalid duration `{text}`"),
+    )
+    .with_help(format!("write `{suggestion}`"))
+}
+
+/// A time of day that is not strictly `00:00`..`23:59`.
+pub fn invalid_time_of_day(span: Span, text: &str, error: TimeOfDayError) -> Diagnostic {
+    let help = match error {
+        TimeOfDayError::Hours { midnight: true } => {
+            "hours go from `00` to `23`; write `00:00` for midnight".to_owned()
+        }
+        TimeOfDayError::Hours { midnight: false } => "hours go from `00` to `23`".to_owned(),
+        TimeOfDayError::Minutes => "minutes go from `00` to `59`".to_owned(),
+        TimeOfDayError::Digits { hours, minutes } => {
+            format!("write two digits for the hours and the minutes: `{hours:02}:{minutes:02}`")
+        }
+    };
+    Diagnostic::new(
+        codes::INVALID_TIME_OF_DAY,
+        span,
+        format!("invalid time of day `{text}`"),
+    )
+    .with_help(help)
+}
+
+/// A timestamp that is not RFC 3339.
+pub fn invalid_timestamp(span: Span, text: &str) -> Diagnostic {
+    let help = if text.contains(['T', 't']) {
+        "write an RFC 3339 timestamp with its offset, such as `2026-12-24T09:00:00Z` or `2026-12-24T09:00:00+01:00`"
+    } else {
+        "add a time and an offset, such as `2026-12-24T09:00:00Z`"
+    };
+    Diagnostic::new(
+        codes::INVALID_TIMESTAMP,
+        span,
+        format!("invalid timestamp `{text}`"),
+    )
+    .with_help(help)
+}
+
+/// A percentage outside `(0%, 100%]`.
+pub fn invalid_percent(span: Span, text: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::INVALID_PERCENT,
+        span,
+        format!("invalid percentage `{text}`"),
+    )
+    .with_help("a percentage must be more than `0%` and at most `100%`")
+}
+
+/// An expression of more than `max` operators and operands.
+pub fn expression_too_long(span: Span, max: usize) -> Diagnostic {
+    Diagnostic::new(codes::SYNTAX, span, "this expression is too long")
+        .with_label(format!("more than {max} operators and operands"))
+        .with_help("split the condition into segments, each a part of it")
+}
+
+/// `=` where `==` was meant.
+pub fn assign_in_condition(span: Span) -> Diagnostic {
+    Diagnostic::new(codes::ASSIGN_IN_CONDITION, span, "found `=` in a condition")
+        .with_label("this assigns; it does not compare")
+        .with_help("use `==` to compare")
+}
+
+/// A part of a declaration or an option of a send given twice.
+pub fn given_twice(span: Span, part: &str, owner: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::DUPLICATE_CLAUSE,
+        span,
+        format!("`{part}` given twice in {owner}"),
+    )
+    .with_help(format!("keep one `{part}`"))
+}
+
+/// A template with no `channel`.
+pub fn template_without_channel(span: Span, name: &str) -> Diagnostic {
+    Diagnostic::new(
+        codes::SYNTAX,
+        span,
+        format!("template `{name}` has no `channel`"),
+    )
+    .with_help("add the channel it is sent on, such as `channel email`")
 }

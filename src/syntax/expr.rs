@@ -8,10 +8,9 @@ use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 
 use super::ast::{BinaryOp, Expr, ExprKind, Ident, Path, PathRoot, UnaryOp};
+use super::errors;
 use super::grammar::Rule;
 use super::{Ctx, children, literals, next};
-use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 use crate::source::Span;
 
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
@@ -51,15 +50,8 @@ pub fn visit_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
     };
     if pair.clone().into_inner().nth(MAX_EXPR_PARTS).is_some() {
         let span = span_of(&pair);
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::SYNTAX,
-                span,
-                "this expression is too long".to_owned(),
-            )
-            .with_label(format!("more than {MAX_EXPR_PARTS} operators and operands"))
-            .with_help("split the condition into segments, each a part of it"),
-        );
+        ctx.diags
+            .push(errors::expression_too_long(span, MAX_EXPR_PARTS));
         return Expr {
             kind: ExprKind::Null,
             span,
@@ -108,17 +100,8 @@ pub fn visit_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
             }
         })
         .parse(pair.into_inner());
-    for span in assigns {
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::ASSIGN_IN_CONDITION,
-                span,
-                "found `=` in a condition".to_owned(),
-            )
-            .with_label("this assigns; it does not compare")
-            .with_help("use `==` to compare"),
-        );
-    }
+    ctx.diags
+        .extend(assigns.into_iter().map(errors::assign_in_condition));
     expr
 }
 

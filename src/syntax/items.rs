@@ -7,10 +7,9 @@ use super::ast::{
     ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl, ProfileSchema,
     SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
 };
+use super::errors;
 use super::grammar::Rule;
 use super::{Ctx, children, expr, headers, keyword, literals, next, steps};
-use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 
 /// One item; `None` when it lacks a mandatory part (reported).
 pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Option<Item> {
@@ -120,14 +119,7 @@ fn visit_object_type(ctx: &mut Ctx, pair: Pair<Rule>) -> TypeKind {
 /// Reports a part of a declaration given twice (`subject` twice).
 fn duplicate_part(ctx: &mut Ctx, pair: &Pair<Rule>, part: &str, owner: &str) {
     let span = ctx.span(pair);
-    ctx.diags.push(
-        Diagnostic::new(
-            codes::DUPLICATE_CLAUSE,
-            span,
-            format!("`{part}` given twice in {owner}"),
-        )
-        .with_help(format!("keep one `{part}`")),
-    );
+    ctx.diags.push(errors::given_twice(span, part, owner));
 }
 
 fn visit_channel_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> ChannelDecl {
@@ -193,14 +185,8 @@ fn visit_template_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> Option<TemplateDecl> 
         }
     }
     let Some(channel) = channel else {
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::SYNTAX,
-                name.span,
-                format!("template `{}` has no `channel`", name.name),
-            )
-            .with_help("add the channel it is sent on, such as `channel email`"),
-        );
+        ctx.diags
+            .push(errors::template_without_channel(name.span, &name.name));
         return None;
     };
     Some(TemplateDecl {

@@ -7,15 +7,11 @@ use pest::iterators::Pair;
 
 use super::Ctx;
 use super::ast::{DurationLit, IntLit, Percent, StrLit, TimeOfDay, Weekday};
+use super::errors;
 use super::grammar::Rule;
-use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 
 /// Integers are exact up to 2^53.
 pub const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
-
-const ESCAPES_HELP: &str =
-    "the escapes are `\\\"`, `\\\\`, `\\n`, `\\t` and `\\u{...}` with 1 to 6 hex digits";
 
 /// A string literal, unescaped; each bad escape is reported and skipped.
 pub fn visit_string(ctx: &mut Ctx, pair: Pair<Rule>) -> StrLit {
@@ -26,14 +22,7 @@ pub fn visit_string(ctx: &mut Ctx, pair: Pair<Rule>) -> StrLit {
     let value = unescape(inner, |at, len, found| {
         let start = span.start as usize + 1 + at;
         let espan = ctx.span_at(start, start + len);
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::INVALID_ESCAPE,
-                espan,
-                format!("invalid escape `{found}` in a string"),
-            )
-            .with_help(ESCAPES_HELP),
-        );
+        ctx.diags.push(errors::invalid_escape(espan, found));
     });
     StrLit { value, span }
 }
@@ -102,14 +91,7 @@ pub fn visit_number(ctx: &mut Ctx, pair: Pair<Rule>) -> f64 {
     let text = pair.as_str();
     let Some(value) = parse_number(text) else {
         let span = ctx.span(&pair);
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::INVALID_NUMBER,
-                span,
-                format!("number `{}` is too large", shorten(text)),
-            )
-            .with_help("numbers are 64-bit floating point values"),
-        );
+        ctx.diags.push(errors::number_too_large(span, text));
         return 0.0;
     };
     value
@@ -144,29 +126,12 @@ pub fn visit_count(ctx: &mut Ctx, pair: Pair<Rule>) -> IntLit {
     debug_assert_eq!(pair.as_rule(), Rule::count);
     let span = ctx.span(&pair);
     let text = pair.as_str();
-    let (message, help) = match parse_count(text) {
+    match parse_count(text) {
         Ok(value) => return IntLit { value, span },
-        Err(CountError::Fraction) => (
-            format!("expected a whole number, found `{text}`"),
-            "a count has no fractional part",
-        ),
-        Err(CountError::TooLarge) => (
-            format!("number `{}` is too large", shorten(text)),
-            "a count must be at most 9007199254740992 (2^53)",
-        ),
-    };
-    ctx.diags
-        .push(Diagnostic::new(codes::INVALID_NUMBER, span, message).with_help(help));
+        Err(error) => ctx.diags.push(errors::invalid_count(span, text, error)),
+    }
     // 1 is valid wherever a count goes, so no follow-on error hides this one.
     IntLit { value: 1, span }
-}
-
-fn shorten(text: &str) -> String {
-    if text.len() > 24 {
-        format!("{}...", &text[..20])
-    } else {
-        text.to_owned()
-    }
 }
 
 /// Seconds in one unit of a duration.
@@ -260,35 +225,13 @@ pub fn visit_duration_slot(ctx: &mut Ctx, pair: Pair<Rule>) -> DurationLit {
 fn checked_duration(ctx: &mut Ctx, pair: Pair<Rule>, zero_ok: bool) -> DurationLit {
     let span = ctx.span(&pair);
     let text = pair.as_str();
-    let (message, help, secs) = match parse_duration(text) {
-        Ok(0) if !zero_ok => (
-            format!("zero duration `{text}`"),
-            "a duration must be at least `1s`".to_owned(),
-            0,
-        ),
+    let (error, secs) = match parse_duration(text) {
+        Ok(0) if !zero_ok => (None, 0),
         Ok(secs) => return DurationLit { secs, span },
-        Err(DurationError::TooLong) => (
-            format!("duration `{}` is too long", shorten(text)),
-            "a duration must be shorter than 1000 years".to_owned(),
-            1,
-        ),
-        Err(DurationError::Malformed) => (
-            format!("invalid duration `{text}`"),
-            malformed_duration_help(text),
-            1,
-        ),
+        Err(error) => (Some(error), 1),
     };
-    ctx.diags
-        .push(Diagnostic::new(codes::INVALID_DURATION, span, message).with_help(help));
+    ctx.diags.push(errors::invalid_duration(span, text, error));
     DurationLit { secs, span }
-}
-
-fn malformed_duration_help(text: &str) -> String {
-    if text.bytes().all(|b| b.is_ascii_digit()) {
-        return format!("add a unit: `{text}s`, `{text}m`, `{text}h`, `{text}d` or `{text}w`");
-    }
-    "write whole numbers followed by a unit (`s`, `m`, `h`, `d` or `w`), such as `90m` or `1h30m`"
-        .to_owned()
 }
 
 /// `1 day`, `2 hours`, `30min`: reported with the right spelling, then read
@@ -316,40 +259,45 @@ pub fn visit_wordy_duration(ctx: &mut Ctx, pair: Pair<Rule>) -> DurationLit {
     } else {
         format!("{number}{}", unit as char)
     };
-    ctx.diags.push(
-        Diagnostic::new(
-            codes::INVALID_DURATION,
-            span,
-            format!("invalid duration `{text}`"),
-        )
-        .with_help(format!("write `{suggestion}`")),
-    );
+    ctx.diags
+        .push(errors::wordy_duration(span, text, &suggestion));
     DurationLit { secs, span }
 }
 
+/// Why a `time_of_day` token is not strictly `00:00`..`23:59`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TimeOfDayError {
+    /// Hours past 23 (`24:00` is `midnight`).
+    Hours {
+        midnight: bool,
+    },
+    Minutes,
+    /// Not two digits each: the time as it should be written.
+    Digits {
+        hours: u16,
+        minutes: u16,
+    },
+}
+
 /// A `time_of_day` token → minutes after midnight (clamped into the day),
-/// with the help of its diagnostic when it is not strictly `00:00`..`23:59`.
-pub fn parse_time_of_day(text: &str) -> (u16, Option<String>) {
+/// and what is wrong with it when it is not strictly `00:00`..`23:59`.
+pub fn parse_time_of_day(text: &str) -> (u16, Option<TimeOfDayError>) {
     let (h, m) = text.split_once(':').unwrap_or((text, "0"));
     let hours: u16 = h.parse().unwrap_or(99);
     let minutes: u16 = m.parse().unwrap_or(99);
-    let help = if hours > 23 {
-        Some(if hours == 24 && minutes == 0 {
-            "hours go from `00` to `23`; write `00:00` for midnight".to_owned()
-        } else {
-            "hours go from `00` to `23`".to_owned()
+    let error = if hours > 23 {
+        Some(TimeOfDayError::Hours {
+            midnight: hours == 24 && minutes == 0,
         })
     } else if minutes > 59 {
-        Some("minutes go from `00` to `59`".to_owned())
+        Some(TimeOfDayError::Minutes)
     } else if h.len() != 2 || m.len() != 2 {
-        Some(format!(
-            "write two digits for the hours and the minutes: `{hours:02}:{minutes:02}`"
-        ))
+        Some(TimeOfDayError::Digits { hours, minutes })
     } else {
         None
     };
     let value = (hours.min(23) * 60 + minutes.min(59)).min(1439);
-    (value, help)
+    (value, error)
 }
 
 /// `HH:MM`, strictly two digits each, `00:00`..`23:59`.
@@ -357,16 +305,10 @@ pub fn visit_time_of_day(ctx: &mut Ctx, pair: Pair<Rule>) -> TimeOfDay {
     debug_assert_eq!(pair.as_rule(), Rule::time_of_day);
     let span = ctx.span(&pair);
     let text = pair.as_str();
-    let (minutes, help) = parse_time_of_day(text);
-    if let Some(help) = help {
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::INVALID_TIME_OF_DAY,
-                span,
-                format!("invalid time of day `{text}`"),
-            )
-            .with_help(help),
-        );
+    let (minutes, error) = parse_time_of_day(text);
+    if let Some(error) = error {
+        ctx.diags
+            .push(errors::invalid_time_of_day(span, text, error));
     }
     TimeOfDay { minutes, span }
 }
@@ -379,19 +321,7 @@ pub fn visit_timestamp(ctx: &mut Ctx, pair: Pair<Rule>) -> i64 {
         Some(ms) => ms,
         None => {
             let span = ctx.span(&pair);
-            let help = if text.contains(['T', 't']) {
-                "write an RFC 3339 timestamp with its offset, such as `2026-12-24T09:00:00Z` or `2026-12-24T09:00:00+01:00`"
-            } else {
-                "add a time and an offset, such as `2026-12-24T09:00:00Z`"
-            };
-            ctx.diags.push(
-                Diagnostic::new(
-                    codes::INVALID_TIMESTAMP,
-                    span,
-                    format!("invalid timestamp `{text}`"),
-                )
-                .with_help(help),
-            );
+            ctx.diags.push(errors::invalid_timestamp(span, text));
             0
         }
     }
@@ -416,14 +346,7 @@ pub fn visit_percent(ctx: &mut Ctx, pair: Pair<Rule>) -> Percent {
     let text = pair.as_str();
     let (value, valid) = parse_percent(text);
     if !valid {
-        ctx.diags.push(
-            Diagnostic::new(
-                codes::INVALID_PERCENT,
-                span,
-                format!("invalid percentage `{text}`"),
-            )
-            .with_help("a percentage must be more than `0%` and at most `100%`"),
-        );
+        ctx.diags.push(errors::invalid_percent(span, text));
     }
     Percent { value, span }
 }

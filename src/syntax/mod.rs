@@ -1,33 +1,29 @@
 //! Text → typed AST. pest stays behind [`parse`]; callers see only
-//! [`ast`] and [`Diagnostic`]s.
+//! [`ast`] and [`Diagnostic`]s. The grammar, `grammar/journey.pest`, is the
+//! language's only definition.
 //!
-//! A file is first split into top-level items ([`chunks`]); each item is
-//! parsed by pest on its own and lowered to the AST by one `visit_<rule>`
-//! function per grammar rule ([`items`], [`headers`], [`steps`], [`expr`],
-//! [`literals`]). A pest failure becomes a worded diagnostic ([`errors`]),
-//! and the failing statement is blanked out so the next one is still checked.
-//!
-//! Before pest, each item is offered to a hand-written parser ([`fast`])
-//! that builds the same AST for valid items several times faster and
-//! declines everything else, which then takes the pest path above.
+//! A file is first cut into top-level items by the grammar's `split` rule
+//! ([`split`]); each item is parsed by pest on its own and lowered to the AST
+//! by one `visit_<rule>` function per grammar rule ([`items`], [`headers`],
+//! [`steps`], [`expr`], [`literals`]). A pest failure becomes a worded
+//! diagnostic ([`errors`], where every syntax diagnostic is worded), and the
+//! failing statement is blanked out so the next one is still checked.
 
 pub mod ast;
-mod chunks;
 mod describe;
 mod errors;
 mod expr;
-mod fast;
 mod grammar;
 mod headers;
 mod items;
 mod literals;
+mod split;
 mod steps;
 
 use pest::Parser;
 use pest::iterators::Pair;
 
 use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 use crate::source::{FileId, SourceFile, Span};
 use grammar::{JourneyParser, Rule};
 
@@ -36,29 +32,26 @@ use grammar::{JourneyParser, Rule};
 pub use literals::{DurationError, parse_duration};
 
 /// Parses one file. Returns every item that parsed (an error in one item
-/// never hides the next item) and the syntax diagnostics.
+/// never hides the next item), the file's comments, and the syntax
+/// diagnostics.
 ///
 /// An item with a syntax error is left out of the file; an item whose only
 /// problems are invalid values (`wait 0s`, `24:00`, `=` for `==`, a reserved
 /// word as a name) is kept, so the checker still reports what else is wrong.
 pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
-    let text: &str = &file.text;
-    let mut out = ast::File::default();
+    let split = split::split(file.id, &file.text);
+    let mut out = ast::File {
+        items: Vec::with_capacity(split.chunks.len()),
+        comments: split.comments,
+    };
     let mut diags = Vec::new();
-    for chunk in chunks::split(text) {
-        let start = chunk.range.start;
-        if let Some(at) = chunks::too_deep(&text[chunk.range.clone()]) {
-            diags.push(too_deep(file, start + at));
+    for chunk in split.chunks {
+        if let Some(at) = chunk.too_deep {
+            let at = chunk.range.start + at;
+            diags.push(errors::too_deep(file.span(at, at + 1)));
             continue;
         }
-        let item = fast::parse_item(
-            file.id,
-            start,
-            &text[chunk.range.clone()],
-            chunk.doc.clone(),
-        )
-        .or_else(|| pest_chunk(file, chunk, &mut diags));
-        out.items.extend(item);
+        out.items.extend(parse_chunk(file, chunk, &mut diags));
     }
     // Recovery reports syntax errors before the values of earlier lines.
     diags.sort_by_key(|d| (d.span.start, d.span.end));
@@ -67,9 +60,9 @@ pub fn parse(file: &SourceFile) -> (ast::File, Vec<Diagnostic>) {
 
 /// One chunk through pest and the visitors: its item, if it has one, and
 /// its diagnostics, pushed onto `diags`.
-fn pest_chunk(
+fn parse_chunk(
     file: &SourceFile,
-    chunk: chunks::Chunk,
+    chunk: split::Chunk,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ast::Item> {
     let start = chunk.range.start;
@@ -88,62 +81,6 @@ fn pest_chunk(
             None
         }
     }
-}
-
-/// What each path makes of one chunk, for the tests that compare them.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct ChunkParse {
-    /// The chunk's byte range in the file.
-    pub range: std::ops::Range<usize>,
-    /// What the fast path returned.
-    pub fast: Option<ast::Item>,
-    /// What pest and the visitors returned, and their diagnostics.
-    pub pest: Option<ast::Item>,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-/// Both paths on every chunk of `file` that is not too deeply nested.
-#[doc(hidden)]
-pub fn parse_both_paths(file: &SourceFile) -> Vec<ChunkParse> {
-    let text: &str = &file.text;
-    let mut out = Vec::new();
-    for chunk in chunks::split(text) {
-        let range = chunk.range.clone();
-        if chunks::too_deep(&text[range.clone()]).is_some() {
-            continue;
-        }
-        let fast = fast::parse_item(
-            file.id,
-            range.start,
-            &text[range.clone()],
-            chunk.doc.clone(),
-        );
-        let mut diagnostics = Vec::new();
-        let pest = pest_chunk(file, chunk, &mut diagnostics);
-        out.push(ChunkParse {
-            range,
-            fast,
-            pest,
-            diagnostics,
-        });
-    }
-    out
-}
-
-/// An item nested deeper than [`chunks::MAX_NESTING`] is not parsed at all:
-/// one error at the bracket that goes too deep.
-fn too_deep(file: &SourceFile, at: usize) -> Diagnostic {
-    Diagnostic::new(
-        codes::SYNTAX,
-        file.span(at, at + 1),
-        "this item is nested too deeply",
-    )
-    .with_label(format!(
-        "more than {} levels deep here",
-        chunks::MAX_NESTING
-    ))
-    .with_help("flatten the nested blocks, lists or parentheses")
 }
 
 /// Lowers one parsed item, collecting the diagnostics of invalid values.
@@ -201,22 +138,8 @@ impl Ctx {
     fn name(&mut self, pair: &Pair<Rule>, what: &str) -> ast::Ident {
         let ident = self.ident(pair);
         if ast::is_reserved(&ident.name) {
-            self.diags.push(
-                Diagnostic::new(
-                    codes::RESERVED_WORD,
-                    ident.span,
-                    format!(
-                        "`{}` is a reserved word and cannot name {}",
-                        ident.name,
-                        article(what)
-                    ),
-                )
-                .with_help(format!(
-                    "pick another name, such as `{}_{}`",
-                    ident.name,
-                    what.replace(' ', "_")
-                )),
-            );
+            self.diags
+                .push(errors::reserved_word(ident.span, &ident.name, what));
         }
         ident
     }
@@ -240,29 +163,17 @@ fn significant_len(text: &str) -> usize {
     }
 }
 
-/// Where a `//` comment starts on one line, outside strings.
+/// Where a `//` comment starts on one line, as the grammar reads the line.
 fn comment_start(line: &str) -> Option<usize> {
-    let bytes = line.as_bytes();
-    let mut in_string = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if in_string => i += 1,
-            b'"' => in_string = !in_string,
-            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return Some(i),
-            _ => {}
-        }
-        i += 1;
+    if !line.contains("//") {
+        return None;
     }
-    None
-}
-
-fn article(what: &str) -> String {
-    if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        format!("an {what}")
-    } else {
-        format!("a {what}")
-    }
+    let mut pairs = JourneyParser::parse(Rule::split, line).ok()?;
+    pairs
+        .next()?
+        .into_inner()
+        .find(|token| token.as_rule() == Rule::comment)
+        .map(|comment| comment.as_span().start())
 }
 
 fn is_punctuation(rule: Rule) -> bool {

@@ -6,12 +6,11 @@ use pest::iterators::Pair;
 use super::ast::{
     Block, Expr, Ident, OnCapped, Send, SendAlt, SplitArm, Step, StepKind, TemplateRef, WithEntry,
 };
+use super::errors;
 use super::grammar::Rule;
 use super::headers::visit_where_clause;
 use super::items::visit_event_ref;
 use super::{Ctx, children, expr, keyword, literals, next};
-use crate::diagnostic::Diagnostic;
-use crate::diagnostic::codes;
 
 pub fn visit_block(ctx: &mut Ctx, pair: Pair<Rule>) -> Block {
     debug_assert_eq!(pair.as_rule(), Rule::block);
@@ -144,14 +143,8 @@ fn visit_wait_until_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> StepKind {
 
 /// Reports a send option given twice (`as` twice).
 fn duplicate_option(ctx: &mut Ctx, span: crate::source::Span, option: &str) {
-    ctx.diags.push(
-        Diagnostic::new(
-            codes::DUPLICATE_CLAUSE,
-            span,
-            format!("`{option}` given twice in one send"),
-        )
-        .with_help(format!("keep one `{option}`")),
-    );
+    ctx.diags
+        .push(errors::given_twice(span, option, "one send"));
 }
 
 fn visit_send_step(ctx: &mut Ctx, pair: Pair<Rule>) -> Send {

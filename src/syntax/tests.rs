@@ -861,7 +861,7 @@ fn deep_nesting_is_one_error_not_a_crash() {
 
 #[test]
 fn nesting_up_to_the_limit_parses() {
-    let depth = super::chunks::MAX_NESTING;
+    let depth = super::split::MAX_NESTING;
     let parens = format!("segment s = {}x{}", "(".repeat(depth), ")".repeat(depth));
     clean(&parens);
     let blocks = format!(
