@@ -1443,7 +1443,8 @@ impl Worker {
     }
 
     /// Reports the entry at `position` applied (with its actions, unless
-    /// the outbox has them), after a checkpoint if `live` and one is due.
+    /// the outbox has them); then, if `live`, takes a checkpoint when one
+    /// is due.
     fn report(&mut self, position: u64, lines: Option<Vec<String>>, live: bool) {
         let stats = self.runtime.stats();
         let per_journey: Vec<(Arc<str>, u64)> = self

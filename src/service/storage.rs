@@ -1225,9 +1225,14 @@ mod tests {
             let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
             // A data directory of an earlier build: its checkpoint in the store.
             let txn = storage.db.begin_write().unwrap_or_else(|e| panic!("{e}"));
-            txn.open_table(CHECKPOINTS)
-                .and_then(|mut t| t.insert(0, (3, b"inline".as_slice())).map(drop))
-                .unwrap_or_else(|e| panic!("{e}"));
+            {
+                let mut table = txn
+                    .open_table(CHECKPOINTS)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                table
+                    .insert(0, (3, b"inline".as_slice()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
             txn.commit().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(checkpoint_of(&storage, 0), (Some(3), b"inline".to_vec()));
 
