@@ -30,7 +30,10 @@
 //! `JOURNEY_BENCH_CHECKPOINT_EVERY=10m` runs `latency` on `ingest`'s data
 //! once more with checkpoints that far apart. `JOURNEY_BENCH_KEEP=1` keeps
 //! the data directories;
-//! `JOURNEY_BENCH_DATA=DIR` only times a restart to ready on `DIR`.
+//! `JOURNEY_BENCH_DATA=DIR` only times a restart to ready on `DIR`;
+//! `JOURNEY_BENCH_STATE=DIR@CLOCK` only runs `latency` on the data
+//! directory `DIR` (stopped, `--clock events`, its clock at `CLOCK`, epoch
+//! ms), as `serve_state` leaves one with `JOURNEY_BENCH_KEEP=1`.
 
 #[path = "support/compact.rs"]
 mod compact;
@@ -254,6 +257,17 @@ fn main() {
             mb(peak)
         );
         let _ = service.stop();
+        return;
+    }
+    if let Some((data, clock)) = std::env::var("JOURNEY_BENCH_STATE").ok().and_then(|v| {
+        Some((
+            v.split_once('@')?.0.to_string(),
+            v.split_once('@')?.1.parse().ok()?,
+        ))
+    }) {
+        let every = std::env::var("JOURNEY_BENCH_CHECKPOINT_EVERY").ok();
+        latency(&dir, Some((PathBuf::from(data), clock)), every.as_deref());
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     let state = wants("ingest").then(|| ingest(&dir));

@@ -12,7 +12,8 @@
 //!
 //! `cargo bench --bench serve_state` (1M users, 10M events by default;
 //! `JOURNEY_BENCH_USERS`, `JOURNEY_BENCH_EVENTS`,
-//! `JOURNEY_BENCH_PARTITIONS` (8)).
+//! `JOURNEY_BENCH_PARTITIONS` (8); `JOURNEY_BENCH_KEEP=1` keeps the data
+//! directory it restarts, for `serve`'s `JOURNEY_BENCH_STATE`).
 
 #[path = "support/counting.rs"]
 mod counting;
@@ -169,38 +170,50 @@ fn main() {
     );
     row("all the partitions' runtimes hold (counted)", held, users);
 
-    // Checkpoints, as the service writes and reads them.
+    // Checkpoints, as the service writes and reads them (and the same
+    // snapshots in JSON, for comparison).
     println!();
     let mut checkpoints = Vec::new();
-    let mut encode = Duration::ZERO;
+    let (mut encode, mut longest) = (Duration::ZERO, Duration::ZERO);
     for runtime in &runtimes {
         let started = Instant::now();
-        let bytes = serde_json::to_vec(&runtime.snapshot_ref()).expect("a checkpoint");
-        encode += started.elapsed();
+        let bytes = encode_checkpoint(1, runtime).expect("a checkpoint");
+        let took = started.elapsed();
+        encode += took;
+        longest = longest.max(took);
         checkpoints.push(bytes);
     }
     let size: usize = checkpoints.iter().map(Vec::len).sum();
     println!(
-        "checkpoints: {:.1} MB in all ({:.0} B/customer), written in {:.2} s (one after another)",
+        "checkpoints: {:.1} MB in all ({:.0} B/customer), taken in {:.2} s one after another \
+         (the longest partition {:.0} ms)",
         size as f64 / 1e6,
         size as f64 / users as f64,
-        encode.as_secs_f64()
+        encode.as_secs_f64(),
+        longest.as_secs_f64() * 1e3
+    );
+    let started = Instant::now();
+    let json: usize = runtimes
+        .iter()
+        .map(|r| serde_json::to_vec(&r.snapshot_ref()).map_or(0, |j| j.len()))
+        .sum();
+    println!(
+        "the same snapshots in JSON: {:.1} MB, {:.2} s",
+        json as f64 / 1e6,
+        started.elapsed().as_secs_f64()
     );
     drop(runtimes);
     restart(&program, &checkpoints, &tail, until);
-    let restore = |bytes: &[u8]| {
-        let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes).expect("a checkpoint");
-        Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"))
+    let snapshot = |bytes: &[u8]| -> Snapshot<MemStore> {
+        Snapshot::decode(&bytes[5..]).unwrap_or_else(|e| panic!("{e}"))
     };
-    let started = Instant::now();
-    for bytes in &checkpoints {
-        let _: serde::de::IgnoredAny = serde_json::from_slice(bytes).expect("JSON");
-    }
-    let scanned = started.elapsed();
+    let restore = |bytes: &[u8]| {
+        Runtime::restore(program.clone(), snapshot(bytes)).unwrap_or_else(|e| panic!("{e}"))
+    };
     let (mut decode, mut check) = (Duration::ZERO, Duration::ZERO);
     for bytes in &checkpoints {
         let started = Instant::now();
-        let snapshot: Snapshot<MemStore> = serde_json::from_slice(bytes).expect("a checkpoint");
+        let snapshot = snapshot(bytes);
         decode += started.elapsed();
         let started = Instant::now();
         let runtime = Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"));
@@ -208,9 +221,8 @@ fn main() {
         drop(runtime);
     }
     println!(
-        "reading them, one after another: the JSON alone {:.2} s; decoded into the state \
-         (index, timers, windows rebuilt) {:.2} s; checked and restored {:.2} s",
-        scanned.as_secs_f64(),
+        "reading them, one after another: decoded into the state (index, timers, windows \
+         rebuilt) {:.2} s; checked and restored {:.2} s",
         decode.as_secs_f64(),
         check.as_secs_f64()
     );
@@ -281,8 +293,11 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
             ..WriteBatch::default()
         });
         for (p, bytes) in checkpoints.iter().enumerate() {
+            storage
+                .stage_checkpoint(p as u32, 1, bytes)
+                .unwrap_or_else(|e| panic!("{e}"));
             write(WriteBatch {
-                checkpoints: vec![(p as u32, 1, encode_checkpoint(1, bytes))],
+                checkpoints: vec![(p as u32, 1)],
                 actions: vec![(p as u32, 1, Vec::new())],
                 ..WriteBatch::default()
             });
@@ -310,10 +325,12 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
             ..WriteBatch::default()
         });
     }
-    let size: u64 = std::fs::read_dir(&data)
-        .into_iter()
+    let size: u64 = [data.clone(), data.join("checkpoints")]
+        .iter()
+        .flat_map(std::fs::read_dir)
         .flatten()
         .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -366,7 +383,16 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&data);
+    if std::env::var_os("JOURNEY_BENCH_KEEP").is_some() {
+        // For `serve`'s latency on a million customers of state.
+        println!(
+            "kept {}: JOURNEY_BENCH_STATE={}@{clock}",
+            data.display(),
+            data.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&data);
+    }
 }
 
 /// The `timestamp` of the stream's last line: where the service's clock is

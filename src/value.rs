@@ -28,8 +28,7 @@ pub fn representable(ms: i64) -> bool {
 
 /// A value of the journey language. Timestamps are epoch milliseconds (UTC),
 /// durations milliseconds.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-#[serde(tag = "t", content = "v", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
     #[default]
     Null,
@@ -40,6 +39,99 @@ pub enum Value {
     Duration(i64),
     List(Arc<[Value]>),
     Object(Arc<BTreeMap<Arc<str>, Value>>),
+}
+
+/// [`Value`] in a human-readable format (a JSON snapshot):
+/// `{"t":"number","v":1.0}`.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Value", tag = "t", content = "v", rename_all = "snake_case")]
+enum Tagged {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(Str),
+    Timestamp(i64),
+    Duration(i64),
+    #[serde(deserialize_with = "nested")]
+    List(Arc<[Value]>),
+    #[serde(deserialize_with = "nested")]
+    Object(Arc<BTreeMap<Arc<str>, Value>>),
+}
+
+/// [`Value`] in a binary format (a snapshot's binary encoding): the
+/// variant's number, then its content. Such formats have no names to tag
+/// with.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Value")]
+enum Plain {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(Str),
+    Timestamp(i64),
+    Duration(i64),
+    #[serde(deserialize_with = "nested")]
+    List(Arc<[Value]>),
+    #[serde(deserialize_with = "nested")]
+    Object(Arc<BTreeMap<Arc<str>, Value>>),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            Tagged::serialize(self, serializer)
+        } else {
+            Plain::serialize(self, serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        if deserializer.is_human_readable() {
+            Tagged::deserialize(deserializer)
+        } else {
+            Plain::deserialize(deserializer)
+        }
+    }
+}
+
+/// How deep lists and objects may nest in a value read back (a snapshot's
+/// profile, say): deeper is refused. Events' JSON nests at most 128 deep,
+/// so no value the runtime made is refused; a forged snapshot in a format
+/// without a nesting limit of its own (the binary one) cannot exhaust the
+/// stack.
+pub const MAX_NESTING: u32 = 128;
+
+thread_local! {
+    /// The lists and objects being read on this thread, outermost first.
+    static READING_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads a list's or object's items, one level deeper ([`MAX_NESTING`]).
+fn nested<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Level;
+    impl Drop for Level {
+        fn drop(&mut self) {
+            READING_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    let depth = READING_DEPTH.with(|d| {
+        let depth = d.get() + 1;
+        d.set(depth);
+        depth
+    });
+    let _level = Level;
+    if depth > MAX_NESTING {
+        return Err(serde::de::Error::custom(format_args!(
+            "a value nests lists and objects deeper than {MAX_NESTING}"
+        )));
+    }
+    T::deserialize(deserializer)
 }
 
 impl Value {
@@ -314,6 +406,56 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_round_trip_in_json_and_in_a_binary_format() {
+        let object: BTreeMap<Arc<str>, Value> = [(
+            Arc::from("k"),
+            Value::str("a text longer than twenty-two bytes"),
+        )]
+        .into();
+        let all = Value::List(Arc::from(vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Number(-1.5),
+            Value::str("short"),
+            Value::Timestamp(1_700_000_000_000),
+            Value::Duration(-60_000),
+            Value::List(Arc::from(vec![Value::Null])),
+            Value::Object(Arc::new(object)),
+        ]));
+        let json = serde_json::to_string(&all).unwrap_or_default();
+        assert!(
+            json.starts_with(r#"{"t":"list","v":[{"t":"null"},{"t":"bool","v":true}"#),
+            "{json}"
+        );
+        let back: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, all);
+        let binary = postcard::to_stdvec(&all).unwrap_or_else(|e| panic!("{e}"));
+        let back: Value = postcard::from_bytes(&binary).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn a_value_nested_too_deep_is_refused_not_a_stack_overflow() {
+        let nest = |depth: u32| {
+            (0..depth).fold(Value::Null, |inner, _| Value::List(Arc::from(vec![inner])))
+        };
+        let fits = postcard::to_stdvec(&nest(MAX_NESTING)).unwrap_or_default();
+        let back: Value = postcard::from_bytes(&fits).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, nest(MAX_NESTING));
+        // Forged: far deeper than any value the runtime makes. Each level
+        // is the list variant (6) and a length of one.
+        let mut forged = [6u8, 1].repeat(100_000);
+        forged.push(0);
+        let Err(e) = postcard::from_bytes::<Value>(&forged) else {
+            panic!("a value nested 100,000 deep was read");
+        };
+        assert!(e.to_string().contains("Serde Deserialization Error"), "{e}");
+        // The depth count is back at zero: a shallow value reads after it.
+        let back: Value = postcard::from_bytes(&fits).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, nest(MAX_NESTING));
+    }
 
     #[test]
     fn whole_numbers_have_no_fraction() {

@@ -13,8 +13,8 @@ use journey::SourceMap;
 use journey::compile::Program;
 use journey::pipeline;
 use journey::runtime::{
-    Action, ActionKind, Event, ExitReason, MemStore, Rejected, RestoreError, Runtime,
-    RuntimeOptions, SNAPSHOT_FORMAT, Snapshot,
+    Action, ActionKind, BINARY_SNAPSHOT_MAGIC, Event, ExitReason, MemStore, Rejected, RestoreError,
+    Runtime, RuntimeOptions, SNAPSHOT_FORMAT, Snapshot,
 };
 use journey::value::{MAX_TIME_MS, format_timestamp, parse_timestamp};
 use proptest::prelude::*;
@@ -467,6 +467,97 @@ proptest! {
             rt.finish(&mut |_| {});
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// A snapshot in the binary encoding (a service's checkpoint) with
+    /// any of its bytes forged, or cut short anywhere, is refused with the
+    /// reason, or restores to a runtime that takes events and runs to its
+    /// end without a panic.
+    #[test]
+    fn a_forged_binary_snapshot_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in prop::option::of(any::<prop::sample::Index>()),
+    ) {
+        let program = compile(PROJECT);
+        let (rt, _) = busy_runtime(&program);
+        let mut bytes = rt.snapshot_ref().to_binary().unwrap_or_else(|e| panic!("{e}"));
+        for (index, byte) in &edits {
+            let i = index.index(bytes.len());
+            bytes[i] = *byte;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        let snapshot = match Snapshot::<MemStore>::decode(&bytes) {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                prop_assert!(!e.to_string().is_empty());
+                return Ok(());
+            }
+        };
+        if let Ok(mut rt) = Runtime::restore(program, snapshot) {
+            let empty = json!({});
+            let later = ts("2026-03-20T09:00:00Z");
+            for user in ["ana", "dee"] {
+                let _ = rt.ingest(&Event::track(user, "signed_up", later, &empty), &mut |_| {});
+            }
+            rt.finish(&mut |_| {});
+        }
+    }
+}
+
+/// The binary encoding restores exactly what JSON does, and says why when
+/// it cannot: cut short, bytes after its end, another format.
+#[test]
+fn a_binary_snapshot_restores_and_a_broken_one_says_why() {
+    let program = compile(PROJECT);
+    let (rt, _) = busy_runtime(&program);
+    let bytes = rt
+        .snapshot_ref()
+        .to_binary()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let json = serde_json::to_vec(&rt.snapshot_ref()).unwrap_or_default();
+    assert!(
+        bytes.len() * 2 < json.len(),
+        "binary {} bytes, JSON {}",
+        bytes.len(),
+        json.len()
+    );
+    let restored = Runtime::restore(
+        program.clone(),
+        Snapshot::<MemStore>::decode(&bytes).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(snapshot_json(&restored), snapshot_json(&rt));
+    // JSON reads through the same door.
+    let from_json = Snapshot::<MemStore>::decode(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from_json.program, rt.snapshot_ref().program);
+
+    let refused = |bytes: &[u8]| match Snapshot::<MemStore>::decode(bytes) {
+        Ok(_) => panic!("a broken snapshot decoded"),
+        Err(e) => e.to_string(),
+    };
+    let cut = refused(&bytes[..bytes.len() - 3]);
+    assert!(cut.starts_with("the snapshot does not read: "), "{cut}");
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(
+        refused(&longer),
+        "the snapshot does not read: 1 bytes follow its end"
+    );
+    let mut other = bytes.clone();
+    other[BINARY_SNAPSHOT_MAGIC.len()] = 9;
+    assert!(
+        matches!(
+            Snapshot::<MemStore>::decode(&other),
+            Err(RestoreError::Format { found: 9 })
+        ),
+        "another format is refused before its body is read"
+    );
+    assert!(refused(b"not a snapshot").contains("as JSON"));
 }
 
 // --------------------------------------------- any time, bounded by users

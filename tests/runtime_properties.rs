@@ -76,16 +76,27 @@ fn run(program: &Arc<Program>, lines: &[String]) -> Vec<Action> {
     out
 }
 
-/// A run stopped after `split` lines, snapshotted through JSON, restored
-/// and resumed.
+/// A run stopped after `split` lines, snapshotted, restored and resumed.
+/// The snapshot goes through both encodings, JSON and the binary one (the
+/// service's checkpoints); both restore to the same state, and the run
+/// resumes from the binary one.
 fn run_restored(program: &Arc<Program>, lines: &[String], split: usize) -> Vec<Action> {
     let mut rt = Runtime::new(program.clone());
     let mut out = Vec::new();
     feed(&mut rt, &lines[..split], 1, &mut out);
     let json = serde_json::to_string(&rt.snapshot()).expect("a snapshot serializes");
+    let binary = rt.snapshot_ref().to_binary().expect("a snapshot encodes");
     drop(rt);
     let snapshot: Snapshot<MemStore> = serde_json::from_str(&json).expect("a snapshot restores");
+    let from_json = Runtime::restore(program.clone(), snapshot).expect("a snapshot restores");
+    let snapshot: Snapshot<MemStore> = Snapshot::decode(&binary).expect("a snapshot decodes");
     let mut rt = Runtime::restore(program.clone(), snapshot).expect("a snapshot restores");
+    assert_eq!(
+        serde_json::to_string(&rt.snapshot_ref()).ok(),
+        serde_json::to_string(&from_json.snapshot_ref()).ok(),
+        "the binary encoding restores what JSON does"
+    );
+    drop(from_json);
     feed(&mut rt, &lines[split..], split + 1, &mut out);
     rt.finish(&mut |a: Action| out.push(a));
     out

@@ -785,6 +785,18 @@ fn the_core_by_hand() {
     assert_eq!(runtime.stats().duplicates, 1);
     assert_eq!(resumed.stats(), runtime.stats());
     assert_eq!(resumed.now(), runtime.now());
+    // The binary encoding, as `journey serve`'s checkpoints hold it.
+    let bytes = runtime
+        .snapshot_ref()
+        .to_binary()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snapshot: Snapshot = Snapshot::decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let resumed = Runtime::restore(program.clone(), snapshot).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resumed.stats(), runtime.stats());
+    assert_eq!(
+        serde_json::to_string(&resumed.snapshot_ref()).unwrap_or_default(),
+        saved
+    );
 }
 
 /// Every ```rust block of docs/embedding.md is copied from code that

@@ -198,9 +198,83 @@ pub struct Snapshot<S = MemStore> {
     pub stats: Stats,
 }
 
+/// The first bytes of a snapshot in the binary encoding
+/// ([`Snapshot::to_binary`]); the snapshot's format follows (four bytes,
+/// little-endian), then the snapshot in postcard's encoding.
+pub const BINARY_SNAPSHOT_MAGIC: &[u8; 8] = b"journey\x00";
+
+impl<S: Serialize> Snapshot<S> {
+    /// The snapshot in the binary encoding: [`BINARY_SNAPSHOT_MAGIC`], the
+    /// format, then the same fields as the JSON form in postcard's
+    /// encoding (lengths and integers as varints, no field names). About a
+    /// third of the JSON's size, and written and read several times faster:
+    /// what the service's checkpoints are.
+    pub fn to_binary(&self) -> Result<Vec<u8>, String> {
+        self.write_binary(Vec::with_capacity(1 << 16))
+    }
+
+    /// [`Snapshot::to_binary`] after the bytes `out` holds.
+    pub fn write_binary(&self, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
+        out.extend_from_slice(BINARY_SNAPSHOT_MAGIC);
+        out.extend_from_slice(&self.format.to_le_bytes());
+        postcard::to_extend(self, out).map_err(|e| format!("the snapshot does not encode: {e}"))
+    }
+}
+
+impl<'de, S: Deserialize<'de>> Snapshot<S> {
+    /// Reads a snapshot in either encoding: the binary one
+    /// ([`Snapshot::to_binary`]) or JSON (what [`Runtime::snapshot`] gives
+    /// serde_json). A binary snapshot of another format is refused before
+    /// its body is read (its fields may differ); one that does not decode,
+    /// or has bytes after its end, is refused with the reason. What reads
+    /// is not yet trusted: [`Runtime::restore`] checks it.
+    pub fn decode(bytes: &'de [u8]) -> Result<Snapshot<S>, RestoreError> {
+        let unreadable = |why: String| RestoreError::Unreadable(why);
+        if let Some(rest) = bytes.strip_prefix(BINARY_SNAPSHOT_MAGIC.as_slice()) {
+            let (format, body) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| unreadable("it ends before its format".into()))?;
+            let format = u32::from_le_bytes(*format);
+            if format != SNAPSHOT_FORMAT {
+                return Err(RestoreError::Format { found: format });
+            }
+            let (snapshot, left): (Snapshot<S>, _) =
+                postcard::take_from_bytes(body).map_err(|e| unreadable(binary_error(&e)))?;
+            if !left.is_empty() {
+                return Err(unreadable(format!("{} bytes follow its end", left.len())));
+            }
+            if snapshot.format != format {
+                return Err(unreadable(format!(
+                    "its header says format {format}, its body {}",
+                    snapshot.format
+                )));
+            }
+            return Ok(snapshot);
+        }
+        serde_json::from_slice(bytes).map_err(|e| unreadable(format!("as JSON: {e}")))
+    }
+}
+
+/// What a binary snapshot's decoding error says. postcard keeps no text of
+/// the checks the snapshot's own types make while they are read; those are
+/// named here.
+fn binary_error(e: &postcard::Error) -> String {
+    match e {
+        postcard::Error::SerdeDeCustom => format!(
+            "a part of it is out of range (a value nested deeper than {}, or a `messageId` \
+             window of a size or duration no window has)",
+            crate::value::MAX_NESTING
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// Why [`Runtime::restore`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RestoreError {
+    /// Its bytes do not read as a snapshot ([`Snapshot::decode`]): cut
+    /// short, damaged, or not a snapshot.
+    Unreadable(String),
     /// Taken by a build that writes another snapshot format.
     Format { found: u32 },
     /// Taken over another program (another version of the journeys).
@@ -213,6 +287,7 @@ pub enum RestoreError {
 impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            RestoreError::Unreadable(why) => write!(f, "the snapshot does not read: {why}"),
             RestoreError::Format { found } => write!(
                 f,
                 "the snapshot has format {found}, and this build reads format {SNAPSHOT_FORMAT}: \

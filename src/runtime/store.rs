@@ -76,7 +76,7 @@ pub trait Store: 'static {
 }
 
 /// One user's state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct UserState {
     /// Profile slot values (index = slot id); empty until the first write,
     /// shorter than the slot list when the tail is all `null`.
@@ -92,8 +92,29 @@ pub struct UserState {
     /// Every `trigger no ... for` silence of the program for this user.
     /// Kept apart from `journeys`: a silence is touched by most events, and
     /// a journey state is only made on entry.
-    #[serde(default, skip_serializing_if = "Silences::is_empty")]
+    #[serde(default)]
     pub silences: Silences,
+}
+
+/// Written with its fields in order; in JSON, `silences` is left out when
+/// none has started. A binary encoding (a snapshot's, [`super::Snapshot`])
+/// has no field names to tell what is left out, so there it is always
+/// written.
+impl Serialize for UserState {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        use serde::ser::SerializeStruct;
+        let silences = !serializer.is_human_readable() || !self.silences.is_empty();
+        let mut state = serializer.serialize_struct("UserState", 3 + usize::from(silences))?;
+        state.serialize_field("profile", &self.profile)?;
+        state.serialize_field("journeys", &self.journeys)?;
+        state.serialize_field("sent", &self.sent)?;
+        if silences {
+            state.serialize_field("silences", &self.silences)?;
+        } else {
+            state.skip_field("silences")?;
+        }
+        state.end()
+    }
 }
 
 /// A list read back as long as it is: a JSON list comes without its

@@ -7,10 +7,22 @@
 //!                    │ entries, in journal order
 //!                    ▼
 //!                 worker p: Runtime::ingest / advance_to / finish
-//!                    │ Applied { position, action lines, checkpoint? }
-//!                    ▼
-//!                 writer ──▶ outbox + applied position (+ checkpoint), one transaction
+//!                    │ Applied { position, action lines }   │ its snapshot, when due
+//!                    ▼                                       ▼
+//!                 writer ◀── Checkpointed { position } ── checkpointer: the file, synced
+//!                    │
+//!                    ▼ outbox + applied position (+ the checkpoint named), one transaction
 //! ```
+//!
+//! Checkpoints stop nothing for long. A partition's is its snapshot in the
+//! binary encoding ([`Snapshot::to_binary`]), taken on its worker between
+//! two entries; the checkpointer thread writes it to a file of its own and
+//! syncs it ([`Storage::stage_checkpoint`]), and only then does the writer
+//! name it the partition's, in its next transaction: no write waits for a
+//! checkpoint's bytes to reach the disk. The partitions' checkpoints are
+//! spread over `checkpoint.every` (partition `p` of `P` takes its first
+//! `(p + 1) / P` of the way in) and taken one at a time: one that comes due
+//! while another partition is taking its own waits for the next entry.
 //!
 //! The writer stamps each entry with the instant it takes effect (§3):
 //! with `--clock events`, the later of the message's timestamp and the one
@@ -140,6 +152,12 @@ enum Op {
         to: i64,
     },
     Applied(Applied),
+    /// The checkpoint of `partition` at `position` is staged: the writer
+    /// names it the partition's.
+    Checkpointed {
+        partition: u32,
+        position: u64,
+    },
     Inspect {
         partition: u32,
         look: Inspection,
@@ -175,7 +193,9 @@ struct Applied {
     position: u64,
     /// `None` for a position the outbox already held (a replay).
     lines: Option<Vec<String>>,
-    checkpoint: Option<Vec<u8>>,
+    /// A checkpoint staged at `position` by the worker itself (its last,
+    /// at a stop): the writer names it.
+    checkpoint: Option<u64>,
     active_instances: u64,
     pending_timers: u64,
     /// The worker's last report: it has applied everything and stops.
@@ -208,6 +228,15 @@ struct Published {
     active: Vec<Mutex<ActiveByJourney>>,
     /// Per partition, the wall time of its last checkpoint (ms).
     checkpointed_at: Vec<AtomicI64>,
+    /// Whether a partition is taking its checkpoint: one at a time.
+    checkpointing: AtomicBool,
+}
+
+/// A partition's checkpoint on its way to the checkpointer thread.
+struct Staged {
+    partition: u32,
+    position: u64,
+    bytes: Vec<u8>,
 }
 
 /// What a start reports about the replay.
@@ -257,9 +286,20 @@ impl Core {
             checkpointed_at: (0..config.partitions)
                 .map(|_| AtomicI64::new(wall_ms()))
                 .collect(),
+            checkpointing: AtomicBool::new(false),
         });
         let mut workers = Vec::new();
         let mut threads = Vec::new();
+        // The checkpointer: stops once every worker has let go of it.
+        let (staged_tx, staged_rx) = mpsc::channel::<Staged>();
+        {
+            let (storage, ops) = (storage.clone(), ops_tx.clone());
+            let handle = std::thread::Builder::new()
+                .name("journey-checkpointer".into())
+                .spawn(move || checkpointer(storage.as_ref(), staged_rx, ops))
+                .map_err(|e| StorageError(format!("cannot start the checkpointer thread: {e}")))?;
+            threads.push(handle);
+        }
         let (recovered_tx, recovered_rx) = mpsc::channel::<Result<Recovered, String>>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         // Each partition reads and restores its own checkpoint, on its own
@@ -282,6 +322,7 @@ impl Core {
                 next_due: next_due.clone(),
                 ticking: ticking.clone(),
                 published: published.clone(),
+                checkpointer: staged_tx.clone(),
             };
             let (recovered, ready) = (recovered_tx.clone(), ready_tx.clone());
             let handle = std::thread::Builder::new()
@@ -291,6 +332,7 @@ impl Core {
             threads.push(handle);
         }
         drop(recovered_tx);
+        drop(staged_tx);
         let mut next_position = vec![0; config.partitions as usize];
         let mut dropped = Vec::new();
         let mut replayed = 0;
@@ -668,16 +710,22 @@ fn program_of(versions: &Versions, version: u32) -> Result<Arc<Program>, Storage
 }
 
 /// A checkpoint: `V`, the version of the journeys its partition ran (four
-/// bytes, little-endian), then the runtime's snapshot.
-pub fn encode_checkpoint(version: u32, snapshot: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + snapshot.len());
+/// bytes, little-endian), then the runtime's snapshot in the binary
+/// encoding ([`Snapshot::to_binary`]).
+pub fn encode_checkpoint(version: u32, runtime: &Runtime) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(1 << 20);
     out.push(b'V');
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(snapshot);
-    out
+    runtime.snapshot_ref().write_binary(out)
 }
 
-fn restore(versions: &Versions, bytes: &[u8]) -> Result<(u32, Runtime), StorageError> {
+/// Restores a checkpoint ([`encode_checkpoint`]) over its version's
+/// program. A checkpoint of a build that wrote JSON snapshots reads too
+/// ([`Snapshot::decode`]); the next one is binary.
+pub fn restore_checkpoint(
+    versions: &Versions,
+    bytes: &[u8],
+) -> Result<(u32, Runtime), StorageError> {
     let (version, snapshot) = match bytes {
         [b'V', a, b, c, d, rest @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]), rest),
         _ => {
@@ -687,11 +735,42 @@ fn restore(versions: &Versions, bytes: &[u8]) -> Result<(u32, Runtime), StorageE
         }
     };
     let program = program_of(versions, version)?;
-    let snapshot: Snapshot<MemStore> = serde_json::from_slice(snapshot)
-        .map_err(|e| StorageError(format!("a checkpoint does not read: {e}")))?;
+    let snapshot: Snapshot<MemStore> = Snapshot::decode(snapshot)
+        .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))?;
     Runtime::restore(program, snapshot)
         .map(|r| (version, r.with_options(partition_options())))
         .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
+}
+
+/// Writes each checkpoint a worker hands it to its file, then tells the
+/// writer to name it; stops when every worker has let go. A checkpoint
+/// that cannot be written is reported and skipped: the partition's journal
+/// stays until a later one is.
+fn checkpointer(storage: &dyn Storage, staged: Receiver<Staged>, ops: Sender<Op>) {
+    while let Ok(Staged {
+        partition,
+        position,
+        bytes,
+    }) = staged.recv()
+    {
+        if let Err(e) = storage.stage_checkpoint(partition, position, &bytes) {
+            eprintln!(
+                "journey serve: partition {partition}'s checkpoint at position {position} was \
+                 not written, its journal is kept: {e}"
+            );
+            continue;
+        }
+        drop(bytes);
+        if ops
+            .send(Op::Checkpointed {
+                partition,
+                position,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Wall-clock milliseconds, read only by the shell (the writer, the
@@ -833,12 +912,19 @@ impl Writer {
                     if let Some(lines) = a.lines {
                         batch.actions.push((a.partition, a.position, lines));
                     }
-                    if let Some(bytes) = a.checkpoint {
-                        batch.checkpoints.push((a.partition, a.position, bytes));
-                        // Nothing before a checkpoint is read again.
-                        batch.truncate.push((a.partition, a.position + 1));
+                    if let Some(position) = a.checkpoint {
+                        batch.checkpoints.push((a.partition, position));
+                        batch.truncate.push((a.partition, position + 1));
                     }
                     self.applied[p] = self.applied[p].max(a.position);
+                }
+                Op::Checkpointed {
+                    partition,
+                    position,
+                } => {
+                    batch.checkpoints.push((partition, position));
+                    // Nothing before a checkpoint is read again.
+                    batch.truncate.push((partition, position + 1));
                 }
                 Op::Inspect { partition, look } => inspections.push((partition, look)),
                 Op::Deploy {
@@ -977,10 +1063,17 @@ impl Writer {
                     if let Some(lines) = a.lines {
                         batch.actions.push((a.partition, a.position, lines));
                     }
-                    if let Some(bytes) = a.checkpoint {
-                        batch.checkpoints.push((a.partition, a.position, bytes));
-                        batch.truncate.push((a.partition, a.position + 1));
+                    if let Some(position) = a.checkpoint {
+                        batch.checkpoints.push((a.partition, position));
+                        batch.truncate.push((a.partition, position + 1));
                     }
+                }
+                Ok(Op::Checkpointed {
+                    partition,
+                    position,
+                }) => {
+                    batch.checkpoints.push((partition, position));
+                    batch.truncate.push((partition, position + 1));
                 }
                 Ok(Op::Append { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
@@ -1024,6 +1117,7 @@ struct Seed {
     next_due: Arc<Vec<AtomicI64>>,
     ticking: Arc<Vec<AtomicBool>>,
     published: Arc<Published>,
+    checkpointer: Sender<Staged>,
 }
 
 /// What a partition found on disk, for the writer.
@@ -1073,13 +1167,19 @@ impl Seed {
         if recovered.send(Ok(report)).is_err() {
             return;
         }
+        // The first checkpoint is `(p + 1) / P` of the way: spread out.
+        let share = f64::from(self.partition + 1) / f64::from(self.config.partitions.max(1));
         let worker = Worker {
             partition: self.partition,
             runtime,
             ops: self.ops,
             applied: recovery.applied,
             since_checkpoint: 0,
-            last_checkpoint: Instant::now(),
+            checkpoint_after: ((self.config.checkpoint_entries as f64 * share) as u64).max(1),
+            checkpoint_at: Instant::now() + self.config.checkpoint_every.mul_f64(share),
+            checkpoint_wanted: false,
+            checkpointer: self.checkpointer,
+            storage: self.storage,
             config: self.config,
             next_due: self.next_due,
             ticking: self.ticking,
@@ -1096,7 +1196,7 @@ impl Seed {
     fn restore(&self) -> Result<(u32, Runtime, Recovery), StorageError> {
         let mut restored = None;
         let recovery = self.storage.recover(self.partition, &mut |bytes| {
-            restored = Some(restore(&self.versions, bytes)?);
+            restored = Some(restore_checkpoint(&self.versions, bytes)?);
             Ok(())
         })?;
         let (version, runtime) = match restored {
@@ -1150,8 +1250,14 @@ struct Worker {
     ops: Sender<Op>,
     /// Positions up to this one have their actions in the outbox already.
     applied: u64,
+    /// Entries applied since the last checkpoint; one is due after
+    /// `checkpoint_after` of them, or at `checkpoint_at`, or when wanted.
     since_checkpoint: u64,
-    last_checkpoint: Instant,
+    checkpoint_after: u64,
+    checkpoint_at: Instant,
+    checkpoint_wanted: bool,
+    checkpointer: Sender<Staged>,
+    storage: Arc<dyn Storage>,
     config: CoreConfig,
     next_due: Arc<Vec<AtomicI64>>,
     ticking: Arc<Vec<AtomicBool>>,
@@ -1179,6 +1285,7 @@ impl Worker {
         // A checkpoint after the replay, once ready: the next restart
         // replays nothing of it.
         if let Some(position) = last {
+            self.checkpoint_wanted = true;
             self.report(position, None, true);
         }
         let mut last_position = last.unwrap_or(0);
@@ -1191,13 +1298,31 @@ impl Worker {
                 ToWorker::Inspect(look) => look(&self.runtime),
             }
         }
-        // The writer let go: a final checkpoint, then the last word.
-        let checkpoint = self.checkpoint();
+        // The writer let go: a last checkpoint, written here (nothing else
+        // is left to do), then the last word.
+        let checkpoint = (last_position > 0)
+            .then(|| self.encode_checkpoint())
+            .flatten()
+            .and_then(|bytes| {
+                match self
+                    .storage
+                    .stage_checkpoint(self.partition, last_position, &bytes)
+                {
+                    Ok(()) => Some(last_position),
+                    Err(e) => {
+                        eprintln!(
+                            "journey serve: partition {}'s last checkpoint was not written: {e}",
+                            self.partition
+                        );
+                        None
+                    }
+                }
+            });
         let _ = self.ops.send(Op::Applied(Applied {
             partition: self.partition,
             position: last_position,
             lines: None,
-            checkpoint: (last_position > 0).then_some(checkpoint).flatten(),
+            checkpoint,
             active_instances: 0,
             pending_timers: 0,
             last: true,
@@ -1241,10 +1366,7 @@ impl Worker {
             actions.iter().map(Action::to_json_line).collect::<Vec<_>>()
         });
         if live || lines.is_some() {
-            let checkpoint_due = live
-                && (self.since_checkpoint >= self.config.checkpoint_entries
-                    || self.last_checkpoint.elapsed() >= self.config.checkpoint_every);
-            self.report(position, lines, checkpoint_due);
+            self.report(position, lines, live);
         }
     }
 
@@ -1280,16 +1402,50 @@ impl Worker {
         }
     }
 
-    fn checkpoint(&mut self) -> Option<Vec<u8>> {
+    /// The partition's checkpoint now; the next is due a whole interval on.
+    fn encode_checkpoint(&mut self) -> Option<Vec<u8>> {
         self.since_checkpoint = 0;
-        self.last_checkpoint = Instant::now();
+        self.checkpoint_after = self.config.checkpoint_entries.max(1);
+        self.checkpoint_at = Instant::now() + self.config.checkpoint_every;
+        self.checkpoint_wanted = false;
         self.published.checkpointed_at[self.partition as usize].store(wall_ms(), Ordering::Release);
-        let snapshot = serde_json::to_vec(&self.runtime.snapshot_ref()).ok()?;
-        Some(encode_checkpoint(self.version, &snapshot))
+        match encode_checkpoint(self.version, &self.runtime) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                eprintln!(
+                    "journey serve: partition {}'s checkpoint was not taken: {e}",
+                    self.partition
+                );
+                None
+            }
+        }
     }
 
-    fn report(&mut self, position: u64, lines: Option<Vec<String>>, checkpoint: bool) {
-        let checkpoint = if checkpoint { self.checkpoint() } else { None };
+    /// Takes a checkpoint at `position` and hands it to the checkpointer,
+    /// when one is due and no other partition is taking its own (else it
+    /// is tried again after the next entry).
+    fn checkpoint_if_due(&mut self, position: u64) {
+        let due = self.checkpoint_wanted
+            || self.since_checkpoint >= self.checkpoint_after
+            || Instant::now() >= self.checkpoint_at;
+        if !due || self.published.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let bytes = self.encode_checkpoint();
+        self.published.checkpointing.store(false, Ordering::Release);
+        if let Some(bytes) = bytes {
+            let _ = self.checkpointer.send(Staged {
+                partition: self.partition,
+                position,
+                bytes,
+            });
+        }
+    }
+
+    /// Reports the entry at `position` applied (with its actions, unless
+    /// the outbox has them); then, if `live`, takes a checkpoint when one
+    /// is due.
+    fn report(&mut self, position: u64, lines: Option<Vec<String>>, live: bool) {
         let stats = self.runtime.stats();
         let per_journey: Vec<(Arc<str>, u64)> = self
             .runtime
@@ -1307,11 +1463,17 @@ impl Worker {
             partition: self.partition,
             position,
             lines,
-            checkpoint,
+            checkpoint: None,
             active_instances: active,
             pending_timers: self.runtime.store().pending_timers() as u64,
             last: false,
         }));
+        // After the report: its actions are committed without waiting for
+        // the snapshot, and the writer names the checkpoint only after
+        // them (the checkpointer's word comes after this one).
+        if live {
+            self.checkpoint_if_due(position);
+        }
     }
 }
 
@@ -1351,21 +1513,32 @@ mod tests {
         versions.insert(1, version(V1));
         versions.insert(2, version(&V1.replace("1h", "2h")));
         let program = versions.program(1).expect("version 1 compiles");
-        let snapshot = serde_json::to_vec(&Runtime::new(program).snapshot()).expect("JSON");
+        let runtime = Runtime::new(program);
+        let restore = restore_checkpoint;
 
-        let (at, _) = restore(&versions, &encode_checkpoint(1, &snapshot)).expect("restores");
+        let checkpoint = encode_checkpoint(1, &runtime).expect("encodes");
+        assert_eq!(&checkpoint[5..13], crate::runtime::BINARY_SNAPSHOT_MAGIC);
+        let (at, _) = restore(&versions, &checkpoint).expect("restores");
         assert_eq!(at, 1);
         // Said to be version 2's: another program, refused with the reason.
-        let Err(e) = restore(&versions, &encode_checkpoint(2, &snapshot)) else {
+        let Err(e) = restore(&versions, &encode_checkpoint(2, &runtime).expect("encodes")) else {
             panic!("restored over another version");
         };
         assert!(e.0.contains("taken over another program"), "{e}");
         // A version the data directory does not hold.
-        let Err(e) = restore(&versions, &encode_checkpoint(9, &snapshot)) else {
+        let Err(e) = restore(&versions, &encode_checkpoint(9, &runtime).expect("encodes")) else {
             panic!("restored over a missing version");
         };
         assert!(
             e.0.contains("version 9 of the journeys is not in the data directory"),
+            "{e}"
+        );
+        // Cut short.
+        let Err(e) = restore(&versions, &checkpoint[..checkpoint.len() - 1]) else {
+            panic!("restored a checkpoint cut short");
+        };
+        assert!(
+            e.0.starts_with("a checkpoint is refused: the snapshot does not read"),
             "{e}"
         );
         // Not a checkpoint at all.
@@ -1373,5 +1546,19 @@ mod tests {
             panic!("restored without a version");
         };
         assert!(e.0.contains("does not read"), "{e}");
+    }
+
+    /// A checkpoint of a build that wrote JSON snapshots still restores.
+    #[test]
+    fn a_json_checkpoint_of_an_earlier_build_restores() {
+        let versions = Versions::default();
+        versions.insert(1, version(V1));
+        let program = versions.program(1).expect("version 1 compiles");
+        let json = serde_json::to_vec(&Runtime::new(program).snapshot_ref()).expect("JSON");
+        let mut checkpoint = vec![b'V'];
+        checkpoint.extend_from_slice(&1u32.to_le_bytes());
+        checkpoint.extend_from_slice(&json);
+        let (at, _) = restore_checkpoint(&versions, &checkpoint).expect("restores");
+        assert_eq!(at, 1);
     }
 }

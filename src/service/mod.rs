@@ -21,6 +21,7 @@
 //!   threads, their actions merged back into one runtime's order.
 
 pub mod admin;
+pub mod checkpoint_files;
 pub mod config;
 pub mod core;
 pub mod delivery;

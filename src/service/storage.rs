@@ -2,8 +2,10 @@
 //! partition a journal of entries and a checkpoint (the runtime's snapshot
 //! at a journal position), and one outbox of committed actions numbered by
 //! `seq`, with, per partition, the last journal position whose actions it
-//! holds. [`RedbStorage`] keeps it all in one redb file in the data
-//! directory; a scale-out backend is another implementation.
+//! holds. [`RedbStorage`] keeps it in one redb file in the data directory,
+//! and the checkpoints' bytes in files beside it
+//! ([`super::checkpoint_files`]), written outside the writer's
+//! transactions; a scale-out backend is another implementation.
 //!
 //! Every [`Storage::write`] is one transaction, made durable before it
 //! returns: the service batches many requests into one (group commit).
@@ -24,6 +26,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint_files::{CheckpointFiles, HEADER};
 use super::journal::Entry;
 
 /// The data directory's fixed facts, written when it is created.
@@ -74,8 +77,10 @@ pub struct WriteBatch {
     /// position produced, in order; each gets the next `seq`, and the
     /// partition's applied position moves there.
     pub actions: Vec<(u32, u64, Vec<String>)>,
-    /// `(partition, position, snapshot)`.
-    pub checkpoints: Vec<(u32, u64, Vec<u8>)>,
+    /// `(partition, position)`: the checkpoint staged there
+    /// ([`Storage::stage_checkpoint`]) becomes the partition's, unless it
+    /// has a later one already; the one it replaces is deleted.
+    pub checkpoints: Vec<(u32, u64)>,
     /// `(partition, position)`: journal entries before it are no longer
     /// needed (a checkpoint covers them); they are dropped once
     /// `journal_kept_after` passes the time of this write.
@@ -239,9 +244,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Commits the batch durably, in one transaction; returns the `seq` of
     /// the last action written (the previous last when none).
     fn write(&self, batch: WriteBatch) -> Result<u64, StorageError>;
+    /// Makes `snapshot` durable as partition `partition`'s checkpoint at
+    /// `position`, without becoming it until a [`Storage::write`] names it
+    /// ([`WriteBatch::checkpoints`]). Called beside the writer, not by it:
+    /// a checkpoint's megabytes never hold up a write.
+    fn stage_checkpoint(
+        &self,
+        partition: u32,
+        position: u64,
+        snapshot: &[u8],
+    ) -> Result<(), StorageError>;
     /// Reads what partition `p` restarts from, handing its checkpoint's
-    /// snapshot to `read` where it lies, not copied out first (at a million
-    /// customers, a partition's is over a hundred megabytes).
+    /// snapshot to `read` (read once, checked, and not copied again).
     fn recover(
         &self,
         partition: u32,
@@ -315,7 +329,13 @@ pub trait Storage: Send + Sync + 'static {
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const JOURNAL: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("journal");
+/// Checkpoints kept in the store itself, by builds before checkpoint files:
+/// read when a partition has no file ([`CHECKPOINT_AT`]), and dropped when
+/// one replaces it.
 const CHECKPOINTS: TableDefinition<u32, (u64, &[u8])> = TableDefinition::new("checkpoints");
+/// Partition → the position of its checkpoint, whose bytes are a file
+/// ([`CheckpointFiles`]).
+const CHECKPOINT_AT: TableDefinition<u32, u64> = TableDefinition::new("checkpoint_at");
 const APPLIED: TableDefinition<u32, u64> = TableDefinition::new("applied");
 /// `seq` → (when it was committed, wall-clock ms; the action's line).
 const OUTBOX: TableDefinition<u64, (i64, &str)> = TableDefinition::new("outbox");
@@ -356,6 +376,7 @@ const DELIVERY_CACHE_BYTES: usize = 32 << 20;
 pub struct RedbStorage {
     db: Database,
     delivery: Database,
+    checkpoints: CheckpointFiles,
     /// The newest `seq`, kept by the writer.
     last_seq: Mutex<u64>,
     /// The newest `seq` dropped by retention.
@@ -378,6 +399,7 @@ impl RedbStorage {
             txn.open_table(META).map_err(fail)?;
             txn.open_table(JOURNAL).map_err(fail)?;
             txn.open_table(CHECKPOINTS).map_err(fail)?;
+            txn.open_table(CHECKPOINT_AT).map_err(fail)?;
             txn.open_table(APPLIED).map_err(fail)?;
             txn.open_table(OUTBOX).map_err(fail)?;
             txn.open_table(VERSIONS).map_err(fail)?;
@@ -402,9 +424,13 @@ impl RedbStorage {
         let storage = RedbStorage {
             db,
             delivery,
+            checkpoints: CheckpointFiles::open(dir)?,
             last_seq: Mutex::new(0),
             pruned: Mutex::new(0),
         };
+        // Files staged and never named (a stop between the two) go.
+        let named = storage.named_checkpoints()?;
+        storage.checkpoints.sweep(&named)?;
         let last = storage.read_last_seq()?;
         *storage.last_seq.lock().map_err(fail)? = last;
         let pruned = storage
@@ -444,6 +470,18 @@ impl RedbStorage {
         Ok(first_pending.map_or(cursor.saturating_add(1), |p| {
             p.min(cursor.saturating_add(1))
         }))
+    }
+
+    /// `(partition, position)` of every checkpoint file named.
+    fn named_checkpoints(&self) -> Result<Vec<(u32, u64)>, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let table = txn.open_table(CHECKPOINT_AT).map_err(fail)?;
+        let mut named = Vec::new();
+        for item in table.iter().map_err(fail)? {
+            let (p, pos) = item.map_err(fail)?;
+            named.push((p.value(), pos.value()));
+        }
+        Ok(named)
     }
 
     fn meta_value(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -489,6 +527,8 @@ impl Storage for RedbStorage {
             Some(_) => self.delivery_floor()?,
             None => 0,
         };
+        // Checkpoint files no longer named once this commits.
+        let mut unnamed = Vec::new();
         let mut txn = self.db.begin_write().map_err(fail)?;
         txn.set_durability(Durability::Immediate).map_err(fail)?;
         {
@@ -578,19 +618,44 @@ impl Storage for RedbStorage {
                     pruned = Some(s);
                 }
             }
-            let mut checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
-            for (p, pos, bytes) in &batch.checkpoints {
-                checkpoints
-                    .insert(*p, (*pos, bytes.as_slice()))
-                    .map_err(fail)?;
+            let mut inline = txn.open_table(CHECKPOINTS).map_err(fail)?;
+            let mut named = txn.open_table(CHECKPOINT_AT).map_err(fail)?;
+            for &(p, pos) in &batch.checkpoints {
+                let before = named.get(p).map_err(fail)?.map(|v| v.value());
+                match before {
+                    // A later one is the partition's already (a live
+                    // checkpoint named after the last one of a shutdown).
+                    Some(before) if before >= pos => {
+                        if before > pos {
+                            unnamed.push((p, pos));
+                        }
+                    }
+                    _ => {
+                        named.insert(p, pos).map_err(fail)?;
+                        inline.remove(p).map_err(fail)?;
+                        unnamed.extend(before.map(|before| (p, before)));
+                    }
+                }
             }
         }
         txn.commit().map_err(fail)?;
+        for (p, pos) in unnamed {
+            self.checkpoints.remove(p, pos);
+        }
         *last_seq = seq;
         if let Some(s) = pruned {
             *self.pruned.lock().map_err(fail)? = s;
         }
         Ok(seq)
+    }
+
+    fn stage_checkpoint(
+        &self,
+        partition: u32,
+        position: u64,
+        snapshot: &[u8],
+    ) -> Result<(), StorageError> {
+        self.checkpoints.stage(partition, position, snapshot)
     }
 
     fn recover(
@@ -599,14 +664,31 @@ impl Storage for RedbStorage {
         read: &mut dyn FnMut(&[u8]) -> Result<(), StorageError>,
     ) -> Result<Recovery, StorageError> {
         let txn = self.db.begin_read().map_err(fail)?;
-        let checkpoints = txn.open_table(CHECKPOINTS).map_err(fail)?;
-        let checkpoint = match checkpoints.get(partition).map_err(fail)? {
-            Some(v) => {
-                let (pos, bytes) = v.value();
-                read(bytes)?;
+        let named = txn
+            .open_table(CHECKPOINT_AT)
+            .map_err(fail)?
+            .get(partition)
+            .map_err(fail)?
+            .map(|v| v.value());
+        let checkpoint = match named {
+            Some(pos) => {
+                let file = self.checkpoints.read(partition, pos)?;
+                read(&file[HEADER..])?;
                 Some(pos)
             }
-            None => None,
+            None => match txn
+                .open_table(CHECKPOINTS)
+                .map_err(fail)?
+                .get(partition)
+                .map_err(fail)?
+            {
+                Some(v) => {
+                    let (pos, bytes) = v.value();
+                    read(bytes)?;
+                    Some(pos)
+                }
+                None => None,
+            },
         };
         let applied = txn
             .open_table(APPLIED)
@@ -982,9 +1064,12 @@ mod tests {
                 .actions
                 .push((1, 1, vec!["{\"a\":1}".into(), "{\"a\":2}".into()]));
             assert_eq!(storage.write(batch).ok(), Some(2));
+            storage
+                .stage_checkpoint(1, 2, b"snap")
+                .unwrap_or_else(|e| panic!("{e}"));
             let later = WriteBatch {
                 actions: vec![(1, 2, vec!["{\"a\":3}".into()])],
-                checkpoints: vec![(1, 2, b"snap".to_vec())],
+                checkpoints: vec![(1, 2)],
                 truncate: vec![(1, 2)],
                 ..WriteBatch::default()
             };
@@ -1110,6 +1195,95 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// What partition `p` restarts from: its checkpoint's position and bytes.
+    fn checkpoint_of(storage: &RedbStorage, p: u32) -> (Option<u64>, Vec<u8>) {
+        let mut bytes = Vec::new();
+        let r = storage
+            .recover(p, &mut |b| {
+                bytes = b.to_vec();
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        (r.checkpoint, bytes)
+    }
+
+    #[test]
+    fn a_staged_checkpoint_counts_once_named_and_replaces_the_one_before() {
+        let dir = temp_dir("checkpoint-files");
+        let files = dir.join("checkpoints");
+        let listed = || {
+            let mut names: Vec<String> = std::fs::read_dir(&files)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        {
+            let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+            // A data directory of an earlier build: its checkpoint in the store.
+            let txn = storage.db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+            {
+                let mut table = txn
+                    .open_table(CHECKPOINTS)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                table
+                    .insert(0, (3, b"inline".as_slice()))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            txn.commit().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(checkpoint_of(&storage, 0), (Some(3), b"inline".to_vec()));
+
+            let stage = |pos: u64, body: &[u8]| {
+                storage
+                    .stage_checkpoint(0, pos, body)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            };
+            // Staged, not named: the partition restarts from the one before.
+            stage(5, b"five");
+            assert_eq!(checkpoint_of(&storage, 0), (Some(3), b"inline".to_vec()));
+            let name = |pos: u64| {
+                storage
+                    .write(WriteBatch {
+                        checkpoints: vec![(0, pos)],
+                        ..WriteBatch::default()
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+            };
+            name(5);
+            assert_eq!(checkpoint_of(&storage, 0), (Some(5), b"five".to_vec()));
+            stage(9, b"nine");
+            name(9);
+            assert_eq!(listed(), ["0-9.checkpoint"], "the one before is deleted");
+            // Named late, after a later one: changes nothing, and goes.
+            stage(7, b"seven");
+            name(7);
+            assert_eq!(checkpoint_of(&storage, 0), (Some(9), b"nine".to_vec()));
+            assert_eq!(listed(), ["0-9.checkpoint"]);
+            // Staged, and the service stopped before naming it.
+            stage(12, b"twelve");
+        }
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(listed(), ["0-9.checkpoint"], "an unnamed file is swept");
+        assert_eq!(checkpoint_of(&storage, 0), (Some(9), b"nine".to_vec()));
+        // A damaged file is refused with the reason, not restored.
+        std::fs::write(
+            files.join("0-9.checkpoint"),
+            b"jckpt\x00\x00\x01 and no more",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Err(e) = storage.recover(0, &mut |_| Ok(())) else {
+            panic!("a damaged checkpoint was read");
+        };
+        assert!(
+            e.0.contains("checkpoint of partition 0 at position 9") && e.0.contains("cut short"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn covered_journal_stays_for_its_retention() {
         let dir = temp_dir("journal-retention");
@@ -1122,8 +1296,11 @@ mod tests {
         storage.write(first).unwrap_or_else(|e| panic!("{e}"));
         // A checkpoint at 2 covers 1 and 2, at 10:00; an hour of retention.
         let hour = 3_600_000;
+        storage
+            .stage_checkpoint(0, 2, b"snap")
+            .unwrap_or_else(|e| panic!("{e}"));
         let checkpoint = WriteBatch {
-            checkpoints: vec![(0, 2, b"snap".to_vec())],
+            checkpoints: vec![(0, 2)],
             truncate: vec![(0, 3)],
             committed_ms: 10 * hour,
             journal_kept_after: 9 * hour,
