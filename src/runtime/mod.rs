@@ -499,10 +499,10 @@ impl<S: Store> Runtime<S> {
             for (i, &timer) in batch.iter().enumerate() {
                 // Start loading the next timer's user while this one fires,
                 // and what the timers after it will read.
-                if let Some(next) = batch.get(i + 1).or(self.store.peek_timer()) {
-                    if let Some(store) = self.hints() {
-                        store.prefetch_user(next.user);
-                    }
+                if let Some(next) = batch.get(i + 1).or(self.store.peek_timer())
+                    && let Some(store) = self.hints()
+                {
+                    store.prefetch_user(next.user);
                 }
                 if let Some(store) = self.hints() {
                     store.prefetch_timers();
