@@ -65,7 +65,8 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("compile", |b| {
-        b.iter(|| black_box(compile::compile(black_box(&project))))
+        let (model, _) = journey::check::check(&project);
+        b.iter(|| black_box(compile::compile(black_box(&model))))
     });
     group.finish();
 

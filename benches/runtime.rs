@@ -101,7 +101,7 @@ fn program(names: &[&str]) -> Arc<Program> {
     let sources = load_paths(&paths).unwrap_or_else(|e| panic!("loading journeys: {e}"));
     let (project, diagnostics) = Project::parse(sources);
     assert!(diagnostics.is_empty(), "syntax errors in journeys/");
-    let (program, _) = compile(&project);
+    let (program, _) = compile(&journey::check::check(&project).0);
     Arc::new(program)
 }
 

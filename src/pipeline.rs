@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::check::Model;
 use crate::compile::Program;
 use crate::compile::deploy::VERSION_MARK;
 use crate::diagnostic::Diagnostics;
@@ -22,7 +23,8 @@ use crate::syntax::ast::Item;
 /// Parses and checks a set of sources: all diagnostics, sorted.
 pub fn check_sources(sources: SourceMap) -> (Project, Diagnostics) {
     let (project, syntax) = Project::parse(sources);
-    check_project(project, syntax)
+    let (_, diagnostics) = checked(&project, syntax);
+    (project, diagnostics)
 }
 
 /// A project taken through every phase that applies: parsed, checked and,
@@ -37,13 +39,15 @@ pub struct Build {
 
 /// Parses, checks and compiles a set of sources.
 pub fn build(sources: SourceMap) -> Build {
-    let (project, mut diagnostics) = check_sources(sources);
+    let (project, syntax) = Project::parse(sources);
+    let (model, mut diagnostics) = checked(&project, syntax);
     let program = (!diagnostics.has_errors()).then(|| {
-        let (program, warnings) = crate::compile::compile(&project);
+        let (program, warnings) = crate::compile::compile(&model);
         diagnostics.extend(warnings);
         diagnostics.sort(&project.sources);
         program
     });
+    drop(model);
     Build {
         project,
         diagnostics,
@@ -109,24 +113,27 @@ pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Di
             other => item_key(other).is_some_and(|key| known.insert(key)),
         });
     }
-    let (project, diagnostics) = check_project(project, syntax);
+    let (model, diagnostics) = checked(&project, syntax);
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    let (mut program, _) = crate::compile::compile(&project);
+    let (mut program, _) = crate::compile::compile(&model);
     crate::compile::deploy::retire(&mut program);
     Ok(program)
 }
 
-fn check_project(
-    project: Project,
+/// Checks a parsed project: the checker's model and every diagnostic so
+/// far (the parser's `syntax` ones and the checker's), sorted.
+fn checked(
+    project: &Project,
     syntax: Vec<crate::diagnostic::Diagnostic>,
-) -> (Project, Diagnostics) {
+) -> (Model<'_>, Diagnostics) {
+    let (model, diagnostics) = crate::check::check(project);
     let mut all = Diagnostics::default();
     all.extend(syntax);
-    all.extend(crate::check::check(&project));
+    all.extend(diagnostics);
     all.sort(&project.sources);
-    (project, all)
+    (model, all)
 }
 
 /// A top-level declaration's kind and name, for the ones a later version
@@ -144,9 +151,10 @@ fn item_key(item: &Item) -> Option<String> {
 /// Compiles a project's sources alone, for [`crate::compile::deploy::plan`]: the program, or the
 /// diagnostics when it has errors.
 pub fn compile_sources(sources: &SourceMap) -> Result<Program, Diagnostics> {
-    let (project, diagnostics) = check_sources(sources.clone());
+    let (project, syntax) = Project::parse(sources.clone());
+    let (model, diagnostics) = checked(&project, syntax);
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    Ok(crate::compile::compile(&project).0)
+    Ok(crate::compile::compile(&model).0)
 }

@@ -24,7 +24,8 @@ fn compile_graphs() {
             "{name} must check without errors:\n{}",
             human(&diagnostics.items, &project.sources, HumanOptions::plain())
         );
-        let (program, warnings) = compile::compile(&project);
+        let (model, _) = journey::check::check(&project);
+        let (program, warnings) = compile::compile(&model);
 
         let mut out = format!("----- SOURCE\n{text}\n");
         for journey in &program.journeys {

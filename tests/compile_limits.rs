@@ -38,7 +38,8 @@ fn project(text: &str) -> Project {
 }
 
 fn compile_text(text: &str) -> (Program, Vec<Diagnostic>) {
-    compile::compile(&project(text))
+    let project = project(text);
+    compile::compile(&journey::check::check(&project).0)
 }
 
 fn compile_fixture(name: &str) -> (Program, Vec<Diagnostic>) {
@@ -396,7 +397,7 @@ fn journeys_are_sorted_and_files_merge() {
     sources.add("b.journey", fixture("win_back.journey"));
     sources.add("a.journey", fixture("split_max.journey"));
     let (project, _) = check_sources(sources);
-    let (program, _) = compile::compile(&project);
+    let (program, _) = compile::compile(&journey::check::check(&project).0);
     let names: Vec<&str> = program.journeys.iter().map(|j| &*j.name).collect();
     assert_eq!(names, ["split_max", "win_back"]);
     assert_eq!(program.journey_id("win_back"), Some(1));

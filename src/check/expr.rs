@@ -298,7 +298,8 @@ fn name_path(cx: &mut Checker, env: &Env, name: &str, p: &ast::Path, e: &Expr) -
     {
         return handle_path(cx, view, id, name, p, e);
     }
-    if cx.scope.segments.contains(name) {
+    if let Some(index) = cx.scope.segments.index(name) {
+        cx.refs.segments.insert(p.root_span, index);
         if let Some(field) = p.fields.first() {
             cx.report(Problem::InvalidPath {
                 span: field.span,

@@ -651,6 +651,9 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             });
             return;
         };
+        if let Some(id) = self.cx.scope.template_id(&t.name) {
+            self.cx.refs.templates.insert(t.span, id);
+        }
         if channel_ok && decl.channel.name != channel.name {
             self.cx.report(Problem::TemplateChannelMismatch {
                 span: t.span,

@@ -1,5 +1,6 @@
 //! Names, schemas, types and lints over all files of a project at once.
-//! Input: the parsed files; output: diagnostics (unsorted: the caller sorts).
+//! Input: the parsed files; output: the resolved [`Model`] that compile
+//! consumes, and diagnostics (unsorted: the caller sorts).
 //!
 //! The checks are split by concern: [`scope`] builds the global symbol table
 //! once, [`expr`] infers and checks expression types, [`journey`] checks
@@ -12,7 +13,7 @@ mod expr;
 mod journey;
 mod lints;
 pub mod problem;
-mod scope;
+pub(crate) mod scope;
 mod segments;
 mod templates;
 mod types;
@@ -26,15 +27,46 @@ pub use problem::Problem;
 pub use types::Type;
 
 use expr::Env;
+use rustc_hash::FxHashMap;
 use scope::Scope;
 
-/// Runs every compile-time check over the project.
-pub fn check(project: &Project) -> Vec<Diagnostic> {
+/// What the checker resolved, for compile: the symbol table (declarations
+/// in id order) and what each name reference in the project resolved to,
+/// keyed by the reference's span. It borrows the [`Project`].
+pub struct Model<'a> {
+    pub(crate) project: &'a Project,
+    pub(crate) scope: Scope<'a>,
+    pub(crate) refs: Refs,
+}
+
+/// Each name reference the checker resolved, by the span of the name.
+#[derive(Default)]
+pub(crate) struct Refs {
+    /// A channel name (a send's, a template's, a cap's, `reachable`'s
+    /// argument): its id ([`scope::ChannelInfo::id`]).
+    pub channels: FxHashMap<Span, usize>,
+    /// A send's template name: its id ([`Scope::template_id`]).
+    pub templates: FxHashMap<Span, usize>,
+    /// A bare name that is a segment: its index in [`Scope::segments`].
+    pub segments: FxHashMap<Span, usize>,
+}
+
+impl<'a> Model<'a> {
+    /// The project the model resolves.
+    pub fn project(&self) -> &'a Project {
+        self.project
+    }
+}
+
+/// Runs every compile-time check over the project: the resolved model and
+/// the diagnostics found (compile the model only when they hold no error).
+pub fn check(project: &Project) -> (Model<'_>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let scope = Scope::build(project, &mut diags);
     let mut cx = Checker {
         sources: &project.sources,
         scope,
+        refs: Refs::default(),
         diags,
     };
     let template_vars = templates::check_declarations(&mut cx);
@@ -49,7 +81,12 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
         journey::check(&mut cx, j, &mut sends);
     }
     templates::check_sends(&mut cx, &template_vars, &sends);
-    cx.diags
+    let model = Model {
+        project,
+        scope: cx.scope,
+        refs: cx.refs,
+    };
+    (model, cx.diags)
 }
 
 /// What every check shares: the sources (to quote the user's text), the
@@ -57,6 +94,7 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
 pub(crate) struct Checker<'a> {
     pub sources: &'a SourceMap,
     pub scope: Scope<'a>,
+    pub refs: Refs,
     pub diags: Vec<Diagnostic>,
 }
 
@@ -88,9 +126,11 @@ impl<'a> Checker<'a> {
         self.sources.get(span.file).line_col(span.start).0
     }
 
-    /// Checks a channel name (E0205); true when it exists.
+    /// Checks a channel name (E0205) and records what it resolves to; true
+    /// when it exists.
     pub fn check_channel(&mut self, name: &ast::Ident) -> bool {
-        if self.scope.channels.contains(&name.name) {
+        if let Some(channel) = self.scope.channels.get(&name.name) {
+            self.refs.channels.insert(name.span, channel.id);
             return true;
         }
         let suggestion = did_you_mean(&name.name, self.scope.channels.names());

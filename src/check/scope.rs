@@ -27,24 +27,39 @@ const ENGAGEMENT_EVENTS: &[&str] = &[
 ];
 
 /// A name with the declarations it resolves to, in declaration order so that
-/// suggestions never depend on hashing.
+/// suggestions never depend on hashing. An entry's index is its position in
+/// that order.
 pub struct Table<'a, T> {
-    map: FxHashMap<&'a str, T>,
-    order: Vec<&'a str>,
+    map: FxHashMap<&'a str, usize>,
+    entries: Vec<(&'a str, T)>,
 }
 
 impl<'a, T> Default for Table<'a, T> {
     fn default() -> Self {
         Table {
             map: FxHashMap::default(),
-            order: Vec::new(),
+            entries: Vec::new(),
         }
     }
 }
 
 impl<'a, T> Table<'a, T> {
     pub fn get(&self, name: &str) -> Option<&T> {
-        self.map.get(name)
+        self.map.get(name).map(|&i| &self.entries[i].1)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut T> {
+        self.map.get(name).map(|&i| &mut self.entries[i].1)
+    }
+
+    /// The index of `name`, when declared.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.map.get(name).copied()
+    }
+
+    /// The entry at `index` (from [`Table::index`]).
+    pub fn at(&self, index: usize) -> Option<&T> {
+        self.entries.get(index).map(|(_, v)| v)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -52,20 +67,20 @@ impl<'a, T> Table<'a, T> {
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
-        self.order.iter().copied()
+        self.entries.iter().map(|(n, _)| *n)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.entries.is_empty()
     }
 
     /// Inserts `name` unless present; returns the existing entry otherwise.
     fn insert(&mut self, name: &'a str, value: T) -> Result<(), &T> {
-        if self.map.contains_key(name) {
-            return Err(&self.map[name]);
+        if let Some(&i) = self.map.get(name) {
+            return Err(&self.entries[i].1);
         }
-        self.map.insert(name, value);
-        self.order.push(name);
+        self.map.insert(name, self.entries.len());
+        self.entries.push((name, value));
         Ok(())
     }
 }
@@ -74,6 +89,9 @@ impl<'a, T> Table<'a, T> {
 pub struct ChannelInfo<'a> {
     pub builtin: bool,
     pub decl: Option<&'a ast::ChannelDecl>,
+    /// The channel's id in the program: the built-ins first, in
+    /// [`crate::channels::names`]' order, then the others by name.
+    pub id: usize,
 }
 
 /// An event schema: declared by the user, or built in (engagements).
@@ -94,19 +112,24 @@ pub struct Scope<'a> {
     pub strict_events: bool,
     pub profile: Option<Rc<Object>>,
     pub policy: Option<&'a ast::PolicyDecl>,
+    /// The templates on a known channel, in id order (by name): a
+    /// template's id is its index here.
+    pub templates_by_id: Vec<&'a ast::TemplateDecl>,
+    template_ids: FxHashMap<&'a str, usize>,
 }
 
 impl<'a> Scope<'a> {
     /// Builds the table from every file; duplicates go to `diags`.
     pub fn build(project: &'a Project, diags: &mut Vec<Diagnostic>) -> Scope<'a> {
         let mut scope = Scope::default();
-        for name in crate::channels::names() {
+        for (id, name) in crate::channels::names().enumerate() {
             // The table is empty and the built-in names are distinct.
             let _ = scope.channels.insert(
                 name,
                 ChannelInfo {
                     builtin: true,
                     decl: None,
+                    id,
                 },
             );
         }
@@ -163,12 +186,64 @@ impl<'a> Scope<'a> {
         }
         scope.strict_events = !scope.events.is_empty();
         scope.add_engagement_events();
+        scope.number_channels();
+        scope.number_templates();
         scope
+    }
+
+    /// Gives the declared (not built-in) channels their ids, by name after
+    /// the built-ins.
+    fn number_channels(&mut self) {
+        let builtins = crate::channels::names().count();
+        let mut custom: Vec<&'a str> = self
+            .channels
+            .entries
+            .iter()
+            .filter(|(_, c)| !c.builtin)
+            .map(|(n, _)| *n)
+            .collect();
+        custom.sort_unstable();
+        for (i, name) in custom.into_iter().enumerate() {
+            if let Some(c) = self.channels.get_mut(name) {
+                c.id = builtins + i;
+            }
+        }
+    }
+
+    /// Gives the templates on a known channel their ids, by name.
+    fn number_templates(&mut self) {
+        let mut decls: Vec<&'a ast::TemplateDecl> = self
+            .templates
+            .entries
+            .iter()
+            .map(|(_, t)| *t)
+            .filter(|t| self.channels.contains(&t.channel.name))
+            .collect();
+        decls.sort_unstable_by(|a, b| a.name.name.cmp(&b.name.name));
+        self.template_ids = decls
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.name.as_str(), i))
+            .collect();
+        self.templates_by_id = decls;
+    }
+
+    /// The channels in id order.
+    pub fn channels_by_id(&self) -> Vec<(&'a str, &ChannelInfo<'a>)> {
+        let mut out: Vec<(&'a str, &ChannelInfo<'a>)> =
+            self.channels.entries.iter().map(|(n, c)| (*n, c)).collect();
+        out.sort_unstable_by_key(|(_, c)| c.id);
+        out
+    }
+
+    /// The id of a template on a known channel.
+    pub fn template_id(&self, name: &str) -> Option<usize> {
+        self.template_ids.get(name).copied()
     }
 
     fn add_channel(&mut self, c: &'a ast::ChannelDecl, diags: &mut Vec<Diagnostic>) {
         let name = c.name.name.as_str();
-        match self.channels.map.get_mut(name) {
+        match self.channels.get_mut(name) {
             Some(info) if info.builtin && info.decl.is_none() => info.decl = Some(c),
             Some(info) => {
                 let first = info.decl.map_or(c.name.span, |d| d.name.span);
@@ -180,6 +255,8 @@ impl<'a> Scope<'a> {
                     ChannelInfo {
                         builtin: false,
                         decl: Some(c),
+                        // Numbered once every channel is known.
+                        id: 0,
                     },
                 );
             }

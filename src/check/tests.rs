@@ -198,3 +198,69 @@ fn nothing_panics_on_odd_input() {
         let _ = codes(text);
     }
 }
+
+/// The model hands compile each reference resolved, by the span of its
+/// name, with the program's ids: built-in channels first, declared ones by
+/// name; templates by name.
+#[test]
+fn the_model_resolves_channels_templates_and_segments_by_span() {
+    let text = "channel zz {\n  address profile.zz_id\n}\n\
+channel aa {\n  address profile.aa_id\n}\n\
+template t_b {\n  channel zz\n  body \"b\"\n}\n\
+template t_a {\n  channel aa\n  body \"a\"\n}\n\
+segment vip = profile.vip == true\n\
+segment big = vip and profile.spent > 10\n\
+journey j {\n  trigger signed_up\n  if big and reachable(aa) {\n    send zz t_b\n  }\n  send aa t_a\n}\n";
+    let mut sources = SourceMap::new();
+    sources.add("test.journey", text);
+    let (project, syntax) = crate::project::Project::parse(sources);
+    assert!(syntax.is_empty());
+    let (model, diags) = super::check(&project);
+    let errors: Vec<&String> = diags
+        .iter()
+        .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+        .map(|d| &d.message)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let builtins = crate::channels::names().count();
+    let scope = &model.scope;
+    assert_eq!(scope.channels.get("aa").map(|c| c.id), Some(builtins));
+    assert_eq!(scope.channels.get("zz").map(|c| c.id), Some(builtins + 1));
+    let ids: Vec<&str> = scope.channels_by_id().iter().map(|(n, _)| *n).collect();
+    assert_eq!(ids[builtins..], ["aa", "zz"]);
+    let templates: Vec<&str> = scope
+        .templates_by_id
+        .iter()
+        .map(|t| t.name.name.as_str())
+        .collect();
+    assert_eq!(templates, ["t_a", "t_b"]);
+
+    // Each name, by the span of its `n`th occurrence in the text.
+    let at = |name: &str, n: usize| -> crate::source::Span {
+        let start = text
+            .match_indices(name)
+            .map(|(i, _)| i)
+            .filter(|&i| {
+                let before = text[..i].chars().next_back();
+                let after = text[i + name.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+            .nth(n)
+            .unwrap_or_else(|| panic!("`{name}` #{n} not in the text"));
+        crate::source::Span::new(crate::source::FileId(0), start, start + name.len())
+    };
+    let refs = &model.refs;
+    // `channel zz` in t_b, `reachable(aa)`, `send zz`, `send aa`.
+    assert_eq!(refs.channels.get(&at("zz", 1)), Some(&(builtins + 1)));
+    assert_eq!(refs.channels.get(&at("aa", 2)), Some(&builtins));
+    assert_eq!(refs.channels.get(&at("zz", 2)), Some(&(builtins + 1)));
+    assert_eq!(refs.channels.get(&at("aa", 3)), Some(&builtins));
+    assert_eq!(refs.templates.get(&at("t_b", 1)), Some(&1));
+    assert_eq!(refs.templates.get(&at("t_a", 1)), Some(&0));
+    let vip = scope.segments.index("vip");
+    let big = scope.segments.index("big");
+    assert_eq!(refs.segments.get(&at("vip", 1)).copied(), vip);
+    assert_eq!(refs.segments.get(&at("big", 1)).copied(), big);
+    assert_eq!(refs.segments.len(), 2);
+}

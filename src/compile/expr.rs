@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::fold;
 use super::program::{BinOp, CExpr, Engagement, FieldPath, Func};
 use super::tables::Compiler;
+use crate::source::Span;
 use crate::syntax::ast;
 use crate::value::Value;
 
@@ -60,19 +61,25 @@ impl<'p> Compiler<'p> {
                 _ => null(),
             },
             ast::PathRoot::Name(name) => match path.fields.as_slice() {
-                [] => self.segment(name),
+                [] => self.segment(path.root_span),
                 [field] if in_journey => self.handle_state(name, &field.name),
                 _ => null(),
             },
         }
     }
 
-    /// A segment, compiled once in a profile-only context and inlined.
-    fn segment(&mut self, name: &str) -> CExpr {
-        let Some((&key, &expr)) = self.segments.get_key_value(name) else {
+    /// The segment a bare name resolved to, compiled once in a profile-only
+    /// context and inlined.
+    fn segment(&mut self, name: Span) -> CExpr {
+        let model = self.model;
+        let Some(&key) = model.refs.segments.get(&name) else {
             return null();
         };
-        if let Some(compiled) = self.segment_cache.get(key) {
+        let Some(decl) = model.scope.segments.at(key) else {
+            return null();
+        };
+        let expr = &decl.expr;
+        if let Some(compiled) = self.segment_cache.get(&key) {
             return compiled.clone();
         }
         if self.segment_stack.contains(&key) {
@@ -119,17 +126,21 @@ impl<'p> Compiler<'p> {
 
     /// `reachable(<channel>)`: the channel is a bare name (or a string).
     fn reachable(&mut self, args: &[ast::Expr]) -> CExpr {
-        let name = match args.first().map(|a| &a.kind) {
-            Some(ast::ExprKind::Path(ast::Path {
-                root: ast::PathRoot::Name(n),
-                fields,
-                ..
-            })) if fields.is_empty() => n.as_str(),
-            Some(ast::ExprKind::String(s)) => s.as_str(),
+        let Some(arg) = args.first() else {
+            return null();
+        };
+        // The span the checker resolved: the bare name's, or the string's.
+        let name = match &arg.kind {
+            ast::ExprKind::Path(p)
+                if p.fields.is_empty() && matches!(p.root, ast::PathRoot::Name(_)) =>
+            {
+                p.root_span
+            }
+            ast::ExprKind::String(_) => arg.span,
             _ => return null(),
         };
-        match self.channel_ids.get(name) {
-            Some(&id) => CExpr::Reachable(id),
+        match self.channel_ref(name) {
+            Some(id) => CExpr::Reachable(id),
             None => null(),
         }
     }

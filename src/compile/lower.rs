@@ -282,9 +282,9 @@ impl<'p> Compiler<'p> {
     }
 
     fn send_alt(&mut self, alt: &'p ast::SendAlt) -> Option<SendAlt> {
-        let channel = *self.channel_ids.get(alt.channel.name.as_str())?;
+        let channel = self.channel_ref(alt.channel.span)?;
         let declared = match &alt.template {
-            ast::TemplateRef::Named(name) => self.template_ids.get(name.name.as_str()).copied(),
+            ast::TemplateRef::Named(name) => self.template_ref(name.span),
             ast::TemplateRef::External(_) => None,
         };
         let with = self.with_entries(&alt.with);

@@ -1,10 +1,12 @@
 //! AST → Program: the petgraph DAG per journey, static analyses, dot/mermaid,
 //! serde envelope.
 //!
-//! [`compile`] takes a project the checker accepted and never panics on one
-//! it did not: whatever cannot be resolved is skipped (a send on an unknown
-//! channel loses that alternative, an unknown path reads `null`). The work is
-//! split by concern: `tables` (project-wide names and ids), `expr` and `fold`
+//! [`compile`] takes the [`Model`] of a project the checker accepted: names
+//! are not looked up again, each reference reads what the checker resolved
+//! it to (by its span). It never panics on a model with errors: whatever
+//! the checker could not resolve is skipped (a send on an unknown channel
+//! loses that alternative, an unknown path reads `null`). The work is
+//! split by concern: `tables` (the program's ids), `expr` and `fold`
 //! (expressions), `lower` (steps → nodes), `template_reads` (template variables),
 //! `limits` (the static analyses and the cap warning).
 
@@ -25,13 +27,14 @@ pub use artifact::{LoadError, fingerprint, load, to_json};
 pub use graph::{summary_table, to_dot, to_mermaid};
 pub use program::Program;
 
+use crate::check::Model;
 use crate::diagnostic::Diagnostic;
-use crate::project::Project;
 
-/// Compiles a checked project into its [`Program`]. The diagnostics are the
-/// back end's own warnings (W0004, a send that caps always block).
-pub fn compile(project: &Project) -> (Program, Vec<Diagnostic>) {
-    let mut compiler = tables::Compiler::new(project);
+/// Compiles a checked project, the model [`crate::check::check`] returned,
+/// into its [`Program`]. The diagnostics are the back end's own warnings
+/// (W0004, a send that caps always block).
+pub fn compile(model: &Model<'_>) -> (Program, Vec<Diagnostic>) {
+    let mut compiler = tables::Compiler::new(model);
     let program = compiler.program();
     (program, compiler.into_diagnostics())
 }

@@ -1,8 +1,8 @@
-//! The compiler's project-wide state: declarations by name, and the interned
-//! ids of the program (channels, templates, profile slots, events and their
-//! fields). Ids are handed out in a fixed order (built-ins first, then
-//! journeys by name, steps in source order) so the same project always
-//! compiles to the same program.
+//! The compiler's project-wide state: the checker's [`Model`] (declarations
+//! in id order, what each name resolved to) and the interned ids of the
+//! program (profile slots, events and their fields). Ids are handed out in a
+//! fixed order (built-ins first, then journeys by name, steps in source
+//! order) so the same project always compiles to the same program.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use super::program::{
     Program, QuietHours, SlotId, Template, TemplateId,
 };
 use crate::channels;
-use crate::check::Problem;
+use crate::check::{Model, Problem, Type};
 use crate::diagnostic::Diagnostic;
 use crate::project::Project;
 use crate::source::Span;
@@ -33,17 +33,15 @@ pub(crate) enum Role {
 
 pub(crate) struct Compiler<'p> {
     pub(crate) project: &'p Project,
-    profile: Option<&'p [ast::FieldDecl]>,
-    event_schemas: FxHashMap<&'p str, &'p [ast::FieldDecl]>,
-    pub(crate) segments: FxHashMap<&'p str, &'p ast::Expr>,
-    pub(crate) segment_cache: FxHashMap<&'p str, super::program::CExpr>,
-    pub(crate) segment_stack: Vec<&'p str>,
-    channel_decls: Vec<&'p ast::ChannelDecl>,
-    template_decls: Vec<&'p ast::TemplateDecl>,
-    pub(crate) template_ids: FxHashMap<&'p str, TemplateId>,
+    /// What the checker resolved.
+    pub(crate) model: &'p Model<'p>,
+    /// Each segment compiled so far, by its index in the model.
+    pub(crate) segment_cache: FxHashMap<usize, super::program::CExpr>,
+    /// The segments being compiled (a cycle, which the checker reports, is
+    /// broken with `null`).
+    pub(crate) segment_stack: Vec<usize>,
     /// Memoized template variables (paths from the context root), per template.
     pub(crate) template_vars: FxHashMap<TemplateId, Arc<[FieldPath]>>,
-    pub(crate) channel_ids: FxHashMap<String, ChannelId>,
     pub(crate) channels: Vec<Channel>,
     pub(crate) templates: Vec<Template>,
     slots: Vec<ProfileSlot>,
@@ -64,19 +62,13 @@ pub(crate) struct Compiler<'p> {
 }
 
 impl<'p> Compiler<'p> {
-    pub(crate) fn new(project: &'p Project) -> Compiler<'p> {
-        let mut c = Compiler {
-            project,
-            profile: None,
-            event_schemas: FxHashMap::default(),
-            segments: FxHashMap::default(),
+    pub(crate) fn new(model: &'p Model<'p>) -> Compiler<'p> {
+        Compiler {
+            project: model.project,
+            model,
             segment_cache: FxHashMap::default(),
             segment_stack: Vec::new(),
-            channel_decls: Vec::new(),
-            template_decls: Vec::new(),
-            template_ids: FxHashMap::default(),
             template_vars: FxHashMap::default(),
-            channel_ids: FxHashMap::default(),
             channels: Vec::new(),
             templates: Vec::new(),
             slots: Vec::new(),
@@ -90,45 +82,24 @@ impl<'p> Compiler<'p> {
             event: None,
             neutral: 0,
             diagnostics: Vec::new(),
-        };
-        c.collect_declarations();
-        c
+        }
     }
 
     pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
         self.diagnostics
     }
 
-    /// Indexes every declaration by name; the first of duplicates wins (the
-    /// checker reports the others).
-    fn collect_declarations(&mut self) {
-        let project = self.project;
-        for item in project.items() {
-            match item {
-                ast::Item::Event(e) => {
-                    self.event_schemas
-                        .entry(e.name.name.as_str())
-                        .or_insert(&e.fields);
-                }
-                ast::Item::Profile(p) => {
-                    self.profile.get_or_insert(&p.fields);
-                }
-                ast::Item::Channel(c) => self.channel_decls.push(c),
-                ast::Item::Template(t) => self.template_decls.push(t),
-                ast::Item::Segment(s) => {
-                    self.segments.entry(s.name.name.as_str()).or_insert(&s.expr);
-                }
-                ast::Item::Policy(_) | ast::Item::Journey(_) => {}
-            }
-        }
-        self.channel_decls
-            .sort_by(|a, b| a.name.name.cmp(&b.name.name));
-        self.channel_decls
-            .dedup_by(|a, b| a.name.name == b.name.name);
-        self.template_decls
-            .sort_by(|a, b| a.name.name.cmp(&b.name.name));
-        self.template_decls
-            .dedup_by(|a, b| a.name.name == b.name.name);
+    /// The id of the channel a name (a send's, a template's, a cap's, or
+    /// `reachable`'s argument) resolved to.
+    pub(crate) fn channel_ref(&self, name: Span) -> Option<ChannelId> {
+        let id = *self.model.refs.channels.get(&name)?;
+        ChannelId::try_from(id).ok()
+    }
+
+    /// The id of the declared template a send's template name resolved to.
+    pub(crate) fn template_ref(&self, name: Span) -> Option<TemplateId> {
+        let id = *self.model.refs.templates.get(&name)?;
+        TemplateId::try_from(id).ok()
     }
 
     /// The whole program.
@@ -179,30 +150,19 @@ impl<'p> Compiler<'p> {
     // ------------------------------------------------------------ channels
 
     fn build_channels(&mut self) {
-        let decls = self.channel_decls.clone();
-        let mut names: Vec<&str> = channels::names().collect();
-        names.extend(
-            decls
-                .iter()
-                .map(|d| d.name.name.as_str())
-                .filter(|n| channels::builtin(n).is_none()),
-        );
-        for (id, name) in names.iter().enumerate() {
-            self.channel_ids
-                .insert((*name).to_string(), id as ChannelId);
-        }
+        let model = self.model;
+        let by_id = model.scope.channels_by_id();
         // The built-in rules' fields first, so their slots have fixed ids.
         for field in channels::address_fields() {
             self.slot(&[field]);
         }
-        for name in &names {
+        for (name, _) in &by_id {
             self.slot(&channels::consent_path(name));
         }
         self.slot(&[channels::UNSUBSCRIBED]);
         self.slot(&[channels::TIMEZONE]);
-        for name in names {
-            let decl = decls.iter().find(|d| d.name.name == name).copied();
-            let channel = self.channel(name, decl);
+        for (name, info) in by_id {
+            let channel = self.channel(name, info.decl);
             self.channels.push(channel);
         }
     }
@@ -234,13 +194,11 @@ impl<'p> Compiler<'p> {
     // ------------------------------------------------------------ templates
 
     fn build_templates(&mut self) {
-        let decls = self.template_decls.clone();
-        for decl in decls {
-            let Some(&channel) = self.channel_ids.get(decl.channel.name.as_str()) else {
+        let model = self.model;
+        for decl in &model.scope.templates_by_id {
+            let Some(channel) = self.channel_ref(decl.channel.span) else {
                 continue;
             };
-            let id = self.templates.len() as TemplateId;
-            self.template_ids.insert(decl.name.name.as_str(), id);
             self.templates.push(Template {
                 name: Arc::from(decl.name.name.as_str()),
                 channel,
@@ -254,11 +212,7 @@ impl<'p> Compiler<'p> {
     // ------------------------------------------------------------ policy
 
     fn build_policy(&mut self) {
-        let project = self.project;
-        let Some(decl) = project.items().find_map(|i| match i {
-            ast::Item::Policy(p) => Some(p),
-            _ => None,
-        }) else {
+        let Some(decl) = self.model.scope.policy else {
             return;
         };
         let mut caps = Vec::new();
@@ -275,7 +229,7 @@ impl<'p> Compiler<'p> {
     pub(crate) fn cap(&self, cap: &ast::Cap) -> Option<Cap> {
         let channel = match &cap.target {
             ast::CapTarget::Messages(_) => None,
-            ast::CapTarget::Channel(c) => Some(*self.channel_ids.get(c.name.as_str())?),
+            ast::CapTarget::Channel(c) => Some(self.channel_ref(c.span)?),
         };
         let limit = u32::try_from(cap.limit.value).ok()?;
         Some(Cap {
@@ -319,7 +273,7 @@ impl<'p> Compiler<'p> {
             return id;
         }
         let id = self.slots.len() as SlotId;
-        let timestamp = self.profile_type(&path) == Some(&ast::TypeKind::Timestamp);
+        let timestamp = self.profile_type(&path) == Some(&Type::Timestamp);
         self.slots.push(ProfileSlot {
             path: path.clone(),
             timestamp,
@@ -329,17 +283,16 @@ impl<'p> Compiler<'p> {
     }
 
     /// The declared type of a profile path, if the schema has it.
-    fn profile_type(&self, path: &[Arc<str>]) -> Option<&'p ast::TypeKind> {
-        let mut fields = self.profile?;
+    fn profile_type(&self, path: &[Arc<str>]) -> Option<&'p Type> {
+        let mut object = self.model.scope.profile.as_deref();
         let mut found = None;
         for part in path {
-            let kind = &fields.iter().find(|f| f.name.name == **part)?.ty.kind;
-            found = Some(kind);
-            if let ast::TypeKind::Object(inner) = kind {
-                fields = inner;
-            } else {
-                fields = &[];
-            }
+            let ty = &object?.get(part)?.ty;
+            found = Some(ty);
+            object = match ty {
+                Type::Object(inner) => Some(&**inner),
+                _ => None,
+            };
         }
         found
     }
@@ -398,13 +351,16 @@ impl<'p> Compiler<'p> {
     /// Whether an event's schema (if the project declares events) has a
     /// top-level field: a trigger without it captures `null`.
     pub(crate) fn event_has_field(&self, event: EventId, field: &str) -> bool {
-        if self.event_schemas.is_empty() {
+        let scope = &self.model.scope;
+        if !scope.strict_events {
             return true;
         }
         let name = &*self.events[event as usize].name;
-        self.event_schemas
+        scope
+            .events
             .get(name)
-            .is_some_and(|fields| fields.iter().any(|f| f.name.name == field))
+            .and_then(|e| e.decl)
+            .is_some_and(|d| d.fields.iter().any(|f| f.name.name == field))
     }
 
     /// `message.<engagement>` events, for journeys that use handles.
