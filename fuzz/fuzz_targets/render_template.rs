@@ -14,7 +14,7 @@ use std::sync::Arc;
 use journey::SourceMap;
 use journey::io::adapter::{Payload, event};
 use journey::io::parse_line;
-use journey::project;
+use journey::pipeline;
 use journey::runtime::{Action, Runtime};
 use libfuzzer_sys::fuzz_target;
 
