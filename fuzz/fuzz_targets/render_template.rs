@@ -62,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
     for (n, line) in [identify, track].iter().enumerate() {
         if let Ok(raw) = parse_line(line, n + 1) {
             let payload = Payload::of(&raw);
-            rt.ingest(&event(&raw, &payload), &mut out);
+            // A refused event (its time) changes nothing: nothing to check.
+            let _ = rt.ingest(&event(&raw, &payload), &mut out);
         }
     }
     rt.finish(&mut out);
