@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BoxFuture, Message, Outcome};
+use super::{BoxFuture, Message, Outcome, Provider};
 use crate::compile::artifact::sha256_hex;
 use crate::runtime::eval::Scope;
 use crate::service::config::duration_key;
@@ -158,6 +158,45 @@ pub fn read_attempt(
         phone_e164: phone.as_deref().map(hash),
     };
     Ok((list.clone(), op, hashed))
+}
+
+/// An audience provider (`meta`, `google_ads`): the lists it syncs and
+/// the batcher that sends them through the network's own request. What
+/// differs between networks is only that request ([`SendBatch`]) and the
+/// settings it reads.
+pub struct AudienceProvider {
+    lists: BTreeMap<String, String>,
+    batch_size: usize,
+    batcher: Batcher,
+}
+
+impl AudienceProvider {
+    pub fn new(common: Common, send: SendBatch) -> AudienceProvider {
+        AudienceProvider {
+            batcher: Batcher::new(common.batch_size, common.batch_wait, send),
+            lists: common.lists,
+            batch_size: common.batch_size,
+        }
+    }
+}
+
+impl Provider for AudienceProvider {
+    fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match read_attempt(message, &self.lists) {
+                Ok((list, op, user)) => self.batcher.submit(list, op, user).await,
+                Err(outcome) => outcome,
+            }
+        })
+    }
+
+    fn audiences(&self) -> Vec<String> {
+        self.lists.keys().cloned().collect()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
 }
 
 /// The settings every audience provider reads besides its own:

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::audience::{self, Batch, Batcher, Common, Op};
+use super::audience::{self, AudienceProvider, Batch, Common, Op};
 use super::http::{self, Answer, Clock};
-use super::{BoxFuture, Message, Outcome, Provider};
+use super::{BoxFuture, Outcome};
 
 /// The Google Ads API, unless `base_url` says otherwise (the version is
 /// part of it).
@@ -47,12 +47,9 @@ struct Settings {
     batch_wait: Option<String>,
 }
 
-/// Syncs audiences to Customer Match lists.
-pub struct GoogleAdsProvider {
-    lists: BTreeMap<String, String>,
-    batch_size: usize,
-    batcher: Batcher,
-}
+/// Syncs audiences to Customer Match lists: the constructors of its
+/// [`AudienceProvider`].
+pub enum GoogleAdsProvider {}
 
 struct AccessToken {
     value: String,
@@ -93,7 +90,10 @@ impl GoogleAdsProvider {
     /// optionally `login_customer_id` (a manager account), `base_url`,
     /// `token_url`, `batch_size` (1 to 10,000, default 500) and
     /// `batch_wait` (default `1s`).
-    pub fn from_settings(table: &toml::Table, client: reqwest::Client) -> Result<Self, String> {
+    pub fn from_settings(
+        table: &toml::Table,
+        client: reqwest::Client,
+    ) -> Result<AudienceProvider, String> {
         Self::with_clock(table, client, http::wall_clock())
     }
 
@@ -102,7 +102,7 @@ impl GoogleAdsProvider {
         table: &toml::Table,
         client: reqwest::Client,
         clock: Clock,
-    ) -> Result<Self, String> {
+    ) -> Result<AudienceProvider, String> {
         let s: Settings = http::settings(table)?;
         for (key, value) in [
             ("developer_token", &s.developer_token),
@@ -149,11 +149,7 @@ impl GoogleAdsProvider {
                 let endpoint = endpoint.clone();
                 Box::pin(async move { endpoint.send(batch).await })
             });
-        Ok(GoogleAdsProvider {
-            lists: common.lists,
-            batch_size: common.batch_size,
-            batcher: Batcher::new(common.batch_size, common.batch_wait, send),
-        })
+        Ok(AudienceProvider::new(common, send))
     }
 }
 
@@ -353,25 +349,6 @@ fn classify(answer: &Answer, now_ms: i64) -> Outcome {
         answer.retry(error, now_ms)
     } else {
         Outcome::Fail { error }
-    }
-}
-
-impl Provider for GoogleAdsProvider {
-    fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            match audience::read_attempt(message, &self.lists) {
-                Ok((list, op, user)) => self.batcher.submit(list, op, user).await,
-                Err(outcome) => outcome,
-            }
-        })
-    }
-
-    fn audiences(&self) -> Vec<String> {
-        self.lists.keys().cloned().collect()
-    }
-
-    fn batch_size(&self) -> usize {
-        self.batch_size
     }
 }
 

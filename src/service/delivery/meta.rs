@@ -13,9 +13,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::audience::{self, Batch, Batcher, Common, Op};
+use super::audience::{self, AudienceProvider, Batch, Common, Op};
 use super::http::{self, Answer, Clock};
-use super::{BoxFuture, Message, Outcome, Provider};
+use super::{BoxFuture, Outcome};
 
 /// The Graph API, unless `base_url` says otherwise (the version is part
 /// of it).
@@ -37,12 +37,9 @@ struct Settings {
     batch_wait: Option<String>,
 }
 
-/// Syncs audiences to Meta Custom Audiences.
-pub struct MetaProvider {
-    lists: BTreeMap<String, String>,
-    batch_size: usize,
-    batcher: Batcher,
-}
+/// Syncs audiences to Meta Custom Audiences: the constructors of its
+/// [`AudienceProvider`].
+pub enum MetaProvider {}
 
 /// What one request needs.
 struct Endpoint {
@@ -57,7 +54,10 @@ impl MetaProvider {
     /// `audiences` (the journeys' audience names to Custom Audience ids),
     /// and optionally `base_url`, `batch_size` (1 to 10,000, default 500)
     /// and `batch_wait` (default `1s`).
-    pub fn from_settings(table: &toml::Table, client: reqwest::Client) -> Result<Self, String> {
+    pub fn from_settings(
+        table: &toml::Table,
+        client: reqwest::Client,
+    ) -> Result<AudienceProvider, String> {
         Self::with_clock(table, client, http::wall_clock())
     }
 
@@ -66,7 +66,7 @@ impl MetaProvider {
         table: &toml::Table,
         client: reqwest::Client,
         clock: Clock,
-    ) -> Result<Self, String> {
+    ) -> Result<AudienceProvider, String> {
         let s: Settings = http::settings(table)?;
         if s.access_token.trim().is_empty() {
             return Err("`access_token` is empty".into());
@@ -92,11 +92,7 @@ impl MetaProvider {
                 let endpoint = endpoint.clone();
                 Box::pin(async move { endpoint.send(batch).await })
             });
-        Ok(MetaProvider {
-            lists: common.lists,
-            batch_size: common.batch_size,
-            batcher: Batcher::new(common.batch_size, common.batch_wait, send),
-        })
+        Ok(AudienceProvider::new(common, send))
     }
 }
 
@@ -183,25 +179,6 @@ fn classify(answer: &Answer, now_ms: i64) -> Outcome {
         answer.retry(error, now_ms)
     } else {
         Outcome::Fail { error }
-    }
-}
-
-impl Provider for MetaProvider {
-    fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            match audience::read_attempt(message, &self.lists) {
-                Ok((list, op, user)) => self.batcher.submit(list, op, user).await,
-                Err(outcome) => outcome,
-            }
-        })
-    }
-
-    fn audiences(&self) -> Vec<String> {
-        self.lists.keys().cloned().collect()
-    }
-
-    fn batch_size(&self) -> usize {
-        self.batch_size
     }
 }
 
