@@ -101,7 +101,8 @@ fn program(names: &[&str]) -> Arc<Program> {
     let sources = load_paths(&paths).unwrap_or_else(|e| panic!("loading journeys: {e}"));
     let (project, diagnostics) = Project::parse(sources);
     assert!(diagnostics.is_empty(), "syntax errors in journeys/");
-    let (program, _) = compile(&journey::check::check(&project).0);
+    let (program, _) = compile(&journey::check::check(&project).0)
+        .unwrap_or_else(|e| panic!("journeys/ does not compile: {e}"));
     Arc::new(program)
 }
 

@@ -19,6 +19,7 @@
 //! `cargo doc --document-private-items`.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod builtins;
 pub mod channels;
 pub mod check;
 pub mod cli;

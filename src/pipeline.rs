@@ -41,12 +41,19 @@ pub struct Build {
 pub fn build(sources: SourceMap) -> Build {
     let (project, syntax) = Project::parse(sources);
     let (model, mut diagnostics) = checked(&project, syntax);
-    let program = (!diagnostics.has_errors()).then(|| {
-        let (program, warnings) = crate::compile::compile(&model);
-        diagnostics.extend(warnings);
-        diagnostics.sort(&project.sources);
-        program
-    });
+    let program = (!diagnostics.has_errors())
+        .then(|| crate::compile::compile(&model))
+        .and_then(|compiled| match compiled {
+            Ok((program, warnings)) => {
+                diagnostics.extend(warnings);
+                diagnostics.sort(&project.sources);
+                Some(program)
+            }
+            Err(unresolved) => {
+                diagnostics.extend(unresolved.diagnostics());
+                None
+            }
+        });
     drop(model);
     Build {
         project,
@@ -117,7 +124,7 @@ pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Di
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    let (mut program, _) = crate::compile::compile(&model);
+    let (mut program, _) = compiled(&model)?;
     crate::compile::deploy::retire(&mut program);
     Ok(program)
 }
@@ -156,5 +163,14 @@ pub fn compile_sources(sources: &SourceMap) -> Result<Program, Diagnostics> {
     if diagnostics.has_errors() {
         return Err(diagnostics);
     }
-    Ok(crate::compile::compile(&model).0)
+    Ok(compiled(&model)?.0)
+}
+
+/// Compiles a model the checker found no error in.
+fn compiled(
+    model: &Model<'_>,
+) -> Result<(Program, Vec<crate::diagnostic::Diagnostic>), Diagnostics> {
+    crate::compile::compile(model).map_err(|unresolved| Diagnostics {
+        items: unresolved.diagnostics(),
+    })
 }

@@ -25,7 +25,7 @@ fn compile_graphs() {
             human(&diagnostics.items, &project.sources, HumanOptions::plain())
         );
         let (model, _) = journey::check::check(&project);
-        let (program, warnings) = compile::compile(&model);
+        let (program, warnings) = compile::compile(&model).expect("a checked fixture compiles");
 
         let mut out = format!("----- SOURCE\n{text}\n");
         for journey in &program.journeys {

@@ -39,7 +39,7 @@ fn project(text: &str) -> Project {
 
 fn compile_text(text: &str) -> (Program, Vec<Diagnostic>) {
     let project = project(text);
-    compile::compile(&journey::check::check(&project).0)
+    compile::compile(&journey::check::check(&project).0).expect("a checked project compiles")
 }
 
 fn compile_fixture(name: &str) -> (Program, Vec<Diagnostic>) {
@@ -397,7 +397,8 @@ fn journeys_are_sorted_and_files_merge() {
     sources.add("b.journey", fixture("win_back.journey"));
     sources.add("a.journey", fixture("split_max.journey"));
     let (project, _) = check_sources(sources);
-    let (program, _) = compile::compile(&journey::check::check(&project).0);
+    let (program, _) =
+        compile::compile(&journey::check::check(&project).0).expect("the fixtures compile");
     let names: Vec<&str> = program.journeys.iter().map(|j| &*j.name).collect();
     assert_eq!(names, ["split_max", "win_back"]);
     assert_eq!(program.journey_id("win_back"), Some(1));

@@ -1,8 +1,9 @@
 //! Every registered diagnostic code has its explanation page in
 //! docs/errors/ and a fixture that raises it. A check fixture names its code
-//! in its first line and `check_fixtures` proves the code is raised; the two
+//! in its first line and `check_fixtures` proves the code is raised; the
 //! codes raised outside the checker are raised here: W0004 by the
-//! compiler's cap analysis, E0202 by `journey graph --journey`.
+//! compiler's cap analysis, E0202 by `journey graph --journey`, E0001 by
+//! compiling a model with errors.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,6 +59,30 @@ fn raises_capped_send() -> bool {
         .items
         .iter()
         .any(|d| d.code == codes::CAPPED_SEND)
+}
+
+/// E0001: a model the checker found errors in, compiled anyway: compile
+/// makes no program and says where each unresolved reference is (through
+/// `pipeline`, a project raises it only when the checker has a bug).
+fn raises_unresolved() -> bool {
+    let text = "journey j {\n  trigger signed_up\n  if vipp and ghost.opened {\n    send email welcome\n  }\n}\n";
+    let mut sources = SourceMap::new();
+    sources.add("unresolved.journey".to_string(), text.to_string());
+    let (project, _) = journey::project::Project::parse(sources);
+    let (model, found) = journey::check::check(&project);
+    assert!(
+        found.iter().any(|d| d.code == codes::UNKNOWN_NAME),
+        "the checker reports the unknown names"
+    );
+    let unresolved = journey::compile::compile(&model).expect_err("no program from errors");
+    let at = |name: &str| text.find(name).expect("in the text");
+    let starts: Vec<usize> = unresolved.spans.iter().map(|s| s.start as usize).collect();
+    assert!(starts.contains(&at("vipp")), "{starts:?}");
+    assert!(starts.contains(&at("ghost")), "{starts:?}");
+    unresolved
+        .diagnostics()
+        .iter()
+        .all(|d| d.code == codes::UNRESOLVED && d.is_error())
 }
 
 /// E0202: `journey graph` asked for a journey the project lacks.
@@ -119,6 +144,9 @@ fn every_code_has_a_fixture_that_raises_it() {
     }
     if raises_capped_send() {
         covered.insert(codes::CAPPED_SEND.id.to_string());
+    }
+    if raises_unresolved() {
+        covered.insert(codes::UNRESOLVED.id.to_string());
     }
     if raises_unknown_journey() {
         covered.insert(UnknownJourney::CODE.id.to_string());

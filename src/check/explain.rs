@@ -7,6 +7,7 @@ use crate::diagnostic::codes::{self, Code};
 /// Every code's page, by id. The tests below keep this table and
 /// `codes::ALL` in step.
 const PAGES: &[(&str, &str)] = &[
+    ("E0001", include_str!("../../docs/errors/E0001.md")),
     ("E0101", include_str!("../../docs/errors/E0101.md")),
     ("E0102", include_str!("../../docs/errors/E0102.md")),
     ("E0103", include_str!("../../docs/errors/E0103.md")),

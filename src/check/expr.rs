@@ -13,6 +13,7 @@ use super::problem::{
     InvalidPathKind, Mismatch, Problem, TriggerScope, UnknownFieldKind, UnknownNameKind,
 };
 use super::types::{Object, Type};
+use crate::builtins::{Engagement, Function, HandleField};
 use crate::diagnostic::did_you_mean;
 use crate::syntax::ast::{self, BinaryOp, Expr, ExprKind, PathRoot, UnaryOp};
 
@@ -67,19 +68,6 @@ impl<'e> Env<'e> {
         !matches!(self.trigger, TriggerEnv::NotInJourney)
     }
 }
-
-/// The functions, how many arguments each takes (`None`: one or more) and
-/// how a call is written.
-const FUNCTIONS: &[(&str, Option<usize>, &str)] = &[
-    ("now", Some(0), "now()"),
-    ("lower", Some(1), "lower(text)"),
-    ("upper", Some(1), "upper(text)"),
-    ("len", Some(1), "len(list or text)"),
-    ("coalesce", None, "coalesce(value, fallback, ...)"),
-    ("days_since", Some(1), "days_since(timestamp)"),
-    ("hours_since", Some(1), "hours_since(timestamp)"),
-    ("reachable", Some(1), "reachable(channel)"),
-];
 
 /// Profile fields read by the built-in channel rules: usable even when a
 /// declared profile schema lacks them (they are then simply `null`).
@@ -357,12 +345,11 @@ fn handle_path(
             return Type::Unknown;
         }
         [engagement, rest @ ..] => {
-            let known =
-                ast::ENGAGEMENTS.contains(&engagement.name.as_str()) || engagement.name == "sent";
-            if !known {
+            let Some(field) = HandleField::from_name(&engagement.name) else {
                 unknown_engagement(cx, engagement, true);
                 return Type::Unknown;
-            }
+            };
+            cx.refs.handle_fields.insert(engagement.span, field);
             if let Some(extra) = rest.first() {
                 cx.report(Problem::InvalidPath {
                     span: extra.span,
@@ -380,9 +367,7 @@ fn handle_path(
 
 /// E0210; `sent` is suggested only where a condition is expected.
 pub(crate) fn unknown_engagement(cx: &mut Checker, engagement: &ast::Ident, with_sent: bool) {
-    let candidates: Vec<&'static str> = ast::ENGAGEMENTS
-        .iter()
-        .copied()
+    let candidates: Vec<&'static str> = Engagement::names()
         .chain(with_sent.then_some("sent"))
         .collect();
     let suggestion = did_you_mean(&engagement.name, candidates.iter().copied());
@@ -470,11 +455,11 @@ pub(crate) fn unknown_field(cx: &mut Checker, field: &ast::Ident, object: &Objec
 // ---------------------------------------------------------------- calls
 
 fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> Type {
-    let Some(&(_, arity, usage)) = FUNCTIONS.iter().find(|(n, _, _)| *n == func.name) else {
+    let Some(function) = Function::from_name(&func.name) else {
         for a in args {
             infer(cx, env, a);
         }
-        let functions: Vec<&'static str> = FUNCTIONS.iter().map(|(n, _, _)| *n).collect();
+        let functions: Vec<&'static str> = Function::names().collect();
         cx.report(Problem::UnknownFunction {
             span: func.span,
             name: func.name.clone(),
@@ -483,8 +468,9 @@ fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> 
         });
         return Type::Unknown;
     };
-    check_arity(cx, func, arity, usage, args.len());
-    if func.name == "reachable" {
+    cx.refs.functions.insert(func.span, function);
+    check_arity(cx, func, function.arity(), function.usage(), args.len());
+    if function == Function::Reachable {
         for a in args {
             reachable_arg(cx, a);
         }
@@ -492,13 +478,13 @@ fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> 
     }
     let types: Vec<Type> = args.iter().map(|a| infer(cx, env, a)).collect();
     let arg = |i: usize| types.get(i).cloned().unwrap_or(Type::Unknown);
-    match func.name.as_str() {
-        "now" => Type::Timestamp,
-        "lower" | "upper" => {
+    match function {
+        Function::Now => Type::Timestamp,
+        Function::Lower | Function::Upper => {
             expect_arg(cx, func, args, &types, &[Type::String], "text");
             Type::String
         }
-        "len" => {
+        Function::Len => {
             let list = Type::List(Rc::new(Type::Unknown));
             expect_arg(
                 cx,
@@ -510,11 +496,13 @@ fn infer_call(cx: &mut Checker, env: &Env, func: &ast::Ident, args: &[Expr]) -> 
             );
             Type::Number
         }
-        "days_since" | "hours_since" => {
+        Function::DaysSince | Function::HoursSince => {
             expect_arg(cx, func, args, &types, &[Type::Timestamp], "a timestamp");
             Type::Number
         }
-        _ => coalesce(cx, args, &types).unwrap_or_else(|| arg(0)),
+        Function::Coalesce | Function::Reachable => {
+            coalesce(cx, args, &types).unwrap_or_else(|| arg(0))
+        }
     }
 }
 

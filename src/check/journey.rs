@@ -10,13 +10,16 @@
 //! `repeat` body runs at least once, so it binds what its body binds. A
 //! branch that ends in `exit` does not reach the join.
 
+use std::cell::Cell;
+
 use rustc_hash::FxHashMap;
 
 use super::expr::{self, Env, EventEnv, TriggerEnv, TriggerEvent};
 use super::problem::{Clause, Mismatch, Problem, UnknownNameKind};
 use super::templates::Sends;
 use super::types::Type;
-use super::{Checker, lints};
+use super::{Checker, Refs, lints};
+use crate::builtins::{Engagement, HandleField};
 use crate::diagnostic::did_you_mean;
 use crate::source::Span;
 use crate::syntax::ast::{self, HeaderKind, StepKind};
@@ -56,7 +59,12 @@ impl HandleSet {
 pub(crate) struct Handles<'a> {
     index: FxHashMap<&'a str, usize>,
     names: Vec<&'a str>,
+    /// The send steps that bind each handle.
     binders: Vec<Vec<Span>>,
+    /// The send steps with `as`: bound at run time even when unread.
+    named: Vec<Span>,
+    /// Whether each handle is read somewhere in the journey.
+    read: Vec<Cell<bool>>,
 }
 
 impl<'a> Handles<'a> {
@@ -68,13 +76,30 @@ impl<'a> Handles<'a> {
         self.names.iter().copied()
     }
 
-    fn add(&mut self, name: &'a str, send: Span) {
+    fn add(&mut self, name: &'a str, send: Span, named: bool) {
         let id = *self.index.entry(name).or_insert_with(|| {
             self.names.push(name);
             self.binders.push(Vec::new());
+            self.read.push(Cell::new(false));
             self.names.len() - 1
         });
         self.binders[id].push(send);
+        if named {
+            self.named.push(send);
+        }
+    }
+
+    /// Records in `refs` each send whose handle is read at run time: it has
+    /// `as`, or the journey reads the handle (compile gives only those a
+    /// handle, so an unread one costs an instance nothing).
+    fn record_binds(&self, refs: &mut Refs) {
+        for (id, sends) in self.binders.iter().enumerate() {
+            for &send in sends {
+                if self.read[id].get() || self.named.contains(&send) {
+                    refs.binds.insert(send, id);
+                }
+            }
+        }
     }
 }
 
@@ -106,7 +131,10 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// E0211 unless handle `id` is bound on every path to here.
+/// It is a read of the handle: recorded in the model by `at`.
 pub(crate) fn check_bound(cx: &mut Checker, view: &HandleView, id: usize, name: &str, at: Span) {
+    view.handles.read[id].set(true);
+    cx.refs.handles.insert(at, id);
     if view.must.contains(id) {
         return;
     }
@@ -242,6 +270,7 @@ pub(crate) fn check<'a>(
         live: true,
     };
     jc.walk_block(&journey.steps, start);
+    jc.info.handles.record_binds(&mut jc.cx.refs);
     if !jc.sends_something {
         lints::sends_nothing(jc.cx, journey);
     }
@@ -268,7 +297,7 @@ fn collect_handles<'a>(steps: &'a [ast::Step], handles: &mut Handles<'a>) {
         match &step.kind {
             StepKind::Send(send) => {
                 if let Some(name) = handle_of(send) {
-                    handles.add(name, step.span);
+                    handles.add(name, step.span, send.handle.is_some());
                 }
             }
             _ => {
@@ -589,8 +618,12 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
     }
 
     fn check_engagement_wait(&mut self, handle: &ast::Ident, engagement: &ast::Ident, flow: &Flow) {
-        if !ast::ENGAGEMENTS.contains(&engagement.name.as_str()) {
-            expr::unknown_engagement(self.cx, engagement, false);
+        match Engagement::from_name(&engagement.name) {
+            Some(e) => {
+                let field = HandleField::Engaged(e);
+                self.cx.refs.handle_fields.insert(engagement.span, field);
+            }
+            None => expr::unknown_engagement(self.cx, engagement, false),
         }
         match self.info.handles.index(&handle.name) {
             Some(id) => {

@@ -18,6 +18,7 @@ mod segments;
 mod templates;
 mod types;
 
+use crate::builtins::{Function, HandleField};
 use crate::diagnostic::{Diagnostic, did_you_mean};
 use crate::project::Project;
 use crate::source::{SourceMap, Span};
@@ -49,6 +50,19 @@ pub(crate) struct Refs {
     pub templates: FxHashMap<Span, usize>,
     /// A bare name that is a segment: its index in [`Scope::segments`].
     pub segments: FxHashMap<Span, usize>,
+    /// A function's name in a call.
+    pub functions: FxHashMap<Span, Function>,
+    /// A handle's name where it is read (`h` of `h.opened`, of `wait for
+    /// h.clicked`): the handle, numbered per journey in the order of the
+    /// sends that bind it.
+    pub handles: FxHashMap<Span, usize>,
+    /// What a handle read asks, by the span of the field after the handle
+    /// (`opened`, `sent`).
+    pub handle_fields: FxHashMap<Span, HandleField>,
+    /// A send step (by its span) whose handle is read at run time: it has
+    /// `as`, or its journey reads the handle it binds. Sends not here bind
+    /// no handle.
+    pub binds: FxHashMap<Span, usize>,
 }
 
 impl<'a> Model<'a> {

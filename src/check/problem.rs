@@ -20,6 +20,8 @@ use super::types::Type;
 /// One problem, with where it is and what it is about.
 #[derive(Clone, Debug)]
 pub enum Problem {
+    /// E0001: a reference the checker accepted but did not resolve.
+    Unresolved { span: Span },
     /// E0201.
     DuplicateName {
         span: Span,
@@ -495,6 +497,7 @@ impl Problem {
     pub fn code(&self) -> Code {
         use Problem as P;
         match self {
+            P::Unresolved { .. } => codes::UNRESOLVED,
             P::DuplicateName { .. } => codes::DUPLICATE_NAME,
             P::UnknownName { .. } => codes::UNKNOWN_NAME,
             P::UnknownTemplate { .. } => codes::UNKNOWN_TEMPLATE,
@@ -548,6 +551,14 @@ impl Problem {
         let d = |span: Span, message: String| Diagnostic::new(code, span, message);
         use Problem as P;
         match self {
+            P::Unresolved { span } => d(
+                span,
+                "internal error: the checker accepted this reference without resolving it".to_string(),
+            )
+            .with_label("not resolved")
+            .with_help(
+                "no program was made; this is a bug in journey: please report it with this file",
+            ),
             P::DuplicateName { span, first, what } => {
                 let (message, help) = match what {
                     Duplicated::Declaration { kind, name } => (
@@ -1546,6 +1557,7 @@ mod tests {
         let name = || "x".to_string();
         let ty = || Type::Number;
         vec![
+            Problem::Unresolved { span: s },
             Problem::DuplicateName {
                 span: s,
                 first: s,

@@ -87,7 +87,9 @@ impl<'a, T> Table<'a, T> {
 
 /// A channel: a built-in (possibly overridden) or a custom declaration.
 pub struct ChannelInfo<'a> {
-    pub builtin: bool,
+    /// The built-in channel's facts, when it is one (a declaration may
+    /// override them).
+    pub builtin: Option<&'static crate::channels::Builtin>,
     pub decl: Option<&'a ast::ChannelDecl>,
     /// The channel's id in the program: the built-ins first, in
     /// [`crate::channels::names`]' order, then the others by name.
@@ -122,12 +124,12 @@ impl<'a> Scope<'a> {
     /// Builds the table from every file; duplicates go to `diags`.
     pub fn build(project: &'a Project, diags: &mut Vec<Diagnostic>) -> Scope<'a> {
         let mut scope = Scope::default();
-        for (id, name) in crate::channels::names().enumerate() {
+        for (id, builtin) in crate::channels::BUILTINS.iter().enumerate() {
             // The table is empty and the built-in names are distinct.
             let _ = scope.channels.insert(
-                name,
+                builtin.name,
                 ChannelInfo {
-                    builtin: true,
+                    builtin: Some(builtin),
                     decl: None,
                     id,
                 },
@@ -199,7 +201,7 @@ impl<'a> Scope<'a> {
             .channels
             .entries
             .iter()
-            .filter(|(_, c)| !c.builtin)
+            .filter(|(_, c)| c.builtin.is_none())
             .map(|(n, _)| *n)
             .collect();
         custom.sort_unstable();
@@ -244,7 +246,7 @@ impl<'a> Scope<'a> {
     fn add_channel(&mut self, c: &'a ast::ChannelDecl, diags: &mut Vec<Diagnostic>) {
         let name = c.name.name.as_str();
         match self.channels.get_mut(name) {
-            Some(info) if info.builtin && info.decl.is_none() => info.decl = Some(c),
+            Some(info) if info.builtin.is_some() && info.decl.is_none() => info.decl = Some(c),
             Some(info) => {
                 let first = info.decl.map_or(c.name.span, |d| d.name.span);
                 diags.push(duplicate("channel", &c.name, first));
@@ -253,7 +255,7 @@ impl<'a> Scope<'a> {
                 let _ = self.channels.insert(
                     name,
                     ChannelInfo {
-                        builtin: false,
+                        builtin: None,
                         decl: Some(c),
                         // Numbered once every channel is known.
                         id: 0,

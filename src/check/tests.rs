@@ -264,3 +264,58 @@ journey j {\n  trigger signed_up\n  if big and reachable(aa) {\n    send zz t_b\
     assert_eq!(refs.segments.get(&at("big", 1)).copied(), big);
     assert_eq!(refs.segments.len(), 2);
 }
+
+/// Handles, what is read of them, the sends that bind one at run time and
+/// the functions called, each by the span of its name.
+#[test]
+fn the_model_resolves_handles_and_functions_by_span() {
+    let text = "journey j {\n  trigger signed_up\n  send email welcome as hello\n  send email tips\n  send email promo\n  wait for hello.clicked within 1d\n  if promo.opened and not hello.sent and len(lower(\"A\")) > 0 {\n    send sms nudge\n  }\n}\n";
+    let mut sources = SourceMap::new();
+    sources.add("test.journey", text);
+    let (project, syntax) = crate::project::Project::parse(sources);
+    assert!(syntax.is_empty());
+    let (model, diags) = super::check(&project);
+    assert!(
+        diags.iter().all(|d| !d.is_error()),
+        "{:?}",
+        diags.iter().map(|d| &d.message).collect::<Vec<_>>()
+    );
+    let span = |needle: &str, n: usize| {
+        let start = text
+            .match_indices(needle)
+            .nth(n)
+            .unwrap_or_else(|| panic!("`{needle}` #{n}"))
+            .0;
+        crate::source::Span::new(crate::source::FileId(0), start, start + needle.len())
+    };
+    let step = |needle: &str| {
+        let start = text.find(needle).expect("in the text");
+        crate::source::Span::new(crate::source::FileId(0), start, start + needle.len())
+    };
+    use crate::builtins::{Engagement, Function, HandleField};
+    let refs = &model.refs;
+    // Handles numbered in the order of the sends that bind them.
+    assert_eq!(refs.handles.get(&span("hello", 1)), Some(&0));
+    assert_eq!(refs.handles.get(&span("promo", 1)), Some(&2));
+    assert_eq!(refs.handles.get(&span("hello", 2)), Some(&0));
+    let clicked = HandleField::Engaged(Engagement::Clicked);
+    assert_eq!(refs.handle_fields.get(&span("clicked", 0)), Some(&clicked));
+    let opened = HandleField::Engaged(Engagement::Opened);
+    assert_eq!(refs.handle_fields.get(&span("opened", 0)), Some(&opened));
+    assert_eq!(
+        refs.handle_fields.get(&span("sent", 0)),
+        Some(&HandleField::Sent)
+    );
+    // `as hello` and the read `promo` bind; `tips` and `nudge` are never read.
+    assert_eq!(
+        refs.binds.get(&step("send email welcome as hello")),
+        Some(&0)
+    );
+    assert_eq!(refs.binds.get(&step("send email promo")), Some(&2));
+    assert_eq!(refs.binds.len(), 2);
+    assert_eq!(refs.functions.get(&span("len", 0)), Some(&Function::Len));
+    assert_eq!(
+        refs.functions.get(&span("lower", 0)),
+        Some(&Function::Lower)
+    );
+}

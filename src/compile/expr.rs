@@ -1,12 +1,15 @@
 //! Expressions → [`CExpr`]: profile paths to slots, `event.x` and `trigger.x`
 //! to field indices, segments inlined, handles to ids; constants are folded
-//! on the way up (see `fold`). What cannot be resolved reads `null`.
+//! on the way up (see `fold`). Every name reads what the checker resolved
+//! it to; one it did not resolve is recorded ([`Compiler::unresolved`]) and
+//! no program is made.
 
 use std::sync::Arc;
 
 use super::fold;
-use super::program::{BinOp, CExpr, Engagement, FieldPath, Func};
+use super::program::{BinOp, CExpr, FieldPath, Func};
 use super::tables::Compiler;
+use crate::builtins::{Function, HandleField};
 use crate::source::Span;
 use crate::syntax::ast;
 use crate::value::Value;
@@ -21,8 +24,8 @@ impl<'p> Compiler<'p> {
             ast::ExprKind::Duration(secs) => CExpr::Const(Value::Duration(secs_to_ms(*secs))),
             ast::ExprKind::Timestamp(ms) => CExpr::Const(Value::Timestamp(*ms)),
             ast::ExprKind::List(items) => fold::list(items.iter().map(|i| self.expr(i)).collect()),
-            ast::ExprKind::Path(path) => self.path(path),
-            ast::ExprKind::Call { func, args } => self.call(func, args),
+            ast::ExprKind::Path(path) => self.path(path, e.span),
+            ast::ExprKind::Call { func, args } => self.call(func, args, e.span),
             ast::ExprKind::Unary { op, operand } => {
                 let operand = self.expr(operand);
                 match op {
@@ -38,33 +41,30 @@ impl<'p> Compiler<'p> {
         }
     }
 
-    fn path(&mut self, path: &'p ast::Path) -> CExpr {
+    fn path(&mut self, path: &'p ast::Path, at: Span) -> CExpr {
         let fields: FieldPath = path
             .fields
             .iter()
             .map(|f| Arc::from(f.name.as_str()))
             .collect();
         let in_journey = self.journey.active && self.neutral == 0;
-        match &path.root {
-            _ if fields.is_empty() && !matches!(path.root, ast::PathRoot::Name(_)) => null(),
-            ast::PathRoot::Profile => CExpr::Profile(self.slot_of(fields)),
-            ast::PathRoot::Event => match self.event {
-                Some(event) if self.neutral == 0 => CExpr::Event(self.event_field(event, fields)),
-                _ => null(),
+        match (&path.root, path.fields.as_slice()) {
+            (ast::PathRoot::Profile, [_, ..]) => CExpr::Profile(self.slot_of(fields)),
+            (ast::PathRoot::Event, [_, ..]) if self.neutral == 0 => match self.event {
+                Some(event) => CExpr::Event(self.event_field(event, fields)),
+                None => self.unresolved(at),
             },
-            ast::PathRoot::Trigger if in_journey => {
+            (ast::PathRoot::Trigger, [_, ..]) if in_journey => {
                 CExpr::Trigger(self.journey.trigger_field(fields))
             }
-            ast::PathRoot::Trigger => null(),
-            ast::PathRoot::Journey => match path.fields.as_slice() {
-                [f] if f.name == "entered_at" && in_journey => CExpr::EnteredAt,
-                _ => null(),
-            },
-            ast::PathRoot::Name(name) => match path.fields.as_slice() {
-                [] => self.segment(path.root_span),
-                [field] if in_journey => self.handle_state(name, &field.name),
-                _ => null(),
-            },
+            (ast::PathRoot::Journey, [f]) if in_journey && f.name == "entered_at" => {
+                CExpr::EnteredAt
+            }
+            (ast::PathRoot::Name(_), []) => self.segment(path.root_span),
+            (ast::PathRoot::Name(name), [field]) if in_journey => {
+                self.handle_state(name, path.root_span, field.span)
+            }
+            _ => self.unresolved(at),
         }
     }
 
@@ -73,18 +73,18 @@ impl<'p> Compiler<'p> {
     fn segment(&mut self, name: Span) -> CExpr {
         let model = self.model;
         let Some(&key) = model.refs.segments.get(&name) else {
-            return null();
+            return self.unresolved(name);
         };
         let Some(decl) = model.scope.segments.at(key) else {
-            return null();
+            return self.unresolved(name);
         };
         let expr = &decl.expr;
         if let Some(compiled) = self.segment_cache.get(&key) {
             return compiled.clone();
         }
         if self.segment_stack.contains(&key) {
-            // A cycle (reported by the checker): break it with `null`.
-            return null();
+            // A cycle, which the checker reports.
+            return self.unresolved(name);
         }
         self.segment_stack.push(key);
         let outer_event = self.event.take();
@@ -97,57 +97,56 @@ impl<'p> Compiler<'p> {
         compiled
     }
 
-    /// `<handle>.<engagement>` or `<handle>.sent`.
-    fn handle_state(&mut self, handle: &str, field: &str) -> CExpr {
-        if field == "sent" {
-            return CExpr::Sent(self.journey.handle(handle));
-        }
-        match Engagement::from_name(field) {
-            Some(e) => CExpr::Engaged(self.journey.handle(handle), e),
-            None => null(),
+    /// `<handle>.<engagement>` or `<handle>.sent`, as the checker resolved
+    /// the handle (by `handle`) and the field after it (by `field`).
+    fn handle_state(&mut self, name: &str, handle: Span, field: Span) -> CExpr {
+        let refs = &self.model.refs;
+        let (Some(&checked), Some(&read)) =
+            (refs.handles.get(&handle), refs.handle_fields.get(&field))
+        else {
+            return self.unresolved(handle.to(field));
+        };
+        let id = self.journey.handle(checked, name);
+        match read {
+            HandleField::Sent => CExpr::Sent(id),
+            HandleField::Engaged(e) => CExpr::Engaged(id, e),
         }
     }
 
-    fn call(&mut self, func: &ast::Ident, args: &'p [ast::Expr]) -> CExpr {
-        let f = match func.name.as_str() {
-            "now" => return CExpr::Now,
-            "reachable" => return self.reachable(args),
-            "lower" => Func::Lower,
-            "upper" => Func::Upper,
-            "len" => Func::Len,
-            "coalesce" => Func::Coalesce,
-            "days_since" => Func::DaysSince,
-            "hours_since" => Func::HoursSince,
-            _ => return null(),
+    fn call(&mut self, func: &ast::Ident, args: &'p [ast::Expr], at: Span) -> CExpr {
+        let Some(&function) = self.model.refs.functions.get(&func.span) else {
+            return self.unresolved(at);
+        };
+        let f = match function {
+            Function::Now => return CExpr::Now,
+            Function::Reachable => return self.reachable(args, at),
+            Function::Lower => Func::Lower,
+            Function::Upper => Func::Upper,
+            Function::Len => Func::Len,
+            Function::Coalesce => Func::Coalesce,
+            Function::DaysSince => Func::DaysSince,
+            Function::HoursSince => Func::HoursSince,
         };
         let args = args.iter().map(|a| self.expr(a)).collect();
         fold::call(f, args)
     }
 
     /// `reachable(<channel>)`: the channel is a bare name (or a string).
-    fn reachable(&mut self, args: &[ast::Expr]) -> CExpr {
-        let Some(arg) = args.first() else {
-            return null();
-        };
+    fn reachable(&mut self, args: &[ast::Expr], at: Span) -> CExpr {
         // The span the checker resolved: the bare name's, or the string's.
-        let name = match &arg.kind {
-            ast::ExprKind::Path(p)
+        let name = match args.first().map(|a| (a, &a.kind)) {
+            Some((_, ast::ExprKind::Path(p)))
                 if p.fields.is_empty() && matches!(p.root, ast::PathRoot::Name(_)) =>
             {
                 p.root_span
             }
-            ast::ExprKind::String(_) => arg.span,
-            _ => return null(),
+            Some((arg, ast::ExprKind::String(_))) => arg.span,
+            _ => return self.unresolved(at),
         };
-        match self.channel_ref(name) {
-            Some(id) => CExpr::Reachable(id),
-            None => null(),
-        }
+        // An unresolved channel is recorded by `channel_ref`.
+        self.channel_ref(name)
+            .map_or(CExpr::Const(Value::Null), CExpr::Reachable)
     }
-}
-
-fn null() -> CExpr {
-    CExpr::Const(Value::Null)
 }
 
 pub(crate) fn secs_to_ms(secs: u64) -> i64 {

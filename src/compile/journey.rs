@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::program::{
     Absence, CExpr, EventClause, FieldPath, Goal, HandleId, Journey, JourneyId, Limits, Node,
@@ -23,11 +23,11 @@ pub(crate) struct JourneyState {
     pub(crate) active: bool,
     pub(crate) trigger_fields: Vec<FieldPath>,
     trigger_field_ids: FxHashMap<FieldPath, u32>,
+    /// The program's handles: their names, by [`HandleId`].
     pub(crate) handles: Vec<Arc<str>>,
-    handle_ids: FxHashMap<Arc<str>, HandleId>,
-    /// Names used as handles (`h.opened`, `wait for h.clicked`): a send
-    /// without `as` gets a handle only when its implicit name is used.
-    pub(crate) referenced: FxHashSet<String>,
+    /// The program's id of each handle the checker numbered, given in the
+    /// order of first use.
+    handle_ids: FxHashMap<usize, HandleId>,
     pub(crate) nodes: Vec<Node>,
     pub(crate) spans: Vec<Span>,
     cap_spans: Vec<Span>,
@@ -64,14 +64,14 @@ impl JourneyState {
         i
     }
 
-    pub(crate) fn handle(&mut self, name: &str) -> HandleId {
-        if let Some(&h) = self.handle_ids.get(name) {
+    /// The program's id of the checker's handle `checked`, named `name`.
+    pub(crate) fn handle(&mut self, checked: usize, name: &str) -> HandleId {
+        if let Some(&h) = self.handle_ids.get(&checked) {
             return h;
         }
         let h = self.handles.len() as HandleId;
-        let name: Arc<str> = Arc::from(name);
-        self.handles.push(name.clone());
-        self.handle_ids.insert(name, h);
+        self.handles.push(Arc::from(name));
+        self.handle_ids.insert(checked, h);
         h
     }
 }
@@ -79,7 +79,6 @@ impl JourneyState {
 impl<'p> Compiler<'p> {
     pub(crate) fn compile_journey(&mut self, id: JourneyId, decl: &'p ast::JourneyDecl) -> Journey {
         self.journey.start(id, &decl.name.name);
-        collect_handle_refs(decl, &mut self.journey.referenced);
         let mut journey = Journey {
             name: Arc::from(decl.name.name.as_str()),
             display_name: None,
@@ -241,123 +240,5 @@ impl<'p> Compiler<'p> {
         let compiled = self.expr(condition);
         self.event = outer;
         Some(compiled)
-    }
-}
-
-/// Every name the journey uses as a handle.
-fn collect_handle_refs(decl: &ast::JourneyDecl, out: &mut FxHashSet<String>) {
-    for header in &decl.headers {
-        match &header.kind {
-            ast::HeaderKind::Trigger { condition, .. }
-            | ast::HeaderKind::ExitOn { condition, .. }
-            | ast::HeaderKind::Goal { condition, .. } => {
-                if let Some(c) = condition {
-                    expr_handle_refs(c, out);
-                }
-            }
-            ast::HeaderKind::Audience(e) | ast::HeaderKind::ExitIf(e) => expr_handle_refs(e, out),
-            _ => {}
-        }
-    }
-    steps_handle_refs(&decl.steps, out);
-}
-
-fn steps_handle_refs(steps: &[ast::Step], out: &mut FxHashSet<String>) {
-    for step in steps {
-        step_handle_refs(step, out);
-    }
-}
-
-fn block_handle_refs(block: Option<&ast::Block>, out: &mut FxHashSet<String>) {
-    if let Some(b) = block {
-        steps_handle_refs(&b.steps, out);
-    }
-}
-
-fn step_handle_refs(step: &ast::Step, out: &mut FxHashSet<String>) {
-    match &step.kind {
-        ast::StepKind::WaitUntilExpr(e) | ast::StepKind::Set { value: e, .. } => {
-            expr_handle_refs(e, out)
-        }
-        ast::StepKind::WaitForEvent {
-            condition,
-            then,
-            otherwise,
-            ..
-        } => {
-            if let Some(c) = condition {
-                expr_handle_refs(c, out);
-            }
-            block_handle_refs(then.as_ref(), out);
-            block_handle_refs(otherwise.as_ref(), out);
-        }
-        ast::StepKind::WaitForEngagement {
-            handle,
-            then,
-            otherwise,
-            ..
-        } => {
-            out.insert(handle.name.clone());
-            block_handle_refs(then.as_ref(), out);
-            block_handle_refs(otherwise.as_ref(), out);
-        }
-        ast::StepKind::Send(send) => {
-            for alt in &send.alternatives {
-                for w in &alt.with {
-                    expr_handle_refs(&w.value, out);
-                }
-            }
-        }
-        ast::StepKind::If {
-            branches,
-            otherwise,
-        } => {
-            for (c, b) in branches {
-                expr_handle_refs(c, out);
-                steps_handle_refs(&b.steps, out);
-            }
-            block_handle_refs(otherwise.as_ref(), out);
-        }
-        ast::StepKind::Split { arms, .. } => {
-            for arm in arms {
-                steps_handle_refs(&arm.body.steps, out);
-            }
-        }
-        ast::StepKind::Repeat { body, .. } => steps_handle_refs(&body.steps, out),
-        ast::StepKind::Emit { with, .. } => {
-            for w in with {
-                expr_handle_refs(&w.value, out);
-            }
-        }
-        ast::StepKind::Wait(_)
-        | ast::StepKind::WaitUntilTime { .. }
-        | ast::StepKind::AudienceAdd { .. }
-        | ast::StepKind::AudienceRemove { .. }
-        | ast::StepKind::Exit => {}
-    }
-}
-
-fn expr_handle_refs(e: &ast::Expr, out: &mut FxHashSet<String>) {
-    match &e.kind {
-        ast::ExprKind::Path(p) => {
-            if let ast::PathRoot::Name(n) = &p.root
-                && p.fields.len() == 1
-            {
-                out.insert(n.clone());
-            }
-        }
-        ast::ExprKind::List(items) => items.iter().for_each(|i| expr_handle_refs(i, out)),
-        ast::ExprKind::Call { args, .. } => args.iter().for_each(|a| expr_handle_refs(a, out)),
-        ast::ExprKind::Unary { operand, .. } => expr_handle_refs(operand, out),
-        ast::ExprKind::Binary { lhs, rhs, .. } => {
-            expr_handle_refs(lhs, out);
-            expr_handle_refs(rhs, out);
-        }
-        ast::ExprKind::Number(_)
-        | ast::ExprKind::String(_)
-        | ast::ExprKind::Bool(_)
-        | ast::ExprKind::Null
-        | ast::ExprKind::Duration(_)
-        | ast::ExprKind::Timestamp(_) => {}
     }
 }

@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use super::program::{Engagement, Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm};
+use super::program::{Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm};
 use super::tables::{Compiler, Role, duration_ms};
+use crate::builtins::HandleField;
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -218,8 +219,15 @@ impl<'p> Compiler<'p> {
         then: &'p Option<ast::Block>,
         otherwise: &'p Option<ast::Block>,
     ) -> Fragment {
-        let handle = self.journey.handle(&handle.name);
-        let engagement = Engagement::from_name(&engagement.name).unwrap_or(Engagement::Opened);
+        let refs = &self.model.refs;
+        let (Some(&checked), Some(&HandleField::Engaged(engagement))) = (
+            refs.handles.get(&handle.span),
+            refs.handle_fields.get(&engagement.span),
+        ) else {
+            self.unresolved(step.span);
+            return self.lower_block(None);
+        };
+        let handle = self.journey.handle(checked, &handle.name);
         let event = self.engagement_event(engagement);
         self.add_role(event, Role::Wait, self.journey.id);
         let kind = NodeKind::WaitForEngagement {
@@ -263,14 +271,14 @@ impl<'p> Compiler<'p> {
             .iter()
             .filter_map(|alt| self.send_alt(alt))
             .collect();
-        let handle_name = match (&send.handle, send.alternatives.first()) {
-            (Some(h), _) => Some(h.name.as_str()),
-            (None, Some(alt)) if self.journey.referenced.contains(alt.template.name()) => {
-                Some(alt.template.name())
-            }
-            _ => None,
-        };
-        let handle = handle_name.map(|h| self.journey.handle(h));
+        let handle = self.model.refs.binds.get(&step.span).map(|&checked| {
+            let name = match (&send.handle, send.alternatives.first()) {
+                (Some(h), _) => h.name.as_str(),
+                (None, Some(alt)) => alt.template.name(),
+                (None, None) => "",
+            };
+            self.journey.handle(checked, name)
+        });
         let kind = NodeKind::Send(SendNode {
             alternatives,
             handle,

@@ -3,9 +3,9 @@
 //!
 //! [`compile`] takes the [`Model`] of a project the checker accepted: names
 //! are not looked up again, each reference reads what the checker resolved
-//! it to (by its span). It never panics on a model with errors: whatever
-//! the checker could not resolve is skipped (a send on an unknown channel
-//! loses that alternative, an unknown path reads `null`). The work is
+//! it to (by its span). Given a model with errors it neither panics nor
+//! guesses: what the checker could not resolve is returned as
+//! [`Unresolved`] and no program is made. The work is
 //! split by concern: `tables` (the program's ids), `expr` and `fold`
 //! (expressions), `lower` (steps → nodes), `template_reads` (template variables),
 //! `limits` (the static analyses and the cap warning).
@@ -26,6 +26,7 @@ pub mod program;
 pub use artifact::{LoadError, fingerprint, load, to_json};
 pub use graph::{summary_table, to_dot, to_mermaid};
 pub use program::Program;
+pub use tables::Unresolved;
 
 use crate::check::Model;
 use crate::diagnostic::Diagnostic;
@@ -33,8 +34,13 @@ use crate::diagnostic::Diagnostic;
 /// Compiles a checked project, the model [`crate::check::check`] returned,
 /// into its [`Program`]. The diagnostics are the back end's own warnings
 /// (W0004, a send that caps always block).
-pub fn compile(model: &Model<'_>) -> (Program, Vec<Diagnostic>) {
+///
+/// A model with errors makes no program: each reference the checker could
+/// not resolve is returned instead ([`Unresolved`]), never compiled to a
+/// `null` that would reach a customer.
+pub fn compile(model: &Model<'_>) -> Result<(Program, Vec<Diagnostic>), Unresolved> {
     let mut compiler = tables::Compiler::new(model);
     let program = compiler.program();
-    (program, compiler.into_diagnostics())
+    let warnings = compiler.finish()?;
+    Ok((program, warnings))
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
+pub use crate::builtins::Engagement;
 use crate::value::Value;
 
 /// Index of a node in its journey's `nodes`.
@@ -336,45 +337,6 @@ pub struct SendAlt {
     /// Values the declared template reads (`profile.first_name`,
     /// `trigger.total`, ...), as (path from the context root, value).
     pub render: Vec<(FieldPath, CExpr)>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Engagement {
-    Delivered,
-    Opened,
-    Clicked,
-    Bounced,
-    Failed,
-}
-
-impl Engagement {
-    pub const ALL: [Engagement; 5] = [
-        Engagement::Delivered,
-        Engagement::Opened,
-        Engagement::Clicked,
-        Engagement::Bounced,
-        Engagement::Failed,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Engagement::Delivered => "delivered",
-            Engagement::Opened => "opened",
-            Engagement::Clicked => "clicked",
-            Engagement::Bounced => "bounced",
-            Engagement::Failed => "failed",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Engagement> {
-        Engagement::ALL.into_iter().find(|e| e.name() == name)
-    }
-
-    /// Bit of this engagement in an instance's per-handle engagement mask.
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
 }
 
 /// A compiled expression: names resolved to slots, segments inlined,

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use super::journey::JourneyState;
 use super::limits;
 use super::program::{
-    Cap, Channel, ChannelId, EventId, EventInfo, FieldPath, JourneyId, Policy, ProfileSlot,
+    CExpr, Cap, Channel, ChannelId, EventId, EventInfo, FieldPath, JourneyId, Policy, ProfileSlot,
     Program, QuietHours, SlotId, Template, TemplateId,
 };
 use crate::channels;
@@ -59,6 +59,9 @@ pub(crate) struct Compiler<'p> {
     /// Above 0 while a segment is compiled: it sees the profile only.
     pub(crate) neutral: u32,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// References the checker did not resolve: the model had errors, and
+    /// no program is made from it.
+    unresolved: Vec<Span>,
 }
 
 impl<'p> Compiler<'p> {
@@ -82,18 +85,37 @@ impl<'p> Compiler<'p> {
             event: None,
             neutral: 0,
             diagnostics: Vec::new(),
+            unresolved: Vec::new(),
         }
     }
 
-    pub(crate) fn into_diagnostics(self) -> Vec<Diagnostic> {
-        self.diagnostics
+    /// The back end's warnings, or what it found unresolved.
+    pub(crate) fn finish(self) -> Result<Vec<Diagnostic>, Unresolved> {
+        match self.unresolved.is_empty() {
+            true => Ok(self.diagnostics),
+            false => Err(Unresolved {
+                spans: self.unresolved,
+            }),
+        }
+    }
+
+    /// Records a reference the checker left unresolved; the expression
+    /// compiles to `null` only so the walk can go on, and no program is
+    /// made ([`Compiler::finish`]).
+    pub(crate) fn unresolved(&mut self, at: Span) -> CExpr {
+        self.unresolved.push(at);
+        CExpr::Const(crate::value::Value::Null)
     }
 
     /// The id of the channel a name (a send's, a template's, a cap's, or
     /// `reachable`'s argument) resolved to.
-    pub(crate) fn channel_ref(&self, name: Span) -> Option<ChannelId> {
-        let id = *self.model.refs.channels.get(&name)?;
-        ChannelId::try_from(id).ok()
+    pub(crate) fn channel_ref(&mut self, name: Span) -> Option<ChannelId> {
+        let id = self.model.refs.channels.get(&name).copied();
+        let id = id.and_then(|id| ChannelId::try_from(id).ok());
+        if id.is_none() {
+            self.unresolved.push(name);
+        }
+        id
     }
 
     /// The id of the declared template a send's template name resolved to.
@@ -162,14 +184,18 @@ impl<'p> Compiler<'p> {
         self.slot(&[channels::UNSUBSCRIBED]);
         self.slot(&[channels::TIMEZONE]);
         for (name, info) in by_id {
-            let channel = self.channel(name, info.decl);
+            let channel = self.channel(name, info.builtin, info.decl);
             self.channels.push(channel);
         }
     }
 
     /// One channel's rule: the declaration's parts, else the defaults.
-    fn channel(&mut self, name: &str, decl: Option<&'p ast::ChannelDecl>) -> Channel {
-        let builtin = channels::builtin(name);
+    fn channel(
+        &mut self,
+        name: &str,
+        builtin: Option<&channels::Builtin>,
+        decl: Option<&'p ast::ChannelDecl>,
+    ) -> Channel {
         let default_address = builtin.and_then(|b| b.address);
         // A built-in that asks no consent, unless a declaration overrides it.
         let always_reachable = builtin.is_some_and(|b| !b.consent) && decl.is_none();
@@ -226,7 +252,7 @@ impl<'p> Compiler<'p> {
         self.policy = Policy { caps, quiet_hours };
     }
 
-    pub(crate) fn cap(&self, cap: &ast::Cap) -> Option<Cap> {
+    pub(crate) fn cap(&mut self, cap: &ast::Cap) -> Option<Cap> {
         let channel = match &cap.target {
             ast::CapTarget::Messages(_) => None,
             ast::CapTarget::Channel(c) => Some(self.channel_ref(c.span)?),
@@ -394,3 +420,34 @@ fn capped_send_warning(project: &Project, send: Span, cap: Span) -> Diagnostic {
     }
     .into()
 }
+
+/// A model with references the checker did not resolve: it had errors.
+/// [`crate::compile::compile`] makes no program from it.
+#[derive(Debug)]
+pub struct Unresolved {
+    /// Where each unresolved reference is.
+    pub spans: Vec<Span>,
+}
+
+impl Unresolved {
+    /// One E0001 a reference: after a check without errors, a bug of the
+    /// checker, said as such.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.spans
+            .iter()
+            .map(|&span| Problem::Unresolved { span }.into_diagnostic())
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} reference(s) the checker did not resolve: compile a project only when `check` found no error",
+            self.spans.len()
+        )
+    }
+}
+
+impl std::error::Error for Unresolved {}

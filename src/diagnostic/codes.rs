@@ -23,6 +23,9 @@ macro_rules! codes {
 }
 
 codes! {
+    // 00xx: the compiler itself
+    UNRESOLVED = "E0001", Error, "internal error: a reference left unresolved";
+
     // 01xx: syntax
     SYNTAX = "E0101", Error, "syntax error";
     INVALID_DURATION = "E0102", Error, "invalid duration";

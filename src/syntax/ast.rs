@@ -549,6 +549,3 @@ pub const RESERVED: &[&str] = &[
 pub fn is_reserved(word: &str) -> bool {
     RESERVED.contains(&word)
 }
-
-/// Engagements a sent message can have, plus `sent` (usable only as a condition).
-pub const ENGAGEMENTS: &[&str] = &["delivered", "opened", "clicked", "bounced", "failed"];
