@@ -367,6 +367,11 @@ pub enum CExpr {
     Binary(BinOp, Box<CExpr>, Box<CExpr>),
 }
 
+/// A call the runtime evaluates on its arguments' values: the
+/// [`crate::builtins::Function`]s other than `now()` and `reachable(..)`,
+/// which read the clock and the channel rules and compile to nodes of their
+/// own ([`CExpr::Now`], [`CExpr::Reachable`]). `compile/expr.rs` maps one to
+/// the other with an exhaustive match, so a new function cannot be missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Func {
