@@ -22,6 +22,13 @@
 //!
 //! Writes of delivery records are group-committed by one thread
 //! ([`Store`]), as the service's writer commits the journal.
+//!
+//! Delivery never slows ingest: its tasks run on a tokio runtime of their
+//! own whose threads, like the record writer's, run at a lower scheduling
+//! priority ([`DELIVERY_NICE`]). When the cores are busy, the kernel gives
+//! them to the HTTP handlers, the writer and the partitions first, and
+//! delivery uses what is left; on idle cores it runs at full speed.
+//! Outcome events still go through the service's writer, as any event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,6 +58,14 @@ const READ_AT_ONCE: usize = 5_000;
 const ROUND_PAUSE: Duration = Duration::from_millis(10);
 /// How long a stop waits for attempts in flight.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How much nicer delivery's threads are than the thread that starts it
+/// (the service's): under contention, a thread 10 nicer gets about a tenth
+/// of the CPU of the other (Linux's weights for 10 and 0 are 110 and
+/// 1024), and all of it when the cores are idle.
+pub const DELIVERY_NICE: i32 = 10;
+/// Worker threads of delivery's runtime: its work is waiting on providers,
+/// so two are enough to keep thousands of attempts in flight.
+const DELIVERY_THREADS: usize = 2;
 
 /// The running engine.
 pub struct Engine {
@@ -58,6 +73,63 @@ pub struct Engine {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     store: Option<std::thread::JoinHandle<()>>,
+    /// Delivery's own runtime, at a lower priority.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Engine {
+    /// An engine dropped without [`Engine::stop`] (a start that failed
+    /// later) lets go of its runtime without waiting, which is allowed
+    /// inside the service's own runtime, where a plain drop is not.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The calling thread's nice value (0 where there is none).
+fn nice() -> i32 {
+    #[cfg(unix)]
+    {
+        // SAFETY: getpriority only reads its two integer arguments and
+        // returns the calling thread's nice value (`who` 0 is the caller);
+        // it touches no memory of this process.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+    }
+    #[cfg(not(unix))]
+    0
+}
+
+/// Sets the calling thread's nice value to `service`'s plus
+/// [`DELIVERY_NICE`] (19 at most). On Linux the nice value belongs to the
+/// thread, so the service's other threads keep theirs. Where it cannot be
+/// set, delivery runs at the service's priority.
+fn lower_priority(service: i32) {
+    #[cfg(unix)]
+    {
+        let target = (service + DELIVERY_NICE).min(19);
+        // SAFETY: setpriority only reads its three integer arguments and
+        // changes the scheduling priority of the calling thread (`who` 0);
+        // it touches no memory of this process.
+        let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) };
+    }
+    #[cfg(not(unix))]
+    let _ = service;
+}
+
+/// Delivery's runtime: its own threads, each [`DELIVERY_NICE`] nicer than
+/// the caller (worker and blocking threads alike, wherever they are
+/// started from).
+fn delivery_runtime() -> Result<tokio::runtime::Runtime, String> {
+    let service = nice();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(DELIVERY_THREADS)
+        .thread_name("journey-delivery")
+        .on_thread_start(move || lower_priority(service))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start delivery's runtime: {e}"))
 }
 
 struct Inner {
@@ -164,16 +236,18 @@ impl Engine {
             in_memory: AtomicUsize::new(0),
             room: Notify::new(),
         });
+        let runtime = delivery_runtime()?;
         let mut tasks = Vec::new();
         for (name, rx) in queues {
-            tasks.push(tokio::spawn(dispatch(inner.clone(), name, rx)));
+            tasks.push(runtime.spawn(dispatch(inner.clone(), name, rx)));
         }
-        tasks.push(tokio::spawn(read(inner.clone())));
+        tasks.push(runtime.spawn(read(inner.clone())));
         Ok(Engine {
             inner,
             stop: stop_tx,
             tasks,
             store: Some(store_thread),
+            runtime: Some(runtime),
         })
     }
 
@@ -210,6 +284,11 @@ impl Engine {
         self.inner.store.stop();
         if let Some(thread) = self.store.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            // Its tasks have ended; what remains (an audience batch's
+            // request, a retry's sleep) is dropped, as a crash would.
+            runtime.shutdown_background();
         }
     }
 }
@@ -887,9 +966,13 @@ const STORE_GROUP: usize = 4_096;
 impl Store {
     fn start(storage: Arc<dyn Storage>) -> Result<(Store, std::thread::JoinHandle<()>), String> {
         let (tx, rx) = std::sync::mpsc::channel();
+        let service = nice();
         let thread = std::thread::Builder::new()
             .name("journey-delivery-store".into())
-            .spawn(move || store_loop(storage.as_ref(), rx))
+            .spawn(move || {
+                lower_priority(service);
+                store_loop(storage.as_ref(), rx)
+            })
             .map_err(|e| format!("cannot start the delivery store thread: {e}"))?;
         Ok((
             Store {
@@ -970,6 +1053,27 @@ fn store_loop(storage: &dyn Storage, ops: std::sync::mpsc::Receiver<StoreOp>) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Delivery's threads run below the service's priority, and the
+    /// thread that built its runtime keeps its own.
+    #[cfg(unix)]
+    #[test]
+    fn delivery_runs_below_the_service_priority() {
+        let before = nice();
+        let runtime = delivery_runtime().expect("a runtime");
+        let worker = runtime.block_on(async { tokio::spawn(async { nice() }).await });
+        // A blocking thread started from a worker, already nicer: the same.
+        let blocking = runtime.block_on(async {
+            tokio::spawn(async { tokio::task::spawn_blocking(nice).await })
+                .await
+                .expect("the task ran")
+        });
+        runtime.shutdown_background();
+        let expected = (before + DELIVERY_NICE).min(19);
+        assert_eq!(worker.expect("the task ran"), expected);
+        assert_eq!(blocking.expect("the task ran"), expected);
+        assert_eq!(nice(), before, "the caller's priority is unchanged");
+    }
     use super::*;
 
     fn policy() -> Policy {
