@@ -11,8 +11,9 @@
 //!
 //! `cargo bench --bench delivery` (`JOURNEY_BENCH_EMAILS`, default 20,000;
 //! `JOURNEY_BENCH_WEBHOOKS`, default 50,000; `JOURNEY_BENCH_EVENTS`,
-//! default 300,000 events of 30,000 users for the ingest comparison; 0
-//! emails or webhooks skips that figure).
+//! default 300,000 events of 30,000 users for the ingest comparison, in
+//! `JOURNEY_BENCH_ROUNDS` alternating rounds of each (2); 0 emails or
+//! webhooks skips that figure).
 //! Without aiosmtpd (`pip install aiosmtpd`) the email figure is skipped.
 
 use std::io::BufRead;
@@ -371,17 +372,15 @@ fn main() {
     let on = write_config(&dir, "all.toml", &delivered);
     let off: Vec<&str> = vec![];
     let bound = vec!["--config", on.to_str().unwrap_or_default()];
-    // Twice each, alternating: the machine is shared, and one run alone
-    // says little.
-    for (round, (label, args)) in [
+    // Alternating, `JOURNEY_BENCH_ROUNDS` times each (2): the machine is
+    // shared, and one run alone says little.
+    let pairs = env_or("JOURNEY_BENCH_ROUNDS", 2).max(1) as usize;
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let rounds = [
         ("delivery off (every channel `log`)", &off),
         ("delivery on (every channel bound)", &bound),
-        ("delivery off (every channel `log`)", &off),
-        ("delivery on (every channel bound)", &bound),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ];
+    for (round, (label, args)) in rounds.into_iter().cycle().take(2 * pairs).enumerate() {
         let before = hooks.arrivals().len();
         let emails_before = sink.as_ref().map_or(0, |(_, _, out)| lines(out));
         let data = dir.join(format!("data-ingest-{round}"));
@@ -393,6 +392,7 @@ fn main() {
         post_all(&format!("{}/v1/batch", serve.base), bodies.clone(), 8);
         let took = begun.elapsed();
         let cpu = cpu_seconds(serve.child.id()) - cpu_before;
+        rates[round % 2].push(lines_.len() as f64 / took.as_secs_f64());
         // Let delivery finish what ingest made, for the count.
         std::thread::sleep(Duration::from_secs(3));
         println!(
@@ -407,6 +407,16 @@ fn main() {
         );
         drop(serve);
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off_median, on_median) = (median(&mut rates[0]), median(&mut rates[1]));
+    println!(
+        "ingest, medians of {pairs} rounds each: delivery off {off_median:.0} events/s, on \
+         {on_median:.0} events/s ({:+.1}%)",
+        (on_median / off_median - 1.0) * 100.0
+    );
     if let Some((mut child, _, _)) = sink {
         let _ = child.kill();
         let _ = child.wait();
