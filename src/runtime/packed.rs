@@ -93,10 +93,7 @@ impl Packed {
                 return true;
             }
         }
-        match reader.bytes {
-            [] | [NULL, ..] | [STRING, 0, ..] => true,
-            _ => false,
-        }
+        matches!(reader.bytes, [] | [NULL, ..] | [STRING, 0, ..])
     }
 
     /// Sets the value at `index`, with `null`s before it when it is past

@@ -210,6 +210,7 @@ pub struct Silences {
     head: [i64; Silences::INLINE],
     /// The rest, when one has had a due time: one word in every user's
     /// state, for programs with more silences than [`Silences::INLINE`].
+    #[allow(clippy::box_collection)] // One word in place, not a `Vec`'s three.
     tail: Option<Box<Vec<i64>>>,
 }
 
