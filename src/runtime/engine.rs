@@ -171,7 +171,7 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     fn scope<'s>(
         &self,
-        user: &'s [Value],
+        user: &'s Packed,
         event: &'s [Value],
         inst: Option<&'s Instance>,
     ) -> Scope<'s>
@@ -654,7 +654,7 @@ impl Cx<'_> {
         }
     }
 
-    fn exit_condition(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> bool {
+    fn exit_condition(&mut self, j: JourneyId, profile: &Packed, inst: &Instance) -> bool {
         let program = self.program;
         let mut m = 0;
         let scope = self.scope(profile, &[], Some(inst));
@@ -691,18 +691,8 @@ impl Cx<'_> {
             path.push('.');
             path.push_str(part);
         }
-        self.emit(
-            j,
-            ActionKind::Set {
-                path,
-                value: value.clone(),
-            },
-        );
-        let index = slot as usize;
-        if user.profile.len() <= index {
-            user.profile.resize(index + 1, Value::Null);
-        }
-        user.profile[index] = value;
+        user.profile.set(slot as usize, &value);
+        self.emit(j, ActionKind::Set { path, value });
     }
 
     /// Ends the instance: `exit`, the `until exit` audience removals, and a
@@ -837,7 +827,7 @@ impl Cx<'_> {
 
     /// The user's time zone for journey `j`: the quiet-hours `in`
     /// expression, else `profile.timezone`, else UTC.
-    fn zone(&mut self, j: JourneyId, profile: &[Value], inst: &Instance) -> Option<ZoneId> {
+    fn zone(&mut self, j: JourneyId, profile: &Packed, inst: &Instance) -> Option<ZoneId> {
         let program = self.program;
         let journey = &program.journeys[j as usize];
         let expr = journey
@@ -849,10 +839,7 @@ impl Cx<'_> {
         let scope = self.scope(profile, &[], Some(inst));
         let name = match expr {
             Some(e) => scope.value(e, &mut m),
-            None => self
-                .layout
-                .timezone
-                .map_or(Value::Null, |s| scope.slot(s).clone()),
+            None => self.layout.timezone.map_or(Value::Null, |s| scope.slot(s)),
         };
         self.stats.type_mismatches += m;
         match name {
@@ -1032,17 +1019,15 @@ impl Cx<'_> {
         );
         if !send.transactional {
             let horizon = self.now - self.layout.max_cap_window;
-            user.sent.retain(|r| r.at > horizon);
-            // Most users have a send or two in the window: grow one at a
-            // time at first rather than to Vec's minimum of four.
-            if user.sent.len() < 4 {
-                user.sent.reserve_exact(1);
-            }
-            user.sent.push(SentRecord {
+            let mut sent = std::mem::take(&mut user.sent).into_vec();
+            sent.retain(|r| r.at > horizon);
+            sent.reserve_exact(1);
+            sent.push(SentRecord {
                 at: self.now,
                 journey: j,
                 channel: alt.channel,
             });
+            user.sent = sent.into_boxed_slice();
         }
         self.stats
             .journey(j)

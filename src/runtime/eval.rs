@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::compile::program::{BinOp, CExpr, Channel, ChannelId, Func};
 use crate::value::{Value, parse_timestamp, representable};
 
+use super::packed::Packed;
 use super::store::Instance;
 
 /// Operands of the wrong type.
@@ -20,7 +21,7 @@ type Eval = Result<Value, Mismatch>;
 /// What an expression can read.
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
-    pub profile: &'a [Value],
+    pub profile: &'a Packed,
     /// The matched event's fields (empty outside `where` clauses).
     pub event: &'a [Value],
     pub instance: Option<&'a Instance>,
@@ -33,8 +34,9 @@ pub struct Scope<'a> {
 static NULL: Value = Value::Null;
 
 impl<'a> Scope<'a> {
-    pub fn slot(&self, slot: u32) -> &'a Value {
-        self.profile.get(slot as usize).unwrap_or(&NULL)
+    /// The value of profile slot `slot` (unpacked: a copy).
+    pub fn slot(&self, slot: u32) -> Value {
+        self.profile.get(slot as usize).unwrap_or_default()
     }
 
     /// A condition: true only for `true`; a mismatch counts and is false.
@@ -65,10 +67,18 @@ impl<'a> Scope<'a> {
             return Ok(false);
         };
         if let Some(address) = &channel.address {
-            match &*self.operand(address)? {
-                Value::Null => return Ok(false),
-                Value::String(s) if s.is_empty() => return Ok(false),
-                _ => {}
+            // Most addresses are a profile slot: asked of the packed bytes,
+            // a long email is not unpacked to be looked at.
+            if let CExpr::Profile(slot) = address {
+                if self.profile.is_blank(*slot as usize) {
+                    return Ok(false);
+                }
+            } else {
+                match &*self.operand(address)? {
+                    Value::Null => return Ok(false),
+                    Value::String(s) if s.is_empty() => return Ok(false),
+                    _ => {}
+                }
             }
         }
         if transactional {
@@ -80,22 +90,22 @@ impl<'a> Scope<'a> {
             return Ok(false);
         }
         if let Some(slot) = self.unsubscribed
-            && *self.slot(slot) == Value::Bool(true)
+            && self.slot(slot) == Value::Bool(true)
         {
             return Ok(false);
         }
         Ok(true)
     }
 
-    /// An operand: borrowed when it is a constant, a profile slot or an
-    /// event field (no reference count touched), computed otherwise.
+    /// An operand: borrowed when it is a constant or an event field (no
+    /// reference count touched), unpacked or computed otherwise.
     pub fn operand<'e>(&self, expr: &'e CExpr) -> Result<Cow<'e, Value>, Mismatch>
     where
         'a: 'e,
     {
         match expr {
             CExpr::Const(v) => Ok(Cow::Borrowed(v)),
-            CExpr::Profile(slot) => Ok(Cow::Borrowed(self.slot(*slot))),
+            CExpr::Profile(slot) => Ok(Cow::Owned(self.slot(*slot))),
             CExpr::Event(i) => Ok(Cow::Borrowed(self.event.get(*i as usize).unwrap_or(&NULL))),
             _ => self.eval(expr).map(Cow::Owned),
         }
@@ -104,7 +114,7 @@ impl<'a> Scope<'a> {
     pub fn eval(&self, expr: &CExpr) -> Eval {
         match expr {
             CExpr::Const(v) => Ok(v.clone()),
-            CExpr::Profile(slot) => Ok(self.slot(*slot).clone()),
+            CExpr::Profile(slot) => Ok(self.slot(*slot)),
             CExpr::Event(i) => Ok(self.event.get(*i as usize).cloned().unwrap_or_default()),
             CExpr::Trigger(i) => Ok(self
                 .instance
@@ -360,7 +370,7 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 mod tests {
     use super::*;
 
-    fn scope(profile: &[Value]) -> Scope<'_> {
+    fn scope(profile: &Packed) -> Scope<'_> {
         Scope {
             profile,
             event: &[],
@@ -377,7 +387,7 @@ mod tests {
 
     #[test]
     fn null_comparisons_are_false_but_equality_with_null() {
-        let profile = [Value::Null];
+        let profile = Packed::new(&[Value::Null]);
         let s = scope(&profile);
         let mut m = 0;
         let tier = CExpr::Profile(0);
@@ -401,7 +411,7 @@ mod tests {
 
     #[test]
     fn mismatch_is_false_and_counted() {
-        let profile = [Value::str("x")];
+        let profile = Packed::new(&[Value::str("x")]);
         let s = scope(&profile);
         let mut m = 0;
         let e = bin(
@@ -415,7 +425,7 @@ mod tests {
 
     #[test]
     fn timestamps_from_strings_and_durations() {
-        let profile = [Value::str("2026-03-02T10:00:00Z")];
+        let profile = Packed::new(&[Value::str("2026-03-02T10:00:00Z")]);
         let s = scope(&profile);
         let e = bin(
             BinOp::Sub,

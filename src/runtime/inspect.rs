@@ -157,7 +157,7 @@ fn profile(program: &Program, state: &UserState) -> BTreeMap<String, serde_json:
     program
         .profile_slots
         .iter()
-        .zip(&state.profile)
+        .zip(state.profile.to_vec())
         .filter(|(_, value)| !value.is_null())
         .map(|(slot, value)| (slot.path.join("."), value.to_json()))
         .collect()

@@ -49,6 +49,7 @@ use crate::compile::program::{Engagement, EventId, FieldPath, Program};
 use crate::value::{MAX_TIME_MS, Value, format_timestamp};
 use clock::Zones;
 use engine::{Cx, Layout, Target};
+use packed::Packed;
 use store::{Sighting, Timer, TimerKind, UserId};
 use templates::Renderer;
 
@@ -68,6 +69,8 @@ pub struct Runtime<S: Store = MemStore> {
     timers: Vec<Timer>,
     /// The slot values an identify carries, reused from one to the next.
     traits: Vec<(usize, Value)>,
+    /// A profile's values while identify traits merge into it.
+    profile_values: Vec<Value>,
     paths: EngagementPaths,
 }
 
@@ -380,6 +383,7 @@ impl<S: Store> Runtime<S> {
             zones: Zones::default(),
             timers: Vec::new(),
             traits: Vec::new(),
+            profile_values: Vec::new(),
             paths: EngagementPaths {
                 message_id: path("message_id"),
                 template: path("template"),
@@ -656,8 +660,7 @@ impl<S: Store> Runtime<S> {
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
         let state = self.store.user_mut(user);
-        // The time zone from `context` fills its slot when it is empty; the
-        // merge makes the profile long enough to hold it.
+        // The time zone from `context` fills its slot when it is empty.
         let zone = event
             .context_timezone
             .zip(self.layout.timezone.map(|slot| slot as usize));
@@ -667,13 +670,9 @@ impl<S: Store> Runtime<S> {
             state,
             event.properties,
             &mut self.traits,
-            zone.map_or(0, |(_, slot)| slot + 1),
+            &mut self.profile_values,
+            zone,
         );
-        if let Some((zone, slot)) = zone
-            && let Some(value) = state.profile.get_mut(slot).filter(|v| v.is_null())
-        {
-            *value = Value::str(zone);
-        }
         self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
     }
 
@@ -790,16 +789,20 @@ impl<S: Store> Runtime<S> {
 /// every slot at once ([`Properties::lookup_all`]): a reader of JSON text
 /// walks each object on the slots' paths once, instead of once a slot.
 ///
-/// The profile grows once, to exactly the last slot given a value (or to
-/// `min_len`, for a slot the caller fills next), rather than a slot at a
-/// time: a new customer's first identify reallocated it several times.
+/// Then the time zone of `zone` (`context.timezone`, and the slot of
+/// `profile.timezone`) fills its slot when it is still empty.
+///
+/// The profile is unpacked into `values` (a scratch list, left empty),
+/// merged there, grown to exactly the last slot given a value (or to the
+/// time zone's), and packed again once.
 fn merge_traits(
     program: &Program,
     layout: &Layout,
     user: &mut UserState,
     traits: &dyn Properties,
     found: &mut Vec<(usize, Value)>,
-    min_len: usize,
+    values: &mut Vec<Value>,
+    zone: Option<(&str, usize)>,
 ) {
     found.clear();
     traits.lookup_all(&layout.slot_paths, &mut |index, lookup| {
@@ -824,16 +827,27 @@ fn merge_traits(
         .map(|&(index, _)| index + 1)
         .max()
         .unwrap_or(0);
-    let len = valued.max(min_len);
-    if user.profile.len() < len {
-        user.profile.reserve_exact(len - user.profile.len());
-        user.profile.resize(len, Value::Null);
+    if found.is_empty() && zone.is_none() {
+        return;
+    }
+    let len = valued.max(zone.map_or(0, |(_, slot)| slot + 1));
+    values.clear();
+    user.profile.unpack_into(values);
+    if values.len() < len {
+        values.resize(len, Value::Null);
     }
     for (index, new) in found.drain(..) {
-        if let Some(old) = user.profile.get_mut(index) {
+        if let Some(old) = values.get_mut(index) {
             *old = deep_merge(old, new);
         }
     }
+    if let Some((zone, slot)) = zone
+        && let Some(value) = values.get_mut(slot).filter(|v| v.is_null())
+    {
+        *value = Value::str(zone);
+    }
+    user.profile = Packed::new(values);
+    values.clear();
 }
 
 fn deep_merge(old: &Value, new: Value) -> Value {

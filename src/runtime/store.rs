@@ -9,8 +9,8 @@
 //! `(user, messageId)` pair seen in the window ([`DedupConfig`]: by default
 //! the last 7 days of event time, and at most [`DEDUP_CAPACITY`] pairs, the
 //! oldest forgotten first and counted when still inside the window):
-//! bounded memory, 37 to 56 bytes a pair (its time and hash in a queue, and
-//! an 8-byte slot of a table between a quarter and five eighths full).
+//! bounded memory, 40 to 56 bytes a pair (its time and hash in a queue of
+//! fixed blocks, and two to four 8-byte slots of a table).
 
 use std::cmp::Ordering;
 
@@ -20,7 +20,7 @@ use self::users::UserIndex;
 use super::packed::Packed;
 use crate::compile::program::{JourneyId, NodeId, Program};
 use crate::prefetch::{prefetch, prefetch_lines};
-use crate::value::{Str, Value};
+use crate::value::Str;
 
 mod dedup;
 mod memory;
@@ -78,17 +78,21 @@ pub trait Store: 'static {
 /// One user's state.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct UserState {
-    /// Profile slot values (index = slot id); empty until the first write,
-    /// shorter than the slot list when the tail is all `null`.
+    /// Profile slot values (index = slot id), packed ([`Packed`]: a tag
+    /// byte and the bytes each); empty until the first write, shorter than
+    /// the slot list when the tail is all `null`. Written as the list of
+    /// values.
+    pub profile: Packed,
+    /// The journeys this user has touched, sorted by journey id. A slice,
+    /// not a `Vec`: the room a `Vec` keeps for more and its word of
+    /// capacity are a million customers' bytes, and a journey is joined
+    /// rarely.
     #[serde(deserialize_with = "exact")]
-    pub profile: Vec<Value>,
-    /// The journeys this user has touched, sorted by journey id.
-    #[serde(deserialize_with = "exact")]
-    pub journeys: Vec<JourneyState>,
+    pub journeys: Box<[JourneyState]>,
     /// Non-transactional sends, oldest first, for caps; pruned to the
-    /// program's longest cap window.
+    /// program's longest cap window. A slice, as `journeys`.
     #[serde(deserialize_with = "exact")]
-    pub sent: Vec<SentRecord>,
+    pub sent: Box<[SentRecord]>,
     /// Every `trigger no ... for` silence of the program for this user.
     /// Kept apart from `journeys`: a silence is touched by most events, and
     /// a journey state is only made on entry.
@@ -118,22 +122,21 @@ impl Serialize for UserState {
 }
 
 /// A list read back as long as it is: a JSON list comes without its
-/// length, and one read item by item keeps the room of its last doubling
-/// (a third more, on average, for each customer's profile and journeys,
-/// which the runtime sizes exactly). The allocator does not shrink a block
-/// in place, so the items move to one of their size.
-fn exact<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+/// length, and one read item by item keeps the room of its last doubling.
+/// The allocator does not shrink a block in place, so the items move to
+/// one of their size.
+fn exact<'de, D, T>(deserializer: D) -> Result<Box<[T]>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
     let read = Vec::<T>::deserialize(deserializer)?;
     if read.len() == read.capacity() {
-        return Ok(read);
+        return Ok(read.into_boxed_slice());
     }
     let mut exact = Vec::with_capacity(read.len());
     exact.extend(read);
-    Ok(exact)
+    Ok(exact.into_boxed_slice())
 }
 
 impl UserState {
@@ -157,8 +160,10 @@ impl UserState {
             Ok(i) => i,
             Err(i) => {
                 // Users touch few journeys: no room kept for more.
-                self.journeys.reserve_exact(1);
-                self.journeys.insert(i, JourneyState::new(journey));
+                let mut journeys = std::mem::take(&mut self.journeys).into_vec();
+                journeys.reserve_exact(1);
+                journeys.insert(i, JourneyState::new(journey));
+                self.journeys = journeys.into_boxed_slice();
                 i
             }
         }
@@ -203,7 +208,10 @@ pub struct JourneyState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Silences {
     head: [i64; Silences::INLINE],
-    tail: Box<[i64]>,
+    /// The rest, when one has had a due time: one word in every user's
+    /// state, for programs with more silences than [`Silences::INLINE`].
+    #[allow(clippy::box_collection)] // One word in place, not a `Vec`'s three.
+    tail: Option<Box<Vec<i64>>>,
 }
 
 /// A silence without a due time.
@@ -217,7 +225,7 @@ impl Silences {
     pub fn due(&self, slot: usize) -> Option<i64> {
         let due = match slot.checked_sub(Self::INLINE) {
             None => self.head[slot],
-            Some(i) => self.tail.get(i).copied().unwrap_or(NO_DUE),
+            Some(i) => self.tail().get(i).copied().unwrap_or(NO_DUE),
         };
         (due != NO_DUE).then_some(due)
     }
@@ -230,27 +238,34 @@ impl Silences {
         match slot.checked_sub(Self::INLINE) {
             None => self.head[slot] = due,
             Some(i) => {
-                if i >= self.tail.len() {
+                if i >= self.tail().len() {
                     if due == NO_DUE {
                         return;
                     }
-                    let mut tail = std::mem::take(&mut self.tail).into_vec();
+                    let tail = self.tail.get_or_insert_default();
+                    tail.reserve_exact(i + 1 - tail.len());
                     tail.resize(i + 1, NO_DUE);
-                    self.tail = tail.into_boxed_slice();
                 }
-                self.tail[i] = due;
+                if let Some(tail) = &mut self.tail {
+                    tail[i] = due;
+                }
             }
         }
     }
 
     /// Whether no silence has a due time.
     pub fn is_empty(&self) -> bool {
-        self.head.iter().chain(&*self.tail).all(|&d| d == NO_DUE)
+        self.head.iter().chain(self.tail()).all(|&d| d == NO_DUE)
+    }
+
+    /// The silences past the ones in place.
+    pub fn tail(&self) -> &[i64] {
+        self.tail.as_deref().map_or(&[], |tail| &tail[..])
     }
 
     /// Every slot's due time, up to the last one that has one.
     fn to_list(&self) -> Vec<Option<i64>> {
-        let mut all: Vec<Option<i64>> = (0..Self::INLINE + self.tail.len())
+        let mut all: Vec<Option<i64>> = (0..Self::INLINE + self.tail().len())
             .map(|slot| self.due(slot))
             .collect();
         let len = all.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
@@ -263,7 +278,7 @@ impl Default for Silences {
     fn default() -> Silences {
         Silences {
             head: [NO_DUE; Silences::INLINE],
-            tail: Box::default(),
+            tail: None,
         }
     }
 }
@@ -582,7 +597,7 @@ impl MemStore {
         }
         if let Some((_, Some(near))) = state(2) {
             prefetch_lines(&near.journeys, 3);
-            prefetch_lines(&near.profile, 4);
+            prefetch_lines(near.profile.bytes(), 2);
             prefetch_lines(&near.sent, 1);
         }
         if let Some((timer, Some(next))) = state(1)
@@ -600,6 +615,7 @@ impl MemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
 
     #[test]
     fn silences_past_the_inline_ones_keep_their_due_times() {
@@ -619,7 +635,7 @@ mod tests {
         assert_eq!(dues, expected);
         // Clearing a slot never set past the end allocates nothing.
         silences.set_due(Silences::INLINE + 9, None);
-        assert_eq!(silences.tail.len(), 2);
+        assert_eq!(silences.tail().len(), 2);
         // A due time on the sentinel is kept a millisecond later.
         silences.set_due(0, Some(i64::MIN));
         assert_eq!(silences.due(0), Some(i64::MIN + 1));
@@ -635,9 +651,9 @@ mod tests {
             "journeys":[],"sent":[{"at":5,"journey":0,"channel":1}]}"#;
         let user: UserState = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(user.profile.len(), 3);
-        assert_eq!(user.profile.capacity(), 3, "no room of a doubling kept");
-        assert_eq!((user.sent.len(), user.sent.capacity()), (1, 1));
-        assert_eq!(user.journeys.capacity(), 0);
+        assert_eq!(user.profile.get(2), Some(Value::str("a")));
+        assert_eq!(user.sent.len(), 1);
+        assert!(user.journeys.is_empty());
     }
 
     #[test]

@@ -12,10 +12,15 @@
 //! moves the front. An id forgotten because the capacity was reached while
 //! it was still inside the window is an early eviction, and is counted.
 //!
+//! The queue is kept in fixed blocks ([`queue`]): it costs the 24 bytes of
+//! each id it holds, not the room of its last doubling.
+//!
 //! A question is asked of a table that finds an id's number from its
 //! hash, in open addressing, 8-byte slots eight to a cache line, each
 //! holding bits of the hash's high word (the top ones choose its home
-//! line) and the low bits of the number. A slot whose number is before the
+//! line, scaled to the number of lines: a table is any number of lines
+//! long, sized to its ids, not to a power of two) and the low bits of the
+//! number. A slot whose number is before the
 //! front is dead, skipped by lookups and reused by inserts; a rebuild drops
 //! the dead when they crowd the table. The hash bits in a slot only filter:
 //! a match is confirmed against the whole hash in the queue, so two pairs
@@ -30,7 +35,6 @@
 //! pairs side by side, 1M users): within the 10% a hand-written piece has to
 //! beat to stay, so it is gone, and with it up to 4 MB a window.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::hash::Hasher as _;
 
@@ -143,12 +147,12 @@ const USED: u64 = 1 << 63;
 /// Slots a line (a bucket) holds.
 const LINE: usize = 8;
 
-/// The home line of a slot (or of its hash bits) in a table of
-/// `1 << bits` lines (`bits` ≥ 1: a table has at least
-/// [`Dedup::MIN_LINES`]; at most 28, fewer than a slot's hash bits): the
-/// top bits of the hash.
-fn home_line(slot: u64, bits: u32) -> usize {
-    ((slot << 1) >> (64 - bits)) as usize
+/// The home line of a slot's hash bits (without its number's) in a table
+/// of `lines` lines: the hash bits as a fraction of the whole range, times
+/// the lines (the top bits of the hash choose, as in a table a power of
+/// two long, but any length will do).
+fn home_line(hash_bits: u64, lines: usize) -> usize {
+    ((u128::from(hash_bits << 1) * lines as u128) >> 64) as usize
 }
 
 /// A hash as the queue keeps it: high word, low word (8-byte aligned, so a
@@ -175,7 +179,7 @@ pub struct Dedup {
     /// Ids forgotten early: at capacity, still inside the window.
     evicted_early: u64,
     /// The remembered ids, oldest first: when each was seen, and its hash.
-    order: VecDeque<(i64, Words)>,
+    order: Queue,
     /// The number of the oldest remembered id (ids are numbered from 0 in
     /// arrival order).
     front: u64,
@@ -184,7 +188,7 @@ pub struct Dedup {
     /// `2 * (capacity + BATCH + 1)`), so that no dead slot is read as live
     /// between rebuilds. The rest below [`USED`] are hash bits.
     seq_mask: u64,
-    /// Empty, or a power of two long.
+    /// Empty, or at least [`Dedup::MIN_LINES`] long.
     lines: Vec<Line>,
     /// Slots that are not empty, live or dead.
     used: usize,
@@ -214,7 +218,7 @@ impl Dedup {
         Dedup {
             config,
             evicted_early: 0,
-            order: VecDeque::new(),
+            order: Queue::default(),
             front: 0,
             seq_mask: numbers - 1,
             lines: Vec::new(),
@@ -287,7 +291,7 @@ impl Dedup {
 
     /// The bytes of the window's queue, table and batch.
     pub fn heap_bytes(&self) -> usize {
-        self.order.capacity() * std::mem::size_of::<(i64, Words)>()
+        self.order.heap_bytes()
             + self.lines.capacity() * std::mem::size_of::<Line>()
             + self.batch.capacity() * std::mem::size_of::<u64>()
     }
@@ -312,12 +316,11 @@ impl Dedup {
     fn remembers(&self, bits: u64, hash: Words) -> bool {
         let hash_mask = !USED & !self.seq_mask;
         let matches = |slot: u64| {
-            slot & hash_mask == bits && self.live(slot).is_some_and(|k| self.order[k].1 == hash)
+            slot & hash_mask == bits && self.live(slot).is_some_and(|k| self.order.get(k).1 == hash)
         };
         if self.batch.iter().any(|&slot| matches(slot)) {
             return true;
         }
-        let mask = self.slots() - 1;
         let mut i = self.home(bits) * LINE;
         loop {
             let slot = self.slot(i);
@@ -327,7 +330,7 @@ impl Dedup {
             if matches(slot) {
                 return true;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
     /// Places the batch's live ids in the table, their lines asked for
@@ -352,7 +355,13 @@ impl Dedup {
 
     /// The home line of a slot (or of `hash_bits`) in this table.
     fn home(&self, slot: u64) -> usize {
-        home_line(slot, self.lines.len().trailing_zeros())
+        home_line(slot & !USED & !self.seq_mask, self.lines.len())
+    }
+
+    /// The slot after slot `i`, round to the first after the last.
+    fn next(&self, i: usize) -> usize {
+        let i = i + 1;
+        if i == self.slots() { 0 } else { i }
     }
 
     fn slot(&self, i: usize) -> u64 {
@@ -376,8 +385,9 @@ impl Dedup {
         self.place_batch();
     }
 
-    /// Re-makes the table with the live ids only, at most half full. At a
-    /// steady rate of ids the size stays the same, and the table is swept
+    /// Re-makes the table with the live ids only, at most half full (two
+    /// fifths when it is made anew). At a steady rate of ids the size
+    /// stays the same, and the table is swept
     /// in place: a fresh table would be fresh memory, and the kernel's
     /// zeroing of its pages cost more than the sweep.
     fn rebuild_table(&mut self) {
@@ -388,11 +398,13 @@ impl Dedup {
         // numbers and a batch are given, less than the rest.
         let every = self.seq_mask.div_ceil(2);
         self.rebuild_at = self.front + self.order.len() as u64 + every;
-        let lines = (self.order.len() * 2)
-            .div_ceil(LINE)
-            .next_power_of_two()
-            .max(Self::MIN_LINES);
-        if lines != self.lines.len() {
+        // Two and a half slots an id when made; kept while between two and
+        // four: ids come and go at a steady rate without a new table.
+        let len = self.order.len();
+        let lines = (len * 5 / 2).div_ceil(LINE).max(Self::MIN_LINES);
+        let keep = self.lines.len() == lines
+            || (!self.lines.is_empty() && (2 * len..=4 * len).contains(&self.slots()));
+        if !keep {
             let old = std::mem::replace(&mut self.lines, vec![Line::default(); lines]);
             self.used = 0;
             for &slot in old.iter().flat_map(|line| &line.0) {
@@ -416,10 +428,9 @@ impl Dedup {
                 *self.slot_mut(i) = 0;
             }
         }
-        let mask = slots - 1;
         self.used = 0;
         for k in 1..=slots {
-            let i = (start + k) & mask;
+            let i = (start + k) % slots;
             let slot = self.slot(i);
             if slot != 0 {
                 *self.slot_mut(i) = 0;
@@ -432,7 +443,6 @@ impl Dedup {
     /// lookup passes dead slots, so one on the way may be reused; a
     /// rebuild leaves none).
     fn insert(&mut self, slot: u64) {
-        let mask = self.slots() - 1;
         let mut i = self.home(slot) * LINE;
         loop {
             let at = self.slot(i);
@@ -443,7 +453,7 @@ impl Dedup {
             if self.live(at).is_none() {
                 break;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         *self.slot_mut(i) = slot;
     }
@@ -456,7 +466,7 @@ impl Dedup {
 struct DedupRepr {
     config: DedupConfig,
     evicted_early: u64,
-    ids: VecDeque<(i64, Words)>,
+    ids: Vec<(i64, Words)>,
 }
 
 impl TryFrom<DedupRepr> for Dedup {
@@ -481,7 +491,16 @@ impl TryFrom<DedupRepr> for Dedup {
 struct DedupReprRef<'a> {
     config: &'a DedupConfig,
     evicted_early: u64,
-    ids: &'a VecDeque<(i64, Words)>,
+    ids: Ids<'a>,
+}
+
+/// The queue's ids, written as a list.
+struct Ids<'a>(&'a Queue);
+
+impl Serialize for Ids<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
 }
 
 impl Serialize for Dedup {
@@ -489,7 +508,7 @@ impl Serialize for Dedup {
         DedupReprRef {
             config: &self.config,
             evicted_early: self.evicted_early,
-            ids: &self.order,
+            ids: Ids(&self.order),
         }
         .serialize(serializer)
     }
@@ -507,6 +526,9 @@ impl fmt::Debug for Dedup {
             .finish()
     }
 }
+
+mod queue;
+use queue::Queue;
 
 #[cfg(test)]
 mod tests;

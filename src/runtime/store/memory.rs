@@ -7,7 +7,7 @@ use std::mem::size_of;
 use std::ops::AddAssign;
 
 use super::{Instance, JourneyState, MemStore, SentRecord, UserState};
-use crate::value::{Str, Value};
+use crate::value::Str;
 
 /// Heap bytes by part of the state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,8 +20,7 @@ pub struct MemoryUse {
     /// The users' states in place (`UserState`: its lists' headers and
     /// three silences).
     pub users: usize,
-    /// The profiles: a slot a value, and the text, lists and objects
-    /// values hold apart.
+    /// The profiles, packed: a tag byte and the bytes a value.
     pub profiles: usize,
     /// The journey states of the users (`JourneyState`, each with its
     /// running instance in place), and ended instances kept for a goal.
@@ -78,9 +77,8 @@ impl MemStore {
             ..MemoryUse::default()
         };
         for user in &self.users {
-            use_.profiles += user.profile.capacity() * size_of::<Value>()
-                + user.profile.iter().map(value_heap).sum::<usize>();
-            use_.journeys += user.journeys.capacity() * size_of::<JourneyState>();
+            use_.profiles += user.profile.heap_size();
+            use_.journeys += user.journeys.len() * size_of::<JourneyState>();
             for journey in &user.journeys {
                 if let Some(instance) = &journey.instance {
                     use_.instances += instance_heap(instance);
@@ -90,8 +88,10 @@ impl MemStore {
                     use_.instances += instance_heap(watch);
                 }
             }
-            use_.sends += user.sent.capacity() * size_of::<SentRecord>()
-                + user.silences.tail.len() * size_of::<i64>();
+            use_.sends += user.sent.len() * size_of::<SentRecord>()
+                + user.silences.tail.as_ref().map_or(0, |tail| {
+                    size_of::<Vec<i64>>() + tail.capacity() * size_of::<i64>()
+                });
         }
         use_
     }
@@ -106,27 +106,6 @@ fn text_heap(s: &Str) -> usize {
     }
 }
 
-/// What a value holds apart: its text, or its list's or object's items.
-fn value_heap(value: &Value) -> usize {
-    let counts = 2 * size_of::<usize>();
-    match value {
-        Value::String(s) => text_heap(s),
-        Value::List(items) => {
-            counts + items.len() * size_of::<Value>() + items.iter().map(value_heap).sum::<usize>()
-        }
-        Value::Object(map) => {
-            // A B-tree's node holds eleven keys and values; about half full.
-            let per_entry = 2 * (size_of::<std::sync::Arc<str>>() + size_of::<Value>());
-            counts
-                + map
-                    .iter()
-                    .map(|(k, v)| per_entry + counts + k.len() + value_heap(v))
-                    .sum::<usize>()
-        }
-        _ => 0,
-    }
-}
-
 fn instance_heap(instance: &Instance) -> usize {
     instance.trigger.bytes().len()
         + std::mem::size_of_val(&*instance.handles)
@@ -138,6 +117,8 @@ fn instance_heap(instance: &Instance) -> usize {
 mod tests {
     use super::*;
     use crate::runtime::Store;
+    use crate::runtime::packed::Packed;
+    use crate::value::Value;
 
     #[test]
     fn each_part_counts_what_it_holds() {
@@ -147,7 +128,8 @@ mod tests {
         let long = "a-user-key-longer-than-twenty-two-bytes";
         for key in ["ana", long] {
             let id = store.intern_user(key);
-            store.user_mut(id).profile = vec![Value::str("x".repeat(40).as_str()), Value::Null];
+            store.user_mut(id).profile =
+                Packed::new(&[Value::str("x".repeat(40).as_str()), Value::Null]);
         }
         let hash = store.message_id_hash("ana", "m1");
         store.sight_message_id(hash, 0);
@@ -157,10 +139,8 @@ mod tests {
             used.keys,
             store.keys.capacity() * size_of::<Str>() + 2 * size_of::<usize>() + long.len()
         );
-        assert_eq!(
-            used.profiles,
-            2 * (2 * size_of::<Value>() + 2 * size_of::<usize>() + 40)
-        );
+        // A string's tag, length and text; a null's tag.
+        assert_eq!(used.profiles, 2 * (1 + 1 + 40 + 1));
         assert!(used.dedup > empty.dedup, "{used:?}");
         assert_eq!(
             used.total(),

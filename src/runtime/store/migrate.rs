@@ -69,7 +69,7 @@ impl MemStore {
 }
 
 fn migrate_user(user: &mut UserState, moves: &Moves) {
-    let profile = std::mem::take(&mut user.profile);
+    let profile = std::mem::take(&mut user.profile).to_vec();
     let mut next: Vec<Value> = Vec::new();
     for (slot, value) in profile.into_iter().enumerate() {
         if value.is_null() {
@@ -83,7 +83,7 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
             next[to] = value;
         }
     }
-    user.profile = next;
+    user.profile = Packed::new(&next);
 
     let mut journeys: Vec<JourneyState> = Vec::new();
     let mut place = |state: JourneyState| {
@@ -128,7 +128,7 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
             }
         }
     }
-    user.journeys = journeys;
+    user.journeys = journeys.into_boxed_slice();
 
     user.sent = std::mem::take(&mut user.sent)
         .into_iter()

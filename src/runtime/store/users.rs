@@ -15,8 +15,10 @@ use super::UserId;
 use crate::prefetch::prefetch;
 use crate::value::Str;
 
-/// Key bytes kept in an entry.
-const INLINE: usize = 24;
+/// Key bytes kept in an entry: what fills it to 24 bytes (most keys,
+/// `user-11270` or Segment's `anon-` ids, fit; a UUID does not, and is
+/// confirmed against the key itself).
+const INLINE: usize = 19;
 
 /// The id of an empty entry (no user has it: ids count users from 0).
 const EMPTY: UserId = UserId::MAX;
@@ -25,7 +27,7 @@ const EMPTY: UserId = UserId::MAX;
 struct Entry {
     id: UserId,
     /// The key's length, saturated.
-    len: u32,
+    len: u8,
     /// The key's first bytes, zero-padded.
     head: [u8; INLINE],
 }
@@ -43,7 +45,7 @@ impl Entry {
         head[..n].copy_from_slice(&key[..n]);
         Entry {
             id,
-            len: u32::try_from(key.len()).unwrap_or(u32::MAX),
+            len: u8::try_from(key.len()).unwrap_or(u8::MAX),
             head,
         }
     }
@@ -158,6 +160,7 @@ mod tests {
 
     #[test]
     fn finds_short_long_and_prefix_sharing_keys() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
         let long = "x".repeat(INLINE);
         let names = [
             "",
