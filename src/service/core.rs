@@ -60,7 +60,7 @@ use crate::io::adapter::{Payload, event};
 use crate::io::parse_line;
 use crate::pipeline::compile_sources;
 use crate::runtime::store::{DedupConfig, MemStore};
-use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot, Store};
+use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot};
 use crate::source::SourceMap;
 
 /// How time moves (`--clock`).
@@ -1352,11 +1352,7 @@ impl Worker {
             Entry::End => self.runtime.finish(&mut |a| actions.push(a)),
             Entry::Deploy { version } => self.deploy(*version),
         }
-        let due = self
-            .runtime
-            .store()
-            .peek_timer()
-            .map_or(i64::MAX, |t| t.due);
+        let due = self.runtime.next_due().unwrap_or(i64::MAX);
         self.next_due[self.partition as usize].store(due, Ordering::Release);
         self.since_checkpoint += 1;
         let lines = (position > self.applied).then(|| {
