@@ -178,7 +178,10 @@ fn at_minute(date: Date, minute: u16, zone: &TimeZone) -> Option<i64> {
 
 /// The moment of `trigger <d> before|after|on <path> [at HH:MM]`: the
 /// value plus `offset_ms`, or with `at`, that moment's local date at that
-/// local time. A date alone is midnight of that day in `zone`.
+/// local time. A date alone is midnight of that day in `zone`. An offset of
+/// whole days counts calendar days in `zone` (the local time of day stays),
+/// so "30d before 20 April" is 21 March across a daylight-saving change, as
+/// a calendar says, not 20 March at 23:00.
 pub fn date_moment(
     value: DateValue,
     offset_ms: i64,
@@ -189,19 +192,26 @@ pub fn date_moment(
         DateValue::Instant(t) => t,
         DateValue::Day(d) => at_minute(d, 0, zone)?,
     };
-    let moment = base.checked_add(offset_ms)?;
+    const DAY_MS: i64 = 86_400_000;
+    let zoned = Timestamp::from_millisecond(base)
+        .ok()?
+        .to_zoned(zone.clone());
+    let moved = if offset_ms % DAY_MS == 0 {
+        zoned
+            .checked_add(jiff::Span::new().days(offset_ms / DAY_MS))
+            .ok()?
+    } else {
+        Timestamp::from_millisecond(base.checked_add(offset_ms)?)
+            .ok()?
+            .to_zoned(zone.clone())
+    };
+    let moment = moved.timestamp().as_millisecond();
     if !(0..=MAX_TIME_MS).contains(&moment) {
         return None;
     }
     match at {
         None => Some(moment),
-        Some(minute) => {
-            let date = Timestamp::from_millisecond(moment)
-                .ok()?
-                .to_zoned(zone.clone())
-                .date();
-            at_minute(date, minute, zone)
-        }
+        Some(minute) => at_minute(moved.date(), minute, zone),
     }
 }
 
