@@ -59,6 +59,8 @@ pub struct EntryLayout {
     pub segments: Box<[(JourneyId, u16)]>,
     /// Per profile slot: whether a change to it concerns a trigger above.
     pub watched: Box<[bool]>,
+    /// The `profile.timezone` slot, the zone when no `in` names one.
+    pub timezone: Option<SlotId>,
 }
 
 impl EntryLayout {
@@ -113,6 +115,7 @@ impl EntryLayout {
         layout.dates = dates.into();
         layout.segments = segments.into();
         layout.watched = watched.into();
+        layout.timezone = timezone;
         layout
     }
 
@@ -212,7 +215,6 @@ impl ZoneIndex {
         layout: &EntryLayout,
         program: &Program,
         zones: &mut Zones,
-        timezone: Option<SlotId>,
         user: UserId,
         profile: &[Value],
         now: i64,
@@ -225,7 +227,7 @@ impl ZoneIndex {
                 .resize_with(layout.classes.len(), Class::default);
         }
         for (c, expr) in layout.classes.iter().enumerate() {
-            let zone = zone_of(program, zones, timezone, expr.as_ref(), profile, now);
+            let zone = zone_of(program, zones, layout.timezone, expr.as_ref(), profile, now);
             let class = &mut self.classes[c];
             let g = match class.by_zone.get(&zone) {
                 Some(&g) => g,
@@ -499,7 +501,6 @@ impl Cx<'_> {
             &self.layout.entry,
             self.program,
             self.zones,
-            self.layout.timezone,
             self.user,
             &user.profile,
             self.now,

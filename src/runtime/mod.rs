@@ -419,7 +419,6 @@ impl<S: Store> Runtime<S> {
                 &self.layout.entry,
                 &self.program,
                 &mut self.zones,
-                self.layout.timezone,
                 user,
                 profile,
                 now,
