@@ -101,3 +101,23 @@ fn a_live_service_keeps_firing_schedules_without_input() {
         .count();
     assert_eq!(daily, 7, "{:#?}", &out[before..]);
 }
+
+#[test]
+fn a_deploy_keeps_the_pending_date_moments() {
+    // The same journeys deployed again halfway: the date timers the deploy
+    // drops are queued again from the profiles, so the run gives what an
+    // uninterrupted one gives; a journey added by the deploy gets the
+    // moments of customers whose date was set before it existed.
+    for name in ["date_trigger", "anniversary", "schedule_zones_dst"] {
+        let (program, lines) = fixture(name);
+        let whole = uninterrupted(&program, &lines);
+        let half = lines.len() / 2;
+        let mut rt = Runtime::new(program.clone());
+        let mut out = Vec::new();
+        feed(&mut rt, &lines[..half], &mut out);
+        rt.redeploy(program.clone(), 1);
+        feed(&mut rt, &lines[half..], &mut out);
+        rt.finish(&mut |a: Action| out.push(a.to_json_line()));
+        assert_eq!(out, whole, "{name}");
+    }
+}
