@@ -162,7 +162,7 @@ pub struct Before {
 
 /// Known users grouped by time zone, per zone class, and the pending
 /// occurrence of each schedule in each zone that has members. Derived
-/// state: [`ZoneIndex::rebuild`] makes it again from the store.
+/// state: `Runtime::rebuild_index` makes it again from the store.
 #[derive(Default)]
 pub struct ZoneIndex {
     classes: Vec<Class>,
