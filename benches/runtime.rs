@@ -12,9 +12,11 @@
 //! 4.9 GB of lines, generated once per process). Smaller runs:
 //! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
 //! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
-//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency,dedup`
+//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency,dedup,schedule`
 //! picks sections (`latency`: what a random cache line costs this machine;
-//! `dedup`: the `messageId` window alone, over as many ids as events). Each
+//! `dedup`: the `messageId` window alone, over as many ids as events;
+//! `schedule`: the bytes a user costs while a weekly occurrence is pending,
+//! and the time of one occurrence offering entry to every user). Each
 //! figure is one pass over the whole stream (the runtime is stateful, so a
 //! pass cannot be repeated on the same instance); `JOURNEY_BENCH_RUNS=3`
 //! repeats passes and keeps the best.
@@ -442,6 +444,80 @@ fn memory(label: &str, program: &Arc<Program>, users: u32) {
     drop(rt);
 }
 
+/// `trigger every monday at 09:00` over `users` known users in eight time
+/// zones: the bytes the pending occurrences cost per user (the zone index,
+/// counted by the allocator and as the runtime reports it), and the time of
+/// one occurrence (every user offered entry: they enter, get the digest and
+/// leave).
+fn schedule(users: u32) {
+    const T0: i64 = 1_772_460_000_000; // Monday 2026-03-02T14:00:00Z
+    const ZONES: [&str; 8] = [
+        "Europe/London",
+        "Europe/Paris",
+        "America/New_York",
+        "America/Los_Angeles",
+        "Asia/Tokyo",
+        "Australia/Sydney",
+        "Asia/Kolkata",
+        "America/Sao_Paulo",
+    ];
+    let source = "journey weekly_digest {\n  trigger every monday at 09:00\n  reentry always\n  send email weekly_digest\n}\n";
+    let mut sources = journey::SourceMap::new();
+    sources.add("schedule.journey", source.to_string());
+    let build = journey::pipeline::build(sources);
+    let program = Arc::new(
+        build
+            .program
+            .unwrap_or_else(|| panic!("the schedule bench's journey has errors")),
+    );
+    let mut s = String::new();
+    journey::io::segment::write_timestamp_ms(T0, &mut s);
+    let lines: Vec<String> = (0..users)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"identify\",\"userId\":\"sch-{i:07}\",\"traits\":{{\"email\":\"u{i}@example.com\",\"timezone\":\"{}\"}},\"timestamp\":\"{s}\"}}",
+                ZONES[i as usize % ZONES.len()]
+            )
+        })
+        .collect();
+    let mut rt = Runtime::new(program);
+    let mut sink = |a: Action| {
+        black_box(a.to_json_line());
+    };
+    // The profiles first, then the same users again: the second pass places
+    // nobody new, so what it adds is nothing; the index is measured as the
+    // runtime holds it.
+    let mut base = 0;
+    counting::start();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 0 {
+            base = live();
+        }
+        let raw = parse_line(line, i + 1).unwrap_or_else(|e| panic!("bench line: {e}"));
+        let props = Payload::of(&raw);
+        let _ = rt.ingest(&adapter::event(&raw, &props), &mut sink);
+    }
+    let loaded = live();
+    counting::stop();
+    let index = rt.schedule_index_bytes();
+    let n = f64::from(users);
+    // The week's occurrences: one per zone, all before the next Monday 23:59Z.
+    let start = Instant::now();
+    rt.advance_to(T0 + 7 * 86_400_000, &mut sink);
+    let took = start.elapsed();
+    let entered = rt.stats().journeys.iter().map(|j| j.entered).sum::<u64>();
+    println!(
+        "weekly occurrence, {users} users in {} zones: pending occurrences {:>5.2} B/user (zone index {} B); one week's occurrences {:.2?} ({} entered, {:.0} ns/user); all state {:.1} B/user",
+        ZONES.len(),
+        index as f64 / n,
+        index,
+        took,
+        entered,
+        took.as_nanos() as f64 / entered.max(1) as f64,
+        (loaded - base) as f64 / n,
+    );
+}
+
 /// The next number of a xorshift64 sequence (never 0 from a seed that is
 /// not): the benches' random addresses and ids.
 fn xorshift(state: &mut u64) -> u64 {
@@ -555,6 +631,11 @@ fn main() {
 
     if config.wants("latency") {
         latency();
+    }
+
+    if config.wants("schedule") {
+        println!("\n== scheduled entry (`trigger every monday at 09:00`)");
+        schedule(config.users.min(1_000_000));
     }
 
     if config.wants("dedup") {

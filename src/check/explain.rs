@@ -34,6 +34,7 @@ const PAGES: &[(&str, &str)] = &[
     ("E0301", include_str!("../../docs/errors/E0301.md")),
     ("E0302", include_str!("../../docs/errors/E0302.md")),
     ("E0303", include_str!("../../docs/errors/E0303.md")),
+    ("E0304", include_str!("../../docs/errors/E0304.md")),
     ("E0401", include_str!("../../docs/errors/E0401.md")),
     ("E0402", include_str!("../../docs/errors/E0402.md")),
     ("E0403", include_str!("../../docs/errors/E0403.md")),
@@ -62,6 +63,7 @@ const PAGES: &[(&str, &str)] = &[
     ("W0008", include_str!("../../docs/errors/W0008.md")),
     ("W0009", include_str!("../../docs/errors/W0009.md")),
     ("W0010", include_str!("../../docs/errors/W0010.md")),
+    ("W0011", include_str!("../../docs/errors/W0011.md")),
 ];
 
 /// The explanation page of a code (case-insensitive: `e0404` works), or

@@ -393,6 +393,9 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                         self.cx.resolve_event(event);
                     }
                 }
+                HeaderKind::TriggerEvery { .. }
+                | HeaderKind::TriggerDate { .. }
+                | HeaderKind::TriggerSegment { .. } => any = true,
                 _ => {}
             }
         }
@@ -431,6 +434,19 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 }
             }
             HeaderKind::TriggerAbsence { .. } => {}
+            HeaderKind::TriggerEvery { days, at } => {
+                check_weekdays(self.cx, days);
+                check_trigger_at(self.cx, at);
+            }
+            HeaderKind::TriggerDate { path, at, .. } => {
+                check_date_path(self.cx, path);
+                if let Some(at) = at {
+                    check_trigger_at(self.cx, at);
+                }
+            }
+            HeaderKind::TriggerSegment { enters, segment } => {
+                check_segment_trigger(self.cx, *enters, segment);
+            }
             HeaderKind::Audience(e) | HeaderKind::ExitIf(e) => {
                 let env = self.info.env(&none, &none);
                 let what = if matches!(h.kind, HeaderKind::Audience(_)) {
@@ -782,6 +798,115 @@ pub(crate) fn check_quiet_hours(cx: &mut Checker, env: &Env, q: &ast::QuietHours
     if let Some(zone) = &q.zone {
         cx.expect_type(env, zone, &Type::String, "the time zone of quiet hours");
         lints::unknown_time_zone(cx, zone);
+    }
+}
+
+/// `at HH:MM [in <zone>]` of a scheduled or date trigger: the zone is
+/// text read from the profile (there is no trigger event).
+fn check_trigger_at(cx: &mut Checker, at: &ast::TriggerAt) {
+    if let Some(zone) = &at.zone {
+        cx.expect_type(
+            &Env::profile_only(),
+            zone,
+            &Type::String,
+            "the time zone of a trigger",
+        );
+        lints::unknown_time_zone(cx, zone);
+    }
+}
+
+/// A date trigger's path: a `profile.` field, of type `timestamp` when the
+/// profile schema declares it (E0304).
+fn check_date_path(cx: &mut Checker, path: &ast::Expr) {
+    let text = cx.snippet(path.span);
+    let fields = match &path.kind {
+        ast::ExprKind::Path(p) if p.root == ast::PathRoot::Profile && !p.fields.is_empty() => {
+            &p.fields
+        }
+        _ => {
+            cx.report(Problem::DateTriggerType {
+                span: path.span,
+                path: text,
+                found: None,
+            });
+            return;
+        }
+    };
+    let ty = expr::profile_path(cx, fields);
+    if !matches!(ty, Type::Timestamp | Type::Unknown) {
+        cx.report(Problem::DateTriggerType {
+            span: path.span,
+            path: text,
+            found: Some(ty),
+        });
+    }
+}
+
+/// `trigger enters|leaves <segment>`: a declared segment's name; a segment
+/// that reads the clock only changes with the profile (W0011).
+fn check_segment_trigger(cx: &mut Checker, enters: bool, segment: &ast::Expr) {
+    let name = match &segment.kind {
+        ast::ExprKind::Path(ast::Path {
+            root: ast::PathRoot::Name(name),
+            fields,
+            ..
+        }) if fields.is_empty() => name,
+        _ => {
+            let text = cx.snippet(segment.span);
+            cx.report(Problem::InvalidPath {
+                span: segment.span,
+                kind: super::problem::InvalidPathKind::NotASegment { text },
+            });
+            return;
+        }
+    };
+    if !cx.scope.segments.contains(name) {
+        // Reported as an unknown name, with a suggestion.
+        cx.expect_condition(&Env::profile_only(), segment, "a segment");
+        return;
+    }
+    cx.expect_condition(&Env::profile_only(), segment, "a segment");
+    let mut seen = Vec::new();
+    if let Some(reads) = reads_clock(cx, name, &mut seen) {
+        cx.report(Problem::TimeBasedSegmentTrigger {
+            span: segment.span,
+            segment: name.clone(),
+            reads,
+            enters,
+        });
+    }
+}
+
+/// The first clock function (`now()`, `days_since(...)`, ...) segment
+/// `name` reads, through the segments it uses.
+fn reads_clock(cx: &Checker, name: &str, seen: &mut Vec<String>) -> Option<String> {
+    if seen.iter().any(|s| s == name) {
+        return None;
+    }
+    seen.push(name.to_string());
+    let decl = *cx.scope.segments.get(name)?;
+    clock_read(cx, &decl.expr, seen)
+}
+
+fn clock_read(cx: &Checker, e: &ast::Expr, seen: &mut Vec<String>) -> Option<String> {
+    match &e.kind {
+        ast::ExprKind::Call { func, args } => {
+            if matches!(func.name.as_str(), "now" | "days_since" | "hours_since") {
+                return Some(format!("{}()", func.name));
+            }
+            args.iter().find_map(|a| clock_read(cx, a, seen))
+        }
+        ast::ExprKind::Path(ast::Path {
+            root: ast::PathRoot::Name(n),
+            fields,
+            ..
+        }) if fields.is_empty() => reads_clock(cx, n, seen),
+        ast::ExprKind::List(items) => items.iter().find_map(|a| clock_read(cx, a, seen)),
+        ast::ExprKind::Unary { operand, .. } => clock_read(cx, operand, seen),
+        ast::ExprKind::Binary { lhs, rhs, .. } => {
+            clock_read(cx, lhs, seen).or_else(|| clock_read(cx, rhs, seen))
+        }
+        _ => None,
     }
 }
 

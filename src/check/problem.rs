@@ -240,6 +240,22 @@ pub enum Problem {
     },
     /// W0010: `minutes` after midnight.
     EmptyQuietHours { span: Span, minutes: u16 },
+    /// E0304: a date trigger's path is not a `profile.` path, or the
+    /// profile schema gives it another type (`found`; `None`: not a
+    /// profile path at all).
+    DateTriggerType {
+        span: Span,
+        path: String,
+        found: Option<Type>,
+    },
+    /// W0011: `trigger enters|leaves <segment>` whose segment reads the
+    /// clock (`reads`: `now()`, `days_since(...)`, ...).
+    TimeBasedSegmentTrigger {
+        span: Span,
+        segment: String,
+        reads: String,
+        enters: bool,
+    },
 }
 
 /// What E0201 found declared twice.
@@ -315,6 +331,8 @@ pub enum InvalidPathKind {
     HandleAlone { handle: String },
     /// `handle.opened.x`.
     EngagementField { handle: String, engagement: String },
+    /// `trigger enters|leaves` on something that is not a segment's name.
+    NotASegment { text: String },
 }
 
 /// E0301's cases: the snippets are the user's text, the types what it is.
@@ -542,6 +560,8 @@ impl Problem {
             P::UselessOnCapped { .. } => codes::USELESS_ON_CAPPED,
             P::UnknownTimeZone { .. } => codes::UNKNOWN_TIME_ZONE,
             P::EmptyQuietHours { .. } => codes::EMPTY_QUIET_HOURS,
+            P::DateTriggerType { .. } => codes::DATE_TRIGGER_TYPE,
+            P::TimeBasedSegmentTrigger { .. } => codes::TIME_BASED_SEGMENT_TRIGGER,
         }
     }
 
@@ -769,7 +789,7 @@ impl Problem {
                     ),
                     TriggerScope::NoEvent => (
                         "`trigger` has no value in this journey",
-                        "its triggers are all `trigger no ... for`: it starts after a silence, not on an event",
+                        "its triggers are all silences, schedules, dates or segment changes (`trigger no`, `every`, `before`, `after`, `on`, `anniversary of`, `enters`, `leaves`): no event starts it",
                     ),
                 };
                 d(span, message.into()).with_help(help)
@@ -798,6 +818,10 @@ impl Problem {
                     InvalidPathKind::EngagementField { handle, engagement } => (
                         format!("`{handle}.{engagement}` has no fields"),
                         "it is true or false: use it as a condition on its own".to_string(),
+                    ),
+                    InvalidPathKind::NotASegment { text } => (
+                        format!("`trigger enters` and `trigger leaves` take a segment's name, not `{text}`"),
+                        "declare the condition as a segment, e.g. `segment vip = profile.lifetime_value >= 500`, and write `trigger enters vip`".to_string(),
                     ),
                 };
                 d(span, message).with_help(help)
@@ -1236,6 +1260,44 @@ impl Problem {
                 .with_label("starts and ends at the same time")
                 .with_help("give the end of the quiet window, e.g. `quiet hours 21:00 to 08:00`")
             }
+            P::DateTriggerType { span, path, found } => match found {
+                None => d(
+                    span,
+                    format!("a date trigger reads a date in the profile, and `{path}` is not a `profile.` field"),
+                )
+                .with_label("not in the profile")
+                .with_help(
+                    "name a profile field holding a date, e.g. `trigger 30d before profile.renewal_date`",
+                ),
+                Some(found) => d(
+                    span,
+                    format!(
+                        "`{path}` is {}, and a date trigger needs a timestamp",
+                        found.describe()
+                    ),
+                )
+                .with_label("not a timestamp")
+                .with_help(format!(
+                    "declare it `timestamp` in the profile schema (`{}: timestamp?`); its values are RFC 3339 times or dates such as \"2026-03-20\"",
+                    path.rsplit('.').next().unwrap_or(&path)
+                )),
+            },
+            P::TimeBasedSegmentTrigger {
+                span,
+                segment,
+                reads,
+                enters,
+            } => d(
+                span,
+                format!(
+                    "segment `{segment}` reads `{reads}`: time passing alone will not make customers {} it",
+                    if enters { "enter" } else { "leave" }
+                ),
+            )
+            .with_label("checked only when the profile changes")
+            .with_help(
+                "segments are evaluated when an identify or a `set` changes the profile; for entry at a moment, use a date trigger such as `trigger 30d after profile.signed_up_at`",
+            ),
         }
     }
 }
@@ -1772,6 +1834,17 @@ mod tests {
             Problem::EmptyQuietHours {
                 span: s,
                 minutes: 0,
+            },
+            Problem::DateTriggerType {
+                span: s,
+                path: name(),
+                found: Some(Type::String),
+            },
+            Problem::TimeBasedSegmentTrigger {
+                span: s,
+                segment: name(),
+                reads: "now()".into(),
+                enters: true,
             },
         ]
     }

@@ -177,6 +177,8 @@ fn run(
             out.clear();
         }
     }
+    // Recurring occurrences fire only while input lasts (LANGUAGE.md §4.4).
+    runtime.end_input();
     match until {
         Some(t) => runtime.advance_to(t, &mut |a| push(&mut out, a)),
         None => runtime.finish(&mut |a| push(&mut out, a)),

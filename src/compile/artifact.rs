@@ -2,7 +2,7 @@
 //! `journey compile` writes it and an embedding service loads it.
 //!
 //! ```json
-//! { "format_version": 1, "compiler": "journey 0.1.0",
+//! { "format_version": 2, "compiler": "journey 0.1.0",
 //!   "journeys": [{ "name": "abandoned_cart", "content_hash": "…" }],
 //!   "program": { … } }
 //! ```
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::program::Program;
 
 /// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {
@@ -142,9 +142,9 @@ mod tests {
 
     #[test]
     fn rejects_other_versions_clearly() {
-        let err = load(r#"{"format_version": 2, "program": {}}"#).unwrap_err();
-        assert_eq!(err, LoadError::UnsupportedVersion("2".into()));
-        assert!(err.to_string().contains("version 2 is not supported"));
+        let err = load(r#"{"format_version": 99, "program": {}}"#).unwrap_err();
+        assert_eq!(err, LoadError::UnsupportedVersion("99".into()));
+        assert!(err.to_string().contains("version 99 is not supported"));
         assert_eq!(
             load(r#"{"program": {}}"#).unwrap_err(),
             LoadError::MissingVersion
@@ -164,7 +164,7 @@ mod tests {
             any_silence: Vec::new(),
         };
         let text = to_json(&program);
-        assert!(text.starts_with("{\n  \"format_version\": 1,"));
+        assert!(text.starts_with("{\n  \"format_version\": 2,"));
         assert_eq!(load(&text).unwrap(), program);
     }
 }

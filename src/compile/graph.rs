@@ -17,6 +17,14 @@ pub fn to_dot(program: &Program, journey: &Journey) -> String {
     let _ = writeln!(out, "digraph {} {{", dot_quote(&journey.name));
     out.push_str("  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
     out.push_str("  edge [fontname=\"Helvetica\"];\n");
+    let _ = writeln!(
+        out,
+        "  start [label={}, shape=invhouse];",
+        dot_quote(&start_label(program, journey))
+    );
+    if !journey.nodes.is_empty() {
+        out.push_str("  start -> n0;\n");
+    }
     for (id, node) in journey.nodes.iter().enumerate() {
         let mut attrs = format!("label={}", dot_quote(&node.label));
         let shape = match &node.kind {
@@ -56,6 +64,14 @@ pub fn to_dot(program: &Program, journey: &Journey) -> String {
 /// The journey's graph as a Mermaid flowchart.
 pub fn to_mermaid(program: &Program, journey: &Journey) -> String {
     let mut out = String::from("flowchart TD\n");
+    let _ = writeln!(
+        out,
+        "    start[/{}\\]",
+        mermaid_lines(&start_label(program, journey))
+    );
+    if !journey.nodes.is_empty() {
+        out.push_str("    start --> n0\n");
+    }
     for (id, node) in journey.nodes.iter().enumerate() {
         let label = mermaid_quote(&node.label);
         let shaped = match &node.kind {
@@ -89,6 +105,102 @@ pub fn to_mermaid(program: &Program, journey: &Journey) -> String {
         let _ = writeln!(out, "    class {} unreachable", unreachable.join(","));
     }
     out
+}
+
+/// The start node's text: every trigger, one a line, then the exits and
+/// the goal.
+fn start_label(program: &Program, journey: &Journey) -> String {
+    let event = |e: u32| {
+        program
+            .events
+            .get(e as usize)
+            .map_or_else(|| "event".to_string(), |e| e.name.to_string())
+    };
+    let mut lines = Vec::new();
+    for t in &journey.triggers {
+        let mut line = format!("trigger {}", event(t.event));
+        if let Some(c) = &t.condition {
+            let _ = write!(
+                line,
+                " where {}",
+                cut(&expr_text(program, journey, c), CONDITION_MAX)
+            );
+        }
+        lines.push(line);
+    }
+    for a in &journey.absence {
+        let what = a.event.map_or_else(|| "any".to_string(), event);
+        lines.push(format!(
+            "trigger no {what} for {}",
+            duration_literal(a.silence_ms)
+        ));
+    }
+    for s in &journey.schedules {
+        let days = if s.weekdays == 0 {
+            "day".to_string()
+        } else {
+            const DAYS: [&str; 7] = [
+                "monday",
+                "tuesday",
+                "wednesday",
+                "thursday",
+                "friday",
+                "saturday",
+                "sunday",
+            ];
+            (0..7)
+                .filter(|d| s.weekdays & (1 << d) != 0)
+                .map(|d| DAYS[d])
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut line = format!("trigger every {days} at {}", hhmm(s.minute));
+        if let Some(z) = &s.zone {
+            let _ = write!(line, " in {}", expr_text(program, journey, z));
+        }
+        lines.push(line);
+    }
+    for d in &journey.dates {
+        let path = expr_text(program, journey, &d.value);
+        let mut line = match (d.kind, d.offset_ms) {
+            (super::program::DateKind::Anniversary, _) => format!("trigger anniversary of {path}"),
+            (_, 0) => format!("trigger on {path}"),
+            (_, ms) if ms < 0 => format!("trigger {} before {path}", duration_literal(-ms)),
+            (_, ms) => format!("trigger {} after {path}", duration_literal(ms)),
+        };
+        if let Some(at) = d.at {
+            let _ = write!(line, " at {}", hhmm(at));
+        }
+        if let Some(z) = &d.zone {
+            let _ = write!(line, " in {}", expr_text(program, journey, z));
+        }
+        lines.push(line);
+    }
+    for s in &journey.segment_triggers {
+        let verb = if s.enters { "enters" } else { "leaves" };
+        lines.push(format!("trigger {verb} {}", s.segment));
+    }
+    for e in &journey.exit_on {
+        lines.push(format!("exit on {}", event(e.event)));
+    }
+    for c in &journey.exit_if {
+        lines.push(format!(
+            "exit if {}",
+            cut(&expr_text(program, journey, c), CONDITION_MAX)
+        ));
+    }
+    if let Some(g) = &journey.goal {
+        let mut line = format!("goal {}", g.name);
+        if let Some(w) = g.within_ms {
+            let _ = write!(line, " within {}", duration_literal(w));
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+fn hhmm(minute: u16) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
 }
 
 fn is_unreachable(journey: &Journey, id: usize) -> bool {
@@ -157,6 +269,18 @@ fn dot_quote(text: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A Mermaid quoted label of several lines.
+fn mermaid_lines(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let quoted = mermaid_quote(line);
+            quoted[1..quoted.len() - 1].to_string()
+        })
+        .collect();
+    format!("\"{}\"", lines.join("<br/>"))
 }
 
 /// A Mermaid quoted label, with its special characters as entities.

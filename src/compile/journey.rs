@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::program::{
-    Absence, CExpr, EventClause, FieldPath, Goal, HandleId, Journey, JourneyId, Limits, Node,
-    Reentry, Trigger,
+    Absence, CExpr, DateKind, DateTrigger, EventClause, FieldPath, Goal, HandleId, Journey,
+    JourneyId, Limits, Node, Reentry, Schedule, SegmentTrigger, Trigger,
 };
 use super::tables::{Compiler, Role, duration_ms};
 use crate::source::Span;
@@ -86,6 +86,9 @@ impl<'p> Compiler<'p> {
             content_hash: self.content_hash(decl.span),
             triggers: Vec::new(),
             absence: Vec::new(),
+            schedules: Vec::new(),
+            dates: Vec::new(),
+            segment_triggers: Vec::new(),
             audience: None,
             reentry: Reentry::Never,
             exit_on: Vec::new(),
@@ -168,6 +171,50 @@ impl<'p> Compiler<'p> {
                 journey.absence.push(Absence {
                     event,
                     silence_ms: duration_ms(*silence),
+                });
+            }
+            ast::HeaderKind::TriggerEvery { days, at } => {
+                let weekdays = days
+                    .iter()
+                    .fold(0u8, |bits, (day, _)| bits | (1 << (*day as u8)));
+                let zone = at.zone.as_ref().map(|z| self.expr(z));
+                journey.schedules.push(Schedule {
+                    minute: at.time.minutes,
+                    weekdays,
+                    zone,
+                });
+            }
+            ast::HeaderKind::TriggerDate { kind, path, at } => {
+                let (kind, offset_ms) = match kind {
+                    ast::DateTrigger::On => (DateKind::Once, 0),
+                    ast::DateTrigger::Before(d) => (DateKind::Once, -duration_ms(*d)),
+                    ast::DateTrigger::After(d) => (DateKind::Once, duration_ms(*d)),
+                    ast::DateTrigger::Anniversary => (DateKind::Anniversary, 0),
+                };
+                let value = self.expr(path);
+                let zone = at
+                    .as_ref()
+                    .and_then(|a| a.zone.as_ref())
+                    .map(|z| self.expr(z));
+                journey.dates.push(DateTrigger {
+                    value,
+                    kind,
+                    offset_ms,
+                    at: at.as_ref().map(|a| a.time.minutes),
+                    zone,
+                });
+            }
+            ast::HeaderKind::TriggerSegment { enters, segment } => {
+                let condition = self.expr(segment);
+                journey.segment_triggers.push(SegmentTrigger {
+                    segment: Arc::from(
+                        self.project
+                            .sources
+                            .get(segment.span.file)
+                            .slice(segment.span),
+                    ),
+                    enters: *enters,
+                    condition,
                 });
             }
             ast::HeaderKind::Audience(e) => {

@@ -137,6 +137,15 @@ pub struct Journey {
     pub content_hash: String,
     pub triggers: Vec<Trigger>,
     pub absence: Vec<Absence>,
+    /// `trigger every ... at HH:MM` (LANGUAGE.md §4.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<Schedule>,
+    /// `trigger on|before|after|anniversary of <profile path>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dates: Vec<DateTrigger>,
+    /// `trigger enters|leaves <segment>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segment_triggers: Vec<SegmentTrigger>,
     pub audience: Option<CExpr>,
     pub reentry: Reentry,
     pub exit_on: Vec<EventClause>,
@@ -171,6 +180,50 @@ pub struct Trigger {
     /// For each of the journey's `trigger_fields`, the index of the same path
     /// in this event's `fields` (`None`: the event has no such field → null).
     pub capture: Vec<Option<u32>>,
+}
+
+/// `trigger every day|<weekdays> at HH:MM [in <zone>]`: every known user
+/// is offered entry at each local occurrence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Minutes after local midnight.
+    pub minute: u16,
+    /// Bit 0 = Monday; 0 = every day.
+    pub weekdays: u8,
+    /// `in <zone>`; `None`: `profile.timezone`, else UTC.
+    pub zone: Option<CExpr>,
+}
+
+/// A date trigger: entry at a moment read from the profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DateTrigger {
+    /// The profile value the moment is read from (a timestamp or a date).
+    pub value: CExpr,
+    /// `Once`: the value plus `offset_ms` (`before`: negative); `Anniversary`:
+    /// every year on its month and day.
+    pub kind: DateKind,
+    pub offset_ms: i64,
+    /// `at HH:MM`: minutes after local midnight.
+    pub at: Option<u16>,
+    /// `in <zone>`; `None`: `profile.timezone`, else UTC.
+    pub zone: Option<CExpr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateKind {
+    Once,
+    Anniversary,
+}
+
+/// `trigger enters|leaves <segment>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentTrigger {
+    pub segment: Arc<str>,
+    /// `true`: on false → true; `false`: on true → false.
+    pub enters: bool,
+    /// The segment's condition (profile only).
+    pub condition: CExpr,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -57,6 +57,7 @@ codes! {
     TYPE_MISMATCH = "E0301", Error, "type mismatch";
     WRONG_ARITY = "E0302", Error, "wrong number of arguments";
     NOT_A_CONDITION = "E0303", Error, "expected a condition";
+    DATE_TRIGGER_TYPE = "E0304", Error, "date trigger on a value that is not a profile timestamp";
 
     // 04xx: structure
     MISSING_TRIGGER = "E0401", Error, "journey without a trigger";
@@ -91,6 +92,7 @@ codes! {
     USELESS_ON_CAPPED = "W0008", Warning, "`on capped` on a transactional send";
     UNKNOWN_TIME_ZONE = "W0009", Warning, "unknown time zone";
     EMPTY_QUIET_HOURS = "W0010", Warning, "quiet hours that start and end at the same time";
+    TIME_BASED_SEGMENT_TRIGGER = "W0011", Warning, "segment trigger on a segment that reads the clock";
 }
 
 /// Looks a code up by its id, case-insensitively (`e0404` works).

@@ -29,7 +29,7 @@ pub struct Zones {
 }
 
 /// A known zone; [`Zones::tz`] and [`Zones::local_minute`] read it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ZoneId(u32);
 
 struct Cached {
@@ -138,6 +138,121 @@ pub fn next_local_time(now: i64, zone: &TimeZone, minute: u16, weekdays: u8) -> 
         let at = at.timestamp().as_millisecond();
         if at > now {
             return Some(at).filter(|&at| at <= MAX_TIME_MS);
+        }
+    }
+    None
+}
+
+/// A profile value a date trigger reads: an instant (a timestamp, or text
+/// in RFC 3339) or a date alone (`2026-03-20`), which means that day in
+/// the user's zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateValue {
+    Instant(i64),
+    Day(Date),
+}
+
+impl DateValue {
+    /// `None` for anything else (null, a number, text of another shape).
+    pub fn of(value: &crate::value::Value) -> Option<DateValue> {
+        use crate::value::Value;
+        match value {
+            Value::Timestamp(t) => Some(DateValue::Instant(*t)),
+            Value::String(s) => match crate::value::parse_timestamp(s) {
+                Some(t) => Some(DateValue::Instant(t)),
+                None if s.len() == 10 => s.parse::<Date>().ok().map(DateValue::Day),
+                None => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The instant of local `date` at `minute` past midnight in `zone` (a
+/// time skipped by daylight saving resolves to just after the gap).
+fn at_minute(date: Date, minute: u16, zone: &TimeZone) -> Option<i64> {
+    let (hour, min) = ((minute / 60) as i8, (minute % 60) as i8);
+    let at = date.at(hour, min, 0, 0).to_zoned(zone.clone()).ok()?;
+    Some(at.timestamp().as_millisecond()).filter(|t| (0..=MAX_TIME_MS).contains(t))
+}
+
+/// The moment of `trigger <d> before|after|on <path> [at HH:MM]`: the
+/// value plus `offset_ms`, or with `at`, that moment's local date at that
+/// local time. A date alone is midnight of that day in `zone`. An offset of
+/// whole days counts calendar days in `zone` (the local time of day stays),
+/// so "30d before 20 April" is 21 March across a daylight-saving change, as
+/// a calendar says, not 20 March at 23:00.
+pub fn date_moment(
+    value: DateValue,
+    offset_ms: i64,
+    at: Option<u16>,
+    zone: &TimeZone,
+) -> Option<i64> {
+    let base = match value {
+        DateValue::Instant(t) => t,
+        DateValue::Day(d) => at_minute(d, 0, zone)?,
+    };
+    const DAY_MS: i64 = 86_400_000;
+    let zoned = Timestamp::from_millisecond(base)
+        .ok()?
+        .to_zoned(zone.clone());
+    let moved = if offset_ms % DAY_MS == 0 {
+        zoned
+            .checked_add(jiff::Span::new().days(offset_ms / DAY_MS))
+            .ok()?
+    } else {
+        Timestamp::from_millisecond(base.checked_add(offset_ms)?)
+            .ok()?
+            .to_zoned(zone.clone())
+    };
+    let moment = moved.timestamp().as_millisecond();
+    if !(0..=MAX_TIME_MS).contains(&moment) {
+        return None;
+    }
+    match at {
+        None => Some(moment),
+        Some(minute) => at_minute(moved.date(), minute, zone),
+    }
+}
+
+/// The first anniversary of `value` strictly after `after`: every year on
+/// its local month and day (29 February: 28 February in other years), at
+/// its local time of day, or at `at`.
+pub fn anniversary_after(
+    value: DateValue,
+    at: Option<u16>,
+    zone: &TimeZone,
+    after: i64,
+) -> Option<i64> {
+    let (month, day, time) = match value {
+        DateValue::Instant(t) => {
+            let z = Timestamp::from_millisecond(t).ok()?.to_zoned(zone.clone());
+            (z.month(), z.day(), z.time())
+        }
+        DateValue::Day(d) => (d.month(), d.day(), jiff::civil::Time::midnight()),
+    };
+    let time = match at {
+        Some(minute) => jiff::civil::time((minute / 60) as i8, (minute % 60) as i8, 0, 0),
+        None => time,
+    };
+    let year = Timestamp::from_millisecond(after.max(0))
+        .ok()?
+        .to_zoned(zone.clone())
+        .year();
+    for y in year.saturating_sub(1)..=year.saturating_add(1) {
+        let Ok(first) = Date::new(y, month, 1) else {
+            continue;
+        };
+        let day = day.min(first.days_in_month());
+        let Ok(date) = Date::new(y, month, day) else {
+            continue;
+        };
+        let Ok(at) = date.to_datetime(time).to_zoned(zone.clone()) else {
+            continue;
+        };
+        let at = at.timestamp().as_millisecond();
+        if at > after {
+            return Some(at).filter(|&t| t <= MAX_TIME_MS);
         }
     }
     None
@@ -292,6 +407,55 @@ mod tests {
         }
         assert_eq!(next_local_time(i64::MAX, &TimeZone::UTC, 0, 0), None);
         assert_eq!(next_local_time(i64::MIN, &TimeZone::UTC, 0, 0), None);
+    }
+
+    fn text(at: Option<i64>) -> String {
+        at.map(format_timestamp).unwrap_or_default()
+    }
+
+    #[test]
+    fn date_moments_in_a_zone() {
+        let paris = TimeZone::get("Europe/Paris").unwrap_or(TimeZone::UTC);
+        let renewal =
+            DateValue::of(&crate::value::Value::str("2026-04-20")).unwrap_or(DateValue::Instant(0));
+        // A date alone is midnight in the zone (UTC+2 in April).
+        assert_eq!(
+            text(date_moment(renewal, 0, None, &paris)),
+            "2026-04-19T22:00:00Z"
+        );
+        // 30 days before, at 09:00 local: across the spring-forward change
+        // (21 March is UTC+1).
+        let day = 86_400_000;
+        assert_eq!(
+            text(date_moment(renewal, -30 * day, Some(9 * 60), &paris)),
+            "2026-03-21T08:00:00Z"
+        );
+        let instant = DateValue::Instant(ts("2026-04-20T15:30:00Z"));
+        assert_eq!(
+            text(date_moment(instant, day, None, &paris)),
+            "2026-04-21T15:30:00Z"
+        );
+        assert_eq!(DateValue::of(&crate::value::Value::str("soon")), None);
+        assert_eq!(DateValue::of(&crate::value::Value::Null), None);
+    }
+
+    #[test]
+    fn anniversaries_of_29_february() {
+        let utc = TimeZone::UTC;
+        let leap =
+            DateValue::of(&crate::value::Value::str("1996-02-29")).unwrap_or(DateValue::Instant(0));
+        let next = anniversary_after(leap, Some(10 * 60), &utc, ts("2026-01-01T00:00:00Z"));
+        assert_eq!(text(next), "2026-02-28T10:00:00Z");
+        let next = anniversary_after(leap, Some(10 * 60), &utc, ts("2027-03-01T00:00:00Z"));
+        assert_eq!(text(next), "2028-02-29T10:00:00Z");
+        // Strictly after: the same instant gives next year's.
+        let next = anniversary_after(leap, Some(10 * 60), &utc, ts("2028-02-29T10:00:00Z"));
+        assert_eq!(text(next), "2029-02-28T10:00:00Z");
+        // Month and day read in the zone: 23:30Z on 14 May is 15 May in Tokyo.
+        let tokyo = TimeZone::get("Asia/Tokyo").unwrap_or(TimeZone::UTC);
+        let born = DateValue::Instant(ts("1990-05-14T23:30:00Z"));
+        let next = anniversary_after(born, Some(9 * 60), &tokyo, ts("2026-01-01T00:00:00Z"));
+        assert_eq!(text(next), "2026-05-15T00:00:00Z");
     }
 
     #[test]

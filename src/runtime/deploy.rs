@@ -204,6 +204,9 @@ impl Runtime<MemStore> {
         );
         let options = self.options;
         *self = Runtime::build(program, store, stats).with_options(options);
+        // The deploy dropped the date timers: queue them for the new
+        // journeys from the profiles.
+        self.requeue_dates();
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Layout {
     pub restarts: Box<[Box<[JourneyId]>]>,
     /// The profile slots' paths, for an identify's one pass over its traits.
     pub slot_paths: PathTree,
+    /// The scheduled, date and segment triggers ([`super::entry`]).
+    pub entry: super::entry::EntryLayout,
     /// Per journey, the earlier versions of it kept for their instances
     /// ([`crate::compile::program::Journey::retired`]): a customer inside
     /// one is inside the journey, and is not admitted again until it ends.
@@ -112,6 +114,7 @@ impl Layout {
                     .map(|s| s.path.clone())
                     .collect(),
             ),
+            entry: super::entry::EntryLayout::new(program, slot(crate::channels::TIMEZONE)),
             timezone: slot(crate::channels::TIMEZONE),
             unsubscribed: slot(crate::channels::UNSUBSCRIBED),
             max_cap_window,
@@ -166,6 +169,11 @@ pub struct Cx<'a> {
     pub user: UserId,
     pub user_key: &'a Str,
     pub now: i64,
+    /// What the entry triggers saw before this operation's first profile
+    /// change ([`super::entry`]).
+    pub before: Option<super::entry::Before>,
+    /// Known users by time zone, for scheduled entry.
+    pub index: &'a mut super::entry::ZoneIndex,
 }
 
 impl Cx<'_> {
@@ -691,8 +699,16 @@ impl Cx<'_> {
             path.push('.');
             path.push_str(part);
         }
-        user.profile.set(slot as usize, &value);
-        self.emit(j, ActionKind::Set { path, value });
+        self.emit(
+            j,
+            ActionKind::Set {
+                path,
+                value: value.clone(),
+            },
+        );
+        let index = slot as usize;
+        self.profile_will_change(user, Some(index));
+        user.profile.set(index, &value);
     }
 
     /// Ends the instance: `exit`, the `until exit` audience removals, and a
@@ -768,6 +784,8 @@ impl Cx<'_> {
                 };
                 self.drive(user, ji, inst, start);
             }
+            TimerKind::Schedule(_) => self.admit_untriggered(user, timer.journey),
+            TimerKind::Date(_) | TimerKind::Anniversary(_) => self.fire_date(user, timer),
             TimerKind::Silence(i) => {
                 let slot = self.layout.silence_base[timer.journey as usize] + i as usize;
                 let current = match user.silences.due(slot) {

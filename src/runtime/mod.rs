@@ -23,6 +23,7 @@ pub mod action;
 pub mod clock;
 pub(crate) mod deploy;
 pub(crate) mod engine;
+pub(crate) mod entry;
 pub(crate) mod eval;
 pub mod event;
 pub mod inspect;
@@ -72,6 +73,12 @@ pub struct Runtime<S: Store = MemStore> {
     /// A profile's values while identify traits merge into it.
     profile_values: Vec<Value>,
     paths: EngagementPaths,
+    /// Known users by time zone and the pending schedule occurrences:
+    /// derived from the store, rebuilt by [`Runtime::build`].
+    index: entry::ZoneIndex,
+    /// Set once the input has ended ([`Runtime::end_input`]): recurring
+    /// occurrences no longer fire.
+    input_ended: bool,
 }
 
 struct EngagementPaths {
@@ -376,7 +383,7 @@ impl<S: Store> Runtime<S> {
             .map(|(i, e)| (Box::from(&*e.name), i as EventId))
             .collect();
         let path = |name: &str| vec![Arc::from(name)];
-        Runtime {
+        let mut runtime = Runtime {
             layout: Layout::new(&program),
             renderer: Renderer::new(&program.templates),
             names,
@@ -394,7 +401,85 @@ impl<S: Store> Runtime<S> {
             options: RuntimeOptions::default(),
             fingerprint: OnceLock::new(),
             program,
+            index: entry::ZoneIndex::default(),
+            input_ended: false,
+        };
+        runtime.rebuild_index();
+        runtime
+    }
+
+    /// Places every known user in its time zones ([`entry::ZoneIndex`]),
+    /// each schedule's occurrences the next ones strictly after the clock:
+    /// those at or before it have fired.
+    fn rebuild_index(&mut self) {
+        self.index.clear();
+        if self.layout.entry.schedules.is_empty() {
+            return;
         }
+        let now = self.store.clock().unwrap_or(0);
+        for user in 0..self.store.user_count() as UserId {
+            let profile = &self.store.user(user).profile;
+            self.index.place(
+                &self.layout.entry,
+                &self.program,
+                &mut self.zones,
+                user,
+                profile,
+                now,
+            );
+        }
+    }
+
+    /// Queues every user's pending date moments again (after a deploy,
+    /// which drops them: the journeys' ids and triggers may have changed).
+    pub(crate) fn requeue_dates(&mut self) {
+        if self.layout.entry.dates.is_empty() {
+            return;
+        }
+        let now = self.store.clock().unwrap_or(0);
+        for user in 0..self.store.user_count() as UserId {
+            self.with_user(user, now, &mut |_| {}, |cx, state| cx.queue_dates(state));
+        }
+    }
+
+    /// Says the input has ended: from now on recurring occurrences
+    /// (`trigger every`, `trigger anniversary of`) no longer fire, and
+    /// [`Runtime::finish`] and [`Runtime::advance_to`] let time run on for
+    /// the one-off timers only (LANGUAGE.md §4.4, §7).
+    pub fn end_input(&mut self) {
+        self.input_ended = true;
+    }
+
+    /// The time of the next timer that will fire: once the input has
+    /// ended, recurring ones at the head of the queue are dropped first.
+    pub fn next_due(&mut self) -> Option<i64> {
+        if self.input_ended {
+            while self
+                .store
+                .peek_timer()
+                .is_some_and(|t| t.kind.is_recurring())
+            {
+                self.store.pop_timer();
+            }
+            return self.store.peek_timer().map(|t| t.due);
+        }
+        self.pending_due()
+    }
+
+    /// The time of the next pending timer or schedule occurrence, without
+    /// dropping anything ([`Runtime::next_due`] is exact after the input).
+    pub fn pending_due(&self) -> Option<i64> {
+        let queued = self.store.peek_timer().map(|t| t.due);
+        let occurrence = (!self.input_ended).then(|| self.index.next_due()).flatten();
+        match (queued, occurrence) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The bytes the scheduled-entry index holds (for the benches).
+    pub fn schedule_index_bytes(&self) -> usize {
+        self.index.heap_bytes()
     }
 
     /// Sets the limits on input ([`RuntimeOptions`]).
@@ -528,10 +613,12 @@ impl<S: Store> Runtime<S> {
         self.advance_fired(t.min(MAX_TIME_MS), sink);
     }
 
-    /// Lets time run on until no timer is pending (every instance has
-    /// ended and every silence has fired).
+    /// Ends the input ([`Runtime::end_input`]) and lets time run on until
+    /// no one-off timer is pending (every instance has ended and every
+    /// silence has fired); recurring occurrences do not keep it going.
     pub fn finish(&mut self, sink: &mut impl FnMut(Action)) {
-        while let Some(due) = self.store.peek_timer().map(|t| t.due) {
+        self.end_input();
+        while let Some(due) = self.next_due() {
             self.advance_dyn(due, sink);
         }
     }
@@ -547,16 +634,23 @@ impl<S: Store> Runtime<S> {
             round: 0,
             journey: 0,
         };
-        while let Some(due) = self
-            .store
-            .peek_timer()
-            .map(|t| t.due)
-            .filter(|&due| due <= t)
-        {
+        while let Some(due) = self.next_due().filter(|&due| due <= t) {
             batch.clear();
             while let Some(timer) = self.store.peek_timer().filter(|t| t.due == due).copied() {
                 self.store.pop_timer();
+                if self.input_ended && timer.kind.is_recurring() {
+                    continue;
+                }
                 batch.push(timer);
+            }
+            if !self.input_ended {
+                self.index.take_due(
+                    &self.layout.entry,
+                    &self.program,
+                    &self.zones,
+                    due,
+                    &mut batch,
+                );
             }
             // Same instant: journey-name order, then user-key order.
             let store = &self.store;
@@ -566,6 +660,10 @@ impl<S: Store> Runtime<S> {
                     &**store.user_key(b.user),
                     b.kind,
                 ))
+            });
+            // A date moved away and back queues its moment twice: one offer.
+            batch.dedup_by(|a, b| {
+                a == b && matches!(a.kind, TimerKind::Date(_) | TimerKind::Anniversary(_))
             });
             if self.store.clock().is_none_or(|c| c < due) {
                 self.store.set_clock(due);
@@ -610,6 +708,33 @@ impl<S: Store> Runtime<S> {
         sink: &mut dyn FnMut(Action),
         f: impl FnOnce(&mut Cx<'_>, &mut UserState),
     ) {
+        self.with_user_from(user, now, sink, Some(None), f);
+    }
+
+    /// [`Runtime::with_user`] that settles no profile change: for a look
+    /// at the user before one.
+    fn with_user_raw(
+        &mut self,
+        user: UserId,
+        now: i64,
+        sink: &mut dyn FnMut(Action),
+        f: impl FnOnce(&mut Cx<'_>, &mut UserState),
+    ) {
+        self.with_user_from(user, now, sink, None, f);
+    }
+
+    /// [`Runtime::with_user`] for an operation whose profile change began
+    /// before it (`settle: Some(before)`, what the entry triggers saw then),
+    /// and which settles it once done ([`entry`]); `None`: settles nothing.
+    fn with_user_from(
+        &mut self,
+        user: UserId,
+        now: i64,
+        sink: &mut dyn FnMut(Action),
+        settle: Option<Option<entry::Before>>,
+        f: impl FnOnce(&mut Cx<'_>, &mut UserState),
+    ) {
+        let settles = settle.is_some();
         let (key, state) = self.store.user_entry(user);
         let mut cx = Cx {
             program: &self.program,
@@ -622,8 +747,13 @@ impl<S: Store> Runtime<S> {
             user,
             user_key: key,
             now,
+            before: settle.flatten(),
+            index: &mut self.index,
         };
         f(&mut cx, state);
+        if settles {
+            cx.settle(state);
+        }
         for timer in self.timers.drain(..) {
             self.store.push_timer(timer);
         }
@@ -659,21 +789,35 @@ impl<S: Store> Runtime<S> {
         }
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
-        let state = self.store.user_mut(user);
         // The time zone from `context` fills its slot when it is empty.
         let zone = event
             .context_timezone
             .zip(self.layout.timezone.map(|slot| slot as usize));
-        merge_traits(
+        lookup_traits(
             &self.program,
             &self.layout,
-            state,
             event.properties,
             &mut self.traits,
-            &mut self.profile_values,
-            zone,
         );
-        self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
+        // What the entry triggers see before the change, when it touches a
+        // slot they read.
+        let entry = &self.layout.entry;
+        let before = (entry.any()
+            && (self.traits.iter().any(|&(slot, _)| entry.watches(slot))
+                || zone.is_some_and(|(_, slot)| entry.watches(slot))))
+        .then(|| {
+            let mut before = None;
+            self.with_user_raw(user, now, &mut |_| {}, |cx, state| {
+                before = Some(cx.observe(state));
+            });
+            before
+        })
+        .flatten();
+        let state = self.store.user_mut(user);
+        apply_traits(state, &mut self.traits, &mut self.profile_values, zone);
+        self.with_user_from(user, now, sink, Some(before), |cx, user| {
+            cx.profile_changed(user);
+        });
     }
 
     fn track(
@@ -689,7 +833,9 @@ impl<S: Store> Runtime<S> {
         let index = self.layout.restarts_of(id, event.name);
         let silences = !self.layout.restarts[index].is_empty();
         let admits = info.is_some_and(|i| !i.triggers.is_empty());
-        let user = if admits || silences {
+        // A schedule offers entry to every known user: all are interned.
+        let known = !self.layout.entry.schedules.is_empty();
+        let user = if admits || silences || known {
             self.store.intern_user(event.user_key)
         } else {
             // Only users already in a journey can be affected, and only by
@@ -789,20 +935,11 @@ impl<S: Store> Runtime<S> {
 /// every slot at once ([`Properties::lookup_all`]): a reader of JSON text
 /// walks each object on the slots' paths once, instead of once a slot.
 ///
-/// Then the time zone of `zone` (`context.timezone`, and the slot of
-/// `profile.timezone`) fills its slot when it is still empty.
-///
-/// The profile is unpacked into `values` (a scratch list, left empty),
-/// merged there, grown to exactly the last slot given a value (or to the
-/// time zone's), and packed again once.
-fn merge_traits(
+fn lookup_traits(
     program: &Program,
     layout: &Layout,
-    user: &mut UserState,
     traits: &dyn Properties,
     found: &mut Vec<(usize, Value)>,
-    values: &mut Vec<Value>,
-    zone: Option<(&str, usize)>,
 ) {
     found.clear();
     traits.lookup_all(&layout.slot_paths, &mut |index, lookup| {
@@ -820,6 +957,21 @@ fn merge_traits(
             },
         ));
     });
+}
+
+/// The second half of [`lookup_traits`]: merges what it found into the
+/// profile; then the time zone of `zone` (`context.timezone`, and the slot
+/// of `profile.timezone`) fills its slot when it is still empty.
+///
+/// The profile is unpacked into `values` (a scratch list, left empty),
+/// merged there, grown to exactly the last slot given a value (or to the
+/// time zone's), and packed again once.
+fn apply_traits(
+    user: &mut UserState,
+    found: &mut Vec<(usize, Value)>,
+    values: &mut Vec<Value>,
+    zone: Option<(&str, usize)>,
+) {
     // A `null` past the end changes nothing: the end is already `null`.
     let valued = found
         .iter()

@@ -446,8 +446,7 @@ impl<S: Store + Send + 'static> ServiceHandle<S> {
 
     /// The time of the next pending timer, if any (epoch milliseconds).
     pub async fn next_timer_due(&self) -> Result<Option<i64>, Closed<()>> {
-        self.inspect(|runtime| runtime.store().peek_timer().map(|t| t.due))
-            .await
+        self.inspect(|runtime| runtime.pending_due()).await
     }
 
     /// Stops taking events, processes the ones already queued, fires the
@@ -666,7 +665,7 @@ impl<S: Store + Send + 'static, C: Clock> Driver<S, C> {
             if !self.pending.is_empty() && self.events.is_empty() {
                 self.ship().await?;
             }
-            let next_due = self.runtime.store().peek_timer().map(|t| t.due);
+            let next_due = self.runtime.pending_due();
             let clock = &self.clock;
             let wake = async move {
                 match next_due {
@@ -710,13 +709,7 @@ impl<S: Store + Send + 'static, C: Clock> Driver<S, C> {
     /// a moment ago is not "late" just because the wall clock ticked.
     async fn fire_due(&mut self) -> Result<(), SinkGone> {
         let now = self.clock.now_ms();
-        while let Some(due) = self
-            .runtime
-            .store()
-            .peek_timer()
-            .map(|t| t.due)
-            .filter(|&due| due <= now)
-        {
+        while let Some(due) = self.runtime.pending_due().filter(|&due| due <= now) {
             let pending = &mut self.pending;
             self.runtime
                 .advance_to(due, &mut |action| pending.push(action));

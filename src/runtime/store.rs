@@ -43,6 +43,8 @@ pub trait Store: 'static {
     fn clock(&self) -> Option<i64>;
     fn set_clock(&mut self, at: i64);
     fn find_user(&self, key: &str) -> Option<UserId>;
+    /// How many users are interned (their ids are `0..user_count()`).
+    fn user_count(&self) -> usize;
     fn intern_user(&mut self, key: &str) -> UserId;
     fn user_key(&self, user: UserId) -> &Str;
     fn user(&self, user: UserId) -> &UserState;
@@ -367,6 +369,14 @@ pub enum TimerKind {
     Instance,
     /// The silence of the journey's absence trigger `i` is complete.
     Silence(u16),
+    /// The moment of the journey's date trigger `i` (`on`, `before`,
+    /// `after`) has come, if the profile still gives it.
+    Date(u16),
+    /// An anniversary of the journey's date trigger `i`; recurring.
+    Anniversary(u16),
+    /// An occurrence of the journey's schedule `i`: an entry offer made
+    /// when the occurrence fires, never queued ([`super::entry::ZoneIndex`]).
+    Schedule(u16),
 }
 
 impl Ord for Timer {
@@ -491,6 +501,10 @@ impl Store for MemStore {
 
     fn find_user(&self, key: &str) -> Option<UserId> {
         self.index.get(key, &self.keys)
+    }
+
+    fn user_count(&self) -> usize {
+        self.users.len()
     }
 
     fn intern_user(&mut self, key: &str) -> UserId {

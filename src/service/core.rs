@@ -60,7 +60,7 @@ use crate::io::adapter::{Payload, event};
 use crate::io::parse_line;
 use crate::pipeline::compile_sources;
 use crate::runtime::store::{DedupConfig, MemStore};
-use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot, Store};
+use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot};
 use crate::source::SourceMap;
 
 /// How time moves (`--clock`).
@@ -895,8 +895,21 @@ impl Writer {
                         }
                         ClockTo::End => Entry::End,
                     };
+                    // With event time, a partition's clock is its own
+                    // customers' latest event: before the input ends, each
+                    // is moved to the latest of all, so that the recurring
+                    // occurrences up to it fire there too, as in one
+                    // runtime (LANGUAGE.md §4.4).
+                    let clock = self.clock.load(Ordering::Acquire);
+                    let catch_up = (matches!(entry, Entry::End)
+                        && matches!(self.mode, ClockMode::Events)
+                        && clock != NO_CLOCK)
+                        .then_some(Entry::Tick { to: clock });
                     let mut positions = Vec::new();
                     for p in 0..self.workers.len() as u32 {
+                        if let Some(tick) = &catch_up {
+                            forward.push((p, 0, tick.clone()));
+                        }
                         positions.push(self.next_position[p as usize] + forward_count(&forward, p));
                         forward.push((p, 0, entry.clone()));
                     }
@@ -1352,11 +1365,7 @@ impl Worker {
             Entry::End => self.runtime.finish(&mut |a| actions.push(a)),
             Entry::Deploy { version } => self.deploy(*version),
         }
-        let due = self
-            .runtime
-            .store()
-            .peek_timer()
-            .map_or(i64::MAX, |t| t.due);
+        let due = self.runtime.next_due().unwrap_or(i64::MAX);
         self.next_due[self.partition as usize].store(due, Ordering::Release);
         self.since_checkpoint += 1;
         let lines = (position > self.applied).then(|| {

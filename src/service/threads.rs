@@ -33,7 +33,7 @@ use super::partitions::partition_of;
 use crate::io::adapter::{self, Payload};
 use crate::io::json::RawJson;
 use crate::io::{EventReader, MessageKind, RawEvent};
-use crate::runtime::{Action, Fired, MemStore, Rejected, Runtime, RuntimeOptions, Stats, Store};
+use crate::runtime::{Action, Fired, MemStore, Rejected, Runtime, RuntimeOptions, Stats};
 
 /// The most threads (and partitions) `simulate` runs on.
 pub const MAX_THREADS: usize = 64;
@@ -516,10 +516,11 @@ fn run_window(runtime: &mut Runtime<MemStore>, batch: &Batch, recorder: &mut Rec
 /// [`Runtime::finish`] does.
 fn finish(runtime: &mut Runtime, until: Option<i64>, recorder: &mut Recorder) {
     let mut sink = |fired, action: Action| recorder.record(usize::MAX, Some(fired), &action);
+    runtime.end_input();
     match until {
         Some(t) => runtime.advance_to_tagged(t, &mut sink),
         None => {
-            while let Some(due) = runtime.store().peek_timer().map(|t| t.due) {
+            while let Some(due) = runtime.next_due() {
                 runtime.advance_to_tagged(due, &mut sink);
             }
         }

@@ -268,6 +268,24 @@ pub enum HeaderKind {
         event: EventPattern,
         silence: DurationLit,
     },
+    /// `trigger every day|<weekday>, ... at HH:MM [in <expr>]` (`days`
+    /// empty: every day).
+    TriggerEvery {
+        days: Vec<(Weekday, Span)>,
+        at: TriggerAt,
+    },
+    /// `trigger on <path>`, `trigger <d> before|after <path>`, and
+    /// `trigger anniversary of <path>`, each `[at HH:MM [in <expr>]]`.
+    TriggerDate {
+        kind: DateTrigger,
+        path: Expr,
+        at: Option<TriggerAt>,
+    },
+    /// `trigger enters|leaves <segment>` (`enters`: true).
+    TriggerSegment {
+        enters: bool,
+        segment: Expr,
+    },
     Audience(Expr),
     Reentry(Reentry),
     ExitOn {
@@ -283,6 +301,26 @@ pub enum HeaderKind {
     Holdout(Percent),
     Cap(Cap),
     QuietHours(QuietHours),
+}
+
+/// `at HH:MM [in <expr>]` of a scheduled or date trigger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerAt {
+    pub time: TimeOfDay,
+    pub zone: Option<Expr>,
+}
+
+/// Which moment a date trigger offers entry at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DateTrigger {
+    /// `on <path>`
+    On,
+    /// `<d> before <path>`
+    Before(DurationLit),
+    /// `<d> after <path>`
+    After(DurationLit),
+    /// `anniversary of <path>`
+    Anniversary,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -77,6 +77,14 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_never => "`never`",
         Rule::kw_always => "`always`",
         Rule::kw_after => "`after`",
+        Rule::kw_before => "`before`",
+        Rule::kw_every => "`every`",
+        Rule::kw_day => "`day`",
+        Rule::kw_at | Rule::trigger_at => "`at`",
+        Rule::kw_anniversary => "`anniversary`",
+        Rule::kw_of => "`of`",
+        Rule::kw_enters => "`enters`",
+        Rule::kw_leaves => "`leaves`",
         Rule::kw_exit => "`exit`",
         Rule::kw_on => "`on`",
         Rule::kw_if => "`if`",
@@ -128,6 +136,10 @@ pub fn describe(rule: Rule) -> &'static str {
         | Rule::name_clause
         | Rule::trigger_clause
         | Rule::trigger_absence
+        | Rule::trigger_every
+        | Rule::trigger_date
+        | Rule::trigger_anniversary
+        | Rule::trigger_segment
         | Rule::audience_clause
         | Rule::reentry_clause
         | Rule::exit_on

@@ -169,7 +169,7 @@ fn visit_call(ctx: &mut Ctx, pair: Pair<Rule>) -> ExprKind {
     ExprKind::Call { func, args }
 }
 
-fn visit_path(ctx: &mut Ctx, pair: Pair<Rule>) -> Path {
+pub(crate) fn visit_path(ctx: &mut Ctx, pair: Pair<Rule>) -> Path {
     debug_assert_eq!(pair.as_rule(), Rule::path);
     let mut it = pair.into_inner();
     let root_pair = next(&mut it);

@@ -3,7 +3,10 @@
 
 use pest::iterators::Pair;
 
-use super::ast::{Cap, CapTarget, EventPattern, Expr, Header, HeaderKind, QuietHours, Reentry};
+use super::ast::{
+    Cap, CapTarget, DateTrigger, EventPattern, Expr, ExprKind, Header, HeaderKind, QuietHours,
+    Reentry, TriggerAt,
+};
 use super::grammar::Rule;
 use super::items::visit_event_ref;
 use super::{Ctx, children, expr, keyword, literals, next};
@@ -17,6 +20,9 @@ pub fn visit_header(ctx: &mut Ctx, pair: Pair<Rule>) -> Header {
         Rule::name_clause => visit_name_clause(ctx, inner),
         Rule::trigger_clause => visit_trigger_clause(ctx, inner),
         Rule::trigger_absence => visit_trigger_absence(ctx, inner),
+        Rule::trigger_every => visit_trigger_every(ctx, inner),
+        Rule::trigger_date | Rule::trigger_anniversary => visit_trigger_date(ctx, inner),
+        Rule::trigger_segment => visit_trigger_segment(ctx, inner),
         Rule::audience_clause => visit_audience_clause(ctx, inner),
         Rule::reentry_clause => visit_reentry_clause(ctx, inner),
         Rule::exit_on => visit_exit_on(ctx, inner),
@@ -86,6 +92,101 @@ fn visit_trigger_absence(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) 
     keyword(ctx, &mut it);
     let silence = literals::visit_duration_slot(ctx, next(&mut it));
     (HeaderKind::TriggerAbsence { event, silence }, kw)
+}
+
+/// `trigger every day|<weekday>, ... at HH:MM [in <expr>]`
+fn visit_trigger_every(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {
+    debug_assert_eq!(pair.as_rule(), Rule::trigger_every);
+    let mut it = children(pair);
+    let kw = keyword(ctx, &mut it).to(keyword(ctx, &mut it));
+    let mut days = Vec::new();
+    let mut at = None;
+    for part in it {
+        match part.as_rule() {
+            Rule::weekday => days.push(literals::visit_weekday(ctx, part)),
+            Rule::trigger_at => at = Some(visit_trigger_at(ctx, part)),
+            _ => {}
+        }
+    }
+    // The grammar requires `at`.
+    let at = at.unwrap_or(TriggerAt {
+        time: ast_midnight(kw),
+        zone: None,
+    });
+    (HeaderKind::TriggerEvery { days, at }, kw)
+}
+
+fn ast_midnight(span: Span) -> super::ast::TimeOfDay {
+    super::ast::TimeOfDay { minutes: 0, span }
+}
+
+/// `trigger on|<d> before|<d> after|anniversary of <path> [at ...]`
+fn visit_trigger_date(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {
+    let anniversary = pair.as_rule() == Rule::trigger_anniversary;
+    let mut it = children(pair).peekable();
+    let mut kw = keyword(ctx, &mut it);
+    let mut kind = DateTrigger::On;
+    let mut path = None;
+    let mut at = None;
+    let mut duration = None;
+    for part in it {
+        match part.as_rule() {
+            Rule::kw_on | Rule::kw_anniversary | Rule::kw_of | Rule::kw_before | Rule::kw_after => {
+                let span = ctx.span(&part);
+                kw = kw.to(span);
+                kind = match (part.as_rule(), duration) {
+                    (Rule::kw_before, Some(d)) => DateTrigger::Before(d),
+                    (Rule::kw_after, Some(d)) => DateTrigger::After(d),
+                    _ if anniversary => DateTrigger::Anniversary,
+                    _ => DateTrigger::On,
+                };
+            }
+            Rule::path => {
+                let span = ctx.span(&part);
+                path = Some(Expr {
+                    kind: ExprKind::Path(expr::visit_path(ctx, part)),
+                    span,
+                });
+            }
+            Rule::trigger_at => at = Some(visit_trigger_at(ctx, part)),
+            _ => duration = Some(literals::visit_duration_slot(ctx, part)),
+        }
+    }
+    let path = path.unwrap_or(Expr {
+        kind: ExprKind::Null,
+        span: kw,
+    });
+    (HeaderKind::TriggerDate { kind, path, at }, kw)
+}
+
+/// `trigger enters|leaves <segment>`
+fn visit_trigger_segment(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {
+    debug_assert_eq!(pair.as_rule(), Rule::trigger_segment);
+    let mut it = children(pair);
+    let first = keyword(ctx, &mut it);
+    let word = next(&mut it);
+    let enters = word.as_rule() == Rule::kw_enters;
+    let kw = first.to(ctx.span(&word));
+    let part = next(&mut it);
+    let span = ctx.span(&part);
+    let segment = Expr {
+        kind: ExprKind::Path(expr::visit_path(ctx, part)),
+        span,
+    };
+    (HeaderKind::TriggerSegment { enters, segment }, kw)
+}
+
+/// `at HH:MM [in <expr>]`
+fn visit_trigger_at(ctx: &mut Ctx, pair: Pair<Rule>) -> TriggerAt {
+    debug_assert_eq!(pair.as_rule(), Rule::trigger_at);
+    let mut it = children(pair);
+    keyword(ctx, &mut it);
+    let time = literals::visit_time_of_day(ctx, next(&mut it));
+    let zone = it.next().map(|_in_keyword| {
+        let zone = next(&mut it);
+        expr::visit_expr(ctx, zone)
+    });
+    TriggerAt { time, zone }
 }
 
 fn visit_audience_clause(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {

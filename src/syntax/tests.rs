@@ -891,3 +891,82 @@ fn absurdly_long_operator_chains_are_one_error_not_a_crash() {
         " or profile.vip".repeat(200)
     ));
 }
+
+#[test]
+fn entry_triggers_of_v1_1() {
+    let src = r#"journey j {
+  trigger every monday, thursday at 09:00
+  trigger every day at 18:30 in "America/New_York"
+  trigger 30d before profile.renewal_date at 09:00 in profile.tz
+  trigger 1d after profile.trial_ends_at
+  trigger on profile.appointment_at
+  trigger anniversary of profile.birthday at 10:00
+  trigger enters vip
+  trigger leaves vip
+  trigger every
+  send email x
+}"#;
+    let (ast, file) = clean(src);
+    let j = journey(&ast);
+    assert_eq!(j.headers.len(), 9);
+    let HeaderKind::TriggerEvery { days, at } = &j.headers[0].kind else {
+        panic!("{:?}", j.headers[0].kind)
+    };
+    assert_eq!(
+        days.iter().map(|d| d.0).collect::<Vec<_>>(),
+        [Weekday::Monday, Weekday::Thursday]
+    );
+    assert_eq!(at.time.minutes, 9 * 60);
+    assert_eq!(file.slice(j.headers[0].keyword), "trigger every");
+    let HeaderKind::TriggerEvery { days, at } = &j.headers[1].kind else {
+        panic!()
+    };
+    assert!(days.is_empty() && at.zone.is_some() && at.time.minutes == 18 * 60 + 30);
+    let HeaderKind::TriggerDate { kind, path, at } = &j.headers[2].kind else {
+        panic!()
+    };
+    assert!(matches!(
+        kind,
+        DateTrigger::Before(DurationLit {
+            secs: 2_592_000,
+            ..
+        })
+    ));
+    assert_eq!(file.slice(path.span), "profile.renewal_date");
+    assert!(at.as_ref().is_some_and(|a| a.zone.is_some()));
+    assert_eq!(file.slice(j.headers[2].keyword), "trigger 30d before");
+    assert!(matches!(
+        &j.headers[3].kind,
+        HeaderKind::TriggerDate {
+            kind: DateTrigger::After(_),
+            at: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &j.headers[4].kind,
+        HeaderKind::TriggerDate {
+            kind: DateTrigger::On,
+            at: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &j.headers[5].kind,
+        HeaderKind::TriggerDate {
+            kind: DateTrigger::Anniversary,
+            at: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &j.headers[6].kind,
+        HeaderKind::TriggerSegment { enters: true, .. }
+    ));
+    assert!(matches!(
+        &j.headers[7].kind,
+        HeaderKind::TriggerSegment { enters: false, .. }
+    ));
+    // An event named `every` is still an event trigger.
+    assert!(matches!(&j.headers[8].kind, HeaderKind::Trigger { .. }));
+}

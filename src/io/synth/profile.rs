@@ -42,6 +42,11 @@ pub(super) struct Profile {
     pub last_order_at: Option<i64>,
     /// The day (from the start) a membership comes up for renewal, and its plan.
     pub membership: Option<(u32, &'static str)>,
+    /// `birthday` (a date alone: year, month, day), for about two in five.
+    pub birthday: Option<(i16, i8, i8)>,
+    /// `renewal_date` of a plan (written as a date alone), within 45 days
+    /// of the start.
+    pub renewal_at: Option<i64>,
 }
 
 impl Profile {
@@ -79,7 +84,16 @@ impl Profile {
             3..15 => Some(false),
             _ => None,
         };
-        Profile {
+        // Read from the tag's bits, not drawn: the rest of the stream stays
+        // what it was before these traits existed.
+        let birthday = ((tag >> 33) % 10 < 4).then(|| {
+            let day_of_year = ((tag >> 48) % 365) as i64;
+            let date = jiff::civil::date(2001, 1, 1)
+                .checked_add(jiff::Span::new().days(day_of_year))
+                .unwrap_or(jiff::civil::date(2001, 1, 1));
+            (1965 + ((tag >> 40) % 40) as i16, date.month(), date.day())
+        });
+        let mut profile = Profile {
             zone,
             first_name,
             tag,
@@ -104,7 +118,13 @@ impl Profile {
                     *rng.pick(catalog::MEMBERSHIP_PLANS),
                 )
             }),
-        }
+            birthday,
+            renewal_at: None,
+        };
+        profile.renewal_at = profile
+            .plan
+            .map(|_| start_ms + ((tag >> 36) % 45) as i64 * DAY_MS);
+        profile
     }
 
     /// The day (from the start) this user signs up, for new users.

@@ -317,6 +317,17 @@ fn traits(profile: &Profile, out: &mut String) {
             out.push('"');
         }
     }
+    // Dates alone, as Segment sends them.
+    if let Some((year, month, day)) = profile.birthday {
+        push_fmt(
+            out,
+            format_args!(",\"birthday\":\"{year:04}-{month:02}-{day:02}\""),
+        );
+    }
+    if let Some(at) = profile.renewal_at {
+        let date = crate::value::format_timestamp(at);
+        push_fmt(out, format_args!(",\"renewal_date\":\"{}\"", &date[..10]));
+    }
     out.push('}');
 }
 

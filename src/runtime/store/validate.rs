@@ -61,6 +61,21 @@ pub(super) fn mem_store(store: &MemStore, program: &Program) -> Result<(), Strin
             TimerKind::Instance => {
                 instance_timers.insert((timer.user, timer.journey, timer.generation));
             }
+            TimerKind::Date(i) | TimerKind::Anniversary(i) => {
+                let anniversary = matches!(timer.kind, TimerKind::Anniversary(_));
+                let fits = journey.dates.get(i as usize).is_some_and(|d| {
+                    (d.kind == crate::compile::program::DateKind::Anniversary) == anniversary
+                });
+                if !fits {
+                    return Err(format!(
+                        "a date timer of journey `{}` names date trigger {i}, which it has not",
+                        journey.name
+                    ));
+                }
+            }
+            TimerKind::Schedule(_) => {
+                return Err("a schedule occurrence is queued as a customer's timer".into());
+            }
             TimerKind::Silence(i) => {
                 if i as usize >= journey.absence.len() {
                     return Err(format!(
