@@ -70,7 +70,7 @@ impl<'e> Env<'e> {
 
 /// The functions, how many arguments each takes (`None`: one or more) and
 /// how a call is written.
-const FUNCTIONS: &[(&str, Option<usize>, &str)] = &[
+pub(crate) const FUNCTIONS: &[(&str, Option<usize>, &str)] = &[
     ("now", Some(0), "now()"),
     ("lower", Some(1), "lower(text)"),
     ("upper", Some(1), "upper(text)"),

@@ -655,6 +655,10 @@ impl<S: Store> Runtime<S> {
         }
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
+        let mut waits = Vec::new();
+        if self.layout.profile_waits {
+            self.with_user(user, now, sink, |cx, user| waits = cx.profile_waits(user));
+        }
         let state = self.store.user_mut(user);
         // The time zone from `context` fills its slot when it is empty; the
         // merge makes the profile long enough to hold it.
@@ -674,7 +678,10 @@ impl<S: Store> Runtime<S> {
         {
             *value = Value::str(zone);
         }
-        self.with_user(user, now, sink, |cx, user| cx.profile_changed(user));
+        self.with_user(user, now, sink, |cx, user| {
+            cx.profile_changed(user);
+            cx.move_waits(user, waits);
+        });
     }
 
     fn track(
