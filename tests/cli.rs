@@ -275,7 +275,7 @@ fn an_allowed_warning_passes_deny_warnings() {
     let report = json(&output);
     assert_eq!(report["errors"], 1, "{report}");
     assert_eq!(report["diagnostics"][0]["code"], "W0005", "{report}");
-    assert_eq!(report["diagnostics"][0]["line"], 11, "{report}");
+    assert_eq!(report["diagnostics"][0]["line"], 12, "{report}");
 }
 
 #[test]

@@ -496,10 +496,11 @@ fn cap_help(text: &str, pos: usize) -> Option<String> {
             })
         })
         .unwrap_or_else(|| "7d".to_owned());
+    let noun = if count == "1" { "message" } else { "messages" };
     let what = if channel == "messages" {
-        "messages".to_owned()
+        noun.to_owned()
     } else {
-        format!("{channel} messages")
+        format!("{channel} {noun}")
     };
     Some(format!(
         "write `cap {channel} {count} per {window}`: at most {count} {what} in any {window}"
