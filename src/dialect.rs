@@ -337,7 +337,7 @@ fn a_kind(value: &Value) -> String {
 }
 
 /// `1234.5` with `decimals` → `1,234.50`: thousands separated by `,`, the
-/// decimals after a `.`, rounded half away from zero.
+/// decimals after a `.`, rounded to the nearest.
 pub fn format_number(n: f64, decimals: u8) -> Option<String> {
     if !n.is_finite() {
         return None;
