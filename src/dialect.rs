@@ -398,8 +398,8 @@ fn currency(value: &Value, code: &str) -> Result<Value, Error> {
     let n = as_number("currency", value)?;
     let known = CURRENCIES.iter().find(|(c, _, _)| *c == code);
     let decimals = known.map_or(2, |(_, _, d)| *d);
-    let amount =
-        format_number(n, decimals).ok_or_else(|| invalid(format!("`currency` cannot write `{n}`")))?;
+    let amount = format_number(n, decimals)
+        .ok_or_else(|| invalid(format!("`currency` cannot write `{n}`")))?;
     let (sign, digits) = match amount.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", amount.as_str()),
@@ -583,7 +583,10 @@ mod tests {
         assert_eq!(r("{{ 1200.4 | currency('JPY') }}"), "¥1,200");
         assert_eq!(r("{{ 99.9 | currency('SEK') }}"), "99.90 SEK");
         // A missing value stays missing, for `default` after it.
-        assert_eq!(r("{{ nothing | currency('EUR') | default('free') }}"), "free");
+        assert_eq!(
+            r("{{ nothing | currency('EUR') | default('free') }}"),
+            "free"
+        );
         assert_eq!(r("{{ nothing | round(1) | default('-') }}"), "-");
         assert_eq!(r("{{ 1.26 | round(1) }}"), "1.3");
         assert!(render("{{ 'ten' | number }}").is_err());
@@ -615,10 +618,16 @@ mod tests {
                 "Friday 20 March"
             );
         }
-        assert_eq!(with_zone("Nowhere/Else", "2026-03-20T09:00:00Z", "{{ at | date }}"), "2026-03-20");
+        assert_eq!(
+            with_zone("Nowhere/Else", "2026-03-20T09:00:00Z", "{{ at | date }}"),
+            "2026-03-20"
+        );
         assert!(render_with("{{ at | date }}", minijinja::context! { at => 5 }).is_err());
         assert!(render_with("{{ at | date }}", minijinja::context! { at => "soon" }).is_err());
-        assert_eq!(render("{{ nothing | date('%d') | default('soon') }}").unwrap(), "soon");
+        assert_eq!(
+            render("{{ nothing | date('%d') | default('soon') }}").unwrap(),
+            "soon"
+        );
         assert!(valid_date_pattern("%d %B %Y").is_ok());
         assert!(valid_date_pattern("%J").is_err());
     }

@@ -554,7 +554,10 @@ mod tests {
     #[test]
     fn a_date_alone_is_midnight_in_the_zone() {
         let at = |text: &str, z: &str| parse_timestamp_in(text, &zone(z)).map(format_timestamp);
-        assert_eq!(at("2026-03-20", "UTC").as_deref(), Some("2026-03-20T00:00:00Z"));
+        assert_eq!(
+            at("2026-03-20", "UTC").as_deref(),
+            Some("2026-03-20T00:00:00Z")
+        );
         // Paris in winter (+01:00) and in summer (+02:00).
         assert_eq!(
             at("2026-03-20", "Europe/Paris").as_deref(),
@@ -598,10 +601,20 @@ mod tests {
             at("2026-03-20T09:00:00Z", "Asia/Tokyo").as_deref(),
             Some("2026-03-20T09:00:00Z")
         );
-        for bad in ["2026-02-30", "2026-3-20", "2026-03-20 ", "20260320", "soon", "2026-13-01"] {
+        for bad in [
+            "2026-02-30",
+            "2026-3-20",
+            "2026-03-20 ",
+            "20260320",
+            "soon",
+            "2026-13-01",
+        ] {
             assert_eq!(at(bad, "UTC"), None, "{bad}");
         }
-        assert_eq!(at("2024-02-29", "UTC").as_deref(), Some("2024-02-29T00:00:00Z"));
+        assert_eq!(
+            at("2024-02-29", "UTC").as_deref(),
+            Some("2024-02-29T00:00:00Z")
+        );
     }
 
     #[test]

@@ -446,12 +446,14 @@ fn check_call(
         return;
     }
     let problem = match (name, literal) {
-        ("date", Some(pattern)) => dialect::valid_date_pattern(pattern)
-            .err()
-            .map(|error| TemplateCall::DatePattern {
-                pattern: pattern.to_string(),
-                error,
-            }),
+        ("date", Some(pattern)) => {
+            dialect::valid_date_pattern(pattern)
+                .err()
+                .map(|error| TemplateCall::DatePattern {
+                    pattern: pattern.to_string(),
+                    error,
+                })
+        }
         ("currency", Some(code))
             if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())) =>
         {

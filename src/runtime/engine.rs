@@ -118,9 +118,9 @@ impl Layout {
             timezone: slot(crate::channels::TIMEZONE),
             unsubscribed: slot(crate::channels::UNSUBSCRIBED),
             profile_waits: program.journeys.iter().any(|j| {
-                j.nodes
-                    .iter()
-                    .any(|n| matches!(&n.kind, NodeKind::WaitUntil { at, .. } if at.reads_profile()))
+                j.nodes.iter().any(
+                    |n| matches!(&n.kind, NodeKind::WaitUntil { at, .. } if at.reads_profile()),
+                )
             }),
             max_cap_window,
             kept: program
@@ -738,7 +738,8 @@ impl<'a> Cx<'a> {
         mismatches: &mut u64,
     ) -> Option<Option<i64>> {
         let journey = &self.program.journeys[j as usize];
-        let Some(NodeKind::WaitUntil { at, .. }) = journey.nodes.get(inst.node as usize).map(|n| &n.kind)
+        let Some(NodeKind::WaitUntil { at, .. }) =
+            journey.nodes.get(inst.node as usize).map(|n| &n.kind)
         else {
             return None;
         };

@@ -339,7 +339,8 @@ impl Scope<'_> {
                 };
                 d.map(Value::Duration).ok_or(Mismatch)
             }
-            (BinOp::Add, Value::Duration(d), _) => self.timestamp(b)
+            (BinOp::Add, Value::Duration(d), _) => self
+                .timestamp(b)
                 .and_then(|t| instant(t.checked_add(*d)))
                 .ok_or(Mismatch),
             (BinOp::Add | BinOp::Sub, _, Value::Duration(d)) => {
@@ -512,7 +513,9 @@ mod tests {
         let before = bin(
             BinOp::Lt,
             CExpr::Profile(0),
-            CExpr::Const(Value::Timestamp(parse_timestamp("2026-03-19T23:30:00Z").unwrap())),
+            CExpr::Const(Value::Timestamp(
+                parse_timestamp("2026-03-19T23:30:00Z").unwrap(),
+            )),
         );
         let s = Scope {
             zone: slot,

@@ -477,7 +477,8 @@ fn cap_help(text: &str, pos: usize) -> Option<String> {
         .find(|w| {
             w.bytes().all(|b| is_ident_byte(b))
                 && w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-                && !matches!(**w, "per" | "a" | "every" | "each") && window_word(w).is_none()
+                && !matches!(**w, "per" | "a" | "every" | "each")
+                && window_word(w).is_none()
         })
         .copied()
         .unwrap_or("email");

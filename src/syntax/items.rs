@@ -4,13 +4,13 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    Allow, ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl, ProfileSchema,
-    SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
+    Allow, ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl,
+    ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
 };
 use super::errors;
 use super::grammar::Rule;
-use crate::source::Span;
 use super::{Ctx, children, expr, headers, keyword, literals, next, steps};
+use crate::source::Span;
 
 /// One item; `None` when it lacks a mandatory part (reported).
 pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Option<Item> {
