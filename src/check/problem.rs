@@ -1868,6 +1868,24 @@ mod tests {
                 span: s,
                 minutes: 0,
             },
+            Problem::AllowNotAWarning {
+                span: s,
+                code: "E0404".into(),
+                error: Some("split percentages do not sum to 100"),
+                suggestion: None,
+            },
+            Problem::TemplateCall {
+                span: s,
+                template: name(),
+                part: "body",
+                kind: TemplateCall::Arity {
+                    kind: "filter",
+                    name: "upper".into(),
+                    args: (0, 0),
+                    given: 1,
+                    usage: "upper",
+                },
+            },
         ]
     }
 
