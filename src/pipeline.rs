@@ -46,6 +46,7 @@ pub fn build(sources: SourceMap) -> Build {
         .and_then(|compiled| match compiled {
             Ok((program, warnings)) => {
                 diagnostics.extend(warnings);
+                crate::check::allow::silence(&project, &mut diagnostics.items);
                 diagnostics.sort(&project.sources);
                 Some(program)
             }
@@ -116,7 +117,7 @@ pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Di
                     false
                 }
             }
-            Item::Policy(_) | Item::Profile(_) => false,
+            Item::Policy(_) | Item::Profile(_) | Item::Allow(_) => false,
             other => item_key(other).is_some_and(|key| known.insert(key)),
         });
     }
@@ -139,6 +140,7 @@ fn checked(
     let mut all = Diagnostics::default();
     all.extend(syntax);
     all.extend(diagnostics);
+    crate::check::allow::silence(project, &mut all.items);
     all.sort(&project.sources);
     (model, all)
 }
@@ -151,7 +153,7 @@ fn item_key(item: &Item) -> Option<String> {
         Item::Channel(c) => Some(format!("channel {}", c.name.name)),
         Item::Template(t) => Some(format!("template {}", t.name.name)),
         Item::Segment(s) => Some(format!("segment {}", s.name.name)),
-        Item::Profile(_) | Item::Policy(_) | Item::Journey(_) => None,
+        Item::Profile(_) | Item::Policy(_) | Item::Allow(_) | Item::Journey(_) => None,
     }
 }
 

@@ -403,6 +403,32 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     timestamp::parse(text)
 }
 
+/// A timestamp as [`parse_timestamp`] reads it, or a date alone
+/// (`2026-03-20`, as Segment sends dates) at midnight of that day in
+/// `zone` (LANGUAGE.md §4.4, "Dates"). On a day whose midnight a
+/// daylight-saving change skips, the day's first instant (just after the
+/// gap). `None` for any other text.
+pub fn parse_timestamp_in(text: &str, zone: &jiff::tz::TimeZone) -> Option<i64> {
+    if let Some(ms) = parse_timestamp(text) {
+        return Some(ms);
+    }
+    let (year, month, day) = timestamp::parse_date(text)?;
+    let date = jiff::civil::Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let ms = date
+        .to_zoned(zone.clone())
+        .ok()?
+        .start_of_day()
+        .ok()?
+        .timestamp()
+        .as_millisecond();
+    representable(ms).then_some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +545,76 @@ mod tests {
             write_int(&mut out, n);
             assert_eq!(out, n.to_string());
         }
+    }
+
+    fn zone(name: &str) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(name).unwrap()
+    }
+
+    #[test]
+    fn a_date_alone_is_midnight_in_the_zone() {
+        let at = |text: &str, z: &str| parse_timestamp_in(text, &zone(z)).map(format_timestamp);
+        assert_eq!(
+            at("2026-03-20", "UTC").as_deref(),
+            Some("2026-03-20T00:00:00Z")
+        );
+        // Paris in winter (+01:00) and in summer (+02:00).
+        assert_eq!(
+            at("2026-03-20", "Europe/Paris").as_deref(),
+            Some("2026-03-19T23:00:00Z")
+        );
+        assert_eq!(
+            at("2026-07-01", "Europe/Paris").as_deref(),
+            Some("2026-06-30T22:00:00Z")
+        );
+        // The days of the changes: midnight is before the change in Europe
+        // (at 02:00/03:00 local) and in New York.
+        assert_eq!(
+            at("2026-03-29", "Europe/Paris").as_deref(),
+            Some("2026-03-28T23:00:00Z")
+        );
+        assert_eq!(
+            at("2026-03-30", "Europe/Paris").as_deref(),
+            Some("2026-03-29T22:00:00Z")
+        );
+        assert_eq!(
+            at("2026-11-01", "America/New_York").as_deref(),
+            Some("2026-11-01T04:00:00Z")
+        );
+        assert_eq!(
+            at("2026-11-02", "America/New_York").as_deref(),
+            Some("2026-11-02T05:00:00Z")
+        );
+        // Where the change happens at midnight, the day starts at 01:00
+        // (Santiago, 2026-09-06: 00:00 -04 becomes 01:00 -03).
+        assert_eq!(
+            at("2026-09-06", "America/Santiago").as_deref(),
+            Some("2026-09-06T04:00:00Z")
+        );
+        // Ahead of UTC by more than half a day.
+        assert_eq!(
+            at("2026-03-20", "Pacific/Auckland").as_deref(),
+            Some("2026-03-19T11:00:00Z")
+        );
+        // A full timestamp is read as written, whatever the zone.
+        assert_eq!(
+            at("2026-03-20T09:00:00Z", "Asia/Tokyo").as_deref(),
+            Some("2026-03-20T09:00:00Z")
+        );
+        for bad in [
+            "2026-02-30",
+            "2026-3-20",
+            "2026-03-20 ",
+            "20260320",
+            "soon",
+            "2026-13-01",
+        ] {
+            assert_eq!(at(bad, "UTC"), None, "{bad}");
+        }
+        assert_eq!(
+            at("2024-02-29", "UTC").as_deref(),
+            Some("2024-02-29T00:00:00Z")
+        );
     }
 
     #[test]

@@ -254,6 +254,31 @@ fn warnings_pass_unless_denied() {
 }
 
 #[test]
+fn an_allowed_warning_passes_deny_warnings() {
+    // W0005 on its legitimate pattern (a new cart replaces the old one),
+    // allowed in that journey: `--deny-warnings` passes.
+    let output = journey(&[
+        "check",
+        "tests/fixtures/check/constructs/allow.journey",
+        "--deny-warnings",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    // The other journey's W0005 is not allowed, so it still blocks.
+    let output = journey(&[
+        "check",
+        "tests/fixtures/check/warnings/allow_elsewhere.journey",
+        "--deny-warnings",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let report = json(&output);
+    assert_eq!(report["errors"], 1, "{report}");
+    assert_eq!(report["diagnostics"][0]["code"], "W0005", "{report}");
+    assert_eq!(report["diagnostics"][0]["line"], 12, "{report}");
+}
+
+#[test]
 fn output_does_not_depend_on_the_order_of_paths_or_runs() {
     let a = journey(&["check", ERROR, CLEAN, "--format", "sarif"]);
     let b = journey(&["check", CLEAN, ERROR, "--format", "sarif"]);

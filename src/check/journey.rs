@@ -489,6 +489,8 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 let env = self.info.env(&none, &none);
                 check_quiet_hours(self.cx, &env, q);
             }
+            // Checked with the project's `allow` items (`super::allow`).
+            HeaderKind::Allow(_) => {}
         }
     }
 

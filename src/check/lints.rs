@@ -150,15 +150,18 @@ pub(crate) fn constant_condition(cx: &mut Checker, e: &Expr) {
     }
 }
 
-/// True when the expression reads a path or the clock.
+/// True when the expression reads a path or the clock, or calls a function
+/// that does not exist (E0208 says so; whether the condition is constant
+/// cannot be told, so no W0003 is added).
 fn is_dynamic(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Path(_) => true,
         ExprKind::Call { func, args } => {
-            matches!(
-                func.name.as_str(),
-                "now" | "days_since" | "hours_since" | "reachable"
-            ) || args.iter().any(is_dynamic)
+            use crate::builtins::Function as F;
+            match F::from_name(&func.name) {
+                None | Some(F::Now | F::DaysSince | F::HoursSince | F::Reachable) => true,
+                Some(F::Lower | F::Upper | F::Len | F::Coalesce) => args.iter().any(is_dynamic),
+            }
         }
         ExprKind::List(items) => items.iter().any(is_dynamic),
         ExprKind::Unary { operand, .. } => is_dynamic(operand),

@@ -8,6 +8,7 @@
 //! finds segment cycles, [`templates`] parses templates and checks their
 //! variables, and [`lints`] holds the warnings.
 
+pub mod allow;
 pub mod explain;
 mod expr;
 mod journey;
@@ -95,6 +96,7 @@ pub fn check(project: &Project) -> (Model<'_>, Vec<Diagnostic>) {
         journey::check(&mut cx, j, &mut sends);
     }
     templates::check_sends(&mut cx, &template_vars, &sends);
+    allow::check(&mut cx, project);
     let model = Model {
         project,
         scope: cx.scope,

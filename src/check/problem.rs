@@ -90,6 +90,14 @@ pub enum Problem {
     TriggerOutOfScope { span: Span, why: TriggerScope },
     /// E0214.
     InvalidPath { span: Span, kind: InvalidPathKind },
+    /// E0215: `code` is an error's, or no code at all.
+    AllowNotAWarning {
+        span: Span,
+        code: String,
+        /// The registered error it names, if any.
+        error: Option<&'static str>,
+        suggestion: Option<String>,
+    },
     /// E0301.
     TypeMismatch { span: Span, kind: Mismatch },
     /// E0302.
@@ -191,6 +199,13 @@ pub enum Problem {
         template: String,
         part: &'static str,
         kind: TemplateName,
+    },
+    /// E0507.
+    TemplateCall {
+        span: Span,
+        template: String,
+        part: &'static str,
+        kind: TemplateCall,
     },
     /// E0506.
     TemplateLimit {
@@ -488,6 +503,25 @@ pub enum TemplateName {
     },
 }
 
+/// E0507's cases: a filter or function of the dialect called wrongly.
+#[derive(Clone, Debug)]
+pub enum TemplateCall {
+    /// The wrong number of arguments.
+    Arity {
+        /// `filter` or `function`.
+        kind: &'static str,
+        name: String,
+        /// Fewest and most.
+        args: (u8, u8),
+        given: usize,
+        usage: &'static str,
+    },
+    /// A `date("...")` pattern it cannot write.
+    DatePattern { pattern: String, error: String },
+    /// A `currency("...")` code that is not three capital letters.
+    Currency { code: String },
+}
+
 /// E0506's cases, against the dialect's limits.
 #[derive(Clone, Debug)]
 pub enum RenderLimit {
@@ -550,6 +584,8 @@ impl Problem {
             P::HtmlNotEmail { .. } => codes::HTML_NOT_EMAIL,
             P::TemplateUnknownName { .. } => codes::TEMPLATE_UNKNOWN_NAME,
             P::TemplateLimit { .. } => codes::TEMPLATE_LIMIT,
+            P::TemplateCall { .. } => codes::TEMPLATE_CALL,
+            P::AllowNotAWarning { .. } => codes::ALLOW_NOT_A_WARNING,
             P::UnreachableStep { .. } => codes::UNREACHABLE_STEP,
             P::SendsNothing { .. } => codes::SENDS_NOTHING,
             P::ConstantCondition { .. } => codes::CONSTANT_CONDITION,
@@ -1101,6 +1137,77 @@ impl Problem {
                     .with_label("not in the template language")
                     .with_help(help)
             }
+            P::TemplateCall {
+                span,
+                template,
+                part,
+                kind,
+            } => {
+                let (message, label, help) = match kind {
+                    TemplateCall::Arity {
+                        kind,
+                        name,
+                        args: (min, max),
+                        given,
+                        usage,
+                    } => {
+                        let wanted = match (min, max) {
+                            (0, 0) => "no arguments".to_string(),
+                            (a, b) if a == b => plural(usize::from(a), "argument"),
+                            (0, b) => format!("at most {}", plural(usize::from(b), "argument")),
+                            (a, b) => format!("{a} to {b} arguments"),
+                        };
+                        let given = match given {
+                            0 => "none".to_string(),
+                            n => n.to_string(),
+                        };
+                        (
+                            format!(
+                                "the {kind} `{name}` takes {wanted}, but has {given}, in the {part} of template `{template}`"
+                            ),
+                            "wrong number of arguments".to_string(),
+                            if max == 0 {
+                                format!("write `| {usage}`, without parentheses")
+                            } else {
+                                format!("write `{usage}`")
+                            },
+                        )
+                    }
+                    TemplateCall::DatePattern { pattern, error } => (
+                        format!(
+                            "`date(\"{pattern}\")` cannot write a date, in the {part} of template `{template}`: {error}"
+                        ),
+                        "not a date pattern".to_string(),
+                        "use strftime patterns such as `%d %B %Y` (20 March 2026) or `%A %H:%M` (Friday 09:00)".to_string(),
+                    ),
+                    TemplateCall::Currency { code } => (
+                        format!(
+                            "`currency(\"{code}\")` needs a currency code, in the {part} of template `{template}`"
+                        ),
+                        "not a currency code".to_string(),
+                        "write a three-letter ISO 4217 code in capitals, such as `currency(\"EUR\")`".to_string(),
+                    ),
+                };
+                d(span, message).with_label(label).with_help(help)
+            }
+            P::AllowNotAWarning {
+                span,
+                code,
+                error,
+                suggestion,
+            } => match error {
+                Some(title) => d(
+                    span,
+                    format!("`allow {code}` names an error ({title}), and errors cannot be silenced"),
+                )
+                .with_label("an error, not a warning")
+                .with_help("fix what the error says; `allow` silences warnings only (codes starting with `W`)"),
+                None => d(span, format!("`allow {code}`: there is no diagnostic `{code}`"))
+                    .with_label("not a diagnostic code")
+                    .with_help(suggestion.unwrap_or_else(|| {
+                        "`allow` takes warning codes such as `W0005`; `journey explain` lists them".into()
+                    })),
+            },
             P::TemplateLimit {
                 span,
                 template,
@@ -1845,6 +1952,24 @@ mod tests {
                 segment: name(),
                 reads: "now()".into(),
                 enters: true,
+            },
+            Problem::AllowNotAWarning {
+                span: s,
+                code: "E0404".into(),
+                error: Some("split percentages do not sum to 100"),
+                suggestion: None,
+            },
+            Problem::TemplateCall {
+                span: s,
+                template: name(),
+                part: "body",
+                kind: TemplateCall::Arity {
+                    kind: "filter",
+                    name: "upper".into(),
+                    args: (0, 0),
+                    given: 1,
+                    usage: "upper",
+                },
             },
         ]
     }

@@ -184,6 +184,8 @@ impl<'a> Scope<'a> {
                         scope.policy = Some(p);
                     }
                 }
+                // Checked once every phase has spoken (`super::allow`).
+                ast::Item::Allow(_) => {}
             }
         }
         scope.strict_events = !scope.events.is_empty();

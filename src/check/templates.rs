@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::Checker;
-use super::problem::{Problem, RenderLimit, TemplateName, UnknownVariable};
+use super::problem::{Problem, RenderLimit, TemplateCall, TemplateName, UnknownVariable};
 use super::types::Type;
 use crate::diagnostic::did_you_mean;
 use crate::dialect;
@@ -252,7 +252,9 @@ fn check_names(
                 }
             }
             Token::Ident(name) if i > 0 && is(i - 1, &Token::Pipe) => {
-                check_known(cx, span, "filter", name, template, part);
+                if check_known(cx, span, "filter", name, template, part) {
+                    check_call(cx, &tokens, i, "filter", name, template, part);
+                }
             }
             Token::Ident(name)
                 if i > 0
@@ -266,13 +268,16 @@ fn check_names(
                 if is(i + 1, &Token::ParenOpen) && !(i > 0 && is(i - 1, &Token::Dot)) =>
             {
                 if *name == "range" {
+                    check_call(cx, &tokens, i, "function", name, template, part);
                     if let Some(n) = range_size(&tokens, i + 2)
                         && n > dialect::MAX_RANGE
                     {
                         too_much(cx, span, RenderLimit::Range(n), template, part);
                     }
                 } else if *name != "loop" {
-                    check_known(cx, span, "function", name, template, part);
+                    if check_known(cx, span, "function", name, template, part) {
+                        check_call(cx, &tokens, i, "function", name, template, part);
+                    }
                     called.push(name.to_string());
                 }
             }
@@ -327,6 +332,7 @@ fn range_size(tokens: &[(minijinja::machinery::Token, Span)], at: usize) -> Opti
     }
 }
 
+/// Reports `name` unless the dialect has it as a `kind`; whether it has.
 fn check_known(
     cx: &mut Checker,
     span: Span,
@@ -334,22 +340,135 @@ fn check_known(
     name: &str,
     template: &str,
     part: &'static str,
-) {
-    let known = match kind {
-        "filter" => dialect::FILTERS,
-        "test" => dialect::TESTS,
-        _ => dialect::FUNCTIONS,
+) -> bool {
+    let known: Vec<&str> = match kind {
+        "filter" => dialect::FILTERS.iter().map(|f| f.name).collect(),
+        "test" => dialect::TESTS.to_vec(),
+        _ => dialect::FUNCTIONS.iter().map(|f| f.name).collect(),
     };
-    if !known.contains(&name) {
-        cx.report(Problem::TemplateUnknownName {
+    if known.contains(&name) {
+        return true;
+    }
+    let alias = dialect::ALIASES
+        .iter()
+        .find(|(other, _)| *other == name)
+        .map(|(_, ours)| *ours)
+        .filter(|ours| known.contains(ours));
+    let suggestion = did_you_mean(name, known.iter().copied()).or_else(|| {
+        alias.and_then(|ours| {
+            let usage = dialect::filter(ours)
+                .or_else(|| dialect::function(ours))
+                .map_or(ours, |c| c.usage);
+            Some(format!("did you mean `{ours}`? (write `{usage}`)"))
+        })
+    });
+    cx.report(Problem::TemplateUnknownName {
+        span,
+        template: template.to_string(),
+        part,
+        kind: TemplateName::Unknown {
+            kind,
+            name: name.to_string(),
+            suggestion,
+        },
+    });
+    false
+}
+
+/// The arguments of the filter or function named at token `at`: how many
+/// (none without parentheses), and whether they fit the dialect's
+/// [`dialect::Callable`]; a `date` pattern or `currency` code written in
+/// the template is checked too.
+fn check_call(
+    cx: &mut Checker,
+    tokens: &[(minijinja::machinery::Token, Span)],
+    at: usize,
+    kind: &'static str,
+    name: &str,
+    template: &str,
+    part: &'static str,
+) {
+    use minijinja::machinery::Token;
+    let callable = if kind == "filter" {
+        dialect::filter(name)
+    } else {
+        dialect::function(name)
+    };
+    let Some(callable) = callable else { return };
+    let (mut given, mut end) = (0, at);
+    let mut literal: Option<&str> = None;
+    if matches!(tokens.get(at + 1), Some((Token::ParenOpen, _))) {
+        let mut depth = 0usize;
+        let mut empty = true;
+        for (k, (token, _)) in tokens.iter().enumerate().skip(at + 1) {
+            match token {
+                Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => depth += 1,
+                Token::ParenClose | Token::BracketClose | Token::BraceClose => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = k;
+                        break;
+                    }
+                }
+                Token::Comma if depth == 1 => given += 1,
+                _ => {}
+            }
+            if depth >= 1 && k > at + 1 {
+                empty = false;
+            }
+        }
+        if !empty {
+            given += 1;
+        }
+        if given == 1 && end == at + 3 {
+            literal = match tokens.get(at + 2) {
+                Some((Token::Str(text), _)) => Some(text),
+                Some((Token::String(text), _)) => Some(&**text),
+                _ => None,
+            };
+        }
+    }
+    let span = tokens[at].1.to(tokens[end].1);
+    let (min, max) = callable.args;
+    if given < usize::from(min) || given > usize::from(max) {
+        cx.report(Problem::TemplateCall {
             span,
             template: template.to_string(),
             part,
-            kind: TemplateName::Unknown {
+            kind: TemplateCall::Arity {
                 kind,
                 name: name.to_string(),
-                suggestion: did_you_mean(name, known.iter().copied()),
+                args: callable.args,
+                given,
+                usage: callable.usage,
             },
+        });
+        return;
+    }
+    let problem = match (name, literal) {
+        ("date", Some(pattern)) => {
+            dialect::valid_date_pattern(pattern)
+                .err()
+                .map(|error| TemplateCall::DatePattern {
+                    pattern: pattern.to_string(),
+                    error,
+                })
+        }
+        ("currency", Some(code))
+            if !(code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())) =>
+        {
+            Some(TemplateCall::Currency {
+                code: code.to_string(),
+            })
+        }
+        _ => None,
+    };
+    if let Some(kind) = problem {
+        cx.report(Problem::TemplateCall {
+            span,
+            template: template.to_string(),
+            part,
+            kind,
         });
     }
 }

@@ -273,6 +273,7 @@ impl<'p> Compiler<'p> {
                     journey.quiet_hours = Some(self.quiet_hours(q));
                 }
             }
+            ast::HeaderKind::Allow(_) => {}
         }
     }
 

@@ -420,6 +420,25 @@ pub enum CExpr {
     Binary(BinOp, Box<CExpr>, Box<CExpr>),
 }
 
+impl CExpr {
+    /// Whether its value depends on the profile (a slot, or `reachable`).
+    pub fn reads_profile(&self) -> bool {
+        match self {
+            CExpr::Profile(_) | CExpr::Reachable(_) => true,
+            CExpr::Call(_, args) | CExpr::List(args) => args.iter().any(CExpr::reads_profile),
+            CExpr::Not(e) | CExpr::Neg(e) => e.reads_profile(),
+            CExpr::Binary(_, a, b) => a.reads_profile() || b.reads_profile(),
+            CExpr::Const(_)
+            | CExpr::Event(_)
+            | CExpr::Trigger(_)
+            | CExpr::EnteredAt
+            | CExpr::Engaged(..)
+            | CExpr::Sent(_)
+            | CExpr::Now => false,
+        }
+    }
+}
+
 /// A call the runtime evaluates on its arguments' values: the
 /// [`crate::builtins::Function`]s other than `now()` and `reachable(..)`,
 /// which read the clock and the channel rules and compile to nodes of their

@@ -52,6 +52,7 @@ codes! {
     EVENT_OUT_OF_SCOPE = "E0212", Error, "`event` outside a `where` clause";
     TRIGGER_OUT_OF_SCOPE = "E0213", Error, "`trigger` where no trigger event exists";
     INVALID_PATH = "E0214", Error, "invalid path";
+    ALLOW_NOT_A_WARNING = "E0215", Error, "`allow` names an error or an unknown code";
 
     // 03xx: types
     TYPE_MISMATCH = "E0301", Error, "type mismatch";
@@ -80,6 +81,7 @@ codes! {
     HTML_NOT_EMAIL = "E0504", Error, "`html` on a template that is not an email";
     TEMPLATE_UNKNOWN_NAME = "E0505", Error, "unknown filter, test, function or statement in a template";
     TEMPLATE_LIMIT = "E0506", Error, "template over a render limit";
+    TEMPLATE_CALL = "E0507", Error, "template filter or function given wrong arguments";
 
     // warnings
     UNREACHABLE_STEP = "W0001", Warning, "unreachable step";

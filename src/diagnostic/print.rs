@@ -76,6 +76,12 @@ impl<'a> Human<'a> {
         if self.handler.render_report(out, &report).is_err() {
             out.push_str(&one_line(d, self.sources));
             out.push('\n');
+            return;
+        }
+        // A label in another file follows as a note of its own: no code and
+        // no severity of its own (it is part of the diagnostic above).
+        for note in &report.notes {
+            let _ = self.handler.render_report(out, note);
         }
     }
 
@@ -208,16 +214,19 @@ pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
 }
 
 /// A [`Diagnostic`] dressed for miette: its own file as source code; labels
-/// in the same file are drawn inline, those in other files as related notes.
+/// in the same file are drawn inline, those in other files as notes drawn
+/// after it ([`Human::render`]).
 /// Text from the user is escaped ([`escape`]).
 struct Report {
     message: String,
-    code: &'static str,
-    severity: Severity,
+    /// `None` for a note.
+    code: Option<&'static str>,
+    /// `None` for a note (miette's "advice").
+    severity: Option<Severity>,
     help: Option<String>,
     source: Arc<Excerpt>,
     labels: Vec<LabeledSpan>,
-    related: Vec<Report>,
+    notes: Vec<Report>,
 }
 
 impl Report {
@@ -228,7 +237,7 @@ impl Report {
             label,
             source.span(d.span),
         )];
-        let mut related = Vec::new();
+        let mut notes = Vec::new();
         for (span, label) in &d.related {
             if span.file == d.span.file {
                 labels.push(LabeledSpan::new_with_span(
@@ -237,25 +246,25 @@ impl Report {
                 ));
             } else {
                 let other = excerpt(span.file);
-                related.push(Report {
-                    message: escaped(label),
-                    code: d.code.id,
-                    severity: Severity::Warning,
+                notes.push(Report {
+                    message: format!("note: {}", escaped(label)),
+                    code: None,
+                    severity: None,
                     help: None,
                     labels: vec![LabeledSpan::new_primary_with_span(None, other.span(*span))],
                     source: other,
-                    related: Vec::new(),
+                    notes: Vec::new(),
                 });
             }
         }
         Report {
             message: escaped(&d.message),
-            code: d.code.id,
-            severity: d.severity,
+            code: Some(d.code.id),
+            severity: Some(d.severity),
             help: d.help.as_deref().map(escaped),
             source,
             labels,
-            related,
+            notes,
         }
     }
 }
@@ -280,13 +289,14 @@ impl std::error::Error for Report {}
 
 impl miette::Diagnostic for Report {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        self.code.map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
+            Some(Severity::Error) => miette::Severity::Error,
+            Some(Severity::Warning) => miette::Severity::Warning,
+            None => miette::Severity::Advice,
         })
     }
 
@@ -302,15 +312,6 @@ impl miette::Diagnostic for Report {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         Some(Box::new(self.labels.iter().cloned()))
-    }
-
-    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
-        if self.related.is_empty() {
-            return None;
-        }
-        Some(Box::new(
-            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
-        ))
     }
 }
 
@@ -344,6 +345,35 @@ mod tests {
         assert!(out.contains("journeys/cart.journey:2:11"), "{out}");
         assert!(out.contains("did you mean `cart_abandoned`?"), "{out}");
         assert!(!out.contains('\u{1b}'), "no colour codes: {out}");
+    }
+
+    #[test]
+    fn a_label_in_another_file_is_a_note_of_the_same_diagnostic() {
+        let mut sources = SourceMap::new();
+        let templates = sources.add(
+            "templates.journey",
+            "template welcome_email {\n  channel email\n  body \"Hi\"\n}\n",
+        );
+        let journeys = sources.add(
+            "journeys.journey",
+            "journey welcome {\n  trigger signed_up\n  send sms welcome_email\n}\n",
+        );
+        let d = Diagnostic::new(
+            codes::TEMPLATE_CHANNEL_MISMATCH,
+            sources.get(journeys).span(49, 62),
+            "template `welcome_email` is made for `email`, but this sends it by `sms`",
+        )
+        .with_label("made for `email`")
+        .with_related(
+            sources.get(templates).span(35, 40),
+            "its channel is declared here",
+        );
+        let out = human(&[d], &sources, HumanOptions::plain());
+        assert_eq!(out.matches("E0408").count(), 1, "{out}");
+        assert!(!out.contains("Warning"), "{out}");
+        assert!(!out.contains("Advice"), "{out}");
+        assert!(out.contains("note: its channel is declared here"), "{out}");
+        assert!(out.contains("templates.journey:2:11"), "{out}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::action::{Action, ActionKind, ExitReason, SuppressReason};
 use super::clock::{self, ZoneId, Zones};
-use super::eval::{Scope, timestamp};
+use super::eval::{Scope, ZoneRule};
 use super::event::PathTree;
 use super::packed::Packed;
 use super::stats::{Stats, bucket, fnv1a};
@@ -48,6 +48,9 @@ pub struct Layout {
     pub slot_paths: PathTree,
     /// The scheduled, date and segment triggers ([`super::entry`]).
     pub entry: super::entry::EntryLayout,
+    /// Whether some `wait until` reads the profile: a profile change then
+    /// computes it again ([`Cx::move_waits`]).
+    pub profile_waits: bool,
     /// Per journey, the earlier versions of it kept for their instances
     /// ([`crate::compile::program::Journey::retired`]): a customer inside
     /// one is inside the journey, and is not admitted again until it ends.
@@ -117,6 +120,11 @@ impl Layout {
             entry: super::entry::EntryLayout::new(program, slot(crate::channels::TIMEZONE)),
             timezone: slot(crate::channels::TIMEZONE),
             unsubscribed: slot(crate::channels::UNSUBSCRIBED),
+            profile_waits: program.journeys.iter().any(|j| {
+                j.nodes.iter().any(
+                    |n| matches!(&n.kind, NodeKind::WaitUntil { at, .. } if at.reads_profile()),
+                )
+            }),
             max_cap_window,
             kept: program
                 .journeys
@@ -176,7 +184,7 @@ pub struct Cx<'a> {
     pub index: &'a mut super::entry::ZoneIndex,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
     fn scope<'s>(
         &self,
         user: &'s Packed,
@@ -193,6 +201,22 @@ impl Cx<'_> {
             now: self.now,
             channels: &self.program.channels,
             unsubscribed: self.layout.unsubscribed,
+            zone: self.zone_rule(None),
+        }
+    }
+
+    /// Where the user's time zone comes from: journey `j`'s quiet-hours
+    /// `in` expression (or, for `None` or none there, the policy's), else
+    /// `profile.timezone`.
+    pub(super) fn zone_rule(&self, j: Option<JourneyId>) -> ZoneRule<'a> {
+        let program = self.program;
+        let journey = j.and_then(|j| program.journeys.get(j as usize));
+        ZoneRule {
+            expr: journey
+                .and_then(|j| j.quiet_hours.as_ref())
+                .or(program.policy.quiet_hours.as_ref())
+                .and_then(|q| q.zone.as_ref()),
+            slot: self.layout.timezone,
         }
     }
 
@@ -558,9 +582,14 @@ impl Cx<'_> {
                     return due.map_or(Stop::End(ExitReason::InvalidTime), Stop::Suspend);
                 }
                 NodeKind::WaitUntil { at, next } => {
-                    let at = self.scope(&user.profile, &[], Some(inst)).value(at, &mut m);
+                    let scope = Scope {
+                        zone: self.zone_rule(Some(j)),
+                        ..self.scope(&user.profile, &[], Some(inst))
+                    };
+                    let at = scope.value(at, &mut m);
+                    let at = scope.timestamp(&at);
                     self.stats.type_mismatches += m;
-                    match timestamp(&at) {
+                    match at {
                         Some(t) if t > self.now => return Stop::Suspend(t),
                         Some(_) => *next,
                         // No moment to wait for: continuing at once would
@@ -689,6 +718,84 @@ impl Cx<'_> {
         }
     }
 
+    /// Before a profile change: the moment each instance waiting at a
+    /// `wait until` that reads the profile waits for, by journey index
+    /// (`None`: no moment).
+    pub fn profile_waits(&mut self, user: &UserState) -> Vec<(usize, Option<i64>)> {
+        if !self.layout.profile_waits {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (ji, js) in user.journeys.iter().enumerate() {
+            if let Some(inst) = js.instance.as_ref()
+                && let Some(at) = self.profile_wait(&user.profile, js.journey, inst, &mut 0)
+            {
+                out.push((ji, at));
+            }
+        }
+        out
+    }
+
+    /// The moment `inst` of journey `j` waits for, when it waits at a
+    /// `wait until` that reads the profile (`Some(None)`: no moment).
+    fn profile_wait(
+        &self,
+        profile: &Packed,
+        j: JourneyId,
+        inst: &Instance,
+        mismatches: &mut u64,
+    ) -> Option<Option<i64>> {
+        let journey = &self.program.journeys[j as usize];
+        let Some(NodeKind::WaitUntil { at, .. }) =
+            journey.nodes.get(inst.node as usize).map(|n| &n.kind)
+        else {
+            return None;
+        };
+        if !at.reads_profile() {
+            return None;
+        }
+        let scope = Scope {
+            zone: self.zone_rule(Some(j)),
+            ..self.scope(profile, &[], Some(inst))
+        };
+        let value = scope.value(at, mismatches);
+        Some(scope.timestamp(&value))
+    }
+
+    /// After a profile change (identify or `set`), each `wait until` of
+    /// [`Cx::profile_waits`] is computed again (LANGUAGE.md §4.4, "Dates"):
+    /// a moment that changed moves the wait (a moment now past continues
+    /// at once, at this instant), and no moment ends the instance
+    /// (`invalid_time`).
+    pub fn move_waits(&mut self, user: &mut UserState, before: Vec<(usize, Option<i64>)>) {
+        for (ji, old) in before {
+            let j = user.journeys[ji].journey;
+            let Some(inst) = user.journeys[ji].instance.take() else {
+                continue;
+            };
+            let mut m = 0;
+            let new = self.profile_wait(&user.profile, j, &inst, &mut m);
+            self.stats.type_mismatches += m;
+            match new {
+                Some(new) if new == old => user.journeys[ji].instance = Some(inst),
+                None => user.journeys[ji].instance = Some(inst),
+                Some(Some(due)) if due <= MAX_TIME_MS => {
+                    let js = &mut user.journeys[ji];
+                    js.generation = js.generation.wrapping_add(1);
+                    self.timers.push(Timer {
+                        due: due.max(self.now),
+                        journey: j,
+                        user: self.user,
+                        generation: js.generation,
+                        kind: TimerKind::Instance,
+                    });
+                    js.instance = Some(inst);
+                }
+                Some(_) => self.end(user, ji, inst, ExitReason::InvalidTime),
+            }
+        }
+    }
+
     fn set(&mut self, user: &mut UserState, j: JourneyId, slot: SlotId, value: Value) {
         let program = self.program;
         let Some(info) = program.profile_slots.get(slot as usize) else {
@@ -706,9 +813,11 @@ impl Cx<'_> {
                 value: value.clone(),
             },
         );
+        let before = self.profile_waits(user);
         let index = slot as usize;
         self.profile_will_change(user, Some(index));
         user.profile.set(index, &value);
+        self.move_waits(user, before);
     }
 
     /// Ends the instance: `exit`, the `until exit` audience removals, and a
@@ -971,6 +1080,12 @@ impl Cx<'_> {
         let alt = &send.alternatives[alt_index];
         let channel = &program.channels[alt.channel as usize];
         let message_id = self.message_id(j, inst.entry, id);
+        let zone = alt
+            .declared
+            .filter(|&t| self.renderer.needs_zone(t))
+            .and_then(|_| self.zone(j, &user.profile, inst))
+            .and_then(|z| self.zones.tz(Some(z)).iana_name())
+            .map(str::to_owned);
         let mut m = 0;
         let scope = self.scope(&user.profile, &[], Some(inst));
         let to = channel
@@ -992,6 +1107,7 @@ impl Cx<'_> {
                 reads: &reads,
                 with: &vars,
                 message_id: &message_id,
+                zone: zone.as_deref(),
             };
             self.renderer.render(t, &values)
         });

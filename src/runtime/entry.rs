@@ -34,7 +34,7 @@ use rustc_hash::FxHashMap;
 
 use super::clock::{self, DateValue, ZoneId, Zones};
 use super::engine::Cx;
-use super::eval::Scope;
+use super::eval::{Scope, ZoneRule};
 use super::packed::Packed;
 use super::store::{Timer, TimerKind, UserId, UserState};
 use crate::compile::program::{CExpr, DateKind, JourneyId, Program, SlotId};
@@ -356,6 +356,10 @@ fn zone_of(
         now,
         channels: &program.channels,
         unsubscribed: None,
+        zone: ZoneRule {
+            expr: None,
+            slot: timezone,
+        },
     };
     let mut m = 0;
     let name = match expr {
@@ -418,6 +422,7 @@ impl Cx<'_> {
             now: self.now,
             channels: &self.program.channels,
             unsubscribed: self.layout.unsubscribed,
+            zone: self.zone_rule(None),
         }
     }
 

@@ -789,6 +789,10 @@ impl<S: Store> Runtime<S> {
         }
         self.stats.events += 1;
         let user = self.store.intern_user(event.user_key);
+        let mut waits = Vec::new();
+        if self.layout.profile_waits {
+            self.with_user(user, now, sink, |cx, user| waits = cx.profile_waits(user));
+        }
         // The time zone from `context` fills its slot when it is empty.
         let zone = event
             .context_timezone
@@ -817,6 +821,7 @@ impl<S: Store> Runtime<S> {
         apply_traits(state, &mut self.traits, &mut self.profile_values, zone);
         self.with_user_from(user, now, sink, Some(before), |cx, user| {
             cx.profile_changed(user);
+            cx.move_waits(user, waits);
         });
     }
 

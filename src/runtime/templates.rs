@@ -37,6 +37,8 @@ pub struct Renderer {
 /// compile (the checker reports it, so only a program built around the
 /// checker has one).
 struct Parts {
+    /// Whether a part may call `date`.
+    dates: bool,
     subject: Option<Option<Part>>,
     body: Option<Part>,
     html: Option<Option<Part>>,
@@ -98,6 +100,8 @@ pub struct Values<'a> {
     /// The send's `with` values.
     pub with: &'a [(Arc<str>, Value)],
     pub message_id: &'a str,
+    /// The customer's time zone name, for `date` (UTC without one).
+    pub zone: Option<&'a str>,
 }
 
 impl Renderer {
@@ -129,13 +133,24 @@ impl Renderer {
                         pieces: if kind == "html" { None } else { pieces(source) },
                     })
             };
+            let dates = [t.subject.as_deref(), Some(&*t.body), t.html.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|source| source.contains("date"));
             parts.push(Parts {
+                dates,
                 subject: t.subject.as_ref().map(|s| part("subject", s)),
                 body: part("body", &t.body),
                 html: t.html.as_ref().map(|h| part("html", h)),
             });
         }
         Renderer { env, parts }
+    }
+
+    /// Whether template `id` writes dates (`date`), which are in the
+    /// customer's time zone: [`Values::zone`] is then worth finding.
+    pub fn needs_zone(&self, id: u32) -> bool {
+        self.parts.get(id as usize).is_some_and(|p| p.dates)
     }
 
     /// Renders template `id`: every part, or the first part that failed.
@@ -188,11 +203,11 @@ impl Renderer {
             };
         }
         let ctx = context.get_or_insert_with(|| {
-            minijinja::Value::from_serialize(self::context(
-                values.reads,
-                values.with,
-                values.message_id,
-            ))
+            let mut context = self::context(values.reads, values.with, values.message_id);
+            if let (Some(zone), serde_json::Value::Object(root)) = (values.zone, &mut context) {
+                root.insert(dialect::ZONE_KEY.into(), zone.into());
+            }
+            minijinja::Value::from_serialize(context)
         });
         let template = self
             .env
@@ -495,6 +510,7 @@ mod tests {
             reads: &reads,
             with: &with,
             message_id: "m1",
+            zone: None,
         };
         let out = r.render(0, &values).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hi Ana"));
@@ -569,6 +585,7 @@ mod tests {
             reads: &reads,
             with: &with,
             message_id: "j:u:1:4",
+            zone: None,
         };
         for source in sources {
             let r = Renderer::new(&[template(None, source)]);
@@ -588,6 +605,7 @@ mod tests {
             reads: &reads,
             with: &[],
             message_id: "m",
+            zone: None,
         };
         let out = r.render(0, &values).unwrap();
         assert_eq!(out.subject.as_deref(), Some("Hi, your cart"));
@@ -618,6 +636,7 @@ mod tests {
             reads: &reads,
             with: &with,
             message_id: "m",
+            zone: None,
         };
         let out = r.render(0, &values).unwrap();
         assert_eq!(
@@ -642,6 +661,7 @@ mod tests {
             reads: &reads,
             with: &[],
             message_id: "m",
+            zone: None,
         };
         let html = r.render(0, &values).unwrap().html.unwrap();
         assert_eq!(html, "<p>&lt;i&gt;a&lt;&#x2f;i&gt;&lt;br&gt;b</p>");
@@ -654,6 +674,7 @@ mod tests {
             reads: &reads,
             with: &with,
             message_id: "m",
+            zone: None,
         };
         r.render(0, &values)
     }

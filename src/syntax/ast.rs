@@ -97,7 +97,16 @@ pub enum Item {
     Template(TemplateDecl),
     Segment(SegmentDecl),
     Policy(PolicyDecl),
+    /// `allow W0005, ...` for the whole project.
+    Allow(Allow),
     Journey(JourneyDecl),
+}
+
+/// `allow <code>[, <code>]...`: the warnings it silences, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allow {
+    pub codes: Vec<Ident>,
+    pub span: Span,
 }
 
 impl Item {
@@ -110,6 +119,7 @@ impl Item {
             Item::Template(i) => i.span,
             Item::Segment(i) => i.span,
             Item::Policy(i) => i.span,
+            Item::Allow(i) => i.span,
             Item::Journey(i) => i.span,
         }
     }
@@ -301,6 +311,8 @@ pub enum HeaderKind {
     Holdout(Percent),
     Cap(Cap),
     QuietHours(QuietHours),
+    /// `allow W0005`: silences those warnings inside this journey.
+    Allow(Allow),
 }
 
 /// `at HH:MM [in <expr>]` of a scheduled or date trigger.

@@ -93,6 +93,7 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_goal => "`goal`",
         Rule::kw_within => "`within`",
         Rule::kw_holdout => "`holdout`",
+        Rule::kw_allow | Rule::allow_clause => "`allow`",
         Rule::kw_cap => "`cap`",
         Rule::kw_messages => "`messages`",
         Rule::kw_per => "`per`",

@@ -41,6 +41,7 @@ const HEADER_KEYWORDS: &[Rule] = &[
     Rule::kw_holdout,
     Rule::kw_cap,
     Rule::kw_quiet,
+    Rule::kw_allow,
 ];
 const ITEM_KEYWORDS: &[Rule] = &[
     Rule::kw_event,
@@ -50,6 +51,7 @@ const ITEM_KEYWORDS: &[Rule] = &[
     Rule::kw_segment,
     Rule::kw_policy,
     Rule::kw_journey,
+    Rule::kw_allow,
 ];
 const TYPE_WORDS: &[&str] = &["string", "number", "bool", "timestamp", "duration", "list"];
 const WEEKDAYS: &[&str] = &[
@@ -420,6 +422,15 @@ fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option
             ));
         }
     }
+    if let Some(help) = cap_help(text, pos) {
+        return Some(help);
+    }
+    if word == Some("or") && statement_head(text, pos) == "wait" {
+        return Some(
+            "`wait for` waits for one event: write `wait for A within 1d { ... } else { ... }`, and add `exit on B` (or `goal B`) to the journey for what B should do"
+                .to_owned(),
+        );
+    }
     if positives.contains(&Rule::kw_within) && statement_head(text, pos) == "wait" {
         return Some(
             "`wait for` needs a time limit, such as `within 1d`; add `else { ... }` for what happens when it runs out"
@@ -433,6 +444,80 @@ fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option
     let candidates = valid_words(positives);
     did_you_mean(word, candidates.iter().copied())
         .or_else(|| transposed(word, &candidates).map(|c| format!("did you mean `{c}`?")))
+}
+
+/// Inside a `cap` written another way (`cap email 1/7d`, `cap 1 email`,
+/// `cap email 1 per week`): the cap as it is written, from the words given.
+fn cap_help(text: &str, pos: usize) -> Option<String> {
+    let pos = pos.min(text.len());
+    let line_start = text[..pos].rfind('\n').map_or(0, |p| p + 1);
+    let line_end = text[pos..].find('\n').map_or(text.len(), |p| pos + p);
+    let line = &text[line_start..line_end];
+    let at = pos - line_start;
+    // The last `cap` word before the error, with no `}` between.
+    let cap = line[..at]
+        .rmatch_indices("cap")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let before = line[..i].bytes().next_back();
+            let after = line.as_bytes().get(i + 3);
+            !before.is_some_and(is_ident_byte) && after.is_some_and(|b| *b == b' ' || *b == b'\t')
+        })?;
+    let rest = &line[cap + 3..];
+    let rest = &rest[..rest.find(['}', '{']).unwrap_or(rest.len())];
+    if cap + 3 + rest.len() < at {
+        return None;
+    }
+    let words: Vec<&str> = rest
+        .split(|c: char| c.is_whitespace() || c == '/')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let channel = words
+        .iter()
+        .find(|w| {
+            w.bytes().all(|b| is_ident_byte(b))
+                && w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                && !matches!(**w, "per" | "a" | "every" | "each")
+                && window_word(w).is_none()
+        })
+        .copied()
+        .unwrap_or("email");
+    let count = words
+        .iter()
+        .find(|w| w.bytes().all(|b| b.is_ascii_digit()))
+        .copied()
+        .unwrap_or("1");
+    let window = words
+        .iter()
+        .find_map(|w| {
+            window_word(w).or_else(|| {
+                (w.bytes().next().is_some_and(|b| b.is_ascii_digit())
+                    && w.bytes().any(|b| b.is_ascii_alphabetic()))
+                .then(|| (*w).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "7d".to_owned());
+    let noun = if count == "1" { "message" } else { "messages" };
+    let what = if channel == "messages" {
+        noun.to_owned()
+    } else {
+        format!("{channel} {noun}")
+    };
+    Some(format!(
+        "write `cap {channel} {count} per {window}`: at most {count} {what} in any {window}"
+    ))
+}
+
+/// `week` → `7d`, and the other calendar words a cap's window is said in.
+fn window_word(word: &str) -> Option<String> {
+    let d = match word.to_ascii_lowercase().as_str() {
+        "hour" | "hourly" | "hours" => "1h",
+        "day" | "daily" | "days" => "1d",
+        "week" | "weekly" | "weeks" => "7d",
+        "month" | "monthly" | "months" => "30d",
+        _ => return None,
+    };
+    Some(d.to_owned())
 }
 
 /// A candidate that is `word` with two adjacent letters swapped (`sned`).

@@ -29,6 +29,10 @@ pub fn visit_header(ctx: &mut Ctx, pair: Pair<Rule>) -> Header {
         Rule::exit_if => visit_exit_if(ctx, inner),
         Rule::goal_clause => visit_goal_clause(ctx, inner),
         Rule::holdout_clause => visit_holdout_clause(ctx, inner),
+        Rule::allow_clause => {
+            let (allow, keyword) = super::items::visit_allow(ctx, inner);
+            (HeaderKind::Allow(allow), keyword)
+        }
         Rule::cap_clause => {
             let (cap, keyword) = visit_cap_clause(ctx, inner);
             (HeaderKind::Cap(cap), keyword)

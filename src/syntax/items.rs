@@ -4,12 +4,13 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl, ProfileSchema,
-    SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
+    Allow, ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl,
+    ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
 };
 use super::errors;
 use super::grammar::Rule;
 use super::{Ctx, children, expr, headers, keyword, literals, next, steps};
+use crate::source::Span;
 
 /// One item; `None` when it lacks a mandatory part (reported).
 pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Option<Item> {
@@ -22,8 +23,19 @@ pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Optio
         Rule::template_decl => Item::Template(visit_template_decl(ctx, inner)?),
         Rule::segment_decl => Item::Segment(visit_segment_decl(ctx, inner)),
         Rule::policy_decl => Item::Policy(visit_policy_decl(ctx, inner)),
+        Rule::allow_clause => Item::Allow(visit_allow(ctx, inner).0),
         _ => Item::Journey(visit_journey_decl(ctx, inner, doc)),
     })
+}
+
+/// `allow W0005, W0003`: the codes and the keyword's span.
+pub fn visit_allow(ctx: &mut Ctx, pair: Pair<Rule>) -> (Allow, Span) {
+    debug_assert_eq!(pair.as_rule(), Rule::allow_clause);
+    let span = ctx.span(&pair);
+    let mut it = children(pair);
+    let kw = keyword(ctx, &mut it);
+    let codes = it.map(|p| ctx.ident(&p)).collect();
+    (Allow { codes, span }, kw)
 }
 
 /// `cart_abandoned` or `"Order Completed"`.

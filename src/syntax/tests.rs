@@ -156,6 +156,7 @@ fn realistic_file_parses_into_every_item() {
             Item::Template(_) => "template",
             Item::Segment(_) => "segment",
             Item::Policy(_) => "policy",
+            Item::Allow(_) => "allow",
             Item::Journey(_) => "journey",
         })
         .collect();

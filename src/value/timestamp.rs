@@ -43,6 +43,22 @@ pub fn parse(text: &str) -> Option<i64> {
     Some(seconds * 1_000 + millis)
 }
 
+/// A date alone, exactly `YYYY-MM-DD` with the day in its month: its
+/// year, month and day (LANGUAGE.md §4.4, "Dates").
+pub fn parse_date(text: &str) -> Option<(i64, i64, i64)> {
+    let s = text.as_bytes();
+    if s.len() != 10 {
+        return None;
+    }
+    let year = field(s, 0, 4, b'-')?;
+    let month = field(s, 5, 2, b'-')?;
+    let day = digits(&s[8..10])?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some((year, month, day))
+}
+
 /// The `len` digits at `s[at..]`, followed by `then` (none when `then` is
 /// 0; the caller has checked that `s` is long enough).
 fn field(s: &[u8], at: usize, len: usize, then: u8) -> Option<i64> {

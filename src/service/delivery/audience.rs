@@ -52,6 +52,7 @@ pub async fn contact(core: &Core, user_key: &str) -> Result<Value, String> {
             now: runtime.now().unwrap_or(0),
             channels: &program.channels,
             unsubscribed: None,
+            zone: Default::default(),
         };
         let address = |name: &str| {
             let expr = program
