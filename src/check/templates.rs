@@ -251,11 +251,14 @@ fn check_names(
                     loops.pop();
                 }
             }
-            Token::Ident(name) if i > 0 && is(i - 1, &Token::Pipe) => {
-                if check_known(cx, span, "filter", name, template, part) {
-                    check_call(cx, &tokens, i, "filter", name, template, part);
-                }
+            Token::Ident(name)
+                if i > 0
+                    && is(i - 1, &Token::Pipe)
+                    && check_known(cx, span, "filter", name, template, part) =>
+            {
+                check_call(cx, &tokens, i, "filter", name, template, part);
             }
+            Token::Ident(_) if i > 0 && is(i - 1, &Token::Pipe) => {}
             Token::Ident(name)
                 if i > 0
                     && (ident(i - 1) == Some("is")
@@ -355,11 +358,11 @@ fn check_known(
         .map(|(_, ours)| *ours)
         .filter(|ours| known.contains(ours));
     let suggestion = did_you_mean(name, known.iter().copied()).or_else(|| {
-        alias.and_then(|ours| {
+        alias.map(|ours| {
             let usage = dialect::filter(ours)
                 .or_else(|| dialect::function(ours))
                 .map_or(ours, |c| c.usage);
-            Some(format!("did you mean `{ours}`? (write `{usage}`)"))
+            format!("did you mean `{ours}`? (write `{usage}`)")
         })
     });
     cx.report(Problem::TemplateUnknownName {

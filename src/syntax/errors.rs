@@ -475,7 +475,7 @@ fn cap_help(text: &str, pos: usize) -> Option<String> {
     let channel = words
         .iter()
         .find(|w| {
-            w.bytes().all(|b| is_ident_byte(b))
+            w.bytes().all(is_ident_byte)
                 && w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
                 && !matches!(**w, "per" | "a" | "every" | "each")
                 && window_word(w).is_none()
