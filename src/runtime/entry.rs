@@ -474,21 +474,9 @@ impl Cx<'_> {
                 if old == new {
                     continue;
                 }
-                let Some(due) = new.filter(|&due| due > self.now) else {
-                    continue;
-                };
-                let (j, i) = layout.dates[d];
-                let kind = match self.program.journeys[j as usize].dates[i as usize].kind {
-                    DateKind::Once => TimerKind::Date(i),
-                    DateKind::Anniversary => TimerKind::Anniversary(i),
-                };
-                self.timers.push(Timer {
-                    due,
-                    journey: j,
-                    user: self.user,
-                    generation: 0,
-                    kind,
-                });
+                if let Some(due) = new.filter(|&due| due > self.now) {
+                    self.push_date_timer(d, due);
+                }
             }
             for (s, (&old, &new)) in before.segments.iter().zip(&after.segments).enumerate() {
                 let (j, i) = layout.segments[s];
@@ -552,22 +540,27 @@ impl Cx<'_> {
     /// them, or for a store that never had them).
     pub fn queue_dates(&mut self, user: &UserState) {
         for d in 0..self.layout.entry.dates.len() {
-            let Some(due) = self.moment(user, d, self.now).filter(|&due| due > self.now) else {
-                continue;
-            };
-            let (j, i) = self.layout.entry.dates[d];
-            let kind = match self.program.journeys[j as usize].dates[i as usize].kind {
-                DateKind::Once => TimerKind::Date(i),
-                DateKind::Anniversary => TimerKind::Anniversary(i),
-            };
-            self.timers.push(Timer {
-                due,
-                journey: j,
-                user: self.user,
-                generation: 0,
-                kind,
-            });
+            if let Some(due) = self.moment(user, d, self.now).filter(|&due| due > self.now) {
+                self.push_date_timer(d, due);
+            }
         }
+    }
+
+    /// The timer of date trigger `d` (an index in the layout's dates) for
+    /// this user, due at `due`.
+    fn push_date_timer(&mut self, d: usize, due: i64) {
+        let (j, i) = self.layout.entry.dates[d];
+        let kind = match self.program.journeys[j as usize].dates[i as usize].kind {
+            DateKind::Once => TimerKind::Date(i),
+            DateKind::Anniversary => TimerKind::Anniversary(i),
+        };
+        self.timers.push(Timer {
+            due,
+            journey: j,
+            user: self.user,
+            generation: 0,
+            kind,
+        });
     }
 }
 
