@@ -151,7 +151,7 @@ fn main() {
     );
     row("profiles", parts.profiles, users);
     row(
-        "journey states (running instance in place)",
+        "journey states and running instances",
         parts.journeys,
         users,
     );
@@ -169,6 +169,12 @@ fn main() {
         users,
     );
     row("all the partitions' runtimes hold (counted)", held, users);
+    println!(
+        "  ({} journey states of {} B, {} of them with a running instance)",
+        parts.journey_states,
+        std::mem::size_of::<journey::runtime::store::JourneyState>(),
+        parts.running
+    );
 
     // Checkpoints, as the service writes and reads them (and the same
     // snapshots in JSON, for comparison).
@@ -203,7 +209,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     drop(runtimes);
-    restart(&program, &checkpoints, &tail, until);
+    restart(&program, &checkpoints, &tail, until, users);
     let snapshot = |bytes: &[u8]| -> Snapshot<MemStore> {
         Snapshot::decode(&bytes[5..]).unwrap_or_else(|e| panic!("{e}"))
     };
@@ -238,6 +244,16 @@ fn main() {
         held_restored,
         users,
     );
+    let mut again = MemoryUse::default();
+    for runtime in &restored {
+        again += runtime.store().memory();
+    }
+    println!(
+        "  of which timers {:.1} B, messageId windows {:.1} B, index {:.1} B a customer",
+        again.timers as f64 / users as f64,
+        again.dedup as f64 / users as f64,
+        again.index as f64 / users as f64
+    );
     drop(restored);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -270,7 +286,13 @@ fn version_one(program: &Program) -> Vec<u8> {
     Record::new(&sources, Vec::new(), 0, program).encode()
 }
 
-fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clock: i64) {
+fn restart(
+    program: &Arc<Program>,
+    checkpoints: &[Vec<u8>],
+    tail: &[String],
+    clock: i64,
+    users: u64,
+) {
     use journey::service::journal::Entry;
     use journey::service::partitions::partition_of;
     use journey::service::storage::{Meta, RedbStorage, STORAGE_FORMAT, Storage, WriteBatch};
@@ -356,13 +378,15 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
         std::thread::sleep(Duration::from_millis(2));
     }
     let took = started.elapsed();
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
-        .unwrap_or_default();
+    let status = |field: &str| {
+        std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_default()
+    };
+    let rss = status("VmRSS:");
     let cpu = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))
         .ok()
         .and_then(|stat| {
@@ -378,6 +402,16 @@ fn restart(program: &Arc<Program>, checkpoints: &[Vec<u8>], tail: &[String], clo
         tail.len(),
         size as f64 / 1e6,
         took.as_secs_f64()
+    );
+    // Once ready, each partition takes a checkpoint of what it replayed:
+    // the service's memory when those are written, and its peak.
+    std::thread::sleep(Duration::from_secs(10));
+    println!(
+        "  10 s later (the replay's checkpoints written): resident {} kB ({:.0} B/customer of \
+         the stream), peak {} kB",
+        status("VmRSS:"),
+        status("VmRSS:") as f64 * 1024.0 / users as f64,
+        status("VmHWM:")
     );
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

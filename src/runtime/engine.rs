@@ -502,7 +502,7 @@ impl<'a> Cx<'a> {
         js.entries += 1;
         js.last_entry_at = self.now;
         js.watch = None;
-        let inst = Instance {
+        let inst = Box::new(Instance {
             node: 0,
             entry: js.entries,
             entered_at: self.now,
@@ -511,7 +511,7 @@ impl<'a> Cx<'a> {
             handles: vec![Handle::default(); journey.handles.len()].into_boxed_slice(),
             sends: Box::default(),
             audiences: Box::default(),
-        };
+        });
         let held_out = journey.holdout.is_some_and(|p| {
             bucket(fnv1a(&[journey.name.as_bytes(), self.user_key.as_bytes()])) < p
         });
@@ -530,7 +530,7 @@ impl<'a> Cx<'a> {
     // ----- running -----
 
     /// Runs the instance until it suspends (a timer is set) or ends.
-    fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Instance, start: Start) {
+    fn drive(&mut self, user: &mut UserState, ji: usize, mut inst: Box<Instance>, start: Start) {
         match self.run(user, ji, &mut inst, start) {
             // A moment past the last one a timestamp holds never comes: the
             // instance ends rather than wait forever (or overflow the clock).
@@ -822,7 +822,7 @@ impl<'a> Cx<'a> {
 
     /// Ends the instance: `exit`, the `until exit` audience removals, and a
     /// goal watch for a completed or held-out instance with a goal window.
-    fn end(&mut self, user: &mut UserState, ji: usize, inst: Instance, reason: ExitReason) {
+    fn end(&mut self, user: &mut UserState, ji: usize, inst: Box<Instance>, reason: ExitReason) {
         let program = self.program;
         let j = user.journeys[ji].journey;
         let journey = &program.journeys[j as usize];
@@ -850,7 +850,7 @@ impl<'a> Cx<'a> {
         let watched = matches!(reason, ExitReason::Completed | ExitReason::Holdout)
             && journey.goal.as_ref().is_some_and(|g| g.within_ms.is_some());
         js.instance = None;
-        js.watch = watched.then(|| Box::new(inst));
+        js.watch = watched.then_some(inst);
     }
 
     // ----- timers -----

@@ -682,7 +682,7 @@ impl<S: Store> Runtime<S> {
                     store.prefetch_user(next.user);
                 }
                 if let Some(store) = self.hints() {
-                    store.prefetch_timers();
+                    store.prefetch_timers(&batch[i + 1..]);
                 }
                 let fired = Fired {
                     journey: timer.journey,

@@ -188,9 +188,12 @@ pub struct JourneyState {
     pub last_entry_at: i64,
     /// Generation of the instance's timer: a timer with another is stale.
     pub generation: u32,
-    /// The running instance, in place: a timer that fires or an event that
-    /// wakes it reaches it with the journey state's load, not one more.
-    pub instance: Option<Instance>,
+    /// The running instance, apart: at a million customers five journey
+    /// states in six have none (the journey ended, its counters stay for
+    /// re-entry), and in place it made each of them 120 bytes rather than
+    /// 40. A timer that fires has the box fetched ahead
+    /// ([`MemStore::prefetch_timers`]).
+    pub instance: Option<Box<Instance>>,
     /// An ended instance (completed or held out) whose goal window is open;
     /// rarer, so boxed, and a journey state without one stays small.
     pub watch: Option<Box<Instance>>,
@@ -451,13 +454,7 @@ impl From<MemStoreRepr> for MemStore {
             keys: r.keys,
             index,
             users: r.users,
-            timers: r
-                .timers
-                .into_iter()
-                .fold(TimerQueue::default(), |mut q, t| {
-                    q.push(t);
-                    q
-                }),
+            timers: TimerQueue::of(r.timers),
             dedup: r.dedup,
         }
     }
@@ -593,32 +590,37 @@ impl MemStore {
 
     /// Timers fire for customers far apart in memory, each a chain of
     /// loads: the user's state, then its journey states, profile and
-    /// sends, then the instance's own lists. The chain is walked ahead in
-    /// stages, each one step further for a timer nearer its turn: the
-    /// state of the timer five turns ahead, what the state of the one three
-    /// turns ahead points to (its lines should have come by then), and the
-    /// instance of the one two turns ahead (the next one's state is asked
-    /// for by [`MemStore::prefetch_user`]). Only the current hour's sorted
-    /// timers are looked at.
-    pub(crate) fn prefetch_timers(&self) {
-        let state = |k| {
-            self.timers
-                .upcoming(k)
-                .map(|t| (t, self.users.get(t.user as usize)))
+    /// sends, then the running instance's box, then the instance's own
+    /// lists. The chain is walked ahead in stages, each one step further
+    /// for a timer nearer its turn: the state of the timer five turns
+    /// ahead, what the state of the one four turns ahead points to, the
+    /// instance of the one three turns ahead and that instance's lists two
+    /// turns ahead (each stage's lines should have come by the next; the
+    /// next one's state is asked for by [`MemStore::prefetch_user`]). The
+    /// timers to come are `batch` (the rest of the instant's, in the order
+    /// they fire), then the current hour's sorted timers.
+    pub(crate) fn prefetch_timers(&self, batch: &[Timer]) {
+        let ahead = |k: usize| match batch.get(k) {
+            Some(t) => Some(t),
+            None => self.timers.upcoming(k - batch.len()),
+        };
+        let state = |k| ahead(k).map(|t| (t, self.users.get(t.user as usize)));
+        let instance = |k| {
+            let (timer, user) = state(k)?;
+            user?.journey(timer.journey)?.instance.as_deref()
         };
         if let Some((_, Some(far))) = state(4) {
             prefetch_lines(std::slice::from_ref(far), 3);
         }
-        if let Some((_, Some(near))) = state(2) {
+        if let Some((_, Some(near))) = state(3) {
             prefetch_lines(&near.journeys, 3);
             prefetch_lines(near.profile.bytes(), 2);
             prefetch_lines(&near.sent, 1);
         }
-        if let Some((timer, Some(next))) = state(1)
-            && let Some(inst) = next
-                .journey(timer.journey)
-                .and_then(|js| js.instance.as_ref())
-        {
+        if let Some(inst) = instance(2) {
+            prefetch_lines(std::slice::from_ref(inst), 2);
+        }
+        if let Some(inst) = instance(1) {
             prefetch_lines(&inst.handles, 1);
             prefetch_lines(&inst.sends, 1);
             prefetch_lines(inst.trigger.bytes(), 1);

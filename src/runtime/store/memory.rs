@@ -22,8 +22,8 @@ pub struct MemoryUse {
     pub users: usize,
     /// The profiles, packed: a tag byte and the bytes a value.
     pub profiles: usize,
-    /// The journey states of the users (`JourneyState`, each with its
-    /// running instance in place), and ended instances kept for a goal.
+    /// The journey states of the users (`JourneyState`), their running
+    /// instances (boxed), and ended instances kept for a goal.
     pub journeys: usize,
     /// What running instances hold apart: trigger values, handles, sends,
     /// audiences.
@@ -34,6 +34,10 @@ pub struct MemoryUse {
     pub timers: usize,
     /// The `messageId` window: its queue and table.
     pub dedup: usize,
+    /// How many journey states there are (counts, not bytes)...
+    pub journey_states: usize,
+    /// ...and how many of them have a running instance.
+    pub running: usize,
 }
 
 impl MemoryUse {
@@ -61,6 +65,8 @@ impl AddAssign for MemoryUse {
         self.sends += other.sends;
         self.timers += other.timers;
         self.dedup += other.dedup;
+        self.journey_states += other.journey_states;
+        self.running += other.running;
     }
 }
 
@@ -79,8 +85,11 @@ impl MemStore {
         for user in &self.users {
             use_.profiles += user.profile.heap_size();
             use_.journeys += user.journeys.len() * size_of::<JourneyState>();
+            use_.journey_states += user.journeys.len();
             for journey in &user.journeys {
                 if let Some(instance) = &journey.instance {
+                    use_.running += 1;
+                    use_.journeys += size_of::<Instance>();
                     use_.instances += instance_heap(instance);
                 }
                 if let Some(watch) = &journey.watch {

@@ -102,7 +102,7 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
         match (m.instance, m.counters) {
             (Some(to), Some(counters)) if to == counters => place(JourneyState {
                 journey: to,
-                instance: js.instance.map(|i| move_instance(i, m)),
+                instance: js.instance.map(|i| Box::new(move_instance(*i, m))),
                 watch: js.watch.map(|w| Box::new(move_instance(*w, m))),
                 ..js
             }),
@@ -120,7 +120,7 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
                 if let Some(to) = instance.filter(|_| running) {
                     place(JourneyState {
                         journey: to,
-                        instance: js.instance.map(|i| move_instance(i, m)),
+                        instance: js.instance.map(|i| Box::new(move_instance(*i, m))),
                         watch: js.watch.map(|w| Box::new(move_instance(*w, m))),
                         ..js
                     });
