@@ -12,8 +12,9 @@
 //! 4.9 GB of lines, generated once per process). Smaller runs:
 //! `JOURNEY_BENCH_USERS=100000 cargo bench --bench runtime` (events default
 //! to ten per user; `JOURNEY_BENCH_EVENTS` overrides), and
-//! `JOURNEY_BENCH_ONLY=full,no-absence,cart,memory,parse,compact,latency,dedup,schedule`
-//! picks sections (`latency`: what a random cache line costs this machine;
+//! `JOURNEY_BENCH_ONLY=full,v1.0,no-absence,cart,memory,parse,compact,latency,dedup,schedule`
+//! picks sections (`v1.0`: the example project without the four journeys
+//! that use the v1.1 triggers; `latency`: what a random cache line costs this machine;
 //! `dedup`: the `messageId` window alone, over as many ids as events;
 //! `schedule`: the bytes a user costs while a weekly occurrence is pending,
 //! and the time of one occurrence offering entry to every user). Each
@@ -108,9 +109,8 @@ fn program(names: &[&str]) -> Arc<Program> {
     Arc::new(program)
 }
 
-/// Every journey but the three with a `trigger no ... for` (absence)
-/// trigger, which make every event of a known user a relevant one.
-fn no_absence_program() -> Arc<Program> {
+/// Every journey of `journeys/` but those named.
+fn program_without(left_out: &[&str]) -> Arc<Program> {
     let names: Vec<String> = std::fs::read_dir(journeys_dir())
         .into_iter()
         .flatten()
@@ -119,16 +119,30 @@ fn no_absence_program() -> Arc<Program> {
             let name = e.file_name().to_string_lossy().into_owned();
             name.strip_suffix(".journey").map(str::to_owned)
         })
-        .filter(|n| !matches!(n.as_str(), "app_reengagement" | "sunset" | "win_back"))
+        .filter(|n| !left_out.contains(&n.as_str()))
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     program(&names)
+}
+
+/// Every journey but the three with a `trigger no ... for` (absence)
+/// trigger, which make every event of a known user a relevant one.
+fn no_absence_program() -> Arc<Program> {
+    program_without(&["app_reengagement", "sunset", "win_back"])
+}
+
+/// The example project as it was before the v1.1 triggers: every journey
+/// but the four that use them (a schedule, a date, an anniversary, a
+/// segment), to compare the runtime's cost on the same work.
+fn v1_0_program() -> Arc<Program> {
+    program_without(&["birthday", "plan_renewal", "vip_welcome", "weekly_digest"])
 }
 
 struct Programs {
     full: Arc<Program>,
     cart: Arc<Program>,
     no_absence: Arc<Program>,
+    v1_0: Arc<Program>,
 }
 
 fn cart_program() -> Arc<Program> {
@@ -302,6 +316,7 @@ fn throughput(config: &Config, label: &str, text: &str, programs: &Programs) {
         full,
         cart,
         no_absence,
+        v1_0,
     } = programs;
     let n_lines = lines(text).count() as u64;
     println!(
@@ -331,6 +346,19 @@ fn throughput(config: &Config, label: &str, text: &str, programs: &Programs) {
             o.actions,
             o.bytes as f64 / 1e6,
             o.errors
+        );
+    }
+    if config.wants("v1.0") {
+        let ((o, fin), d) = best(config.runs, || {
+            let (o, d, fin) = run_runtime(v1_0, text);
+            ((o, fin), d)
+        });
+        println!(
+            "runtime, the v1.0 journeys       {:>12}  ({:.2?}; finish {:.2?}; {} actions)",
+            per_sec(o.events, d),
+            d,
+            fin,
+            o.actions
         );
     }
     if config.wants("no-absence") {
@@ -615,6 +643,7 @@ fn main() {
         full: program(&[]),
         cart: cart_program(),
         no_absence: no_absence_program(),
+        v1_0: v1_0_program(),
     };
     let (full, cart) = (&programs.full, &programs.cart);
     println!(
