@@ -489,3 +489,65 @@ fn check_config_names_what_is_wrong_with_a_channel() {
         );
     }
 }
+
+/// A deployment that only logged its sends (no channel bound to a
+/// provider), then restarted with a webhook bound: the receiver gets the
+/// sends committed after that, never the ones the first run only logged,
+/// whether the first run stopped cleanly or was killed.
+#[test]
+fn a_provider_configured_later_starts_after_the_logged_sends() {
+    for killed in [false, true] {
+        let dir = scratch(if killed {
+            "delivery-later-killed"
+        } else {
+            "delivery-later"
+        });
+        let hooks = Receiver::start(
+            SECRET,
+            Box::new(|_, _| Answer::Status(200, vec![], "ok".into())),
+        );
+        let project = project(&dir);
+        let data = dir.join("data");
+        let server = Server::start_with(&project, &data, &["--clock", "wall"]);
+        for user in ["before-1", "before-2"] {
+            track(&server, user, "signed_up");
+        }
+        let logged = wait_until(Duration::from_secs(20), || {
+            server
+                .feed()
+                .iter()
+                .filter(|l| l.contains("\"kind\":\"send\""))
+                .count()
+                == 2
+        });
+        assert!(logged, "both sends in the feed: {:?}", server.feed());
+        let (_, alice) = server.get("/admin/users/before-1", None);
+        assert_eq!(alice["deliveries"], json!([]), "nothing delivered: {alice}");
+        if killed {
+            // The cursor is written at least once a second.
+            std::thread::sleep(Duration::from_millis(1_500));
+            server.kill();
+        } else {
+            server.stop();
+        }
+
+        let config = config(&dir, &hooks.url, "");
+        let server = Server::start_with(
+            &project,
+            &data,
+            &[
+                "--clock",
+                "wall",
+                "--config",
+                config.to_str().expect("utf-8"),
+            ],
+        );
+        track(&server, "after", "signed_up");
+        let arrived = hooks.wait_for(Duration::from_secs(20), |a| !a.is_empty());
+        // A moment more for anything that should not come.
+        std::thread::sleep(Duration::from_millis(500));
+        let users: Vec<String> = hooks.arrivals().iter().map(user_of).collect();
+        assert_eq!(users, ["after"], "killed: {killed}; arrivals {arrived:?}");
+        server.stop();
+    }
+}
