@@ -164,7 +164,7 @@ mod tests {
             any_silence: Vec::new(),
         };
         let text = to_json(&program);
-        assert!(text.starts_with("{\n  \"format_version\": 2,"));
+        assert!(text.starts_with("{\n  \"format_version\": 3,"));
         assert_eq!(load(&text).unwrap(), program);
     }
 }
