@@ -309,9 +309,9 @@ pub struct JourneyState {
     /// rarer, so boxed, and a journey state without one stays small.
     pub watch: Option<Box<Instance>>,
     /// For a journey with `per trigger.<path>`: the key value (packed)
-    /// this state is for; `None` otherwise. One word, in the padding-free
-    /// tail of the state: a customer outside `per` journeys pays 8 bytes
-    /// a journey state and no allocation.
+    /// this state is for; `None` otherwise: one word (a state is 128
+    /// bytes with it, 120 without) and no allocation for a customer
+    /// outside `per` journeys.
     #[serde(default)]
     pub key: Option<Box<Packed>>,
 }
@@ -789,6 +789,39 @@ mod tests {
         assert_eq!(user.profile.get(2), Some(Value::str("a")));
         assert_eq!(user.sent.len(), 1);
         assert!(user.journeys.is_empty());
+    }
+
+    #[test]
+    fn the_per_key_and_the_best_hour_history_cost_one_word_unused() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Option<Box<Packed>>>(), 8);
+        assert_eq!(size_of::<Option<Box<Engaged>>>(), 8);
+        assert_eq!(size_of::<Engaged>(), 64);
+        assert!(size_of::<JourneyState>() <= 128);
+    }
+
+    #[test]
+    fn the_engagement_history_keeps_the_latest_within_90_days() {
+        const MIN: i64 = 60_000;
+        const DAY: i64 = 1_440 * MIN;
+        let mut slot = None;
+        // Twenty engagements a day apart: the latest 16 are kept.
+        for day in 0..20 {
+            Engaged::record(&mut slot, 100 * DAY + day * DAY + 5 * MIN);
+        }
+        let now = 120 * DAY;
+        let kept: Vec<i64> = slot.as_deref().map(|e| e.since(now).collect()).unwrap_or_default();
+        assert_eq!(kept.len(), Engaged::CAPACITY);
+        assert_eq!(kept.first(), Some(&(104 * DAY + 5 * MIN)));
+        assert_eq!(kept.last(), Some(&(119 * DAY + 5 * MIN)));
+        // 90 days on, the oldest have aged out; a new one forgets them.
+        let later = 119 * DAY + 95 * DAY;
+        let aged: Vec<i64> = slot.as_deref().map(|e| e.since(later).collect()).unwrap_or_default();
+        assert!(aged.iter().all(|&t| t > later - 90 * DAY), "{aged:?}");
+        assert!(aged.len() < Engaged::CAPACITY);
+        Engaged::record(&mut slot, later);
+        let after: Vec<i64> = slot.as_deref().map(|e| e.since(later).collect()).unwrap_or_default();
+        assert_eq!(after.len(), aged.len() + 1);
     }
 
     #[test]
