@@ -161,6 +161,12 @@ fn a_trigger_without_its_key_is_counted_not_admitted() {
     assert_eq!(stats.null_key, 1);
     // then A-1 again refused: two entries.
     assert_eq!(stats.entered, 2);
-    let ids: Vec<&String> = out.iter().filter(|a| a.contains("\"kind\":\"send\"")).collect();
-    assert!(ids.iter().any(|a| a.contains("order_receipt:ana:2:0")), "{ids:#?}");
+    let ids: Vec<&String> = out
+        .iter()
+        .filter(|a| a.contains("\"kind\":\"send\""))
+        .collect();
+    assert!(
+        ids.iter().any(|a| a.contains("order_receipt:ana:2:0")),
+        "{ids:#?}"
+    );
 }

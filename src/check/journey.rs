@@ -559,7 +559,10 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             } => {
                 for (i, alt) in alternatives.iter().enumerate() {
                     let event = &alt.event;
-                    if let Some(first) = alternatives[..i].iter().find(|a| a.event.name == event.name) {
+                    if let Some(first) = alternatives[..i]
+                        .iter()
+                        .find(|a| a.event.name == event.name)
+                    {
                         self.cx.report(Problem::DuplicateWaitEvent {
                             span: event.span,
                             first: first.event.span,

@@ -25,7 +25,11 @@ pub fn shape(program: &Program, journey: &Journey) -> String {
     // otherwise cannot take over the instances (none reads as before).
     if let Some(per) = journey.per {
         let path = journey.trigger_fields.get(per as usize);
-        let _ = writeln!(out, "per trigger.{}", path.map_or("?".to_string(), |p| p.join(".")));
+        let _ = writeln!(
+            out,
+            "per trigger.{}",
+            path.map_or("?".to_string(), |p| p.join("."))
+        );
     }
     for (i, node) in journey.nodes.iter().enumerate() {
         let _ = write!(out, "{i}:");
@@ -59,7 +63,12 @@ fn node_shape(program: &Program, journey: &Journey, kind: &NodeKind, out: &mut S
             // One event reads as before alternatives existed.
             out.push_str("wait_for");
             for (i, alt) in alternatives.iter().enumerate() {
-                let _ = write!(out, "{}{}(", if i == 0 { " " } else { " or " }, event(alt.event));
+                let _ = write!(
+                    out,
+                    "{}{}(",
+                    if i == 0 { " " } else { " or " },
+                    event(alt.event)
+                );
                 if let Some(c) = &alt.condition {
                     expr_shape(program, journey, c, out);
                 }

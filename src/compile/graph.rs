@@ -180,7 +180,10 @@ fn start_label(program: &Program, journey: &Journey) -> String {
         let verb = if s.enters { "enters" } else { "leaves" };
         lines.push(format!("trigger {verb} {}", s.segment));
     }
-    if let Some(path) = journey.per.and_then(|i| journey.trigger_fields.get(i as usize)) {
+    if let Some(path) = journey
+        .per
+        .and_then(|i| journey.trigger_fields.get(i as usize))
+    {
         lines.push(format!("per trigger.{}", path.join(".")));
     }
     for e in &journey.exit_on {

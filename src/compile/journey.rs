@@ -234,7 +234,11 @@ impl<'p> Compiler<'p> {
             }
             ast::HeaderKind::Per(path) => {
                 if let ast::ExprKind::Path(p) = &path.kind {
-                    let fields = p.fields.iter().map(|f| Arc::from(f.name.as_str())).collect();
+                    let fields = p
+                        .fields
+                        .iter()
+                        .map(|f| Arc::from(f.name.as_str()))
+                        .collect();
                     journey.per = Some(self.journey.trigger_field(fields));
                 }
             }

@@ -145,7 +145,11 @@ impl<'p> Compiler<'p> {
                 matches!(&n.kind, super::program::NodeKind::Send(s) if s.best_hour_ms.is_some())
             })
         };
-        if program.journeys.iter().any(|j| !j.handles.is_empty() || best_hour(j)) {
+        if program
+            .journeys
+            .iter()
+            .any(|j| !j.handles.is_empty() || best_hour(j))
+        {
             self.register_engagement_events();
         }
         program.events = std::mem::take(&mut self.events);

@@ -359,7 +359,10 @@ impl<'a> Cx<'a> {
                     ..
                 }) if alternatives.iter().any(|alt| {
                     alt.event == event
-                        && alt.condition.as_ref().is_none_or(|c| scope.holds(c, &mut m))
+                        && alt
+                            .condition
+                            .as_ref()
+                            .is_none_or(|c| scope.holds(c, &mut m))
                 }) =>
                 {
                     Some(*matched)

@@ -842,10 +842,8 @@ impl<S: Store> Runtime<S> {
         let known = !self.layout.entry.schedules.is_empty();
         // Every open and click counts toward the customer's best hour,
         // whichever message it is about.
-        let engaged = self.layout.best_hour
-            && info
-                .and_then(|i| i.engagement)
-                .is_some_and(|e| e.engaged());
+        let engaged =
+            self.layout.best_hour && info.and_then(|i| i.engagement).is_some_and(|e| e.engaged());
         let user = if admits || silences || known || engaged {
             self.store.intern_user(event.user_key)
         } else {

@@ -127,7 +127,9 @@ impl Engaged {
     /// Records an engagement at `at` (ms), forgetting what is older than
     /// the history's span, and the oldest when full.
     pub fn record(slot: &mut Option<Box<Engaged>>, at: i64) {
-        let minute = u32::try_from(at.div_euclid(60_000)).unwrap_or(u32::MAX).max(1);
+        let minute = u32::try_from(at.div_euclid(60_000))
+            .unwrap_or(u32::MAX)
+            .max(1);
         let this = slot.get_or_insert_with(|| {
             Box::new(Engaged {
                 minutes: [0; Engaged::CAPACITY],
@@ -270,7 +272,10 @@ impl UserState {
     /// of all its states, so that entries (and the `messageId`s made of
     /// them) stay unique across the keys of a `per` journey.
     pub fn next_entry(&self, journey: JourneyId) -> u32 {
-        let last = self.journey_range(journey).map(|i| self.journeys[i].entries).max();
+        let last = self
+            .journey_range(journey)
+            .map(|i| self.journeys[i].entries)
+            .max();
         last.unwrap_or(0).wrapping_add(1)
     }
 
@@ -810,17 +815,26 @@ mod tests {
             Engaged::record(&mut slot, 100 * DAY + day * DAY + 5 * MIN);
         }
         let now = 120 * DAY;
-        let kept: Vec<i64> = slot.as_deref().map(|e| e.since(now).collect()).unwrap_or_default();
+        let kept: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(now).collect())
+            .unwrap_or_default();
         assert_eq!(kept.len(), Engaged::CAPACITY);
         assert_eq!(kept.first(), Some(&(104 * DAY + 5 * MIN)));
         assert_eq!(kept.last(), Some(&(119 * DAY + 5 * MIN)));
         // 90 days on, the oldest have aged out; a new one forgets them.
         let later = 119 * DAY + 95 * DAY;
-        let aged: Vec<i64> = slot.as_deref().map(|e| e.since(later).collect()).unwrap_or_default();
+        let aged: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(later).collect())
+            .unwrap_or_default();
         assert!(aged.iter().all(|&t| t > later - 90 * DAY), "{aged:?}");
         assert!(aged.len() < Engaged::CAPACITY);
         Engaged::record(&mut slot, later);
-        let after: Vec<i64> = slot.as_deref().map(|e| e.since(later).collect()).unwrap_or_default();
+        let after: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(later).collect())
+            .unwrap_or_default();
         assert_eq!(after.len(), aged.len() + 1);
     }
 

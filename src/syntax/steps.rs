@@ -4,8 +4,8 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    BestHour, Block, Expr, Ident, OnCapped, Send, SendAlt, SplitArm, Step, StepKind, TemplateRef, WaitAlt,
-    WithEntry,
+    BestHour, Block, Expr, Ident, OnCapped, Send, SendAlt, SplitArm, Step, StepKind, TemplateRef,
+    WaitAlt, WithEntry,
 };
 use super::errors;
 use super::grammar::Rule;

@@ -985,13 +985,19 @@ fn wait_for_one_of_several_events() {
     };
     let names: Vec<&str> = alternatives.iter().map(|a| a.event.name.as_str()).collect();
     assert_eq!(names, ["b", "c", "d"]);
-    assert_eq!(show(alternatives[0].condition.as_ref().unwrap()), "(event.x == 1)");
+    assert_eq!(
+        show(alternatives[0].condition.as_ref().unwrap()),
+        "(event.x == 1)"
+    );
     assert!(alternatives[1].condition.is_none());
     assert_eq!(
         show(alternatives[2].condition.as_ref().unwrap()),
         "(event.y or event.z)"
     );
-    assert_eq!(file.slice(alternatives[2].span), "d where (event.y or event.z)");
+    assert_eq!(
+        file.slice(alternatives[2].span),
+        "d where (event.y or event.z)"
+    );
 }
 
 #[test]
@@ -999,7 +1005,9 @@ fn per_clause_and_best_hour_send() {
     let src = "journey j {\n  trigger order\n  per trigger.order_id\n  send email a at best hour within 6h as h\n  send email b at best hour\n}\n";
     let (ast, file) = clean(src);
     let j = journey(&ast);
-    assert!(j.headers.iter().any(|h| matches!(&h.kind, HeaderKind::Per(p) if file.slice(p.span) == "trigger.order_id")));
+    assert!(j.headers.iter().any(
+        |h| matches!(&h.kind, HeaderKind::Per(p) if file.slice(p.span) == "trigger.order_id")
+    ));
     let StepKind::Send(first) = &j.steps[0].kind else {
         panic!()
     };
@@ -1010,5 +1018,10 @@ fn per_clause_and_best_hour_send() {
     let StepKind::Send(second) = &j.steps[1].kind else {
         panic!()
     };
-    assert!(second.best_hour.as_ref().is_some_and(|b| b.within.is_none()));
+    assert!(
+        second
+            .best_hour
+            .as_ref()
+            .is_some_and(|b| b.within.is_none())
+    );
 }

@@ -80,11 +80,15 @@ impl MemStore {
         };
         for user in &self.users {
             use_.profiles += user.profile.heap_size()
-                + user.engaged.as_ref().map_or(0, |_| size_of::<super::Engaged>());
+                + user
+                    .engaged
+                    .as_ref()
+                    .map_or(0, |_| size_of::<super::Engaged>());
             use_.journeys += user.journeys.len() * size_of::<JourneyState>();
             for journey in &user.journeys {
                 if let Some(key) = &journey.key {
-                    use_.journeys += size_of::<crate::runtime::packed::Packed>() + key.bytes().len();
+                    use_.journeys +=
+                        size_of::<crate::runtime::packed::Packed>() + key.bytes().len();
                 }
                 if let Some(instance) = &journey.instance {
                     use_.instances += instance_heap(instance);

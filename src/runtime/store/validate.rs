@@ -131,7 +131,10 @@ pub(super) fn mem_store(store: &MemStore, program: &Program) -> Result<(), Strin
         for (i, js) in state.journeys.iter().enumerate() {
             let same = |o: &&super::JourneyState| o.journey == js.journey;
             if let Some(other) = state.journeys[i + 1..].iter().take_while(same).find(|o| {
-                o.key == js.key || (o.instance.is_some() && js.instance.is_some() && o.generation == js.generation)
+                o.key == js.key
+                    || (o.instance.is_some()
+                        && js.instance.is_some()
+                        && o.generation == js.generation)
             }) {
                 let what = if other.key == js.key {
                     "two states for one key"
