@@ -7,6 +7,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `send ... at best hour`: the window when none is written, and the
+/// longest one may write (LANGUAGE.md §4.4): a best hour comes once a day.
+pub const BEST_HOUR_WINDOW_MS: i64 = 24 * 3_600_000;
+/// How far back a customer's engagements count toward the best hour.
+pub const BEST_HOUR_HISTORY_MS: i64 = 90 * 24 * 3_600_000;
+
+impl Engagement {
+    /// Whether the engagement shows the customer reading: `opened` and
+    /// `clicked` make the best hour of `send ... at best hour`.
+    pub fn engaged(self) -> bool {
+        matches!(self, Engagement::Opened | Engagement::Clicked)
+    }
+}
+
 /// Something that happened to a sent message, reported as the track event
 /// `message.<name>` (LANGUAGE.md §6.1): `h.opened`, `wait for h.clicked`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

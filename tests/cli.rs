@@ -591,7 +591,7 @@ fn compile_writes_a_loadable_envelope_and_refuses_errors() {
     let program = journey::compile::load(&text).expect("the envelope loads back");
     assert!(program.journey_id("abandoned_cart").is_some());
     let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(envelope["format_version"], 2);
+    assert_eq!(envelope["format_version"], 3);
 
     let output = journey(&[
         "compile",

@@ -183,6 +183,27 @@ fn quiet_hours_defer_a_send_only_after_time_passed() {
 }
 
 #[test]
+fn a_best_hour_send_counts_its_window() {
+    let text = r#"
+        journey j {
+          trigger signed_up
+          quiet hours 21:00 to 08:00
+          send email "a" at best hour within 6h
+          send sms "b" transactional at best hour
+          wait for app_opened or order_completed within 2d
+        }"#;
+    let (program, warnings) = compile_text(text);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // a: 6h for the hour, then 11h of quiet hours; b: a day; the wait: 2d.
+    assert_eq!(
+        program.journeys[0].limits.max_active_ms,
+        6 * HOUR + 11 * HOUR + DAY + 2 * DAY
+    );
+    let round = load(&to_json(&program)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(round, program);
+}
+
+#[test]
 fn wait_until_an_expression_is_unbounded() {
     let (program, _) = compile_fixture("abandoned_cart.journey");
     let limits = &program.journeys[0].limits;

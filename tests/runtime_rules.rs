@@ -110,6 +110,7 @@ fn journey(name: &str, trigger: EventId, nodes: Vec<NodeKind>) -> Journey {
         segment_triggers: vec![],
         audience: None,
         reentry: Reentry::Never,
+        per: None,
         exit_on: vec![],
         exit_if: vec![],
         goal: None,
@@ -153,8 +154,10 @@ fn finish(mut p: Program) -> Arc<Program> {
             }
         }
         for n in &journey.nodes {
-            if let NodeKind::WaitForEvent { event, .. } = n.kind {
-                p.events[event as usize].waits.push(j);
+            if let NodeKind::WaitForEvent { alternatives, .. } = &n.kind {
+                for alt in alternatives {
+                    p.events[alt.event as usize].waits.push(j);
+                }
             }
         }
     }
@@ -176,6 +179,7 @@ fn send(alts: &[(ChannelId, &str)], next: NodeId) -> SendNode {
         handle: None,
         transactional: false,
         wait_when_capped: false,
+        best_hour_ms: None,
         next,
     }
 }
@@ -1191,8 +1195,10 @@ fn wait_for_event_matches_with_condition_or_times_out() {
         CART,
         vec![
             NodeKind::WaitForEvent {
-                event: ORDER,
-                condition: Some(same_cart),
+                alternatives: vec![EventClause {
+                    event: ORDER,
+                    condition: Some(same_cart),
+                }],
                 within_ms: D,
                 matched: 1,
                 timeout: 2,

@@ -22,7 +22,7 @@ use super::{Checker, Refs, lints};
 use crate::builtins::{Engagement, HandleField};
 use crate::diagnostic::did_you_mean;
 use crate::source::Span;
-use crate::syntax::ast::{self, HeaderKind, StepKind};
+use crate::syntax::ast::{self, ExprKind, HeaderKind, StepKind};
 
 /// A set of handles, by index; journeys have few, so a bitset is plenty.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -434,6 +434,24 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 }
             }
             HeaderKind::TriggerAbsence { .. } => {}
+            HeaderKind::Per(path) => {
+                let is_trigger_field = matches!(
+                    &path.kind,
+                    ExprKind::Path(p) if p.root == ast::PathRoot::Trigger && !p.fields.is_empty()
+                );
+                if is_trigger_field {
+                    // Resolved as any `trigger.` path: an unknown field, or
+                    // a journey with no trigger event, is reported there.
+                    let env = self.info.env(&none, &none);
+                    expr::infer(self.cx, &env, path);
+                } else {
+                    let snippet = self.cx.snippet(path.span);
+                    self.cx.report(Problem::PerNotTrigger {
+                        span: path.span,
+                        snippet,
+                    });
+                }
+            }
             HeaderKind::TriggerEvery { days, at } => {
                 check_weekdays(self.cx, days);
                 check_trigger_at(self.cx, at);
@@ -534,24 +552,36 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                 flow
             }
             StepKind::WaitForEvent {
-                event,
-                condition,
+                alternatives,
                 then,
                 otherwise,
                 ..
             } => {
-                let fields = self.cx.resolve_event(event);
-                if let Some(c) = condition {
-                    let env = Env {
-                        event: EventEnv::Where {
-                            name: &event.name,
-                            fields,
-                        },
-                        trigger: self.info.trigger_env(),
-                        handles: Some(self.info.view(&flow.must, &flow.may)),
-                    };
-                    self.cx.expect_condition(&env, c, "a `where` condition");
-                    lints::constant_condition(self.cx, c);
+                for (i, alt) in alternatives.iter().enumerate() {
+                    let event = &alt.event;
+                    if let Some(first) = alternatives[..i]
+                        .iter()
+                        .find(|a| a.event.name == event.name)
+                    {
+                        self.cx.report(Problem::DuplicateWaitEvent {
+                            span: event.span,
+                            first: first.event.span,
+                            event: event.name.clone(),
+                        });
+                    }
+                    let fields = self.cx.resolve_event(event);
+                    if let Some(c) = &alt.condition {
+                        let env = Env {
+                            event: EventEnv::Where {
+                                name: &event.name,
+                                fields,
+                            },
+                            trigger: self.info.trigger_env(),
+                            handles: Some(self.info.view(&flow.must, &flow.may)),
+                        };
+                        self.cx.expect_condition(&env, c, "a `where` condition");
+                        lints::constant_condition(self.cx, c);
+                    }
                 }
                 self.walk_wait_blocks(then, otherwise, flow)
             }
@@ -666,6 +696,15 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
             self.check_send_alt(alt, &flow);
         }
         lints::send_warnings(self.cx, send);
+        if let Some(within) = send.best_hour.as_ref().and_then(|b| b.within)
+            && (within.secs as i64).saturating_mul(1000) > crate::builtins::BEST_HOUR_WINDOW_MS
+        {
+            let window = self.cx.snippet(within.span);
+            self.cx.report(Problem::BestHourWindow {
+                span: within.span,
+                window,
+            });
+        }
         if let Some(name) = handle_of(send)
             && let Some(id) = self.info.handles.index(name)
         {
@@ -772,6 +811,7 @@ fn once_only(kind: &HeaderKind) -> Option<&'static str> {
         HeaderKind::Name(_) => Some("name"),
         HeaderKind::Audience(_) => Some("audience"),
         HeaderKind::Reentry(_) => Some("reentry"),
+        HeaderKind::Per(_) => Some("per"),
         HeaderKind::Goal { .. } => Some("goal"),
         HeaderKind::Holdout(_) => Some("holdout"),
         HeaderKind::QuietHours(_) => Some("quiet hours"),

@@ -166,6 +166,16 @@ pub enum Problem {
         first: Span,
         day: String,
     },
+    /// E0413: `wait for A ... or A ...`.
+    DuplicateWaitEvent {
+        span: Span,
+        first: Span,
+        event: String,
+    },
+    /// E0216: `per` names something other than a `trigger.` field.
+    PerNotTrigger { span: Span, snippet: String },
+    /// E0414: `at best hour within` a window over 24 hours.
+    BestHourWindow { span: Span, window: String },
     /// E0412.
     DuplicateKey {
         span: Span,
@@ -578,6 +588,9 @@ impl Problem {
             P::CapLimit { .. } => codes::CAP_LIMIT,
             P::DuplicateWeekday { .. } => codes::DUPLICATE_WEEKDAY,
             P::DuplicateKey { .. } => codes::DUPLICATE_KEY,
+            P::DuplicateWaitEvent { .. } => codes::DUPLICATE_WAIT_EVENT,
+            P::PerNotTrigger { .. } => codes::PER_NOT_TRIGGER,
+            P::BestHourWindow { .. } => codes::BEST_HOUR_WINDOW,
             P::TemplateSyntax { .. } => codes::TEMPLATE_SYNTAX,
             P::TemplateUnknownVariable { .. } => codes::TEMPLATE_UNKNOWN_VARIABLE,
             P::TemplateWithoutBody { .. } => codes::TEMPLATE_WITHOUT_BODY,
@@ -1019,6 +1032,31 @@ impl Problem {
                     .with_related(first, "first listed here")
                     .with_help("list each weekday once")
             }
+            P::PerNotTrigger { span, snippet } => d(
+                span,
+                format!("`per {snippet}` does not name a field of the trigger event"),
+            )
+            .with_label("not a `trigger.` field")
+            .with_help(
+                "`per` keys instances by a field of the event that started them, as in `per trigger.order_id`",
+            ),
+            P::BestHourWindow { span, window } => d(
+                span,
+                format!("`at best hour within {window}` waits longer than a day"),
+            )
+            .with_label("more than 24h")
+            .with_help(
+                "a customer's best hour comes once a day: write `within 24h` or less (24h is the default)",
+            ),
+            P::DuplicateWaitEvent { span, first, event } => d(
+                span,
+                format!("`{event}` is named twice in this `wait for`"),
+            )
+            .with_label("named again here")
+            .with_related(first, "first named here")
+            .with_help(format!(
+                "both run the same block: name `{event}` once and join the conditions, as in `wait for {event} where (a or b) within 1d`"
+            )),
             P::DuplicateKey { span, first, key } => {
                 d(span, format!("`{key}` is given twice in `with {{ }}`"))
                     .with_label("given again here")
@@ -1864,6 +1902,19 @@ mod tests {
                 span: s,
                 first: s,
                 key: name(),
+            },
+            Problem::DuplicateWaitEvent {
+                span: s,
+                first: s,
+                event: name(),
+            },
+            Problem::PerNotTrigger {
+                span: s,
+                snippet: name(),
+            },
+            Problem::BestHourWindow {
+                span: s,
+                window: name(),
             },
             Problem::TemplateSyntax {
                 span: s,

@@ -21,6 +21,16 @@ use crate::compile::program::{CExpr, Journey, JourneyId, NodeKind, Program};
 /// profile slots) the same way.
 pub fn shape(program: &Program, journey: &Journey) -> String {
     let mut out = String::new();
+    // A `per` key keeps one journey state per key: a version that keys
+    // otherwise cannot take over the instances (none reads as before).
+    if let Some(per) = journey.per {
+        let path = journey.trigger_fields.get(per as usize);
+        let _ = writeln!(
+            out,
+            "per trigger.{}",
+            path.map_or("?".to_string(), |p| p.join("."))
+        );
+    }
     for (i, node) in journey.nodes.iter().enumerate() {
         let _ = write!(out, "{i}:");
         node_shape(program, journey, &node.kind, &mut out);
@@ -45,17 +55,26 @@ fn node_shape(program: &Program, journey: &Journey, kind: &NodeKind, out: &mut S
             let _ = write!(out, ")>{next}");
         }
         NodeKind::WaitForEvent {
-            event: e,
-            condition,
+            alternatives,
             matched,
             timeout,
             ..
         } => {
-            let _ = write!(out, "wait_for {}(", event(*e));
-            if let Some(c) = condition {
-                expr_shape(program, journey, c, out);
+            // One event reads as before alternatives existed.
+            out.push_str("wait_for");
+            for (i, alt) in alternatives.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "{}{}(",
+                    if i == 0 { " " } else { " or " },
+                    event(alt.event)
+                );
+                if let Some(c) = &alt.condition {
+                    expr_shape(program, journey, c, out);
+                }
+                out.push(')');
             }
-            let _ = write!(out, ")>{matched}|{timeout}");
+            let _ = write!(out, ">{matched}|{timeout}");
         }
         NodeKind::WaitForEngagement {
             handle: h,

@@ -180,6 +180,12 @@ fn start_label(program: &Program, journey: &Journey) -> String {
         let verb = if s.enters { "enters" } else { "leaves" };
         lines.push(format!("trigger {verb} {}", s.segment));
     }
+    if let Some(path) = journey
+        .per
+        .and_then(|i| journey.trigger_fields.get(i as usize))
+    {
+        lines.push(format!("per trigger.{}", path.join(".")));
+    }
     for e in &journey.exit_on {
         lines.push(format!("exit on {}", event(e.event)));
     }
@@ -219,11 +225,17 @@ fn edge_label(program: &Program, journey: &Journey, node: &Node, edge: &Edge) ->
         (Edge::Matched, NodeKind::WaitForEngagement { engagement, .. }) => {
             Some(engagement.name().to_string())
         }
-        (Edge::Matched, NodeKind::WaitForEvent { event, .. }) => Some(
-            program
-                .events
-                .get(*event as usize)
-                .map_or_else(|| "event".to_string(), |e| e.name.to_string()),
+        (Edge::Matched, NodeKind::WaitForEvent { alternatives, .. }) => Some(
+            alternatives
+                .iter()
+                .map(|alt| {
+                    program
+                        .events
+                        .get(alt.event as usize)
+                        .map_or_else(|| "event".to_string(), |e| e.name.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(" or "),
         ),
         (Edge::Matched, _) => Some("matched".to_string()),
         (Edge::Timeout, _) => Some("timeout".to_string()),

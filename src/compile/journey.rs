@@ -91,6 +91,7 @@ impl<'p> Compiler<'p> {
             segment_triggers: Vec::new(),
             audience: None,
             reentry: Reentry::Never,
+            per: None,
             exit_on: Vec::new(),
             exit_if: Vec::new(),
             goal: None,
@@ -230,6 +231,16 @@ impl<'p> Compiler<'p> {
                         ms: duration_ms(*d),
                     },
                 };
+            }
+            ast::HeaderKind::Per(path) => {
+                if let ast::ExprKind::Path(p) = &path.kind {
+                    let fields = p
+                        .fields
+                        .iter()
+                        .map(|f| Arc::from(f.name.as_str()))
+                        .collect();
+                    journey.per = Some(self.journey.trigger_field(fields));
+                }
             }
             ast::HeaderKind::ExitOn { event, condition } => {
                 let event = self.event_id(&event.name);

@@ -282,6 +282,10 @@ fn step_time(kind: &NodeKind, rules: &Rules, idle: bool) -> (i64, bool) {
         | NodeKind::WaitForEngagement { within_ms, .. } => waited(*within_ms),
         NodeKind::WaitUntil { .. } => (0, true),
         NodeKind::Send(send) if !send.transactional && !send.alternatives.is_empty() => {
+            // `at best hour within W`: up to W before the send is decided,
+            // which then meets quiet hours as any send after a wait.
+            let best = send.best_hour_ms.unwrap_or(0);
+            let idle = idle || best > 0;
             let quiet = if idle { rules.quiet_ms } else { 0 };
             let capped = if send.wait_when_capped {
                 let window = rules.longest_window(send);
@@ -293,8 +297,12 @@ fn step_time(kind: &NodeKind, rules: &Rules, idle: bool) -> (i64, bool) {
             } else {
                 0
             };
-            (quiet.saturating_add(capped), false)
+            (best.saturating_add(quiet).saturating_add(capped), false)
         }
+        NodeKind::Send(send) => match send.best_hour_ms {
+            Some(best) => waited(best),
+            None => (0, idle),
+        },
         _ => (0, idle),
     }
 }
@@ -533,6 +541,7 @@ fn cap_step(
         NodeKind::Send(send) if !send.transactional && !send.alternatives.is_empty() => {
             return cap_send(send, rules, states);
         }
+        NodeKind::Send(send) => (0, send.best_hour_ms.unwrap_or(0)),
         _ => (0, 0),
     };
     states.iter_mut().for_each(|s| s.advance(rules, lo, hi));
@@ -549,6 +558,10 @@ fn cap_send(
     let mut all_blocked = !states.is_empty();
     let capped_wait = rules.longest_window(send).saturating_add(rules.quiet_ms);
     for mut state in states {
+        if let Some(best) = send.best_hour_ms {
+            // It may go at once, or wait up to the window for the hour.
+            state.advance(rules, 0, best);
+        }
         if state.idle {
             // Quiet hours may defer it, unless a send just went out.
             state.advance(rules, 0, rules.quiet_ms);

@@ -7,8 +7,9 @@
 
 use std::sync::Arc;
 
-use super::program::{Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm};
+use super::program::{EventClause, Node, NodeId, NodeKind, SendAlt, SendNode, SplitArm};
 use super::tables::{Compiler, Role, duration_ms};
+use crate::builtins::BEST_HOUR_WINDOW_MS;
 use crate::builtins::HandleField;
 use crate::source::Span;
 use crate::syntax::ast;
@@ -104,14 +105,11 @@ impl<'p> Compiler<'p> {
                 self.single(step, NodeKind::WaitUntil { at, next: UNSET })
             }
             ast::StepKind::WaitForEvent {
-                event,
-                condition,
+                alternatives,
                 within,
                 then,
                 otherwise,
-            } => {
-                self.lower_wait_for_event(step, event, condition.as_ref(), *within, then, otherwise)
-            }
+            } => self.lower_wait_for_event(step, alternatives, *within, then, otherwise),
             ast::StepKind::WaitForEngagement {
                 handle,
                 engagement,
@@ -190,18 +188,22 @@ impl<'p> Compiler<'p> {
     fn lower_wait_for_event(
         &mut self,
         step: &'p ast::Step,
-        event: &ast::EventRef,
-        condition: Option<&'p ast::Expr>,
+        alternatives: &'p [ast::WaitAlt],
         within: ast::DurationLit,
         then: &'p Option<ast::Block>,
         otherwise: &'p Option<ast::Block>,
     ) -> Fragment {
-        let event = self.event_id(&event.name);
-        self.add_role(event, Role::Wait, self.journey.id);
-        let condition = self.clause_condition(event, condition);
+        let alternatives = alternatives
+            .iter()
+            .map(|alt| {
+                let event = self.event_id(&alt.event.name);
+                self.add_role(event, Role::Wait, self.journey.id);
+                let condition = self.clause_condition(event, alt.condition.as_ref());
+                EventClause { event, condition }
+            })
+            .collect();
         let kind = NodeKind::WaitForEvent {
-            event,
-            condition,
+            alternatives,
             within_ms: duration_ms(within),
             matched: UNSET,
             timeout: UNSET,
@@ -284,6 +286,10 @@ impl<'p> Compiler<'p> {
             handle,
             transactional: send.transactional.is_some(),
             wait_when_capped: matches!(send.on_capped, Some((ast::OnCapped::Wait, _))),
+            best_hour_ms: send
+                .best_hour
+                .as_ref()
+                .map(|b| b.within.map_or(BEST_HOUR_WINDOW_MS, duration_ms)),
             next: UNSET,
         });
         self.single(step, kind)

@@ -148,6 +148,11 @@ pub struct Journey {
     pub segment_triggers: Vec<SegmentTrigger>,
     pub audience: Option<CExpr>,
     pub reentry: Reentry,
+    /// `per trigger.<path>`: the index of that path in `trigger_fields`.
+    /// A user then has one active instance per value of it, each in a
+    /// journey state of its own (LANGUAGE.md §4.4, "One instance per key").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<u32>,
     pub exit_on: Vec<EventClause>,
     pub exit_if: Vec<CExpr>,
     pub goal: Option<Goal>,
@@ -307,10 +312,11 @@ pub enum NodeKind {
         at: CExpr,
         next: NodeId,
     },
-    /// `wait for <event> [where] within` — `matched` after the event, `timeout` after the window.
+    /// `wait for <event> [where] [or <event> [where]]... within` —
+    /// `matched` after the first event of `alternatives` that arrives and
+    /// whose condition holds, `timeout` after the window.
     WaitForEvent {
-        event: EventId,
-        condition: Option<CExpr>,
+        alternatives: Vec<EventClause>,
         within_ms: i64,
         matched: NodeId,
         timeout: NodeId,
@@ -375,6 +381,10 @@ pub struct SendNode {
     pub transactional: bool,
     /// `on capped wait`: suspend until a cap frees up instead of suppressing.
     pub wait_when_capped: bool,
+    /// `at best hour [within W]`: the window W in ms (at most a day). The
+    /// send waits for the customer's best hour when it comes within W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_hour_ms: Option<i64>,
     pub next: NodeId,
 }
 

@@ -139,7 +139,17 @@ impl<'p> Compiler<'p> {
             policy: std::mem::take(&mut self.policy),
             any_silence: Vec::new(),
         };
-        if program.journeys.iter().any(|j| !j.handles.is_empty()) {
+        // Handles read engagements; a best-hour send reads the customer's.
+        let best_hour = |j: &super::program::Journey| {
+            j.nodes.iter().any(|n| {
+                matches!(&n.kind, super::program::NodeKind::Send(s) if s.best_hour_ms.is_some())
+            })
+        };
+        if program
+            .journeys
+            .iter()
+            .any(|j| !j.handles.is_empty() || best_hour(j))
+        {
             self.register_engagement_events();
         }
         program.events = std::mem::take(&mut self.events);

@@ -53,6 +53,7 @@ codes! {
     TRIGGER_OUT_OF_SCOPE = "E0213", Error, "`trigger` where no trigger event exists";
     INVALID_PATH = "E0214", Error, "invalid path";
     ALLOW_NOT_A_WARNING = "E0215", Error, "`allow` names an error or an unknown code";
+    PER_NOT_TRIGGER = "E0216", Error, "`per` names something other than a trigger field";
 
     // 03xx: types
     TYPE_MISMATCH = "E0301", Error, "type mismatch";
@@ -73,6 +74,8 @@ codes! {
     CAP_LIMIT = "E0410", Error, "invalid cap";
     DUPLICATE_WEEKDAY = "E0411", Error, "weekday listed twice";
     DUPLICATE_KEY = "E0412", Error, "key given twice";
+    DUPLICATE_WAIT_EVENT = "E0413", Error, "event named twice in a `wait for`";
+    BEST_HOUR_WINDOW = "E0414", Error, "best-hour window over 24 hours";
 
     // 05xx: templates
     TEMPLATE_SYNTAX = "E0501", Error, "template syntax error";

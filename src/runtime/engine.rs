@@ -51,6 +51,9 @@ pub struct Layout {
     /// Whether some `wait until` reads the profile: a profile change then
     /// computes it again ([`Cx::move_waits`]).
     pub profile_waits: bool,
+    /// Whether some send waits for the customer's best hour: opens and
+    /// clicks are then kept ([`super::store::Engaged`]).
+    pub best_hour: bool,
     /// Per journey, the earlier versions of it kept for their instances
     /// ([`crate::compile::program::Journey::retired`]): a customer inside
     /// one is inside the journey, and is not admitted again until it ends.
@@ -124,6 +127,11 @@ impl Layout {
                 j.nodes.iter().any(
                     |n| matches!(&n.kind, NodeKind::WaitUntil { at, .. } if at.reads_profile()),
                 )
+            }),
+            best_hour: program.journeys.iter().any(|j| {
+                j.nodes
+                    .iter()
+                    .any(|n| matches!(&n.kind, NodeKind::Send(s) if s.best_hour_ms.is_some()))
             }),
             max_cap_window,
             kept: program
@@ -299,10 +307,13 @@ impl<'a> Cx<'a> {
                 return;
             }
         };
-        let inst = user
-            .journey_mut(target.journey)
-            .and_then(|js| js.instance.as_mut())
-            .filter(|inst| inst.entry == target.entry);
+        // Entries are numbered across the keys of a `per` journey: the
+        // entry names the one instance.
+        let range = user.journey_range(target.journey);
+        let inst = user.journeys[range]
+            .iter_mut()
+            .filter_map(|js| js.instance.as_mut())
+            .find(|inst| inst.entry == target.entry);
         match inst.and_then(|inst| inst.handles.get_mut(handle as usize)) {
             Some(h) if h.sent && h.node == target.node => h.engaged |= target.engagement.bit(),
             _ => self.stats.unmatched_engagements += 1,
@@ -341,12 +352,19 @@ impl<'a> Cx<'a> {
             None
         } else {
             match journey.nodes.get(inst.node as usize).map(|n| &n.kind) {
+                // The first alternative on this event whose condition holds.
                 Some(NodeKind::WaitForEvent {
-                    event: e,
-                    condition,
+                    alternatives,
                     matched,
                     ..
-                }) if *e == event && condition.as_ref().is_none_or(|c| scope.holds(c, &mut m)) => {
+                }) if alternatives.iter().any(|alt| {
+                    alt.event == event
+                        && alt
+                            .condition
+                            .as_ref()
+                            .is_none_or(|c| scope.holds(c, &mut m))
+                }) =>
+                {
                     Some(*matched)
                 }
                 Some(NodeKind::WaitForEngagement {
@@ -471,11 +489,30 @@ impl<'a> Cx<'a> {
     pub fn admit(&mut self, user: &mut UserState, j: JourneyId, trigger: Box<[Value]>) {
         let program = self.program;
         let journey = &program.journeys[j as usize];
-        let inside = |k: JourneyId| user.journey(k).is_some_and(|js| js.instance.is_some());
+        // `per trigger.<path>`: one state, and one active instance, per
+        // value; an entry without a value is not admitted (counted).
+        let key = match journey.per {
+            None => None,
+            Some(field) => match trigger.get(field as usize) {
+                Some(value) if !value.is_null() => Some(Packed::new(std::slice::from_ref(value))),
+                _ => {
+                    self.stats.journey(j).null_key += 1;
+                    return;
+                }
+            },
+        };
+        // An instance of a kept version blocks the entry: any of them, or
+        // with a key, one of the same key.
+        let inside = |k: JourneyId| {
+            user.journeys[user.journey_range(k)].iter().any(|js| {
+                js.instance.is_some()
+                    && (key.is_none() || js.key.is_none() || js.key.as_deref() == key.as_ref())
+            })
+        };
         if self.layout.kept[j as usize].iter().any(|&k| inside(k)) {
             return;
         }
-        if let Some(js) = user.journey(j) {
+        if let Some(js) = user.find_state(j, key.as_ref()).map(|i| &user.journeys[i]) {
             if js.instance.is_some() {
                 return;
             }
@@ -497,9 +534,10 @@ impl<'a> Cx<'a> {
                 return;
             }
         }
-        let ji = user.journey_index(j);
+        let entry = user.next_entry(j);
+        let ji = user.state_index(j, key.as_ref());
         let js = &mut user.journeys[ji];
-        js.entries += 1;
+        js.entries = entry;
         js.last_entry_at = self.now;
         js.watch = None;
         let inst = Box::new(Instance {
@@ -538,8 +576,9 @@ impl<'a> Cx<'a> {
                 self.end(user, ji, inst, ExitReason::InvalidTime);
             }
             Stop::Suspend(due) => {
+                let generation = user.next_generation(ji);
                 let js = &mut user.journeys[ji];
-                js.generation = js.generation.wrapping_add(1);
+                js.generation = generation;
                 self.timers.push(Timer {
                     due,
                     journey: js.journey,
@@ -563,7 +602,8 @@ impl<'a> Cx<'a> {
             let Some(node) = journey.nodes.get(id as usize) else {
                 return Stop::End(ExitReason::Completed);
             };
-            if start == Start::Fresh {
+            let fresh = start == Start::Fresh;
+            if fresh {
                 self.stats.journey(j).visit(id);
             }
             start = Start::Fresh;
@@ -616,10 +656,20 @@ impl<'a> Cx<'a> {
                     }
                     *matched
                 }
-                NodeKind::Send(send) => match self.send(user, j, inst, id, send) {
-                    Some(due) => return Stop::Suspend(due),
-                    None => send.next,
-                },
+                NodeKind::Send(send) => {
+                    // Arriving at a best-hour send: wait for the hour when
+                    // it comes in the window; the send is decided then.
+                    if fresh
+                        && let Some(window) = send.best_hour_ms
+                        && let Some(due) = self.best_hour(user, j, inst, window)
+                    {
+                        return Stop::Suspend(due);
+                    }
+                    match self.send(user, j, inst, id, send) {
+                        Some(due) => return Stop::Suspend(due),
+                        None => send.next,
+                    }
+                }
                 NodeKind::Branch { arms, otherwise } => {
                     let scope = self.scope(&user.profile, &[], Some(inst));
                     let arm = arms.iter().find(|(c, _)| scope.holds(c, &mut m));
@@ -780,8 +830,9 @@ impl<'a> Cx<'a> {
                 Some(new) if new == old => user.journeys[ji].instance = Some(inst),
                 None => user.journeys[ji].instance = Some(inst),
                 Some(Some(due)) if due <= MAX_TIME_MS => {
+                    let generation = user.next_generation(ji);
                     let js = &mut user.journeys[ji];
-                    js.generation = js.generation.wrapping_add(1);
+                    js.generation = generation;
                     self.timers.push(Timer {
                         due: due.max(self.now),
                         journey: j,
@@ -845,8 +896,9 @@ impl<'a> Cx<'a> {
                 );
             }
         }
+        let generation = user.next_generation(ji);
         let js = &mut user.journeys[ji];
-        js.generation = js.generation.wrapping_add(1);
+        js.generation = generation;
         let watched = matches!(reason, ExitReason::Completed | ExitReason::Holdout)
             && journey.goal.as_ref().is_some_and(|g| g.within_ms.is_some());
         js.instance = None;
@@ -859,15 +911,14 @@ impl<'a> Cx<'a> {
     pub fn fire(&mut self, user: &mut UserState, timer: Timer) {
         match timer.kind {
             TimerKind::Instance => {
-                let Ok(ji) = user
-                    .journeys
-                    .binary_search_by_key(&timer.journey, |j| j.journey)
+                // The journey's state this timer is for (one per key of a
+                // `per` journey): the one of its generation, if still current.
+                let Some(ji) = user
+                    .journey_range(timer.journey)
+                    .find(|&i| user.journeys[i].generation == timer.generation)
                 else {
                     return;
                 };
-                if user.journeys[ji].generation != timer.generation {
-                    return;
-                }
                 let Some(mut inst) = user.journeys[ji].instance.take() else {
                     return;
                 };
@@ -979,6 +1030,36 @@ impl<'a> Cx<'a> {
             }
             _ => None,
         }
+    }
+
+    /// `at best hour within window` (LANGUAGE.md §4.4): the next start of
+    /// the local hour (the zone as for quiet hours) in which most of the
+    /// customer's kept opens and clicks fell, ties to the one that comes
+    /// first; `None` to decide the send now: no history, that hour starts
+    /// now, or it does not come within the window.
+    fn best_hour(
+        &mut self,
+        user: &UserState,
+        j: JourneyId,
+        inst: &Instance,
+        window: i64,
+    ) -> Option<i64> {
+        let engaged = user.engaged.as_deref()?;
+        let zone = self.zone(j, &user.profile, inst);
+        let mut counts = [0u32; 24];
+        for at in engaged.since(self.now) {
+            let hour = usize::from(self.zones.local_minute(zone, at) / 60);
+            if let Some(count) = counts.get_mut(hour) {
+                *count += 1;
+            }
+        }
+        let most = counts.iter().copied().max().filter(|&n| n > 0)?;
+        let tz = self.zones.tz(zone);
+        let next = (0..24u16)
+            .filter(|&h| counts[usize::from(h)] == most)
+            .filter_map(|h| clock::next_local_time(self.now.saturating_sub(1), tz, h * 60, 0))
+            .min()?;
+        (next > self.now && next - self.now <= window).then_some(next)
     }
 
     /// Decides a send: `Some(due)` to decide again then (quiet hours, or

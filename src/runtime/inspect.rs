@@ -247,9 +247,13 @@ fn waiting_for(program: &Program, journey: &Journey, kind: &NodeKind, label: &st
         NodeKind::Wait { .. } | NodeKind::WaitUntilTime { .. } | NodeKind::WaitUntil { .. } => {
             label.to_string()
         }
-        NodeKind::WaitForEvent { event, .. } => format!(
+        NodeKind::WaitForEvent { alternatives, .. } => format!(
             "wait for {}",
-            name_of(program.events.get(*event as usize).map(|e| &*e.name))
+            alternatives
+                .iter()
+                .map(|alt| name_of(program.events.get(alt.event as usize).map(|e| &*e.name)))
+                .collect::<Vec<_>>()
+                .join(" or ")
         ),
         NodeKind::WaitForEngagement {
             handle, engagement, ..

@@ -189,7 +189,7 @@ fn days(ms: i64) -> String {
 }
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Everything a runtime needs to go on where it stopped: its state, its
 /// counters, and what it was taken over (the format of this build, and the
@@ -840,7 +840,11 @@ impl<S: Store> Runtime<S> {
         let admits = info.is_some_and(|i| !i.triggers.is_empty());
         // A schedule offers entry to every known user: all are interned.
         let known = !self.layout.entry.schedules.is_empty();
-        let user = if admits || silences || known {
+        // Every open and click counts toward the customer's best hour,
+        // whichever message it is about.
+        let engaged =
+            self.layout.best_hour && info.and_then(|i| i.engagement).is_some_and(|e| e.engaged());
+        let user = if admits || silences || known || engaged {
             self.store.intern_user(event.user_key)
         } else {
             // Only users already in a journey can be affected, and only by
@@ -874,6 +878,9 @@ impl<S: Store> Runtime<S> {
             self.stats.unmatched_engagements += 1;
         }
         self.with_user(user, now, sink, |cx, state| {
+            if engaged {
+                store::Engaged::record(&mut state.engaged, now);
+            }
             cx.track(state, id, &fields, target);
             let layout = cx.layout;
             for &j in &*layout.restarts[index] {

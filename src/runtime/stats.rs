@@ -63,6 +63,10 @@ pub struct JourneyStats {
     pub exits: [u64; ExitReason::ALL.len()],
     /// Per node (index = node id).
     pub nodes: Vec<NodeStats>,
+    /// Trigger events not admitted because the journey's `per` key field
+    /// was missing or `null` on them (LANGUAGE.md §4.4).
+    #[serde(default)]
+    pub null_key: u64,
     /// Sends per UTC day of the clock (sorted by day, each once), per
     /// channel (index = channel id).
     #[serde(default)]
@@ -221,6 +225,7 @@ impl JourneyStats {
         self.held_out += other.held_out;
         self.converted += other.converted;
         self.converted_held_out += other.converted_held_out;
+        self.null_key += other.null_key;
         self.sent += other.sent;
         add_elementwise(&mut self.sent_by_channel, &other.sent_by_channel);
         self.suppressed += other.suppressed;

@@ -100,6 +100,66 @@ pub struct UserState {
     /// a journey state is only made on entry.
     #[serde(default)]
     pub silences: Silences,
+    /// When the customer last opened or clicked a message, for `send ...
+    /// at best hour` ([`Engaged`]); kept only when the program has such a
+    /// send, and `None` (one word, no allocation) until the first.
+    #[serde(default)]
+    pub engaged: Option<Box<Engaged>>,
+}
+
+/// The times of a customer's latest `message.opened` and `message.clicked`
+/// events within [`crate::builtins::BEST_HOUR_HISTORY_MS`], oldest first,
+/// in whole minutes since 1970 (UTC; `u32` minutes reach past year 9999),
+/// at most [`Engaged::CAPACITY`] of them: the oldest is forgotten first.
+/// A fixed block of 64 bytes: the best hour is the local hour most of them
+/// fell in, read in the customer's time zone when a send asks, so a zone
+/// changed since still gives the right hours.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engaged {
+    /// Minutes since 1970; 0 = no entry (the unused tail).
+    minutes: [u32; Engaged::CAPACITY],
+}
+
+impl Engaged {
+    /// How many engagements a customer's history keeps.
+    pub const CAPACITY: usize = 16;
+
+    /// Records an engagement at `at` (ms), forgetting what is older than
+    /// the history's span, and the oldest when full.
+    pub fn record(slot: &mut Option<Box<Engaged>>, at: i64) {
+        let minute = u32::try_from(at.div_euclid(60_000))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let this = slot.get_or_insert_with(|| {
+            Box::new(Engaged {
+                minutes: [0; Engaged::CAPACITY],
+            })
+        });
+        let horizon = at.saturating_sub(crate::builtins::BEST_HOUR_HISTORY_MS);
+        let mut kept: Vec<u32> = this
+            .minutes
+            .iter()
+            .copied()
+            .filter(|&m| m != 0 && i64::from(m) * 60_000 > horizon)
+            .collect();
+        kept.push(minute);
+        kept.sort_unstable();
+        let skip = kept.len().saturating_sub(Engaged::CAPACITY);
+        this.minutes = [0; Engaged::CAPACITY];
+        for (to, from) in this.minutes.iter_mut().zip(&kept[skip..]) {
+            *to = *from;
+        }
+    }
+
+    /// The engagements inside the history's span before `now`, in ms.
+    pub fn since(&self, now: i64) -> impl Iterator<Item = i64> + '_ {
+        let horizon = now.saturating_sub(crate::builtins::BEST_HOUR_HISTORY_MS);
+        self.minutes
+            .iter()
+            .filter(|&&m| m != 0)
+            .map(|&m| i64::from(m) * 60_000)
+            .filter(move |&at| at > horizon && at <= now)
+    }
 }
 
 /// Written with its fields in order; in JSON, `silences` is left out when
@@ -109,8 +169,13 @@ pub struct UserState {
 impl Serialize for UserState {
     fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
         use serde::ser::SerializeStruct;
-        let silences = !serializer.is_human_readable() || !self.silences.is_empty();
-        let mut state = serializer.serialize_struct("UserState", 3 + usize::from(silences))?;
+        let binary = !serializer.is_human_readable();
+        let silences = binary || !self.silences.is_empty();
+        let engaged = binary || self.engaged.is_some();
+        let mut state = serializer.serialize_struct(
+            "UserState",
+            3 + usize::from(silences) + usize::from(engaged),
+        )?;
         state.serialize_field("profile", &self.profile)?;
         state.serialize_field("journeys", &self.journeys)?;
         state.serialize_field("sent", &self.sent)?;
@@ -118,6 +183,11 @@ impl Serialize for UserState {
             state.serialize_field("silences", &self.silences)?;
         } else {
             state.skip_field("silences")?;
+        }
+        if engaged {
+            state.serialize_field("engaged", &self.engaged)?;
+        } else {
+            state.skip_field("engaged")?;
         }
         state.end()
     }
@@ -160,15 +230,62 @@ impl UserState {
     pub fn journey_index(&mut self, journey: JourneyId) -> usize {
         match self.journeys.binary_search_by_key(&journey, |j| j.journey) {
             Ok(i) => i,
-            Err(i) => {
-                // Users touch few journeys: no room kept for more.
-                let mut journeys = std::mem::take(&mut self.journeys).into_vec();
-                journeys.reserve_exact(1);
-                journeys.insert(i, JourneyState::new(journey));
-                self.journeys = journeys.into_boxed_slice();
-                i
-            }
+            Err(i) => self.insert_state(i, JourneyState::new(journey)),
         }
+    }
+
+    /// Where the states of `journey` are: one, or for a journey with a
+    /// `per` key one per key value seen, in the order first entered.
+    pub fn journey_range(&self, journey: JourneyId) -> std::ops::Range<usize> {
+        let start = self.journeys.partition_point(|j| j.journey < journey);
+        let end = start + self.journeys[start..].partition_point(|j| j.journey == journey);
+        start..end
+    }
+
+    /// The state of `journey` for `key` (`None`: a journey without `per`).
+    pub fn find_state(&self, journey: JourneyId, key: Option<&Packed>) -> Option<usize> {
+        self.journey_range(journey)
+            .find(|&i| self.journeys[i].key.as_deref() == key)
+    }
+
+    /// The index of the state of `journey` for `key`, created when absent.
+    pub fn state_index(&mut self, journey: JourneyId, key: Option<&Packed>) -> usize {
+        if let Some(i) = self.find_state(journey, key) {
+            return i;
+        }
+        let at = self.journey_range(journey).end;
+        let mut state = JourneyState::new(journey);
+        state.key = key.map(|k| Box::new(k.clone()));
+        self.insert_state(at, state)
+    }
+
+    fn insert_state(&mut self, at: usize, state: JourneyState) -> usize {
+        // Users touch few journeys: no room kept for more.
+        let mut journeys = std::mem::take(&mut self.journeys).into_vec();
+        journeys.reserve_exact(1);
+        journeys.insert(at, state);
+        self.journeys = journeys.into_boxed_slice();
+        at
+    }
+
+    /// The number the next entry into `journey` gets: one past the latest
+    /// of all its states, so that entries (and the `messageId`s made of
+    /// them) stay unique across the keys of a `per` journey.
+    pub fn next_entry(&self, journey: JourneyId) -> u32 {
+        let last = self
+            .journey_range(journey)
+            .map(|i| self.journeys[i].entries)
+            .max();
+        last.unwrap_or(0).wrapping_add(1)
+    }
+
+    /// A new generation for state `ji`: past every generation of its
+    /// journey's states, so that a timer names one state of a `per`
+    /// journey, and a stale timer none.
+    pub fn next_generation(&self, ji: usize) -> u32 {
+        let range = self.journey_range(self.journeys[ji].journey);
+        let last = range.map(|i| self.journeys[i].generation).max();
+        last.unwrap_or(0).wrapping_add(1)
     }
 }
 
@@ -184,6 +301,8 @@ pub struct SentRecord {
 pub struct JourneyState {
     pub journey: JourneyId,
     /// Entries so far (held out included); the current entry's number.
+    /// For a `per` journey, entries are numbered across all its keys: the
+    /// latest entry's number of any key, when this key entered.
     pub entries: u32,
     pub last_entry_at: i64,
     /// Generation of the instance's timer: a timer with another is stale.
@@ -197,6 +316,12 @@ pub struct JourneyState {
     /// An ended instance (completed or held out) whose goal window is open;
     /// rarer, so boxed, and a journey state without one stays small.
     pub watch: Option<Box<Instance>>,
+    /// For a journey with `per trigger.<path>`: the key value (packed)
+    /// this state is for; `None` otherwise: one word (a state is 128
+    /// bytes with it, 120 without) and no allocation for a customer
+    /// outside `per` journeys.
+    #[serde(default)]
+    pub key: Option<Box<Packed>>,
 }
 
 /// The silences of one user: per `trigger no ... for` of the program (in
@@ -316,6 +441,7 @@ impl JourneyState {
             generation: 0,
             instance: None,
             watch: None,
+            key: None,
         }
     }
 }
@@ -670,6 +796,48 @@ mod tests {
         assert_eq!(user.profile.get(2), Some(Value::str("a")));
         assert_eq!(user.sent.len(), 1);
         assert!(user.journeys.is_empty());
+    }
+
+    #[test]
+    fn the_per_key_and_the_best_hour_history_cost_one_word_unused() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Option<Box<Packed>>>(), 8);
+        assert_eq!(size_of::<Option<Box<Engaged>>>(), 8);
+        assert_eq!(size_of::<Engaged>(), 64);
+        assert!(size_of::<JourneyState>() <= 128);
+    }
+
+    #[test]
+    fn the_engagement_history_keeps_the_latest_within_90_days() {
+        const MIN: i64 = 60_000;
+        const DAY: i64 = 1_440 * MIN;
+        let mut slot = None;
+        // Twenty engagements a day apart: the latest 16 are kept.
+        for day in 0..20 {
+            Engaged::record(&mut slot, 100 * DAY + day * DAY + 5 * MIN);
+        }
+        let now = 120 * DAY;
+        let kept: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(now).collect())
+            .unwrap_or_default();
+        assert_eq!(kept.len(), Engaged::CAPACITY);
+        assert_eq!(kept.first(), Some(&(104 * DAY + 5 * MIN)));
+        assert_eq!(kept.last(), Some(&(119 * DAY + 5 * MIN)));
+        // 90 days on, the oldest have aged out; a new one forgets them.
+        let later = 119 * DAY + 95 * DAY;
+        let aged: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(later).collect())
+            .unwrap_or_default();
+        assert!(aged.iter().all(|&t| t > later - 90 * DAY), "{aged:?}");
+        assert!(aged.len() < Engaged::CAPACITY);
+        Engaged::record(&mut slot, later);
+        let after: Vec<i64> = slot
+            .as_deref()
+            .map(|e| e.since(later).collect())
+            .unwrap_or_default();
+        assert_eq!(after.len(), aged.len() + 1);
     }
 
     #[test]

@@ -298,6 +298,9 @@ pub enum HeaderKind {
     },
     Audience(Expr),
     Reentry(Reentry),
+    /// `per trigger.<path>`: the path as an expression (checked to be a
+    /// `trigger.` path).
+    Per(Expr),
     ExitOn {
         event: EventRef,
         condition: Option<Expr>,
@@ -368,8 +371,8 @@ pub enum StepKind {
     WaitUntilExpr(Expr),
     /// `wait for <event> [where <expr>] within <d> [{ }] [else { }]`
     WaitForEvent {
-        event: EventRef,
-        condition: Option<Expr>,
+        /// `A [where ...] or B [where ...]`: at least one.
+        alternatives: Vec<WaitAlt>,
         within: DurationLit,
         then: Option<Block>,
         otherwise: Option<Block>,
@@ -422,12 +425,29 @@ pub enum StepKind {
 }
 
 /// `send <alt> [or <alt>]... [as <handle>] [transactional] [on capped skip|wait]`
+/// One event a `wait for` waits for, with its condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitAlt {
+    pub event: EventRef,
+    pub condition: Option<Expr>,
+    pub span: Span,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Send {
     pub alternatives: Vec<SendAlt>,
     pub handle: Option<Ident>,
     pub transactional: Option<Span>,
     pub on_capped: Option<(OnCapped, Span)>,
+    /// `at best hour [within <duration>]`.
+    pub best_hour: Option<BestHour>,
+}
+
+/// `at best hour [within <duration>]` on a send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestHour {
+    pub within: Option<DurationLit>,
+    pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -71,7 +71,7 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_no => "`no`",
         Rule::kw_any => "`any`",
         Rule::kw_for => "`for`",
-        Rule::kw_where | Rule::where_clause => "`where`",
+        Rule::kw_where | Rule::where_clause | Rule::wait_where => "`where`",
         Rule::kw_audience => "`audience`",
         Rule::kw_reentry => "`reentry`",
         Rule::kw_never => "`never`",
@@ -99,6 +99,8 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_per => "`per`",
         Rule::kw_quiet => "`quiet`",
         Rule::kw_hours => "`hours`",
+        Rule::kw_hour => "`hour`",
+        Rule::kw_best => "`best`",
         Rule::kw_to => "`to`",
         Rule::kw_in => "`in`",
         Rule::kw_wait => "`wait`",
@@ -110,6 +112,7 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_transactional | Rule::send_transactional => "`transactional`",
         Rule::kw_capped => "`capped`",
         Rule::send_on_capped => "`on capped`",
+        Rule::send_best_hour => "`at best hour`",
         Rule::kw_skip => "`skip`",
         Rule::kw_split => "`split`",
         Rule::kw_repeat => "`repeat`",
@@ -143,6 +146,7 @@ pub fn describe(rule: Rule) -> &'static str {
         | Rule::trigger_segment
         | Rule::audience_clause
         | Rule::reentry_clause
+        | Rule::per_clause
         | Rule::exit_on
         | Rule::exit_if
         | Rule::goal_clause
@@ -164,10 +168,12 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::wait_for_engagement | Rule::wait_for_event => "`for`",
         Rule::wait_until_time | Rule::wait_until_expr => "`until`",
         Rule::handle_ref => "a message handle such as `reminder.opened`",
+        Rule::wait_alt => "an event name",
         Rule::send_alt => "a channel and a template, such as `email welcome`",
         Rule::with_entry => "a key such as `code: \"SAVE10\"`",
         Rule::split_arm => "a split branch such as `50% a { ... }`",
         Rule::expr
+        | Rule::wait_condition
         | Rule::primary
         | Rule::paren
         | Rule::list

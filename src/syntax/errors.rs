@@ -36,6 +36,7 @@ const HEADER_KEYWORDS: &[Rule] = &[
     Rule::kw_trigger,
     Rule::kw_audience,
     Rule::kw_reentry,
+    Rule::kw_per,
     Rule::kw_exit,
     Rule::kw_goal,
     Rule::kw_holdout,
@@ -425,11 +426,23 @@ fn help_for(text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Option
     if let Some(help) = cap_help(text, pos) {
         return Some(help);
     }
-    if word == Some("or") && statement_head(text, pos) == "wait" {
-        return Some(
-            "`wait for` waits for one event: write `wait for A within 1d { ... } else { ... }`, and add `exit on B` (or `goal B`) to the journey for what B should do"
-                .to_owned(),
-        );
+    if statement_head(text, pos) == "wait" {
+        // In a `wait for`, an `or` after a `where` condition starts the
+        // next event: a condition that goes on after it needs parentheses.
+        let before = &text[..pos.min(text.len())];
+        let line = &before[before.rfind('\n').map_or(0, |p| p + 1)..];
+        if previous_word(text, found.range.start) == "or" && line.contains(" where ") {
+            return Some(
+                "in a `wait for`, an `or` after a `where` condition starts the next event to wait for: write a condition with `or` in parentheses, as in `where (event.a == 1 or event.b == 2)`"
+                    .to_owned(),
+            );
+        }
+        if word == Some("or") {
+            return Some(
+                "`or` joins events, not engagements: write `wait for A or B within 1d { ... } else { ... }` for events, and wait for one engagement such as `reminder.opened` at a time"
+                    .to_owned(),
+            );
+        }
     }
     if positives.contains(&Rule::kw_within) && statement_head(text, pos) == "wait" {
         return Some(

@@ -41,7 +41,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 const MAX_EXPR_PARTS: usize = 1_000;
 
 pub fn visit_expr(ctx: &mut Ctx, pair: Pair<Rule>) -> Expr {
-    debug_assert_eq!(pair.as_rule(), Rule::expr);
+    debug_assert!(matches!(pair.as_rule(), Rule::expr | Rule::wait_condition));
     let file = ctx.file;
     let offset = ctx.offset;
     let span_of = |p: &Pair<Rule>| {

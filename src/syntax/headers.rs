@@ -25,6 +25,7 @@ pub fn visit_header(ctx: &mut Ctx, pair: Pair<Rule>) -> Header {
         Rule::trigger_segment => visit_trigger_segment(ctx, inner),
         Rule::audience_clause => visit_audience_clause(ctx, inner),
         Rule::reentry_clause => visit_reentry_clause(ctx, inner),
+        Rule::per_clause => visit_per_clause(ctx, inner),
         Rule::exit_on => visit_exit_on(ctx, inner),
         Rule::exit_if => visit_exit_if(ctx, inner),
         Rule::goal_clause => visit_goal_clause(ctx, inner),
@@ -199,6 +200,20 @@ fn visit_audience_clause(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) 
     let kw = keyword(ctx, &mut it);
     let condition = expr::visit_expr(ctx, next(&mut it));
     (HeaderKind::Audience(condition), kw)
+}
+
+/// `per trigger.<path>`
+fn visit_per_clause(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {
+    debug_assert_eq!(pair.as_rule(), Rule::per_clause);
+    let mut it = children(pair);
+    let kw = keyword(ctx, &mut it);
+    let part = next(&mut it);
+    let span = ctx.span(&part);
+    let path = Expr {
+        kind: ExprKind::Path(expr::visit_path(ctx, part)),
+        span,
+    };
+    (HeaderKind::Per(path), kw)
 }
 
 fn visit_reentry_clause(ctx: &mut Ctx, pair: Pair<Rule>) -> (HeaderKind, Span) {

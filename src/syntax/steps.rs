@@ -4,11 +4,11 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    Block, Expr, Ident, OnCapped, Send, SendAlt, SplitArm, Step, StepKind, TemplateRef, WithEntry,
+    BestHour, Block, Expr, Ident, OnCapped, Send, SendAlt, SplitArm, Step, StepKind, TemplateRef,
+    WaitAlt, WithEntry,
 };
 use super::errors;
 use super::grammar::Rule;
-use super::headers::visit_where_clause;
 use super::items::visit_event_ref;
 use super::{Ctx, children, expr, keyword, literals, next};
 
@@ -106,19 +106,38 @@ fn visit_wait_for_event(ctx: &mut Ctx, pair: Pair<Rule>) -> StepKind {
     debug_assert_eq!(pair.as_rule(), Rule::wait_for_event);
     let mut it = children(pair).peekable();
     keyword(ctx, &mut it);
-    let event = visit_event_ref(ctx, next(&mut it));
-    let condition = it
-        .next_if(|p| p.as_rule() == Rule::where_clause)
-        .map(|p| visit_where_clause(ctx, p));
+    let mut alternatives = Vec::new();
+    while let Some(alt) = it.next_if(|p| matches!(p.as_rule(), Rule::wait_alt | Rule::kw_or)) {
+        if alt.as_rule() == Rule::wait_alt {
+            alternatives.push(visit_wait_alt(ctx, alt));
+        }
+    }
     keyword(ctx, &mut it);
     let within = literals::visit_duration_slot(ctx, next(&mut it));
     let (then, otherwise) = wait_blocks(ctx, it);
     StepKind::WaitForEvent {
-        event,
-        condition,
+        alternatives,
         within,
         then,
         otherwise,
+    }
+}
+
+/// One event of a `wait for`: `A [where <condition>]`.
+fn visit_wait_alt(ctx: &mut Ctx, pair: Pair<Rule>) -> WaitAlt {
+    debug_assert_eq!(pair.as_rule(), Rule::wait_alt);
+    let span = ctx.span(&pair);
+    let mut it = children(pair);
+    let event = visit_event_ref(ctx, next(&mut it));
+    let condition = it.next().map(|w| {
+        let mut parts = children(w);
+        keyword(ctx, &mut parts);
+        expr::visit_expr(ctx, next(&mut parts))
+    });
+    WaitAlt {
+        event,
+        condition,
+        span,
     }
 }
 
@@ -154,6 +173,7 @@ fn visit_send_step(ctx: &mut Ctx, pair: Pair<Rule>) -> Send {
         handle: None,
         transactional: None,
         on_capped: None,
+        best_hour: None,
     };
     for part in children(pair) {
         let span = ctx.span(&part);
@@ -180,6 +200,18 @@ fn visit_send_step(ctx: &mut Ctx, pair: Pair<Rule>) -> Send {
                     duplicate_option(ctx, span, "on capped");
                 } else {
                     send.on_capped = Some((mode, span));
+                }
+            }
+            Rule::send_best_hour => {
+                let mut it = children(part);
+                let within = it
+                    .find(|p| p.as_rule() == Rule::kw_within)
+                    .and_then(|_| it.next())
+                    .map(|d| literals::visit_duration_slot(ctx, d));
+                if send.best_hour.is_some() {
+                    duplicate_option(ctx, span, "at best hour");
+                } else {
+                    send.best_hour = Some(BestHour { within, span });
                 }
             }
             // `send` and `or`

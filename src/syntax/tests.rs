@@ -266,8 +266,7 @@ fn send_chains_and_wait_blocks() {
     assert_eq!(file.slice(chain.on_capped.unwrap().1), "on capped wait");
 
     let StepKind::WaitForEvent {
-        event,
-        condition,
+        alternatives,
         then,
         otherwise,
         ..
@@ -275,8 +274,10 @@ fn send_chains_and_wait_blocks() {
     else {
         panic!()
     };
-    assert_eq!(event.name, "Order Completed");
-    assert_eq!(show(condition.as_ref().unwrap()), "(event.total > 1)");
+    assert_eq!(alternatives.len(), 1);
+    assert_eq!(alternatives[0].event.name, "Order Completed");
+    let condition = alternatives[0].condition.as_ref();
+    assert_eq!(show(condition.unwrap()), "(event.total > 1)");
     assert!(matches!(
         then.as_ref().unwrap().steps[0].kind,
         StepKind::Exit
@@ -970,4 +971,57 @@ fn entry_triggers_of_v1_1() {
     ));
     // An event named `every` is still an event trigger.
     assert!(matches!(&j.headers[8].kind, HeaderKind::Trigger { .. }));
+}
+
+#[test]
+fn wait_for_one_of_several_events() {
+    // An `or` after a `where` condition starts the next event; one inside
+    // parentheses stays in the condition.
+    let src = "journey j {\n  trigger a\n  wait for b where event.x == 1 or c or d where (event.y or event.z) within 1d\n}\n";
+    let (ast, file) = clean(src);
+    let j = journey(&ast);
+    let StepKind::WaitForEvent { alternatives, .. } = &j.steps[0].kind else {
+        panic!()
+    };
+    let names: Vec<&str> = alternatives.iter().map(|a| a.event.name.as_str()).collect();
+    assert_eq!(names, ["b", "c", "d"]);
+    assert_eq!(
+        show(alternatives[0].condition.as_ref().unwrap()),
+        "(event.x == 1)"
+    );
+    assert!(alternatives[1].condition.is_none());
+    assert_eq!(
+        show(alternatives[2].condition.as_ref().unwrap()),
+        "(event.y or event.z)"
+    );
+    assert_eq!(
+        file.slice(alternatives[2].span),
+        "d where (event.y or event.z)"
+    );
+}
+
+#[test]
+fn per_clause_and_best_hour_send() {
+    let src = "journey j {\n  trigger order\n  per trigger.order_id\n  send email a at best hour within 6h as h\n  send email b at best hour\n}\n";
+    let (ast, file) = clean(src);
+    let j = journey(&ast);
+    assert!(j.headers.iter().any(
+        |h| matches!(&h.kind, HeaderKind::Per(p) if file.slice(p.span) == "trigger.order_id")
+    ));
+    let StepKind::Send(first) = &j.steps[0].kind else {
+        panic!()
+    };
+    let best = first.best_hour.as_ref().unwrap();
+    assert_eq!(best.within.map(|d| d.secs), Some(6 * 3600));
+    assert_eq!(file.slice(best.span), "at best hour within 6h");
+    assert_eq!(first.handle.as_ref().map(|h| h.name.as_str()), Some("h"));
+    let StepKind::Send(second) = &j.steps[1].kind else {
+        panic!()
+    };
+    assert!(
+        second
+            .best_hour
+            .as_ref()
+            .is_some_and(|b| b.within.is_none())
+    );
 }

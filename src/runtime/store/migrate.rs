@@ -87,11 +87,13 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
 
     let mut journeys: Vec<JourneyState> = Vec::new();
     let mut place = |state: JourneyState| {
-        match journeys.binary_search_by_key(&state.journey, |j| j.journey) {
-            // Two old journeys for one new one: cannot happen with the
-            // moves a deploy makes; the first is kept.
-            Ok(_) => {}
-            Err(i) => journeys.insert(i, state),
+        // Two old journey states for one new one (same journey, same `per`
+        // key): cannot happen with the moves a deploy makes; the first is
+        // kept. The states of one `per` journey stay in their order.
+        let start = journeys.partition_point(|j| j.journey < state.journey);
+        let end = start + journeys[start..].partition_point(|j| j.journey == state.journey);
+        if !journeys[start..end].iter().any(|j| j.key == state.key) {
+            journeys.insert(end, state);
         }
     };
     for js in std::mem::take(&mut user.journeys) {
@@ -115,6 +117,7 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
                         generation: 0,
                         instance: None,
                         watch: None,
+                        key: js.key.clone(),
                     });
                 }
                 if let Some(to) = instance.filter(|_| running) {

@@ -123,8 +123,26 @@ pub(super) fn mem_store(store: &MemStore, program: &Program) -> Result<(), Strin
                 instance(watch, journey).map_err(|e| within(&e))?;
             }
         }
-        if !state.journeys.is_sorted_by(|a, b| a.journey < b.journey) {
+        if !state.journeys.is_sorted_by(|a, b| a.journey <= b.journey) {
             return Err(format!("{}'s journeys are out of order", who()));
+        }
+        // Several states of one journey: one per `per` key value, and
+        // a timer names one of them by its generation.
+        for (i, js) in state.journeys.iter().enumerate() {
+            let same = |o: &&super::JourneyState| o.journey == js.journey;
+            if let Some(other) = state.journeys[i + 1..].iter().take_while(same).find(|o| {
+                o.key == js.key
+                    || (o.instance.is_some()
+                        && js.instance.is_some()
+                        && o.generation == js.generation)
+            }) {
+                let what = if other.key == js.key {
+                    "two states for one key"
+                } else {
+                    "two waiting instances of one generation"
+                };
+                return Err(format!("{} in journey {}: {what}", who(), js.journey));
+            }
         }
         for slot in 0..silences.max(super::Silences::INLINE) {
             let Some(due) = state.silences.due(slot) else {
