@@ -2,7 +2,7 @@
 //! `journey compile` writes it and an embedding service loads it.
 //!
 //! ```json
-//! { "format_version": 2, "compiler": "journey 0.1.0",
+//! { "format_version": 3, "compiler": "journey 0.1.0",
 //!   "journeys": [{ "name": "abandoned_cart", "content_hash": "…" }],
 //!   "program": { … } }
 //! ```
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::program::Program;
 
 /// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {
@@ -162,9 +162,10 @@ mod tests {
             profile_slots: Vec::new(),
             policy: Default::default(),
             any_silence: Vec::new(),
+            attribution: None,
         };
         let text = to_json(&program);
-        assert!(text.starts_with("{\n  \"format_version\": 2,"));
+        assert!(text.starts_with("{\n  \"format_version\": 3,"));
         assert_eq!(load(&text).unwrap(), program);
     }
 }

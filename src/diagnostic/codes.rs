@@ -73,6 +73,8 @@ codes! {
     CAP_LIMIT = "E0410", Error, "invalid cap";
     DUPLICATE_WEEKDAY = "E0411", Error, "weekday listed twice";
     DUPLICATE_KEY = "E0412", Error, "key given twice";
+    DUPLICATE_ATTRIBUTION = "E0420", Error, "more than one `attribution` item";
+    ATTRIBUTION_MISSING = "E0421", Error, "`attribution` without a conversion or a window";
 
     // 05xx: templates
     TEMPLATE_SYNTAX = "E0501", Error, "template syntax error";

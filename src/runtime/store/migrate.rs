@@ -142,6 +142,16 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
         })
         .collect();
 
+    // A touch follows its instance's journey (whose steps keep their
+    // numbers); one whose journey is gone is dropped.
+    user.touches.retain_map(|t| {
+        let m = moves.journeys.get(t.journey as usize)?;
+        Some(super::Touch {
+            journey: m.instance?,
+            ..t
+        })
+    });
+
     let silences = std::mem::take(&mut user.silences);
     let mut next = Silences::default();
     let old_len = moves.old_silence_base.last().copied().unwrap_or(0);
