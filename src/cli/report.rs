@@ -324,7 +324,7 @@ fn steps_text(out: &mut String, report: &JourneyReport) {
 }
 
 /// The attribution table for people: per journey, channel and template,
-/// its sends and the credit and value of each model.
+/// its sends and the credit of each model, then the value of each model.
 fn attribution_text(out: &mut String, a: &AttributionReport) {
     let _ = writeln!(
         out,
@@ -336,57 +336,45 @@ fn attribution_text(out: &mut String, a: &AttributionReport) {
     if a.touches.is_empty() {
         return;
     }
-    let head = ["journey", "channel", "template"];
-    let cells: Vec<[String; 3]> = a
-        .touches
-        .iter()
-        .map(|t| [t.journey.clone(), t.channel.clone(), t.template.clone()])
-        .collect();
-    let widths: Vec<usize> = (0..3)
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([head[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let models = crate::runtime::attribution::MODELS;
-    let _ = write!(
-        out,
-        "  {:<w0$}  {:<w1$}  {:<w2$}  {:>5}",
-        head[0],
-        head[1],
-        head[2],
-        "sends",
-        w0 = widths[0],
-        w1 = widths[1],
-        w2 = widths[2]
-    );
-    for m in models {
-        let _ = write!(out, "  {:>12}", format!("credit {m}"));
-    }
-    for m in models {
-        let _ = write!(out, "  {:>12}", format!("value {m}"));
-    }
-    out.push('\n');
-    for (t, c) in a.touches.iter().zip(&cells) {
-        let _ = write!(
-            out,
-            "  {:<w0$}  {:<w1$}  {:<w2$}  {:>5}",
-            c[0],
-            c[1],
-            c[2],
-            t.sends,
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        for x in t.credit.all().into_iter().chain(t.value.all()) {
-            let _ = write!(out, "  {:>12}", number(x));
+    for (title, numbers) in [("credit", true), ("value", false)] {
+        let mut rows: Vec<Vec<String>> = vec![
+            ["journey", "channel", "template", "sends"]
+                .into_iter()
+                .chain(models)
+                .map(str::to_string)
+                .collect(),
+        ];
+        rows[0][0] = format!("{title}: journey");
+        for t in &a.touches {
+            let shown = if numbers { &t.credit } else { &t.value };
+            rows.push(
+                [
+                    t.journey.clone(),
+                    t.channel.clone(),
+                    t.template.clone(),
+                    t.sends.to_string(),
+                ]
+                .into_iter()
+                .chain(shown.all().into_iter().map(number))
+                .collect(),
+            );
         }
-        out.push('\n');
+        let widths: Vec<usize> = (0..rows[0].len())
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for row in &rows {
+            let mut line = String::from(" ");
+            for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+                line.push(' ');
+                if i < 3 {
+                    let _ = write!(line, "{cell:<w$} ");
+                } else {
+                    let _ = write!(line, "{cell:>w$} ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
 }
 
