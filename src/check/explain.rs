@@ -48,6 +48,8 @@ const PAGES: &[(&str, &str)] = &[
     ("E0410", include_str!("../../docs/errors/E0410.md")),
     ("E0411", include_str!("../../docs/errors/E0411.md")),
     ("E0412", include_str!("../../docs/errors/E0412.md")),
+    ("E0420", include_str!("../../docs/errors/E0420.md")),
+    ("E0421", include_str!("../../docs/errors/E0421.md")),
     ("E0501", include_str!("../../docs/errors/E0501.md")),
     ("E0502", include_str!("../../docs/errors/E0502.md")),
     ("E0503", include_str!("../../docs/errors/E0503.md")),
