@@ -803,10 +803,15 @@ fn the_human_report_of_a_run_says_what_happened_and_why() {
     let report = stderr(&output);
     insta::assert_snapshot!("simulate_human_report", report);
     // The facts a reader relies on, whatever the layout.
-    assert!(report.contains("journeys with no entry: dormant"), "{report}");
+    assert!(
+        report.contains("journeys with no entry: dormant"),
+        "{report}"
+    );
     assert!(!report.contains("journey dormant"), "{report}");
     assert!(
-        report.contains("2 events out of time order, up to 3h behind the latest before them (lines 13, 19)"),
+        report.contains(
+            "2 events out of time order, up to 3h behind the latest before them (lines 13, 19)"
+        ),
         "{report}"
     );
     assert!(
@@ -855,9 +860,15 @@ fn the_json_report_has_the_same_facts() {
     // u1 and u3 ordered.
     assert_eq!((sum("entered"), sum("sent"), sum("converted")), (4, 8, 2));
     for arm in arms {
-        let (entered, converted) = (arm["entered"].as_f64().unwrap(), arm["converted"].as_f64().unwrap());
+        let (entered, converted) = (
+            arm["entered"].as_f64().unwrap(),
+            arm["converted"].as_f64().unwrap(),
+        );
         if entered > 0.0 {
-            assert_eq!(arm["conversion_rate"].as_f64().unwrap(), converted / entered);
+            assert_eq!(
+                arm["conversion_rate"].as_f64().unwrap(),
+                converted / entered
+            );
         }
     }
     let reminder = journey("reminder");
@@ -865,7 +876,10 @@ fn the_json_report_has_the_same_facts() {
     assert_eq!(reminder["active"], 1);
     let send = &reminder["steps"][0];
     assert_eq!(send["arrived"], 3);
-    assert_eq!(send["undecided"], serde_json::json!({"waiting": 1, "exited": 1}));
+    assert_eq!(
+        send["undecided"],
+        serde_json::json!({"waiting": 1, "exited": 1})
+    );
     let attribution = &report["attribution"];
     assert_eq!(attribution["conversions"], 3);
     assert_eq!(attribution["unattributed"], 0);
@@ -877,10 +891,15 @@ fn the_json_report_has_the_same_facts() {
         .sum();
     assert!((credit - 3.0).abs() < 1e-9, "{touches:?}");
     assert!(
-        touches
-            .windows(2)
-            .all(|w| (&w[0]["journey"].as_str(), &w[0]["channel"].as_str(), &w[0]["template"].as_str())
-                < (&w[1]["journey"].as_str(), &w[1]["channel"].as_str(), &w[1]["template"].as_str())),
+        touches.windows(2).all(|w| (
+            &w[0]["journey"].as_str(),
+            &w[0]["channel"].as_str(),
+            &w[0]["template"].as_str()
+        ) < (
+            &w[1]["journey"].as_str(),
+            &w[1]["channel"].as_str(),
+            &w[1]["template"].as_str()
+        )),
         "sorted by journey, channel, template: {touches:?}"
     );
 }

@@ -134,7 +134,10 @@ pub(super) fn program_of(
                 .join(", ")
         };
         let message = if unknown.len() == 1 {
-            format!("`--journey {}`: the project has no such journey", unknown[0])
+            format!(
+                "`--journey {}`: the project has no such journey",
+                unknown[0]
+            )
         } else {
             format!(
                 "the project has no journeys {} (`--journey`)",

@@ -104,11 +104,7 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
                 .filter(|(_, n)| *n > 0)
                 .map(|(reason, n)| format!("{} {n}", reason_words(reason)))
                 .collect();
-            let _ = writeln!(
-                out,
-                "  not admitted {refused} ({})",
-                reasons.join(", ")
-            );
+            let _ = writeln!(out, "  not admitted {refused} ({})", reasons.join(", "));
         }
         if report.active > 0 {
             let _ = writeln!(
@@ -276,8 +272,11 @@ fn steps_text(out: &mut String, report: &JourneyReport) {
                 ));
             }
             if u.exited > 0 {
-                let reasons: Vec<String> =
-                    step.exited.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                let reasons: Vec<String> = step
+                    .exited
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
                 why.push(format!(
                     "{} ended there before it was decided ({})",
                     u.exited,

@@ -64,7 +64,12 @@ impl AttributionStats {
         }
     }
 
-    fn row(&mut self, journey: &Arc<str>, channel: &Arc<str>, template: &Arc<str>) -> &mut CreditRow {
+    fn row(
+        &mut self,
+        journey: &Arc<str>,
+        channel: &Arc<str>,
+        template: &Arc<str>,
+    ) -> &mut CreditRow {
         let key = (&**journey, &**channel, &**template);
         let i = match self
             .rows
@@ -214,7 +219,11 @@ mod tests {
         // Touches 2h, 1h and 0h before the conversion, half life 1h:
         // weights 1/4, 1/2, 1 → shares 1/7, 2/7, 4/7.
         let now = 10 * H;
-        let shares = shares(&attribution(H), &[touch(8 * H), touch(9 * H), touch(now)], now);
+        let shares = shares(
+            &attribution(H),
+            &[touch(8 * H), touch(9 * H), touch(now)],
+            now,
+        );
         let expected = [
             [1.0, 0.0, 1.0 / 3.0, 1.0 / 7.0],
             [0.0, 0.0, 1.0 / 3.0, 2.0 / 7.0],

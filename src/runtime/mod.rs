@@ -881,12 +881,26 @@ impl<S: Store> Runtime<S> {
         let Some(user) = user else {
             // A conversion of a user the runtime does not know: no touch.
             let mut nobody = UserState::default();
-            convert(&self.program, &self.layout, &mut self.stats, &mut nobody, &fields, now);
+            convert(
+                &self.program,
+                &self.layout,
+                &mut self.stats,
+                &mut nobody,
+                &fields,
+                now,
+            );
             return;
         };
         if converts {
             let state = self.store.user_mut(user);
-            convert(&self.program, &self.layout, &mut self.stats, state, &fields, now);
+            convert(
+                &self.program,
+                &self.layout,
+                &mut self.stats,
+                state,
+                &fields,
+                now,
+            );
         }
         let target = engagement.and_then(|e| self.engagement_target(event, user, e));
         if engagement.is_some() && target.is_none() {
@@ -955,12 +969,12 @@ impl<S: Store> Runtime<S> {
 /// Counts a conversion event of a user (`state`: its profile and
 /// touches) at `now`, when it matches the `where` of `attribution`.
 fn convert(
-program: &Program,
-layout: &Layout,
-stats: &mut Stats,
-state: &mut UserState,
-fields: &[Value],
-now: i64,
+    program: &Program,
+    layout: &Layout,
+    stats: &mut Stats,
+    state: &mut UserState,
+    fields: &[Value],
+    now: i64,
 ) {
     let Some(attribution) = &program.attribution else {
         return;
@@ -973,7 +987,11 @@ now: i64,
         channels: &program.channels,
         unsubscribed: layout.unsubscribed,
         zone: eval::ZoneRule {
-            expr: program.policy.quiet_hours.as_ref().and_then(|q| q.zone.as_ref()),
+            expr: program
+                .policy
+                .quiet_hours
+                .as_ref()
+                .and_then(|q| q.zone.as_ref()),
             slot: layout.timezone,
         },
     };
@@ -990,9 +1008,7 @@ now: i64,
     stats.type_mismatches += mismatches;
     if let Some(value) = value {
         let touches = attribution::window(attribution, &mut state.touches, now);
-        stats
-            .attribution
-            .record(program, touches, now, value);
+        stats.attribution.record(program, touches, now, value);
     }
 }
 

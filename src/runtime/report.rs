@@ -541,14 +541,16 @@ impl AttributionReport {
             value: exact(a.value),
             touches: rows
                 .into_iter()
-                .map(|((journey, channel, template), (sends, credit, value))| TouchReport {
-                    journey,
-                    channel,
-                    template,
-                    sends,
-                    credit: ModelNumbers::new(credit),
-                    value: ModelNumbers::new(value),
-                })
+                .map(
+                    |((journey, channel, template), (sends, credit, value))| TouchReport {
+                        journey,
+                        channel,
+                        template,
+                        sends,
+                        credit: ModelNumbers::new(credit),
+                        value: ModelNumbers::new(value),
+                    },
+                )
                 .collect(),
         })
     }

@@ -4,8 +4,8 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    Allow, AttributionDecl, ChannelDecl, Conversion, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl,
-    ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
+    Allow, AttributionDecl, ChannelDecl, Conversion, EventRef, EventSchema, FieldDecl, Item,
+    JourneyDecl, PolicyDecl, ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
 };
 use super::errors;
 use super::grammar::Rule;

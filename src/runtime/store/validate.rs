@@ -119,7 +119,10 @@ pub(super) fn mem_store(store: &MemStore, program: &Program) -> Result<(), Strin
                 Some(NodeKind::Send(send)) if (t.alt as usize) < send.alternatives.len()
             )
         }) {
-            return Err(format!("{} has a touch that is no send of the program", who()));
+            return Err(format!(
+                "{} has a touch that is no send of the program",
+                who()
+            ));
         }
         if !touches.is_sorted_by_key(|t| t.at) {
             return Err(format!("{}'s touches are out of time order", who()));
