@@ -15,13 +15,8 @@ use journey::runtime::report::AttributionReport;
 use journey::runtime::{Action, Runtime};
 
 /// Compiles the fixture and runs it over the events with the same reader
-/// as `journey simulate`; returns the actions and the input errors.
-fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
-    let (actions, errors, _) = run_with_report(source, events);
-    (actions, errors)
-}
-
-/// [`run`], and the report's attribution table when the project has one.
+/// as `journey simulate`; returns the actions, the input errors and the
+/// report's attribution table when the project has one.
 fn run_with_report(
     source: &str,
     events: &str,

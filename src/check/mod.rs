@@ -277,19 +277,19 @@ fn check_attribution(cx: &mut Checker, a: &ast::AttributionDecl) {
         ("window", a.windows.iter().map(|w| w.span).collect()),
         ("half life", a.half_lives.iter().map(|h| h.span).collect()),
     ];
-    for (word, spans) in &parts {
+    for (word, spans) in parts {
         if let [first, rest @ ..] = spans.as_slice() {
             for again in rest {
                 cx.report(Problem::DuplicateClause {
                     span: *again,
                     first: *first,
-                    clause: problem::Clause::Attribution(*word),
+                    clause: problem::Clause::Attribution(word),
                 });
             }
-        } else if *word != "half life" {
+        } else if word != "half life" {
             cx.report(Problem::AttributionMissing {
                 span: a.keyword,
-                part: *word,
+                part: word,
             });
         }
     }

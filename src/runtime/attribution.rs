@@ -113,9 +113,9 @@ impl AttributionStats {
                 continue;
             };
             let row = self.row(&journey, &channel, &template);
-            for m in 0..MODELS.len() {
-                row.credit[m] += share[m];
-                row.value[m] += share[m] * value;
+            for (m, part) in share.iter().enumerate() {
+                row.credit[m] += part;
+                row.value[m] += part * value;
             }
         }
     }
