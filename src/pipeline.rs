@@ -63,6 +63,48 @@ pub fn build(sources: SourceMap) -> Build {
     }
 }
 
+/// [`build`], with a program of only the journeys named in `only` (all
+/// when it is empty): every file is still checked, and the diagnostics are
+/// the whole project's; the program is compiled from the project less the
+/// other journeys, so that they cost the run nothing. A name that is no
+/// journey of the project is the caller's to refuse
+/// ([`Build::unknown_journeys`]); it selects nothing.
+pub fn build_only(sources: SourceMap, only: &[String]) -> Build {
+    let mut build = build(sources);
+    if only.is_empty() || build.program.is_none() {
+        return build;
+    }
+    let mut subset = build.project.clone();
+    for file in &mut subset.files {
+        file.items
+            .retain(|item| !matches!(item, Item::Journey(j) if !only.contains(&j.name.name)));
+    }
+    let (model, diagnostics) = checked(&subset, Vec::new());
+    // The project as a whole compiled, and no journey reads another: the
+    // subset compiles too. Were it not to, no program is made.
+    build.program = (!diagnostics.has_errors())
+        .then(|| crate::compile::compile(&model).ok())
+        .flatten()
+        .map(|(program, _)| program);
+    build
+}
+
+impl Build {
+    /// The names in `wanted` that are no journey of the project, in order.
+    pub fn unknown_journeys<'w>(&self, wanted: &'w [String]) -> Vec<&'w str> {
+        let known: BTreeSet<&str> = self
+            .project
+            .journeys()
+            .map(|j| j.name.name.as_str())
+            .collect();
+        wanted
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !known.contains(w))
+            .collect()
+    }
+}
+
 /// An earlier version of one journey, kept for the instances inside it.
 #[derive(Clone, Copy, Debug)]
 pub struct Retired<'a> {
@@ -117,7 +159,7 @@ pub fn merge(sources: &SourceMap, retired: &[Retired<'_>]) -> Result<Program, Di
                     false
                 }
             }
-            Item::Policy(_) | Item::Profile(_) | Item::Allow(_) => false,
+            Item::Policy(_) | Item::Profile(_) | Item::Allow(_) | Item::Attribution(_) => false,
             other => item_key(other).is_some_and(|key| known.insert(key)),
         });
     }
@@ -153,7 +195,11 @@ fn item_key(item: &Item) -> Option<String> {
         Item::Channel(c) => Some(format!("channel {}", c.name.name)),
         Item::Template(t) => Some(format!("template {}", t.name.name)),
         Item::Segment(s) => Some(format!("segment {}", s.name.name)),
-        Item::Profile(_) | Item::Policy(_) | Item::Allow(_) | Item::Journey(_) => None,
+        Item::Profile(_)
+        | Item::Policy(_)
+        | Item::Attribution(_)
+        | Item::Allow(_)
+        | Item::Journey(_) => None,
     }
 }
 

@@ -768,3 +768,213 @@ fn simulate_reports_a_template_that_failed_to_render_with_its_error() {
     assert_eq!(order["render_failures"][0]["count"], 1);
     assert_eq!(report["events"]["render_errors"], 1);
 }
+
+// ------------------------------------------------------------------ the report
+
+const REPORT: &str = "tests/fixtures/cli/report";
+
+/// `simulate` of the report fixture up to the night it stops in, with
+/// `--report` when `report` is given.
+fn simulate_report_fixture(report: Option<&Path>) -> Output {
+    let mut args = vec![
+        "simulate",
+        REPORT,
+        "--events",
+        "tests/fixtures/cli/report/events.ndjson",
+        "--until",
+        "2026-03-03T07:00:00Z",
+    ];
+    let path;
+    if let Some(report) = report {
+        path = report.to_str().unwrap().to_string();
+        args.extend(["--report", &path]);
+    }
+    journey(&args)
+}
+
+/// The human report of a run that has every fact the report can add: an
+/// A/B split, refused entries, sends still waiting or ended before being
+/// decided, instances still active, a journey no one entered, events out
+/// of order, and the attribution table.
+#[test]
+fn the_human_report_of_a_run_says_what_happened_and_why() {
+    let output = simulate_report_fixture(None);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report = stderr(&output);
+    insta::assert_snapshot!("simulate_human_report", report);
+    // The facts a reader relies on, whatever the layout.
+    assert!(
+        report.contains("journeys with no entry: dormant"),
+        "{report}"
+    );
+    assert!(!report.contains("journey dormant"), "{report}");
+    assert!(
+        report.contains(
+            "2 events out of time order, up to 3h behind the latest before them (lines 13, 19)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "jq -c -s 'sort_by(.timestamp)[]' tests/fixtures/cli/report/events.ndjson > sorted.ndjson"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("\nattribution: 3 conversions"), "{report}");
+}
+
+#[test]
+fn the_json_report_has_the_same_facts() {
+    let path = scratch("report-facts").join("report.json");
+    let output = simulate_report_fixture(Some(&path));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["events"]["late"], 2);
+    assert_eq!(report["events"]["late_lines"], serde_json::json!([13, 19]));
+    assert_eq!(report["events"]["late_max_behind_ms"], 3 * 3_600_000);
+    let journey = |name: &str| {
+        report["journeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["journey"] == name)
+            .unwrap_or_else(|| panic!("no journey {name}"))
+            .clone()
+    };
+    let test = journey("subject_test");
+    assert_eq!(
+        test["not_admitted"],
+        serde_json::json!({"already_active": 1, "audience": 1, "null_key": 0, "reentry": 0})
+    );
+    let split = test["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["arms"].is_array())
+        .expect("the split step has its arms");
+    let arms = split["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 2);
+    let sum = |field: &str| arms.iter().map(|a| a[field].as_u64().unwrap()).sum::<u64>();
+    // Four entered the test; each got its arm's email and the follow-up;
+    // u1 and u3 ordered.
+    assert_eq!((sum("entered"), sum("sent"), sum("converted")), (4, 8, 2));
+    for arm in arms {
+        let (entered, converted) = (
+            arm["entered"].as_f64().unwrap(),
+            arm["converted"].as_f64().unwrap(),
+        );
+        if entered > 0.0 {
+            assert_eq!(
+                arm["conversion_rate"].as_f64().unwrap(),
+                converted / entered
+            );
+        }
+    }
+    let reminder = journey("reminder");
+    assert_eq!(reminder["not_admitted"]["reentry"], 1);
+    assert_eq!(reminder["active"], 1);
+    let send = &reminder["steps"][0];
+    assert_eq!(send["arrived"], 3);
+    assert_eq!(
+        send["undecided"],
+        serde_json::json!({"waiting": 1, "exited": 1})
+    );
+    let attribution = &report["attribution"];
+    assert_eq!(attribution["conversions"], 3);
+    assert_eq!(attribution["unattributed"], 0);
+    assert_eq!(attribution["value"], 115.0);
+    let touches = attribution["touches"].as_array().unwrap();
+    let credit: f64 = touches
+        .iter()
+        .map(|t| t["credit"]["linear"].as_f64().unwrap())
+        .sum();
+    assert!((credit - 3.0).abs() < 1e-9, "{touches:?}");
+    assert!(
+        touches.windows(2).all(|w| (
+            &w[0]["journey"].as_str(),
+            &w[0]["channel"].as_str(),
+            &w[0]["template"].as_str()
+        ) < (
+            &w[1]["journey"].as_str(),
+            &w[1]["channel"].as_str(),
+            &w[1]["template"].as_str()
+        )),
+        "sorted by journey, channel, template: {touches:?}"
+    );
+}
+
+#[test]
+fn simulate_runs_only_the_journeys_named() {
+    let path = scratch("only").join("report.json");
+    let output = journey(&[
+        "simulate",
+        REPORT,
+        "--events",
+        "tests/fixtures/cli/report/events.ndjson",
+        "--journey",
+        "reminder",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let names: Vec<&str> = report["journeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["journey"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["reminder"]);
+    let actions = stdout(&output);
+    assert!(actions.contains("\"journey\":\"reminder\""), "{actions}");
+    assert!(!actions.contains("subject_test"), "{actions}");
+}
+
+#[test]
+fn simulate_refuses_a_journey_the_project_lacks_and_lists_its_journeys() {
+    let output = journey(&[
+        "simulate",
+        REPORT,
+        "--events",
+        "tests/fixtures/cli/report/events.ndjson",
+        "--journey",
+        "remindr",
+    ]);
+    assert_eq!(code(&output), 2);
+    let err = stderr(&output);
+    assert!(
+        err.contains("`--journey remindr`: the project has no such journey"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its journeys are `dormant`, `reminder`, `subject_test`"),
+        "{err}"
+    );
+    assert!(stdout(&output).is_empty());
+}
+
+#[test]
+fn check_summary_weighs_each_policy_cap_against_all_journeys() {
+    let dir = scratch("caps");
+    std::fs::write(
+        dir.join("caps.journey"),
+        "policy { cap email 2 per 7d  cap sms 1 per 1d }\n\
+         journey welcome {\n  trigger signed_up\n  send email welcome_email\n  wait 2d\n  send email tips_email\n}\n\
+         journey cart {\n  trigger cart_abandoned\n  reentry after 3d\n  send email cart_reminder\n  send email receipt transactional\n}\n\
+         journey alerts {\n  trigger price_drop\n  reentry always\n  send sms price_alert\n}\n",
+    )
+    .unwrap();
+    let output = journey(&["check", dir.to_str().unwrap(), "--summary"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let out = stdout(&output);
+    // cart starts at most 3 times in 7 days (its receipt is transactional
+    // and not counted), welcome sends twice; alerts can start again at once.
+    assert!(
+        out.contains("cap email 2 per 7d  5 (3 over)                cart 3, welcome 2"),
+        "{out}"
+    );
+    assert!(out.contains("cap sms 1 per 1d    no bound (over)"), "{out}");
+    assert!(out.contains("alerts no bound"), "{out}");
+}

@@ -4,7 +4,7 @@
 //! back end's warnings. The snapshot holds the source and all of these.
 
 use journey::SourceMap;
-use journey::compile::{self, summary_table, to_dot, to_mermaid};
+use journey::compile::{self, cap_table, summary_table, to_dot, to_mermaid};
 use journey::diagnostic::print::{HumanOptions, human};
 use journey::pipeline::check_sources;
 
@@ -60,6 +60,8 @@ fn example_journey_graphs() {
     let build = journey::pipeline::build(sources);
     let program = build.program.expect("journeys/ compiles without errors");
     let mut summary = summary_table(&program);
+    summary.push_str("----- POLICY CAPS, ALL JOURNEYS\n");
+    summary.push_str(&cap_table(&program));
     summary.push_str("----- WARNINGS\n");
     for d in &build.diagnostics.items {
         summary.push_str(&format!("{} {}\n", d.code.id, d.message));

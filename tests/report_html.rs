@@ -162,6 +162,12 @@ fn shows(shown: &str, value: &Value) -> bool {
         .strip_suffix('%')
         .or_else(|| shown.strip_suffix(" pts"))
         .and_then(|s| s.parse::<f64>().ok());
+    if number.is_none() {
+        // A credit or a value: the number itself, to 3 decimals.
+        return shown
+            .parse::<f64>()
+            .is_ok_and(|d| (d - x).abs() <= 0.0005 + 1e-9);
+    }
     number.is_some_and(|p| (p - x * 100.0).abs() <= 0.05 + 1e-9)
 }
 

@@ -158,7 +158,7 @@ fn a_trigger_without_its_key_is_counted_not_admitted() {
         .unwrap_or_else(|| panic!("no journey"));
     let stats = &rt.stats().journeys[j as usize];
     // One order event of five lacks its `order_id`.
-    assert_eq!(stats.null_key, 1);
+    assert_eq!(stats.not_admitted.null_key, 1);
     // then A-1 again refused: two entries.
     assert_eq!(stats.entered, 2);
     let ids: Vec<&String> = out

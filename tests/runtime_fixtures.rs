@@ -11,11 +11,16 @@ use journey::io::adapter::{Payload, event};
 use journey::io::parse_line;
 use journey::io::segment::is_blank;
 use journey::pipeline;
+use journey::runtime::report::AttributionReport;
 use journey::runtime::{Action, Runtime};
 
 /// Compiles the fixture and runs it over the events with the same reader
-/// as `journey simulate`; returns the actions and the input errors.
-fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
+/// as `journey simulate`; returns the actions, the input errors and the
+/// report's attribution table when the project has one.
+fn run_with_report(
+    source: &str,
+    events: &str,
+) -> (Vec<String>, Vec<String>, Option<AttributionReport>) {
     let mut sources = SourceMap::new();
     sources.add("fixture.journey", source.to_string());
     let build = pipeline::build(sources);
@@ -43,7 +48,8 @@ fn run(source: &str, events: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     rt.finish(&mut |a: Action| out.push(a.to_json_line()));
-    (out, errors)
+    let attribution = AttributionReport::new(rt.program(), rt.stats());
+    (out, errors, attribution)
 }
 
 fn read(path: &Path) -> String {
@@ -127,14 +133,67 @@ fn runtime_fixtures() {
     insta::glob!("fixtures/runtime/*.journey", |path| {
         let source = read(path);
         let events = events_of(path);
-        let (actions, errors) = run(&source, &events);
+        let (actions, errors, attribution) = run_with_report(&source, &events);
         let mut snapshot = format!(
             "----- SOURCE\n{source}\n----- EVENTS\n{events}\n----- ACTIONS\n{}\n",
             actions.join("\n")
         );
+        if let Some(a) = attribution {
+            let json = serde_json::to_string_pretty(&a).unwrap_or_default();
+            snapshot.push_str(&format!("----- ATTRIBUTION\n{json}\n"));
+        }
         if !errors.is_empty() {
             snapshot.push_str(&format!("----- INPUT ERRORS\n{}\n", errors.join("\n")));
         }
         insta::assert_snapshot!(snapshot);
     });
+}
+
+/// The attribution fixture's table, worked out by hand (its comment says
+/// who is who): every model's credit and value per journey, channel and
+/// template, to 1e-9.
+#[test]
+fn attribution_numbers_checked_by_hand() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime");
+    let source = read(&dir.join("attribution.journey"));
+    let events = read(&dir.join("attribution.ndjson"));
+    let (_, errors, report) = run_with_report(&source, &events);
+    assert!(errors.is_empty(), "{errors:?}");
+    let a = report.expect("the fixture has an attribution item");
+    // bob 10, ana 70, cy 25, eve 5, fay 30; dan's 0 fails the `where`.
+    assert_eq!((a.conversions, a.unattributed), (5, 2));
+    assert!((a.value - 140.0).abs() < 1e-9, "{}", a.value);
+    let rows: Vec<(&str, &str, &str, u64)> = a
+        .touches
+        .iter()
+        .map(|t| (&*t.journey, &*t.channel, &*t.template, t.sends))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("promo", "email", "promo_mail", 2),
+            ("welcome", "email", "welcome_mail", 4),
+            ("welcome", "push", "welcome_push", 4),
+        ]
+    );
+    let third = 1.0 / 3.0;
+    // [first, last, linear, time_decay]: bob's tie (promo first, welcome
+    // last, halves), ana's three (1/3 each; 1/7, 2/7, 4/7), fay's one.
+    let credit = [
+        [1.0, 1.0, 0.5 + third, 0.5 + 4.0 / 7.0],
+        [1.0, 1.0, 0.5 + third, 0.5 + 1.0 / 7.0],
+        [1.0, 1.0, third + 1.0, 2.0 / 7.0 + 1.0],
+    ];
+    let value = [
+        [10.0, 70.0, 5.0 + 70.0 * third, 5.0 + 40.0],
+        [70.0, 10.0, 5.0 + 70.0 * third, 5.0 + 10.0],
+        [30.0, 30.0, 70.0 * third + 30.0, 20.0 + 30.0],
+    ];
+    for (i, t) in a.touches.iter().enumerate() {
+        for m in 0..4 {
+            let (c, v) = (t.credit.all()[m], t.value.all()[m]);
+            assert!((c - credit[i][m]).abs() < 1e-9, "row {i} credit {m}: {c}");
+            assert!((v - value[i][m]).abs() < 1e-9, "row {i} value {m}: {v}");
+        }
+    }
 }

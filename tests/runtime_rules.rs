@@ -90,6 +90,7 @@ fn base() -> Program {
             .collect(),
         policy: Policy::default(),
         any_silence: vec![],
+        attribution: None,
     }
 }
 

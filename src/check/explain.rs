@@ -51,6 +51,8 @@ const PAGES: &[(&str, &str)] = &[
     ("E0412", include_str!("../../docs/errors/E0412.md")),
     ("E0413", include_str!("../../docs/errors/E0413.md")),
     ("E0414", include_str!("../../docs/errors/E0414.md")),
+    ("E0420", include_str!("../../docs/errors/E0420.md")),
+    ("E0421", include_str!("../../docs/errors/E0421.md")),
     ("E0501", include_str!("../../docs/errors/E0501.md")),
     ("E0502", include_str!("../../docs/errors/E0502.md")),
     ("E0503", include_str!("../../docs/errors/E0503.md")),

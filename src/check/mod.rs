@@ -90,6 +90,9 @@ pub fn check(project: &Project) -> (Model<'_>, Vec<Diagnostic>) {
     if let Some(policy) = cx.scope.policy {
         check_policy(&mut cx, policy);
     }
+    if let Some(attribution) = cx.scope.attribution {
+        check_attribution(&mut cx, attribution);
+    }
     let mut sends = templates::Sends::default();
     let journeys: Vec<&ast::JourneyDecl> = project.journeys().collect();
     for j in journeys {
@@ -262,6 +265,50 @@ fn check_policy(cx: &mut Checker, policy: &ast::PolicyDecl) {
     }
     for qh in &policy.quiet_hours {
         journey::check_quiet_hours(cx, &Env::profile_only(), qh);
+    }
+}
+
+/// The `attribution` item: one `conversion` and one `window` (E0421,
+/// E0403), at most one `half life`; `where` is a condition and `value` a
+/// number over the conversion event (`event.`) and the profile.
+fn check_attribution(cx: &mut Checker, a: &ast::AttributionDecl) {
+    let parts: [(&'static str, Vec<Span>); 3] = [
+        ("conversion", a.conversions.iter().map(|c| c.span).collect()),
+        ("window", a.windows.iter().map(|w| w.span).collect()),
+        ("half life", a.half_lives.iter().map(|h| h.span).collect()),
+    ];
+    for (word, spans) in parts {
+        if let [first, rest @ ..] = spans.as_slice() {
+            for again in rest {
+                cx.report(Problem::DuplicateClause {
+                    span: *again,
+                    first: *first,
+                    clause: problem::Clause::Attribution(word),
+                });
+            }
+        } else if word != "half life" {
+            cx.report(Problem::AttributionMissing {
+                span: a.keyword,
+                part: word,
+            });
+        }
+    }
+    for c in &a.conversions {
+        let fields = cx.resolve_event(&c.event);
+        let env = Env {
+            event: expr::EventEnv::Where {
+                name: &c.event.name,
+                fields,
+            },
+            trigger: expr::TriggerEnv::NotInJourney,
+            handles: None,
+        };
+        if let Some(condition) = &c.condition {
+            cx.expect_condition(&env, condition, "a conversion's `where`");
+        }
+        if let Some(value) = &c.value {
+            cx.expect_type(&env, value, &Type::Number, "a conversion's `value`");
+        }
     }
 }
 

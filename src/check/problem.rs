@@ -67,6 +67,10 @@ pub enum Problem {
     },
     /// E0209.
     DuplicatePolicy { span: Span, first: Span },
+    /// E0420: a second `attribution` item.
+    DuplicateAttribution { span: Span, first: Span },
+    /// E0421: an `attribution` item without its `conversion` or `window`.
+    AttributionMissing { span: Span, part: &'static str },
     /// E0210.
     UnknownEngagement {
         span: Span,
@@ -473,6 +477,8 @@ pub enum Clause {
     Journey(&'static str),
     /// The policy's `quiet hours`.
     PolicyQuietHours,
+    /// A part of the `attribution` item (`window`, `half life`, `conversion`).
+    Attribution(&'static str),
 }
 
 /// E0502's cases.
@@ -568,6 +574,8 @@ impl Problem {
             P::UnknownField { .. } => codes::UNKNOWN_FIELD,
             P::UnknownFunction { .. } => codes::UNKNOWN_FUNCTION,
             P::DuplicatePolicy { .. } => codes::DUPLICATE_POLICY,
+            P::DuplicateAttribution { .. } => codes::DUPLICATE_ATTRIBUTION,
+            P::AttributionMissing { .. } => codes::ATTRIBUTION_MISSING,
             P::UnknownEngagement { .. } => codes::UNKNOWN_ENGAGEMENT,
             P::HandleNotBound { .. } => codes::HANDLE_NOT_BOUND,
             P::EventOutOfScope { .. } => codes::EVENT_OUT_OF_SCOPE,
@@ -782,6 +790,31 @@ impl Problem {
                     .with_related(first, "first policy")
                     .with_help("merge them into one `policy { }` block")
             }
+            P::DuplicateAttribution { span, first } => d(
+                span,
+                "the project has more than one `attribution` item".into(),
+            )
+            .with_label("second attribution")
+            .with_related(first, "first attribution")
+            .with_help(
+                "a project says once what a conversion is: keep one `attribution { }` item",
+            ),
+            P::AttributionMissing { span, part } => {
+                let (message, help) = if part == "conversion" {
+                    (
+                        "`attribution` does not say what a conversion is",
+                        "add the event that counts as one, e.g. `conversion \"Order Completed\" value event.total`",
+                    )
+                } else {
+                    (
+                        "`attribution` has no `window`",
+                        "add how long before a conversion a message still counts, e.g. `window 7d`",
+                    )
+                };
+                d(span, message.into())
+                    .with_label(format!("no `{part}` here"))
+                    .with_help(help)
+            }
             P::UnknownEngagement {
                 span,
                 name,
@@ -947,6 +980,10 @@ impl Problem {
                     Clause::PolicyQuietHours => (
                         "`quiet hours` is given twice in the policy".to_string(),
                         "keep one `quiet hours` clause".to_string(),
+                    ),
+                    Clause::Attribution(word) => (
+                        format!("`{word}` is given twice in `attribution`"),
+                        format!("`attribution` has one `{word}`: keep one"),
                     ),
                 };
                 d(span, message)
@@ -1806,6 +1843,11 @@ mod tests {
                 functions: vec!["now", "len"],
             },
             Problem::DuplicatePolicy { span: s, first: s },
+            Problem::DuplicateAttribution { span: s, first: s },
+            Problem::AttributionMissing {
+                span: s,
+                part: "window",
+            },
             Problem::UnknownEngagement {
                 span: s,
                 name: name(),

@@ -114,6 +114,8 @@ pub struct Scope<'a> {
     pub strict_events: bool,
     pub profile: Option<Rc<Object>>,
     pub policy: Option<&'a ast::PolicyDecl>,
+    /// The project's `attribution` item, the first when there are more.
+    pub attribution: Option<&'a ast::AttributionDecl>,
     /// The templates on a known channel, in id order (by name): a
     /// template's id is its index here.
     pub templates_by_id: Vec<&'a ast::TemplateDecl>,
@@ -182,6 +184,19 @@ impl<'a> Scope<'a> {
                         );
                     } else {
                         scope.policy = Some(p);
+                    }
+                }
+                ast::Item::Attribution(a) => {
+                    if let Some(first) = scope.attribution {
+                        diags.push(
+                            Problem::DuplicateAttribution {
+                                span: a.keyword,
+                                first: first.keyword,
+                            }
+                            .into(),
+                        );
+                    } else {
+                        scope.attribution = Some(a);
                     }
                 }
                 // Checked once every phase has spoken (`super::allow`).

@@ -162,6 +162,11 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub dedup_window: String,
 
+    /// Run only this journey (repeatable); the others are still checked,
+    /// but not run
+    #[arg(long = "journey", value_name = "NAME")]
+    pub journeys: Vec<String>,
+
     /// Run the customers in N partitions on N threads (1 to 64); the
     /// output is byte for byte that of one thread, and each partition has
     /// its own `messageId` window of `--dedup-capacity` ids

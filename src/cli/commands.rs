@@ -48,6 +48,11 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
                 streams
                     .stdout
                     .write_all(compile::summary_table(program).as_bytes())?;
+                let caps = compile::cap_table(program);
+                if !caps.is_empty() {
+                    writeln!(streams.stdout)?;
+                    streams.stdout.write_all(caps.as_bytes())?;
+                }
             }
         }
         Format::Json => writeln!(streams.stdout, "{}", print::json(items, sources))?,
@@ -102,12 +107,64 @@ pub(super) fn program(
     checked(sources, streams)
 }
 
+/// [`program`] with only the journeys named in `only` (all when empty),
+/// every file still checked; a name that is no journey of the project
+/// stops the command (exit 2) with the names there are.
+pub(super) fn program_of(
+    inputs: &Inputs,
+    only: &[String],
+    streams: &mut Streams<'_>,
+) -> io::Result<Result<Program, Exit>> {
+    let Some(sources) = load(inputs, streams)? else {
+        return Ok(Err(Exit::CouldNotRun));
+    };
+    let build = pipeline::build_only(sources, only);
+    let unknown = build.unknown_journeys(only);
+    if !unknown.is_empty() {
+        let mut names: Vec<&str> = build
+            .project
+            .journeys()
+            .map(|j| j.name.name.as_str())
+            .collect();
+        names.sort_unstable();
+        let quoted = |list: &[&str]| {
+            list.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let message = if unknown.len() == 1 {
+            format!(
+                "`--journey {}`: the project has no such journey",
+                unknown[0]
+            )
+        } else {
+            format!(
+                "the project has no journeys {} (`--journey`)",
+                quoted(&unknown)
+            )
+        };
+        let help = if names.is_empty() {
+            "the project has no journeys".to_string()
+        } else {
+            format!("its journeys are {}", quoted(&names))
+        };
+        streams.error(&message, Some(&help))?;
+        return Ok(Err(Exit::CouldNotRun));
+    }
+    finish(build, streams)
+}
+
 /// [`program`] for sources loaded already.
 pub(super) fn checked(
     sources: SourceMap,
     streams: &mut Streams<'_>,
 ) -> io::Result<Result<Program, Exit>> {
-    let build = pipeline::build(sources);
+    finish(pipeline::build(sources), streams)
+}
+
+/// Reports a build's diagnostics; its program, or the exit code to stop with.
+fn finish(build: pipeline::Build, streams: &mut Streams<'_>) -> io::Result<Result<Program, Exit>> {
     report_human(&build.diagnostics.items, &build.project.sources, streams)?;
     match build.program {
         Some(program) => Ok(Ok(program)),

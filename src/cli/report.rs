@@ -8,16 +8,21 @@ use std::fmt::Write as _;
 use serde_json::json;
 
 use crate::compile::Program;
-use crate::runtime::report::{JourneyReport, lift};
+use crate::io::late::LateEvents;
+use crate::runtime::report::{AttributionReport, JourneyReport, lift};
 use crate::runtime::{self, ExitReason, Stats, SuppressReason};
 
 /// What the CLI counted while reading the event file.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RunCounts {
+    /// The event file as the user named it (for the command that sorts it).
+    pub file: String,
     pub lines: u64,
     pub malformed: u64,
     /// Events after `--until`, not processed.
     pub after_until: u64,
+    /// Events stamped before the clock, with their lines.
+    pub late: LateEvents,
 }
 
 fn percent(x: Option<f64>) -> String {
@@ -76,13 +81,38 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
             let _ = writeln!(out, "  {n} {what}");
         }
     }
+    late_text(&mut out, run);
+    let mut idle = Vec::new();
     for (journey, j) in program.journeys.iter().zip(&stats.journeys) {
+        let report = JourneyReport::new(program, journey, j);
+        let refused: u64 = j.not_admitted.all().iter().map(|(_, n)| n).sum();
+        if j.entered == 0 && refused == 0 {
+            idle.push(journey.name.to_string());
+            continue;
+        }
         let _ = write!(out, "\njourney {}", journey.name);
         if let Some(name) = &journey.display_name {
             let _ = write!(out, " ({name})");
         }
         out.push('\n');
         let _ = writeln!(out, "  entered     {} ({} held out)", j.entered, j.held_out);
+        if refused > 0 {
+            let reasons: Vec<String> = j
+                .not_admitted
+                .all()
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{} {n}", reason_words(reason)))
+                .collect();
+            let _ = writeln!(out, "  not admitted {refused} ({})", reasons.join(", "));
+        }
+        if report.active > 0 {
+            let _ = writeln!(
+                out,
+                "  active      {} (still inside at the end of the run)",
+                report.active
+            );
+        }
         let sent: Vec<String> = program
             .channels
             .iter()
@@ -178,8 +208,184 @@ pub fn text(program: &Program, stats: &Stats, run: &RunCounts) -> String {
                 node.label, node.line, n.arrived, n.sent, n.suppressed
             );
         }
+        steps_text(&mut out, &report);
+    }
+    if !idle.is_empty() {
+        let _ = writeln!(out, "\njourneys with no entry: {}", idle.join(", "));
+    }
+    if let Some(a) = AttributionReport::new(program, stats) {
+        attribution_text(&mut out, &a);
     }
     out
+}
+
+/// A not-admitted reason in words.
+fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "already_active" => "already active",
+        "reentry" => "re-entry not allowed yet",
+        "audience" => "not in the audience",
+        _ => "null key",
+    }
+}
+
+/// The late events: how many, how far behind, where, and the command
+/// that sorts the file.
+fn late_text(out: &mut String, run: &RunCounts) {
+    let late = &run.late;
+    if late.count == 0 {
+        return;
+    }
+    let lines: Vec<String> = late.lines().iter().map(u64::to_string).collect();
+    let more = if late.count as usize > lines.len() {
+        ", …"
+    } else {
+        ""
+    };
+    let file = if run.file.is_empty() || run.file == "<stdin>" {
+        "events.ndjson"
+    } else {
+        &run.file
+    };
+    let _ = writeln!(
+        out,
+        "  {} events out of time order, up to {} behind the latest before them (line{} {}{more}): \
+         each was processed at that latest time, not its own; sort the file by time first:\n    {}",
+        late.count,
+        crate::compile::graph::span_text(late.max_behind_ms),
+        if lines.len() == 1 { "" } else { "s" },
+        lines.join(", "),
+        LateEvents::sort_command(file)
+    );
+}
+
+/// After a journey's step table: why a send step's arrivals were not all
+/// decided, and each split's arms.
+fn steps_text(out: &mut String, report: &JourneyReport) {
+    for step in &report.steps {
+        if let Some(u) = &step.undecided {
+            let mut why = Vec::new();
+            if u.waiting > 0 {
+                why.push(format!(
+                    "{} still waiting there (quiet hours or a cap) at the end of the run",
+                    u.waiting
+                ));
+            }
+            if u.exited > 0 {
+                let reasons: Vec<String> = step
+                    .exited
+                    .iter()
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                why.push(format!(
+                    "{} ended there before it was decided ({})",
+                    u.exited,
+                    reasons.join(", ")
+                ));
+            }
+            let _ = writeln!(
+                out,
+                "  line {}: arrived {} = sent {} + suppressed {} + {}",
+                step.line,
+                step.arrived,
+                step.sent,
+                step.suppressed,
+                why.join(" + ")
+            );
+        }
+    }
+    for step in report.steps.iter().filter(|s| !s.arms.is_empty()) {
+        let _ = writeln!(out, "  {} (line {})", step.step, step.line);
+        let width = step
+            .arms
+            .iter()
+            .map(|a| a.arm.chars().count() + 1 + format!("{}%", a.percent).len())
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        let _ = writeln!(
+            out,
+            "    {:<width$}  {:>8}  {:>6}  {:>9}  {:>6}",
+            "arm", "entered", "sent", "converted", "rate"
+        );
+        for a in &step.arms {
+            let _ = writeln!(
+                out,
+                "    {:<width$}  {:>8}  {:>6}  {:>9}  {:>6}",
+                format!("{} {}%", a.arm, a.percent),
+                a.entered,
+                a.sent,
+                a.converted,
+                percent(a.conversion_rate)
+            );
+        }
+    }
+}
+
+/// The attribution table for people: per journey, channel and template,
+/// its sends and the credit of each model, then the value of each model.
+fn attribution_text(out: &mut String, a: &AttributionReport) {
+    let _ = writeln!(
+        out,
+        "\nattribution: {} conversions ({} with no message before them), value {}",
+        a.conversions,
+        a.unattributed,
+        number(a.value)
+    );
+    if a.touches.is_empty() {
+        return;
+    }
+    let models = crate::runtime::attribution::MODELS;
+    for (title, numbers) in [("credit", true), ("value", false)] {
+        let mut rows: Vec<Vec<String>> = vec![
+            ["journey", "channel", "template", "sends"]
+                .into_iter()
+                .chain(models)
+                .map(str::to_string)
+                .collect(),
+        ];
+        rows[0][0] = format!("{title}: journey");
+        for t in &a.touches {
+            let shown = if numbers { &t.credit } else { &t.value };
+            rows.push(
+                [
+                    t.journey.clone(),
+                    t.channel.clone(),
+                    t.template.clone(),
+                    t.sends.to_string(),
+                ]
+                .into_iter()
+                .chain(shown.all().into_iter().map(number))
+                .collect(),
+            );
+        }
+        let widths: Vec<usize> = (0..rows[0].len())
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for row in &rows {
+            let mut line = String::from(" ");
+            for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+                line.push(' ');
+                if i < 3 {
+                    let _ = write!(line, "{cell:<w$} ");
+                } else {
+                    let _ = write!(line, "{cell:>w$} ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+}
+
+/// A number as people read it: at most 3 decimals, none when whole.
+pub(super) fn number(x: f64) -> String {
+    let text = format!("{x:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// The report for tools: one JSON object.
@@ -189,10 +395,18 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
         .iter()
         .map(|j| serde_json::to_value(j).unwrap_or_default())
         .collect();
-    let report = json!({
+    let mut report = json!({
         "events": events,
         "journeys": journeys,
     });
+    if let Some(a) = AttributionReport::new(program, stats)
+        && let Some(map) = report.as_object_mut()
+    {
+        map.insert(
+            "attribution".into(),
+            serde_json::to_value(a).unwrap_or_default(),
+        );
+    }
     let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
     text.push('\n');
     text
@@ -202,7 +416,8 @@ pub fn json(program: &Program, stats: &Stats, run: &RunCounts) -> String {
 /// numbers as [`json()`]'s ([`super::report_html`]).
 pub fn html(program: &Program, stats: &Stats, run: &RunCounts) -> Result<String, String> {
     let (events, journeys) = model(program, stats, run);
-    super::report_html::html(program, &events, &journeys)
+    let attribution = AttributionReport::new(program, stats);
+    super::report_html::html(program, &events, &journeys, attribution.as_ref())
 }
 
 /// What both [`json()`] and [`html`] show: the event counters (the report's
@@ -225,6 +440,8 @@ fn model(
     events.insert("lines".into(), json!(run.lines));
     events.insert("malformed".into(), json!(run.malformed));
     events.insert("after_until".into(), json!(run.after_until));
+    events.insert("late_max_behind_ms".into(), json!(run.late.max_behind_ms));
+    events.insert("late_lines".into(), json!(run.late.lines()));
     events.extend(runtime::report::events_json(stats));
     (events, journeys)
 }

@@ -18,7 +18,7 @@ use serde_json::Map;
 
 use crate::compile::Program;
 use crate::compile::program::{Journey, NodeKind};
-use crate::runtime::report::{JourneyReport, StepReport};
+use crate::runtime::report::{AttributionReport, JourneyReport, StepReport};
 
 /// The page's template (HTML, auto-escaped).
 const TEMPLATE: &str = include_str!("report.html");
@@ -33,6 +33,7 @@ pub fn html(
     program: &Program,
     events: &Map<String, serde_json::Value>,
     journeys: &[JourneyReport],
+    attribution: Option<&AttributionReport>,
 ) -> Result<String, String> {
     let channels: Vec<Channel> = program
         .channels
@@ -74,6 +75,7 @@ pub fn html(
     env.add_filter("percent", |x: Option<f64>| percent(x, false));
     env.add_filter("signed_percent", |x: Option<f64>| percent(x, true));
     env.add_filter("points", points);
+    env.add_filter("decimal", decimal);
     env.add_filter("pointer", |key: &str| pointer_token(key));
     env.add_template("report.html", TEMPLATE)
         .map_err(|e| e.to_string())?;
@@ -83,6 +85,8 @@ pub fn html(
             events => Value::from_serialize(events),
             journeys => Value::from_serialize(&pages),
             channels => Value::from_serialize(&channels),
+            attribution => Value::from_serialize(attribution),
+            models => Value::from_serialize(crate::runtime::attribution::MODELS),
         })
         .map_err(|e| e.to_string())
 }
@@ -104,6 +108,12 @@ struct JourneyPage<'a> {
     report: &'a JourneyReport,
     graph: Graph,
     chart: Chart,
+}
+
+/// A number that is not a count (credit, value): at most 3 decimals, none
+/// when whole.
+fn decimal(x: f64) -> String {
+    super::report::number(x)
 }
 
 /// A count with thousands separators: `12,345`.

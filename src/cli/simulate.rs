@@ -76,7 +76,7 @@ pub fn simulate(args: &SimulateArgs, streams: &mut Streams<'_>) -> io::Result<Ex
             }
         }
     };
-    let program = match commands::program(&args.inputs, streams)? {
+    let program = match commands::program_of(&args.inputs, &args.journeys, streams)? {
         Ok(program) => Arc::new(program),
         Err(exit) => return Ok(exit),
     };
@@ -143,7 +143,11 @@ fn run(
     name: &str,
     streams: &mut Streams<'_>,
 ) -> io::Result<Result<RunCounts, Exit>> {
-    let mut counts = RunCounts::default();
+    let mut counts = RunCounts {
+        file: name.to_string(),
+        ..RunCounts::default()
+    };
+    let mut clock = runtime.now();
     let mut out = String::with_capacity(1 << 17);
     loop {
         let next = match reader.next_event() {
@@ -163,8 +167,12 @@ fn run(
                 }
                 let payload = Payload::of(&raw);
                 let event = adapter::event(&raw, &payload);
-                if let Err(rejected) = runtime.ingest(&event, &mut |a| push(&mut out, a)) {
-                    write_rejected(streams.stderr, name, line, &rejected)?;
+                match runtime.ingest(&event, &mut |a| push(&mut out, a)) {
+                    Ok(()) => {
+                        counts.late.see(line as u64, raw.timestamp_ms, clock);
+                        clock = clock.max(Some(raw.timestamp_ms));
+                    }
+                    Err(rejected) => write_rejected(streams.stderr, name, line, &rejected)?,
                 }
             }
             (line, Err(e)) => {
@@ -205,9 +213,11 @@ fn run_threads(
     match threads::simulate(runtimes, input, until, *stdout, &mut problem) {
         Ok(outcome) => {
             let counts = RunCounts {
+                file: name.to_string(),
                 lines: outcome.lines,
                 malformed: outcome.malformed,
                 after_until: outcome.after_until,
+                late: outcome.late,
             };
             Ok(Ok((outcome.stats, counts, outcome.runtimes)))
         }

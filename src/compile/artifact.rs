@@ -162,6 +162,7 @@ mod tests {
             profile_slots: Vec::new(),
             policy: Default::default(),
             any_silence: Vec::new(),
+            attribution: None,
         };
         let text = to_json(&program);
         assert!(text.starts_with("{\n  \"format_version\": 3,"));

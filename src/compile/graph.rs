@@ -562,6 +562,69 @@ pub fn summary_table(program: &Program) -> String {
     out
 }
 
+/// Each policy cap against all journeys together ([`super::cross_journey`]):
+/// the cap, the most sends it counts that one customer could be offered
+/// within its window, and the journeys that contribute, largest first.
+/// Empty without policy caps.
+pub fn cap_table(program: &Program) -> String {
+    let cases = super::cross_journey(program);
+    if cases.is_empty() {
+        return String::new();
+    }
+    let count = |n: Option<u64>| n.map_or_else(|| "no bound".to_string(), |n| n.to_string());
+    let rows: Vec<[String; 3]> = cases
+        .iter()
+        .filter_map(|case| {
+            let cap = program.policy.caps.get(case.cap)?;
+            let target = cap
+                .channel
+                .and_then(|c| program.channels.get(c as usize))
+                .map_or("messages", |c| &*c.name);
+            let label = format!(
+                "cap {target} {} per {}",
+                cap.limit,
+                span_text(cap.window_ms).replace(' ', "")
+            );
+            let verdict = match case.total {
+                Some(n) if n <= u64::from(cap.limit) => format!("{n} (within the cap)"),
+                Some(n) => format!("{n} ({} over)", n - u64::from(cap.limit)),
+                None => "no bound (over)".to_string(),
+            };
+            let journeys = if case.journeys.is_empty() {
+                "-".to_string()
+            } else {
+                case.journeys
+                    .iter()
+                    .map(|(name, n)| format!("{name} {}", count(*n)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Some([label, verdict, journeys])
+        })
+        .collect();
+    let header = ["policy cap", "worst case, all journeys", "journeys"].map(str::to_string);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// A length of time for people: `9d 2h`, `1h 30m`, `0s`.
 pub fn span_text(ms: i64) -> String {
     let mut secs = ms.max(0) / 1000;

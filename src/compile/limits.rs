@@ -18,7 +18,8 @@ use petgraph::algo::toposort;
 use petgraph::graph::NodeIndex;
 
 use super::program::{
-    Cap, Channel, ChannelId, Edge, Journey, Limits, NodeId, NodeKind, Policy, QuietHours, SendNode,
+    Cap, Channel, ChannelId, Edge, Journey, Limits, NodeId, NodeKind, Policy, Program, QuietHours,
+    Reentry, SendNode,
 };
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -96,7 +97,7 @@ pub(crate) fn analyze(journey: &Journey, channels: &[Channel], policy: &Policy) 
         order: &order,
         reachable: &reachable,
     };
-    let mut limits = sends(&dag, channels);
+    let mut limits = sends(&dag, channels, false);
     let (max_active_ms, unbounded) = longest_active(&dag, &rules);
     limits.max_active_ms = max_active_ms;
     limits.unbounded = unbounded;
@@ -170,8 +171,9 @@ fn reachable(adjacency: &Adjacency) -> Vec<bool> {
 // ---------------------------------------------------------------- sends
 
 /// Most sends per channel (a send counts for every channel of its chain,
-/// since any of them may be the one used) and in all, over all paths.
-fn sends(dag: &Dag, channels: &[Channel]) -> Limits {
+/// since any of them may be the one used) and in all, over all paths;
+/// with `counted`, only the sends caps count (not transactional ones).
+fn sends(dag: &Dag, channels: &[Channel], counted: bool) -> Limits {
     let journey = dag.journey;
     // The channels this journey sends on, as dense indices.
     let mut used: Vec<ChannelId> = journey
@@ -197,6 +199,7 @@ fn sends(dag: &Dag, channels: &[Channel]) -> Limits {
         };
         if let NodeKind::Send(send) = &journey.nodes[n].kind
             && !send.alternatives.is_empty()
+            && !(counted && send.transactional)
         {
             for (i, channel) in used.iter().enumerate() {
                 if send.alternatives.iter().any(|a| a.channel == *channel) {
@@ -228,6 +231,119 @@ fn sends(dag: &Dag, channels: &[Channel]) -> Limits {
         max_messages: total[width - 1],
         ..Limits::default()
     }
+}
+
+// ---------------------------------------------------------------- all journeys
+
+/// One policy cap against every journey together (LANGUAGE.md §4.4,
+/// `journey check --summary`): the most sends the cap counts that one
+/// customer could be offered within its window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapWorstCase {
+    /// The cap's index in the policy.
+    pub cap: usize,
+    /// `None`: no bound (a journey with `reentry always` can send again as
+    /// soon as its instance ends).
+    pub total: Option<u64>,
+    /// Each journey that can send what the cap counts, and its share;
+    /// largest first (no bound first), then by name.
+    pub journeys: Vec<(String, Option<u64>)>,
+}
+
+/// For each policy cap, in the policy's order, the worst case over all
+/// journeys at once: per journey, the most counted sends of one instance
+/// on the cap's channel (of any channel for `cap messages`), times the
+/// entries its re-entry rule allows within the cap's window, at most what
+/// its own caps allow there. An upper bound: an instance's sends may be
+/// spread over more than the window.
+pub fn cross_journey(program: &Program) -> Vec<CapWorstCase> {
+    let live: Vec<(&Journey, Limits)> = program
+        .journeys
+        .iter()
+        .filter(|j| j.retired.is_none())
+        .map(|j| (j, counted_sends(j, &program.channels)))
+        .collect();
+    program
+        .policy
+        .caps
+        .iter()
+        .enumerate()
+        .map(|(index, cap)| {
+            let channel = cap
+                .channel
+                .and_then(|c| program.channels.get(c as usize))
+                .map(|c| c.name.to_string());
+            let mut journeys: Vec<(String, Option<u64>)> = live
+                .iter()
+                .filter_map(|(journey, limits)| {
+                    let per_instance = match &channel {
+                        Some(name) => limits.max_sends.get(name).copied().unwrap_or(0),
+                        None => limits.max_messages,
+                    };
+                    if per_instance == 0 {
+                        return None;
+                    }
+                    let share = worst_share(journey, cap, u64::from(per_instance));
+                    Some((journey.name.to_string(), share))
+                })
+                .collect();
+            journeys.sort_by(|a, b| match (a.1, b.1) {
+                (None, None) => a.0.cmp(&b.0),
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => y.cmp(&x).then_with(|| a.0.cmp(&b.0)),
+            });
+            let total = journeys
+                .iter()
+                .try_fold(0u64, |sum, (_, n)| n.map(|n| sum.saturating_add(n)));
+            CapWorstCase {
+                cap: index,
+                total,
+                journeys,
+            }
+        })
+        .collect()
+}
+
+/// One journey's most sends that `cap` counts within its window: `None`
+/// when re-entry puts no bound on it.
+fn worst_share(journey: &Journey, cap: &Cap, per_instance: u64) -> Option<u64> {
+    let window = cap.window_ms.max(1);
+    let windows_of = |ms: i64| (window + ms.max(1) - 1) / ms.max(1);
+    let entries = match journey.reentry {
+        Reentry::Never => Some(1),
+        Reentry::After { ms } => Some(windows_of(ms).max(1) as u64),
+        Reentry::Always => None,
+    };
+    // The journey's own caps that count the same sends bound it.
+    let own = journey
+        .caps
+        .iter()
+        .filter(|c| c.channel.is_none() || c.channel == cap.channel)
+        .map(|c| u64::from(c.limit).saturating_mul(windows_of(c.window_ms) as u64))
+        .min();
+    let share = entries.map(|e| e.saturating_mul(per_instance));
+    match (share, own) {
+        (Some(s), Some(o)) => Some(s.min(o)),
+        (None, Some(o)) => Some(o),
+        (s, None) => s,
+    }
+}
+
+/// [`Limits`] of the sends caps count (transactional ones left out).
+fn counted_sends(journey: &Journey, channels: &[Channel]) -> Limits {
+    let adjacency = adjacency(journey);
+    let Some(order) = topological_order(journey, &adjacency) else {
+        return Limits::default();
+    };
+    let reachable = reachable(&adjacency);
+    let dag = Dag {
+        journey,
+        adjacency: &adjacency,
+        order: &order,
+        reachable: &reachable,
+    };
+    sends(&dag, channels, true)
 }
 
 // ---------------------------------------------------------------- time

@@ -52,6 +52,27 @@ pub struct Program {
     pub policy: Policy,
     /// Journeys with `trigger no any for ...`: every event restarts them.
     pub any_silence: Vec<JourneyId>,
+    /// The project's `attribution` item (LANGUAGE.md §4.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// `attribution { conversion ... window ... half life ... }`: which events
+/// are conversions, what each is worth, and how far back a send counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    /// The conversion event; `CExpr::Event(i)` in `condition` and `value`
+    /// reads its `fields[i]`.
+    pub event: EventId,
+    pub condition: Option<CExpr>,
+    /// What a conversion is worth; `None`, or a value that is not a
+    /// number, is 0.
+    pub value: Option<CExpr>,
+    /// A send at `t` is a touch of a conversion at `T` when
+    /// `T - window_ms < t <= T`.
+    pub window_ms: i64,
+    /// The time-decay model's half life.
+    pub half_life_ms: i64,
 }
 
 /// What the program does with one event name.

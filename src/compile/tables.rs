@@ -130,6 +130,7 @@ impl<'p> Compiler<'p> {
         self.build_templates();
         self.build_policy();
         let journeys = self.build_journeys();
+        let attribution = self.build_attribution();
         let mut program = Program {
             journeys,
             events: Vec::new(),
@@ -138,6 +139,7 @@ impl<'p> Compiler<'p> {
             profile_slots: std::mem::take(&mut self.slots),
             policy: std::mem::take(&mut self.policy),
             any_silence: Vec::new(),
+            attribution,
         };
         // Handles read engagements; a best-hour send reads the customer's.
         let best_hour = |j: &super::program::Journey| {
@@ -243,6 +245,31 @@ impl<'p> Compiler<'p> {
                 html: decl.html.as_ref().map(|h| Arc::from(h.value.as_str())),
             });
         }
+    }
+
+    // ------------------------------------------------------------ attribution
+
+    /// The `attribution` item; its first `conversion`, `window` and `half
+    /// life` (the checker refused repeats). Without `half life`, a seventh
+    /// of the window (1d for 7d).
+    fn build_attribution(&mut self) -> Option<super::program::Attribution> {
+        let decl = self.model.scope.attribution?;
+        let conversion = decl.conversions.first()?;
+        let window_ms = duration_ms(*decl.windows.first()?);
+        let half_life_ms = decl
+            .half_lives
+            .first()
+            .map_or((window_ms / 7).max(1), |h| duration_ms(*h));
+        let event = self.event_id(&conversion.event.name);
+        let condition = self.clause_condition(event, conversion.condition.as_ref());
+        let value = self.clause_condition(event, conversion.value.as_ref());
+        Some(super::program::Attribution {
+            event,
+            condition,
+            value,
+            window_ms,
+            half_life_ms,
+        })
     }
 
     // ------------------------------------------------------------ policy

@@ -76,6 +76,8 @@ codes! {
     DUPLICATE_KEY = "E0412", Error, "key given twice";
     DUPLICATE_WAIT_EVENT = "E0413", Error, "event named twice in a `wait for`";
     BEST_HOUR_WINDOW = "E0414", Error, "best-hour window over 24 hours";
+    DUPLICATE_ATTRIBUTION = "E0420", Error, "more than one `attribution` item";
+    ATTRIBUTION_MISSING = "E0421", Error, "`attribution` without a conversion or a window";
 
     // 05xx: templates
     TEMPLATE_SYNTAX = "E0501", Error, "template syntax error";

@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod json;
+pub mod late;
 mod owned;
 pub mod segment;
 pub mod synth;

@@ -23,7 +23,9 @@ use super::eval::{Scope, ZoneRule};
 use super::event::PathTree;
 use super::packed::Packed;
 use super::stats::{Stats, bucket, fnv1a};
-use super::store::{Handle, Instance, SendRef, SentRecord, Timer, TimerKind, UserId, UserState};
+use super::store::{
+    Handle, Instance, SendRef, SentRecord, Timer, TimerKind, Touch, UserId, UserState,
+};
 use super::templates::{self, Renderer};
 use crate::compile::program::{
     Cap, Engagement, EventId, JourneyId, NodeId, NodeKind, Program, Reentry, SendNode, SlotId,
@@ -58,6 +60,8 @@ pub struct Layout {
     /// ([`crate::compile::program::Journey::retired`]): a customer inside
     /// one is inside the journey, and is not admitted again until it ends.
     pub kept: Box<[Box<[JourneyId]>]>,
+    /// Per journey, its split steps in node order ([`Instance::splits`]).
+    pub splits: Box<[Box<[NodeId]>]>,
 }
 
 /// The events a provider reports about a message (SERVICE.md §6): they
@@ -134,6 +138,18 @@ impl Layout {
                     .any(|n| matches!(&n.kind, NodeKind::Send(s) if s.best_hour_ms.is_some()))
             }),
             max_cap_window,
+            splits: program
+                .journeys
+                .iter()
+                .map(|j| {
+                    j.nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, n)| matches!(n.kind, NodeKind::Split { .. }))
+                        .map(|(i, _)| i as NodeId)
+                        .collect()
+                })
+                .collect(),
             kept: program
                 .journeys
                 .iter()
@@ -431,11 +447,35 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The split steps `inst` of journey `j` has passed, each with the
+    /// arm it took there.
+    fn arms_taken(&self, j: JourneyId, inst: &Instance) -> Vec<(NodeId, usize)> {
+        if inst.splits == 0 {
+            return Vec::new();
+        }
+        let journey = &self.program.journeys[j as usize];
+        self.layout.splits[j as usize]
+            .iter()
+            .take(16)
+            .enumerate()
+            .filter(|(i, _)| inst.splits & (1 << i) != 0)
+            .filter_map(|(_, &node)| match &journey.nodes.get(node as usize)?.kind {
+                NodeKind::Split { key, arms } => {
+                    Some((node, split_arm(&journey.name, key, self.user_key, arms)?))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     fn convert(&mut self, j: JourneyId, inst: &Instance) {
         let program = self.program;
         let Some(goal) = program.journeys[j as usize].goal.as_ref() else {
             return;
         };
+        for (node, arm) in self.arms_taken(j, inst) {
+            self.stats.journey(j).node(node).arm(arm).converted += 1;
+        }
         let message_ids = inst
             .sends
             .iter()
@@ -496,7 +536,7 @@ impl<'a> Cx<'a> {
             Some(field) => match trigger.get(field as usize) {
                 Some(value) if !value.is_null() => Some(Packed::new(std::slice::from_ref(value))),
                 _ => {
-                    self.stats.journey(j).null_key += 1;
+                    self.stats.journey(j).not_admitted.null_key += 1;
                     return;
                 }
             },
@@ -510,10 +550,12 @@ impl<'a> Cx<'a> {
             })
         };
         if self.layout.kept[j as usize].iter().any(|&k| inside(k)) {
+            self.stats.journey(j).not_admitted.already_active += 1;
             return;
         }
         if let Some(js) = user.find_state(j, key.as_ref()).map(|i| &user.journeys[i]) {
             if js.instance.is_some() {
+                self.stats.journey(j).not_admitted.already_active += 1;
                 return;
             }
             let allowed = js.entries == 0
@@ -523,6 +565,7 @@ impl<'a> Cx<'a> {
                     Reentry::After { ms } => self.now - js.last_entry_at >= ms,
                 };
             if !allowed {
+                self.stats.journey(j).not_admitted.reentry += 1;
                 return;
             }
         }
@@ -531,6 +574,7 @@ impl<'a> Cx<'a> {
             let ok = self.scope(&user.profile, &[], None).holds(audience, &mut m);
             self.stats.type_mismatches += m;
             if !ok {
+                self.stats.journey(j).not_admitted.audience += 1;
                 return;
             }
         }
@@ -549,6 +593,7 @@ impl<'a> Cx<'a> {
             handles: vec![Handle::default(); journey.handles.len()].into_boxed_slice(),
             sends: Box::default(),
             audiences: Box::default(),
+            splits: 0,
         });
         let held_out = journey.holdout.is_some_and(|p| {
             bucket(fnv1a(&[journey.name.as_bytes(), self.user_key.as_bytes()])) < p
@@ -677,20 +722,18 @@ impl<'a> Cx<'a> {
                     arm.map_or(*otherwise, |(_, n)| *n)
                 }
                 NodeKind::Split { key, arms } => {
-                    let b = bucket(fnv1a(&[
-                        journey.name.as_bytes(),
-                        key.as_bytes(),
-                        self.user_key.as_bytes(),
-                    ]));
-                    let mut total = 0.0;
-                    let arm = arms.iter().find(|a| {
-                        total += a.percent;
-                        b < total
-                    });
-                    match arm.or(arms.last()) {
-                        Some(a) => a.next,
-                        None => return Stop::End(ExitReason::Completed),
+                    let Some(arm) = split_arm(&journey.name, key, self.user_key, arms) else {
+                        return Stop::End(ExitReason::Completed);
+                    };
+                    if let Some(i) = self.layout.splits[j as usize]
+                        .iter()
+                        .position(|&s| s == id)
+                        .filter(|&i| i < 16)
+                    {
+                        inst.splits |= 1 << i;
                     }
+                    self.stats.journey(j).node(id).arm(arm).entered += 1;
+                    arms[arm].next
                 }
                 NodeKind::Set { slot, value, next } => {
                     let v = self
@@ -1247,6 +1290,20 @@ impl<'a> Cx<'a> {
         self.stats
             .journey(j)
             .record_send(id, alt_index as u8, alt.channel, self.now);
+        for (node, arm) in self.arms_taken(j, inst) {
+            self.stats.journey(j).node(node).arm(arm).sent += 1;
+        }
+        if let Some(attribution) = &program.attribution {
+            // Kept while a conversion can still credit it.
+            user.touches
+                .prune(self.now.saturating_sub(attribution.window_ms));
+            user.touches.push(Touch {
+                at: self.now,
+                journey: j,
+                node: id,
+                alt: alt_index as u8,
+            });
+        }
         let (subject, body, html) = match rendered {
             Some(r) => (r.subject, Some(r.body), r.html),
             None => (None, None, None),
@@ -1265,6 +1322,29 @@ impl<'a> Cx<'a> {
             },
         );
     }
+}
+
+/// The arm of a sticky split a user takes: the user's bucket in [0, 100)
+/// picks the arm whose cumulative percentage first exceeds it (the last
+/// one when rounding leaves it past them all); `None` without arms.
+fn split_arm(
+    journey: &str,
+    key: &str,
+    user_key: &str,
+    arms: &[crate::compile::program::SplitArm],
+) -> Option<usize> {
+    let b = bucket(fnv1a(&[
+        journey.as_bytes(),
+        key.as_bytes(),
+        user_key.as_bytes(),
+    ]));
+    let mut total = 0.0;
+    arms.iter()
+        .position(|a| {
+            total += a.percent;
+            b < total
+        })
+        .or_else(|| arms.len().checked_sub(1))
 }
 
 /// When a send on `channel` is blocked by a journey or policy cap: the

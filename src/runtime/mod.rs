@@ -20,6 +20,7 @@
 // `templates`) are the crate's own; an embedder sees the runtime, its
 // input, output, state and the tokio shell.
 pub mod action;
+pub mod attribution;
 pub mod clock;
 pub(crate) mod deploy;
 pub(crate) mod engine;
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use action::{Action, ActionKind, ExitReason, SuppressReason};
 pub use engine::parse_message_id;
 pub use event::{Event, EventKind, Lookup, NoProperties, Properties};
-pub use stats::{DaySends, JourneyStats, NodeStats, RenderFailure, Stats};
+pub use stats::{ArmStats, DaySends, JourneyStats, NodeStats, NotAdmitted, RenderFailure, Stats};
 pub use store::{MemStore, Store, UserState};
 
 use crate::compile::program::{Engagement, EventId, FieldPath, Program};
@@ -844,13 +845,21 @@ impl<S: Store> Runtime<S> {
         // whichever message it is about.
         let engaged =
             self.layout.best_hour && info.and_then(|i| i.engagement).is_some_and(|e| e.engaged());
+        // A conversion counts for every user, known or not.
+        let converts = id.is_some()
+            && self
+                .program
+                .attribution
+                .as_ref()
+                .is_some_and(|a| Some(a.event) == id);
         let user = if admits || silences || known || engaged {
-            self.store.intern_user(event.user_key)
+            Some(self.store.intern_user(event.user_key))
         } else {
             // Only users already in a journey can be affected, and only by
             // an event the program names: one hash lookup for the rest.
             match id.and_then(|_| self.store.find_user(event.user_key)) {
-                Some(u) if !self.store.user(u).journeys.is_empty() => u,
+                Some(u) if converts || !self.store.user(u).journeys.is_empty() => Some(u),
+                None if converts => None,
                 _ => {
                     self.stats.irrelevant += 1;
                     return;
@@ -859,7 +868,7 @@ impl<S: Store> Runtime<S> {
         };
         // The state is read once the fields are out and the id is checked;
         // the id's slot, asked for before the timers ran, is asked last.
-        if let Some(store) = self.hints() {
+        if let (Some(store), Some(user)) = (self.hints(), user) {
             store.prefetch_user(user);
         }
         let fields: Vec<Value> = info.map_or_else(Vec::new, |i| {
@@ -873,6 +882,30 @@ impl<S: Store> Runtime<S> {
             return;
         }
         self.stats.events += 1;
+        let Some(user) = user else {
+            // A conversion of a user the runtime does not know: no touch.
+            let mut nobody = UserState::default();
+            convert(
+                &self.program,
+                &self.layout,
+                &mut self.stats,
+                &mut nobody,
+                &fields,
+                now,
+            );
+            return;
+        };
+        if converts {
+            let state = self.store.user_mut(user);
+            convert(
+                &self.program,
+                &self.layout,
+                &mut self.stats,
+                state,
+                &fields,
+                now,
+            );
+        }
         let target = engagement.and_then(|e| self.engagement_target(event, user, e));
         if engagement.is_some() && target.is_none() {
             self.stats.unmatched_engagements += 1;
@@ -937,6 +970,52 @@ impl<S: Store> Runtime<S> {
             journey,
             engagement,
         )
+    }
+}
+
+/// Counts a conversion event of a user (`state`: its profile and
+/// touches) at `now`, when it matches the `where` of `attribution`.
+fn convert(
+    program: &Program,
+    layout: &Layout,
+    stats: &mut Stats,
+    state: &mut UserState,
+    fields: &[Value],
+    now: i64,
+) {
+    let Some(attribution) = &program.attribution else {
+        return;
+    };
+    let scope = eval::Scope {
+        profile: &state.profile,
+        event: fields,
+        instance: None,
+        now,
+        channels: &program.channels,
+        unsubscribed: layout.unsubscribed,
+        zone: eval::ZoneRule {
+            expr: program
+                .policy
+                .quiet_hours
+                .as_ref()
+                .and_then(|q| q.zone.as_ref()),
+            slot: layout.timezone,
+        },
+    };
+    let mut mismatches = 0;
+    let holds = attribution
+        .condition
+        .as_ref()
+        .is_none_or(|c| scope.holds(c, &mut mismatches));
+    let value = holds.then(|| {
+        attribution.value.as_ref().map_or(0.0, |v| {
+            attribution::value_of(&scope.value(v, &mut mismatches))
+        })
+    });
+    stats.type_mismatches += mismatches;
+    if let Some(value) = value {
+        let touches = attribution::window(attribution, &mut state.touches, now);
+        stats.attribution.record(program, touches, now, value);
     }
 }
 

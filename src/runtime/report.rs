@@ -105,6 +105,12 @@ pub struct JourneyReport {
     /// Sends per UTC day of the clock and channel, days without sends
     /// left out.
     pub sent_by_day: Vec<DayReport>,
+    /// Instances still inside at the end of the run (at `--until`, or
+    /// when time ran out with some still waiting).
+    pub active: u64,
+    /// Users offered entry and not admitted, per reason (every reason:
+    /// `already_active`, `reentry`, `audience`, `null_key`).
+    pub not_admitted: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -124,7 +130,7 @@ pub struct RenderFailureReport {
 }
 
 /// One step: who arrived, what it sent, suppressed, and who ended there.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StepReport {
     pub node: usize,
     pub step: String,
@@ -139,6 +145,39 @@ pub struct StepReport {
     /// Instances that ended at the step, per reason, reasons with none
     /// left out.
     pub exited: BTreeMap<&'static str, u64>,
+    /// For a send step whose `arrived` is more than `sent + suppressed`:
+    /// why the rest were not decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<Undecided>,
+    /// For a split step, each arm: who took it, what they were sent from
+    /// then on, and their conversions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub arms: Vec<ArmReport>,
+}
+
+/// Instances that reached a send step and were neither sent nor
+/// suppressed there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Undecided {
+    /// Still waiting at the step (quiet hours, `on capped wait`), at the
+    /// end of the run.
+    pub waiting: u64,
+    /// Ended there before the send was decided (an `exit on` while it
+    /// waited, an `exit if` that held when it arrived, a goal reached).
+    pub exited: u64,
+}
+
+/// One arm of a split step.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArmReport {
+    pub arm: String,
+    pub percent: f64,
+    pub entered: u64,
+    /// Messages sent to the instances that took the arm, from the split on.
+    pub sent: u64,
+    pub converted: u64,
+    /// `converted` over `entered`.
+    pub conversion_rate: Option<f64>,
 }
 
 /// A stage of the funnel: a step (`node`), or the entries and the
@@ -241,6 +280,8 @@ impl JourneyReport {
                     by_channel: by_channel(&d.by_channel),
                 })
                 .collect(),
+            active: active_instances(j),
+            not_admitted: j.not_admitted.all().into_iter().collect(),
         }
     }
 }
@@ -278,7 +319,44 @@ fn step_report(program: &Program, id: usize, node: &Node, n: &NodeStats) -> Step
                 .iter()
                 .map(|r| (r.name(), n.exits[*r as usize])),
         ),
+        undecided: undecided(node, n),
+        arms: match &node.kind {
+            NodeKind::Split { arms, .. } => arms
+                .iter()
+                .enumerate()
+                .map(|(i, arm)| {
+                    let a = n.arms.get(i).copied().unwrap_or_default();
+                    ArmReport {
+                        arm: arm.label.to_string(),
+                        percent: arm.percent,
+                        entered: a.entered,
+                        sent: a.sent,
+                        converted: a.converted,
+                        conversion_rate: (a.entered > 0)
+                            .then(|| a.converted as f64 / a.entered as f64),
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
     }
+}
+
+/// Why a send step's `arrived` exceeds its `sent + suppressed`: those that
+/// ended at the step, and the rest still waiting there.
+fn undecided(node: &Node, n: &NodeStats) -> Option<Undecided> {
+    if !matches!(node.kind, NodeKind::Send(_)) {
+        return None;
+    }
+    let open = n.arrived.saturating_sub(n.sent + n.suppressed);
+    if open == 0 {
+        return None;
+    }
+    let exited = n.exits.iter().sum::<u64>().min(open);
+    Some(Undecided {
+        waiting: open - exited,
+        exited,
+    })
 }
 
 /// The funnel: the treated entries, then the send steps on the
@@ -361,6 +439,121 @@ fn wilson(x: u64, n: u64) -> Option<(f64, f64, f64)> {
     let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
     let half = Z_95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
     Some(((centre - half).max(0.0), p, (centre + half).min(1.0)))
+}
+
+/// The attribution table (LANGUAGE.md §4.4): what the report's
+/// `"attribution"` object holds, and the human report's table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttributionReport {
+    pub conversions: u64,
+    pub unattributed: u64,
+    pub value: f64,
+    /// One row per journey, channel and template that sent anything,
+    /// sorted by them.
+    pub touches: Vec<TouchReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TouchReport {
+    pub journey: String,
+    pub channel: String,
+    pub template: String,
+    pub sends: u64,
+    pub credit: ModelNumbers,
+    pub value: ModelNumbers,
+}
+
+/// One number per attribution model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ModelNumbers {
+    pub first: f64,
+    pub last: f64,
+    pub linear: f64,
+    pub time_decay: f64,
+}
+
+impl ModelNumbers {
+    fn new(n: [f64; 4]) -> ModelNumbers {
+        ModelNumbers {
+            first: exact(n[0]),
+            last: exact(n[1]),
+            linear: exact(n[2]),
+            time_decay: exact(n[3]),
+        }
+    }
+
+    /// In [`crate::runtime::attribution::MODELS`] order.
+    pub fn all(&self) -> [f64; 4] {
+        [self.first, self.last, self.linear, self.time_decay]
+    }
+}
+
+/// A sum of shares rounded to 1e-9: the contract's precision, and the
+/// same digits however the additions were grouped (runtimes that each held
+/// some of the customers, merged).
+fn exact(x: f64) -> f64 {
+    let rounded = (x * 1e9).round() / 1e9;
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
+impl AttributionReport {
+    /// The table, when the program has an `attribution` item.
+    pub fn new(program: &Program, stats: &Stats) -> Option<AttributionReport> {
+        program.attribution.as_ref()?;
+        let a = &stats.attribution;
+        type Key = (String, String, String);
+        let mut rows: BTreeMap<Key, (u64, [f64; 4], [f64; 4])> = BTreeMap::new();
+        for (journey, j) in program.journeys.iter().zip(&stats.journeys) {
+            for (node, n) in journey.nodes.iter().zip(&j.nodes) {
+                let NodeKind::Send(send) = &node.kind else {
+                    continue;
+                };
+                for (alt, count) in send.alternatives.iter().zip(&n.sent_by_alternative) {
+                    let Some(channel) = program.channels.get(alt.channel as usize) else {
+                        continue;
+                    };
+                    if *count > 0 {
+                        let key = (
+                            journey.name.to_string(),
+                            channel.name.to_string(),
+                            alt.template.to_string(),
+                        );
+                        rows.entry(key).or_default().0 += count;
+                    }
+                }
+            }
+        }
+        for r in &a.rows {
+            let key = (
+                r.journey.to_string(),
+                r.channel.to_string(),
+                r.template.to_string(),
+            );
+            let row = rows.entry(key).or_default();
+            for m in 0..4 {
+                row.1[m] += r.credit[m];
+                row.2[m] += r.value[m];
+            }
+        }
+        Some(AttributionReport {
+            conversions: a.conversions,
+            unattributed: a.unattributed,
+            value: exact(a.value),
+            touches: rows
+                .into_iter()
+                .map(
+                    |((journey, channel, template), (sends, credit, value))| TouchReport {
+                        journey,
+                        channel,
+                        template,
+                        sends,
+                        credit: ModelNumbers::new(credit),
+                        value: ModelNumbers::new(value),
+                    },
+                )
+                .collect(),
+        })
+    }
 }
 
 /// Instances running now: entries less exits (a held-out entry exits at

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::action::{ExitReason, SuppressReason};
+use super::attribution::AttributionStats;
 use crate::compile::program::Program;
 use crate::value::Str;
 
@@ -40,6 +41,10 @@ pub struct Stats {
     /// Engagement events that named no message of an active instance.
     pub unmatched_engagements: u64,
     pub journeys: Vec<JourneyStats>,
+    /// Conversions and the credit of the sends before them (LANGUAGE.md
+    /// §4.4); all zero without an `attribution` item.
+    #[serde(default)]
+    pub attribution: AttributionStats,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,14 +68,55 @@ pub struct JourneyStats {
     pub exits: [u64; ExitReason::ALL.len()],
     /// Per node (index = node id).
     pub nodes: Vec<NodeStats>,
-    /// Trigger events not admitted because the journey's `per` key field
-    /// was missing or `null` on them (LANGUAGE.md §4.4).
-    #[serde(default)]
-    pub null_key: u64,
     /// Sends per UTC day of the clock (sorted by day, each once), per
     /// channel (index = channel id).
     #[serde(default)]
     pub sent_by_day: Vec<DaySends>,
+    /// Users offered entry (a trigger matched, a schedule, a date or a
+    /// segment) who were not admitted, by reason.
+    #[serde(default)]
+    pub not_admitted: NotAdmitted,
+}
+
+/// Why users offered entry were not admitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotAdmitted {
+    /// Already inside the journey (one active instance at a time).
+    pub already_active: u64,
+    /// The re-entry rule said no (`reentry never`, or `after` too soon).
+    pub reentry: u64,
+    /// The audience did not hold.
+    pub audience: u64,
+    /// The trigger's `per trigger.<path>` key was null.
+    pub null_key: u64,
+}
+
+impl NotAdmitted {
+    /// The reasons and their counts, in the report's order.
+    pub fn all(&self) -> [(&'static str, u64); 4] {
+        [
+            ("already_active", self.already_active),
+            ("reentry", self.reentry),
+            ("audience", self.audience),
+            ("null_key", self.null_key),
+        ]
+    }
+
+    fn merge(&mut self, other: &NotAdmitted) {
+        self.already_active += other.already_active;
+        self.reentry += other.reentry;
+        self.audience += other.audience;
+        self.null_key += other.null_key;
+    }
+}
+
+/// One arm of a split step: the instances that took it, the messages sent
+/// to them from then on, and their conversions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmStats {
+    pub entered: u64,
+    pub sent: u64,
+    pub converted: u64,
 }
 
 /// The sends of one UTC day.
@@ -136,6 +182,9 @@ pub struct NodeStats {
     /// [`ExitReason::ALL`] order (held-out ones end at no step).
     #[serde(default)]
     pub exits: [u64; ExitReason::ALL.len()],
+    /// For a split step, per arm (in source order).
+    #[serde(default)]
+    pub arms: Vec<ArmStats>,
 }
 
 impl Stats {
@@ -201,6 +250,7 @@ impl Stats {
         for (j, theirs) in other.journeys.iter().enumerate() {
             self.journey(j as u32).merge(theirs);
         }
+        self.attribution.merge(&other.attribution);
     }
 
     pub(crate) fn journey(&mut self, journey: u32) -> &mut JourneyStats {
@@ -209,6 +259,16 @@ impl Stats {
             self.journeys.resize_with(index + 1, JourneyStats::default);
         }
         &mut self.journeys[index]
+    }
+}
+
+impl NodeStats {
+    /// The counters of arm `arm` of this split step, made when new.
+    pub(crate) fn arm(&mut self, arm: usize) -> &mut ArmStats {
+        if arm >= self.arms.len() {
+            self.arms.resize(arm + 1, ArmStats::default());
+        }
+        &mut self.arms[arm]
     }
 }
 
@@ -225,7 +285,6 @@ impl JourneyStats {
         self.held_out += other.held_out;
         self.converted += other.converted;
         self.converted_held_out += other.converted_held_out;
-        self.null_key += other.null_key;
         self.sent += other.sent;
         add_elementwise(&mut self.sent_by_channel, &other.sent_by_channel);
         self.suppressed += other.suppressed;
@@ -255,10 +314,17 @@ impl JourneyStats {
             for (m, t) in mine.exits.iter_mut().zip(theirs.exits) {
                 *m += t;
             }
+            for (arm, t) in theirs.arms.iter().enumerate() {
+                let m = mine.arm(arm);
+                m.entered += t.entered;
+                m.sent += t.sent;
+                m.converted += t.converted;
+            }
         }
         for day in &other.sent_by_day {
             add_elementwise(self.day(day.day), &day.by_channel);
         }
+        self.not_admitted.merge(&other.not_admitted);
         for f in &other.render_failures {
             self.add_render_failure(f.clone());
         }

@@ -105,6 +105,10 @@ pub struct UserState {
     /// send, and `None` (one word, no allocation) until the first.
     #[serde(default)]
     pub engaged: Option<Box<Engaged>>,
+    /// The user's sends inside the attribution window, oldest first
+    /// ([`super::attribution`]); empty without an `attribution` item.
+    #[serde(default)]
+    pub touches: Touches,
 }
 
 /// The times of a customer's latest `message.opened` and `message.clicked`
@@ -172,9 +176,10 @@ impl Serialize for UserState {
         let binary = !serializer.is_human_readable();
         let silences = binary || !self.silences.is_empty();
         let engaged = binary || self.engaged.is_some();
+        let touches = binary || !self.touches.is_empty();
         let mut state = serializer.serialize_struct(
             "UserState",
-            3 + usize::from(silences) + usize::from(engaged),
+            3 + usize::from(silences) + usize::from(engaged) + usize::from(touches),
         )?;
         state.serialize_field("profile", &self.profile)?;
         state.serialize_field("journeys", &self.journeys)?;
@@ -188,6 +193,11 @@ impl Serialize for UserState {
             state.serialize_field("engaged", &self.engaged)?;
         } else {
             state.skip_field("engaged")?;
+        }
+        if touches {
+            state.serialize_field("touches", &self.touches)?;
+        } else {
+            state.skip_field("touches")?;
         }
         state.end()
     }
@@ -294,6 +304,70 @@ pub struct SentRecord {
     pub at: i64,
     pub journey: JourneyId,
     pub channel: u16,
+}
+
+/// A send that may still be credited with a conversion: when, and which
+/// journey, step and alternative of its chain sent it (the channel and the
+/// template are the alternative's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Touch {
+    pub at: i64,
+    pub journey: JourneyId,
+    pub node: NodeId,
+    pub alt: u8,
+}
+
+/// A user's [`Touch`]es, oldest first (in action order at one instant).
+/// One word in every user's state, and nothing more for a user with none:
+/// most customers of most projects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Touches(
+    #[allow(clippy::box_collection)] // One word in place, not a `Vec`'s three.
+    Option<Box<Vec<Touch>>>,
+);
+
+impl Touches {
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|t| t.is_empty())
+    }
+
+    /// The touches, oldest first.
+    pub fn as_slice(&self) -> &[Touch] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Drops the touches at or before `horizon`.
+    pub fn prune(&mut self, horizon: i64) {
+        if let Some(list) = &mut self.0 {
+            list.retain(|t| t.at > horizon);
+            if list.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Adds the latest touch.
+    pub fn push(&mut self, touch: Touch) {
+        self.0.get_or_insert_with(Default::default).push(touch);
+    }
+
+    /// Keeps the touches `f` maps to one, renumbered (a deploy).
+    pub fn retain_map(&mut self, f: impl FnMut(Touch) -> Option<Touch>) {
+        if let Some(list) = self.0.take() {
+            let next: Vec<Touch> = list.into_iter().filter_map(f).collect();
+            if !next.is_empty() {
+                self.0 = Some(Box::new(next));
+            }
+        }
+    }
+
+    /// The heap bytes it holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |list| {
+            size_of::<Vec<Touch>>() + list.capacity() * size_of::<Touch>()
+        })
+    }
 }
 
 /// One user's state in one journey.
@@ -462,6 +536,13 @@ pub struct Instance {
     pub sends: Box<[SendRef]>,
     /// `add to audience ... until exit` nodes, in the order run.
     pub audiences: Box<[NodeId]>,
+    /// The splits the instance has passed: bit `i` for its journey's
+    /// `i`-th split step (in node order; the first 16). Which arm it took
+    /// is the user's sticky choice, computed again when needed, so the
+    /// report can count each arm's sends and conversions. It fits in the
+    /// room the other fields leave.
+    #[serde(default)]
+    pub splits: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,6 +66,8 @@ pub struct Outcome {
     pub malformed: u64,
     /// Events after `--until`, not processed.
     pub after_until: u64,
+    /// The events stamped before the clock: how many, how late, where.
+    pub late: crate::io::late::LateEvents,
     /// The partitions' runtimes, as the run left them.
     pub runtimes: Vec<Runtime>,
 }
@@ -155,6 +157,7 @@ pub fn simulate(
             lines: counts.lines,
             malformed: counts.malformed,
             after_until: counts.after_until,
+            late: counts.late_events,
             runtimes,
         })
     })
@@ -167,6 +170,7 @@ struct Counts {
     malformed: u64,
     after_until: u64,
     late: u64,
+    late_events: crate::io::late::LateEvents,
     rejected: u64,
     ignored_kinds: u64,
 }
@@ -279,6 +283,9 @@ impl Reader {
                 let instant = match self.clock {
                     Some(clock) if raw.timestamp_ms < clock => {
                         counts.late += 1;
+                        counts
+                            .late_events
+                            .see(line as u64, raw.timestamp_ms, Some(clock));
                         clock
                     }
                     _ => raw.timestamp_ms,

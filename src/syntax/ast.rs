@@ -97,6 +97,8 @@ pub enum Item {
     Template(TemplateDecl),
     Segment(SegmentDecl),
     Policy(PolicyDecl),
+    /// `attribution { ... }` (LANGUAGE.md §4.4).
+    Attribution(AttributionDecl),
     /// `allow W0005, ...` for the whole project.
     Allow(Allow),
     Journey(JourneyDecl),
@@ -119,6 +121,7 @@ impl Item {
             Item::Template(i) => i.span,
             Item::Segment(i) => i.span,
             Item::Policy(i) => i.span,
+            Item::Attribution(i) => i.span,
             Item::Allow(i) => i.span,
             Item::Journey(i) => i.span,
         }
@@ -211,6 +214,29 @@ pub struct PolicyDecl {
     pub quiet_hours: Vec<QuietHours>,
     /// The `policy` keyword.
     pub keyword: Span,
+    pub span: Span,
+}
+
+/// `attribution { conversion <event> [where <expr>] [value <expr>]  window D
+/// half life D }`: what a conversion is and what it is worth. Each part is
+/// kept as often as it is written; the checker says which are missing or
+/// repeated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttributionDecl {
+    pub conversions: Vec<Conversion>,
+    pub windows: Vec<DurationLit>,
+    pub half_lives: Vec<DurationLit>,
+    /// The `attribution` keyword.
+    pub keyword: Span,
+    pub span: Span,
+}
+
+/// `conversion <event> [where <expr>] [value <expr>]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conversion {
+    pub event: EventRef,
+    pub condition: Option<Expr>,
+    pub value: Option<Expr>,
     pub span: Span,
 }
 

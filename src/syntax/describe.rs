@@ -59,6 +59,12 @@ pub fn describe(rule: Rule) -> &'static str {
         Rule::kw_template => "`template`",
         Rule::kw_segment => "`segment`",
         Rule::kw_policy => "`policy`",
+        Rule::kw_attribution => "`attribution`",
+        Rule::kw_conversion | Rule::attribution_conversion => "`conversion`",
+        Rule::kw_value | Rule::attribution_value => "`value`",
+        Rule::kw_window | Rule::attribution_window => "`window`",
+        Rule::kw_half | Rule::attribution_half_life => "`half life`",
+        Rule::kw_life => "`life`",
         Rule::kw_journey => "`journey`",
         Rule::kw_list | Rule::list_type => "`list`",
         Rule::kw_address | Rule::channel_address => "`address`",
@@ -133,6 +139,7 @@ pub fn describe(rule: Rule) -> &'static str {
         | Rule::template_decl
         | Rule::segment_decl
         | Rule::policy_decl
+        | Rule::attribution_decl
         | Rule::journey_decl => "a declaration such as `journey`, `segment` or `template`",
         Rule::event_ref | Rule::event_name => "an event name",
         Rule::field_decl => "a field such as `email: string`",

@@ -51,6 +51,7 @@ const ITEM_KEYWORDS: &[Rule] = &[
     Rule::kw_template,
     Rule::kw_segment,
     Rule::kw_policy,
+    Rule::kw_attribution,
     Rule::kw_journey,
     Rule::kw_allow,
 ];

@@ -4,8 +4,8 @@
 use pest::iterators::Pair;
 
 use super::ast::{
-    Allow, ChannelDecl, EventRef, EventSchema, FieldDecl, Item, JourneyDecl, PolicyDecl,
-    ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
+    Allow, AttributionDecl, ChannelDecl, Conversion, EventRef, EventSchema, FieldDecl, Item,
+    JourneyDecl, PolicyDecl, ProfileSchema, SegmentDecl, StrLit, TemplateDecl, TypeExpr, TypeKind,
 };
 use super::errors;
 use super::grammar::Rule;
@@ -23,6 +23,7 @@ pub fn visit_item(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> Optio
         Rule::template_decl => Item::Template(visit_template_decl(ctx, inner)?),
         Rule::segment_decl => Item::Segment(visit_segment_decl(ctx, inner)),
         Rule::policy_decl => Item::Policy(visit_policy_decl(ctx, inner)),
+        Rule::attribution_decl => Item::Attribution(visit_attribution_decl(ctx, inner)),
         Rule::allow_clause => Item::Allow(visit_allow(ctx, inner).0),
         _ => Item::Journey(visit_journey_decl(ctx, inner, doc)),
     })
@@ -241,6 +242,57 @@ fn visit_policy_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> PolicyDecl {
         keyword,
         span,
     }
+}
+
+fn visit_attribution_decl(ctx: &mut Ctx, pair: Pair<Rule>) -> AttributionDecl {
+    debug_assert_eq!(pair.as_rule(), Rule::attribution_decl);
+    let span = ctx.span(&pair);
+    let mut it = children(pair);
+    let keyword = keyword(ctx, &mut it);
+    let mut decl = AttributionDecl {
+        conversions: Vec::new(),
+        windows: Vec::new(),
+        half_lives: Vec::new(),
+        keyword,
+        span,
+    };
+    for part in it {
+        let rule = part.as_rule();
+        let part_span = ctx.span(&part);
+        let mut parts = children(part).peekable();
+        match rule {
+            Rule::attribution_conversion => {
+                super::keyword(ctx, &mut parts);
+                let event = visit_event_ref(ctx, next(&mut parts));
+                let condition = parts
+                    .next_if(|p| p.as_rule() == Rule::where_clause)
+                    .map(|p| headers::visit_where_clause(ctx, p));
+                let value = parts.next().map(|p| {
+                    let mut value = children(p);
+                    super::keyword(ctx, &mut value);
+                    expr::visit_expr(ctx, next(&mut value))
+                });
+                decl.conversions.push(Conversion {
+                    event,
+                    condition,
+                    value,
+                    span: part_span,
+                });
+            }
+            Rule::attribution_window => {
+                super::keyword(ctx, &mut parts);
+                let d = literals::visit_duration_slot(ctx, next(&mut parts));
+                decl.windows.push(d);
+            }
+            _ => {
+                super::keyword(ctx, &mut parts);
+                super::keyword(ctx, &mut parts);
+                let d = literals::visit_duration_slot(ctx, next(&mut parts));
+                decl.half_lives.push(d);
+            }
+        }
+    }
+    decl
 }
 
 fn visit_journey_decl(ctx: &mut Ctx, pair: Pair<Rule>, doc: Option<String>) -> JourneyDecl {

@@ -157,6 +157,7 @@ fn realistic_file_parses_into_every_item() {
             Item::Segment(_) => "segment",
             Item::Policy(_) => "policy",
             Item::Allow(_) => "allow",
+            Item::Attribution(_) => "attribution",
             Item::Journey(_) => "journey",
         })
         .collect();

@@ -108,6 +108,7 @@ impl MemStore {
                 }
             }
             use_.sends += user.sent.len() * size_of::<SentRecord>()
+                + user.touches.heap_bytes()
                 + user.silences.tail.as_ref().map_or(0, |tail| {
                     size_of::<Vec<i64>>() + tail.capacity() * size_of::<i64>()
                 });

@@ -4,7 +4,7 @@
 use super::{
     Instance, JourneyState, MemStore, SentRecord, Silences, Timer, TimerKind, TimerQueue, UserState,
 };
-use crate::compile::program::Program;
+use crate::compile::program::{NodeKind, Program};
 use crate::runtime::deploy::Moves;
 use crate::runtime::packed::Packed;
 use crate::value::Value;
@@ -30,7 +30,7 @@ impl MemStore {
     /// `program`.
     pub(crate) fn migrate(&mut self, moves: &Moves, program: &Program) {
         for user in &mut self.users {
-            migrate_user(user, moves);
+            migrate_user(user, moves, program);
         }
         let timers = std::mem::take(&mut self.timers).sorted();
         let mut queue = TimerQueue::default();
@@ -68,7 +68,7 @@ impl MemStore {
     }
 }
 
-fn migrate_user(user: &mut UserState, moves: &Moves) {
+fn migrate_user(user: &mut UserState, moves: &Moves, program: &Program) {
     let profile = std::mem::take(&mut user.profile).to_vec();
     let mut next: Vec<Value> = Vec::new();
     for (slot, value) in profile.into_iter().enumerate() {
@@ -144,6 +144,21 @@ fn migrate_user(user: &mut UserState, moves: &Moves) {
             })
         })
         .collect();
+
+    // A touch follows its instance's journey (whose steps keep their
+    // numbers); one whose journey is gone is dropped.
+    user.touches.retain_map(|t| {
+        let m = moves.journeys.get(t.journey as usize)?;
+        let journey = m.instance?;
+        let send = program
+            .journeys
+            .get(journey as usize)?
+            .nodes
+            .get(t.node as usize)
+            .map(|n| &n.kind);
+        matches!(send, Some(NodeKind::Send(s)) if usize::from(t.alt) < s.alternatives.len())
+            .then_some(super::Touch { journey, ..t })
+    });
 
     let silences = std::mem::take(&mut user.silences);
     let mut next = Silences::default();

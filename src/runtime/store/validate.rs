@@ -108,6 +108,25 @@ pub(super) fn mem_store(store: &MemStore, program: &Program) -> Result<(), Strin
         if !state.sent.is_sorted_by_key(|r| r.at) {
             return Err(format!("{}'s sends are out of time order", who()));
         }
+        let touches = state.touches.as_slice();
+        if touches.iter().any(|t| {
+            !matches!(
+                program
+                    .journeys
+                    .get(t.journey as usize)
+                    .and_then(|j| j.nodes.get(t.node as usize))
+                    .map(|n| &n.kind),
+                Some(NodeKind::Send(send)) if (t.alt as usize) < send.alternatives.len()
+            )
+        }) {
+            return Err(format!(
+                "{} has a touch that is no send of the program",
+                who()
+            ));
+        }
+        if !touches.is_sorted_by_key(|t| t.at) {
+            return Err(format!("{}'s touches are out of time order", who()));
+        }
         for js in &state.journeys {
             let Some(journey) = program.journeys.get(js.journey as usize) else {
                 return Err(format!("{} is in journey {}", who(), js.journey));
