@@ -128,9 +128,12 @@ fn no_test_file_exits_2() {
     );
 }
 
+/// An element's name and its attributes.
+type Element = (String, Vec<(String, String)>);
+
 /// `(element, attributes)` of every start tag, in document order, and the
 /// text inside each `<failure>`.
-fn xml_elements(xml: &str) -> (Vec<(String, Vec<(String, String)>)>, Vec<String>) {
+fn xml_elements(xml: &str) -> (Vec<Element>, Vec<String>) {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut elements = Vec::new();
     let mut failures = Vec::new();
