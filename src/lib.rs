@@ -26,6 +26,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod dialect;
+pub mod fmt;
 pub mod io;
 pub mod pipeline;
 mod prefetch;
@@ -34,6 +35,7 @@ pub mod runtime;
 pub mod service;
 pub mod source;
 pub mod syntax;
+pub mod testing;
 pub mod value;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -22,6 +22,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the explanation of a diagnostic code, such as `E0206`
     Explain(ExplainArgs),
+    /// Rewrite `.journey` files in the one canonical layout
+    Fmt(FmtArgs),
+    /// Run the journey tests (`*.journey-test`) next to the journeys
+    Test(TestArgs),
     /// Write the compiled program as versioned JSON
     Compile(CompileArgs),
     /// Draw one journey's execution graph as DOT or Mermaid
@@ -267,6 +271,30 @@ pub enum Format {
     Github,
     /// A SARIF 2.1.0 log on stdout (code scanning tools)
     Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+
+    /// Change nothing: list the files that are not formatted on stdout and
+    /// exit 1 if there is one (for CI)
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Directories (their `.journey` files are the project, their
+    /// `.journey-test` files the tests, searched recursively), or single
+    /// `.journey-test` files (the project is the `.journey` files beside them)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Also write the results as JUnit XML to FILE (for CI)
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use super::args::{
-    CheckArgs, CompileArgs, DiffArgs, DiffFormat, ExplainArgs, Format, GenerateArgs, GraphArgs,
-    GraphFormat, Inputs,
+    CheckArgs, CompileArgs, DiffArgs, DiffFormat, ExplainArgs, FmtArgs, Format, GenerateArgs,
+    GraphArgs, GraphFormat, Inputs,
 };
 use super::{Exit, Streams};
 use crate::check::explain as pages;
@@ -71,7 +71,7 @@ pub fn check(args: &CheckArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
 /// The human report on stderr: the first [`print::HUMAN_LIMIT`]
 /// diagnostics, a blank line after each so they stay apart on a terminal,
 /// then one line counting the rest.
-fn report_human(
+pub(super) fn report_human(
     items: &[Diagnostic],
     sources: &SourceMap,
     streams: &mut Streams<'_>,
@@ -179,6 +179,55 @@ fn finish(build: pipeline::Build, streams: &mut Streams<'_>) -> io::Result<Resul
             Ok(Err(Exit::Diagnostics))
         }
     }
+}
+
+/// `journey fmt PATH... [--check]`: each file in the canonical layout
+/// (`crate::fmt`). A file with syntax errors is left as it is, its
+/// diagnostics on stderr; with `--check` nothing is written and the files
+/// that would change are listed on stdout. Exit 1 for either.
+pub fn fmt(args: &FmtArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    let Some(sources) = load(&args.inputs, streams)? else {
+        return Ok(Exit::CouldNotRun);
+    };
+    let mut exit = Exit::Success;
+    for file in sources.files() {
+        let formatted = match crate::fmt::format_file(file) {
+            Ok(text) => text,
+            Err(crate::fmt::FormatError::Syntax(diagnostics)) => {
+                report_human(&diagnostics, &sources, streams)?;
+                writeln!(
+                    streams.stderr,
+                    "`{}` has syntax errors: not formatted",
+                    file.name
+                )?;
+                exit = Exit::Diagnostics;
+                continue;
+            }
+            Err(crate::fmt::FormatError::Unstable) => {
+                let message = format!(
+                    "formatting `{}` would change what it means: left as it is",
+                    file.name
+                );
+                streams.error(
+                    &message,
+                    Some("this is a bug of `journey fmt`; please report it"),
+                )?;
+                exit = Exit::Diagnostics;
+                continue;
+            }
+        };
+        if formatted == *file.text {
+            continue;
+        }
+        if args.check {
+            writeln!(streams.stdout, "{}", file.name)?;
+            exit = Exit::Diagnostics;
+        } else if let Err(e) = std::fs::write(&file.name, formatted) {
+            streams.error(&format!("cannot write `{}`: {e}", file.name), None)?;
+            return Ok(Exit::CouldNotRun);
+        }
+    }
+    Ok(exit)
 }
 
 /// `journey compile PATH... -o FILE`: the versioned JSON envelope.

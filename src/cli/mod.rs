@@ -8,6 +8,7 @@ pub mod report;
 mod report_html;
 pub mod serve;
 pub mod simulate;
+mod tests_cmd;
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
@@ -160,6 +161,8 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
     match command {
         Command::Check(args) => commands::check(&args, streams),
         Command::Explain(args) => commands::explain(&args, streams),
+        Command::Fmt(args) => commands::fmt(&args, streams),
+        Command::Test(args) => tests_cmd::test(&args, streams),
         Command::Compile(args) => commands::compile(&args, streams),
         Command::Graph(args) => commands::graph(&args, streams),
         Command::Simulate(args) => simulate::simulate(&args, streams),

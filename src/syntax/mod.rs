@@ -29,7 +29,7 @@ use grammar::{JourneyParser, Rule};
 
 /// The language's duration text (`1h30m`) in seconds, for the command
 /// line's durations: one rule for both.
-pub use literals::{DurationError, parse_duration};
+pub use literals::{DurationError, format_duration, parse_duration, unescape};
 
 /// Parses one file. Returns every item that parsed (an error in one item
 /// never hides the next item), the file's comments, and the syntax
