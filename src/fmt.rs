@@ -172,6 +172,10 @@ impl Printer<'_> {
         &self.src[span.range()]
     }
 
+    fn slice_of(&self, start: usize, end: usize) -> &str {
+        &self.src[start..end]
+    }
+
     /// Where the keyword before `pos` starts (`subject` of `subject "..."`).
     fn word_before(&self, pos: usize) -> usize {
         let bytes = self.src.as_bytes();
@@ -436,6 +440,37 @@ impl Printer<'_> {
                 }
                 self.close(t.span.end as usize, "}");
             }
+            Item::Attribution(a) => {
+                let start = a.span.start as usize;
+                self.line(
+                    start,
+                    a.keyword.end as usize,
+                    0,
+                    "attribution {".to_owned(),
+                    false,
+                );
+                self.indent += 1;
+                // Each part as written, one a line: `conversion ...` (its
+                // `where` and `value`), `window D`, `half life D`.
+                let mut parts: Vec<(usize, usize)> = a
+                    .conversions
+                    .iter()
+                    .map(|c| (c.span.start as usize, c.span.end as usize))
+                    .collect();
+                for w in &a.windows {
+                    parts.push((self.word_before(w.span.start as usize), w.span.end as usize));
+                }
+                for h in &a.half_lives {
+                    let life = self.word_before(h.span.start as usize);
+                    parts.push((self.word_before(life), h.span.end as usize));
+                }
+                parts.sort_unstable();
+                for (from, to) in parts {
+                    let text = self.slice_of(from, to).to_owned();
+                    self.line(from, to, 0, text, false);
+                }
+                self.close(a.span.end as usize, "}");
+            }
             Item::Segment(s) => {
                 let prefix = format!("segment {} = ", s.name.name);
                 self.clause(
@@ -601,6 +636,7 @@ impl Printer<'_> {
         let (start, end) = (h.span.start as usize, h.span.end as usize);
         let text = match &h.kind {
             HeaderKind::Name(s) => format!("name {}", self.slice(s.span)),
+            HeaderKind::Per(e) => format!("per {}", self.slice(e.span)),
             HeaderKind::Trigger { event, condition } => {
                 let head = format!("trigger {}", self.slice(event.span));
                 return self.maybe_where((start, end), head, condition.as_ref(), String::new());
@@ -803,12 +839,35 @@ impl Printer<'_> {
                 false,
             ),
             StepKind::WaitForEvent {
-                event,
-                condition,
+                alternatives,
+                within,
+                then,
+                otherwise,
+            } if alternatives.len() > 1 => {
+                // Each alternative as written (its condition's parentheses
+                // are part of its meaning), one ` or ` apart.
+                let alts: Vec<&str> = alternatives.iter().map(|a| self.slice(a.span)).collect();
+                let opener = self.opener_suffix(then.as_ref(), otherwise.as_ref());
+                let text = format!(
+                    "wait for {} within {}{opener}",
+                    alts.join(" or "),
+                    self.slice(within.span)
+                );
+                self.line(start, within.span.end as usize, 0, text, false);
+                self.wait_blocks(then.as_ref(), otherwise.as_ref());
+            }
+            StepKind::WaitForEvent {
+                alternatives,
                 within,
                 then,
                 otherwise,
             } => {
+                let Some(WaitAlt {
+                    event, condition, ..
+                }) = alternatives.first()
+                else {
+                    return;
+                };
                 let head = format!("wait for {}", self.slice(event.span));
                 let tail = format!(" within {}", self.slice(within.span));
                 let head_end = within.span.end as usize;
@@ -996,6 +1055,14 @@ impl Printer<'_> {
                 OnCapped::Wait => "wait",
             };
             modifiers.push((span.start, format!("on capped {what}")));
+        }
+        if let Some(b) = &send.best_hour {
+            let within = b
+                .within
+                .as_ref()
+                .map(|w| format!(" within {}", self.slice(w.span)))
+                .unwrap_or_default();
+            modifiers.push((b.span.start, format!("at best hour{within}")));
         }
         modifiers.sort_by_key(|(at, _)| *at);
         let modifiers: Vec<String> = modifiers.into_iter().map(|(_, m)| m).collect();

@@ -74,6 +74,12 @@ fn drop_lines(json: &mut serde_json::Value) {
     match json {
         serde_json::Value::Object(map) => {
             map.remove("line");
+            // What the program keeps of the text as written, for people:
+            // a step's label (its first line) and the hash of a journey's
+            // text. Formatting changes them by design; a deploy of a
+            // formatted journey treats it as changed (docs/guide.md).
+            map.remove("label");
+            map.remove("content_hash");
             map.values_mut().for_each(drop_lines);
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(drop_lines),
