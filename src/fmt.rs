@@ -11,7 +11,7 @@
 //! precedence needs them.
 //!
 //! Comments are not in the tree: the parser hands them over with their spans
-//! ([`ast::File::comments`]) and the printer puts each one back before the
+//! ([`crate::syntax::ast::File::comments`]) and the printer puts each one back before the
 //! first line that starts after it, or at the end of the line it followed.
 //! A comment written inside an expression that is printed on one line goes
 //! on its own line just before it.

@@ -5,7 +5,7 @@
 //! send, an exit and its reason, a conversion, an entry.
 //!
 //! [`syntax`] parses a file (its own small pest grammar,
-//! `grammar/journey_test.pest`); [`check`] checks a test against the
+//! `grammar/journey_test.pest`); [`check()`] checks a test against the
 //! project like the checker checks a journey (unknown events, fields,
 //! templates, channels and journeys are the checker's own diagnostics,
 //! E0204–E0207 and E0202, with spans); [`run`] feeds the inputs to the
