@@ -539,15 +539,21 @@ pub fn summary_table(program: &Program) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
+    aligned(header, &rows)
+}
+
+/// `rows` under `header` in columns two spaces apart, each as wide as its
+/// widest cell, lines trimmed at the end.
+fn aligned<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(str::to_string);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let header = header.map(str::to_string);
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i > 0 {
@@ -602,27 +608,10 @@ pub fn cap_table(program: &Program) -> String {
             Some([label, verdict, journeys])
         })
         .collect();
-    let header = ["policy cap", "worst case, all journeys", "journeys"].map(str::to_string);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    aligned(
+        ["policy cap", "worst case, all journeys", "journeys"],
+        &rows,
+    )
 }
 
 /// A length of time for people: `9d 2h`, `1h 30m`, `0s`.
