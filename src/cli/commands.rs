@@ -165,20 +165,26 @@ pub(super) fn checked(
 
 /// Reports a build's diagnostics; its program, or the exit code to stop with.
 fn finish(build: pipeline::Build, streams: &mut Streams<'_>) -> io::Result<Result<Program, Exit>> {
-    report_human(&build.diagnostics.items, &build.project.sources, streams)?;
     match build.program {
-        Some(program) => Ok(Ok(program)),
-        None => {
-            let d = &build.diagnostics;
-            let files = build.project.sources.files().len();
-            writeln!(
-                streams.stderr,
-                "{}",
-                print::checked(files, d.errors(), d.warnings())
-            )?;
-            Ok(Err(Exit::Diagnostics))
+        Some(program) => {
+            report_human(&build.diagnostics.items, &build.project.sources, streams)?;
+            Ok(Ok(program))
         }
+        None => refused(&build, streams).map(Err),
     }
+}
+
+/// Reports a build that made no program: its diagnostics and how many.
+pub(super) fn refused(build: &pipeline::Build, streams: &mut Streams<'_>) -> io::Result<Exit> {
+    report_human(&build.diagnostics.items, &build.project.sources, streams)?;
+    let d = &build.diagnostics;
+    let files = build.project.sources.files().len();
+    writeln!(
+        streams.stderr,
+        "{}",
+        print::checked(files, d.errors(), d.warnings())
+    )?;
+    Ok(Exit::Diagnostics)
 }
 
 /// `journey fmt PATH... [--check]`: each file in the canonical layout

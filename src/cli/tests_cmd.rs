@@ -57,17 +57,9 @@ pub fn test(args: &TestArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             return Ok(Exit::CouldNotRun);
         }
     };
-    let build = pipeline::build(sources);
-    let Some(program) = build.program else {
-        commands::report_human(&build.diagnostics.items, &build.project.sources, streams)?;
-        let d = &build.diagnostics;
-        let files = build.project.sources.files().len();
-        writeln!(
-            streams.stderr,
-            "{}",
-            print::checked(files, d.errors(), d.warnings())
-        )?;
-        return Ok(Exit::Diagnostics);
+    let mut build = pipeline::build(sources);
+    let Some(program) = build.program.take() else {
+        return commands::refused(&build, streams);
     };
     let program = Arc::new(program);
 
