@@ -471,8 +471,20 @@ fn successor_mut(kind: &mut NodeKind, slot: usize) -> Option<&mut NodeId> {
 /// (or `else {`),
 /// at most [`LABEL_MAX`] characters (`…` marks a cut).
 pub(crate) fn step_label(text: &str) -> Arc<str> {
-    let first = text.lines().next().unwrap_or("").trim();
-    let first = first.strip_suffix('{').unwrap_or(first).trim_end();
+    // The step's lines up to the first that opens a block, on one line: a
+    // send whose alternatives `journey fmt` puts one a line reads as one.
+    let end = text
+        .lines()
+        .scan(0, |at, line| {
+            *at += line.len() + 1;
+            Some((*at, line.trim_end().ends_with('{')))
+        })
+        .find(|&(_, opens)| opens)
+        .map_or(text.len(), |(at, _)| at.min(text.len()));
+    let first = one_line(&text[..end]);
+    let first = first.strip_suffix('{').unwrap_or(&first).trim_end();
+    // A send's `with {` broken over lines.
+    let first = first.strip_suffix(" with").unwrap_or(first);
     // `wait for x within 1d else {` with no first block.
     let first = first.strip_suffix(" else").unwrap_or(first);
     if first.chars().count() <= LABEL_MAX {
@@ -493,6 +505,10 @@ mod tests {
         assert_eq!(
             &*step_label("if trigger.total > 100 {\n  send email x\n}"),
             "if trigger.total > 100"
+        );
+        assert_eq!(
+            &*step_label("send push a\n  or sms b\n  or email c"),
+            "send push a or sms b or email c"
         );
         let long = format!("send email {}", "x".repeat(80));
         let label = step_label(&long);
