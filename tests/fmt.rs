@@ -14,35 +14,9 @@ use proptest::prelude::*;
 #[allow(dead_code)]
 mod corpus;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Every `.journey` file under `dir`, sorted.
-fn journey_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if path.is_dir() && !name.starts_with('.') && name != "target" {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "journey") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+#[path = "support/journey_files.rs"]
+mod journey_files;
+use journey_files::{journey_files, read, root};
 
 fn fmt(name: &str, text: &str) -> String {
     match format_text(name, text) {

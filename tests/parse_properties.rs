@@ -9,8 +9,6 @@
 //!   every one is reachable from the syntax tree with its span;
 //! - items and diagnostics lie inside the file, items in order.
 
-use std::path::{Path, PathBuf};
-
 use journey::syntax::ast::{File, Item};
 use journey::syntax::parse;
 use journey::{Diagnostic, FileId, SourceFile};
@@ -22,34 +20,9 @@ mod corpus;
 #[path = "support/mutate.rs"]
 mod mutate;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Every `.journey` file under `dir`, sorted.
-fn journey_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "journey") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+#[path = "support/journey_files.rs"]
+mod journey_files;
+use journey_files::{journey_files, read, root};
 
 fn parse_text(text: &str) -> (File, Vec<Diagnostic>) {
     parse(&SourceFile::new(FileId(3), "test.journey", text))
