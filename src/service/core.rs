@@ -94,7 +94,8 @@ pub struct CoreConfig {
     /// Messages accepted and not yet durable, at most; past it, ingest
     /// answers 503.
     pub max_pending: usize,
-    /// Entries waiting for a partition's worker, at most.
+    /// Commits whose entries wait for a partition's worker, at most (each
+    /// hands a partition its entries of one transaction at once).
     pub partition_queue: usize,
     pub dedup_key: [u8; 16],
     pub max_clock_jump_ms: i64,
@@ -177,8 +178,11 @@ pub type Inspection = Box<dyn FnOnce(&Runtime) + Send>;
 
 /// What the writer hands a partition's worker.
 enum ToWorker {
-    /// A journal entry to apply, at its position.
-    Entry(u64, Entry),
+    /// The partition's journal entries of one commit, in order, each at
+    /// its position: handed over and reported back as one (one wake-up
+    /// and one report a commit, not one an entry; with 8 clients the
+    /// per-entry hand-over was a quarter of the writer's CPU time).
+    Entries(Vec<(u64, Entry)>),
     /// A look at the runtime after the entries before it; not journaled,
     /// changes nothing.
     Inspect(Inspection),
@@ -187,7 +191,7 @@ enum ToWorker {
 /// One partition's active instances, per journey of its program.
 type ActiveByJourney = Vec<(Arc<str>, u64)>;
 
-/// What a worker reports after applying one entry.
+/// What a worker reports after applying entries (the last at `position`).
 struct Applied {
     partition: u32,
     position: u64,
@@ -1018,12 +1022,14 @@ impl Writer {
             let _ = ack.send(Ok(()));
         }
         self.barriers.extend(barriers);
+        let mut per_partition: Vec<Vec<(u64, Entry)>> =
+            self.workers.iter().map(|_| Vec::new()).collect();
         for (p, position, entry) in forward {
+            per_partition[p as usize].push((position, entry));
+        }
+        for (p, entries) in per_partition.into_iter().enumerate() {
             // Blocks while the partition is behind: backpressure to ingest.
-            if self.workers[p as usize]
-                .send(ToWorker::Entry(position, entry))
-                .is_err()
-            {
+            if !entries.is_empty() && self.workers[p].send(ToWorker::Entries(entries)).is_err() {
                 return Err(StorageError(format!("partition {p} stopped")));
             }
         }
@@ -1327,7 +1333,10 @@ impl Worker {
     ) {
         let mut last = None;
         for (position, entry) in replay {
-            self.apply(position, &entry, false);
+            let mut lines = Vec::new();
+            if self.apply(position, &entry, &mut lines) {
+                self.report(position, Some(lines), false);
+            }
             last = Some(position);
         }
         // The replayed entries are free now too.
@@ -1342,9 +1351,14 @@ impl Worker {
         let mut last_position = last.unwrap_or(0);
         while let Ok(message) = rx.recv() {
             match message {
-                ToWorker::Entry(position, entry) => {
-                    self.apply(position, &entry, true);
-                    last_position = position;
+                ToWorker::Entries(entries) => {
+                    let mut lines = Vec::new();
+                    for (position, entry) in entries {
+                        // Live positions are past what the outbox holds.
+                        self.apply(position, &entry, &mut lines);
+                        last_position = position;
+                    }
+                    self.report(last_position, Some(lines), true);
                 }
                 ToWorker::Inspect(look) => look(&self.runtime),
             }
@@ -1380,7 +1394,10 @@ impl Worker {
         }));
     }
 
-    fn apply(&mut self, position: u64, entry: &Entry, live: bool) {
+    /// Applies the entry at `position` and adds its actions' lines to
+    /// `lines`, unless the outbox holds them already (a replay): whether
+    /// it did.
+    fn apply(&mut self, position: u64, entry: &Entry, lines: &mut Vec<String>) -> bool {
         let mut actions: Vec<Action> = Vec::new();
         match entry {
             Entry::Message { at, line } => match parse_line(line, 1) {
@@ -1406,15 +1423,14 @@ impl Worker {
         let due = self.runtime.next_due().unwrap_or(i64::MAX);
         self.next_due[self.partition as usize].store(due, Ordering::Release);
         self.since_checkpoint += 1;
-        let lines = (position > self.applied).then(|| {
-            for a in &actions {
-                self.action_counter(&a.journey, a.kind.name()).increment(1);
-            }
-            actions.iter().map(Action::to_json_line).collect::<Vec<_>>()
-        });
-        if live || lines.is_some() {
-            self.report(position, lines, live);
+        if position <= self.applied {
+            return false;
         }
+        for a in &actions {
+            self.action_counter(&a.journey, a.kind.name()).increment(1);
+        }
+        lines.extend(actions.iter().map(Action::to_json_line));
+        true
     }
 
     /// The counter of one journey's actions of one kind, looked up in the
@@ -1494,9 +1510,9 @@ impl Worker {
         }
     }
 
-    /// Reports the entry at `position` applied (with its actions, unless
-    /// the outbox has them); then, if `live`, takes a checkpoint when one
-    /// is due.
+    /// Reports the entries up to `position` applied (with their actions,
+    /// unless the outbox has them); then, if `live`, takes a checkpoint
+    /// when one is due.
     fn report(&mut self, position: u64, lines: Option<Vec<String>>, live: bool) {
         let stats = self.runtime.stats();
         let per_journey: Vec<(Arc<str>, u64)> = self
