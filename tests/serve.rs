@@ -576,7 +576,12 @@ fn actions_past_the_retention_are_gone_with_a_410() {
         .expect("accepted");
     let _ = server.post("/admin/clock", &json!({"to": "2026-03-02T10:00:00Z"}));
     assert_eq!(server.feed().len(), 3, "enter, send, exit");
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Retention drops actions in a commit at most once a second, and
+    // delivery's cursor (written with the journal within a second of the
+    // actions) may take that second's turn: past two seconds, the next
+    // commit is sure to drop the first three, and b's (a second younger
+    // than that) stay.
+    std::thread::sleep(Duration::from_millis(2_200));
     server
         .post(
             "/v1/batch",

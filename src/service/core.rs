@@ -52,7 +52,7 @@ use tokio::sync::{oneshot, watch};
 use super::journal::Entry;
 use super::metrics;
 use super::partitions::partition_of;
-use super::storage::{Recovery, Storage, StorageError, WriteBatch};
+use super::storage::{DeliveryBatch, Recovery, Storage, StorageError, WriteBatch};
 use super::versions::{Record, Versions, diagnostics_text};
 use crate::compile::Program;
 use crate::compile::deploy::{Fate, plan};
@@ -168,6 +168,11 @@ enum Op {
         record: Vec<u8>,
         ack: oneshot::Sender<Result<ClockState, String>>,
     },
+    /// Delivery's records, committed with the next transaction.
+    Deliveries {
+        batch: DeliveryBatch,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
     Stop {
         ack: oneshot::Sender<()>,
     },
@@ -208,7 +213,10 @@ struct Applied {
 
 /// The running core.
 pub struct Core {
-    ops: Mutex<Sender<Op>>,
+    /// Shared by every caller without a lock (`Sender` is `Sync`): no
+    /// caller, delivery's idle-priority threads included, can hold up
+    /// another's send by being descheduled inside one.
+    ops: Sender<Op>,
     /// What the workers publish for `/metrics`.
     published: Arc<Published>,
     versions: Arc<Versions>,
@@ -398,7 +406,7 @@ impl Core {
             threads.push(handle);
         }
         let core = Arc::new(Core {
-            ops: Mutex::new(ops_tx),
+            ops: ops_tx,
             published,
             versions,
             deploying: tokio::sync::Mutex::new(()),
@@ -568,8 +576,6 @@ impl Core {
             return Err(IngestError::Unavailable("the service is stopping".into()));
         }
         self.ops
-            .lock()
-            .map_err(|_| IngestError::Unavailable("the service failed".into()))?
             .send(op)
             .map_err(|_| IngestError::Unavailable("the service has stopped".into()))
     }
@@ -595,6 +601,20 @@ impl Core {
             Ok(Err(why)) => Err(IngestError::Unavailable(why)),
             Err(_) => Err(IngestError::Unavailable("the service has stopped".into())),
         }
+    }
+
+    /// Commits delivery's records with the journal's next transaction (one
+    /// stream of fsyncs: see [`super::storage`]); resolves once they are
+    /// durable.
+    pub async fn record_deliveries(&self, batch: DeliveryBatch) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.send(Op::Deliveries { batch, ack })
+            .map_err(|e| match e {
+                IngestError::Unavailable(why) => why,
+                IngestError::Overloaded => "the service is overloaded".into(),
+            })?;
+        done.await
+            .map_err(|_| "the service has stopped".to_string())?
     }
 
     /// Moves the deployment clock (`--clock events`): every partition
@@ -641,10 +661,7 @@ impl Core {
             return;
         }
         let (ack, done) = oneshot::channel();
-        let sent = self
-            .ops
-            .lock()
-            .is_ok_and(|ops| ops.send(Op::Stop { ack }).is_ok());
+        let sent = self.ops.send(Op::Stop { ack }).is_ok();
         if sent {
             let _ = done.await;
         }
@@ -991,6 +1008,13 @@ impl Writer {
                     }
                     barriers.push((positions, ack));
                 }
+                Op::Deliveries {
+                    batch: records,
+                    ack,
+                } => {
+                    batch.deliveries.merge(records);
+                    acks.push(ack);
+                }
                 Op::Stop { ack } => stopping = Some(ack),
             }
         }
@@ -1100,6 +1124,7 @@ impl Writer {
         let workers = std::mem::take(&mut self.workers);
         drop(workers); // each worker finishes its queue, checkpoints, and reports Done
         let mut open = self.applied.len();
+        let mut recorded = Vec::new();
         let mut batch = WriteBatch {
             // Retention counts from here: a batch stamped 0 would leave the
             // feed at the next start.
@@ -1131,6 +1156,13 @@ impl Writer {
                 Ok(Op::Append { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
                 }
+                Ok(Op::Deliveries {
+                    batch: records,
+                    ack,
+                }) => {
+                    batch.deliveries.merge(records);
+                    recorded.push(ack);
+                }
                 Ok(Op::Clock { ack, .. } | Op::Deploy { ack, .. }) => {
                     let _ = ack.send(Err("the service is stopping".into()));
                 }
@@ -1142,6 +1174,9 @@ impl Writer {
         if !batch.is_empty() {
             let seq = self.storage.write(batch)?;
             self.seq.send_replace(seq);
+        }
+        for ack in recorded {
+            let _ = ack.send(Ok(()));
         }
         for (_, ack) in self.barriers.drain(..) {
             let _ = ack.send(Err("the service is stopping".into()));

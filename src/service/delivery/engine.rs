@@ -9,9 +9,9 @@
 //!           ──Retry──────▶ record (next attempt due) ──▶ permit back ──sleep──▶ queue
 //! ```
 //!
-//! Durability: each send gets its record (in `delivery.redb`, through
-//! [`Storage::write_deliveries`]) before its first attempt, in one write
-//! with the cursor that passed it; every attempt is recorded after the
+//! Durability: each send gets its record (committed by the service's
+//! writer with the journal, through [`Core::record_deliveries`]) before
+//! its first attempt, in one write with the cursor that passed it; every attempt is recorded after the
 //! provider answered, and the attempt's concurrency permit is given back
 //! only then. So after a crash, the only attempts repeated are those in
 //! flight or answered-but-unrecorded at that instant — at most a
@@ -20,15 +20,23 @@
 //! between the two journals it again on the resend, under the same
 //! `messageId` (`<message_id>:<outcome>`), which the runtime ignores.
 //!
-//! Writes of delivery records are group-committed by one thread
-//! ([`Store`]), as the service's writer commits the journal.
+//! Delivery's records ride in the journal's transactions ([`Store`]): one
+//! stream of fsyncs on the disk, not two that wait on each other
+//! ([`crate::service::storage`]).
 //!
 //! Delivery never slows ingest: its tasks run on a tokio runtime of their
-//! own whose threads, like the record writer's, run at a lower scheduling
-//! priority ([`DELIVERY_NICE`]). When the cores are busy, the kernel gives
-//! them to the HTTP handlers, the writer and the partitions first, and
-//! delivery uses what is left; on idle cores it runs at full speed.
-//! Outcome events still go through the service's writer, as any event.
+//! own whose threads, like the record writer's, run under Linux's
+//! `SCHED_IDLE` policy (elsewhere, [`DELIVERY_NICE`] nicer than the
+//! service). A thread of the service that wakes takes the core from
+//! delivery at once, so delivery runs on what the service leaves idle, and
+//! at full speed when it leaves a core idle. With 8 ingest clients on two
+//! cores, delivery at nice +10 took 11% of ingest's rate and at
+//! `SCHED_IDLE` 5% (`cargo bench --bench delivery`, docs/performance.md).
+//! While the service keeps every core busy, delivery waits (its backlog
+//! is `journey_delivery_backlog`) and catches up once it does not; it
+//! shares no lock with the service that it could hold while waiting (the
+//! service's op channel takes none). Outcome events still go through the
+//! service's writer, as any event.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{Channel, Message, Outcome, Policy, Rate};
@@ -72,7 +80,6 @@ pub struct Engine {
     inner: Arc<Inner>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    store: Option<std::thread::JoinHandle<()>>,
     /// Delivery's own runtime, at a lower priority.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -102,9 +109,10 @@ fn nice() -> i32 {
 }
 
 /// Sets the calling thread's nice value to `service`'s plus
-/// [`DELIVERY_NICE`] (19 at most). On Linux the nice value belongs to the
-/// thread, so the service's other threads keep theirs. Where it cannot be
-/// set, delivery runs at the service's priority.
+/// [`DELIVERY_NICE`] (19 at most) and, on Linux, its policy to
+/// `SCHED_IDLE`. On Linux both belong to the thread, so the service's
+/// other threads keep theirs. Where they cannot be set, delivery runs at
+/// the service's priority.
 fn lower_priority(service: i32) {
     #[cfg(unix)]
     {
@@ -113,6 +121,14 @@ fn lower_priority(service: i32) {
         // changes the scheduling priority of the calling thread (`who` 0);
         // it touches no memory of this process.
         let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) };
+        #[cfg(target_os = "linux")]
+        {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: sched_setscheduler reads `param`, a local that
+            // outlives the call, and changes only the calling thread's
+            // policy (`pid` 0); any process may lower itself to SCHED_IDLE.
+            let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        }
     }
     #[cfg(not(unix))]
     let _ = service;
@@ -212,7 +228,7 @@ impl Engine {
     /// before are not delivered.
     pub async fn start(core: Arc<Core>, channels: Vec<Channel>) -> Result<Engine, String> {
         let storage = core.storage().clone();
-        let (store, store_thread) = Store::start(storage.clone())?;
+        let store = Store { core: core.clone() };
         if storage.delivery_cursor().map_err(|e| e.0)?.is_none() {
             let from = storage.last_seq().map_err(|e| e.0)?;
             store
@@ -254,7 +270,6 @@ impl Engine {
             inner,
             stop: stop_tx,
             tasks,
-            store: Some(store_thread),
             runtime: Some(runtime),
         })
     }
@@ -301,10 +316,6 @@ impl Engine {
                     ..DeliveryBatch::default()
                 })
                 .await;
-        }
-        self.inner.store.stop();
-        if let Some(thread) = self.store.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         if let Some(runtime) = self.runtime.take() {
             // Its tasks have ended; what remains (an audience batch's
@@ -550,7 +561,6 @@ async fn read(inner: Arc<Inner>) {
             let batch = DeliveryBatch {
                 cursor: Some(cursor),
                 records,
-                prune_through: None,
             };
             if inner.store.write(batch).await.is_err() {
                 return;
@@ -993,106 +1003,17 @@ impl Bucket {
     }
 }
 
-/// The writer of delivery's records: one thread that commits whatever
-/// has arrived in one transaction (group commit), and drops the records
-/// of sends the outbox's retention has dropped.
+/// Where delivery's records go: the service's writer, which commits them
+/// with the journal's next transaction (group commit; the records of
+/// sends the outbox's retention drops go in the same transaction).
 struct Store {
-    ops: std::sync::Mutex<std::sync::mpsc::Sender<StoreOp>>,
+    core: Arc<Core>,
 }
-
-enum StoreOp {
-    Write(DeliveryBatch, oneshot::Sender<Result<(), String>>),
-    Stop,
-}
-
-/// Records committed in one transaction, at most.
-const STORE_GROUP: usize = 4_096;
 
 impl Store {
-    fn start(storage: Arc<dyn Storage>) -> Result<(Store, std::thread::JoinHandle<()>), String> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let service = nice();
-        let thread = std::thread::Builder::new()
-            .name("journey-delivery-store".into())
-            .spawn(move || {
-                lower_priority(service);
-                store_loop(storage.as_ref(), rx)
-            })
-            .map_err(|e| format!("cannot start the delivery store thread: {e}"))?;
-        Ok((
-            Store {
-                ops: std::sync::Mutex::new(tx),
-            },
-            thread,
-        ))
-    }
-
     /// Commits `batch` durably (with whatever else is waiting).
     async fn write(&self, batch: DeliveryBatch) -> Result<(), String> {
-        let (ack, done) = oneshot::channel();
-        let sent = self
-            .ops
-            .lock()
-            .map_err(|_| "the delivery store failed".to_string())?
-            .send(StoreOp::Write(batch, ack));
-        if sent.is_err() {
-            return Err("the delivery store has stopped".into());
-        }
-        done.await
-            .map_err(|_| "the delivery store has stopped".to_string())?
-    }
-
-    fn stop(&self) {
-        if let Ok(ops) = self.ops.lock() {
-            let _ = ops.send(StoreOp::Stop);
-        }
-    }
-}
-
-fn store_loop(storage: &dyn Storage, ops: std::sync::mpsc::Receiver<StoreOp>) {
-    let mut pruned = 0;
-    let mut pruned_at: Option<Instant> = None;
-    while let Ok(first) = ops.recv() {
-        let mut waiting = Vec::new();
-        let mut batch = DeliveryBatch::default();
-        let mut stopping = false;
-        let mut next = Some(first);
-        while let Some(op) = next.take() {
-            match op {
-                StoreOp::Write(mut b, ack) => {
-                    batch.cursor = batch.cursor.max(b.cursor);
-                    batch.records.append(&mut b.records);
-                    waiting.push(ack);
-                }
-                StoreOp::Stop => stopping = true,
-            }
-            if batch.records.len() < STORE_GROUP && !stopping {
-                next = ops.try_recv().ok();
-            }
-        }
-        if pruned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            pruned_at = Some(Instant::now());
-            if let Ok(through) = storage.pruned_through()
-                && through > pruned
-            {
-                batch.prune_through = Some(through);
-                pruned = through;
-            }
-        }
-        if !batch.is_empty()
-            && let Err(e) = storage.write_deliveries(batch)
-        {
-            // As the journal's writer: a store that fails cannot keep
-            // delivery's promises.
-            eprintln!("journey serve: the delivery store failed, stopping: {e}");
-            std::process::exit(1);
-        }
-        for ack in waiting {
-            let _ = ack.send(Ok(()));
-        }
-        if stopping {
-            return;
-        }
+        self.core.record_deliveries(batch).await
     }
 }
 
@@ -1106,18 +1027,33 @@ mod tests {
     fn delivery_runs_below_the_service_priority() {
         let before = nice();
         let runtime = delivery_runtime().expect("a runtime");
-        let worker = runtime.block_on(async { tokio::spawn(async { nice() }).await });
+        let priority = || (nice(), policy_of_this_thread());
+        let worker = runtime.block_on(async { tokio::spawn(async move { priority() }).await });
         // A blocking thread started from a worker, already nicer: the same.
         let blocking = runtime.block_on(async {
-            tokio::spawn(async { tokio::task::spawn_blocking(nice).await })
+            tokio::spawn(async move { tokio::task::spawn_blocking(priority).await })
                 .await
                 .expect("the task ran")
         });
         runtime.shutdown_background();
         let expected = (before + DELIVERY_NICE).min(19);
-        assert_eq!(worker.expect("the task ran"), expected);
-        assert_eq!(blocking.expect("the task ran"), expected);
-        assert_eq!(nice(), before, "the caller's priority is unchanged");
+        #[cfg(target_os = "linux")]
+        let idle = libc::SCHED_IDLE;
+        #[cfg(not(target_os = "linux"))]
+        let idle = policy_of_this_thread();
+        assert_eq!(worker.expect("the task ran"), (expected, idle));
+        assert_eq!(blocking.expect("the task ran"), (expected, idle));
+        assert_eq!(
+            priority(),
+            (before, libc::SCHED_OTHER),
+            "the caller's priority is unchanged"
+        );
+    }
+
+    fn policy_of_this_thread() -> i32 {
+        // SAFETY: sched_getscheduler only reads its integer argument (0:
+        // the calling thread) and returns its policy.
+        unsafe { libc::sched_getscheduler(0) }
     }
     use super::*;
 
