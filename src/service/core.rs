@@ -94,8 +94,7 @@ pub struct CoreConfig {
     /// Messages accepted and not yet durable, at most; past it, ingest
     /// answers 503.
     pub max_pending: usize,
-    /// Commits whose entries wait for a partition's worker, at most (each
-    /// hands a partition its entries of one transaction at once).
+    /// Entries waiting for a partition's worker, at most ([`Backlog`]).
     pub partition_queue: usize,
     pub dedup_key: [u8; 16],
     pub max_clock_jump_ms: i64,
@@ -191,6 +190,60 @@ enum ToWorker {
     /// A look at the runtime after the entries before it; not journaled,
     /// changes nothing.
     Inspect(Inspection),
+}
+
+/// The entries handed to a partition's worker and not applied yet, at
+/// most `limit`: past it the writer waits (backpressure to ingest). Counted
+/// in entries, not in hand-overs, which carry a commit's worth each: a
+/// partition busy with its checkpoint for 300 ms must not stop the writer
+/// while it has room for seconds of entries.
+struct Backlog {
+    queued: Mutex<usize>,
+    drained: std::sync::Condvar,
+    limit: usize,
+    /// The worker is gone: nobody drains, nobody waits.
+    closed: AtomicBool,
+}
+
+impl Backlog {
+    fn new(limit: usize) -> Backlog {
+        Backlog {
+            queued: Mutex::new(0),
+            drained: std::sync::Condvar::new(),
+            limit: limit.max(1),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts `n` more entries, once there is room for them (at once when
+    /// none wait: a hand-over larger than the limit still goes).
+    fn add(&self, n: usize) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        while *queued > 0 && *queued + n > self.limit && !self.closed.load(Ordering::Acquire) {
+            queued = self.drained.wait(queued).unwrap_or_else(|e| e.into_inner());
+        }
+        *queued += n;
+    }
+
+    /// `n` entries are applied.
+    fn done(&self, n: usize) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        *queued = queued.saturating_sub(n);
+        self.drained.notify_one();
+    }
+}
+
+/// A worker's hold on its [`Backlog`]: when the worker goes, however it
+/// goes, the writer stops waiting for it (and hears it stopped from the
+/// closed channel).
+struct Draining(Arc<Backlog>);
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        let _guard = self.0.queued.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.closed.store(true, Ordering::Release);
+        self.0.drained.notify_all();
+    }
 }
 
 /// One partition's active instances, per journey of its program.
@@ -325,8 +378,11 @@ impl Core {
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         ));
         for p in 0..config.partitions {
+            // Every hand-over carries at least one entry, so the backlog's
+            // bound is reached before the channel's.
             let (tx, rx) = mpsc::sync_channel::<ToWorker>(config.partition_queue.max(1));
-            workers.push(tx);
+            let backlog = Arc::new(Backlog::new(config.partition_queue));
+            workers.push((tx, backlog.clone()));
             let seed = Seed {
                 partition: p,
                 versions: versions.clone(),
@@ -339,6 +395,7 @@ impl Core {
                 ticking: ticking.clone(),
                 published: published.clone(),
                 checkpointer: staged_tx.clone(),
+                backlog,
             };
             let (recovered, ready) = (recovered_tx.clone(), ready_tx.clone());
             let handle = std::thread::Builder::new()
@@ -870,7 +927,7 @@ type Barrier = (Vec<u64>, oneshot::Sender<Result<ClockState, String>>);
 struct Writer {
     storage: Arc<dyn Storage>,
     ops: Receiver<Op>,
-    workers: Vec<SyncSender<ToWorker>>,
+    workers: Vec<(SyncSender<ToWorker>, Arc<Backlog>)>,
     next_position: Vec<u64>,
     /// Per partition, the instant of its newest entry (`--clock wall`).
     last_at: Vec<i64>,
@@ -1052,8 +1109,13 @@ impl Writer {
             per_partition[p as usize].push((position, entry));
         }
         for (p, entries) in per_partition.into_iter().enumerate() {
-            // Blocks while the partition is behind: backpressure to ingest.
-            if !entries.is_empty() && self.workers[p].send(ToWorker::Entries(entries)).is_err() {
+            if entries.is_empty() {
+                continue;
+            }
+            let (worker, backlog) = &self.workers[p];
+            // Waits while the partition is behind: backpressure to ingest.
+            backlog.add(entries.len());
+            if worker.send(ToWorker::Entries(entries)).is_err() {
                 return Err(StorageError(format!("partition {p} stopped")));
             }
         }
@@ -1070,7 +1132,7 @@ impl Writer {
     /// has stopped, is dropped: its caller hears so.
     fn forward_inspections(&mut self, inspections: Vec<(u32, Inspection)>) {
         for (p, look) in inspections {
-            if let Some(worker) = self.workers.get(p as usize) {
+            if let Some((worker, _)) = self.workers.get(p as usize) {
                 let _ = worker.send(ToWorker::Inspect(look));
             }
         }
@@ -1206,6 +1268,7 @@ struct Seed {
     ticking: Arc<Vec<AtomicBool>>,
     published: Arc<Published>,
     checkpointer: Sender<Staged>,
+    backlog: Arc<Backlog>,
 }
 
 /// What a partition found on disk, for the writer.
@@ -1269,6 +1332,7 @@ impl Seed {
             checkpoint_at: Instant::now() + self.config.checkpoint_every.mul_f64(share),
             checkpoint_wanted: false,
             checkpointer: self.checkpointer,
+            backlog: Draining(self.backlog),
             storage: self.storage,
             config: self.config,
             next_due: self.next_due,
@@ -1347,6 +1411,8 @@ struct Worker {
     checkpoint_at: Instant,
     checkpoint_wanted: bool,
     checkpointer: Sender<Staged>,
+    /// Tells the writer what this worker has applied.
+    backlog: Draining,
     storage: Arc<dyn Storage>,
     config: CoreConfig,
     next_due: Arc<Vec<AtomicI64>>,
@@ -1387,12 +1453,14 @@ impl Worker {
         while let Ok(message) = rx.recv() {
             match message {
                 ToWorker::Entries(entries) => {
+                    let n = entries.len();
                     let mut lines = Vec::new();
                     for (position, entry) in entries {
                         // Live positions are past what the outbox holds.
                         self.apply(position, &entry, &mut lines);
                         last_position = position;
                     }
+                    self.backlog.0.done(n);
                     self.report(last_position, Some(lines), true);
                 }
                 ToWorker::Inspect(look) => look(&self.runtime),
@@ -1592,6 +1660,41 @@ mod tests {
     }
 
     const V1: &str = "journey ping {\n  trigger signed_up\n  wait 1h\n  send webhook \"ping\"\n}\n";
+
+    /// The writer hands over while the partition has room in entries,
+    /// however many hand-overs that is; past the limit it waits until the
+    /// worker applies some, and a worker that is gone never keeps it
+    /// waiting.
+    #[test]
+    fn the_backlog_bounds_entries_and_never_outlives_its_worker() {
+        let backlog = Arc::new(Backlog::new(10));
+        for _ in 0..10 {
+            backlog.add(1);
+        }
+        let writer = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || backlog.add(5))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished(), "10 entries wait: the writer waits");
+        backlog.done(5);
+        writer
+            .join()
+            .expect("the writer goes on once 5 are applied");
+        assert_eq!(*backlog.queued.lock().expect("a count"), 10);
+        // A hand-over larger than the limit goes when nothing waits.
+        let big = Backlog::new(10);
+        big.add(50);
+        // The worker goes: the writer stops waiting.
+        let writer = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || backlog.add(1))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!writer.is_finished());
+        drop(Draining(backlog));
+        writer.join().expect("the writer is let go");
+    }
 
     #[test]
     fn a_version_carries_its_program_exactly() {

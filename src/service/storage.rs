@@ -565,13 +565,21 @@ impl Storage for RedbStorage {
                     .retain_in((p, 0)..=(p, before), |_, _| false)
                     .map_err(fail)?;
             }
-            let mut delivery = DeliveryTables {
-                meta: txn.open_table(DELIVERY_META).map_err(fail)?,
-                records: txn.open_table(DELIVERIES).map_err(fail)?,
-                pending: txn.open_table(DELIVERY_PENDING).map_err(fail)?,
-                by_user: txn.open_table(DELIVERY_BY_USER).map_err(fail)?,
+            // Delivery's tables only in the transactions that touch them
+            // (most of the journal's do not).
+            let mut delivery = if batch.deliveries.is_empty() && batch.prune_before.is_none() {
+                None
+            } else {
+                Some(DeliveryTables {
+                    meta: txn.open_table(DELIVERY_META).map_err(fail)?,
+                    records: txn.open_table(DELIVERIES).map_err(fail)?,
+                    pending: txn.open_table(DELIVERY_PENDING).map_err(fail)?,
+                    by_user: txn.open_table(DELIVERY_BY_USER).map_err(fail)?,
+                })
             };
-            delivery.write(&batch.deliveries)?;
+            if let Some(delivery) = &mut delivery {
+                delivery.write(&batch.deliveries)?;
+            }
             let mut outbox = txn.open_table(OUTBOX).map_err(fail)?;
             let mut applied = txn.open_table(APPLIED).map_err(fail)?;
             // Each partition's applied position is written once, the last.
@@ -591,7 +599,7 @@ impl Storage for RedbStorage {
             for (p, pos) in newest {
                 applied.insert(p, pos).map_err(fail)?;
             }
-            if let Some(before) = batch.prune_before {
+            if let (Some(before), Some(delivery)) = (batch.prune_before, &mut delivery) {
                 // After this batch's delivery records: they only raise it.
                 let floor = Self::delivery_floor(&delivery.meta, &delivery.pending)?;
                 let mut through = None;
