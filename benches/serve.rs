@@ -24,8 +24,9 @@
 //! `cargo bench --bench serve`. `JOURNEY_BENCH_USERS`, `JOURNEY_BENCH_EVENTS`
 //! size `ingest`'s stream (100,000 users and 1,000,000 events by default),
 //! `JOURNEY_BENCH_CLIENTS` its concurrent clients (32: each waits for its
-//! acknowledgement, so fewer measure the disk's fsync latency, not the
-//! service: 8 give 70–86k events/s on this machine with a fifth of its CPU idle), `JOURNEY_BENCH_TAIL` the lines
+//! acknowledgement, so with fewer the requests move in step and one
+//! commit takes them all; docs/performance.md has 8 too),
+//! `JOURNEY_BENCH_TAIL` the lines
 //! held back for the journal after the checkpoints (1%);
 //! `JOURNEY_BENCH_RATE` (events/s), `JOURNEY_BENCH_BATCH` (events a
 //! request) and `JOURNEY_BENCH_SECONDS` (60) shape `latency`.
