@@ -24,18 +24,16 @@
 //! stream of fsyncs on the disk, not two that wait on each other
 //! ([`crate::service::storage`]).
 //!
-//! Delivery never slows ingest: its tasks run on a tokio runtime of their
-//! own whose threads, like the record writer's, run under Linux's
-//! `SCHED_IDLE` policy (elsewhere, [`DELIVERY_NICE`] nicer than the
-//! service). A thread of the service that wakes takes the core from
-//! delivery at once, so delivery runs on what the service leaves idle, and
-//! at full speed when it leaves a core idle. With 8 ingest clients on two
-//! cores, delivery at nice +10 took 11% of ingest's rate and at
-//! `SCHED_IDLE` 5% (`cargo bench --bench delivery`, docs/performance.md).
-//! While the service keeps every core busy, delivery waits (its backlog
-//! is `journey_delivery_backlog`) and catches up once it does not; it
-//! shares no lock with the service that it could hold while waiting (the
-//! service's op channel takes none). Outcome events still go through the
+//! Delivery stays out of ingest's way: its tasks run on a tokio runtime
+//! of their own whose threads run under Linux's `SCHED_IDLE` policy
+//! (elsewhere, [`DELIVERY_NICE`] nicer than the service). A thread of the
+//! service that wakes takes the core from delivery at once, so delivery
+//! runs on what the service leaves idle, at full speed when it leaves a
+//! core idle (docs/performance.md has the figures). While the service
+//! keeps every core busy, delivery waits (its backlog is
+//! `journey_delivery_backlog`) and catches up once it does not. The op
+//! channel it journals through takes no lock, so a delivery thread
+//! descheduled mid-send holds up no one. Outcome events go through the
 //! service's writer, as any event.
 
 use std::sync::Arc;
