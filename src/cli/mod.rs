@@ -169,6 +169,7 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
         Command::Generate(args) => commands::generate(&args, streams),
         Command::Serve(args) => serve::serve(&args, streams),
         Command::Diff(args) => commands::diff(&args, streams),
+        Command::Lsp(_) => commands::lsp(streams),
     }
 }
 
