@@ -5,7 +5,7 @@
 //! fix applied and its diagnostic gone after the change, then shutdown and
 //! exit. The answers are snapshots, with the fixture's URI as `file:///ROOT`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};

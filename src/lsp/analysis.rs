@@ -7,6 +7,7 @@
 //! converts.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::check::Model;
@@ -295,12 +296,10 @@ fn handles(model: &Model<'_>, journey: &ast::JourneyDecl, symbols: &mut Vec<Symb
                 .into_iter()
                 .filter(inside)
                 .collect(),
-            hover: format!("handle `{name}`: the message of"),
+            hover: format!("**handle `{name}`**, the message of"),
         });
         symbol.defs.push(def);
-        symbol
-            .hover
-            .push_str(&format!("\n```journey\n{first_line}\n```"));
+        let _ = write!(symbol.hover, "\n```journey\n{first_line}\n```");
     }
     symbols.extend(by_id.into_values());
 }
@@ -350,9 +349,9 @@ fn add_journeys(build: &Build, symbols: &mut Vec<Symbol>) {
         match compiled {
             Some(j) => {
                 let row = crate::compile::summary_row(j);
-                hover.push_str("\n\n| limit | |\n|---|---|");
+                hover.push_str("\n\nLimits (`journey check --summary`):");
                 for (column, cell) in crate::compile::SUMMARY_COLUMNS.iter().zip(&row).skip(1) {
-                    hover.push_str(&format!("\n| {column} | {cell} |"));
+                    let _ = write!(hover, "\n- {column}: {cell}");
                 }
             }
             None => hover.push_str("\n\nlimits: once the project has no errors"),
@@ -375,7 +374,7 @@ fn template_hover(t: &ast::TemplateDecl) -> String {
         ("html", &t.html),
     ] {
         if let Some(text) = text {
-            out.push_str(&format!("\n\n{part}:\n```text\n{}\n```", text.value));
+            let _ = write!(out, "\n\n{part}:\n```text\n{}\n```", text.value);
         }
     }
     out

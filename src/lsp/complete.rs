@@ -212,8 +212,8 @@ fn trigger_events(text: &str, cursor: usize) -> Vec<String> {
             if NOT_AN_EVENT.contains(&first) || first.starts_with(|c: char| c.is_ascii_digit()) {
                 return None;
             }
-            let name_end = if rest.starts_with('"') {
-                rest[1..].find('"').map(|i| i + 2)?
+            let name_end = if let Some(quoted) = rest.strip_prefix('"') {
+                quoted.find('"').map(|i| i + 2)?
             } else {
                 first.len()
             };

@@ -365,6 +365,21 @@ impl LanguageServer for Server {
         self.rebuild(root).await;
     }
 
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        let roots: std::collections::BTreeSet<PathBuf> = {
+            let state = self.state();
+            params
+                .changes
+                .iter()
+                .filter_map(|c| c.uri.to_file_path())
+                .map(|path| root_of(&state.roots, &path))
+                .collect()
+        };
+        for root in roots {
+            self.rebuild(root).await;
+        }
+    }
+
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let at = params.text_document_position_params;
         let Some((analysis, file)) = self.file(&at.text_document.uri).await else {

@@ -96,7 +96,7 @@ fn a_handle_reads_resolve_to_the_send_that_binds_it() {
 #[test]
 fn no_prefix_of_the_examples_panics() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("journeys");
-    let sources = crate::project::load_paths_from(&[dir.clone()], Some(&dir)).unwrap();
+    let sources = crate::project::load_paths_from(std::slice::from_ref(&dir), Some(&dir)).unwrap();
     let files: Vec<(PathBuf, String, String)> = sources
         .files()
         .iter()
