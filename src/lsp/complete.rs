@@ -93,7 +93,13 @@ fn after_dot(analysis: &Analysis, text: &str, before: &str, path: Vec<&str>) -> 
             .iter()
             .filter_map(|name| event_fields(analysis, name))
             .collect(),
-        _ if rest.is_empty() && analysis.symbols(Kind::Handle).any(|h| h.name == *root) => {
+        // Any other name with a field is a handle (a segment has none);
+        // the journey being typed does not parse, so it is not looked up.
+        "journey" => return Vec::new(),
+        _ if rest.is_empty()
+            && is_name(root)
+            && !analysis.symbols(Kind::Segment).any(|s| s.name == *root) =>
+        {
             return Engagement::names()
                 .chain(["sent"])
                 .map(|e| Completion {
