@@ -144,6 +144,12 @@ pub fn did_you_mean<'a>(
     best.map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
+/// The name a [`did_you_mean`] help suggests (`total` of "did you mean
+/// `total`?"): an editor offers it as a quick fix.
+pub fn suggested_name(help: &str) -> Option<&str> {
+    help.strip_prefix("did you mean `")?.strip_suffix("`?")
+}
+
 /// Edit distance over characters, two adjacent letters swapped counting as
 /// one edit (`aks` is one edit from `ask`, as `sned` from `send`).
 pub fn edit_distance(a: &str, b: &str) -> usize {
@@ -185,6 +191,13 @@ mod tests {
             Some("did you mean `signup`?")
         );
         assert_eq!(did_you_mean("refund", names), None);
+    }
+
+    #[test]
+    fn the_suggested_name_is_read_back_from_the_help() {
+        let help = did_you_mean("totl", ["total"]).unwrap();
+        assert_eq!(suggested_name(&help), Some("total"));
+        assert_eq!(suggested_name("declare it with `event x { }`"), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod diagnostic;
 pub mod dialect;
 pub mod fmt;
 pub mod io;
+pub mod lsp;
 pub mod pipeline;
 mod prefetch;
 pub mod project;

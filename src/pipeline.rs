@@ -39,8 +39,19 @@ pub struct Build {
 
 /// Parses, checks and compiles a set of sources.
 pub fn build(sources: SourceMap) -> Build {
+    build_inspecting(sources, |_| ()).0
+}
+
+/// [`build`], with `inspect` run over the checker's model (errors or not)
+/// before it is compiled: the language server reads from it what each name
+/// resolved to.
+pub fn build_inspecting<T>(
+    sources: SourceMap,
+    inspect: impl FnOnce(&Model<'_>) -> T,
+) -> (Build, T) {
     let (project, syntax) = Project::parse(sources);
     let (model, mut diagnostics) = checked(&project, syntax);
+    let inspected = inspect(&model);
     let program = (!diagnostics.has_errors())
         .then(|| crate::compile::compile(&model))
         .and_then(|compiled| match compiled {
@@ -56,11 +67,12 @@ pub fn build(sources: SourceMap) -> Build {
             }
         });
     drop(model);
-    Build {
+    let build = Build {
         project,
         diagnostics,
         program,
-    }
+    };
+    (build, inspected)
 }
 
 /// [`build`], with a program of only the journeys named in `only` (all

@@ -149,7 +149,10 @@ pub(crate) fn profile_path(cx: &mut Checker, fields: &[ast::Ident]) -> Type {
         return Type::Object(profile);
     };
     let ty = match profile.get(&first.name) {
-        Some(f) => f.ty.clone(),
+        Some(f) => {
+            cx.refs.field(first.span, f.decl);
+            f.ty.clone()
+        }
         None => match builtin_profile_field(&first.name) {
             Some(_) if first.name == crate::channels::CONSENT => return consent_path(cx, rest),
             Some(ty) => ty,
@@ -233,6 +236,7 @@ fn trigger_fields(cx: &mut Checker, events: &[TriggerEvent], fields: &[ast::Iden
         };
         match schema.get(&first.name) {
             Some(f) => {
+                cx.refs.field(first.span, f.decl);
                 ty = Some(match ty {
                     None => f.ty.clone(),
                     Some(t) if t == f.ty => t,
@@ -392,6 +396,7 @@ fn object_path(
     };
     match object.get(&first.name) {
         Some(f) => {
+            cx.refs.field(first.span, f.decl);
             let ty = f.ty.clone();
             walk_fields(cx, ty, rest, format!("{root}.{}", first.name))
         }
@@ -412,7 +417,10 @@ pub(crate) fn walk_fields(
     for field in fields {
         ty = match &ty {
             Type::Object(o) => match o.get(&field.name) {
-                Some(f) => f.ty.clone(),
+                Some(f) => {
+                    cx.refs.field(field.span, f.decl);
+                    f.ty.clone()
+                }
                 None => {
                     let o = o.clone();
                     unknown_field(cx, field, &o, &format!("`{prefix}`"));

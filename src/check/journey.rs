@@ -787,6 +787,7 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                     expr::unknown_field(self.cx, &w.key, schema, &owner);
                 }
                 Some(f) if !ty.compatible(&f.ty) => {
+                    self.cx.refs.field(w.key.span, f.decl);
                     let snippet = self.cx.snippet(w.value.span);
                     self.cx.report(Problem::TypeMismatch {
                         span: w.value.span,
@@ -799,7 +800,7 @@ impl<'c, 'a> JourneyChecker<'c, 'a> {
                         },
                     });
                 }
-                Some(_) => {}
+                Some(f) => self.cx.refs.field(w.key.span, f.decl),
             }
         }
     }

@@ -29,6 +29,7 @@ pub use problem::Problem;
 pub use types::Type;
 
 use expr::Env;
+pub(crate) use journey::handle_of;
 use rustc_hash::FxHashMap;
 use scope::Scope;
 
@@ -64,6 +65,27 @@ pub(crate) struct Refs {
     /// `as`, or its journey reads the handle it binds. Sends not here bind
     /// no handle.
     pub binds: FxHashMap<Span, usize>,
+    /// An event name that resolved to a declared schema: the span of the
+    /// declaration's name (for the language server).
+    pub events: FxHashMap<Span, Span>,
+    /// A field name of a `profile.`, `event.` or `trigger.` path, or an
+    /// `emit`'s `with` key, that resolved to declared fields: their
+    /// declarations' names (a `trigger.` field may be declared by each
+    /// event that starts the journey).
+    pub fields: FxHashMap<Span, Vec<Span>>,
+}
+
+impl Refs {
+    /// Records that the field named at `at` is the one declared at `decl`
+    /// (nothing for a built-in field).
+    pub fn field(&mut self, at: Span, decl: Option<Span>) {
+        if let Some(decl) = decl {
+            let decls = self.fields.entry(at).or_default();
+            if !decls.contains(&decl) {
+                decls.push(decl);
+            }
+        }
+    }
 }
 
 impl<'a> Model<'a> {
@@ -166,6 +188,9 @@ impl<'a> Checker<'a> {
     /// reported here).
     pub fn resolve_event(&mut self, event: &ast::EventRef) -> Option<std::rc::Rc<types::Object>> {
         if let Some(info) = self.scope.events.get(&event.name) {
+            if let Some(decl) = info.decl {
+                self.refs.events.insert(event.span, decl.name.span);
+            }
             return Some(info.fields.clone());
         }
         if self.scope.strict_events {

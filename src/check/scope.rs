@@ -308,6 +308,7 @@ impl<'a> Scope<'a> {
             name: name.to_string(),
             ty: Type::String,
             optional: true,
+            decl: None,
         };
         // What the service puts in each (SERVICE.md §6): `error` in a
         // failure or bounce, `url` in a click.

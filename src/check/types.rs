@@ -28,11 +28,20 @@ pub struct Object {
     pub fields: Vec<Field>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Field {
     pub name: String,
     pub ty: Type,
     pub optional: bool,
+    /// The declaration's name (`None`: a built-in field). Not part of the
+    /// type: two schemas declaring `{ a: string }` give equal types.
+    pub decl: Option<crate::source::Span>,
+}
+
+impl PartialEq for Field {
+    fn eq(&self, other: &Field) -> bool {
+        (&self.name, &self.ty, self.optional) == (&other.name, &other.ty, other.optional)
+    }
 }
 
 impl Object {
@@ -144,6 +153,7 @@ impl Object {
                     name: f.name.name.clone(),
                     ty: Type::from_ast(&f.ty),
                     optional: f.optional,
+                    decl: Some(f.name.span),
                 })
                 .collect(),
         }

@@ -40,6 +40,8 @@ pub enum Command {
     /// Say what deploying NEW over OLD would do to the customers inside
     /// each journey
     Diff(DiffArgs),
+    /// Run the language server for editors, over stdin and stdout
+    Lsp(LspArgs),
 }
 
 /// The `.journey` files and directories a command reads as one project;
@@ -295,6 +297,14 @@ pub struct TestArgs {
     /// Also write the results as JUnit XML to FILE (for CI)
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LspArgs {
+    /// Speak over stdin and stdout (the only transport; editors' clients
+    /// pass it)
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 #[derive(Debug, Args)]

@@ -395,3 +395,15 @@ pub(super) fn load(inputs: &Inputs, streams: &mut Streams<'_>) -> io::Result<Opt
         }
     }
 }
+
+/// `journey lsp`: serves the language server on stdin and stdout until
+/// the editor says `exit`.
+pub fn lsp(streams: &mut Streams<'_>) -> io::Result<Exit> {
+    match crate::lsp::run() {
+        Ok(()) => Ok(Exit::Success),
+        Err(e) => {
+            streams.error(&format!("cannot start the language server: {e}"), None)?;
+            Ok(Exit::CouldNotRun)
+        }
+    }
+}

@@ -61,10 +61,12 @@ pub fn main() -> i32 {
         stderr.is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let mut out = io::BufWriter::new(Watched::new(stdout.lock()));
-    // Not locked for the whole run: `journey serve` logs from its own
-    // threads with `eprintln!`, which would wait forever for a lock this
-    // thread holds (each write locks stderr on its own).
+    // Neither stream is locked for the whole run (each write locks it on
+    // its own, stdout once per buffer): `journey serve` logs from its own
+    // threads with `eprintln!`, and `journey lsp` answers through tokio's
+    // stdout from a thread of its own; both would wait forever for a lock
+    // this thread held.
+    let mut out = io::BufWriter::new(Watched::new(stdout));
     let mut err = stderr;
     let mut streams = Streams {
         stdout: &mut out,
@@ -169,6 +171,7 @@ fn dispatch(command: Command, streams: &mut Streams<'_>) -> io::Result<Exit> {
         Command::Generate(args) => commands::generate(&args, streams),
         Command::Serve(args) => serve::serve(&args, streams),
         Command::Diff(args) => commands::diff(&args, streams),
+        Command::Lsp(_) => commands::lsp(streams),
     }
 }
 

@@ -505,41 +505,43 @@ fn op_text(op: BinOp) -> &'static str {
 /// Per journey: the most messages per channel and in all, the longest an
 /// instance stays active, the unreachable steps — as an aligned text table.
 pub fn summary_table(program: &Program) -> String {
-    let header = [
-        "journey",
-        "max per channel",
-        "max messages",
-        "longest active",
-        "unreachable",
-    ];
-    let rows: Vec<[String; 5]> = program
-        .journeys
-        .iter()
-        .map(|j| {
-            let per_channel = if j.limits.max_sends.is_empty() {
-                "-".to_string()
-            } else {
-                j.limits
-                    .max_sends
-                    .iter()
-                    .map(|(c, n)| format!("{c} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let mut longest = span_text(j.limits.max_active_ms);
-            if j.limits.unbounded {
-                longest = format!("unbounded (≥ {longest})");
-            }
-            [
-                j.name.to_string(),
-                per_channel,
-                j.limits.max_messages.to_string(),
-                longest,
-                j.limits.unreachable.len().to_string(),
-            ]
-        })
-        .collect();
-    aligned(header, &rows)
+    let rows: Vec<[String; 5]> = program.journeys.iter().map(summary_row).collect();
+    aligned(SUMMARY_COLUMNS, &rows)
+}
+
+/// The columns of [`summary_table`].
+pub const SUMMARY_COLUMNS: [&str; 5] = [
+    "journey",
+    "max per channel",
+    "max messages",
+    "longest active",
+    "unreachable",
+];
+
+/// One journey's row of [`summary_table`], a cell per [`SUMMARY_COLUMNS`]
+/// (the language server's hover shows it too).
+pub fn summary_row(j: &Journey) -> [String; 5] {
+    let per_channel = if j.limits.max_sends.is_empty() {
+        "-".to_string()
+    } else {
+        j.limits
+            .max_sends
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut longest = span_text(j.limits.max_active_ms);
+    if j.limits.unbounded {
+        longest = format!("unbounded (≥ {longest})");
+    }
+    [
+        j.name.to_string(),
+        per_channel,
+        j.limits.max_messages.to_string(),
+        longest,
+        j.limits.unreachable.len().to_string(),
+    ]
 }
 
 /// `rows` under `header` in columns two spaces apart, each as wide as its

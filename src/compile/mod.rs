@@ -24,7 +24,7 @@ pub mod graph;
 pub mod program;
 
 pub use artifact::{LoadError, fingerprint, load, to_json};
-pub use graph::{cap_table, summary_table, to_dot, to_mermaid};
+pub use graph::{SUMMARY_COLUMNS, cap_table, summary_row, summary_table, to_dot, to_mermaid};
 pub use limits::{CapWorstCase, cross_journey};
 pub use program::Program;
 pub use tables::Unresolved;

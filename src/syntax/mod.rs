@@ -31,6 +31,27 @@ use grammar::{JourneyParser, Rule};
 /// line's durations: one rule for both.
 pub use literals::{DurationError, format_duration, parse_duration, unescape};
 
+/// The language's keywords, read from the grammar's `kw_<word>` rules and
+/// its word operators (`op_and`, ...): `grammar/journey.pest` is their only
+/// list. In the grammar's order, each once; what an editor completes and
+/// highlights.
+pub fn keywords() -> Vec<&'static str> {
+    const GRAMMAR: &str = include_str!("../../grammar/journey.pest");
+    let mut words: Vec<&'static str> = Vec::new();
+    for line in GRAMMAR.lines() {
+        if !(line.starts_with("kw_") || line.starts_with("op_")) {
+            continue;
+        }
+        let Some(word) = line.split('"').nth(1) else {
+            continue;
+        };
+        if word.bytes().all(|b| b.is_ascii_lowercase()) && !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words
+}
+
 /// Parses one file. Returns every item that parsed (an error in one item
 /// never hides the next item), the file's comments, and the syntax
 /// diagnostics.
