@@ -24,6 +24,10 @@ pub struct Config {
     pub feed: Feed,
     #[serde(default)]
     pub journal: Journal,
+    /// `[nats]`: the deployment in NATS JetStream (`--nats` overrides its
+    /// `url`).
+    #[serde(default)]
+    pub nats: Nats,
     /// Link and open tracking, and the unsubscribe page (SERVICE.md §6).
     pub tracking: Option<Tracking>,
     /// The in-app inbox's read API (`GET /v1/inbox/{user_key}`).
@@ -77,6 +81,19 @@ pub struct Journal {
     /// How long journal entries a checkpoint covers are kept (a duration;
     /// by default they are dropped with the checkpoint's commit).
     pub retention: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nats {
+    /// The server (`nats://127.0.0.1:4222`); absent: the data directory.
+    pub url: Option<String>,
+    /// How long a partition's lease outlives its last heartbeat (a
+    /// duration, default `3s`; fixed when the deployment is created).
+    pub lease_ttl: Option<String>,
+    /// JetStream's replicas of every stream and bucket (default 1; fixed
+    /// when the deployment is created).
+    pub replicas: Option<usize>,
 }
 
 /// `[tracking]`, read by [`crate::service::delivery::tracking::Tracking::new`].
@@ -150,7 +167,20 @@ impl Config {
         }
         config.tracking()?;
         config.inbox()?;
+        config.lease_ttl()?;
+        if config.nats.replicas.is_some_and(|r| !(1..=5).contains(&r)) {
+            return Err("`nats.replicas` must be between 1 and 5 (JetStream's limit)".into());
+        }
         Ok(config)
+    }
+
+    /// `nats.lease_ttl` (default 3 s).
+    pub fn lease_ttl(&self) -> Result<Duration, String> {
+        let ttl = duration_key("nats.lease_ttl", self.nats.lease_ttl.as_deref(), 3, "3s")?;
+        if ttl < Duration::from_millis(300) {
+            return Err("`nats.lease_ttl` must be at least `300ms`".into());
+        }
+        Ok(ttl)
     }
 
     /// `[tracking]`, checked, when configured.
