@@ -338,6 +338,7 @@ async fn read_feed(d: &Deployment, after: u64, limit: usize, wait: Duration) -> 
     let consumer = d
         .outbox
         .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: d.js.client().new_inbox(),
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: after + 1,
             },

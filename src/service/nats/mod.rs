@@ -150,23 +150,8 @@ impl Deployment {
             })
             .await
             .map_err(|e| unreachable(url, format!("the outbox stream: {e}")))?;
-        let state = bucket(&js, url, kv::Config {
-            bucket: STATE_BUCKET.into(),
-            history: 1,
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await?;
-        let leases = bucket(&js, url, kv::Config {
-            bucket: LEASE_BUCKET.into(),
-            history: 1,
-            max_age: nats.lease_ttl,
-            storage: stream::StorageType::File,
-            num_replicas: replicas,
-            ..Default::default()
-        })
-        .await?;
+        let state = bucket(&js, url, STATE_BUCKET, Duration::ZERO, replicas).await?;
+        let leases = bucket(&js, url, LEASE_BUCKET, nats.lease_ttl, replicas).await?;
         let lease_ttl = leases
             .status()
             .await
@@ -268,20 +253,39 @@ impl Deployment {
     }
 }
 
-/// A key-value bucket, created when missing.
-async fn bucket(js: &jetstream::Context, url: &str, config: kv::Config) -> Result<kv::Store, ServeError> {
-    if let Ok(store) = js.get_key_value(config.bucket.clone()).await {
+/// A key-value bucket, created when missing. Its stream is made here, as
+/// the client's `create_key_value` makes it: that asks the server for its
+/// account's details first, in a form a 2.9 server does not answer.
+async fn bucket(
+    js: &jetstream::Context,
+    url: &str,
+    name: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, ServeError> {
+    if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    let name = config.bucket.clone();
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Another process made it first.
-        Err(_) => js
-            .get_key_value(name.clone())
-            .await
-            .map_err(|e| unreachable(url, format!("the `{name}` bucket: {e}"))),
-    }
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        max_message_size: -1,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    // Another process may make it first: then it is there to read.
+    let created = js.get_or_create_stream(config).await.err();
+    js.get_key_value(name).await.map_err(|e| {
+        let why = created.map_or(String::new(), |c| format!("was not created ({c}) and "));
+        unreachable(url, format!("the `{name}` bucket {why}does not read ({e})"))
+    })
 }
 
 /// The deployment's fixed facts: written by the first process, checked by

@@ -227,6 +227,7 @@ async fn held(
     let consumer = d
         .journal
         .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: d.js.client().new_inbox(),
             filter_subject: subject.clone(),
             deliver_policy: if checkpoint == 0 {
                 DeliverPolicy::All
