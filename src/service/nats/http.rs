@@ -88,11 +88,29 @@ impl Node {
     /// Stamps each message with the instant it takes effect (§3) and
     /// publishes it to its partition's subject; resolves once JetStream
     /// acknowledged every one.
+    ///
+    /// `--clock events`: each message at the later of its timestamp and
+    /// the deployment's one clock, read before, and moved to the latest
+    /// only after every message is journaled (compare-and-set in the state
+    /// bucket). A request cut short by a crash then leaves the clock where
+    /// it was, and posted again it gets the same stamps: the messages
+    /// journaled already are dropped as duplicates, the others stamped as
+    /// they would have been, not at the time of the cut request's last.
     async fn publish_messages(&self, messages: Vec<Incoming>) -> Result<(), String> {
         let stamps = match self.d.mode() {
-            ClockMode::Events => self.stamp(&messages).await?,
+            ClockMode::Events => {
+                let mut running = self.d.clock().await?.0.unwrap_or(NO_CLOCK);
+                messages
+                    .iter()
+                    .map(|m| {
+                        running = running.max(m.timestamp_ms);
+                        running
+                    })
+                    .collect()
+            }
             ClockMode::Wall => vec![wall_ms(); messages.len()],
         };
+        let latest = stamps.last().copied();
         let partitions = self.d.partitions();
         let mut acks = Vec::with_capacity(messages.len());
         for (m, at) in messages.into_iter().zip(stamps) {
@@ -118,30 +136,20 @@ impl Node {
             ack.await
                 .map_err(|e| format!("the journal refused a message: {e}"))?;
         }
+        if let (ClockMode::Events, Some(latest)) = (self.d.mode(), latest) {
+            self.raise_clock(latest).await?;
+        }
         Ok(())
     }
 
-    /// `--clock events`: each message at the later of its timestamp and
-    /// the deployment's one clock, which moves to the latest, by
-    /// compare-and-set in the state bucket.
-    async fn stamp(&self, messages: &[Incoming]) -> Result<Vec<i64>, String> {
+    /// Moves the deployment's clock to `to` unless it is there or later.
+    async fn raise_clock(&self, to: i64) -> Result<(), String> {
         loop {
             let (clock, revision) = self.d.clock().await?;
-            let mut running = clock.unwrap_or(NO_CLOCK);
-            let stamps: Vec<i64> = messages
-                .iter()
-                .map(|m| {
-                    running = running.max(m.timestamp_ms);
-                    running
-                })
-                .collect();
-            if Some(running) == clock || running == NO_CLOCK {
-                self.clock.store(running, Ordering::Release);
-                return Ok(stamps);
-            }
-            if self.d.set_clock(running, revision).await? {
-                self.clock.store(running, Ordering::Release);
-                return Ok(stamps);
+            if clock.is_some_and(|c| c >= to) || self.d.set_clock(to, revision).await? {
+                self.clock
+                    .store(clock.map_or(to, |c| c.max(to)), Ordering::Release);
+                return Ok(());
             }
         }
     }
