@@ -4,7 +4,6 @@
 //! restarts that re-post what was not acknowledged — and bad input over
 //! HTTP is a clear 4xx that changes nothing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};

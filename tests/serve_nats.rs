@@ -110,7 +110,10 @@ fn process(project: &Path, nats: &Nats, config: &Path, partitions: u32, log: &Pa
 }
 
 fn example() -> (PathBuf, PathBuf) {
-    (root().join("journeys"), root().join("journeys/events.ndjson"))
+    (
+        root().join("journeys"),
+        root().join("journeys/events.ndjson"),
+    )
 }
 
 /// The messages in random batches of 1 to 40.
@@ -307,17 +310,21 @@ fn a_paused_process_is_fenced_writes_nothing_and_rejoins() {
     for body in &bodies[before..during] {
         post_ok(&other, body);
     }
-    wait_for_owners(&other, "the other process takes every partition", |owners| {
-        owners.iter().all(|o| o.as_deref() == Some(&other_name))
-    });
+    wait_for_owners(
+        &other,
+        "the other process takes every partition",
+        |owners| owners.iter().all(|o| o.as_deref() == Some(&other_name)),
+    );
     signal("-CONT");
     for body in &bodies[during..] {
         post_ok(&other, body);
     }
     // It rejoins: once its heartbeat is seen, partitions are spread again.
-    wait_for_owners(&other, "the woken process holds partitions again", |owners| {
-        owners.iter().any(|o| o.as_deref() == Some(&paused_name))
-    });
+    wait_for_owners(
+        &other,
+        "the woken process holds partitions again",
+        |owners| owners.iter().any(|o| o.as_deref() == Some(&paused_name)),
+    );
     end_clock(&paused);
     let feed = other.feed();
     assert_equivalent(&feed, &expected, false);

@@ -341,6 +341,24 @@ mod tests {
     }
 
     #[test]
+    fn the_nats_table_is_checked() {
+        let config = Config::parse(
+            "[nats]\nurl = \"nats://127.0.0.1:4222\"\nlease_ttl = \"1500ms\"\nreplicas = 3\n",
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(config.lease_ttl(), Ok(Duration::from_millis(1_500)));
+        assert_eq!(Config::default().lease_ttl(), Ok(Duration::from_secs(3)));
+        let short = Config::parse("[nats]\nlease_ttl = \"100ms\"\n", &env);
+        assert!(short.err().is_some_and(|e| e.contains("at least `300ms`")));
+        let replicas = Config::parse("[nats]\nreplicas = 7\n", &env);
+        assert!(replicas.err().is_some_and(|e| e.contains("nats.replicas")));
+        let unknown = Config::parse("[nats]\nservers = []\n", &env);
+        assert!(unknown.err().is_some_and(|e| e.contains("servers")));
+    }
+
+    #[test]
     fn durations_read_the_language_and_milliseconds() {
         assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(duration("1h30m"), Some(Duration::from_secs(5_400)));

@@ -505,7 +505,10 @@ async fn journal_batch(
 }
 
 /// A batch message with its `type` checked, then [`prepare`]d.
-fn prepare_typed(message: Map<String, Value>, core: &dyn Gate) -> Result<(Incoming, String), String> {
+fn prepare_typed(
+    message: Map<String, Value>,
+    core: &dyn Gate,
+) -> Result<(Incoming, String), String> {
     match message.get("type").and_then(Value::as_str) {
         Some(kind) if KINDS.contains(&kind) => prepare(message, None, core),
         Some(kind) => Err(format!("unknown message `type` `{kind}`")),

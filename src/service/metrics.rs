@@ -121,5 +121,8 @@ fn describe() {
         PARTITION_CHECKPOINT_AGE,
         "Seconds since the last checkpoint of a partition held here (--nats)"
     );
-    describe_gauge!(PARTITION_HELD, "1 while this process holds the partition (--nats)");
+    describe_gauge!(
+        PARTITION_HELD,
+        "1 while this process holds the partition (--nats)"
+    );
 }

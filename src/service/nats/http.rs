@@ -26,8 +26,8 @@ use super::{Deployment, FENCE, NO_CLOCK, Node, journal_subject, lease_key, progr
 use crate::runtime::RuntimeOptions;
 use crate::service::core::{ClockMode, ClockState, ClockTo, Incoming, IngestError, wall_ms};
 use crate::service::http::{
-    Access, Appending, FeedQuery, Gate, Ingesting, MAX_FEED_LIMIT, MAX_FEED_WAIT_S,
-    admin_allowed, batch, clock_answer, clock_target, error, feed_line, single,
+    Access, Appending, FeedQuery, Gate, Ingesting, MAX_FEED_LIMIT, MAX_FEED_WAIT_S, admin_allowed,
+    batch, clock_answer, clock_target, error, feed_line, single,
 };
 use crate::service::journal::Entry;
 use crate::service::metrics;
@@ -118,11 +118,8 @@ impl Node {
             let mut publish = PublishMessage::build()
                 .payload(Entry::Message { at, line: m.line }.encode().into());
             if !m.message_id.is_empty() {
-                publish = publish.message_id(message_id(
-                    &self.d.dedup_key,
-                    &m.user_key,
-                    &m.message_id,
-                ));
+                publish =
+                    publish.message_id(message_id(&self.d.dedup_key, &m.user_key, &m.message_id));
             }
             let ack = self
                 .d
@@ -235,7 +232,10 @@ impl Node {
         let Some(holder) = holder else {
             return Ok(None);
         };
-        Ok(self.progress(p).await?.filter(|progress| progress.owner.as_bytes() == &holder[..]))
+        Ok(self
+            .progress(p)
+            .await?
+            .filter(|progress| progress.owner.as_bytes() == &holder[..]))
     }
 
     async fn progress(&self, p: u32) -> Result<Option<Progress>, String> {
@@ -277,7 +277,7 @@ async fn readyz(State(app): State<Arc<NatsApp>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    if !app.node.ready().await {
+    if !app.node.ready() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "taking partitions: restoring and replaying",
@@ -322,7 +322,12 @@ enum Feed {
     Gone(u64),
 }
 
-async fn read_feed(d: &Deployment, after: u64, limit: usize, wait: Duration) -> Result<Feed, String> {
+async fn read_feed(
+    d: &Deployment,
+    after: u64,
+    limit: usize,
+    wait: Duration,
+) -> Result<Feed, String> {
     let deadline = Instant::now() + wait;
     let (first, last) = loop {
         let info = d
@@ -444,7 +449,7 @@ async fn partitions(State(app): State<Arc<NatsApp>>, headers: HeaderMap) -> Resp
     if !admin_allowed(&app.access, &headers) {
         return error(StatusCode::UNAUTHORIZED, "the admin token is required");
     }
-    let here = app.node.held().await;
+    let here = app.node.held();
     let mut rows = Vec::new();
     for p in 0..app.node.d.partitions() {
         match partition_view(&app.node, p, &here).await {
@@ -463,7 +468,7 @@ async fn render_metrics(State(app): State<Arc<NatsApp>>) -> Response {
         );
     };
     // The lag of the partitions held here, read now.
-    let here = app.node.held().await;
+    let here = app.node.held();
     for (p, _) in &here {
         let _ = partition_view(&app.node, *p, &here).await;
     }

@@ -8,6 +8,7 @@
 //! holds more lets the extra ones go (a checkpoint first), one that holds
 //! fewer takes free ones.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::partition::{self, Ended, Stop};
-use super::{Node, lease_key};
+use super::{LEASE_BUCKET, Node, lease_key};
 use crate::service::metrics;
 
 /// A partition held here.
@@ -55,10 +56,27 @@ async fn round(node: &Arc<Node>) -> Result<(), String> {
         .put(format!("node.{}", node.id), Bytes::from_static(b"alive"))
         .await
         .map_err(|e| format!("the heartbeat was not written: {e}"))?;
-    let alive = alive(leases).await?.max(1);
+    let alive = alive(&node.d.lease_stream).await?.max(1);
     let partitions = node.d.partitions();
     let target = partitions.div_ceil(alive) as usize;
     let mut held = node.held.lock().await;
+    let done = renew_release_take(node, &mut held, alive, target).await;
+    node.show(&held);
+    for p in 0..partitions {
+        let value = if held.contains_key(&p) { 1.0 } else { 0.0 };
+        ::metrics::gauge!(metrics::PARTITION_HELD, "partition" => p.to_string()).set(value);
+    }
+    done
+}
+
+async fn renew_release_take(
+    node: &Arc<Node>,
+    held: &mut BTreeMap<u32, Held>,
+    alive: u32,
+    target: usize,
+) -> Result<(), String> {
+    let leases = &node.d.leases;
+    let partitions = node.d.partitions();
     // Renew what is held; what cannot be renewed is lost.
     let mut ended = Vec::new();
     for (&p, h) in held.iter_mut() {
@@ -94,11 +112,16 @@ async fn round(node: &Arc<Node>) -> Result<(), String> {
         let Some((p, h)) = held.pop_last() else {
             break;
         };
+        node.show(held);
         let _ = h.stop.send(Stop::Release);
         let revision = h.revision;
         finish(node, p, h).await;
-        let _ = leases.delete_expect_revision(lease_key(p), Some(revision)).await;
-        (node.log)(&format!("partition {p}: released ({alive} processes alive)"));
+        let _ = leases
+            .delete_expect_revision(lease_key(p), Some(revision))
+            .await;
+        (node.log)(&format!(
+            "partition {p}: released ({alive} processes alive)"
+        ));
     }
     // Take free ones, starting from a place of this process's own so that
     // processes starting together do not all race for the same.
@@ -112,32 +135,35 @@ async fn round(node: &Arc<Node>) -> Result<(), String> {
             if held.contains_key(&p) {
                 continue;
             }
-            match leases.create(lease_key(p), Bytes::from(node.id.clone())).await {
+            match leases
+                .create(lease_key(p), Bytes::from(node.id.clone()))
+                .await
+            {
                 Ok(revision) => {
                     (node.log)(&format!("partition {p}: taken"));
                     held.insert(p, start_partition(node, p, revision));
+                    node.show(held);
                 }
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
                 Err(e) => return Err(format!("partition {p}: the lease was not taken: {e}")),
             }
         }
     }
-    for p in 0..partitions {
-        let value = if held.contains_key(&p) { 1.0 } else { 0.0 };
-        ::metrics::gauge!(metrics::PARTITION_HELD, "partition" => p.to_string()).set(value);
-    }
     Ok(())
 }
 
-/// How many processes said they are alive within a lease's time.
-async fn alive(leases: &kv::Store) -> Result<u32, String> {
-    let mut keys = leases
-        .keys()
+/// How many processes said they are alive within a lease's time: the
+/// `node.*` keys the bucket's stream still holds.
+async fn alive(lease_stream: &async_nats::jetstream::stream::Stream) -> Result<u32, String> {
+    let filter = format!("$KV.{LEASE_BUCKET}.node.>");
+    let mut subjects = lease_stream
+        .info_with_subjects(filter)
         .await
         .map_err(|e| format!("the processes alive do not read: {e}"))?;
     let mut n = 0;
-    while let Some(key) = keys.next().await {
-        if key.map_err(|e| e.to_string())?.starts_with("node.") {
+    while let Some(subject) = subjects.next().await {
+        let (_, count) = subject.map_err(|e| format!("the processes alive do not read: {e}"))?;
+        if count > 0 {
             n += 1;
         }
     }

@@ -100,6 +100,9 @@ pub struct Deployment {
     outbox: stream::Stream,
     state: kv::Store,
     leases: kv::Store,
+    /// The lease bucket's stream: who is alive is the count of its
+    /// `node.*` subjects, one request.
+    lease_stream: stream::Stream,
     checkpoints: object_store::ObjectStore,
     meta: Meta,
     mode: ClockMode,
@@ -152,6 +155,10 @@ impl Deployment {
             .map_err(|e| unreachable(url, format!("the outbox stream: {e}")))?;
         let state = bucket(&js, url, STATE_BUCKET, Duration::ZERO, replicas).await?;
         let leases = bucket(&js, url, LEASE_BUCKET, nats.lease_ttl, replicas).await?;
+        let lease_stream = js
+            .get_stream(format!("KV_{LEASE_BUCKET}"))
+            .await
+            .map_err(|e| unreachable(url, format!("the lease bucket: {e}")))?;
         let lease_ttl = leases
             .status()
             .await
@@ -188,6 +195,7 @@ impl Deployment {
             outbox,
             state,
             leases,
+            lease_stream,
             checkpoints,
             meta,
             mode,
@@ -303,9 +311,8 @@ async fn deployment_meta(
             .await
             .map_err(|e| unreachable(url, format!("the deployment's facts: {e}")))?;
         if let Some(bytes) = found {
-            let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
-                ServeError::refused(format!("{place}: its facts do not read: {e}"))
-            })?;
+            let meta: Meta = serde_json::from_slice(&bytes)
+                .map_err(|e| ServeError::refused(format!("{place}: its facts do not read: {e}")))?;
             check_meta(&meta, options, &place, instead)?;
             return Ok(meta);
         }
@@ -337,7 +344,10 @@ async fn deployment_versions(
         let mut names = Vec::new();
         while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
             let key = key.map_err(|e| failed(e.to_string()))?;
-            if let Some(n) = key.strip_prefix("version.").and_then(|n| n.parse::<u32>().ok()) {
+            if let Some(n) = key
+                .strip_prefix("version.")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 names.push(n);
             }
         }
@@ -398,8 +408,11 @@ pub struct Node {
     first: u32,
     checkpoint_every: Duration,
     checkpoint_entries: u64,
-    /// The partitions held here, by number.
+    /// The partitions held here, by number; only the lease loop touches
+    /// it (it waits for partitions to stop while it holds it).
     held: tokio::sync::Mutex<BTreeMap<u32, lease::Held>>,
+    /// What the API sees of `held`: each partition and whether it is live.
+    view: std::sync::Mutex<Vec<(u32, Arc<AtomicBool>)>>,
     /// The first round of leases is done.
     settled: AtomicBool,
     stopping: AtomicBool,
@@ -414,24 +427,27 @@ const NO_CLOCK: i64 = i64::MIN;
 impl Node {
     /// Whether every partition held here is live (restored and replayed)
     /// and the first round of leases is done.
-    pub async fn ready(&self) -> bool {
-        self.settled.load(Ordering::Acquire)
-            && self
-                .held
-                .lock()
-                .await
-                .values()
-                .all(|h| h.live.load(Ordering::Acquire))
+    pub fn ready(&self) -> bool {
+        self.settled.load(Ordering::Acquire) && self.held().iter().all(|(_, live)| *live)
     }
 
     /// The partitions held here, and whether each is live.
-    pub async fn held(&self) -> Vec<(u32, bool)> {
-        self.held
+    pub fn held(&self) -> Vec<(u32, bool)> {
+        self.view
             .lock()
-            .await
-            .iter()
-            .map(|(p, h)| (*p, h.live.load(Ordering::Acquire)))
-            .collect()
+            .map(|view| {
+                view.iter()
+                    .map(|(p, live)| (*p, live.load(Ordering::Acquire)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Shows the API what `held` holds now.
+    fn show(&self, held: &BTreeMap<u32, lease::Held>) {
+        if let Ok(mut view) = self.view.lock() {
+            *view = held.iter().map(|(p, h)| (*p, h.live.clone())).collect();
+        }
     }
 }
 
@@ -479,6 +495,7 @@ pub fn serve(
             checkpoint_every: options.checkpoint_every,
             checkpoint_entries: options.checkpoint_entries,
             held: tokio::sync::Mutex::new(BTreeMap::new()),
+            view: std::sync::Mutex::new(Vec::new()),
             settled: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             clock: AtomicI64::new(NO_CLOCK),

@@ -80,16 +80,13 @@ pub struct Progress {
 /// The newest `position.index` an outbox message stands for (an action's
 /// own, or what a fence record says the outbox held).
 fn applied_of(message: &async_nats::jetstream::message::StreamMessage) -> Option<(u64, u32)> {
-    let header = |name: &str| {
-        message
-            .headers
-            .get(name)
-            .map(|v| v.as_str().to_string())
-    };
+    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
     if let (Some(position), Some(index)) = (header(POSITION), header(INDEX)) {
         return Some((position.parse().ok()?, index.parse().ok()?));
     }
-    let (position, index) = header(APPLIED)?.split_once('.').map(|(a, b)| (a.to_string(), b.to_string()))?;
+    let (position, index) = header(APPLIED)?
+        .split_once('.')
+        .map(|(a, b)| (a.to_string(), b.to_string()))?;
     Some((position.parse().ok()?, index.parse().ok()?))
 }
 
@@ -375,7 +372,13 @@ impl Owned<'_> {
             .expected_last_subject_sequence(self.newest)
             .header(POSITION, position.to_string().as_str())
             .header(INDEX, index.to_string().as_str());
-        let acked = match self.node.d.js.send_publish(outbox_subject(p), publish).await {
+        let acked = match self
+            .node
+            .d
+            .js
+            .send_publish(outbox_subject(p), publish)
+            .await
+        {
             Ok(ack) => ack.await,
             Err(e) => Err(e),
         };
@@ -437,7 +440,12 @@ impl Owned<'_> {
             return;
         }
         let now = wall_ms();
-        if self.partition.runtime.next_due().is_none_or(|due| due > now) {
+        if self
+            .partition
+            .runtime
+            .next_due()
+            .is_none_or(|due| due > now)
+        {
             return;
         }
         let entry = Entry::Tick { to: now }.encode();
@@ -461,8 +469,7 @@ impl Owned<'_> {
         let p = self.p.to_string();
         let age = (wall_ms() - self.progress.checkpoint_ms).max(0) as f64 / 1_000.0;
         ::metrics::gauge!(metrics::PARTITION_CHECKPOINT_AGE, "partition" => p.clone()).set(age);
-        ::metrics::gauge!(metrics::PARTITION_POSITION, "partition" => p)
-            .set(self.position as f64);
+        ::metrics::gauge!(metrics::PARTITION_POSITION, "partition" => p).set(self.position as f64);
         if let Some((written, at)) = &self.progress_written
             && *written == self.progress
             && at.elapsed() < Duration::from_secs(1)
