@@ -17,11 +17,16 @@ use serde_json::{Value, json};
 mod server;
 use server::{Rng, Server, assert_equivalent, free_port, prepared_events, root, scratch, simulate};
 
-/// A nats-server of the test's own, stopped when dropped.
+/// A nats-server of the test's own, stopped when dropped; it holds the
+/// tests' lock: one test at a time runs its processes (three debug builds
+/// and a server each are enough for two cores).
 struct Nats {
     child: Child,
     url: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Drop for Nats {
     fn drop(&mut self) {
@@ -51,6 +56,9 @@ fn start_nats(dir: &Path) -> Option<Nats> {
         eprintln!("skipped: {message}");
         return None;
     };
+    let one_at_a_time = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let port = free_port();
     let store = dir.join("jetstream");
     let child = Command::new(binary)
@@ -63,6 +71,7 @@ fn start_nats(dir: &Path) -> Option<Nats> {
     let nats = Nats {
         child,
         url: format!("nats://127.0.0.1:{port}"),
+        _one_at_a_time: one_at_a_time,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -72,13 +81,13 @@ fn start_nats(dir: &Path) -> Option<Nats> {
     Some(nats)
 }
 
-/// Leases of 1.5 s (a heartbeat every 0.5 s) and frequent checkpoints, so
+/// Leases of 2.5 s (a heartbeat every 0.8 s) and frequent checkpoints, so
 /// that takeovers and restores happen within the tests' time.
 fn config(dir: &Path) -> PathBuf {
     let path = dir.join("journey.toml");
     std::fs::write(
         &path,
-        "[nats]\nlease_ttl = \"1500ms\"\n[checkpoint]\nevery = \"2s\"\nentries = 200\n",
+        "[nats]\nlease_ttl = \"2500ms\"\n[checkpoint]\nevery = \"2s\"\nentries = 200\n",
     )
     .expect("config");
     path
