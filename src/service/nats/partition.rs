@@ -1,6 +1,6 @@
 //! One partition held by this process: fenced, restored, replayed, then
-//! applied live, with [`core::Partition`] (the one place entries are
-//! applied, on one machine too).
+//! applied live, with [`crate::service::core::Partition`] (the one place
+//! entries are applied, on one machine too).
 //!
 //! Exactly once across owners (SERVICE.md §9):
 //!
