@@ -4,7 +4,6 @@
 //! restarts that re-post what was not acknowledged — and bad input over
 //! HTTP is a clear 4xx that changes nothing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,65 +13,7 @@ use serde_json::{Value, json};
 
 #[path = "support/server.rs"]
 mod server;
-use server::{Server, bin, prepared_events, root, scratch};
-
-/// A small seeded generator: the same run every time.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// `journey simulate`'s actions, each re-serialized as the feed's are.
-fn simulate(project: &Path, events: &Path) -> Vec<String> {
-    let output = Command::new(bin())
-        .arg("simulate")
-        .arg(project)
-        .arg("--events")
-        .arg(events)
-        .output()
-        .expect("simulate runs");
-    assert_eq!(output.status.code(), Some(0));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("an action is JSON");
-            serde_json::to_string(&v).expect("JSON")
-        })
-        .collect()
-}
-
-fn per_user(actions: &[String]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for a in actions {
-        let v: Value = serde_json::from_str(a).expect("JSON");
-        let user = v["user_id"].as_str().unwrap_or_default().to_string();
-        out.entry(user).or_default().push(a.clone());
-    }
-    out
-}
-
-fn assert_equivalent(feed: &[String], expected: &[String], exact_order: bool) {
-    assert_eq!(feed.len(), expected.len(), "as many actions as simulate");
-    if exact_order {
-        assert_eq!(feed, expected);
-    } else {
-        assert_eq!(
-            per_user(feed),
-            per_user(expected),
-            "per user, the same actions in order"
-        );
-    }
-}
+use server::{Rng, Server, assert_equivalent, bin, prepared_events, root, scratch, simulate};
 
 /// Posts every message in random batches; a batch that gets no 200 (the
 /// server died) is posted again to the next server.

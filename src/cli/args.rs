@@ -208,6 +208,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub partitions: Option<u32>,
 
+    /// Keep the deployment in NATS JetStream at URL instead of `--data`,
+    /// shared with every other process started with it (docs/scale-out.md)
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+
     /// Check the config and the project, then exit
     #[arg(long)]
     pub check_config: bool,

@@ -1,5 +1,5 @@
 //! `journey serve PATH... [--data DIR] [--listen ADDR] [--config FILE]
-//! [--clock wall|events] [--partitions N] [--check-config]`: checks the
+//! [--clock wall|events] [--partitions N] [--nats URL] [--check-config]`: checks the
 //! project and the config, refuses an unprotected non-loopback address,
 //! then runs [`crate::service::serve`] until SIGTERM.
 
@@ -54,6 +54,21 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             config.inbox()?,
         ))
     });
+    let nats = match config.lease_ttl() {
+        Ok(lease_ttl) => args
+            .nats
+            .clone()
+            .or_else(|| config.nats.url.clone())
+            .map(|url| service::nats::NatsOptions {
+                url,
+                lease_ttl,
+                replicas: config.nats.replicas.unwrap_or(1),
+            }),
+        Err(why) => {
+            streams.error(&why, None)?;
+            return Ok(Exit::CouldNotRun);
+        }
+    };
     let (checkpoint_every, action_retention, journal_retention, tracking, inbox) = match checked {
         Ok(checked) => checked,
         Err(why) => {
@@ -133,6 +148,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
         channels: config.channels.clone(),
         audiences: config.audiences.clone(),
         shared,
+        nats,
     };
     streams.stderr.flush()?;
     // The service logs on the process's stderr, from its own threads.

@@ -24,6 +24,10 @@ pub struct Config {
     pub feed: Feed,
     #[serde(default)]
     pub journal: Journal,
+    /// `[nats]`: the deployment in NATS JetStream (`--nats` overrides its
+    /// `url`).
+    #[serde(default)]
+    pub nats: Nats,
     /// Link and open tracking, and the unsubscribe page (SERVICE.md §6).
     pub tracking: Option<Tracking>,
     /// The in-app inbox's read API (`GET /v1/inbox/{user_key}`).
@@ -77,6 +81,19 @@ pub struct Journal {
     /// How long journal entries a checkpoint covers are kept (a duration;
     /// by default they are dropped with the checkpoint's commit).
     pub retention: Option<String>,
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nats {
+    /// The server (`nats://127.0.0.1:4222`); absent: the data directory.
+    pub url: Option<String>,
+    /// How long a partition's lease outlives its last heartbeat (a
+    /// duration, default `3s`; fixed when the deployment is created).
+    pub lease_ttl: Option<String>,
+    /// JetStream's replicas of every stream and bucket (default 1; fixed
+    /// when the deployment is created).
+    pub replicas: Option<usize>,
 }
 
 /// `[tracking]`, read by [`crate::service::delivery::tracking::Tracking::new`].
@@ -150,7 +167,20 @@ impl Config {
         }
         config.tracking()?;
         config.inbox()?;
+        config.lease_ttl()?;
+        if config.nats.replicas.is_some_and(|r| !(1..=5).contains(&r)) {
+            return Err("`nats.replicas` must be between 1 and 5 (JetStream's limit)".into());
+        }
         Ok(config)
+    }
+
+    /// `nats.lease_ttl` (default 3 s).
+    pub fn lease_ttl(&self) -> Result<Duration, String> {
+        let ttl = duration_key("nats.lease_ttl", self.nats.lease_ttl.as_deref(), 3, "3s")?;
+        if ttl < Duration::from_millis(300) {
+            return Err("`nats.lease_ttl` must be at least `300ms`".into());
+        }
+        Ok(ttl)
     }
 
     /// `[tracking]`, checked, when configured.
@@ -308,6 +338,24 @@ mod tests {
         assert!(unknown.err().is_some_and(|e| e.contains("salt")));
         let short = Config::parse("[inbox]\nsecret = \"x\"\n", &env);
         assert!(short.err().is_some_and(|e| e.contains("inbox.secret")));
+    }
+
+    #[test]
+    fn the_nats_table_is_checked() {
+        let config = Config::parse(
+            "[nats]\nurl = \"nats://127.0.0.1:4222\"\nlease_ttl = \"1500ms\"\nreplicas = 3\n",
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(config.lease_ttl(), Ok(Duration::from_millis(1_500)));
+        assert_eq!(Config::default().lease_ttl(), Ok(Duration::from_secs(3)));
+        let short = Config::parse("[nats]\nlease_ttl = \"100ms\"\n", &env);
+        assert!(short.err().is_some_and(|e| e.contains("at least `300ms`")));
+        let replicas = Config::parse("[nats]\nreplicas = 7\n", &env);
+        assert!(replicas.err().is_some_and(|e| e.contains("nats.replicas")));
+        let unknown = Config::parse("[nats]\nservers = []\n", &env);
+        assert!(unknown.err().is_some_and(|e| e.contains("servers")));
     }
 
     #[test]

@@ -110,6 +110,9 @@ pub struct Incoming {
     /// The message's `type` (`track`, `identify`, ...).
     pub kind: &'static str,
     pub user_key: String,
+    /// The message's `messageId` (empty when the system had no randomness
+    /// to make one).
+    pub message_id: String,
     pub timestamp_ms: i64,
     pub line: String,
 }
@@ -797,15 +800,6 @@ fn release_free_memory() {
     }
 }
 
-fn fresh(program: &Arc<Program>, config: &CoreConfig) -> Result<Runtime, StorageError> {
-    let store = MemStore::with_dedup(DedupConfig {
-        key: config.dedup_key,
-        ..DedupConfig::default()
-    })
-    .map_err(|e| StorageError(e.to_string()))?;
-    Ok(Runtime::with_store(program.clone(), store).with_options(partition_options()))
-}
-
 fn program_of(versions: &Versions, version: u32) -> Result<Arc<Program>, StorageError> {
     versions.program(version).map_err(|why| {
         StorageError(format!(
@@ -845,6 +839,96 @@ pub fn restore_checkpoint(
     Runtime::restore(program, snapshot)
         .map(|r| (version, r.with_options(partition_options())))
         .map_err(|e| StorageError(format!("a checkpoint is refused: {e}")))
+}
+
+/// One partition's runtime and the version of the journeys it runs: what
+/// a journal entry is applied to, the same way live and in a replay,
+/// whichever backend keeps the journal.
+pub struct Partition {
+    partition: u32,
+    pub runtime: Runtime,
+    version: u32,
+    versions: Arc<Versions>,
+}
+
+impl Partition {
+    /// Partition `partition` from its checkpoint ([`encode_checkpoint`]),
+    /// or fresh at version `first` when it has none.
+    pub fn restore(
+        partition: u32,
+        versions: &Arc<Versions>,
+        first: u32,
+        dedup_key: &[u8; 16],
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Partition, StorageError> {
+        let (version, runtime) = match checkpoint {
+            Some(bytes) => restore_checkpoint(versions, bytes)?,
+            None => {
+                let store = MemStore::with_dedup(DedupConfig {
+                    key: *dedup_key,
+                    ..DedupConfig::default()
+                })
+                .map_err(|e| StorageError(e.to_string()))?;
+                let program = program_of(versions, first)?;
+                let runtime = Runtime::with_store(program, store).with_options(partition_options());
+                (first, runtime)
+            }
+        };
+        Ok(Partition {
+            partition,
+            runtime,
+            version,
+            versions: versions.clone(),
+        })
+    }
+
+    /// Applies one journal entry; `emit` gets its actions in order.
+    pub fn apply(&mut self, entry: &Entry, emit: &mut dyn FnMut(Action)) {
+        match entry {
+            Entry::Message { at, line } => match parse_line(line, 1) {
+                Ok(raw) => {
+                    let payload = Payload::of(&raw);
+                    let mut ev = event(&raw, &payload);
+                    ev.timestamp_ms = *at;
+                    // Refused times are counted in the runtime's stats.
+                    let _ = self.runtime.ingest(&ev, &mut |a| emit(a));
+                }
+                Err(_) => {
+                    // Validated before it was journaled: only a damaged
+                    // record gets here, and it changes nothing.
+                }
+            },
+            Entry::Tick { to } => self.runtime.advance_to(*to, &mut |a| emit(a)),
+            Entry::End => self.runtime.finish(&mut |a| emit(a)),
+            Entry::Deploy { version } => self.deploy(*version),
+        }
+    }
+
+    /// The partition's checkpoint ([`encode_checkpoint`]).
+    pub fn checkpoint(&self) -> Result<Vec<u8>, String> {
+        encode_checkpoint(self.version, &self.runtime)
+    }
+
+    /// Moves the partition's customers to version `version`. A version
+    /// that does not compile cannot happen (a deploy compiles it before it
+    /// is journaled); should one, the partition stays on its version and
+    /// says so, the same way in every replay.
+    fn deploy(&mut self, version: u32) {
+        if version <= self.version {
+            return;
+        }
+        match self.versions.program(version) {
+            Ok(program) => {
+                self.runtime.redeploy(program, self.version);
+                self.version = version;
+            }
+            Err(why) => eprintln!(
+                "journey serve: partition {} stays on version {}: version {version} does not \
+                 compile: {why}",
+                self.partition, self.version
+            ),
+        }
+    }
 }
 
 /// Writes each checkpoint a worker hands it to its file, then tells the
@@ -1295,7 +1379,7 @@ impl Seed {
             release_free_memory();
             restored
         };
-        let (version, runtime, mut recovery) = match restored {
+        let (part, mut recovery) = match restored {
             Ok(restored) => restored,
             Err(e) => {
                 let _ = recovered.send(Err(e.0));
@@ -1324,7 +1408,7 @@ impl Seed {
         let share = f64::from(self.partition + 1) / f64::from(self.config.partitions.max(1));
         let worker = Worker {
             partition: self.partition,
-            runtime,
+            part,
             ops: self.ops,
             applied: recovery.applied,
             since_checkpoint: 0,
@@ -1339,28 +1423,35 @@ impl Seed {
             ticking: self.ticking,
             published: self.published,
             counters: FxHashMap::default(),
-            version,
-            versions: self.versions,
         };
         worker.run(recovery.entries, rx, ready);
     }
 
     /// The partition's runtime from its checkpoint (or a fresh one), and
     /// what else it restarts from.
-    fn restore(&self) -> Result<(u32, Runtime, Recovery), StorageError> {
+    fn restore(&self) -> Result<(Partition, Recovery), StorageError> {
         let mut restored = None;
         let recovery = self.storage.recover(self.partition, &mut |bytes| {
-            restored = Some(restore_checkpoint(&self.versions, bytes)?);
+            restored = Some(Partition::restore(
+                self.partition,
+                &self.versions,
+                self.first,
+                &self.config.dedup_key,
+                Some(bytes),
+            )?);
             Ok(())
         })?;
-        let (version, runtime) = match restored {
+        let partition = match restored {
             Some(restored) => restored,
-            None => (
+            None => Partition::restore(
+                self.partition,
+                &self.versions,
                 self.first,
-                fresh(&program_of(&self.versions, self.first)?, &self.config)?,
-            ),
+                &self.config.dedup_key,
+                None,
+            )?,
         };
-        Ok((version, runtime, recovery))
+        Ok((partition, recovery))
     }
 }
 
@@ -1400,7 +1491,7 @@ impl Drop for Permit<'_> {
 
 struct Worker {
     partition: u32,
-    runtime: Runtime,
+    part: Partition,
     ops: Sender<Op>,
     /// Positions up to this one have their actions in the outbox already.
     applied: u64,
@@ -1420,9 +1511,6 @@ struct Worker {
     published: Arc<Published>,
     /// `journey_actions_total` by journey and kind.
     counters: FxHashMap<(Arc<str>, &'static str), ::metrics::Counter>,
-    /// The version of the journeys the runtime runs.
-    version: u32,
-    versions: Arc<Versions>,
 }
 
 impl Worker {
@@ -1463,7 +1551,7 @@ impl Worker {
                     self.backlog.0.done(n);
                     self.report(last_position, Some(lines), true);
                 }
-                ToWorker::Inspect(look) => look(&self.runtime),
+                ToWorker::Inspect(look) => look(&self.part.runtime),
             }
         }
         // The writer let go: a last checkpoint, written here (nothing else
@@ -1502,28 +1590,11 @@ impl Worker {
     /// it did.
     fn apply(&mut self, position: u64, entry: &Entry, lines: &mut Vec<String>) -> bool {
         let mut actions: Vec<Action> = Vec::new();
-        match entry {
-            Entry::Message { at, line } => match parse_line(line, 1) {
-                Ok(raw) => {
-                    let payload = Payload::of(&raw);
-                    let mut ev = event(&raw, &payload);
-                    ev.timestamp_ms = *at;
-                    // Refused times are counted in the runtime's stats.
-                    let _ = self.runtime.ingest(&ev, &mut |a| actions.push(a));
-                }
-                Err(_) => {
-                    // Validated before it was journaled: only a damaged
-                    // record gets here, and it changes nothing.
-                }
-            },
-            Entry::Tick { to } => {
-                self.runtime.advance_to(*to, &mut |a| actions.push(a));
-                self.ticking[self.partition as usize].store(false, Ordering::Release);
-            }
-            Entry::End => self.runtime.finish(&mut |a| actions.push(a)),
-            Entry::Deploy { version } => self.deploy(*version),
+        self.part.apply(entry, &mut |a| actions.push(a));
+        if let Entry::Tick { .. } = entry {
+            self.ticking[self.partition as usize].store(false, Ordering::Release);
         }
-        let due = self.runtime.next_due().unwrap_or(i64::MAX);
+        let due = self.part.runtime.next_due().unwrap_or(i64::MAX);
         self.next_due[self.partition as usize].store(due, Ordering::Release);
         self.since_checkpoint += 1;
         if position <= self.applied {
@@ -1547,27 +1618,6 @@ impl Worker {
             })
     }
 
-    /// Moves the partition's customers to version `version`. A version
-    /// that does not compile cannot happen (a deploy compiles it before it
-    /// is journaled); should one, the partition stays on its version and
-    /// says so, the same way in every replay.
-    fn deploy(&mut self, version: u32) {
-        if version <= self.version {
-            return;
-        }
-        match self.versions.program(version) {
-            Ok(program) => {
-                self.runtime.redeploy(program, self.version);
-                self.version = version;
-            }
-            Err(why) => eprintln!(
-                "journey serve: partition {} stays on version {}: version {version} does not \
-                 compile: {why}",
-                self.partition, self.version
-            ),
-        }
-    }
-
     /// The partition's checkpoint now; the next is due a whole interval on.
     fn encode_checkpoint(&mut self) -> Option<Vec<u8>> {
         self.since_checkpoint = 0;
@@ -1575,7 +1625,7 @@ impl Worker {
         self.checkpoint_at = Instant::now() + self.config.checkpoint_every;
         self.checkpoint_wanted = false;
         self.published.checkpointed_at[self.partition as usize].store(wall_ms(), Ordering::Release);
-        match encode_checkpoint(self.version, &self.runtime) {
+        match self.part.checkpoint() {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 eprintln!(
@@ -1617,8 +1667,9 @@ impl Worker {
     /// unless the outbox has them); then, if `live`, takes a checkpoint
     /// when one is due.
     fn report(&mut self, position: u64, lines: Option<Vec<String>>, live: bool) {
-        let stats = self.runtime.stats();
+        let stats = self.part.runtime.stats();
         let per_journey: Vec<(Arc<str>, u64)> = self
+            .part
             .runtime
             .program()
             .journeys
@@ -1636,7 +1687,7 @@ impl Worker {
             lines,
             checkpoint: None,
             active_instances: active,
-            pending_timers: self.runtime.store().pending_timers() as u64,
+            pending_timers: self.part.runtime.store().pending_timers() as u64,
             last: false,
         }));
         // After the report: its actions are committed without waiting for

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::core::{ClockMode, ClockTo, Core, Incoming, IngestError, wall_ms};
+use super::core::{ClockMode, ClockState, ClockTo, Core, Incoming, IngestError, wall_ms};
 use super::metrics;
 use crate::io::{RawEvent, parse_line};
 use crate::service::delivery::inbox::InboxKeys;
@@ -47,6 +47,56 @@ pub struct Access {
     pub admin_token: Option<String>,
 }
 
+/// What ingest journals through: one machine's [`Core`], or NATS
+/// JetStream ([`super::nats`]). The handlers of ingest are the same for
+/// both.
+pub trait Gate: Send + Sync {
+    fn mode(&self) -> ClockMode;
+    /// The deployment's event clock (`--clock events`), as last known.
+    fn clock(&self) -> Option<i64>;
+    fn max_clock_jump_ms(&self) -> i64;
+    /// Journals the messages; resolves once they are durable.
+    fn append(&self, messages: Vec<Incoming>) -> Appending<'_>;
+}
+
+/// [`Gate::append`]'s future.
+pub type Appending<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), IngestError>> + Send + 'a>>;
+
+impl Gate for Core {
+    fn mode(&self) -> ClockMode {
+        Core::mode(self)
+    }
+
+    fn clock(&self) -> Option<i64> {
+        Core::clock(self)
+    }
+
+    fn max_clock_jump_ms(&self) -> i64 {
+        Core::max_clock_jump_ms(self)
+    }
+
+    fn append(&self, messages: Vec<Incoming>) -> Appending<'_> {
+        Box::pin(Core::append(self, messages))
+    }
+}
+
+/// A service whose ingest routes are [`single`] and [`batch`].
+pub trait Ingesting: Send + Sync + 'static {
+    fn access(&self) -> &Access;
+    fn gate(&self) -> &dyn Gate;
+}
+
+impl Ingesting for App {
+    fn access(&self) -> &Access {
+        &self.access
+    }
+
+    fn gate(&self) -> &dyn Gate {
+        &*self.core
+    }
+}
+
 pub struct App {
     pub core: Arc<Core>,
     /// The project's paths, read again by each deploy.
@@ -66,8 +116,8 @@ pub struct App {
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/v1/batch", post(batch))
-        .route("/v1/{kind}", post(single))
+        .route("/v1/batch", post(batch::<App>))
+        .route("/v1/{kind}", post(single::<App>))
         .route("/v1/actions", get(actions))
         .route("/admin/clock", post(clock))
         .route("/metrics", get(render_metrics))
@@ -258,7 +308,7 @@ fn fresh_message_id() -> String {
 /// A message of a batch as sent, journaled as it is when nothing needs
 /// filling in (it has its `messageId` and `timestamp`, no `writeKey`): no
 /// JSON tree is built for it. `None` sends it to [`prepare`].
-fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), String>> {
+fn prepare_raw(text: &str, core: &dyn Gate) -> Option<Result<(Incoming, String), String>> {
     if text.len() > MAX_MESSAGE_BYTES || text.contains("\"writeKey\"") {
         return None;
     }
@@ -276,7 +326,7 @@ fn prepare_raw(text: &str, core: &Core) -> Option<Result<(Incoming, String), Str
 pub(crate) fn prepare(
     mut message: Map<String, Value>,
     kind: Option<&str>,
-    core: &Core,
+    core: &dyn Gate,
 ) -> Result<(Incoming, String), String> {
     if let Some(kind) = kind {
         message.insert("type".into(), Value::String(kind.to_string()));
@@ -306,7 +356,7 @@ pub(crate) fn prepare(
 
 /// The journal's form of a message the reader accepted, unless its time is
 /// too far ahead of the deployment's clock (`--clock events`).
-fn admit(raw: &RawEvent<'_>, line: &str, core: &Core) -> Result<Incoming, String> {
+fn admit(raw: &RawEvent<'_>, line: &str, core: &dyn Gate) -> Result<Incoming, String> {
     if core.mode() == ClockMode::Events
         && let Some(clock) = core.clock()
         && raw.timestamp_ms.saturating_sub(clock) > core.max_clock_jump_ms()
@@ -320,12 +370,13 @@ fn admit(raw: &RawEvent<'_>, line: &str, core: &Core) -> Result<Incoming, String
     Ok(Incoming {
         kind: raw.kind.name(),
         user_key: raw.user_key.to_string(),
+        message_id: raw.message_id.as_deref().unwrap_or_default().to_string(),
         timestamp_ms: raw.timestamp_ms,
         line: line.to_string(),
     })
 }
 
-pub(super) async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), Response> {
+pub(super) async fn journal(core: &dyn Gate, messages: Vec<Incoming>) -> Result<(), Response> {
     let mut kinds: Vec<(&'static str, u64)> = Vec::new();
     for m in &messages {
         match kinds.iter_mut().find(|(k, _)| *k == m.kind) {
@@ -356,8 +407,8 @@ pub(super) async fn journal(core: &Core, messages: Vec<Incoming>) -> Result<(), 
 
 const KINDS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
 
-async fn single(
-    State(app): State<Arc<App>>,
+pub(super) async fn single<A: Ingesting>(
+    State(app): State<Arc<A>>,
     Path(kind): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -374,14 +425,14 @@ async fn single(
         Ok(_) => return bad_message(0, "the body must be one JSON object"),
         Err(e) => return bad_message(0, format!("the body is not JSON: {e}")),
     };
-    if !authorised(&app.access, &headers, &message) {
+    if !authorised(app.access(), &headers, &message) {
         return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
     }
-    let (incoming, id) = match prepare(message, Some(&kind), &app.core) {
+    let (incoming, id) = match prepare(message, Some(&kind), app.gate()) {
         Ok(ready) => ready,
         Err(why) => return bad_message(0, why),
     };
-    match journal(&app.core, vec![incoming]).await {
+    match journal(app.gate(), vec![incoming]).await {
         Ok(()) => axum::Json(json!({ "success": true, "messageId": id })).into_response(),
         Err(response) => response,
     }
@@ -396,8 +447,8 @@ struct RawBatch<'a> {
     write_key: Option<String>,
 }
 
-async fn batch(
-    State(app): State<Arc<App>>,
+pub(super) async fn batch<A: Ingesting>(
+    State(app): State<Arc<A>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -409,30 +460,31 @@ async fn batch(
     // building a tree of each. Anything else takes the general path, which
     // also words the errors.
     let Ok(raw) = serde_json::from_str::<RawBatch<'_>>(&text) else {
-        return batch_of_values(&app, &headers, &text).await;
+        return batch_of_values(&*app, &headers, &text).await;
     };
     let mut keys = Map::new();
     if let Some(key) = raw.write_key {
         keys.insert("writeKey".into(), Value::String(key));
     }
-    if !authorised(&app.access, &headers, &keys) {
+    if !authorised(app.access(), &headers, &keys) {
         return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
     }
+    let gate = app.gate();
     let prepared = raw.batch.iter().map(|message| {
-        prepare_raw(message.get(), &app.core).unwrap_or_else(|| {
+        prepare_raw(message.get(), gate).unwrap_or_else(|| {
             match serde_json::from_str::<Value>(message.get()) {
-                Ok(Value::Object(map)) => prepare_typed(map, &app.core),
+                Ok(Value::Object(map)) => prepare_typed(map, gate),
                 _ => Err("a message must be a JSON object".to_string()),
             }
         })
     });
-    journal_batch(&app.core, prepared).await
+    journal_batch(gate, prepared).await
 }
 
 /// Journals a batch's messages, all or nothing: the first that could not
 /// be prepared is the request's 400, named by its index.
 async fn journal_batch(
-    core: &Core,
+    core: &dyn Gate,
     prepared: impl Iterator<Item = Result<(Incoming, String), String>>,
 ) -> Response {
     let mut ready = Vec::new();
@@ -453,7 +505,10 @@ async fn journal_batch(
 }
 
 /// A batch message with its `type` checked, then [`prepare`]d.
-fn prepare_typed(message: Map<String, Value>, core: &Core) -> Result<(Incoming, String), String> {
+fn prepare_typed(
+    message: Map<String, Value>,
+    core: &dyn Gate,
+) -> Result<(Incoming, String), String> {
     match message.get("type").and_then(Value::as_str) {
         Some(kind) if KINDS.contains(&kind) => prepare(message, None, core),
         Some(kind) => Err(format!("unknown message `type` `{kind}`")),
@@ -462,30 +517,39 @@ fn prepare_typed(message: Map<String, Value>, core: &Core) -> Result<(Incoming, 
 }
 
 /// `/v1/batch` over a JSON tree: the general path, and its errors.
-async fn batch_of_values(app: &App, headers: &HeaderMap, text: &str) -> Response {
+async fn batch_of_values(app: &dyn Ingesting, headers: &HeaderMap, text: &str) -> Response {
     let mut envelope = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return bad_message(0, "the body must be a JSON object with a `batch` list"),
         Err(e) => return bad_message(0, format!("the body is not JSON: {e}")),
     };
-    if !authorised(&app.access, headers, &envelope) {
+    if !authorised(app.access(), headers, &envelope) {
         return error(StatusCode::UNAUTHORIZED, "a valid write key is required");
     }
     let Some(Value::Array(items)) = envelope.remove("batch") else {
         return bad_message(0, "the body has no `batch` list");
     };
+    let gate = app.gate();
     let prepared = items.into_iter().map(|item| match item {
-        Value::Object(message) => prepare_typed(message, &app.core),
+        Value::Object(message) => prepare_typed(message, gate),
         _ => Err("a message must be a JSON object".to_string()),
     });
-    journal_batch(&app.core, prepared).await
+    journal_batch(gate, prepared).await
 }
 
 #[derive(Deserialize)]
-struct FeedQuery {
-    after: Option<u64>,
-    limit: Option<usize>,
-    wait: Option<u64>,
+pub(super) struct FeedQuery {
+    pub(super) after: Option<u64>,
+    pub(super) limit: Option<usize>,
+    pub(super) wait: Option<u64>,
+}
+
+/// One line of the feed: simulate's line with `seq` first and nothing
+/// else added.
+pub(super) fn feed_line(out: &mut String, seq: u64, line: &str) {
+    out.push_str(&format!("{{\"seq\":{seq},"));
+    out.push_str(line.strip_prefix('{').unwrap_or(line));
+    out.push('\n');
 }
 
 async fn actions(
@@ -523,10 +587,7 @@ async fn actions(
     };
     let mut out = String::new();
     for (seq, line) in rows {
-        // Simulate's line with `seq` first and nothing else added.
-        out.push_str(&format!("{{\"seq\":{seq},"));
-        out.push_str(line.strip_prefix('{').unwrap_or(&line));
-        out.push('\n');
+        feed_line(&mut out, seq, &line);
     }
     Response::builder()
         .header(header::CONTENT_TYPE, "application/x-ndjson")
@@ -550,34 +611,44 @@ async fn clock(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
             "the clock moves by itself with `--clock wall`; `/admin/clock` is for `--clock events`",
         );
     }
-    let to = match serde_json::from_slice::<ClockBody>(&body) {
-        Ok(ClockBody { to }) if to == "end" => ClockTo::End,
-        Ok(ClockBody { to }) => match parse_timestamp(&to) {
-            Some(t) => ClockTo::At(t),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("`{to}` is neither an RFC 3339 timestamp nor `end`"),
-                );
-            }
-        },
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body must be {{\"to\": \"<RFC 3339>\" | \"end\"}}: {e}"),
-            );
-        }
+    let to = match clock_target(&body) {
+        Ok(to) => to,
+        Err(response) => return response,
     };
     match app.core.advance(to).await {
-        Ok(state) => axum::Json(json!({
-            "now": state.now.map(format_timestamp),
-            "active_instances": state.active_instances,
-            "pending_timers": state.pending_timers,
-        }))
-        .into_response(),
+        Ok(state) => clock_answer(state),
         Err(IngestError::Overloaded) => error(StatusCode::SERVICE_UNAVAILABLE, "busy"),
         Err(IngestError::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
+}
+
+/// `POST /admin/clock`'s body read, or its 400.
+pub(super) fn clock_target(body: &[u8]) -> Result<ClockTo, Response> {
+    match serde_json::from_slice::<ClockBody>(body) {
+        Ok(ClockBody { to }) if to == "end" => Ok(ClockTo::End),
+        Ok(ClockBody { to }) => match parse_timestamp(&to) {
+            Some(t) => Ok(ClockTo::At(t)),
+            None => Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("`{to}` is neither an RFC 3339 timestamp nor `end`"),
+            )),
+        },
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"to\": \"<RFC 3339>\" | \"end\"}}: {e}"),
+        )),
+    }
+}
+
+/// `POST /admin/clock`'s answer, once every action of the advance is
+/// committed.
+pub(super) fn clock_answer(state: ClockState) -> Response {
+    axum::Json(json!({
+        "now": state.now.map(format_timestamp),
+        "active_instances": state.active_instances,
+        "pending_timers": state.pending_timers,
+    }))
+    .into_response()
 }
 
 async fn render_metrics(State(app): State<Arc<App>>) -> Response {

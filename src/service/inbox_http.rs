@@ -118,7 +118,7 @@ pub async fn mark(
         Ok(event) => event,
         Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
     };
-    if let Err(response) = journal(&app.core, vec![event]).await {
+    if let Err(response) = journal(&*app.core, vec![event]).await {
         return response;
     }
     private(axum::Json(json!({ "success": true, "message": view(&record) })).into_response())

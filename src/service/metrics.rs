@@ -34,6 +34,17 @@ pub const DELIVERY_SECONDS: &str = "journey_delivery_seconds";
 pub const OUTBOX_PENDING: &str = "journey_outbox_pending";
 /// Outbox actions delivery has not read yet.
 pub const DELIVERY_BACKLOG: &str = "journey_delivery_backlog";
+/// `--nats`: per `partition` this process holds, its journal entries not
+/// applied yet.
+pub const PARTITION_LAG: &str = "journey_partition_lag_entries";
+/// `--nats`: per `partition` this process holds, the journal position it
+/// has applied.
+pub const PARTITION_POSITION: &str = "journey_partition_position";
+/// `--nats`: per `partition` this process holds, seconds since its last
+/// checkpoint.
+pub const PARTITION_CHECKPOINT_AGE: &str = "journey_partition_checkpoint_age_seconds";
+/// `--nats`: per `partition`, 1 while this process holds it.
+pub const PARTITION_HELD: &str = "journey_partition_held";
 
 /// The buckets of [`DELIVERY_SECONDS`]: a local relay answers in a
 /// millisecond, a provider's API in tens to hundreds.
@@ -98,4 +109,20 @@ fn describe() {
         "Sends read from the outbox and not finished, by channel"
     );
     describe_gauge!(DELIVERY_BACKLOG, "Outbox actions delivery has not read yet");
+    describe_gauge!(
+        PARTITION_LAG,
+        "Journal entries of a partition held here not applied yet (--nats)"
+    );
+    describe_gauge!(
+        PARTITION_POSITION,
+        "The journal position a partition held here has applied (--nats)"
+    );
+    describe_gauge!(
+        PARTITION_CHECKPOINT_AGE,
+        "Seconds since the last checkpoint of a partition held here (--nats)"
+    );
+    describe_gauge!(
+        PARTITION_HELD,
+        "1 while this process holds the partition (--nats)"
+    );
 }

@@ -29,6 +29,7 @@ pub mod http;
 pub mod inbox_http;
 pub mod journal;
 pub mod metrics;
+pub mod nats;
 pub mod partitions;
 pub mod storage;
 pub mod threads;
@@ -79,6 +80,8 @@ pub struct ServeOptions {
     pub audiences: BTreeMap<String, toml::Table>,
     /// What the providers share (the HTTP client, tracking's decorator).
     pub shared: crate::service::delivery::Shared,
+    /// `--nats`: the deployment is in NATS JetStream, not `data`.
+    pub nats: Option<nats::NatsOptions>,
 }
 
 /// Why the service could not start or stopped: a one-line reason.
@@ -109,46 +112,14 @@ impl ServeError {
 /// clock), checks it matches what was asked, and returns it with its facts.
 pub fn open_data(options: &ServeOptions) -> Result<(Arc<RedbStorage>, Meta), ServeError> {
     let storage = RedbStorage::open(&options.data).map_err(|e| ServeError::refused(e.0))?;
+    let place = format!("`{}`", options.data.display());
     let meta = match storage.meta().map_err(|e| ServeError::refused(e.0))? {
         Some(meta) => {
-            if meta.format != STORAGE_FORMAT {
-                return Err(ServeError::refused(format!(
-                    "`{}` holds storage format {}, and this build reads format {STORAGE_FORMAT}",
-                    options.data.display(),
-                    meta.format
-                )));
-            }
-            let asked_partitions = options.partitions.filter(|&p| p != meta.partitions);
-            let asked_clock = options.clock.filter(|c| c.name() != meta.clock);
-            if asked_partitions.is_some() || asked_clock.is_some() {
-                return Err(ServeError::refused(format!(
-                    "`{}` holds {} partitions with `--clock {}`; start it with those (or without \
-                     `--partitions`/`--clock`), or give another `--data` directory",
-                    options.data.display(),
-                    meta.partitions,
-                    meta.clock
-                )));
-            }
+            check_meta(&meta, options, &place, "give another `--data` directory")?;
             meta
         }
         None => {
-            let partitions = options.partitions.unwrap_or(partitions::DEFAULT_PARTITIONS);
-            if !(1..=partitions::MAX_PARTITIONS).contains(&partitions) {
-                return Err(ServeError::refused(format!(
-                    "`--partitions` must be between 1 and {}",
-                    partitions::MAX_PARTITIONS
-                )));
-            }
-            let mut key = [0u8; 16];
-            getrandom::fill(&mut key).map_err(|e| {
-                ServeError::refused(format!("no randomness for the de-duplication key: {e}"))
-            })?;
-            let meta = Meta {
-                format: STORAGE_FORMAT,
-                partitions,
-                clock: options.clock.unwrap_or(ClockMode::Wall).name().to_string(),
-                dedup_key: crate::compile::artifact::hex(&key),
-            };
+            let meta = new_meta(options)?;
             storage
                 .write(WriteBatch {
                     meta: Some(meta.clone()),
@@ -159,6 +130,54 @@ pub fn open_data(options: &ServeOptions) -> Result<(Arc<RedbStorage>, Meta), Ser
         }
     };
     Ok((Arc::new(storage), meta))
+}
+
+/// Refuses a deployment (at `place`) whose fixed facts are not what
+/// `options` asks for; `instead` says where else to go.
+fn check_meta(
+    meta: &Meta,
+    options: &ServeOptions,
+    place: &str,
+    instead: &str,
+) -> Result<(), ServeError> {
+    if meta.format != STORAGE_FORMAT {
+        return Err(ServeError::refused(format!(
+            "{place} holds storage format {}, and this build reads format {STORAGE_FORMAT}",
+            meta.format
+        )));
+    }
+    let asked_partitions = options.partitions.filter(|&p| p != meta.partitions);
+    let asked_clock = options.clock.filter(|c| c.name() != meta.clock);
+    if asked_partitions.is_some() || asked_clock.is_some() {
+        return Err(ServeError::refused(format!(
+            "{place} holds {} partitions with `--clock {}`; start it with those (or without \
+             `--partitions`/`--clock`), or {instead}",
+            meta.partitions, meta.clock
+        )));
+    }
+    Ok(())
+}
+
+/// The fixed facts of a new deployment: `options`' partitions and clock,
+/// and a fresh de-duplication key.
+fn new_meta(options: &ServeOptions) -> Result<Meta, ServeError> {
+    let partitions = options.partitions.unwrap_or(partitions::DEFAULT_PARTITIONS);
+    if !(1..=partitions::MAX_PARTITIONS).contains(&partitions) {
+        return Err(ServeError::refused(format!(
+            "`--partitions` must be between 1 and {}",
+            partitions::MAX_PARTITIONS
+        )));
+    }
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).map_err(|e| {
+        ServeError::refused(format!("no randomness for the de-duplication key: {e}"))
+    })?;
+    Ok(Meta {
+        format: STORAGE_FORMAT,
+        partitions,
+        clock: options.clock.unwrap_or(ClockMode::Wall).name().to_string(),
+        dedup_key: crate::compile::artifact::hex(&key),
+    })
 }
 
 fn dedup_key(meta: &Meta) -> [u8; 16] {
@@ -175,7 +194,10 @@ fn dedup_key(meta: &Meta) -> [u8; 16] {
 
 /// Runs the service until SIGTERM or SIGINT; `log` gets one line per event
 /// worth an operator's eye (stderr in the binary).
-pub fn serve(sources: SourceMap, options: ServeOptions, log: Log) -> Result<(), ServeError> {
+pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<(), ServeError> {
+    if let Some(nats) = options.nats.take() {
+        return nats::serve(sources, options, nats, log);
+    }
     let (storage, meta) = open_data(&options)?;
     let clock = if meta.clock == "events" {
         ClockMode::Events

@@ -92,7 +92,7 @@ pub(super) fn message_event(
 /// Journals `messages`, all or nothing; the error is the response to give.
 async fn journal_all(app: &App, messages: Result<Vec<Incoming>, String>) -> Result<(), Response> {
     match messages {
-        Ok(messages) => journal(&app.core, messages).await,
+        Ok(messages) => journal(&*app.core, messages).await,
         Err(why) => Err(super::http::error(StatusCode::INTERNAL_SERVER_ERROR, why)),
     }
 }

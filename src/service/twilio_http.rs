@@ -81,7 +81,7 @@ pub async fn status(
         // A recipient the reader refuses: Twilio should not retry it.
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    match journal(&app.core, vec![event]).await {
+    match journal(&*app.core, vec![event]).await {
         // Twilio retries a callback that did not get a 2xx.
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(response) => response,

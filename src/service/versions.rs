@@ -82,8 +82,13 @@ pub struct Versions {
 impl Versions {
     /// The versions the storage holds.
     pub fn load(storage: &dyn Storage) -> Result<Versions, StorageError> {
+        Versions::from_records(storage.versions()?)
+    }
+
+    /// The versions of these `(number, encoded record)` pairs.
+    pub fn from_records(records: Vec<(u32, Vec<u8>)>) -> Result<Versions, StorageError> {
         let versions = Versions::default();
-        for (number, bytes) in storage.versions()? {
+        for (number, bytes) in records {
             let record: Record = serde_json::from_slice(&bytes).map_err(|e| {
                 StorageError(format!(
                     "version {number} of the journeys does not read: {e}"

@@ -4,6 +4,7 @@
 //! uses part of it).
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -52,17 +53,24 @@ impl Server {
     /// `journey serve PROJECT --data DATA ARGS...` on a free loopback port,
     /// once it answers.
     pub fn start_with(project: &Path, data: &Path, args: &[&str]) -> Server {
+        let data = data.to_string_lossy();
+        let mut all = vec!["--data", data.as_ref()];
+        all.extend_from_slice(args);
+        Server::spawn(project, &all, Stdio::null())
+    }
+
+    /// `journey serve PROJECT ARGS...` on a free loopback port, its stderr
+    /// to `stderr`, once it answers `/readyz`.
+    pub fn spawn(project: &Path, args: &[&str], stderr: Stdio) -> Server {
         let port = free_port();
         let child = Command::new(bin())
             .arg("serve")
             .arg(project)
-            .arg("--data")
-            .arg(data)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("journey serve starts");
         let server = Server {
@@ -188,4 +196,62 @@ pub fn prepared_events(source: &Path, dir: &Path) -> (Vec<Value>, PathBuf) {
         writeln!(file, "{m}").expect("write events");
     }
     (messages, path)
+}
+
+/// A small seeded generator: the same run every time.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `journey simulate`'s actions, each re-serialized as the feed's are.
+pub fn simulate(project: &Path, events: &Path) -> Vec<String> {
+    let output = Command::new(bin())
+        .arg("simulate")
+        .arg(project)
+        .arg("--events")
+        .arg(events)
+        .output()
+        .expect("simulate runs");
+    assert_eq!(output.status.code(), Some(0));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("an action is JSON");
+            serde_json::to_string(&v).expect("JSON")
+        })
+        .collect()
+}
+
+pub fn per_user(actions: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in actions {
+        let v: Value = serde_json::from_str(a).expect("JSON");
+        let user = v["user_id"].as_str().unwrap_or_default().to_string();
+        out.entry(user).or_default().push(a.clone());
+    }
+    out
+}
+
+pub fn assert_equivalent(feed: &[String], expected: &[String], exact_order: bool) {
+    assert_eq!(feed.len(), expected.len(), "as many actions as simulate");
+    if exact_order {
+        assert_eq!(feed, expected);
+    } else {
+        assert_eq!(
+            per_user(feed),
+            per_user(expected),
+            "per user, the same actions in order"
+        );
+    }
 }

@@ -397,7 +397,7 @@ impl Inner {
         };
         loop {
             let event = outcome_event(record, outcome, &self.core);
-            let incoming = match crate::service::http::prepare(event, Some("track"), &self.core) {
+            let incoming = match crate::service::http::prepare(event, Some("track"), &*self.core) {
                 Ok((incoming, _)) => incoming,
                 // Only an event the reader refuses gets here (a user key it
                 // would not take): the send's record still tells.

@@ -1,0 +1,347 @@
+//! `journey serve --nats` against a real nats-server with JetStream
+//! (SERVICE.md §9 and §10): one process, and three processes with
+//! `kill -9`s, give exactly `journey simulate`'s actions, none twice; a
+//! process paused past its lease is fenced, writes nothing, and rejoins.
+//!
+//! Each test starts its own `nats-server -js` on a free port with a
+//! store of its own. Without the binary (Debian's `nats-server` package)
+//! the tests say so and pass, except under `CI=true`, where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[path = "support/server.rs"]
+mod server;
+use server::{Rng, Server, assert_equivalent, free_port, prepared_events, root, scratch, simulate};
+
+/// A nats-server of the test's own, stopped when dropped; it holds the
+/// tests' lock: one test at a time runs its processes (three debug builds
+/// and a server each are enough for two cores).
+struct Nats {
+    child: Child,
+    url: String,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .collect::<Vec<_>>()
+    });
+    on_path
+        .chain([PathBuf::from("/usr/sbin/nats-server")])
+        .find(|p| p.is_file())
+}
+
+/// Starts `nats-server -js` for one test, or says why not: `None` skips
+/// the test, except in CI.
+fn start_nats(dir: &Path) -> Option<Nats> {
+    let Some(binary) = nats_binary() else {
+        let message = "nats-server is not installed: `apt-get install nats-server` (or put it on \
+                       PATH) to run the `--nats` tests";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipped: {message}");
+        return None;
+    };
+    let one_at_a_time = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let port = free_port();
+    let store = dir.join("jetstream");
+    let child = Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let nats = Nats {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        _one_at_a_time: one_at_a_time,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(nats)
+}
+
+/// Leases of 2.5 s (a heartbeat every 0.8 s) and frequent checkpoints, so
+/// that takeovers and restores happen within the tests' time.
+fn config(dir: &Path) -> PathBuf {
+    let path = dir.join("journey.toml");
+    std::fs::write(
+        &path,
+        "[nats]\nlease_ttl = \"2500ms\"\n[checkpoint]\nevery = \"2s\"\nentries = 200\n",
+    )
+    .expect("config");
+    path
+}
+
+/// One `journey serve --nats` process, its log in `log`.
+fn process(project: &Path, nats: &Nats, config: &Path, partitions: u32, log: &Path) -> Server {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let partitions = partitions.to_string();
+    let config = config.to_string_lossy();
+    Server::spawn(
+        project,
+        &[
+            "--nats",
+            &nats.url,
+            "--config",
+            &config,
+            "--clock",
+            "events",
+            "--partitions",
+            &partitions,
+        ],
+        Stdio::from(stderr),
+    )
+}
+
+fn example() -> (PathBuf, PathBuf) {
+    (
+        root().join("journeys"),
+        root().join("journeys/events.ndjson"),
+    )
+}
+
+/// The messages in random batches of 1 to 40.
+fn batches(messages: &[Value], rng: &mut Rng) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < messages.len() {
+        let n = 1 + rng.below(40) as usize;
+        let end = (i + n).min(messages.len());
+        out.push(json!({ "batch": messages[i..end].to_vec() }));
+        i = end;
+    }
+    out
+}
+
+fn post_ok(server: &Server, body: &Value) {
+    match server.post("/v1/batch", body) {
+        Ok(answer) => assert_eq!(answer["success"], true, "{answer}"),
+        Err((code, text)) => panic!("a good batch was refused: {code} {text}"),
+    }
+}
+
+fn end_clock(server: &Server) {
+    let answer = server
+        .post("/admin/clock", &json!({ "to": "end" }))
+        .expect("the clock moves to the end");
+    assert_eq!(answer["active_instances"], 0, "{answer}");
+    assert_eq!(answer["pending_timers"], 0, "{answer}");
+}
+
+/// `/admin/partitions`' owner of each partition.
+fn owners(server: &Server) -> Vec<Option<String>> {
+    let (code, view) = server.get("/admin/partitions", None);
+    assert_eq!(code, 200, "{view}");
+    view["partitions"]
+        .as_array()
+        .expect("a list of partitions")
+        .iter()
+        .map(|p| p["owner"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn process_name(server: &Server) -> String {
+    let (_, view) = server.get("/admin/partitions", None);
+    view["process"].as_str().expect("its name").to_string()
+}
+
+/// Waits until `check` holds of `server`'s view of the owners.
+fn wait_for_owners(server: &Server, what: &str, check: impl Fn(&[Option<String>]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = owners(server);
+        if check(&now) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: owners {now:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn one_process_equals_simulate_and_restarts_without_repeating() {
+    let dir = scratch("nats-one");
+    let Some(nats) = start_nats(&dir) else {
+        return;
+    };
+    let (project, events) = example();
+    let (messages, prepared) = prepared_events(&events, &dir);
+    let expected = simulate(&project, &prepared);
+    let config = config(&dir);
+    let log = dir.join("serve.log");
+    let server = process(&project, &nats, &config, 4, &log);
+    let mut rng = Rng(0x2545_f491);
+    for body in batches(&messages, &mut rng) {
+        post_ok(&server, &body);
+    }
+    end_clock(&server);
+    let feed = server.feed();
+    assert_equivalent(&feed, &expected, false);
+    let name = process_name(&server);
+    assert!(
+        owners(&server).iter().all(|o| o.as_deref() == Some(&name)),
+        "one process holds every partition"
+    );
+    // Killed and started again: the partitions are restored from their
+    // checkpoints and replayed, and nothing is written twice; the same
+    // messages posted again are recognised.
+    server.kill();
+    let again = process(&project, &nats, &config, 4, &log);
+    for body in batches(&messages[..200], &mut rng) {
+        post_ok(&again, &body);
+    }
+    end_clock(&again);
+    assert_eq!(again.feed(), feed, "no action twice after a restart");
+    // A clean stop lets the leases go; another process takes them at once.
+    assert_eq!(again.stop(), Some(0));
+    let third = process(&project, &nats, &config, 4, &log);
+    end_clock(&third);
+    assert_eq!(third.feed(), feed);
+}
+
+#[test]
+fn three_processes_through_kills_equal_simulate() {
+    let dir = scratch("nats-three");
+    let Some(nats) = start_nats(&dir) else {
+        return;
+    };
+    let (project, events) = example();
+    let (messages, prepared) = prepared_events(&events, &dir);
+    let expected = simulate(&project, &prepared);
+    let config = config(&dir);
+    let log = dir.join("serve.log");
+    let start = || process(&project, &nats, &config, 8, &log);
+    let mut servers: Vec<Option<Server>> = vec![Some(start()), Some(start()), Some(start())];
+    let mut rng = Rng(0x9e37_79b9);
+    let bodies = batches(&messages, &mut rng);
+    let n = bodies.len();
+    let (first_kill, restart, second_kill) = (n / 4, n / 2, n * 9 / 10);
+    for (i, body) in bodies.iter().enumerate() {
+        if i == first_kill {
+            // During a request: whether it was kept or not, it is posted
+            // again to another process.
+            let victim = servers[0].take().expect("process 0 runs");
+            let base = victim.base.clone();
+            let sent = body.clone();
+            let request = std::thread::spawn(move || {
+                ureq::post(&format!("{base}/v1/batch"))
+                    .timeout(Duration::from_secs(10))
+                    .send_json(sent)
+                    .is_ok()
+            });
+            std::thread::sleep(Duration::from_micros(rng.below(3_000)));
+            victim.kill();
+            let _ = request.join();
+        }
+        if i == restart {
+            servers[0] = Some(start());
+        }
+        if i == second_kill {
+            servers[1].take().expect("process 1 runs").kill();
+        }
+        let alive: Vec<&Server> = servers.iter().flatten().collect();
+        let target = alive[rng.below(alive.len() as u64) as usize];
+        post_ok(target, body);
+    }
+    let survivor = servers[2].as_ref().expect("process 2 runs");
+    end_clock(survivor);
+    let feed = survivor.feed();
+    assert_equivalent(&feed, &expected, false);
+    // Every process reads the same feed.
+    let restarted = servers[0].as_ref().expect("process 0 runs again");
+    assert_eq!(restarted.feed(), feed);
+    // The two alive hold every partition between them.
+    let names = [process_name(restarted), process_name(survivor)];
+    wait_for_owners(survivor, "the two alive hold everything", |owners| {
+        owners
+            .iter()
+            .all(|o| o.as_ref().is_some_and(|o| names.contains(o)))
+    });
+}
+
+#[test]
+fn a_paused_process_is_fenced_writes_nothing_and_rejoins() {
+    let dir = scratch("nats-pause");
+    let Some(nats) = start_nats(&dir) else {
+        return;
+    };
+    let (project, events) = example();
+    let (messages, prepared) = prepared_events(&events, &dir);
+    let expected = simulate(&project, &prepared);
+    let config = config(&dir);
+    let (paused_log, other_log) = (dir.join("paused.log"), dir.join("other.log"));
+    let paused = process(&project, &nats, &config, 4, &paused_log);
+    let other = process(&project, &nats, &config, 4, &other_log);
+    let (paused_name, other_name) = (process_name(&paused), process_name(&other));
+    wait_for_owners(&other, "two processes share the partitions", |owners| {
+        owners.iter().any(|o| o.as_deref() == Some(&paused_name))
+            && owners.iter().any(|o| o.as_deref() == Some(&other_name))
+    });
+    let mut rng = Rng(0x5851_f42d);
+    let bodies = batches(&messages, &mut rng);
+    let (before, during) = (bodies.len() / 3, bodies.len() * 2 / 3);
+    for body in &bodies[..before] {
+        post_ok(&other, body);
+    }
+    let pid = paused.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill {name}");
+    };
+    signal("-STOP");
+    // Its partitions' journal grows while it sleeps: it has work waiting
+    // when it wakes.
+    for body in &bodies[before..during] {
+        post_ok(&other, body);
+    }
+    wait_for_owners(
+        &other,
+        "the other process takes every partition",
+        |owners| owners.iter().all(|o| o.as_deref() == Some(&other_name)),
+    );
+    signal("-CONT");
+    for body in &bodies[during..] {
+        post_ok(&other, body);
+    }
+    // It rejoins: once its heartbeat is seen, partitions are spread again.
+    wait_for_owners(
+        &other,
+        "the woken process holds partitions again",
+        |owners| owners.iter().any(|o| o.as_deref() == Some(&paused_name)),
+    );
+    end_clock(&paused);
+    let feed = other.feed();
+    assert_equivalent(&feed, &expected, false);
+    assert_eq!(paused.feed(), feed);
+    // It said it was fenced or lost its leases: it stopped them itself.
+    let said = std::fs::read_to_string(&paused_log).expect("its log");
+    assert!(
+        said.contains("the lease was lost") || said.contains("fenced"),
+        "{said}"
+    );
+}
