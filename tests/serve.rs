@@ -40,17 +40,7 @@ fn post_all(
             } else {
                 // During one: the request races the kill; whether it was
                 // kept or not, re-posting it is safe.
-                let base = server.base.clone();
-                let sent = body.clone();
-                let request = std::thread::spawn(move || {
-                    ureq::post(&format!("{base}/v1/batch"))
-                        .timeout(Duration::from_secs(10))
-                        .send_json(sent)
-                        .is_ok()
-                });
-                std::thread::sleep(Duration::from_micros(rng.below(3_000)));
-                server.kill();
-                let _ = request.join();
+                server.kill_during_batch(&body, Duration::from_micros(rng.below(3_000)));
                 server = restart();
             }
             // Re-post this batch (acknowledged or not) to the new server.

@@ -246,17 +246,7 @@ fn three_processes_through_kills_equal_simulate() {
             // During a request: whether it was kept or not, it is posted
             // again to another process.
             let victim = servers[0].take().expect("process 0 runs");
-            let base = victim.base.clone();
-            let sent = body.clone();
-            let request = std::thread::spawn(move || {
-                ureq::post(&format!("{base}/v1/batch"))
-                    .timeout(Duration::from_secs(10))
-                    .send_json(sent)
-                    .is_ok()
-            });
-            std::thread::sleep(Duration::from_micros(rng.below(3_000)));
-            victim.kill();
-            let _ = request.join();
+            victim.kill_during_batch(body, Duration::from_micros(rng.below(3_000)));
         }
         if i == restart {
             servers[0] = Some(start());

@@ -199,7 +199,8 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-async fn healthz() -> Response {
+/// `/healthz`: the process answers (any backend).
+pub(super) async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 

@@ -299,12 +299,7 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         // Installed before the first request too: a SIGHUP's default
         // action would end the process.
         tokio::spawn(reload_on_hangup(app.clone(), log.clone()));
-        let listener = tokio::net::TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| {
-                ServeError::refused(format!("cannot listen on {}: {e}", options.listen))
-            })?;
-        log(&format!("listening on http://{}", options.listen));
+        let listener = listen(options.listen, &log).await?;
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
             http::MAX_REQUEST_BYTES,
         ));
@@ -327,6 +322,15 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         log("stopped: every partition checkpointed");
         Ok(())
     })
+}
+
+/// The service's listener on `addr`, said in the log (either backend).
+async fn listen(addr: SocketAddr, log: &Log) -> Result<tokio::net::TcpListener, ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::refused(format!("cannot listen on {addr}: {e}")))?;
+    log(&format!("listening on http://{addr}"));
+    Ok(listener)
 }
 
 /// Where the service writes a line worth an operator's eye.

@@ -87,6 +87,23 @@ impl Server {
         panic!("journey serve did not become ready");
     }
 
+    /// Kills the service while a request of `body` to `/v1/batch` may be
+    /// in flight (sent, then the kill `delay` later): whether it was kept
+    /// or not, re-posting it is safe.
+    pub fn kill_during_batch(self, body: &Value, delay: std::time::Duration) {
+        let base = self.base.clone();
+        let sent = body.clone();
+        let request = std::thread::spawn(move || {
+            ureq::post(&format!("{base}/v1/batch"))
+                .timeout(std::time::Duration::from_secs(10))
+                .send_json(sent)
+                .is_ok()
+        });
+        std::thread::sleep(delay);
+        self.kill();
+        let _ = request.join();
+    }
+
     pub fn kill(mut self) {
         // SIGKILL: no shutdown of any kind.
         let _ = self.child.kill();

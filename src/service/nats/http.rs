@@ -257,7 +257,7 @@ pub fn router(app: Arc<NatsApp>) -> Router {
         .route("/admin/clock", post(clock))
         .route("/admin/partitions", get(partitions))
         .route("/metrics", get(render_metrics))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::service::http::healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(app)
@@ -265,10 +265,6 @@ pub fn router(app: Arc<NatsApp>) -> Router {
 
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint under `--nats`")
-}
-
-async fn healthz() -> Response {
-    (StatusCode::OK, "ok\n").into_response()
 }
 
 /// Ready once the first round of leases is done and every partition held

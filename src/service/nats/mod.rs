@@ -508,12 +508,7 @@ pub fn serve(
             metrics: super::metrics::handle(),
             shutting_down: AtomicBool::new(false),
         });
-        let listener = tokio::net::TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| {
-                ServeError::refused(format!("cannot listen on {}: {e}", options.listen))
-            })?;
-        log(&format!("listening on http://{}", options.listen));
+        let listener = super::listen(options.listen, &log).await?;
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
             super::http::MAX_REQUEST_BYTES,
         ));
