@@ -17,11 +17,14 @@
 //!
 //! `cargo bench --bench delivery` (`JOURNEY_BENCH_EMAILS`, default 20,000;
 //! `JOURNEY_BENCH_WEBHOOKS`, default 50,000; `JOURNEY_BENCH_EVENTS`,
-//! default 300,000 events of 30,000 users for the ingest comparison, in
+//! default 300,000 events of 30,000 users for the ingest comparison, posted
+//! by `JOURNEY_BENCH_CLIENTS` concurrent clients (32, as the live
+//! service's ingest figure in `benches/serve.rs`), in
 //! `JOURNEY_BENCH_ROUNDS` alternating rounds of each (2); 0 emails or
 //! webhooks skips that figure).
 //! Without aiosmtpd (`pip install aiosmtpd`) the email figure is skipped.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -255,7 +258,33 @@ fn smtp_sink(dir: &Path) -> Option<(Child, u16, PathBuf)> {
 /// The user and system CPU time of process `pid` so far (Linux; 0
 /// elsewhere).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    ticks_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU-seconds so far of process `pid`'s threads, summed by thread name
+/// with its digits dropped (`journey-partiti`, `journey-writer`,
+/// `tokio-runtime-w` for HTTP, `journey-deliver` ...): where a round's
+/// time went (Linux; empty elsewhere).
+fn cpu_by_thread(pid: u32) -> BTreeMap<String, f64> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let name: String = comm
+            .trim()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        *by_name.entry(name).or_insert(0.0) += ticks_of(&stat);
+    }
+    by_name
+}
+
+/// The user and system time of a `/proc/.../stat` line, in seconds.
+fn ticks_of(stat: &str) -> f64 {
     // The fields after the command's closing parenthesis: utime is the
     // 12th, stime the 13th, in clock ticks (100 a second on Linux).
     let fields: Vec<&str> = stat
@@ -268,6 +297,22 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `after - before` per thread name, the largest first, as
+/// `name 1.23 s` joined by commas.
+fn cpu_spent(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> String {
+    let mut spent: Vec<(&String, f64)> = after
+        .iter()
+        .map(|(name, t)| (name, t - before.get(name).copied().unwrap_or(0.0)))
+        .filter(|(_, t)| *t > 0.0)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    spent
+        .iter()
+        .map(|(name, t)| format!("{name} {t:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn lines(path: &Path) -> u64 {
@@ -396,6 +441,7 @@ fn main() {
     // Alternating, `JOURNEY_BENCH_ROUNDS` times each (2): the machine is
     // shared, and one run alone says little.
     let pairs = env_or("JOURNEY_BENCH_ROUNDS", 2).max(1) as usize;
+    let clients = env_or("JOURNEY_BENCH_CLIENTS", 32).max(1) as usize;
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let rounds = [
         ("delivery off (every channel `log`)", &off),
@@ -409,16 +455,18 @@ fn main() {
         all.extend(args.iter().copied());
         let serve = Serve::start(Path::new("journeys"), &data, &all);
         let cpu_before = cpu_seconds(serve.child.id());
+        let threads_before = cpu_by_thread(serve.child.id());
         let begun = Instant::now();
-        post_all(&format!("{}/v1/batch", serve.base), bodies.clone(), 8);
+        post_all(&format!("{}/v1/batch", serve.base), bodies.clone(), clients);
         let took = begun.elapsed();
         let cpu = cpu_seconds(serve.child.id()) - cpu_before;
+        let threads = cpu_spent(&threads_before, &cpu_by_thread(serve.child.id()));
         rates[round % 2].push(lines_.len() as f64 / took.as_secs_f64());
         // Let delivery finish what ingest made, for the count.
         std::thread::sleep(Duration::from_secs(3));
         println!(
-            "ingest, {label}: {} events acknowledged durably in {:.2} s = {:.0} events/s (8 \
-             clients, batches of 100; the service used {cpu:.1} CPU-seconds); delivered \
+            "ingest, {label}: {} events acknowledged durably in {:.2} s = {:.0} events/s \
+             ({clients} clients, batches of 100; the service used {cpu:.1} CPU-seconds); delivered \
              meanwhile and in the next 3 s: {} webhooks, {} emails",
             lines_.len(),
             took.as_secs_f64(),
@@ -426,6 +474,7 @@ fn main() {
             hooks.arrivals().len() - before,
             sink.as_ref().map_or(0, |(_, _, out)| lines(out)) - emails_before,
         );
+        println!("  the service's CPU during ingest, by thread: {threads}");
         drop(serve);
         // Each round on a settled disk: the rounds before leave no data
         // directory behind, nor dirty pages being written back during
