@@ -62,8 +62,20 @@ impl Server {
     /// `journey serve PROJECT ARGS...` on a free loopback port, its stderr
     /// to `stderr`, once it answers `/readyz`.
     pub fn spawn(project: &Path, args: &[&str], stderr: Stdio) -> Server {
+        Server::spawn_from(Path::new(bin()), project, args, stderr, Duration::from_secs(60))
+    }
+
+    /// [`Server::spawn`] of the `journey` binary at `binary`, ready within
+    /// `ready_within`.
+    pub fn spawn_from(
+        binary: &Path,
+        project: &Path,
+        args: &[&str],
+        stderr: Stdio,
+        ready_within: Duration,
+    ) -> Server {
         let port = free_port();
-        let child = Command::new(bin())
+        let child = Command::new(binary)
             .arg("serve")
             .arg(project)
             .arg("--listen")
@@ -77,7 +89,7 @@ impl Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + ready_within;
         while Instant::now() < deadline {
             if ureq::get(&format!("{}/readyz", server.base)).call().is_ok() {
                 return server;

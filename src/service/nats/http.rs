@@ -21,6 +21,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use super::outbox;
 use super::partition::Progress;
 use super::{Deployment, FENCE, NO_CLOCK, Node, journal_subject, lease_key, progress_key};
 use crate::runtime::RuntimeOptions;
@@ -300,14 +301,16 @@ async fn actions(
             .header(header::CONTENT_TYPE, "application/x-ndjson")
             .body(Body::from(out))
             .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response")),
-        Ok(Feed::Gone(first)) => error(
-            StatusCode::GONE,
-            format!(
-                "the actions up to seq {} are past the feed's retention; read from `after={}`",
-                first - 1,
-                first - 1
-            ),
-        ),
+        Ok(Feed::Gone(first)) => {
+            let kept = outbox::seq(first, 0) - 1;
+            error(
+                StatusCode::GONE,
+                format!(
+                    "the actions up to seq {kept} are past the feed's retention; read from \
+                     `after={kept}`"
+                ),
+            )
+        }
         Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
@@ -318,6 +321,8 @@ enum Feed {
     Gone(u64),
 }
 
+/// The actions after `after` (at most `limit`), waiting up to `wait` for
+/// one when there is none yet.
 async fn read_feed(
     d: &Deployment,
     after: u64,
@@ -325,31 +330,49 @@ async fn read_feed(
     wait: Duration,
 ) -> Result<Feed, String> {
     let deadline = Instant::now() + wait;
-    let (first, last) = loop {
+    let (mut start, mut read_past) = outbox::resume(after);
+    loop {
         let info = d
             .outbox
             .get_info()
             .await
             .map_err(|e| format!("the outbox does not read: {e}"))?;
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-        if last > after || Instant::now() >= deadline {
-            break (first, last);
+        // The first message the reader may not have read whole is gone.
+        let unread = if read_past.is_some() { start + 1 } else { start };
+        if first > 1 && unread < first {
+            return Ok(Feed::Gone(first));
+        }
+        if last >= start {
+            let out = read_messages(d, start.max(first), read_past, last, limit).await?;
+            if !out.is_empty() || Instant::now() >= deadline {
+                return Ok(Feed::Lines(out));
+            }
+            // The reader has every action up to `last`: wait for more.
+            (start, read_past) = (last + 1, None);
+        } else if Instant::now() >= deadline {
+            return Ok(Feed::Lines(String::new()));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    if first > 1 && after + 1 < first {
-        return Ok(Feed::Gone(first));
     }
-    let mut out = String::new();
-    if last <= after {
-        return Ok(Feed::Lines(out));
-    }
+}
+
+/// The feed's lines of the outbox messages `start..=last`, leaving out
+/// those of message `start` at or before index `read_past`, and fence
+/// records; at most `limit`.
+async fn read_messages(
+    d: &Deployment,
+    start: u64,
+    read_past: Option<u64>,
+    last: u64,
+    limit: usize,
+) -> Result<String, String> {
     let consumer = d
         .outbox
         .create_consumer(consumer::push::OrderedConfig {
             deliver_subject: d.js.client().new_inbox(),
             deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: after + 1,
+                start_sequence: start,
             },
             ..Default::default()
         })
@@ -359,6 +382,7 @@ async fn read_feed(
         .messages()
         .await
         .map_err(|e| format!("the outbox does not read: {e}"))?;
+    let mut out = String::new();
     let mut n = 0;
     while n < limit {
         let next = tokio::time::timeout(Duration::from_secs(10), messages.next()).await;
@@ -366,7 +390,7 @@ async fn read_feed(
             return Err("the outbox stopped answering".into());
         };
         let message = message.map_err(|e| format!("the outbox does not read: {e}"))?;
-        let seq = message
+        let sequence = message
             .info()
             .map_err(|e| format!("an outbox message without its sequence: {e}"))?
             .stream_sequence;
@@ -375,15 +399,24 @@ async fn read_feed(
             .as_ref()
             .is_some_and(|h| h.get(FENCE).is_some());
         if !is_fence {
-            let line = String::from_utf8_lossy(&message.payload);
-            feed_line(&mut out, seq, &line);
-            n += 1;
+            for (index, line) in outbox::actions(&message.payload).enumerate() {
+                let skipped = sequence == start && read_past.is_some_and(|i| index as u64 <= i);
+                if skipped || n >= limit {
+                    continue;
+                }
+                feed_line(
+                    &mut out,
+                    outbox::seq(sequence, index),
+                    &String::from_utf8_lossy(line),
+                );
+                n += 1;
+            }
         }
-        if seq >= last {
+        if sequence >= last {
             break;
         }
     }
-    Ok(Feed::Lines(out))
+    Ok(out)
 }
 
 async fn clock(State(app): State<Arc<NatsApp>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -7,7 +7,7 @@
 //!                                                   │ ordered consumer, from the checkpoint on
 //!                                                   ▼
 //!             the partition's owner (a lease in JOURNEY_LEASES): core::Partition
-//!                                                   │ one message per action, Nats-Msg-Id
+//!                                                   │ one message per run of actions, Nats-Msg-Id
 //!                                                   ▼ p.position.index, expected last subject seq
 //!                                               JOURNEY_OUT journey.out.<p>  ──▶ /v1/actions
 //! ```
@@ -18,11 +18,14 @@
 //!   bucket, the `--clock events` clock beside them.
 //! - [`lease`]: which process runs which partition.
 //! - [`partition`]: one held partition: fence, restore, replay, live.
+//! - [`outbox`]: the outbox's messages (runs of actions) and the feed's
+//!   `seq` of each action.
 //! - [`http`]: the API of a process (ingest through the same handlers as
 //!   one machine's).
 
 pub mod http;
 mod lease;
+mod outbox;
 mod partition;
 
 use std::collections::BTreeMap;
@@ -52,9 +55,11 @@ pub const LEASE_BUCKET: &str = "JOURNEY_LEASES";
 /// Each partition's latest checkpoint, `partition-<p>`.
 pub const CHECKPOINT_BUCKET: &str = "JOURNEY_CHECKPOINTS";
 
-/// An outbox message's partition position (the journal's stream sequence).
+/// An outbox message's partition position (the journal's stream sequence)
+/// of its last action.
 const POSITION: &str = "Journey-Position";
-/// An outbox message's index among its position's actions.
+/// The index of an outbox message's last action among its position's
+/// actions.
 const INDEX: &str = "Journey-Index";
 /// A fence record: the process that wrote it.
 const FENCE: &str = "Journey-Fence";

@@ -8,10 +8,14 @@
 //!    outbox subject and publishes a fence record after it, expecting it
 //!    to be the newest (`Nats-Expected-Last-Subject-Sequence`); the fence
 //!    carries the last `position.index` the outbox held.
-//! 2. Every action is published expecting the owner's previous message
-//!    (the fence, then its own) to be the subject's newest: once another
-//!    process has fenced the subject, a stale owner's next write is refused
-//!    and it stops ([`Ended::Fenced`]).
+//! 2. The actions are published in outbox messages of a run of positions
+//!    each ([`super::outbox`]: what the journal had ready, up to
+//!    [`super::outbox::SLOTS`] actions), every message expecting the
+//!    owner's previous one (the fence, then its own) to be the subject's
+//!    newest: once another process has fenced the subject, a stale owner's
+//!    next write is refused and it stops ([`Ended::Fenced`]). No write is
+//!    unfenced, so a stale owner writes nothing after a fence, however
+//!    long it was paused.
 //! 3. **Replay** from the checkpoint: actions at or before the fence's
 //!    `position.index` are derived again (the runtime is deterministic)
 //!    and dropped; the rest are published. An entry whose actions were cut
@@ -30,11 +34,12 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::object_store;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use super::outbox::{Pending, Written};
 use super::{
     APPLIED, Deployment, FENCE, INDEX, Node, POSITION, journal_subject, lease_key, outbox_subject,
     progress_key,
@@ -182,7 +187,16 @@ struct Owned<'a> {
     progress_written: Option<(Progress, Instant)>,
     /// A wall-clock tick is journaled and not applied yet.
     ticking: bool,
+    /// The actions derived and not written yet: the next outbox message.
+    pending: Pending,
+    /// The most bytes of an outbox message (below the server's
+    /// `max_payload`).
+    max_message: usize,
 }
+
+/// The most journal entries applied into one outbox message before it is
+/// written, so that a stop is seen within a bounded time.
+const MAX_DRAIN: usize = 4_096;
 
 /// Runs partition `p` until the lease loop stops it, or another process
 /// fences it.
@@ -262,6 +276,11 @@ async fn held(
         },
         progress_written: None,
         ticking: false,
+        pending: Pending::default(),
+        // Headers and the protocol's framing take the rest.
+        max_message: (d.js.client().server_info().max_payload)
+            .saturating_sub(4_096)
+            .max(4_096),
     };
     (node.log)(&format!(
         "partition {p}: restored at position {checkpoint}, replaying to {end}"
@@ -289,17 +308,26 @@ async fn held(
                 }
             }
             message = entries.next() => {
-                let message = message
-                    .ok_or_else(|| "the journal's consumer ended".to_string())?
-                    .map_err(|e| format!("the journal does not read: {e}"))?;
-                let position = message
-                    .info()
-                    .map_err(|e| format!("a journal message without its position: {e}"))?
-                    .stream_sequence;
-                owned.apply(position, &message.payload).await?;
-                if position >= end {
-                    live.store(true, Ordering::Release);
+                // This entry, and every one the journal has ready behind
+                // it, into one outbox message.
+                let ended = || Failure::from("the journal's consumer ended".to_string());
+                let mut next = Some(message.ok_or_else(ended)?);
+                let mut drained = 0;
+                while let Some(message) = next.take() {
+                    let position = owned.receive(message).await?;
+                    if position >= end {
+                        live.store(true, Ordering::Release);
+                    }
+                    drained += 1;
+                    if drained < MAX_DRAIN {
+                        next = match entries.next().now_or_never() {
+                            Some(Some(message)) => Some(message),
+                            Some(None) => return Err(ended()),
+                            None => None,
+                        };
+                    }
                 }
+                owned.flush().await?;
                 if live.load(Ordering::Acquire) && owned.checkpoint_due() {
                     owned.checkpoint().await?;
                 }
@@ -345,7 +373,11 @@ impl Owned<'_> {
             if self.applied.is_some_and(|held| (position, index) <= held) {
                 continue;
             }
-            self.publish(position, index, action).await?;
+            let line = action.to_json_line();
+            if self.pending.full_for(line.len(), self.max_message) {
+                self.flush().await?;
+            }
+            self.pending.push(position, index, &line, action);
         }
         self.position = position;
         self.since_checkpoint += 1;
@@ -359,19 +391,31 @@ impl Owned<'_> {
         self.progress.pending_timers = self.partition.runtime.store().pending_timers() as u64;
         // A clock advance waits for every partition's word: say it now.
         if matches!(entry, Entry::Tick { .. } | Entry::End) {
+            self.flush().await?;
             self.write_progress().await?;
         }
         Ok(())
     }
 
-    async fn publish(&mut self, position: u64, index: u32, action: &Action) -> Result<(), Failure> {
+    /// Writes the pending actions as one outbox message, expecting the
+    /// subject's newest message to be this owner's previous one.
+    async fn flush(&mut self) -> Result<(), Failure> {
+        let Some(Written {
+            payload,
+            first,
+            last,
+            labels,
+        }) = self.pending.take()
+        else {
+            return Ok(());
+        };
         let p = self.p;
         let publish = PublishMessage::build()
-            .payload(Bytes::from(action.to_json_line()))
-            .message_id(format!("{p}.{position}.{index}"))
+            .payload(Bytes::from(payload))
+            .message_id(format!("{p}.{}.{}", first.0, first.1))
             .expected_last_subject_sequence(self.newest)
-            .header(POSITION, position.to_string().as_str())
-            .header(INDEX, index.to_string().as_str());
+            .header(POSITION, last.0.to_string().as_str())
+            .header(INDEX, last.1.to_string().as_str());
         let acked = match self
             .node
             .d
@@ -385,16 +429,29 @@ impl Owned<'_> {
         match acked {
             Ok(ack) => {
                 self.newest = ack.sequence;
-                let labels = [
-                    ("journey", action.journey.to_string()),
-                    ("kind", action.kind.name().to_string()),
-                ];
-                ::metrics::counter!(metrics::ACTIONS, &labels).increment(1);
+                for (journey, kind) in labels {
+                    let labels = [("journey", journey), ("kind", kind.to_string())];
+                    ::metrics::counter!(metrics::ACTIONS, &labels).increment(1);
+                }
                 Ok(())
             }
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Failure::Fenced),
-            Err(e) => Err(Failure::Other(format!("an action was not written: {e}"))),
+            Err(e) => Err(Failure::Other(format!("actions were not written: {e}"))),
         }
+    }
+
+    /// Applies one journal message; returns its position.
+    async fn receive(
+        &mut self,
+        message: Result<async_nats::jetstream::Message, impl std::fmt::Display>,
+    ) -> Result<u64, Failure> {
+        let message = message.map_err(|e| format!("the journal does not read: {e}"))?;
+        let position = message
+            .info()
+            .map_err(|e| format!("a journal message without its position: {e}"))?
+            .stream_sequence;
+        self.apply(position, &message.payload).await?;
+        Ok(position)
     }
 
     fn checkpoint_due(&self) -> bool {
@@ -407,6 +464,7 @@ impl Owned<'_> {
     /// this process still holds the lease (a stale owner's would be valid,
     /// only older).
     async fn checkpoint(&mut self) -> Result<(), Failure> {
+        self.flush().await?;
         self.since_checkpoint = 0;
         self.checkpoint_after = self.node.checkpoint_entries.max(1);
         self.checkpoint_at = Instant::now() + self.node.checkpoint_every;
