@@ -54,8 +54,11 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             config.inbox()?,
         ))
     });
-    let nats = match config.lease_ttl() {
-        Ok(lease_ttl) => args
+    let nats_settings = config
+        .lease_ttl()
+        .and_then(|ttl| Ok((ttl, config.nats_delivery()?)));
+    let nats = match nats_settings {
+        Ok((lease_ttl, delivery)) => args
             .nats
             .clone()
             .or_else(|| config.nats.url.clone())
@@ -63,6 +66,7 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
                 url,
                 lease_ttl,
                 replicas: config.nats.replicas.unwrap_or(1),
+                delivery,
             }),
         Err(why) => {
             streams.error(&why, None)?;
