@@ -237,7 +237,10 @@ fn three_processes_deliver_every_send_once_through_a_kill() {
     let latest = stamp(users - 1);
     for emit in &sent {
         let at = emit["at"].as_str().expect("at");
-        assert!(at.starts_with("2026-03-02T") && at <= latest.as_str(), "{emit}");
+        assert!(
+            at.starts_with("2026-03-02T") && at <= latest.as_str(),
+            "{emit}"
+        );
     }
     assert!(emits(survivor, "on_failed").is_empty());
     // Every process reads the same feed.
@@ -308,8 +311,11 @@ fn retries_failures_and_dead_letters() {
     let two = process(&project, &nats, &config, "wall", &log);
     let users = ["ok", "limited", "flaky", "gone", "down"];
     for (i, user) in users.iter().enumerate() {
-        let body = json!({ "userId": user, "event": "signed_up", "messageId": format!("{user}-1") });
-        [&one, &two][i % 2].post("/v1/track", &body).expect("tracked");
+        let body =
+            json!({ "userId": user, "event": "signed_up", "messageId": format!("{user}-1") });
+        [&one, &two][i % 2]
+            .post("/v1/track", &body)
+            .expect("tracked");
     }
     let done = wait_until(Duration::from_secs(90), || {
         emits(&one, "on_sent").len() == 3 && emits(&one, "on_failed").len() == 2
@@ -348,7 +354,12 @@ fn retries_failures_and_dead_letters() {
         failed
             .iter()
             .find(|e| e["properties"]["id"] == id.as_str())
-            .map(|e| e["properties"]["error"].as_str().unwrap_or_default().to_string())
+            .map(|e| {
+                e["properties"]["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .unwrap_or_else(|| panic!("{user} failed: {failed:?}"))
     };
     assert!(error_of("gone").contains("410"), "{}", error_of("gone"));
@@ -379,7 +390,11 @@ fn retries_failures_and_dead_letters() {
             headers.get("Journey-Message-Id").map(String::as_str),
             action["message_id"].as_str()
         );
-        assert!(headers.get("Journey-Seq").is_some_and(|s| s.parse::<u64>().is_ok()));
+        assert!(
+            headers
+                .get("Journey-Seq")
+                .is_some_and(|s| s.parse::<u64>().is_ok())
+        );
         assert!(headers.get("Journey-Error").is_some_and(|e| !e.is_empty()));
     }
 }
@@ -445,7 +460,9 @@ journey promo {
             .filter(|a| a["kind"] == "send" && a["template"] == template)
             .collect()
     };
-    assert!(wait_until(Duration::from_secs(60), || sends(&two, "sale").len() == 1));
+    assert!(wait_until(Duration::from_secs(60), || sends(&two, "sale")
+        .len()
+        == 1));
     let parsed = journey::service::config::Config::parse(TRACKING, &|_| None).expect("parses");
     let tracking = parsed.tracking().expect("checks").expect("is set");
     let sale = &sends(&two, "sale")[0];
@@ -479,9 +496,12 @@ journey promo {
     let forged = agent
         .get(&format!("{}/t/c/forged", one.base))
         .call()
-        .map_or_else(|e| match e {
-            ureq::Error::Status(code, _) => code,
-            _ => 0,
-        }, |r| r.status());
+        .map_or_else(
+            |e| match e {
+                ureq::Error::Status(code, _) => code,
+                _ => 0,
+            },
+            |r| r.status(),
+        );
     assert_eq!(forged, 404);
 }

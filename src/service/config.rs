@@ -382,7 +382,11 @@ mod tests {
             Ok((20, Duration::from_secs(30)))
         );
         let deliver = Config::parse("[nats]\nmax_deliver = 0\n", &env);
-        assert!(deliver.err().is_some_and(|e| e.contains("nats.max_deliver")));
+        assert!(
+            deliver
+                .err()
+                .is_some_and(|e| e.contains("nats.max_deliver"))
+        );
         let wait = Config::parse("[nats]\nack_wait = \"100ms\"\n", &env);
         assert!(wait.err().is_some_and(|e| e.contains("nats.ack_wait")));
         let unknown = Config::parse("[nats]\nservers = []\n", &env);

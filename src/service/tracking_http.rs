@@ -133,13 +133,7 @@ pub async fn click<A: Public>(State(app): State<Arc<A>>, Path(token): Path<Strin
         claims.message_id,
         hash.get(..16).unwrap_or(&hash)
     );
-    let event = message_event(
-        gate,
-        &About::from(&claims),
-        "clicked",
-        &[("url", &url)],
-        id,
-    );
+    let event = message_event(gate, &About::from(&claims), "clicked", &[("url", &url)], id);
     // The customer goes where the link said even when the event could not
     // be journaled (the service is stopping or behind): it is their click.
     let _ = journal_all(gate, event.map(|e| vec![e])).await;

@@ -40,4 +40,3 @@ pub fn links(html: &str, prefix: &str) -> Vec<String> {
         })
         .collect()
 }
-

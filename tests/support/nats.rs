@@ -73,4 +73,3 @@ pub fn start_nats(dir: &Path) -> Option<Nats> {
     }
     Some(nats)
 }
-

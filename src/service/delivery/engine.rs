@@ -1169,7 +1169,11 @@ impl Backend for Local {
         Box::pin(super::audience::contact(&self.core, user_id))
     }
 
-    fn finish<'a>(&'a self, seq: &'a u64, record: &'a Delivery) -> BoxFuture<'a, Result<(), String>> {
+    fn finish<'a>(
+        &'a self,
+        seq: &'a u64,
+        record: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.write(one(*seq, record.clone())))
     }
 

@@ -40,10 +40,12 @@ use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::{FENCE, NatsOptions, Node, OUTBOX_STREAM, ServeError, ServeOptions, bucket, unreachable};
+use super::http::NatsApp;
+use super::{
+    FENCE, NatsOptions, Node, OUTBOX_STREAM, ServeError, ServeOptions, bucket, unreachable,
+};
 use crate::service::core::{ClockMode, wall_ms};
 use crate::service::delivery::engine::{Backend, Engine, Feed, Job, Requeue, logged_counter};
-use super::http::NatsApp;
 use crate::service::delivery::tracking::Tracking;
 use crate::service::delivery::twilio::TwilioProvider;
 use crate::service::delivery::{BoxFuture, Channel};
@@ -314,7 +316,14 @@ pub async fn start(
     let d = &node.d;
     let url = nats.url.as_str();
     // A record is kept as long as its action is.
-    let records = bucket(&d.js, url, DELIVERY_BUCKET, options.action_retention, replicas).await?;
+    let records = bucket(
+        &d.js,
+        url,
+        DELIVERY_BUCKET,
+        options.action_retention,
+        replicas,
+    )
+    .await?;
     d.js.get_or_create_stream(stream::Config {
         name: DEAD_STREAM.into(),
         subjects: vec!["journey.dead.*".into(), max_deliveries_advisory()],
