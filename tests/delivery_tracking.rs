@@ -21,13 +21,17 @@ use journey::service::config::Config;
 use journey::service::core::wall_ms;
 use journey::service::delivery::inbox::{InboxKeys, InboxProvider};
 use journey::service::delivery::tracking::{Claims, Kind, Tracking};
-use journey::service::delivery::{EmailDecorator, Message, Outcome};
+use journey::service::delivery::{EmailDecorator, Outcome};
 use journey::service::storage::{InboxRecord, RedbStorage, Storage};
 use serde_json::{Value, json};
 
 #[path = "support/server.rs"]
 mod server;
 use server::{Server, scratch};
+
+#[path = "support/links.rs"]
+mod links;
+use links::{links, message_of};
 
 const TRACKING_SECRET: &str = "tracking-secret-0123456789";
 const INBOX_SECRET: &str = "inbox-secret-0123456789";
@@ -160,38 +164,6 @@ fn sends_of<'a>(actions: &'a [Value], user: &str, template: &str) -> Vec<&'a Val
     actions
         .iter()
         .filter(|a| a["kind"] == "send" && a["user_id"] == user && a["template"] == template)
-        .collect()
-}
-
-/// A send action of the feed as a provider is given it.
-fn message_of(action: &Value) -> Message {
-    let text = |key: &str| action[key].as_str().map(str::to_string);
-    Message {
-        message_id: text("message_id").expect("a message id"),
-        user_id: text("user_id").expect("a user"),
-        journey: text("journey").expect("a journey"),
-        template: text("template").expect("a template"),
-        channel: text("channel").expect("a channel"),
-        to: action["to"].clone(),
-        subject: text("subject"),
-        body: text("body"),
-        html: text("html"),
-        vars: action["vars"].as_object().cloned().unwrap_or_default(),
-        line: action.to_string(),
-        attempt: 1,
-        committed_ms: wall_ms(),
-    }
-}
-
-/// Every link in `html` to `https://t.shop.example{prefix}`, as the path
-/// to request from the service.
-fn links(html: &str, prefix: &str) -> Vec<String> {
-    let base = "https://t.shop.example";
-    html.match_indices(&format!("{base}{prefix}"))
-        .map(|(i, _)| {
-            let rest = &html[i + base.len()..];
-            rest[..rest.find(['"', '\'']).unwrap_or(rest.len())].to_string()
-        })
         .collect()
 }
 

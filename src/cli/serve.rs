@@ -54,16 +54,21 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
             config.inbox()?,
         ))
     });
-    let nats = match config.lease_ttl() {
-        Ok(lease_ttl) => args
-            .nats
-            .clone()
-            .or_else(|| config.nats.url.clone())
-            .map(|url| service::nats::NatsOptions {
-                url,
-                lease_ttl,
-                replicas: config.nats.replicas.unwrap_or(1),
-            }),
+    let nats_settings = config
+        .lease_ttl()
+        .and_then(|ttl| Ok((ttl, config.nats_delivery()?)));
+    let nats = match nats_settings {
+        Ok((lease_ttl, delivery)) => {
+            args.nats
+                .clone()
+                .or_else(|| config.nats.url.clone())
+                .map(|url| service::nats::NatsOptions {
+                    url,
+                    lease_ttl,
+                    replicas: config.nats.replicas.unwrap_or(1),
+                    delivery,
+                })
+        }
         Err(why) => {
             streams.error(&why, None)?;
             return Ok(Exit::CouldNotRun);

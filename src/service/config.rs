@@ -94,6 +94,12 @@ pub struct Nats {
     /// JetStream's replicas of every stream and bucket (default 1; fixed
     /// when the deployment is created).
     pub replicas: Option<usize>,
+    /// Deliveries of one action by the delivery consumer, at most
+    /// (default 20); then it is dead-lettered.
+    pub max_deliver: Option<i64>,
+    /// How long a delivering process has to answer for an action before
+    /// JetStream gives it to another (a duration, default `30s`).
+    pub ack_wait: Option<String>,
 }
 
 /// `[tracking]`, read by [`crate::service::delivery::tracking::Tracking::new`].
@@ -168,6 +174,7 @@ impl Config {
         config.tracking()?;
         config.inbox()?;
         config.lease_ttl()?;
+        config.nats_delivery()?;
         if config.nats.replicas.is_some_and(|r| !(1..=5).contains(&r)) {
             return Err("`nats.replicas` must be between 1 and 5 (JetStream's limit)".into());
         }
@@ -181,6 +188,22 @@ impl Config {
             return Err("`nats.lease_ttl` must be at least `300ms`".into());
         }
         Ok(ttl)
+    }
+
+    /// `nats.max_deliver` and `nats.ack_wait`.
+    pub fn nats_delivery(&self) -> Result<crate::service::nats::delivery::Settings, String> {
+        let max_deliver = self.nats.max_deliver.unwrap_or(20);
+        if !(1..=10_000).contains(&max_deliver) {
+            return Err("`nats.max_deliver` must be a whole number from 1 to 10000".into());
+        }
+        let ack_wait = duration_key("nats.ack_wait", self.nats.ack_wait.as_deref(), 30, "30s")?;
+        if ack_wait < Duration::from_secs(1) {
+            return Err("`nats.ack_wait` must be at least `1s`".into());
+        }
+        Ok(crate::service::nats::delivery::Settings {
+            max_deliver,
+            ack_wait,
+        })
     }
 
     /// `[tracking]`, checked, when configured.
@@ -354,6 +377,18 @@ mod tests {
         assert!(short.err().is_some_and(|e| e.contains("at least `300ms`")));
         let replicas = Config::parse("[nats]\nreplicas = 7\n", &env);
         assert!(replicas.err().is_some_and(|e| e.contains("nats.replicas")));
+        assert_eq!(
+            config.nats_delivery().map(|s| (s.max_deliver, s.ack_wait)),
+            Ok((20, Duration::from_secs(30)))
+        );
+        let deliver = Config::parse("[nats]\nmax_deliver = 0\n", &env);
+        assert!(
+            deliver
+                .err()
+                .is_some_and(|e| e.contains("nats.max_deliver"))
+        );
+        let wait = Config::parse("[nats]\nack_wait = \"100ms\"\n", &env);
+        assert!(wait.err().is_some_and(|e| e.contains("nats.ack_wait")));
         let unknown = Config::parse("[nats]\nservers = []\n", &env);
         assert!(unknown.err().is_some_and(|e| e.contains("servers")));
     }

@@ -57,6 +57,13 @@ pub trait Gate: Send + Sync {
     fn max_clock_jump_ms(&self) -> i64;
     /// Journals the messages; resolves once they are durable.
     fn append(&self, messages: Vec<Incoming>) -> Appending<'_>;
+
+    /// Brings [`Gate::clock`] up to the deployment's clock, before a
+    /// message the service writes itself (an outcome, a click) is stamped
+    /// with it; one machine's clock is always current.
+    fn refresh_clock(&self) -> crate::service::delivery::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// [`Gate::append`]'s future.
@@ -97,6 +104,43 @@ impl Ingesting for App {
     }
 }
 
+/// A service with delivery's public routes ([`public_routes`]): what they
+/// journal goes through its [`Ingesting::gate`].
+pub trait Public: Ingesting {
+    /// `[tracking]`: the links' tokens; `None`: its routes are 404s.
+    fn tracking(&self) -> Option<&Arc<Tracking>>;
+    /// The channels bound to Twilio, whose status callbacks
+    /// `/webhooks/twilio` takes; none: it is a 404.
+    fn twilio(&self) -> &[Arc<crate::service::delivery::twilio::TwilioProvider>];
+}
+
+impl Public for App {
+    fn tracking(&self) -> Option<&Arc<Tracking>> {
+        self.tracking.as_ref()
+    }
+
+    fn twilio(&self) -> &[Arc<crate::service::delivery::twilio::TwilioProvider>] {
+        &self.twilio
+    }
+}
+
+/// The tracking links (clicks, opens, unsubscribe) and Twilio's status
+/// callbacks, for either backend.
+pub fn public_routes<A: Public>() -> Router<Arc<A>> {
+    Router::new()
+        .route(CLICK_ROUTE, get(super::tracking_http::click::<A>))
+        .route(OPEN_ROUTE, get(super::tracking_http::open::<A>))
+        .route(
+            UNSUBSCRIBE_ROUTE,
+            get(super::tracking_http::unsubscribe_page::<A>)
+                .post(super::tracking_http::unsubscribe::<A>),
+        )
+        .route(
+            crate::service::delivery::twilio::CALLBACK_ROUTE,
+            post(super::twilio_http::status::<A>),
+        )
+}
+
 pub struct App {
     pub core: Arc<Core>,
     /// The project's paths, read again by each deploy.
@@ -124,21 +168,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/users/{user_key}", get(super::admin::user))
         .route("/admin/journeys", get(super::admin::journeys))
         .route("/admin/reload", post(super::admin::reload))
-        .route(CLICK_ROUTE, get(super::tracking_http::click))
-        .route(OPEN_ROUTE, get(super::tracking_http::open))
-        .route(
-            UNSUBSCRIBE_ROUTE,
-            get(super::tracking_http::unsubscribe_page).post(super::tracking_http::unsubscribe),
-        )
         .route("/v1/inbox/{user_key}", get(super::inbox_http::list))
         .route(
             "/v1/inbox/{user_key}/{message_id}/{action}",
             post(super::inbox_http::mark),
         )
-        .route(
-            crate::service::delivery::twilio::CALLBACK_ROUTE,
-            post(super::twilio_http::status),
-        )
+        .merge(public_routes::<App>())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

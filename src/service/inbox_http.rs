@@ -114,7 +114,7 @@ pub async fn mark(
         channel: content.as_ref().map_or("", |c| &c.channel),
     };
     let id = format!("{message_id}:{outcome}");
-    let event = match message_event(&app.core, &about, outcome, &[], id) {
+    let event = match message_event(&*app.core, &about, outcome, &[], id) {
         Ok(event) => event,
         Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
     };

@@ -239,15 +239,7 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
     };
     let channels = crate::service::delivery::channels(tables, &options.shared, Some(&storage))
         .map_err(ServeError::refused)?;
-    let twilio = channels
-        .iter()
-        .filter_map(|c| {
-            let provider: Arc<dyn std::any::Any + Send + Sync> = c.provider.clone();
-            provider
-                .downcast::<crate::service::delivery::twilio::TwilioProvider>()
-                .ok()
-        })
-        .collect();
+    let twilio = crate::service::delivery::twilio::providers(&channels);
     let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;
     for why in &started.dropped {
         log(&format!("dropped damaged journal records: {why}"));

@@ -3,7 +3,7 @@
 //! /t/o/{token}`, a 1×1 GIF), and unsubscribe (`GET /u/{token}`, a
 //! confirmation page; `POST /u/{token}`, also RFC 8058's one-click). Each
 //! journals what happened as the recipient's track event, through
-//! [`Core::append`] like an ingested message. No authentication: the
+//! [`Gate::append`] like an ingested message. No authentication: the
 //! signed token is the authority ([`crate::service::delivery::tracking`]), and a
 //! token that does not verify is a 404 that journals nothing.
 
@@ -15,8 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::core::{ClockMode, Core, Incoming, wall_ms};
-use super::http::{App, journal, prepare};
+use super::core::{ClockMode, Incoming, wall_ms};
+use super::http::{Gate, Public, journal, prepare};
 use crate::service::delivery::tracking::{Claims, Kind, Tracking};
 use crate::value::format_timestamp;
 
@@ -55,7 +55,7 @@ impl<'a> From<&'a Claims> for About<'a> {
 
 /// A message of the recipient's, stamped as ingest stamps one: now (the
 /// wall clock, or the deployment's clock with `--clock events`).
-fn stamped(core: &Core, mut message: Map<String, Value>) -> Result<Incoming, String> {
+fn stamped(core: &dyn Gate, mut message: Map<String, Value>) -> Result<Incoming, String> {
     if core.mode() == ClockMode::Events {
         let now = core.clock().unwrap_or_else(wall_ms);
         message.insert("timestamp".into(), Value::String(format_timestamp(now)));
@@ -66,7 +66,7 @@ fn stamped(core: &Core, mut message: Map<String, Value>) -> Result<Incoming, Str
 /// The track event `message.<outcome>` about a message, `messageId`
 /// `id`, with `extra` properties.
 pub(super) fn message_event(
-    core: &Core,
+    core: &dyn Gate,
     about: &About<'_>,
     outcome: &str,
     extra: &[(&str, &str)],
@@ -90,17 +90,20 @@ pub(super) fn message_event(
 }
 
 /// Journals `messages`, all or nothing; the error is the response to give.
-async fn journal_all(app: &App, messages: Result<Vec<Incoming>, String>) -> Result<(), Response> {
+async fn journal_all(
+    gate: &dyn Gate,
+    messages: Result<Vec<Incoming>, String>,
+) -> Result<(), Response> {
     match messages {
-        Ok(messages) => journal(&*app.core, messages).await,
+        Ok(messages) => journal(gate, messages).await,
         Err(why) => Err(super::http::error(StatusCode::INTERNAL_SERVER_ERROR, why)),
     }
 }
 
 /// The claims of a token of `kind`, when tracking is configured and the
 /// token verifies.
-fn verified(app: &App, kind: Kind, token: &str) -> Option<(Arc<Tracking>, Claims)> {
-    let tracking = app.tracking.clone()?;
+fn verified(app: &dyn Public, kind: Kind, token: &str) -> Option<(Arc<Tracking>, Claims)> {
+    let tracking = app.tracking()?.clone();
     let claims = tracking.verify(kind, token)?;
     Some((tracking, claims))
 }
@@ -117,10 +120,12 @@ fn no_such_link() -> Response {
 /// Two links of one message are two events (the `messageId` holds a hash
 /// of the URL); clicking one link again gives the same `messageId`, which
 /// the runtime's de-duplication ignores.
-pub async fn click(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
-    let Some((_, claims)) = verified(&app, Kind::Click, &token) else {
+pub async fn click<A: Public>(State(app): State<Arc<A>>, Path(token): Path<String>) -> Response {
+    let Some((_, claims)) = verified(&*app, Kind::Click, &token) else {
         return no_such_link();
     };
+    let gate = app.gate();
+    gate.refresh_clock().await;
     let url = claims.url.clone().unwrap_or_default();
     let hash = crate::compile::artifact::sha256_hex(url.as_bytes());
     let id = format!(
@@ -128,16 +133,10 @@ pub async fn click(State(app): State<Arc<App>>, Path(token): Path<String>) -> Re
         claims.message_id,
         hash.get(..16).unwrap_or(&hash)
     );
-    let event = message_event(
-        &app.core,
-        &About::from(&claims),
-        "clicked",
-        &[("url", &url)],
-        id,
-    );
+    let event = message_event(gate, &About::from(&claims), "clicked", &[("url", &url)], id);
     // The customer goes where the link said even when the event could not
     // be journaled (the service is stopping or behind): it is their click.
-    let _ = journal_all(&app, event.map(|e| vec![e])).await;
+    let _ = journal_all(gate, event.map(|e| vec![e])).await;
     let Ok(location) = HeaderValue::from_str(&url) else {
         return no_such_link();
     };
@@ -153,13 +152,15 @@ pub async fn click(State(app): State<Arc<App>>, Path(token): Path<String>) -> Re
 }
 
 /// `GET /t/o/{token}`: `message.opened`, and the pixel.
-pub async fn open(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
-    let Some((_, claims)) = verified(&app, Kind::Open, &token) else {
+pub async fn open<A: Public>(State(app): State<Arc<A>>, Path(token): Path<String>) -> Response {
+    let Some((_, claims)) = verified(&*app, Kind::Open, &token) else {
         return super::http::error(StatusCode::NOT_FOUND, "no such image");
     };
+    let gate = app.gate();
+    gate.refresh_clock().await;
     let id = format!("{}:opened", claims.message_id);
-    let event = message_event(&app.core, &About::from(&claims), "opened", &[], id);
-    let _ = journal_all(&app, event.map(|e| vec![e])).await;
+    let event = message_event(gate, &About::from(&claims), "opened", &[], id);
+    let _ = journal_all(gate, event.map(|e| vec![e])).await;
     Response::builder()
         .header(header::CONTENT_TYPE, "image/gif")
         .header(
@@ -174,8 +175,11 @@ pub async fn open(State(app): State<Arc<App>>, Path(token): Path<String>) -> Res
 
 /// `GET /u/{token}`: asks before it records anything (mail scanners
 /// follow links; they do not submit forms).
-pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
-    let Some((_, claims)) = verified(&app, Kind::Unsubscribe, &token) else {
+pub async fn unsubscribe_page<A: Public>(
+    State(app): State<Arc<A>>,
+    Path(token): Path<String>,
+) -> Response {
+    let Some((_, claims)) = verified(&*app, Kind::Unsubscribe, &token) else {
         return no_such_link();
     };
     let channel = htmlize::escape_text(claims.channel.as_str());
@@ -194,12 +198,12 @@ pub async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<Str
 /// `POST /u/{token}` with `List-Unsubscribe=One-Click`: an identify
 /// setting the opt-out ([`Tracking::opt_out_traits`]), then
 /// `message.unsubscribed`, journaled together; then a page that says so.
-pub async fn unsubscribe(
-    State(app): State<Arc<App>>,
+pub async fn unsubscribe<A: Public>(
+    State(app): State<Arc<A>>,
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
-    let Some((tracking, claims)) = verified(&app, Kind::Unsubscribe, &token) else {
+    let Some((tracking, claims)) = verified(&*app, Kind::Unsubscribe, &token) else {
         return no_such_link();
     };
     let (name, value) = ONE_CLICK;
@@ -220,12 +224,14 @@ pub async fn unsubscribe(
     identify.insert("traits".into(), tracking.opt_out_traits(&claims.channel));
     // No `messageId`: ingest gives a fresh one, so an opt-out is always
     // applied, even one repeated after the customer opted in again.
-    let messages = stamped(&app.core, identify).and_then(|identify| {
+    let gate = app.gate();
+    gate.refresh_clock().await;
+    let messages = stamped(gate, identify).and_then(|identify| {
         let id = format!("{}:unsubscribed", claims.message_id);
-        let event = message_event(&app.core, &about, "unsubscribed", &[], id)?;
+        let event = message_event(gate, &about, "unsubscribed", &[], id)?;
         Ok(vec![identify, event])
     });
-    if let Err(response) = journal_all(&app, messages).await {
+    if let Err(response) = journal_all(gate, messages).await {
         let status = response.status();
         return page(
             status,

@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::http::{App, error, journal};
+use super::http::{Public, error, journal};
 use super::tracking_http::{About, message_event};
 use crate::service::delivery::twilio::status_event;
 
@@ -25,13 +25,13 @@ use crate::service::delivery::twilio::status_event;
 const SIGNATURE: &str = "x-twilio-signature";
 
 /// `POST /webhooks/twilio`.
-pub async fn status(
-    State(app): State<Arc<App>>,
+pub async fn status<A: Public>(
+    State(app): State<Arc<A>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if app.twilio.is_empty() {
+    if app.twilio().is_empty() {
         return error(StatusCode::NOT_FOUND, "no channel is bound to `twilio`");
     }
     let signature = headers
@@ -43,7 +43,7 @@ pub async fn status(
         .collect();
     let verified = !signature.is_empty()
         && app
-            .twilio
+            .twilio()
             .iter()
             .any(|twilio| twilio.verify_callback(query.as_deref(), &form, signature));
     if !verified {
@@ -76,12 +76,14 @@ pub async fn status(
         .into_iter()
         .collect();
     let id = format!("{}:{outcome}", status.message_id);
-    let event = match message_event(&app.core, &about, outcome, &extra, id) {
+    let gate = app.gate();
+    gate.refresh_clock().await;
+    let event = match message_event(gate, &about, outcome, &extra, id) {
         Ok(event) => event,
         // A recipient the reader refuses: Twilio should not retry it.
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    match journal(&*app.core, vec![event]).await {
+    match journal(gate, vec![event]).await {
         // Twilio retries a callback that did not get a 2xx.
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(response) => response,

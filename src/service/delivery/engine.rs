@@ -20,7 +20,13 @@
 //! between the two journals it again on the resend, under the same
 //! `messageId` (`<message_id>:<outcome>`), which the runtime ignores.
 //!
-//! Delivery's records ride in the journal's transactions ([`Store`]): one
+//! Where sends come from and where their records and outcomes go is the
+//! engine's [`Backend`]: on one machine [`Local`], the outbox and the
+//! service's writer, described here; under `--nats` the outbox stream's
+//! shared consumer (`service::nats::delivery`). The channels' queues,
+//! rate limits, attempts, retry decisions and records are the same.
+//!
+//! Delivery's records ride in the journal's transactions ([`Local`]): one
 //! stream of fsyncs on the disk, not two that wait on each other
 //! ([`crate::service::storage`]).
 //!
@@ -45,13 +51,14 @@ use serde_json::{Map, Value};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{Channel, Message, Outcome, Policy, Rate};
-use crate::service::core::{ClockMode, Core, IngestError, wall_ms};
+use super::{BoxFuture, Channel, Message, Outcome, Policy, Rate};
+use crate::service::core::{Core, IngestError, wall_ms};
+use crate::service::http::Gate;
 use crate::service::metrics;
 use crate::service::storage::{
     Attempt, AttemptOutcome, Delivery, DeliveryBatch, DeliveryStatus, Storage,
 };
-use crate::value::format_timestamp;
+use crate::service::tracking_http::{About, message_event};
 
 /// Sends held in memory at once (queued, in flight or waiting to retry),
 /// at most: past it, the reader waits. Unfinished sends beyond it stay in
@@ -73,16 +80,66 @@ pub const DELIVERY_NICE: i32 = 10;
 /// so two are enough to keep thousands of attempts in flight.
 const DELIVERY_THREADS: usize = 2;
 
+/// Where the engine's sends come from, and where their records and
+/// outcome events go: the one machine's core and outbox ([`Local`]), or a
+/// `--nats` deployment's streams (`service::nats::delivery`). The
+/// channels' queues, rate limits, attempts, retry decisions and records
+/// are the engine's, whichever it is.
+pub trait Backend: Send + Sync + 'static {
+    /// A send's place in its source, kept with the send until it is
+    /// finished or handed back.
+    type Ticket: Send + Sync + 'static;
+
+    /// Where outcome events are journaled, and how they are stamped.
+    fn gate(&self) -> &dyn Gate;
+
+    /// An audience sync's customer's email and phone
+    /// ([`super::audience::contact`]).
+    fn contact<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Value, String>>;
+
+    /// Records a finished send (its outcome event journaled already) and
+    /// lets its place in the source go.
+    fn finish<'a>(
+        &'a self,
+        ticket: &'a Self::Ticket,
+        record: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Records an attempt that another follows after `wait`, and says
+    /// who holds the send until then.
+    fn again<'a>(
+        &'a self,
+        ticket: &'a Self::Ticket,
+        record: &'a Delivery,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Requeue, String>>;
+
+    /// Why this attempt is the send's last whatever its channel allows
+    /// (the source delivers it no more), or `None`.
+    fn last_chance(&self, _ticket: &Self::Ticket) -> Option<String> {
+        None
+    }
+}
+
+/// Who holds a send between two attempts.
+pub enum Requeue {
+    /// The engine: it queues the send again after the wait.
+    Here,
+    /// The source, which gives the send to the engine again after the
+    /// wait (maybe another process's engine).
+    Source,
+}
+
 /// The running engine.
-pub struct Engine {
-    inner: Arc<Inner>,
+pub struct Engine<B: Backend = Local> {
+    inner: Arc<Inner<B>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Delivery's own runtime, at a lower priority.
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl Drop for Engine {
+impl<B: Backend> Drop for Engine<B> {
     /// An engine dropped without [`Engine::stop`] (a start that failed
     /// later) lets go of its runtime without waiting, which is allowed
     /// inside the service's own runtime, where a plain drop is not.
@@ -146,23 +203,22 @@ fn delivery_runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start delivery's runtime: {e}"))
 }
 
-struct Inner {
-    core: Arc<Core>,
-    storage: Arc<dyn Storage>,
+struct Inner<B: Backend> {
+    backend: B,
     /// The configured channels, by name; a channel without one is `log`.
     /// An audience table's lane is named `audiences.<table>`.
-    lanes: FxHashMap<String, Lane>,
+    lanes: FxHashMap<String, Lane<B::Ticket>>,
     /// The journeys' audiences that are synced, to their table's lane.
     audiences: FxHashMap<String, String>,
-    store: Store,
     stop: watch::Receiver<bool>,
-    /// Sends in memory now (see [`MAX_IN_MEMORY`]).
+    /// Sends in memory now, and at most (see [`MAX_IN_MEMORY`]).
     in_memory: AtomicUsize,
+    max_in_memory: usize,
     /// Told when a send leaves memory.
     room: Notify,
 }
 
-impl Inner {
+impl<B: Backend> Inner<B> {
     /// Whether anything is delivered: a channel bound to a provider other
     /// than `log`, or an audience synced.
     fn delivers_any(&self) -> bool {
@@ -171,9 +227,9 @@ impl Inner {
 }
 
 /// One configured channel's queue and its instruments.
-struct Lane {
+struct Lane<T> {
     channel: Channel,
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::UnboundedSender<Job<T>>,
     permits: Arc<Semaphore>,
     pending: ::metrics::Gauge,
     latency: ::metrics::Histogram,
@@ -183,8 +239,8 @@ struct Lane {
     finished: [::metrics::Counter; 2],
 }
 
-impl Lane {
-    fn new(channel: Channel, queue: mpsc::UnboundedSender<Job>) -> Lane {
+impl<T> Lane<T> {
+    fn new(channel: Channel, queue: mpsc::UnboundedSender<Job<T>>) -> Lane<T> {
         let labels = |outcome: &'static str| {
             [
                 ("channel", channel.name.clone()),
@@ -213,29 +269,115 @@ impl Lane {
 }
 
 /// One send on its way.
-struct Job {
-    seq: u64,
-    record: Delivery,
-    message: Message,
+pub struct Job<T> {
+    /// Its place in the source.
+    pub ticket: T,
+    pub record: Delivery,
+    pub message: Message,
 }
 
-impl Engine {
+impl Engine<Local> {
     /// Starts delivery over the service's outbox with the configured
     /// channels (every other channel is `log`). A deployment where
     /// delivery never ran starts from the outbox's end: sends committed
     /// before are not delivered.
     pub async fn start(core: Arc<Core>, channels: Vec<Channel>) -> Result<Engine, String> {
         let storage = core.storage().clone();
-        let store = Store { core: core.clone() };
-        if storage.delivery_cursor().map_err(|e| e.0)?.is_none() {
-            let from = storage.last_seq().map_err(|e| e.0)?;
-            store
+        let local = Local { core, storage };
+        if local.storage.delivery_cursor().map_err(|e| e.0)?.is_none() {
+            let from = local.storage.last_seq().map_err(|e| e.0)?;
+            local
                 .write(DeliveryBatch {
                     cursor: Some(from),
                     ..DeliveryBatch::default()
                 })
                 .await?;
         }
+        Engine::launch(local, channels, MAX_IN_MEMORY, |feed| read(feed.0))
+    }
+
+    /// Stops starting attempts, waits (a while) for those in flight to be
+    /// recorded and their outcomes journaled, and stops the record writer.
+    /// Call before the core stops: outcomes are journaled through it.
+    pub async fn stop(mut self) {
+        self.halt().await;
+        if !self.inner.delivers_any() {
+            // The cursor at the outbox's end, exactly (the reader writes it
+            // at most once a second while nothing is delivered).
+            let local = &self.inner.backend;
+            let end = *local.core.seq().borrow();
+            let _ = local
+                .write(DeliveryBatch {
+                    cursor: Some(end),
+                    ..DeliveryBatch::default()
+                })
+                .await;
+        }
+    }
+}
+
+/// What a source of sends is given: room in memory, the channels' view of
+/// an action, and the queues ([`Engine::launch`]).
+pub struct Feed<B: Backend>(Arc<Inner<B>>);
+
+impl<B: Backend> Feed<B> {
+    pub fn backend(&self) -> &B {
+        &self.0.backend
+    }
+
+    /// Whether any channel is bound to a provider other than `log`, or
+    /// any audience is synced.
+    pub fn delivers_any(&self) -> bool {
+        self.0.delivers_any()
+    }
+
+    /// Resolves once the engine stops.
+    pub async fn stopped(&self) {
+        let mut stop = self.0.stop.clone();
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    /// Waits for room in memory; how many sends fit, or `None` once
+    /// stopping.
+    pub async fn room(&self) -> Option<usize> {
+        self.0.room().await
+    }
+
+    /// The send (or synced `audience` action) that the outbox action
+    /// `seq` is, if it is one.
+    pub fn deliverable(&self, seq: u64, line: String, committed_ms: i64) -> Option<Message> {
+        self.0.deliverable(seq, line, committed_ms)
+    }
+
+    /// A new send's record: `pending` when its channel delivers, `logged`
+    /// when it is `log`.
+    pub fn record(&self, message: &Message) -> Delivery {
+        self.0.record(message)
+    }
+
+    /// Takes a pending send into memory and its channel's queue, now or
+    /// after `delay`.
+    pub fn take(&self, job: Job<B::Ticket>, delay: Duration) {
+        if let Some(lane) = self.0.lanes.get(&job.record.channel) {
+            self.0.held(lane);
+            self.0.enqueue(job, delay);
+        }
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Starts the channels' queues and `source`, which feeds them, on
+    /// delivery's own runtime; at most `max_in_memory` sends are held.
+    pub fn launch<S, F>(
+        backend: B,
+        channels: Vec<Channel>,
+        max_in_memory: usize,
+        source: S,
+    ) -> Result<Engine<B>, String>
+    where
+        S: FnOnce(Feed<B>) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (stop_tx, stop) = watch::channel(false);
         let mut queues = Vec::new();
         let mut lanes = FxHashMap::default();
@@ -249,13 +391,12 @@ impl Engine {
             lanes.insert(channel.name.clone(), Lane::new(channel, tx));
         }
         let inner = Arc::new(Inner {
-            core,
-            storage,
+            backend,
             lanes,
             audiences,
-            store,
             stop,
             in_memory: AtomicUsize::new(0),
+            max_in_memory,
             room: Notify::new(),
         });
         let runtime = delivery_runtime()?;
@@ -263,7 +404,7 @@ impl Engine {
         for (name, rx) in queues {
             tasks.push(runtime.spawn(dispatch(inner.clone(), name, rx)));
         }
-        tasks.push(runtime.spawn(read(inner.clone())));
+        tasks.push(runtime.spawn(source(Feed(inner.clone()))));
         Ok(Engine {
             inner,
             stop: stop_tx,
@@ -289,9 +430,8 @@ impl Engine {
     }
 
     /// Stops starting attempts, waits (a while) for those in flight to be
-    /// recorded and their outcomes journaled, and stops the record writer.
-    /// Call before the core stops: outcomes are journaled through it.
-    pub async fn stop(mut self) {
+    /// recorded and their outcomes journaled, and ends delivery's tasks.
+    pub async fn halt(&mut self) {
         self.stop.send_replace(true);
         let deadline = tokio::time::Instant::now() + STOP_WAIT;
         for lane in self.inner.lanes.values() {
@@ -302,19 +442,6 @@ impl Engine {
             task.abort();
             let _ = task.await;
         }
-        if !self.inner.delivers_any() {
-            // The cursor at the outbox's end, exactly (the reader writes it
-            // at most once a second while nothing is delivered).
-            let end = *self.inner.core.seq().borrow();
-            let _ = self
-                .inner
-                .store
-                .write(DeliveryBatch {
-                    cursor: Some(end),
-                    ..DeliveryBatch::default()
-                })
-                .await;
-        }
         if let Some(runtime) = self.runtime.take() {
             // Its tasks have ended; what remains (an audience batch's
             // request, a retry's sleep) is dropped, as a crash would.
@@ -323,7 +450,7 @@ impl Engine {
     }
 }
 
-impl Inner {
+impl<B: Backend> Inner<B> {
     fn stopped(&self) -> bool {
         *self.stop.borrow()
     }
@@ -337,8 +464,8 @@ impl Inner {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let held = self.in_memory.load(Ordering::Acquire);
-            if held < MAX_IN_MEMORY {
-                return Some(MAX_IN_MEMORY - held);
+            if held < self.max_in_memory {
+                return Some(self.max_in_memory - held);
             }
             tokio::select! {
                 _ = notified => {}
@@ -349,7 +476,7 @@ impl Inner {
 
     /// A send takes its place in memory and its lane's queue, now or after
     /// `delay`.
-    fn enqueue(self: &Arc<Self>, job: Job, delay: Duration) {
+    fn enqueue(self: &Arc<Self>, job: Job<B::Ticket>, delay: Duration) {
         let Some(lane) = self.lanes.get(&job.record.channel) else {
             return;
         };
@@ -371,12 +498,12 @@ impl Inner {
         });
     }
 
-    fn held(&self, lane: &Lane) {
+    fn held(&self, lane: &Lane<B::Ticket>) {
         self.in_memory.fetch_add(1, Ordering::AcqRel);
         lane.pending.increment(1.0);
     }
 
-    fn released(&self, lane: &Lane) {
+    fn released(&self, lane: &Lane<B::Ticket>) {
         self.in_memory.fetch_sub(1, Ordering::AcqRel);
         lane.pending.decrement(1.0);
         self.room.notify_waiters();
@@ -395,15 +522,30 @@ impl Inner {
             DeliveryStatus::Failed => "failed",
             DeliveryStatus::Pending | DeliveryStatus::Logged => return true,
         };
+        let about = About {
+            user_id: &record.user_id,
+            message_id: &record.message_id,
+            journey: &record.journey,
+            template: &record.template,
+            channel: &record.channel,
+        };
+        let extra: Vec<(&str, &str)> = record
+            .error
+            .as_deref()
+            .map(|error| ("error", error))
+            .into_iter()
+            .collect();
+        let id = format!("{}:{outcome}", record.message_id);
+        let gate = self.backend.gate();
         loop {
-            let event = outcome_event(record, outcome, &self.core);
-            let incoming = match crate::service::http::prepare(event, Some("track"), &*self.core) {
-                Ok((incoming, _)) => incoming,
+            gate.refresh_clock().await;
+            let incoming = match message_event(gate, &about, outcome, &extra, id.clone()) {
+                Ok(incoming) => incoming,
                 // Only an event the reader refuses gets here (a user key it
                 // would not take): the send's record still tells.
                 Err(_) => return true,
             };
-            match self.core.append(vec![incoming]).await {
+            match gate.append(vec![incoming]).await {
                 Ok(()) => return true,
                 Err(IngestError::Overloaded) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -412,48 +554,45 @@ impl Inner {
             }
         }
     }
-}
 
-/// `message.<outcome>` of a send, as a Segment track message: stamped as
-/// ingest stamps a message (`--clock wall`: when it is journaled, left to
-/// ingest; `--clock events`: the deployment's clock).
-fn outcome_event(record: &Delivery, outcome: &str, core: &Core) -> Map<String, Value> {
-    let mut properties = Map::new();
-    properties.insert("message_id".into(), Value::from(record.message_id.clone()));
-    properties.insert("journey".into(), Value::from(record.journey.clone()));
-    properties.insert("template".into(), Value::from(record.template.clone()));
-    properties.insert("channel".into(), Value::from(record.channel.clone()));
-    if let Some(error) = &record.error {
-        properties.insert("error".into(), Value::from(error.clone()));
+    /// A new send's record: `pending` when its channel delivers, `logged`
+    /// when it is `log`.
+    fn record(&self, message: &Message) -> Delivery {
+        let lane = self.lanes.get(&message.channel);
+        let delivers = lane.is_some_and(|l| l.channel.provider.delivers());
+        Delivery {
+            message_id: message.message_id.clone(),
+            user_id: message.user_id.clone(),
+            journey: message.journey.clone(),
+            template: message.template.clone(),
+            channel: message.channel.clone(),
+            provider: lane.map_or_else(|| "log".into(), |l| l.channel.provider_name.clone()),
+            status: if delivers {
+                DeliveryStatus::Pending
+            } else {
+                DeliveryStatus::Logged
+            },
+            committed_ms: message.committed_ms,
+            next_at_ms: None,
+            error: None,
+            attempts: Vec::new(),
+        }
     }
-    let mut event = Map::new();
-    event.insert("userId".into(), Value::from(record.user_id.clone()));
-    event.insert("event".into(), Value::from(format!("message.{outcome}")));
-    event.insert(
-        "messageId".into(),
-        Value::from(format!("{}:{outcome}", record.message_id)),
-    );
-    event.insert("properties".into(), Value::Object(properties));
-    if core.mode() == ClockMode::Events {
-        let at = core.clock().unwrap_or_else(wall_ms);
-        event.insert("timestamp".into(), Value::from(format_timestamp(at)));
-    }
-    event
 }
 
 /// The reader: first the sends left unfinished by the last run, then the
 /// outbox after the cursor, as it grows.
-async fn read(inner: Arc<Inner>) {
+async fn read(inner: Arc<Inner<Local>>) {
     if resume(&inner).await.is_none() {
         return;
     }
-    let storage = inner.storage.clone();
+    let storage = inner.backend.storage.clone();
     let Ok(Some(mut cursor)) = storage.delivery_cursor() else {
         return;
     };
     let mut durable = cursor;
     let mut written_at = Instant::now();
-    let mut seq = inner.core.seq();
+    let mut seq = inner.backend.core.seq();
     let mut stop = inner.stop.clone();
     let mut logged: FxHashMap<String, ::metrics::Counter> = FxHashMap::default();
     loop {
@@ -480,7 +619,7 @@ async fn read(inner: Arc<Inner>) {
                 cursor: Some(cursor),
                 ..DeliveryBatch::default()
             };
-            if inner.store.write(batch).await.is_err() {
+            if inner.backend.write(batch).await.is_err() {
                 return;
             }
             durable = cursor;
@@ -510,42 +649,17 @@ async fn read(inner: Arc<Inner>) {
             let Some(message) = inner.deliverable(s, line, committed_ms) else {
                 continue;
             };
-            let lane = inner.lanes.get(&message.channel);
-            let delivers = lane.is_some_and(|l| l.channel.provider.delivers());
-            let record = Delivery {
-                message_id: message.message_id.clone(),
-                user_id: message.user_id.clone(),
-                journey: message.journey.clone(),
-                template: message.template.clone(),
-                channel: message.channel.clone(),
-                provider: lane.map_or_else(|| "log".into(), |l| l.channel.provider_name.clone()),
-                status: if delivers {
-                    DeliveryStatus::Pending
-                } else {
-                    DeliveryStatus::Logged
-                },
-                committed_ms,
-                next_at_ms: None,
-                error: None,
-                attempts: Vec::new(),
-            };
-            if delivers {
+            let record = inner.record(&message);
+            if record.status == DeliveryStatus::Pending {
                 jobs.push(Job {
-                    seq: s,
+                    ticket: s,
                     record: record.clone(),
                     message,
                 });
             } else {
                 logged
                     .entry(record.channel.clone())
-                    .or_insert_with(|| {
-                        let labels = [
-                            ("channel", record.channel.clone()),
-                            ("provider", record.provider.clone()),
-                            ("outcome", "logged".to_string()),
-                        ];
-                        ::metrics::counter!(metrics::DELIVERIES, &labels)
-                    })
+                    .or_insert_with(|| logged_counter(&record))
                     .increment(1);
             }
             records.push((s, record));
@@ -560,7 +674,7 @@ async fn read(inner: Arc<Inner>) {
                 cursor: Some(cursor),
                 records,
             };
-            if inner.store.write(batch).await.is_err() {
+            if inner.backend.write(batch).await.is_err() {
                 return;
             }
             durable = cursor;
@@ -578,13 +692,23 @@ async fn read(inner: Arc<Inner>) {
     }
 }
 
+/// The count of sends of `record`'s channel that are only logged.
+pub fn logged_counter(record: &Delivery) -> ::metrics::Counter {
+    let labels = [
+        ("channel", record.channel.clone()),
+        ("provider", record.provider.clone()),
+        ("outcome", "logged".to_string()),
+    ];
+    ::metrics::counter!(metrics::DELIVERIES, &labels)
+}
+
 /// Takes up the sends the last run left unfinished, in `seq` order, each
 /// at its next attempt's time; `None` once stopping.
-async fn resume(inner: &Arc<Inner>) -> Option<()> {
+async fn resume(inner: &Arc<Inner<Local>>) -> Option<()> {
     let mut after = 0;
     loop {
         let room = inner.room().await?;
-        let storage = inner.storage.clone();
+        let storage = inner.backend.storage.clone();
         let rows = tokio::task::spawn_blocking(move || {
             storage.pending_deliveries(after, room.min(READ_AT_ONCE))
         })
@@ -601,8 +725,8 @@ async fn resume(inner: &Arc<Inner>) -> Option<()> {
     }
 }
 
-async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Option<()> {
-    let storage = inner.storage.clone();
+async fn resume_one(inner: &Arc<Inner<Local>>, seq: u64, mut record: Delivery) -> Option<()> {
+    let storage = inner.backend.storage.clone();
     let row = tokio::task::spawn_blocking(move || storage.outbox_after(seq - 1, 1))
         .await
         .ok()?
@@ -622,7 +746,7 @@ async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Optio
             inner.held(lane);
             inner.enqueue(
                 Job {
-                    seq,
+                    ticket: seq,
                     record,
                     message,
                 },
@@ -636,13 +760,13 @@ async fn resume_one(inner: &Arc<Inner>, seq: u64, mut record: Delivery) -> Optio
             if !inner.journal_outcome(&record).await {
                 return None;
             }
-            inner.store.write(one(seq, record)).await.ok()?;
+            inner.backend.write(one(seq, record)).await.ok()?;
         }
         _ => {
             // The channel (or the audience) has no provider any more.
             record.status = DeliveryStatus::Logged;
             record.error = Some("its channel has no provider any more".into());
-            inner.store.write(one(seq, record)).await.ok()?;
+            inner.backend.write(one(seq, record)).await.ok()?;
         }
     }
     Some(())
@@ -675,7 +799,7 @@ fn parse_send(line: &str) -> Option<Map<String, Value>> {
     parse_kind(line, "send")
 }
 
-impl Inner {
+impl<B: Backend> Inner<B> {
     /// The provider's view of the outbox action `seq`: a send, or an
     /// `audience` action of an audience a table syncs; `None` for any
     /// other action.
@@ -757,7 +881,11 @@ fn message(send: &Map<String, Value>, line: String, committed_ms: i64) -> Messag
 
 /// A channel's dispatcher: takes its queue in order, each send once a
 /// concurrency permit and a rate token are free.
-async fn dispatch(inner: Arc<Inner>, name: String, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn dispatch<B: Backend>(
+    inner: Arc<Inner<B>>,
+    name: String,
+    mut queue: mpsc::UnboundedReceiver<Job<B::Ticket>>,
+) {
     let Some(lane) = inner.lanes.get(&name) else {
         return;
     };
@@ -794,7 +922,11 @@ enum Next {
 }
 
 /// One attempt of one send, recorded before its permit is given back.
-async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) {
+async fn attempt<B: Backend>(
+    inner: Arc<Inner<B>>,
+    mut job: Job<B::Ticket>,
+    permit: OwnedSemaphorePermit,
+) {
     let Some(lane) = inner.lanes.get(&job.record.channel) else {
         return;
     };
@@ -819,7 +951,7 @@ async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) 
         // their profile holds them when it is first attempted.
         let looked_up =
             if Channel::is_audience_lane(&job.record.channel) && job.message.to.is_null() {
-                match super::audience::contact(&inner.core, &job.message.user_id).await {
+                match inner.backend.contact(&job.message.user_id).await {
                     Ok(to) => {
                         job.message.to = to;
                         None
@@ -857,7 +989,17 @@ async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) 
             response,
             latency_ms: took.as_millis() as u64,
         });
-        decide(policy, &job.record, outcome, deadline)
+        // The source's own limit comes before the channel's.
+        match (
+            decide(policy, &job.record, outcome, deadline),
+            inner.backend.last_chance(&job.ticket),
+        ) {
+            (Next::Again(_), Some(why)) => {
+                let error = job.record.attempts.last().map_or("", |a| &a.response);
+                Next::Finish(DeliveryStatus::Failed, Some(format!("{why}: {error}")))
+            }
+            (next, _) => next,
+        }
     };
     match next {
         Next::Finish(status, error) => {
@@ -869,8 +1011,8 @@ async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) 
                 return;
             }
             if inner
-                .store
-                .write(one(job.seq, job.record.clone()))
+                .backend
+                .finish(&job.ticket, &job.record)
                 .await
                 .is_err()
             {
@@ -882,19 +1024,16 @@ async fn attempt(inner: Arc<Inner>, mut job: Job, permit: OwnedSemaphorePermit) 
         }
         Next::Again(wait) => {
             job.record.next_at_ms = Some(wall_ms().saturating_add(millis(wait)));
-            if inner
-                .store
-                .write(one(job.seq, job.record.clone()))
-                .await
-                .is_err()
-            {
-                return;
-            }
+            let requeue = match inner.backend.again(&job.ticket, &job.record, wait).await {
+                Ok(requeue) => requeue,
+                Err(_) => return,
+            };
             drop(permit);
-            if inner.stopped() {
-                return;
+            match requeue {
+                Requeue::Here if !inner.stopped() => inner.enqueue(job, wait),
+                Requeue::Here => {}
+                Requeue::Source => inner.released(lane),
             }
-            inner.enqueue(job, wait);
         }
     }
 }
@@ -1001,17 +1140,53 @@ impl Bucket {
     }
 }
 
-/// Where delivery's records go: the service's writer, which commits them
-/// with the journal's next transaction (group commit; the records of
-/// sends the outbox's retention drops go in the same transaction).
-struct Store {
+/// One machine's delivery: sends from the outbox of its storage, records
+/// through the service's writer, which commits them with the journal's
+/// next transaction (group commit; the records of sends the outbox's
+/// retention drops go in the same transaction), and outcome events
+/// journaled through its core.
+pub struct Local {
     core: Arc<Core>,
+    storage: Arc<dyn Storage>,
 }
 
-impl Store {
+impl Local {
     /// Commits `batch` durably (with whatever else is waiting).
     async fn write(&self, batch: DeliveryBatch) -> Result<(), String> {
         self.core.record_deliveries(batch).await
+    }
+}
+
+impl Backend for Local {
+    /// The send's outbox `seq`.
+    type Ticket = u64;
+
+    fn gate(&self) -> &dyn Gate {
+        &*self.core
+    }
+
+    fn contact<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(super::audience::contact(&self.core, user_id))
+    }
+
+    fn finish<'a>(
+        &'a self,
+        seq: &'a u64,
+        record: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.write(one(*seq, record.clone())))
+    }
+
+    fn again<'a>(
+        &'a self,
+        seq: &'a u64,
+        record: &'a Delivery,
+        _wait: Duration,
+    ) -> BoxFuture<'a, Result<Requeue, String>> {
+        Box::pin(async move {
+            self.write(one(*seq, record.clone())).await?;
+            Ok(Requeue::Here)
+        })
     }
 }
 

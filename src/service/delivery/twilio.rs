@@ -12,6 +12,18 @@ use super::http::{self, Answer, Clock};
 use super::{BoxFuture, Message, Outcome, Provider};
 use crate::compile::artifact::sha256_hex;
 
+/// The channels of `channels` bound to Twilio, whose status callbacks
+/// `/webhooks/twilio` takes.
+pub fn providers(channels: &[super::Channel]) -> Vec<std::sync::Arc<TwilioProvider>> {
+    channels
+        .iter()
+        .filter_map(|c| {
+            let provider: std::sync::Arc<dyn std::any::Any + Send + Sync> = c.provider.clone();
+            provider.downcast::<TwilioProvider>().ok()
+        })
+        .collect()
+}
+
 /// Where `journey serve` takes Twilio's status callbacks; the public URL
 /// of it is a channel's `status_callback`.
 pub const CALLBACK_ROUTE: &str = "/webhooks/twilio";

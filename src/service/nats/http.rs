@@ -39,6 +39,8 @@ pub struct NatsApp {
     pub access: Access,
     pub metrics: Option<&'static PrometheusHandle>,
     pub shutting_down: AtomicBool,
+    /// Delivery's public routes: `[tracking]` and the Twilio channels.
+    pub public: super::delivery::PublicRoutes,
 }
 
 impl Ingesting for NatsApp {
@@ -70,6 +72,10 @@ impl Gate for Node {
                 .await
                 .map_err(IngestError::Unavailable)
         })
+    }
+
+    fn refresh_clock(&self) -> crate::service::delivery::BoxFuture<'_, ()> {
+        Box::pin(self.read_clock())
     }
 }
 
@@ -257,6 +263,7 @@ pub fn router(app: Arc<NatsApp>) -> Router {
         .route("/v1/actions", get(actions))
         .route("/admin/clock", post(clock))
         .route("/admin/partitions", get(partitions))
+        .merge(crate::service::http::public_routes::<NatsApp>())
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(crate::service::http::healthz))
         .route("/readyz", get(readyz))

@@ -23,6 +23,7 @@
 //! - [`http`]: the API of a process (ingest through the same handlers as
 //!   one machine's).
 
+pub mod delivery;
 pub mod http;
 mod lease;
 mod outbox;
@@ -92,6 +93,8 @@ pub struct NatsOptions {
     pub lease_ttl: Duration,
     /// JetStream's replicas of every stream and bucket (at creation).
     pub replicas: usize,
+    /// `max_deliver` and `ack_wait` of delivery's consumer.
+    pub delivery: delivery::Settings,
 }
 
 impl NatsOptions {
@@ -463,12 +466,7 @@ pub fn serve(
     nats: NatsOptions,
     log: Log,
 ) -> Result<(), ServeError> {
-    if !options.channels.is_empty() || !options.audiences.is_empty() {
-        return Err(ServeError::refused(
-            "delivery under `--nats` is not built yet: every channel is `log` (its sends are in \
-             `/v1/actions`); remove the config's `[channels.*]` and `[audiences.*]` tables",
-        ));
-    }
+    let (channels, public) = delivery::channels(&options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -507,11 +505,16 @@ pub fn serve(
             log: log.clone(),
         });
         let leasing = tokio::spawn(lease::run(node.clone()));
+        // The recorder first: delivery takes its instruments' handles at start.
+        let metrics = super::metrics::handle();
+        let mut engine = delivery::start(node.clone(), channels, &options, &nats).await?;
+        log(&engine.describe());
         let app = Arc::new(http::NatsApp {
             node: node.clone(),
             access: options.access.clone(),
-            metrics: super::metrics::handle(),
+            metrics,
             shutting_down: AtomicBool::new(false),
+            public,
         });
         let listener = super::listen(options.listen, &log).await?;
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
@@ -525,6 +528,8 @@ pub fn serve(
                 shutdown_app.shutting_down.store(true, Ordering::Release);
             })
             .await;
+        // Delivery first: the outcomes of attempts in flight are journaled.
+        engine.halt().await;
         node.stopping.store(true, Ordering::Release);
         let _ = leasing.await;
         lease::release_all(&node).await;

@@ -1,0 +1,519 @@
+//! Delivery under `--nats` (SERVICE.md §9): the one delivery engine
+//! ([`engine`]) fed by a durable pull consumer on the outbox stream that
+//! every process shares, so each action is delivered by one process at a
+//! time.
+//!
+//! ```text
+//! JOURNEY_OUT ──pull consumer `journey-delivery` (explicit acks)──▶ engine
+//!   engine ──attempt──▶ record in JOURNEY_DELIVERIES (by message id)
+//!     Sent/Fail ──▶ outcome event to JOURNEY_IN (the recipient's partition)
+//!               ──▶ record ──▶ failed: JOURNEY_DEAD journey.dead.<p> ──▶ ack
+//!     Retry ──────▶ record ──▶ NAK with the backoff's delay (any process
+//!                              takes it up again, with its record)
+//! ```
+//!
+//! While a process holds an action (queued, waiting for its channel's
+//! rate, or in an attempt) it tells JetStream so every third of the ack
+//! wait (`+WPI`); a process that dies lets its actions go after one ack
+//! wait, and another takes them up with their records: the attempt in
+//! flight at the crash is made again, with the same idempotency key (the
+//! message id), and no other. An outcome event is journaled before the
+//! record that says it was: journaled again after a crash, it has the
+//! same `Nats-Msg-Id` and `messageId` (`<message_id>:<outcome>`) and is
+//! dropped as a repeat.
+//!
+//! An action delivered `nats.max_deliver` times is given up: its last
+//! transient failure makes it `message.failed`, and it goes to the
+//! dead-letter stream `JOURNEY_DEAD`, as every failed send does. An action
+//! whose last delivery ended without an answer (its process died each
+//! time) is there too, as JetStream's `MAX_DELIVERIES` advisory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::message::{AckKind, Acker, PublishMessage};
+use async_nats::jetstream::{self, kv, stream};
+use async_nats::subject::Subject;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::http::NatsApp;
+use super::{
+    FENCE, NatsOptions, Node, OUTBOX_STREAM, ServeError, ServeOptions, bucket, unreachable,
+};
+use crate::service::core::{ClockMode, wall_ms};
+use crate::service::delivery::engine::{Backend, Engine, Feed, Job, Requeue, logged_counter};
+use crate::service::delivery::tracking::Tracking;
+use crate::service::delivery::twilio::TwilioProvider;
+use crate::service::delivery::{BoxFuture, Channel};
+use crate::service::http::{Gate, Public};
+use crate::service::storage::{Delivery, DeliveryStatus};
+
+/// The durable pull consumer every process delivers from.
+pub const DELIVERY_CONSUMER: &str = "journey-delivery";
+/// Each delivered send's record, by its message id (base64url).
+pub const DELIVERY_BUCKET: &str = "JOURNEY_DELIVERIES";
+/// Failed sends (`journey.dead.<p>`) and JetStream's advisories of
+/// actions that ran out of deliveries.
+pub const DEAD_STREAM: &str = "JOURNEY_DEAD";
+/// A dead letter's outbox stream sequence.
+pub const DEAD_SEQ: &str = "Journey-Seq";
+/// A dead letter's message id.
+pub const DEAD_MESSAGE_ID: &str = "Journey-Message-Id";
+/// Why a dead letter failed.
+pub const DEAD_ERROR: &str = "Journey-Error";
+/// Actions held in memory by one process at once, at most.
+const MAX_HELD: usize = 2_000;
+/// Actions asked for in one pull, at most.
+const PULL_AT_ONCE: usize = 256;
+
+impl Node {
+    /// Takes the deployment's clock (`--clock events`) into this
+    /// process's, which otherwise moves only with its own ingest.
+    pub(super) async fn read_clock(&self) {
+        if self.d.mode() != ClockMode::Events {
+            return;
+        }
+        if let Ok((Some(clock), _)) = self.d.clock().await {
+            self.clock
+                .fetch_max(clock, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
+/// `[nats]`'s delivery settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Deliveries of one action, at most (the consumer's `max_deliver`).
+    pub max_deliver: i64,
+    /// The consumer's ack wait, at least (raised to the longest channel
+    /// `timeout` and a second).
+    pub ack_wait: Duration,
+}
+
+fn dead_subject(p: u32) -> String {
+    format!("journey.dead.{p}")
+}
+
+/// JetStream's advisory of an action of the outbox that ran out of
+/// deliveries.
+fn max_deliveries_advisory() -> String {
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{OUTBOX_STREAM}.{DELIVERY_CONSUMER}")
+}
+
+/// A send's key in [`DELIVERY_BUCKET`]: its message id in base64url
+/// (a key takes letters, digits, `-`, `_`, `=`, `.` and `/` only).
+pub fn record_key(message_id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(message_id)
+}
+
+/// The `--nats` backend of the delivery engine.
+pub struct Nats {
+    node: Arc<Node>,
+    records: kv::Store,
+    max_deliver: i64,
+    ack_wait: Duration,
+}
+
+/// An action held by this process: how to answer JetStream for it.
+pub struct Ticket {
+    js: jetstream::Context,
+    reply: Option<Subject>,
+    /// Its outbox stream sequence and partition.
+    seq: u64,
+    partition: u32,
+    /// Deliveries so far, this one included.
+    delivered: i64,
+    /// The action's JSON line (for the dead-letter stream).
+    line: String,
+    /// Tells JetStream the action is being worked on, while it is held.
+    heartbeat: tokio::task::AbortHandle,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl Ticket {
+    fn acker(&self) -> Acker {
+        Acker::new(self.js.clone(), self.reply.clone())
+    }
+}
+
+impl Nats {
+    async fn put(&self, record: &Delivery) -> Result<(), String> {
+        let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        self.records
+            .put(record_key(&record.message_id), bytes.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the delivery record was not written: {e}"))
+    }
+
+    async fn record(&self, message_id: &str) -> Result<Option<Delivery>, String> {
+        let bytes = self
+            .records
+            .get(record_key(message_id))
+            .await
+            .map_err(|e| format!("the delivery records do not read: {e}"))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Publishes a failed send to the dead-letter stream (once: its
+    /// `Nats-Msg-Id` is its message id).
+    async fn dead_letter(&self, ticket: &Ticket, record: &Delivery) -> Result<(), String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(DEAD_SEQ, ticket.seq.to_string().as_str());
+        headers.insert(DEAD_MESSAGE_ID, record.message_id.as_str());
+        let error = record.error.as_deref().unwrap_or_default();
+        // A header value is one line.
+        headers.insert(DEAD_ERROR, error.replace(['\r', '\n'], " ").as_str());
+        let publish = PublishMessage::build()
+            .payload(ticket.line.clone().into())
+            .headers(headers)
+            .message_id(format!("dead:{}", record.message_id));
+        self.node
+            .d
+            .js
+            .send_publish(dead_subject(ticket.partition), publish)
+            .await
+            .map_err(|e| format!("the dead-letter stream refused a send: {e}"))?
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the dead-letter stream refused a send: {e}"))
+    }
+}
+
+impl Backend for Nats {
+    type Ticket = Ticket;
+
+    fn gate(&self) -> &dyn Gate {
+        &*self.node
+    }
+
+    fn contact<'a>(&'a self, _user_id: &'a str) -> BoxFuture<'a, Result<Value, String>> {
+        // `serve` refuses `[audiences.*]` under `--nats`: no sync gets here.
+        Box::pin(async { Err("audiences are not synced under `--nats`".to_string()) })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        record: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            ticket.heartbeat.abort();
+            self.put(record).await?;
+            if record.status == DeliveryStatus::Failed {
+                self.dead_letter(ticket, record).await?;
+            }
+            ticket
+                .acker()
+                .double_ack()
+                .await
+                .map_err(|e| format!("the outbox did not take the ack: {e}"))
+        })
+    }
+
+    fn again<'a>(
+        &'a self,
+        ticket: &'a Ticket,
+        record: &'a Delivery,
+        wait: Duration,
+    ) -> BoxFuture<'a, Result<Requeue, String>> {
+        Box::pin(async move {
+            ticket.heartbeat.abort();
+            self.put(record).await?;
+            ticket
+                .acker()
+                .ack_with(AckKind::Nak(Some(wait)))
+                .await
+                .map_err(|e| format!("the outbox did not take the NAK: {e}"))?;
+            Ok(Requeue::Source)
+        })
+    }
+
+    fn last_chance(&self, ticket: &Ticket) -> Option<String> {
+        (ticket.delivered >= self.max_deliver).then(|| {
+            format!(
+                "gave up after {} deliveries (`nats.max_deliver`)",
+                ticket.delivered
+            )
+        })
+    }
+}
+
+/// What delivery's public routes (tracking links, Twilio's callbacks) need
+/// under `--nats`.
+pub struct PublicRoutes {
+    tracking: Option<Arc<Tracking>>,
+    twilio: Vec<Arc<TwilioProvider>>,
+}
+
+impl Public for NatsApp {
+    fn tracking(&self) -> Option<&Arc<Tracking>> {
+        self.public.tracking.as_ref()
+    }
+
+    fn twilio(&self) -> &[Arc<TwilioProvider>] {
+        &self.public.twilio
+    }
+}
+
+/// The config's channels, their providers built, and what the public
+/// routes need; refuses what `--nats` does not deliver yet:
+/// `[audiences.*]`, `[inbox]` and providers that keep what they deliver
+/// (`inbox`), which need storage the processes do not share yet.
+pub fn channels(options: &ServeOptions) -> Result<(Vec<Channel>, PublicRoutes), ServeError> {
+    let not_yet = |what: &str| {
+        ServeError::refused(format!(
+            "{what} under `--nats` is not built yet (docs/scale-out.md, \"What is not built \
+             yet\"); remove it from the config or run on one machine"
+        ))
+    };
+    if !options.audiences.is_empty() {
+        return Err(not_yet("syncing audiences (`[audiences.*]`)"));
+    }
+    if options.inbox.is_some() {
+        return Err(not_yet("the in-app inbox (`[inbox]`)"));
+    }
+    let tables = crate::service::delivery::Tables {
+        channels: &options.channels,
+        audiences: &options.audiences,
+    };
+    // No storage: a provider that keeps what it delivers is only checked,
+    // and left out.
+    let built = crate::service::delivery::channels(tables, &options.shared, None)
+        .map_err(ServeError::refused)?;
+    for name in options.channels.keys() {
+        if !built.iter().any(|c| &c.name == name) {
+            return Err(not_yet(&format!(
+                "`channels.{name}`'s provider, which keeps what it delivers,"
+            )));
+        }
+    }
+    let public = PublicRoutes {
+        tracking: options.tracking.clone(),
+        twilio: crate::service::delivery::twilio::providers(&built),
+    };
+    Ok((built, public))
+}
+
+/// Starts delivery for this process: the dead-letter stream, the records'
+/// bucket and the shared consumer, made when missing.
+pub async fn start(
+    node: Arc<Node>,
+    channels: Vec<Channel>,
+    options: &ServeOptions,
+    nats: &NatsOptions,
+) -> Result<Engine<Nats>, ServeError> {
+    let (settings, replicas) = (nats.delivery, nats.replicas.max(1));
+    let d = &node.d;
+    let url = nats.url.as_str();
+    // A record is kept as long as its action is.
+    let records = bucket(
+        &d.js,
+        url,
+        DELIVERY_BUCKET,
+        options.action_retention,
+        replicas,
+    )
+    .await?;
+    d.js.get_or_create_stream(stream::Config {
+        name: DEAD_STREAM.into(),
+        subjects: vec!["journey.dead.*".into(), max_deliveries_advisory()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| unreachable(url, format!("the dead-letter stream: {e}")))?;
+    let longest = channels
+        .iter()
+        .map(|c| c.policy.timeout)
+        .max()
+        .unwrap_or_default();
+    let ack_wait = settings
+        .ack_wait
+        .max(longest.saturating_add(Duration::from_secs(1)));
+    let delivers = channels.iter().any(|c| c.provider.delivers());
+    let consumer = if delivers {
+        Some(consumer(&node, url, settings.max_deliver, ack_wait).await?)
+    } else {
+        None
+    };
+    let backend = Nats {
+        node,
+        records,
+        max_deliver: settings.max_deliver,
+        ack_wait,
+    };
+    Engine::launch(backend, channels, MAX_HELD, move |feed| async move {
+        if let Some(consumer) = consumer {
+            pull(feed, consumer).await;
+        }
+    })
+    .map_err(ServeError::failed)
+}
+
+/// The shared consumer, created by the first process that delivers (from
+/// the outbox's end then: actions written before are not delivered) and
+/// updated to this process's settings.
+async fn consumer(
+    node: &Node,
+    url: &str,
+    max_deliver: i64,
+    ack_wait: Duration,
+) -> Result<consumer::Consumer<pull::Config>, ServeError> {
+    let config = pull::Config {
+        durable_name: Some(DELIVERY_CONSUMER.into()),
+        name: Some(DELIVERY_CONSUMER.into()),
+        description: Some("journey delivery: every process pulls from it".into()),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait,
+        max_deliver,
+        max_ack_pending: 100_000,
+        ..Default::default()
+    };
+    let outbox = &node.d.outbox;
+    match outbox.create_consumer(config).await {
+        Ok(consumer) => Ok(consumer),
+        // Made by another process with other settings, which a server
+        // before 2.10 does not update: it is used as it is.
+        Err(made) => outbox
+            .get_consumer(DELIVERY_CONSUMER)
+            .await
+            .map_err(|e| unreachable(url, format!("the delivery consumer: {made}; {e}"))),
+    }
+}
+
+/// Pulls the outbox's actions as room is free, and hands each send to
+/// the engine with its record so far.
+async fn pull(feed: Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
+    loop {
+        let Some(room) = feed.room().await else {
+            return;
+        };
+        let batch = consumer
+            .batch()
+            .max_messages(room.min(PULL_AT_ONCE))
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await;
+        let mut messages = match batch {
+            Ok(messages) => messages,
+            Err(_) => {
+                // The server is away: try again shortly.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = feed.stopped() => return,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                () = feed.stopped() => return,
+            };
+            match next {
+                Some(Ok(message)) => take(&feed, message).await,
+                Some(Err(_)) | None => break,
+            }
+        }
+    }
+}
+
+/// One action from the consumer: a send is given to the engine, anything
+/// else acknowledged.
+async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
+    let nats = feed.backend();
+    let Ok(info) = message.info() else {
+        return;
+    };
+    let (seq, delivered) = (info.stream_sequence, info.delivered);
+    let committed_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or_else(|_| wall_ms());
+    let partition = message
+        .subject
+        .as_str()
+        .rsplit('.')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(0);
+    let is_fence = message
+        .headers
+        .as_ref()
+        .is_some_and(|h| h.get(FENCE).is_some());
+    let line = String::from_utf8_lossy(&message.payload).into_owned();
+    let (message, acker) = message.split();
+    let send = if is_fence {
+        None
+    } else {
+        feed.deliverable(seq, line.clone(), committed_ms)
+    };
+    let Some(send) = send else {
+        let _ = acker.ack().await;
+        return;
+    };
+    let fresh = feed.record(&send);
+    if fresh.status != DeliveryStatus::Pending {
+        logged_counter(&fresh).increment(1);
+        let _ = acker.ack().await;
+        return;
+    }
+    let record = match nats.record(&send.message_id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => fresh,
+        // Unread, the action comes again after the ack wait.
+        Err(_) => return,
+    };
+    if record.status != DeliveryStatus::Pending {
+        // Finished by a process that died before its ack.
+        let _ = acker.double_ack().await;
+        return;
+    }
+    let delay = record
+        .next_at_ms
+        .map_or(0, |at| u64::try_from(at - wall_ms()).unwrap_or(0));
+    let ticket = Ticket {
+        js: nats.node.d.js.clone(),
+        reply: message.reply.clone(),
+        seq,
+        partition,
+        delivered,
+        line,
+        heartbeat: heartbeat(
+            Acker::new(nats.node.d.js.clone(), message.reply.clone()),
+            nats.ack_wait,
+        ),
+    };
+    feed.take(
+        Job {
+            ticket,
+            record,
+            message: send,
+        },
+        Duration::from_millis(delay),
+    );
+}
+
+/// Tells JetStream every third of the ack wait that the action is being
+/// worked on, until aborted.
+fn heartbeat(acker: Acker, ack_wait: Duration) -> tokio::task::AbortHandle {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ack_wait / 3);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let _ = acker.ack_with(AckKind::Progress).await;
+        }
+    })
+    .abort_handle()
+}
