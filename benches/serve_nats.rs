@@ -22,10 +22,10 @@
 //! `cargo bench --bench serve_nats`; `JOURNEY_BENCH_PARTITIONS` (6),
 //! `JOURNEY_BENCH_BINARY` (another build of `journey`, to compare).
 
-#[path = "../tests/support/server.rs"]
-mod server;
 #[path = "../tests/support/nats.rs"]
 mod nats;
+#[path = "../tests/support/server.rs"]
+mod server;
 
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -173,7 +173,10 @@ fn throughput(partitions: u32) {
          clients, {partitions} partitions",
         bodies.len()
     );
-    for n in counts.split(',').filter_map(|n| n.trim().parse::<usize>().ok()) {
+    for n in counts
+        .split(',')
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+    {
         let dir = scratch(&format!("bench-nats-throughput-{n}"));
         let nats = start_nats(&dir).expect("nats-server (apt-get install nats-server)");
         let servers: Vec<Server> = (0..n)
@@ -236,12 +239,7 @@ fn dedup_key(runtime: &tokio::runtime::Runtime, nats: &Nats) -> [u8; 16] {
 
 /// Writes each partition's checkpoint (covering no journal yet) and the
 /// event clock, as the deployment's processes would have.
-fn seed_state(
-    runtime: &tokio::runtime::Runtime,
-    nats: &Nats,
-    checkpoints: &[Vec<u8>],
-    clock: i64,
-) {
+fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec<u8>], clock: i64) {
     runtime.block_on(async {
         let client = async_nats::connect(&nats.url).await.expect("NATS");
         let js = async_nats::jetstream::new(client);
@@ -310,8 +308,8 @@ fn takeover(partitions: u32) {
         .expect("a timestamp");
     drop(all);
     drop(text);
-    let sources = journey::project::load_paths(&[root().join("journeys")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let sources =
+        journey::project::load_paths(&[root().join("journeys")]).unwrap_or_else(|e| panic!("{e}"));
     let program = Arc::new(
         journey::pipeline::build(sources)
             .program
@@ -400,7 +398,10 @@ fn takeover(partitions: u32) {
         let (mut held_in, mut flowing_in) = (None, None);
         let mut after = seen;
         while held_in.is_none() || flowing_in.is_none() {
-            assert!(Instant::now() < deadline, "the partitions were not taken over");
+            assert!(
+                Instant::now() < deadline,
+                "the partitions were not taken over"
+            );
             if held_in.is_none() && partitions_held(&survivor) == partitions as usize {
                 held_in = Some(killed.elapsed());
             }

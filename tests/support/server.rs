@@ -62,7 +62,13 @@ impl Server {
     /// `journey serve PROJECT ARGS...` on a free loopback port, its stderr
     /// to `stderr`, once it answers `/readyz`.
     pub fn spawn(project: &Path, args: &[&str], stderr: Stdio) -> Server {
-        Server::spawn_from(Path::new(bin()), project, args, stderr, Duration::from_secs(60))
+        Server::spawn_from(
+            Path::new(bin()),
+            project,
+            args,
+            stderr,
+            Duration::from_secs(60),
+        )
     }
 
     /// [`Server::spawn`] of the `journey` binary at `binary`, ready within

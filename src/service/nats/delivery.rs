@@ -1,10 +1,19 @@
 //! Delivery under `--nats` (SERVICE.md §9): the one delivery engine
-//! ([`engine`]) fed by a durable pull consumer on the outbox stream that
-//! every process shares, so each action is delivered by one process at a
-//! time.
+//! ([`engine`]) fed by a durable pull consumer that every process shares,
+//! so each send is delivered by one process at a time.
+//!
+//! The outbox holds runs of actions, one message each (see
+//! [`super::outbox`]), and a run's sends finish at different times, so
+//! they are not delivered from the outbox itself: a first shared consumer,
+//! `journey-fanout`, copies each run's sends to the work-queue stream
+//! `JOURNEY_SEND` (`journey.send.<p>`, one message a send, `Nats-Msg-Id`
+//! its feed `seq`, so a run copied again after a crash adds nothing within
+//! the stream's de-duplication window, and after it the send's record says
+//! it is done), and acknowledges the run once every copy is stored.
 //!
 //! ```text
-//! JOURNEY_OUT ──pull consumer `journey-delivery` (explicit acks)──▶ engine
+//! JOURNEY_OUT ──`journey-fanout`──▶ JOURNEY_SEND, a send a message
+//! JOURNEY_SEND ──pull consumer `journey-delivery` (explicit acks)──▶ engine
 //!   engine ──attempt──▶ record in JOURNEY_DELIVERIES (by message id)
 //!     Sent/Fail ──▶ outcome event to JOURNEY_IN (the recipient's partition)
 //!               ──▶ record ──▶ failed: JOURNEY_DEAD journey.dead.<p> ──▶ ack
@@ -41,9 +50,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::http::NatsApp;
-use super::{
-    FENCE, NatsOptions, Node, OUTBOX_STREAM, ServeError, ServeOptions, bucket, unreachable,
-};
+use super::{FENCE, NatsOptions, Node, ServeError, ServeOptions, bucket, unreachable};
 use crate::service::core::{ClockMode, wall_ms};
 use crate::service::delivery::engine::{Backend, Engine, Feed, Job, Requeue, logged_counter};
 use crate::service::delivery::tracking::Tracking;
@@ -54,6 +61,16 @@ use crate::service::storage::{Delivery, DeliveryStatus};
 
 /// The durable pull consumer every process delivers from.
 pub const DELIVERY_CONSUMER: &str = "journey-delivery";
+/// The durable pull consumer that copies the outbox's sends to
+/// [`SEND_STREAM`].
+pub const FANOUT_CONSUMER: &str = "journey-fanout";
+/// The sends to deliver, one a message (`journey.send.<p>`), each removed
+/// once delivered (a work queue).
+pub const SEND_STREAM: &str = "JOURNEY_SEND";
+/// A copied send's feed `seq` in the outbox.
+const SEND_SEQ: &str = "Journey-Seq";
+/// When the outbox took the send's run, in milliseconds since the epoch.
+const SEND_COMMITTED: &str = "Journey-Committed";
 /// Each delivered send's record, by its message id (base64url).
 pub const DELIVERY_BUCKET: &str = "JOURNEY_DELIVERIES";
 /// Failed sends (`journey.dead.<p>`) and JetStream's advisories of
@@ -98,10 +115,14 @@ fn dead_subject(p: u32) -> String {
     format!("journey.dead.{p}")
 }
 
+fn send_subject(p: u32) -> String {
+    format!("journey.send.{p}")
+}
+
 /// JetStream's advisory of an action of the outbox that ran out of
 /// deliveries.
 fn max_deliveries_advisory() -> String {
-    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{OUTBOX_STREAM}.{DELIVERY_CONSUMER}")
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{SEND_STREAM}.{DELIVERY_CONSUMER}")
 }
 
 /// A send's key in [`DELIVERY_BUCKET`]: its message id in base64url
@@ -343,8 +364,24 @@ pub async fn start(
         .ack_wait
         .max(longest.saturating_add(Duration::from_secs(1)));
     let delivers = channels.iter().any(|c| c.provider.delivers());
-    let consumer = if delivers {
-        Some(consumer(&node, url, settings.max_deliver, ack_wait).await?)
+    let consumers = if delivers {
+        let sends =
+            d.js.get_or_create_stream(stream::Config {
+                name: SEND_STREAM.into(),
+                subjects: vec!["journey.send.*".into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unreachable(url, format!("the sends' stream: {e}")))?;
+        let fanout = fanout_consumer(&node, url).await?;
+        Some((
+            fanout,
+            consumer(&sends, url, settings.max_deliver, ack_wait).await?,
+        ))
     } else {
         None
     };
@@ -355,8 +392,8 @@ pub async fn start(
         ack_wait,
     };
     Engine::launch(backend, channels, MAX_HELD, move |feed| async move {
-        if let Some(consumer) = consumer {
-            pull(feed, consumer).await;
+        if let Some((fanout, consumer)) = consumers {
+            tokio::join!(fan_out(&feed, fanout), pull(&feed, consumer));
         }
     })
     .map_err(ServeError::failed)
@@ -366,7 +403,7 @@ pub async fn start(
 /// the outbox's end then: actions written before are not delivered) and
 /// updated to this process's settings.
 async fn consumer(
-    node: &Node,
+    sends: &stream::Stream,
     url: &str,
     max_deliver: i64,
     ack_wait: Duration,
@@ -382,21 +419,139 @@ async fn consumer(
         max_ack_pending: 100_000,
         ..Default::default()
     };
-    let outbox = &node.d.outbox;
-    match outbox.create_consumer(config).await {
+    match sends.create_consumer(config).await {
         Ok(consumer) => Ok(consumer),
         // Made by another process with other settings, which a server
         // before 2.10 does not update: it is used as it is.
-        Err(made) => outbox
+        Err(made) => sends
             .get_consumer(DELIVERY_CONSUMER)
             .await
             .map_err(|e| unreachable(url, format!("the delivery consumer: {made}; {e}"))),
     }
 }
 
-/// Pulls the outbox's actions as room is free, and hands each send to
-/// the engine with its record so far.
-async fn pull(feed: Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
+/// The shared consumer of the outbox's runs, created by the first process
+/// that delivers (from the outbox's end then: actions written before are
+/// not delivered).
+async fn fanout_consumer(
+    node: &Node,
+    url: &str,
+) -> Result<consumer::Consumer<pull::Config>, ServeError> {
+    let config = pull::Config {
+        durable_name: Some(FANOUT_CONSUMER.into()),
+        name: Some(FANOUT_CONSUMER.into()),
+        description: Some("journey delivery: copies the outbox's sends to JOURNEY_SEND".into()),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: FANOUT_ACK_WAIT,
+        max_ack_pending: 1_000,
+        ..Default::default()
+    };
+    let outbox = &node.d.outbox;
+    match outbox.create_consumer(config).await {
+        Ok(consumer) => Ok(consumer),
+        Err(made) => outbox
+            .get_consumer(FANOUT_CONSUMER)
+            .await
+            .map_err(|e| unreachable(url, format!("the fan-out consumer: {made}; {e}"))),
+    }
+}
+
+/// How long a run of the outbox is the fan-out's of one process before
+/// another takes it: its copies are a few publishes.
+const FANOUT_ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Copies the sends of the outbox's runs to [`SEND_STREAM`], a run at a
+/// time, acknowledging each run once its copies are stored.
+async fn fan_out(feed: &Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
+    loop {
+        let batch = consumer
+            .batch()
+            .max_messages(PULL_AT_ONCE)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await;
+        let mut messages = match batch {
+            Ok(messages) => messages,
+            Err(_) => {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = feed.stopped() => return,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                () = feed.stopped() => return,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    if copy_sends(feed, &message).await.is_ok() {
+                        let _ = message.double_ack().await;
+                    }
+                    // Else it comes again after the ack wait.
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    }
+}
+
+/// Publishes the deliverable actions of one outbox run to
+/// [`SEND_STREAM`]; `Err` when one was not stored.
+async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), String> {
+    if run.headers.as_ref().is_some_and(|h| h.get(FENCE).is_some()) {
+        return Ok(());
+    }
+    let info = run.info().map_err(|e| e.to_string())?;
+    let committed_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or_else(|_| wall_ms());
+    let sequence = info.stream_sequence;
+    let partition = run
+        .subject
+        .as_str()
+        .rsplit('.')
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(0);
+    let subject = send_subject(partition);
+    let js = &feed.backend().node.d.js;
+    let mut stored = Vec::new();
+    for (index, line) in super::outbox::actions(&run.payload).enumerate() {
+        let seq = super::outbox::seq(sequence, index);
+        let line = String::from_utf8_lossy(line).into_owned();
+        let Some(send) = feed.deliverable(seq, line.clone(), committed_ms) else {
+            continue;
+        };
+        let record = feed.record(&send);
+        if record.status != DeliveryStatus::Pending {
+            // A channel without a provider: the outbox is its output.
+            logged_counter(&record).increment(1);
+            continue;
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(SEND_SEQ, seq.to_string().as_str());
+        headers.insert(SEND_COMMITTED, committed_ms.to_string().as_str());
+        let publish = PublishMessage::build()
+            .payload(line.into())
+            .headers(headers)
+            .message_id(seq.to_string());
+        let ack = js
+            .send_publish(subject.clone(), publish)
+            .await
+            .map_err(|e| e.to_string())?;
+        stored.push(ack);
+    }
+    for ack in stored {
+        ack.await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Pulls the sends as room is free, and hands each to the engine with its
+/// record so far.
+async fn pull(feed: &Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
     loop {
         let Some(room) = feed.room().await else {
             return;
@@ -423,7 +578,7 @@ async fn pull(feed: Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
                 () = feed.stopped() => return,
             };
             match next {
-                Some(Ok(message)) => take(&feed, message).await,
+                Some(Ok(message)) => take(feed, message).await,
                 Some(Err(_)) | None => break,
             }
         }
@@ -437,9 +592,20 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
     let Ok(info) = message.info() else {
         return;
     };
-    let (seq, delivered) = (info.stream_sequence, info.delivered);
-    let committed_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or_else(|_| wall_ms());
+    let delivered = info.delivered;
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .and_then(|v| v.as_str().parse::<i64>().ok())
+    };
+    let (Some(seq), Some(committed_ms)) = (header(SEND_SEQ), header(SEND_COMMITTED)) else {
+        // Not a copy the fan-out made: nothing to deliver.
+        let _ = message.ack().await;
+        return;
+    };
+    let seq = u64::try_from(seq).unwrap_or_default();
     let partition = message
         .subject
         .as_str()
@@ -447,18 +613,9 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         .next()
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(0);
-    let is_fence = message
-        .headers
-        .as_ref()
-        .is_some_and(|h| h.get(FENCE).is_some());
     let line = String::from_utf8_lossy(&message.payload).into_owned();
     let (message, acker) = message.split();
-    let send = if is_fence {
-        None
-    } else {
-        feed.deliverable(seq, line.clone(), committed_ms)
-    };
-    let Some(send) = send else {
+    let Some(send) = feed.deliverable(seq, line.clone(), committed_ms) else {
         let _ = acker.ack().await;
         return;
     };
