@@ -8,7 +8,7 @@
 //! the tests say so and pass, except under `CI=true`, where they fail.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -33,29 +33,9 @@ fn config(dir: &Path) -> PathBuf {
     path
 }
 
-/// One `journey serve --nats` process, its log in `log`.
+/// One `journey serve --nats` process (`--clock events`), its log in `log`.
 fn process(project: &Path, nats: &Nats, config: &Path, partitions: u32, log: &Path) -> Server {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let partitions = partitions.to_string();
-    let config = config.to_string_lossy();
-    Server::spawn(
-        project,
-        &[
-            "--nats",
-            &nats.url,
-            "--config",
-            &config,
-            "--clock",
-            "events",
-            "--partitions",
-            &partitions,
-        ],
-        Stdio::from(stderr),
-    )
+    nats::process(project, nats, config, "events", partitions, log)
 }
 
 fn example() -> (PathBuf, PathBuf) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::server::free_port;
+use super::server::{Server, free_port};
 
 /// A nats-server of the test's own, stopped when dropped; it holds the
 /// tests' lock: one test at a time runs its processes (three debug builds
@@ -72,4 +72,37 @@ pub fn start_nats(dir: &Path) -> Option<Nats> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(nats)
+}
+
+/// One `journey serve --nats` process with `--config config --clock clock
+/// --partitions partitions`, its stderr appended to `log`.
+pub fn process(
+    project: &Path,
+    nats: &Nats,
+    config: &Path,
+    clock: &str,
+    partitions: u32,
+    log: &Path,
+) -> Server {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let partitions = partitions.to_string();
+    let config = config.to_string_lossy();
+    Server::spawn(
+        project,
+        &[
+            "--nats",
+            &nats.url,
+            "--config",
+            &config,
+            "--clock",
+            clock,
+            "--partitions",
+            &partitions,
+        ],
+        Stdio::from(stderr),
+    )
 }

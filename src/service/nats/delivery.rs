@@ -1,5 +1,5 @@
 //! Delivery under `--nats` (SERVICE.md §9): the one delivery engine
-//! ([`engine`]) fed by a durable pull consumer on the outbox stream that
+//! ([`engine`](crate::service::delivery::engine)) fed by a durable pull consumer on the outbox stream that
 //! every process shares, so each action is delivered by one process at a
 //! time.
 //!
