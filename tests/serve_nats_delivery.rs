@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -95,26 +94,7 @@ timeout = "1s"
 }
 
 fn process(project: &Path, nats: &Nats, config: &Path, clock: &str, log: &Path) -> Server {
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let config = config.to_string_lossy();
-    Server::spawn(
-        project,
-        &[
-            "--nats",
-            &nats.url,
-            "--config",
-            &config,
-            "--clock",
-            clock,
-            "--partitions",
-            "4",
-        ],
-        Stdio::from(stderr),
-    )
+    nats::process_on_clock(project, nats, config, clock, 4, log)
 }
 
 /// The feed's `emit` actions of `journey`.

@@ -89,6 +89,20 @@ pub(super) fn message_event(
     stamped(core, fields)
 }
 
+/// `message.<outcome>` of a provider's answer about a message (its
+/// `messageId` `<message_id>:<outcome>`, so a repeat is one event), with
+/// the `error` it gave.
+pub(super) fn outcome_event(
+    gate: &dyn Gate,
+    about: &About<'_>,
+    outcome: &str,
+    error: Option<&str>,
+) -> Result<Incoming, String> {
+    let extra: Vec<(&str, &str)> = error.map(|e| ("error", e)).into_iter().collect();
+    let id = format!("{}:{outcome}", about.message_id);
+    message_event(gate, about, outcome, &extra, id)
+}
+
 /// Journals `messages`, all or nothing; the error is the response to give.
 async fn journal_all(
     gate: &dyn Gate,

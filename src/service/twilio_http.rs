@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::http::{Public, error, journal};
-use super::tracking_http::{About, message_event};
+use super::tracking_http::{About, outcome_event};
 use crate::service::delivery::twilio::status_event;
 
 /// The header Twilio signs its callbacks with.
@@ -69,16 +69,9 @@ pub async fn status<A: Public>(
         channel: &status.channel,
     };
     let outcome = status.event.trim_start_matches("message.");
-    let extra: Vec<(&str, &str)> = status
-        .error
-        .as_deref()
-        .map(|e| ("error", e))
-        .into_iter()
-        .collect();
-    let id = format!("{}:{outcome}", status.message_id);
     let gate = app.gate();
     gate.refresh_clock().await;
-    let event = match message_event(gate, &about, outcome, &extra, id) {
+    let event = match outcome_event(gate, &about, outcome, status.error.as_deref()) {
         Ok(event) => event,
         // A recipient the reader refuses: Twilio should not retry it.
         Err(why) => return error(StatusCode::BAD_REQUEST, why),

@@ -112,9 +112,25 @@ pub fn log_file(log: &Path) -> Stdio {
     )
 }
 
-/// One `journey serve --nats` process, its log in `log`.
+/// One `journey serve --nats` process (`--clock events`), its log in `log`.
 pub fn process(project: &Path, nats: &Nats, config: &Path, partitions: u32, log: &Path) -> Server {
-    let args = nats_args(nats, config, partitions);
+    process_on_clock(project, nats, config, "events", partitions, log)
+}
+
+/// One `journey serve --nats` process on `clock` (`events` or `wall`), its
+/// log in `log`.
+pub fn process_on_clock(
+    project: &Path,
+    nats: &Nats,
+    config: &Path,
+    clock: &str,
+    partitions: u32,
+    log: &Path,
+) -> Server {
+    let mut args = nats_args(nats, config, partitions);
+    if let Some(i) = args.iter().position(|a| a == "--clock") {
+        args[i + 1] = clock.to_string();
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::spawn(project, &args, log_file(log))
 }

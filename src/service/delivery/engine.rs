@@ -58,7 +58,7 @@ use crate::service::metrics;
 use crate::service::storage::{
     Attempt, AttemptOutcome, Delivery, DeliveryBatch, DeliveryStatus, Storage,
 };
-use crate::service::tracking_http::{About, message_event};
+use crate::service::tracking_http::{About, outcome_event};
 
 /// Sends held in memory at once (queued, in flight or waiting to retry),
 /// at most: past it, the reader waits. Unfinished sends beyond it stay in
@@ -529,17 +529,10 @@ impl<B: Backend> Inner<B> {
             template: &record.template,
             channel: &record.channel,
         };
-        let extra: Vec<(&str, &str)> = record
-            .error
-            .as_deref()
-            .map(|error| ("error", error))
-            .into_iter()
-            .collect();
-        let id = format!("{}:{outcome}", record.message_id);
         let gate = self.backend.gate();
         loop {
             gate.refresh_clock().await;
-            let incoming = match message_event(gate, &about, outcome, &extra, id.clone()) {
+            let incoming = match outcome_event(gate, &about, outcome, record.error.as_deref()) {
                 Ok(incoming) => incoming,
                 // Only an event the reader refuses gets here (a user key it
                 // would not take): the send's record still tells.

@@ -1,5 +1,5 @@
 //! Delivery under `--nats` (SERVICE.md §9): the one delivery engine
-//! ([`engine`]) fed by a durable pull consumer that every process shares,
+//! ([`engine`](crate::service::delivery::engine)) fed by a durable pull consumer that every process shares,
 //! so each send is delivered by one process at a time.
 //!
 //! The outbox holds runs of actions, one message each (see
