@@ -5,10 +5,10 @@
 //! durations move, templates take effect at once, a project with errors is
 //! refused, and a replay after `kill -9` reproduces all of it.
 
-#[path = "support/server.rs"]
-mod server;
 #[path = "support/deploy.rs"]
 mod deploy;
+#[path = "support/server.rs"]
+mod server;
 
 use std::path::Path;
 use std::process::Command;

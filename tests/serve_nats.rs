@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "support/server.rs"]
-mod server;
 #[path = "support/deploy.rs"]
 mod deploy;
+#[path = "support/server.rs"]
+mod server;
 use server::{Rng, Server, assert_equivalent, free_port, prepared_events, root, scratch, simulate};
 
 /// A nats-server of the test's own, stopped when dropped; it holds the
@@ -425,9 +425,7 @@ fn a_deploy_on_one_process_reaches_every_partition_and_survives_a_takeover() {
     deploy::batch(&a, deploy::after_deploy());
     // Every process learned version 2; every partition runs it.
     for server in [&a, &b] {
-        let journeys = wait_for_view(server, "/admin/journeys", |j| {
-            j["deployed_version"] == 2
-        });
+        let journeys = wait_for_view(server, "/admin/journeys", |j| j["deployed_version"] == 2);
         assert_eq!(
             deploy::kept(&journeys),
             [("promo".into(), json!(1)), ("welcome".into(), json!(1))]
@@ -530,9 +528,10 @@ fn journal_retention_keeps_what_checkpoints_cover() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let rows = partition_rows(&server);
-        let past_first = rows.iter().zip(&firsts).all(|(row, first)| {
-            row["checkpoint_position"].as_u64() > first.as_u64()
-        });
+        let past_first = rows
+            .iter()
+            .zip(&firsts)
+            .all(|(row, first)| row["checkpoint_position"].as_u64() > first.as_u64());
         if past_first {
             let now: Vec<Value> = rows
                 .iter()

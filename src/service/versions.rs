@@ -238,10 +238,13 @@ impl Versions {
     /// `sources` checked (a project with errors is refused with its
     /// diagnostics) and planned against the live version; `Err(Ok(_))`
     /// when it is the live version already (nothing to deploy).
-    pub fn plan_deploy(&self, sources: SourceMap) -> Result<Planned, Result<Deployed, DeployError>> {
-        let live = self.live().ok_or_else(|| {
-            Err(DeployError::Unavailable("no version is running".into()))
-        })?;
+    pub fn plan_deploy(
+        &self,
+        sources: SourceMap,
+    ) -> Result<Planned, Result<Deployed, DeployError>> {
+        let live = self
+            .live()
+            .ok_or_else(|| Err(DeployError::Unavailable("no version is running".into())))?;
         let current = self
             .program(live.number)
             .map_err(|why| Err(DeployError::Unavailable(why)))?;

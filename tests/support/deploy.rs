@@ -148,7 +148,12 @@ pub fn active(user: &Value) -> Vec<(String, Value)> {
         .expect("journeys")
         .iter()
         .filter(|j| j["state"] == "active")
-        .map(|j| (j["journey"].as_str().unwrap_or("").into(), j["version"].clone()))
+        .map(|j| {
+            (
+                j["journey"].as_str().unwrap_or("").into(),
+                j["version"].clone(),
+            )
+        })
         .collect()
 }
 

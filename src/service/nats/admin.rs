@@ -59,7 +59,13 @@ enum Answer {
 
 /// Partition `p`'s owner answers `request` (its task calls this between
 /// entries); `live`: whether it is replayed.
-pub(super) fn answer(p: u32, partition: &Partition, live: bool, versions: &Versions, request: &[u8]) -> Vec<u8> {
+pub(super) fn answer(
+    p: u32,
+    partition: &Partition,
+    live: bool,
+    versions: &Versions,
+    request: &[u8],
+) -> Vec<u8> {
     let answered = if live {
         serde_json::from_slice::<Ask>(request)
             .map_err(|e| format!("a request that does not read: {e}"))
@@ -164,7 +170,9 @@ async fn journeys(State(app): State<Arc<NatsApp>>, headers: HeaderMap) -> Respon
             Err(why) => return error(StatusCode::SERVICE_UNAVAILABLE, why),
         };
         let (Some(runs), Ok(stats)) = (
-            answer["version"].as_u64().and_then(|v| u32::try_from(v).ok()),
+            answer["version"]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok()),
             serde_json::from_value::<Stats>(answer["stats"].clone()),
         ) else {
             return error(

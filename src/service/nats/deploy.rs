@@ -52,7 +52,12 @@ pub(super) async fn records(d: &Deployment) -> Result<Vec<(u32, Vec<u8>)>, Strin
     numbers.sort_unstable();
     let mut records = Vec::new();
     for n in numbers {
-        if let Some(bytes) = d.state.get(version_key(n)).await.map_err(|e| e.to_string())? {
+        if let Some(bytes) = d
+            .state
+            .get(version_key(n))
+            .await
+            .map_err(|e| e.to_string())?
+        {
             records.push((n, bytes.to_vec()));
         }
     }

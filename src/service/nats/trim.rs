@@ -8,6 +8,10 @@
 //! checkpoint's own entry stays, so the subject's newest position is never
 //! lost).
 //!
+//! A purge whose sequence is 0 or 1 purges the whole subject (nats-server
+//! reads it as "no sequence"), so a checkpoint at position 0 or 1 trims
+//! nothing: nothing is before it.
+//!
 //! Neither de-duplication window depends on the journal kept: JetStream's
 //! `Nats-Msg-Id` window (2 minutes) is a table of the stream's apart from
 //! its messages, and the runtime's own window of `(user, messageId)` is in
@@ -58,6 +62,11 @@ impl Trim {
         let Some(position) = self.due() else {
             return Ok(());
         };
+        // Nothing is before position 1, and a purge request's sequence of
+        // 0 or 1 means none: the whole subject would go.
+        if position <= 1 {
+            return Ok(());
+        }
         d.journal
             .purge()
             .filter(journal_subject(p))
