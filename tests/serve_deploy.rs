@@ -10,7 +10,6 @@ mod deploy;
 #[path = "support/server.rs"]
 mod server;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
