@@ -198,16 +198,26 @@ fn wait_for_owners(server: &Server, what: &str, check: impl Fn(&[Option<String>]
     }
 }
 
-#[test]
-fn one_process_equals_simulate_and_restarts_without_repeating() {
-    let dir = scratch("nats-one");
-    let Some(nats) = start_nats(&dir) else {
-        return;
-    };
+/// What most tests start from: a scratch directory, a nats-server of
+/// its own, the example project, its messages, simulate's actions for
+/// them, and the config; `None` when nats-server is not installed.
+type Example = (PathBuf, Nats, PathBuf, Vec<Value>, Vec<String>, PathBuf);
+
+fn example_run(name: &str) -> Option<Example> {
+    let dir = scratch(name);
+    let nats = start_nats(&dir)?;
     let (project, events) = example();
     let (messages, prepared) = prepared_events(&events, &dir);
     let expected = simulate(&project, &prepared);
     let config = config(&dir);
+    Some((dir, nats, project, messages, expected, config))
+}
+
+#[test]
+fn one_process_equals_simulate_and_restarts_without_repeating() {
+    let Some((dir, nats, project, messages, expected, config)) = example_run("nats-one") else {
+        return;
+    };
     let log = dir.join("serve.log");
     let server = process(&project, &nats, &config, 4, &log);
     let mut rng = Rng(0x2545_f491);
@@ -241,14 +251,9 @@ fn one_process_equals_simulate_and_restarts_without_repeating() {
 
 #[test]
 fn three_processes_through_kills_equal_simulate() {
-    let dir = scratch("nats-three");
-    let Some(nats) = start_nats(&dir) else {
+    let Some((dir, nats, project, messages, expected, config)) = example_run("nats-three") else {
         return;
     };
-    let (project, events) = example();
-    let (messages, prepared) = prepared_events(&events, &dir);
-    let expected = simulate(&project, &prepared);
-    let config = config(&dir);
     let log = dir.join("serve.log");
     let start = || process(&project, &nats, &config, 8, &log);
     let mut servers: Vec<Option<Server>> = vec![Some(start()), Some(start()), Some(start())];
@@ -291,14 +296,9 @@ fn three_processes_through_kills_equal_simulate() {
 
 #[test]
 fn a_paused_process_is_fenced_writes_nothing_and_rejoins() {
-    let dir = scratch("nats-pause");
-    let Some(nats) = start_nats(&dir) else {
+    let Some((dir, nats, project, messages, expected, config)) = example_run("nats-pause") else {
         return;
     };
-    let (project, events) = example();
-    let (messages, prepared) = prepared_events(&events, &dir);
-    let expected = simulate(&project, &prepared);
-    let config = config(&dir);
     let (paused_log, other_log) = (dir.join("paused.log"), dir.join("other.log"));
     let paused = process(&project, &nats, &config, 4, &paused_log);
     let other = process(&project, &nats, &config, 4, &other_log);
@@ -461,14 +461,9 @@ fn a_deploy_on_one_process_reaches_every_partition_and_survives_a_takeover() {
 
 #[test]
 fn the_journal_is_trimmed_behind_checkpoints_and_a_takeover_equals_simulate() {
-    let dir = scratch("nats-trim");
-    let Some(nats) = start_nats(&dir) else {
+    let Some((dir, nats, project, messages, expected, config)) = example_run("nats-trim") else {
         return;
     };
-    let (project, events) = example();
-    let (messages, prepared) = prepared_events(&events, &dir);
-    let expected = simulate(&project, &prepared);
-    let config = config(&dir);
     let log = dir.join("serve.log");
     let first = process(&project, &nats, &config, 4, &log);
     let mut rng = Rng(0x1234_5678);
