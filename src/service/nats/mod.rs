@@ -20,6 +20,10 @@
 //! - [`partition`]: one held partition: fence, restore, replay, live.
 //! - [`http`]: the API of a process (ingest through the same handlers as
 //!   one machine's).
+//! - [`admin`]: `/admin/users/{key}`, `/admin/journeys` and
+//!   `/admin/reload`, asked of the partitions' owners over NATS.
+//! - [`deploy`]: deploys across processes, with one machine's rules.
+//! - [`trim`]: the journal before a partition's checkpoint purged.
 
 mod admin;
 mod deploy;
