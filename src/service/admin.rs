@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::core::{DeployError, Deployed, IngestError};
 use super::http::{App, admin_allowed, error};
 use super::partitions::partition_of;
+use crate::compile::Program;
 use crate::runtime::inspect;
 use crate::runtime::{Stats, report};
 use crate::value::format_timestamp;
@@ -43,23 +44,32 @@ pub async fn user(
         .inspect_partition(p, move |runtime| inspect::user(runtime, &asked, live))
         .await
     {
-        Ok(Some(view)) => {
-            let mut view = match serde_json::to_value(view) {
-                Ok(Value::Object(view)) => view,
-                _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "the view"),
-            };
-            match deliveries(&app, key).await {
-                Ok(sends) => view.insert("deliveries".into(), sends),
-                Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
-            };
-            axum::Json(view).into_response()
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no event of customer `{key}` has reached a journey"),
-        ),
+        Ok(Some(view)) => match deliveries(&app, key).await {
+            Ok(sends) => user_answer(view, sends),
+            Err(why) => error(StatusCode::INTERNAL_SERVER_ERROR, why),
+        },
+        Ok(None) => no_such_user(&key),
         Err(e) => unavailable(e),
     }
+}
+
+/// `/admin/users/{key}`'s answer (either backend): the customer as their
+/// partition's runtime holds them ([`inspect::user`]), with their sends.
+pub fn user_answer(view: impl serde::Serialize, deliveries: Value) -> Response {
+    let mut view = match serde_json::to_value(view) {
+        Ok(Value::Object(view)) => view,
+        _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "the view"),
+    };
+    view.insert("deliveries".into(), deliveries);
+    axum::Json(view).into_response()
+}
+
+/// `/admin/users/{key}` of a customer no event of has reached a journey.
+pub fn no_such_user(key: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no event of customer `{key}` has reached a journey"),
+    )
 }
 
 /// Reads the project from disk again and deploys it (SERVICE.md §8): the
@@ -89,7 +99,13 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
     if !admin_allowed(&app.access, &headers) {
         return error(StatusCode::UNAUTHORIZED, "the admin token is required");
     }
-    match redeploy(&app).await {
+    reload_answer(redeploy(&app).await)
+}
+
+/// `POST /admin/reload`'s answer (either backend): what the deploy did, a
+/// 422 with the diagnostics of a refused project, or a 503.
+pub fn reload_answer(deployed: Result<Deployed, DeployError>) -> Response {
+    match deployed {
         Ok(d) => axum::Json(deployed_json(&d)).into_response(),
         Err(DeployError::Invalid(why)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -150,7 +166,7 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
     if !admin_allowed(&app.access, &headers) {
         return error(StatusCode::UNAUTHORIZED, "the admin token is required");
     }
-    let mut program: Option<Arc<crate::compile::Program>> = None;
+    let mut program: Option<Arc<Program>> = None;
     let mut total = Stats::default();
     for p in 0..app.core.partitions() {
         let asked = app
@@ -183,6 +199,13 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
         return error(StatusCode::SERVICE_UNAVAILABLE, "no partition answered");
     };
     let live = app.core.versions().live().map_or(1, |v| v.number);
+    axum::Json(journeys_json(&program, &total, live)).into_response()
+}
+
+/// `/admin/journeys`' answer (either backend): per journey of `program`
+/// (the partitions' one program), `total` (their stats summed), with the
+/// live version `live`.
+pub fn journeys_json(program: &Program, total: &Stats, live: u32) -> Value {
     let journeys: Vec<Value> = program
         .journeys
         .iter()
@@ -200,14 +223,13 @@ pub async fn journeys(State(app): State<Arc<App>>, headers: HeaderMap) -> Respon
                 "active_instances".into(),
                 json!(report::active_instances(&stats)),
             );
-            object.extend(report::journey_json(&program, journey, &stats));
+            object.extend(report::journey_json(program, journey, &stats));
             Value::Object(object)
         })
         .collect();
-    axum::Json(json!({
+    json!({
         "deployed_version": live,
-        "events": report::events_json(&total),
+        "events": report::events_json(total),
         "journeys": journeys,
-    }))
-    .into_response()
+    })
 }

@@ -53,12 +53,10 @@ use super::journal::Entry;
 use super::metrics;
 use super::partitions::partition_of;
 use super::storage::{DeliveryBatch, Recovery, Storage, StorageError, WriteBatch};
-use super::versions::{Record, Versions, diagnostics_text};
+use super::versions::Versions;
 use crate::compile::Program;
-use crate::compile::deploy::{Fate, plan};
 use crate::io::adapter::{Payload, event};
 use crate::io::parse_line;
-use crate::pipeline::compile_sources;
 use crate::runtime::store::{DedupConfig, MemStore};
 use crate::runtime::{Action, Runtime, RuntimeOptions, Snapshot};
 use crate::source::SourceMap;
@@ -520,63 +518,25 @@ impl Core {
     /// not deployed again.
     pub async fn deploy(&self, sources: SourceMap) -> Result<Deployed, DeployError> {
         let _one = self.deploying.lock().await;
-        let live = self
-            .versions
-            .live()
-            .ok_or_else(|| DeployError::Unavailable("no version is running".into()))?;
-        let current = self
-            .versions
-            .program(live.number)
-            .map_err(DeployError::Unavailable)?;
-        let next = Arc::new(
-            compile_sources(&sources)
-                .map_err(|d| DeployError::Invalid(diagnostics_text(&d, &sources)))?,
-        );
-        let plan = plan(&current, &next);
-        let same = self.versions.alone(live.number).is_ok_and(|alone| {
-            crate::compile::fingerprint(&alone) == crate::compile::fingerprint(&next)
-        });
-        if same {
-            return Ok(Deployed {
-                version: live.number,
-                deployed: false,
-                plan,
-                kept: live.record.kept.clone(),
-            });
-        }
-        // Journeys whose steps change keep their version whatever the
-        // partitions say (one may enter it before the deploy is applied);
-        // versions kept already stay while someone is inside them, and no
-        // one enters those.
-        let mut kept: std::collections::BTreeSet<(String, u32)> = plan
-            .iter()
-            .filter(|(_, fate)| matches!(fate, Fate::Stays | Fate::Removed))
-            .map(|(name, _)| (name.clone(), live.number))
-            .collect();
+        let planned = match self.versions.plan_deploy(sources) {
+            Ok(planned) => planned,
+            Err(same) => return same,
+        };
+        let mut inside = Vec::new();
         for p in 0..self.partitions {
-            let next = next.clone();
-            let number = live.number;
-            let inside = self
+            let next = planned.next.clone();
+            let number = planned.live;
+            let kept = self
                 .inspect_partition(p, move |runtime| runtime.kept_after(&next, number))
                 .await
                 .map_err(|e| DeployError::Unavailable(ingest_error_text(e)))?;
-            kept.extend(inside.into_iter().map(|(name, v)| (name.to_string(), v)));
+            inside.extend(kept.into_iter().map(|(name, v)| (name.to_string(), v)));
         }
-        let kept: Vec<(String, u32)> = kept.into_iter().collect();
-        let program = self.versions.compile(&sources, &kept).map_err(|why| {
-            DeployError::Invalid(format!(
-                "the customers inside the earlier versions of {} stay on them, and those no \
-                 longer compile beside this project:\n{why}",
-                kept.iter()
-                    .map(|(name, v)| format!("`{name}` (version {v})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        let version = live.number + 1;
-        let record = Record::new(&sources, kept.clone(), wall_ms(), &program);
-        let bytes = record.encode();
-        self.versions.insert_compiled(version, record, program);
+        let next = self.versions.next_version(planned, inside, wall_ms())?;
+        let version = next.number;
+        let bytes = next.record.encode();
+        self.versions
+            .insert_compiled(version, next.record, next.program);
         let (ack, done) = oneshot::channel();
         self.send(Op::Deploy {
             version,
@@ -585,12 +545,7 @@ impl Core {
         })
         .map_err(|e| DeployError::Unavailable(ingest_error_text(e)))?;
         match done.await {
-            Ok(Ok(_)) => Ok(Deployed {
-                version,
-                deployed: true,
-                plan,
-                kept,
-            }),
+            Ok(Ok(_)) => Ok(next.deployed),
             Ok(Err(why)) => Err(DeployError::Unavailable(why)),
             Err(_) => Err(DeployError::Unavailable("the service has stopped".into())),
         }
@@ -747,7 +702,7 @@ pub struct Deployed {
     /// False when the project was the running version already.
     pub deployed: bool,
     /// Per journey, what happened to the customers inside it.
-    pub plan: Vec<(String, Fate)>,
+    pub plan: Vec<(String, crate::compile::deploy::Fate)>,
     /// The earlier versions kept for the customers inside them.
     pub kept: Vec<(String, u32)>,
 }
@@ -902,6 +857,11 @@ impl Partition {
             Entry::End => self.runtime.finish(&mut |a| emit(a)),
             Entry::Deploy { version } => self.deploy(*version),
         }
+    }
+
+    /// The version of the journeys the partition runs.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The partition's checkpoint ([`encode_checkpoint`]).
@@ -1702,6 +1662,8 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::compile_sources;
+    use crate::service::versions::Record;
 
     fn version(text: &str) -> Record {
         let mut sources = SourceMap::new();

@@ -290,7 +290,14 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         }
         // Installed before the first request too: a SIGHUP's default
         // action would end the process.
-        tokio::spawn(reload_on_hangup(app.clone(), log.clone()));
+        let hung_up = app.clone();
+        tokio::spawn(reload_on_hangup(
+            move || {
+                let app = hung_up.clone();
+                async move { admin::redeploy(&app).await }
+            },
+            log.clone(),
+        ));
         let listener = listen(options.listen, &log).await?;
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
             http::MAX_REQUEST_BYTES,
@@ -362,7 +369,11 @@ fn deployed_line(d: &core::Deployed) -> String {
 /// SIGHUP: read the project again and deploy it, as `POST /admin/reload`.
 /// The handler is installed when this is called; the returned future
 /// handles each signal in turn.
-fn reload_on_hangup(app: Arc<App>, log: Log) -> impl std::future::Future<Output = ()> + Send {
+fn reload_on_hangup<F, D>(redeploy: F, log: Log) -> impl std::future::Future<Output = ()> + Send
+where
+    F: Fn() -> D + Send + 'static,
+    D: std::future::Future<Output = Result<core::Deployed, DeployError>> + Send,
+{
     #[cfg(unix)]
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     async move {
@@ -372,7 +383,7 @@ fn reload_on_hangup(app: Arc<App>, log: Log) -> impl std::future::Future<Output 
                 return;
             };
             while hangup.recv().await.is_some() {
-                match admin::redeploy(&app).await {
+                match redeploy().await {
                     Ok(d) if d.deployed => log(&deployed_line(&d)),
                     Ok(d) => log(&format!(
                         "SIGHUP: the journeys are unchanged (version {})",
@@ -387,7 +398,7 @@ fn reload_on_hangup(app: Arc<App>, log: Log) -> impl std::future::Future<Output 
         }
         #[cfg(not(unix))]
         {
-            let _ = (app, log);
+            let _ = (redeploy, log);
         }
     }
 }

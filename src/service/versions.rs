@@ -17,8 +17,10 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::core::{DeployError, Deployed};
 use super::storage::{Storage, StorageError};
 use crate::compile::Program;
+use crate::compile::deploy::{Fate, plan};
 use crate::diagnostic::Diagnostics;
 use crate::pipeline::{Retired, compile_sources, merge};
 use crate::source::SourceMap;
@@ -201,6 +203,120 @@ impl Versions {
         merge(sources, &retired)
             .map(Arc::new)
             .map_err(|d| diagnostics_text(&d, &all))
+    }
+}
+
+/// A deploy checked and planned against the live version, before the
+/// partitions are asked who is inside the kept versions
+/// ([`Versions::plan_deploy`]).
+pub struct Planned {
+    /// The live version it follows.
+    pub live: u32,
+    /// The new project, compiled alone.
+    pub next: Arc<Program>,
+    pub sources: SourceMap,
+    /// Per journey, what happens to the customers inside it.
+    pub plan: Vec<(String, Fate)>,
+    /// Kept whatever the partitions say: the live version of each journey
+    /// whose steps change or which is removed (a customer may enter it
+    /// before the deploy is applied).
+    kept: Vec<(String, u32)>,
+}
+
+/// The next version, ready to be recorded and journaled
+/// ([`Versions::next_version`]).
+pub struct NextVersion {
+    pub number: u32,
+    pub record: Record,
+    pub program: Arc<Program>,
+    /// What the deploy answers once the version is journaled.
+    pub deployed: Deployed,
+}
+
+impl Versions {
+    /// The deploy rules of SERVICE.md §8, the first half (both backends):
+    /// `sources` checked (a project with errors is refused with its
+    /// diagnostics) and planned against the live version; `Err(Ok(_))`
+    /// when it is the live version already (nothing to deploy).
+    pub fn plan_deploy(
+        &self,
+        sources: SourceMap,
+    ) -> Result<Planned, Result<Deployed, DeployError>> {
+        let live = self
+            .live()
+            .ok_or_else(|| Err(DeployError::Unavailable("no version is running".into())))?;
+        let current = self
+            .program(live.number)
+            .map_err(|why| Err(DeployError::Unavailable(why)))?;
+        let next = Arc::new(
+            compile_sources(&sources)
+                .map_err(|d| Err(DeployError::Invalid(diagnostics_text(&d, &sources))))?,
+        );
+        let plan = plan(&current, &next);
+        let same = self.alone(live.number).is_ok_and(|alone| {
+            crate::compile::fingerprint(&alone) == crate::compile::fingerprint(&next)
+        });
+        if same {
+            return Err(Ok(Deployed {
+                version: live.number,
+                deployed: false,
+                plan,
+                kept: live.record.kept.clone(),
+            }));
+        }
+        let kept = plan
+            .iter()
+            .filter(|(_, fate)| matches!(fate, Fate::Stays | Fate::Removed))
+            .map(|(name, _)| (name.clone(), live.number))
+            .collect();
+        Ok(Planned {
+            live: live.number,
+            next,
+            sources,
+            plan,
+            kept,
+        })
+    }
+
+    /// The second half: the version after `planned.live`, keeping besides
+    /// the planned ones the versions `inside` (what each partition's
+    /// [`crate::runtime::Runtime::kept_after`] said: versions kept already
+    /// stay while someone is inside them, and no one enters those). Refused
+    /// when a kept journey no longer compiles beside the project. Not
+    /// added here: the caller records it first.
+    pub fn next_version(
+        &self,
+        planned: Planned,
+        inside: impl IntoIterator<Item = (String, u32)>,
+        deployed_ms: i64,
+    ) -> Result<NextVersion, DeployError> {
+        let mut kept: std::collections::BTreeSet<(String, u32)> =
+            planned.kept.into_iter().collect();
+        kept.extend(inside);
+        let kept: Vec<(String, u32)> = kept.into_iter().collect();
+        let program = self.compile(&planned.sources, &kept).map_err(|why| {
+            DeployError::Invalid(format!(
+                "the customers inside the earlier versions of {} stay on them, and those no \
+                 longer compile beside this project:\n{why}",
+                kept.iter()
+                    .map(|(name, v)| format!("`{name}` (version {v})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let number = planned.live + 1;
+        let record = Record::new(&planned.sources, kept.clone(), deployed_ms, &program);
+        Ok(NextVersion {
+            number,
+            record,
+            program,
+            deployed: Deployed {
+                version: number,
+                deployed: true,
+                plan: planned.plan,
+                kept,
+            },
+        })
     }
 }
 

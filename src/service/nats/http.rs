@@ -200,31 +200,46 @@ impl Node {
             }
             waits.push((p, last));
         }
-        let deadline = Instant::now() + Duration::from_secs(300);
         let mut state = ClockState {
             now: clock,
             active_instances: 0,
             pending_timers: 0,
         };
+        for progress in self.wait_applied(waits, "the clock").await? {
+            state.active_instances += progress.active_instances;
+            state.pending_timers += progress.pending_timers;
+        }
+        Ok(state)
+    }
+
+    /// Waits until each partition `p` of `waits` has applied its journal
+    /// up to `position` (its lease holder says so), for at most five
+    /// minutes; returns what each said.
+    pub(super) async fn wait_applied(
+        &self,
+        waits: Vec<(u32, u64)>,
+        what: &str,
+    ) -> Result<Vec<Progress>, String> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut said = Vec::with_capacity(waits.len());
         for (p, position) in waits {
             loop {
                 if let Some(progress) = self.progress_of_holder(p).await?
                     && progress.position >= position
                 {
-                    state.active_instances += progress.active_instances;
-                    state.pending_timers += progress.pending_timers;
+                    said.push(progress);
                     break;
                 }
                 if Instant::now() > deadline {
                     return Err(format!(
-                        "partition {p} did not apply the clock within five minutes (is a \
-                         process holding it?)"
+                        "partition {p} did not apply {what} within five minutes (is a process \
+                         holding it?)"
                     ));
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        Ok(state)
+        Ok(said)
     }
 
     /// The progress partition `p`'s lease holder last wrote (a stale
@@ -257,7 +272,7 @@ impl Node {
 }
 
 pub fn router(app: Arc<NatsApp>) -> Router {
-    Router::new()
+    super::admin::routes(Router::new())
         .route("/v1/batch", post(batch::<NatsApp>))
         .route("/v1/{kind}", post(single::<NatsApp>))
         .route("/v1/actions", get(actions))
@@ -461,6 +476,7 @@ async fn partition_view(node: &Node, p: u32, here: &[(u32, bool)]) -> Result<Val
         .map(|b| String::from_utf8_lossy(&b).to_string());
     let progress = node.progress(p).await?;
     let journal = Deployment::last_on(&node.d.journal, &journal_subject(p)).await?;
+    let first = Deployment::first_on(&node.d.journal, &journal_subject(p)).await?;
     let position = progress.as_ref().map_or(0, |g| g.position);
     let lag = journal.saturating_sub(position);
     let held_here = here.iter().find(|(q, _)| *q == p);
@@ -472,6 +488,7 @@ async fn partition_view(node: &Node, p: u32, here: &[(u32, bool)]) -> Result<Val
         "owner": owner,
         "here": held_here.is_some(),
         "live": held_here.is_some_and(|(_, live)| *live),
+        "journal_first_position": first,
         "journal_position": journal,
         "applied_position": position,
         "lag": lag,

@@ -22,12 +22,19 @@
 //!   `seq` of each action.
 //! - [`http`]: the API of a process (ingest through the same handlers as
 //!   one machine's).
+//! - [`admin`]: `/admin/users/{key}`, `/admin/journeys` and
+//!   `/admin/reload`, asked of the partitions' owners over NATS.
+//! - [`deploy`]: deploys across processes, with one machine's rules.
+//! - [`trim`]: the journal before a partition's checkpoint purged.
 
 pub mod delivery;
+mod admin;
+mod deploy;
 pub mod http;
 mod lease;
 mod outbox;
 mod partition;
+mod trim;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +44,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
 
-use super::core::{ClockMode, wall_ms};
+use super::core::{ClockMode, DeployError, wall_ms};
 use super::storage::Meta;
 use super::versions::{Record, Versions, diagnostics_text};
 use super::{Log, ServeError, ServeOptions, check_meta, new_meta};
@@ -230,6 +237,16 @@ impl Deployment {
         }
     }
 
+    /// The stream sequence of the oldest message on `subject` of `stream`
+    /// still kept (0: none): where trimming left the partition's journal.
+    async fn first_on(stream: &stream::Stream, subject: &str) -> Result<u64, String> {
+        match stream.get_first_raw_message_by_subject(subject, 1).await {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(e) => Err(format!("`{subject}`: {e}")),
+        }
+    }
+
     /// The deployment's event clock and its revision (`--clock events`).
     async fn clock(&self) -> Result<(Option<i64>, Option<u64>), String> {
         match self.state.entry("clock").await {
@@ -336,41 +353,18 @@ async fn deployment_meta(
 }
 
 /// The deployment's versions of the journeys (`version.<n>` keys); the
-/// first process writes version 1, `sources`. A process whose project is
-/// not the running version is refused: deploys across processes are not
-/// built yet (docs/scale-out.md).
+/// first process writes version 1, `sources`. A process started with other
+/// files deploys them once it has joined (as one machine does).
 async fn deployment_versions(
     d: &Deployment,
     sources: &SourceMap,
 ) -> Result<Arc<Versions>, ServeError> {
     let failed = |e: String| ServeError::failed(format!("the deployment's versions: {e}"));
-    let program = crate::pipeline::compile_sources(sources)
-        .map_err(|diags| ServeError::refused(diagnostics_text(&diags, sources)))?;
     loop {
-        let mut records = Vec::new();
-        let mut keys = d.state.keys().await.map_err(|e| failed(e.to_string()))?;
-        let mut names = Vec::new();
-        while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
-            let key = key.map_err(|e| failed(e.to_string()))?;
-            if let Some(n) = key
-                .strip_prefix("version.")
-                .and_then(|n| n.parse::<u32>().ok())
-            {
-                names.push(n);
-            }
-        }
-        names.sort_unstable();
-        for n in names {
-            if let Some(bytes) = d
-                .state
-                .get(format!("version.{n}"))
-                .await
-                .map_err(|e| failed(e.to_string()))?
-            {
-                records.push((n, bytes.to_vec()));
-            }
-        }
+        let records = deploy::records(d).await.map_err(failed)?;
         if records.is_empty() {
+            let program = crate::pipeline::compile_sources(sources)
+                .map_err(|diags| ServeError::refused(diagnostics_text(&diags, sources)))?;
             let record = Record::new(sources, Vec::new(), wall_ms(), &program);
             match d.state.create("version.1", record.encode().into()).await {
                 Ok(_) => {
@@ -388,20 +382,6 @@ async fn deployment_versions(
             }
         }
         let versions = Versions::from_records(records).map_err(|e| failed(e.0))?;
-        let live = versions
-            .live()
-            .ok_or_else(|| failed("none is live".into()))?;
-        let same = versions.alone(live.number).is_ok_and(|alone| {
-            crate::compile::fingerprint(&alone) == crate::compile::fingerprint(&program)
-        });
-        if !same {
-            return Err(ServeError::refused(format!(
-                "the deployment runs version {} of the journeys, and these files differ from it; \
-                 deploying a new version across `--nats` processes is not built yet: start with \
-                 the files it runs",
-                live.number
-            )));
-        }
         return Ok(Arc::new(versions));
     }
 }
@@ -416,6 +396,12 @@ pub struct Node {
     first: u32,
     checkpoint_every: Duration,
     checkpoint_entries: u64,
+    /// How long journal a checkpoint covers is kept (`journal.retention`).
+    journal_retention: Duration,
+    /// The project's paths, read again by each deploy.
+    project: Vec<std::path::PathBuf>,
+    /// One deploy at a time from this process.
+    deploying: tokio::sync::Mutex<()>,
     /// The partitions held here, by number; only the lease loop touches
     /// it (it waits for partitions to stop while it holds it).
     held: tokio::sync::Mutex<BTreeMap<u32, lease::Held>>,
@@ -497,6 +483,9 @@ pub fn serve(
             first,
             checkpoint_every: options.checkpoint_every,
             checkpoint_entries: options.checkpoint_entries,
+            journal_retention: options.journal_retention,
+            project: options.project.clone(),
+            deploying: tokio::sync::Mutex::new(()),
             held: tokio::sync::Mutex::new(BTreeMap::new()),
             view: std::sync::Mutex::new(Vec::new()),
             settled: AtomicBool::new(false),
@@ -505,6 +494,34 @@ pub fn serve(
             log: log.clone(),
         });
         let leasing = tokio::spawn(lease::run(node.clone()));
+        tokio::spawn(deploy::watch(node.clone()));
+        // Other files than the live version's are deployed, as one machine
+        // deploys them at a start.
+        match node.deploy(sources).await {
+            Ok(d) if d.deployed => log(&super::deployed_line(&d)),
+            Ok(d) => log(&format!("running version {} of the journeys", d.version)),
+            Err(e) => {
+                node.stopping.store(true, Ordering::Release);
+                let _ = leasing.await;
+                lease::release_all(&node).await;
+                return Err(match e {
+                    DeployError::Invalid(why) => ServeError::refused(format!(
+                        "the journeys differ from the deployment's version, and they cannot be \
+                         deployed: {why}"
+                    )),
+                    DeployError::Unavailable(why) => ServeError::failed(why),
+                });
+            }
+        }
+        // As on one machine: SIGHUP deploys the files on disk.
+        let hung_up = node.clone();
+        tokio::spawn(super::reload_on_hangup(
+            move || {
+                let node = hung_up.clone();
+                async move { node.redeploy().await }
+            },
+            log.clone(),
+        ));
         // The recorder first: delivery takes its instruments' handles at start.
         let metrics = super::metrics::handle();
         let mut engine = delivery::start(node.clone(), channels, &options, &nats).await?;

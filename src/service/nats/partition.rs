@@ -135,6 +135,9 @@ async fn fence(d: &Deployment, p: u32, owner: &str) -> Result<(u64, Option<(u64,
 /// The partition from its checkpoint, and the position it covers (0: none).
 async fn restore(node: &Node, p: u32) -> Result<(Partition, u64), String> {
     let d = &node.d;
+    // The checkpoint may be of a version deployed since this process read
+    // the versions.
+    node.learn_versions().await?;
     let name = format!("partition-{p}");
     let (bytes, position) = match d.checkpoints.get(&name).await {
         Ok(mut object) => {
@@ -192,6 +195,8 @@ struct Owned<'a> {
     /// The most bytes of an outbox message (below the server's
     /// `max_payload`).
     max_message: usize,
+    /// The journal its checkpoints cover, until it is trimmed.
+    trim: super::trim::Trim,
 }
 
 /// The most journal entries applied into one outbox message before it is
@@ -281,7 +286,15 @@ async fn held(
         max_message: (d.js.client().server_info().max_payload)
             .saturating_sub(4_096)
             .max(4_096),
+        trim: super::trim::Trim::new(node.journal_retention),
     };
+    // The views and deploys of other processes ask this partition here
+    // (super::admin), answered between entries.
+    let client = d.js.client();
+    let mut asked = client
+        .subscribe(super::admin::admin_subject(p))
+        .await
+        .map_err(|e| format!("the partition's requests were not subscribed: {e}"))?;
     (node.log)(&format!(
         "partition {p}: restored at position {checkpoint}, replaying to {end}"
     ));
@@ -305,6 +318,22 @@ async fn held(
                         }
                         return Ok(Ended::Stopped);
                     }
+                }
+            }
+            // Before the journal: a busy journal never starves a question.
+            request = asked.next() => {
+                let request = request
+                    .ok_or_else(|| "the partition's requests ended".to_string())?;
+                if let Some(reply) = request.reply {
+                    let answer = super::admin::answer(
+                        p,
+                        &owned.partition,
+                        live.load(Ordering::Acquire),
+                        &node.versions,
+                        &request.payload,
+                    );
+                    // A requester gone is no failure of the partition.
+                    let _ = client.publish(reply, answer.into()).await;
                 }
             }
             message = entries.next() => {
@@ -338,6 +367,7 @@ async fn held(
                     if owned.checkpoint_due() {
                         owned.checkpoint().await?;
                     }
+                    owned.trim().await;
                 }
                 owned.write_progress().await?;
             }
@@ -363,6 +393,12 @@ impl Owned<'_> {
                 return Ok(());
             }
         };
+        if let Entry::Deploy { version } = entry {
+            // Recorded before it was journaled: read when not known yet.
+            if let Err(why) = self.node.learn_version(version).await {
+                return Err(Failure::Other(why));
+            }
+        }
         let mut actions: Vec<Action> = Vec::new();
         tokio::task::block_in_place(|| self.partition.apply(&entry, &mut |a| actions.push(a)));
         if let Entry::Tick { .. } = entry {
@@ -489,7 +525,17 @@ impl Owned<'_> {
             .map_err(|e| format!("the checkpoint was not written: {e}"))?;
         self.progress.checkpoint = self.position;
         self.progress.checkpoint_ms = wall_ms();
+        self.trim.checkpointed(self.position);
+        self.trim().await;
         Ok(())
+    }
+
+    /// Trims the journal its checkpoints past retention cover
+    /// ([`super::trim`]).
+    async fn trim(&mut self) {
+        if let Err(why) = self.trim.run(&self.node.d, self.p).await {
+            (self.node.log)(&format!("partition {}: {why}", self.p));
+        }
     }
 
     /// `--clock wall`: journals a tick when a timer is due (one in flight).
