@@ -55,10 +55,22 @@ fn generated(rng: &mut Rng) -> Vec<Value> {
     for i in 0..users {
         let user = format!("gen-{i:06}");
         at += 1 + rng.below(40) as i64;
-        event(at, format!("g-{i}-0"), &user, "product_viewed", json!({ "product_id": "sku-1042" }));
+        event(
+            at,
+            format!("g-{i}-0"),
+            &user,
+            "product_viewed",
+            json!({ "product_id": "sku-1042" }),
+        );
         if i % 3 == 0 {
             at += 1;
-            event(at, format!("g-{i}-1"), &user, "signed_up", json!({ "source": "web" }));
+            event(
+                at,
+                format!("g-{i}-1"),
+                &user,
+                "signed_up",
+                json!({ "source": "web" }),
+            );
         }
         if i % 7 == 0 {
             at += 1;
@@ -154,7 +166,10 @@ fn three_processes_take_a_hundred_thousand_customers_through_kills() {
                 break;
             }
             reposted += 1;
-            assert!(Instant::now() < deadline, "request {i} was never acknowledged");
+            assert!(
+                Instant::now() < deadline,
+                "request {i} was never acknowledged"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

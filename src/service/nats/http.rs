@@ -339,7 +339,11 @@ async fn read_feed(
             .map_err(|e| format!("the outbox does not read: {e}"))?;
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
         // The first message the reader may not have read whole is gone.
-        let unread = if read_past.is_some() { start + 1 } else { start };
+        let unread = if read_past.is_some() {
+            start + 1
+        } else {
+            start
+        };
         if first > 1 && unread < first {
             return Ok(Feed::Gone(first));
         }
