@@ -29,7 +29,6 @@ mod server;
 
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -124,7 +123,7 @@ fn post_all(servers: &[Server], bodies: &[Value], clients: usize) {
 }
 
 /// `/admin/partitions` of `server`.
-fn partitions(server: &Server) -> Vec<Value> {
+fn view(server: &Server) -> Vec<Value> {
     let (code, view) = server.get("/admin/partitions", None);
     assert_eq!(code, 200, "{view}");
     view["partitions"].as_array().cloned().unwrap_or_default()
@@ -133,33 +132,18 @@ fn partitions(server: &Server) -> Vec<Value> {
 /// Waits until every partition has applied its journal.
 fn wait_applied(server: &Server) {
     let deadline = Instant::now() + Duration::from_secs(1_800);
-    while partitions(server).iter().any(|p| p["lag"] != 0) {
+    while view(server).iter().any(|p| p["lag"] != 0) {
         assert!(Instant::now() < deadline, "the partitions did not catch up");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// The actions in the feed after `after`, and the last `seq`.
-fn feed_after(server: &Server, mut after: u64) -> (Vec<Value>, u64) {
-    let mut out = Vec::new();
-    loop {
-        let text = ureq::get(&format!(
-            "{}/v1/actions?after={after}&limit=10000",
-            server.base
-        ))
-        .call()
-        .expect("the feed answers")
-        .into_string()
-        .expect("the feed is text");
-        if text.is_empty() {
-            return (out, after);
-        }
-        for line in text.lines() {
-            let action: Value = serde_json::from_str(line).expect("JSON");
-            after = action["seq"].as_u64().expect("a seq");
-            out.push(action);
-        }
-    }
+/// The `seq` of the last of `actions`, or `after` when there is none.
+fn last_seq(actions: &[Value], after: u64) -> u64 {
+    actions
+        .last()
+        .and_then(|a| a["seq"].as_u64())
+        .unwrap_or(after)
 }
 
 fn throughput(partitions: u32) {
@@ -196,7 +180,7 @@ fn throughput(partitions: u32) {
         let ingest = started.elapsed();
         wait_applied(&servers[0]);
         let end_to_end = started.elapsed();
-        let (actions, _) = feed_after(&servers[0], 0);
+        let actions = servers[0].feed_after(0);
         println!(
             "  {n} process{}: ingest {:>7.0} events/s ({:.1} s); end to end {:>7.0} events/s, \
              {:>7.0} actions/s ({} actions, {:.1} s)",
@@ -214,7 +198,7 @@ fn throughput(partitions: u32) {
 }
 
 fn partitions_held(server: &Server) -> usize {
-    partitions(server)
+    view(server)
         .iter()
         .filter(|p| p["here"] == true && p["live"] == true)
         .count()
@@ -223,7 +207,7 @@ fn partitions_held(server: &Server) -> usize {
 /// The deployment's `messageId` key, as its first process made it.
 fn dedup_key(runtime: &tokio::runtime::Runtime, nats: &Nats) -> [u8; 16] {
     runtime.block_on(async {
-        let client = async_nats::connect(&nats.url).await.expect("NATS");
+        let client = async_nats::connect(nats.url.as_str()).await.expect("NATS");
         let js = async_nats::jetstream::new(client);
         let state = js.get_key_value("JOURNEY").await.expect("the state bucket");
         let meta = state.get("meta").await.expect("meta").expect("meta");
@@ -241,7 +225,7 @@ fn dedup_key(runtime: &tokio::runtime::Runtime, nats: &Nats) -> [u8; 16] {
 /// event clock, as the deployment's processes would have.
 fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec<u8>], clock: i64) {
     runtime.block_on(async {
-        let client = async_nats::connect(&nats.url).await.expect("NATS");
+        let client = async_nats::connect(nats.url.as_str()).await.expect("NATS");
         let js = async_nats::jetstream::new(client);
         let store = js
             .get_object_store("JOURNEY_CHECKPOINTS")
@@ -306,6 +290,7 @@ fn takeover(partitions: u32) {
             Some(t.as_millisecond())
         })
         .expect("a timestamp");
+    let head_len = head.len();
     drop(all);
     drop(text);
     let sources =
@@ -321,7 +306,7 @@ fn takeover(partitions: u32) {
                 key,
                 ..DedupConfig::default()
             })
-            .expect("a store");
+            .unwrap_or_else(|e| panic!("{e}"));
             Runtime::with_store(program.clone(), store).with_options(RuntimeOptions {
                 max_clock_jump_ms: i64::MAX,
             })
@@ -351,7 +336,7 @@ fn takeover(partitions: u32) {
     println!(
         "takeover: {users} customers ({} events, {:.0} MB of checkpoints in {partitions} \
          partitions, built in {:.0} s), leases of 3 s",
-        head.len(),
+        head_len,
         size as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
@@ -372,14 +357,14 @@ fn takeover(partitions: u32) {
         "  two processes restored every partition and are live in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let victim = usize::from(partitions(&servers[0])[0]["here"] != true);
+    let victim = usize::from(view(&servers[0])[0]["here"] != true);
     let survivor = &servers[1 - victim];
-    let lost: Vec<u32> = partitions(&servers[victim])
+    let lost: Vec<u32> = view(&servers[victim])
         .iter()
         .filter(|p| p["here"] == true)
         .filter_map(|p| p["partition"].as_u64().map(|p| p as u32))
         .collect();
-    let (_, seen) = feed_after(survivor, 0);
+    let seen = last_seq(&survivor.feed_after(0), 0);
     let [a, b] = servers;
     let (victim, survivor) = if victim == 0 { (a, b) } else { (b, a) };
     let posting = AtomicBool::new(true);
@@ -406,8 +391,8 @@ fn takeover(partitions: u32) {
                 held_in = Some(killed.elapsed());
             }
             if flowing_in.is_none() {
-                let (actions, last) = feed_after(&survivor, after);
-                after = last;
+                let actions = survivor.feed_after(after);
+                after = last_seq(&actions, after);
                 let theirs = actions.iter().any(|a| {
                     let user = a["user_id"].as_str().unwrap_or_default();
                     lost.contains(&partition_of(user, partitions))

@@ -12,12 +12,13 @@
 //! the tests say so and pass, except under `CI=true`, where they fail.
 
 use std::process::Command;
+use std::time::Duration;
 
 #[path = "support/deploy.rs"]
 mod deploy;
 #[path = "support/server.rs"]
 mod server;
-use server::{Rng, assert_equivalent, prepared_events, scratch, simulate};
+use server::{Rng, Server, assert_equivalent, prepared_events, scratch, simulate};
 #[path = "support/nats.rs"]
 mod nats;
 use nats::{

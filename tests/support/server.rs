@@ -169,10 +169,10 @@ impl Server {
         (code, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// The whole feed, `seq` removed, checked to ascend.
-    pub fn feed(&self) -> Vec<String> {
+    /// The feed's actions after `after`, each with its `seq`, checked to
+    /// ascend.
+    pub fn feed_after(&self, mut after: u64) -> Vec<Value> {
         let mut out = Vec::new();
-        let mut after = 0;
         loop {
             let text = ureq::get(&format!(
                 "{}/v1/actions?after={after}&limit=5000",
@@ -186,17 +186,26 @@ impl Server {
                 return out;
             }
             for line in text.lines() {
-                let mut action: serde_json::Map<String, Value> =
-                    serde_json::from_str(line).expect("a feed line is JSON");
-                let seq = action
-                    .remove("seq")
-                    .and_then(|s| s.as_u64())
-                    .expect("a seq");
+                let action: Value = serde_json::from_str(line).expect("a feed line is JSON");
+                let seq = action["seq"].as_u64().expect("a seq");
                 assert!(seq > after, "seq ascends: {seq} after {after}");
                 after = seq;
-                out.push(serde_json::to_string(&action).expect("JSON"));
+                out.push(action);
             }
         }
+    }
+
+    /// The whole feed, `seq` removed, checked to ascend.
+    pub fn feed(&self) -> Vec<String> {
+        self.feed_after(0)
+            .into_iter()
+            .map(|mut action| {
+                if let Some(fields) = action.as_object_mut() {
+                    fields.remove("seq");
+                }
+                serde_json::to_string(&action).expect("JSON")
+            })
+            .collect()
     }
 }
 
