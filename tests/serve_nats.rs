@@ -11,8 +11,11 @@
 //! store of its own. Without the binary (Debian's `nats-server` package)
 //! the tests say so and pass, except under `CI=true`, where they fail.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 #[path = "support/deploy.rs"]
 mod deploy;
@@ -22,7 +25,7 @@ use server::{Rng, Server, assert_equivalent, prepared_events, scratch, simulate}
 #[path = "support/nats.rs"]
 mod nats;
 use nats::{
-    batches, config, end_clock, example, owners, post_ok, process, process_name, start_nats,
+    Nats, batches, config, end_clock, example, owners, post_ok, process, process_name, start_nats,
     wait_for_owners,
 };
 
@@ -34,7 +37,6 @@ fn config_with_retention(dir: &Path, retention: &str) -> PathBuf {
     std::fs::write(&path, text).expect("config");
     path
 }
-
 
 /// What most tests start from: a scratch directory, a nats-server of
 /// its own, the example project, its messages, simulate's actions for

@@ -399,9 +399,9 @@ pub async fn start(
     .map_err(ServeError::failed)
 }
 
-/// The shared consumer, created by the first process that delivers (from
-/// the outbox's end then: actions written before are not delivered) and
-/// updated to this process's settings.
+/// The shared consumer of [`SEND_STREAM`], created by the first process
+/// that delivers (the fan-out decides from where the outbox's sends are
+/// delivered; a work queue takes only a consumer of all it holds).
 async fn consumer(
     sends: &stream::Stream,
     url: &str,
@@ -412,7 +412,7 @@ async fn consumer(
         durable_name: Some(DELIVERY_CONSUMER.into()),
         name: Some(DELIVERY_CONSUMER.into()),
         description: Some("journey delivery: every process pulls from it".into()),
-        deliver_policy: DeliverPolicy::New,
+        deliver_policy: DeliverPolicy::All,
         ack_policy: AckPolicy::Explicit,
         ack_wait,
         max_deliver,

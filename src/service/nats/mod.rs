@@ -27,8 +27,8 @@
 //! - [`deploy`]: deploys across processes, with one machine's rules.
 //! - [`trim`]: the journal before a partition's checkpoint purged.
 
-pub mod delivery;
 mod admin;
+pub mod delivery;
 mod deploy;
 pub mod http;
 mod lease;
