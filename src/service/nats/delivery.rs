@@ -464,38 +464,7 @@ const FANOUT_ACK_WAIT: Duration = Duration::from_secs(30);
 /// Copies the sends of the outbox's runs to [`SEND_STREAM`], a run at a
 /// time, acknowledging each run once its copies are stored.
 async fn fan_out(feed: &Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
-    loop {
-        let batch = consumer
-            .batch()
-            .max_messages(PULL_AT_ONCE)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await;
-        let mut messages = match batch {
-            Ok(messages) => messages,
-            Err(_) => {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    () = feed.stopped() => return,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                next = messages.next() => next,
-                () = feed.stopped() => return,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    if copy_sends(feed, &message).await.is_ok() {
-                        let _ = message.double_ack().await;
-                    }
-                    // Else it comes again after the ack wait.
-                }
-                Some(Err(_)) | None => break,
-            }
-        }
-    }
+    each_message(feed, &consumer, Pulled::Runs).await;
 }
 
 /// Publishes the deliverable actions of one outbox run to
@@ -552,8 +521,31 @@ async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), S
 /// Pulls the sends as room is free, and hands each to the engine with its
 /// record so far.
 async fn pull(feed: &Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
+    each_message(feed, &consumer, Pulled::Sends).await;
+}
+
+/// What a consumer's messages are.
+#[derive(Clone, Copy)]
+enum Pulled {
+    /// The outbox's runs, for [`copy_sends`].
+    Runs,
+    /// Sends, for the engine ([`take`]), as its queues have room.
+    Sends,
+}
+
+/// Pulls `consumer`'s messages and hands each on as `pulled` says, until
+/// delivery stops.
+async fn each_message(
+    feed: &Feed<Nats>,
+    consumer: &consumer::Consumer<pull::Config>,
+    pulled: Pulled,
+) {
     loop {
-        let Some(room) = feed.room().await else {
+        let room = match pulled {
+            Pulled::Runs => Some(PULL_AT_ONCE),
+            Pulled::Sends => feed.room().await,
+        };
+        let Some(room) = room else {
             return;
         };
         let batch = consumer
@@ -578,7 +570,15 @@ async fn pull(feed: &Feed<Nats>, consumer: consumer::Consumer<pull::Config>) {
                 () = feed.stopped() => return,
             };
             match next {
-                Some(Ok(message)) => take(feed, message).await,
+                Some(Ok(message)) => match pulled {
+                    Pulled::Runs => {
+                        if copy_sends(feed, &message).await.is_ok() {
+                            let _ = message.double_ack().await;
+                        }
+                        // Else it comes again after the ack wait.
+                    }
+                    Pulled::Sends => take(feed, message).await,
+                },
                 Some(Err(_)) | None => break,
             }
         }
