@@ -419,14 +419,25 @@ async fn consumer(
         max_ack_pending: 100_000,
         ..Default::default()
     };
-    match sends.create_consumer(config).await {
+    durable(sends, config, url, "the delivery consumer").await
+}
+
+/// The durable consumer of `config` on `stream`: created, or, made by
+/// another process (with other settings, which a server before 2.10 does
+/// not update), used as it is.
+async fn durable(
+    stream: &stream::Stream,
+    config: pull::Config,
+    url: &str,
+    what: &str,
+) -> Result<consumer::Consumer<pull::Config>, ServeError> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    match stream.create_consumer(config).await {
         Ok(consumer) => Ok(consumer),
-        // Made by another process with other settings, which a server
-        // before 2.10 does not update: it is used as it is.
-        Err(made) => sends
-            .get_consumer(DELIVERY_CONSUMER)
+        Err(made) => stream
+            .get_consumer(&name)
             .await
-            .map_err(|e| unreachable(url, format!("the delivery consumer: {made}; {e}"))),
+            .map_err(|e| unreachable(url, format!("{what}: {made}; {e}"))),
     }
 }
 
@@ -447,14 +458,7 @@ async fn fanout_consumer(
         max_ack_pending: 1_000,
         ..Default::default()
     };
-    let outbox = &node.d.outbox;
-    match outbox.create_consumer(config).await {
-        Ok(consumer) => Ok(consumer),
-        Err(made) => outbox
-            .get_consumer(FANOUT_CONSUMER)
-            .await
-            .map_err(|e| unreachable(url, format!("the fan-out consumer: {made}; {e}"))),
-    }
+    durable(&node.d.outbox, config, url, "the fan-out consumer").await
 }
 
 /// How long a run of the outbox is the fan-out's of one process before
