@@ -315,6 +315,19 @@ fn cpu_spent(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> S
         .join(", ")
 }
 
+/// A counter's value in the service's `/metrics` (0 when absent).
+fn metric(base: &str, name: &str) -> u64 {
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 fn lines(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len() / 2)
 }
@@ -461,6 +474,7 @@ fn main() {
         let took = begun.elapsed();
         let cpu = cpu_seconds(serve.child.id()) - cpu_before;
         let threads = cpu_spent(&threads_before, &cpu_by_thread(serve.child.id()));
+        let yielded = metric(&serve.base, "journey_delivery_yielded_ms_total");
         rates[round % 2].push(lines_.len() as f64 / took.as_secs_f64());
         // Let delivery finish what ingest made, for the count.
         std::thread::sleep(Duration::from_secs(3));
@@ -474,7 +488,10 @@ fn main() {
             hooks.arrivals().len() - before,
             sink.as_ref().map_or(0, |(_, _, out)| lines(out)) - emails_before,
         );
-        println!("  the service's CPU during ingest, by thread: {threads}");
+        println!(
+            "  the service's CPU during ingest, by thread: {threads}; delivery waited for \
+             ingest {yielded} ms"
+        );
         drop(serve);
         // Each round on a settled disk: the rounds before leave no data
         // directory behind, nor dirty pages being written back during

@@ -40,7 +40,7 @@
 //! partition in one transaction; each worker moves its customers to the
 //! version's program when it reaches the entry, live or in a replay.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -278,6 +278,8 @@ pub struct Core {
     deploying: tokio::sync::Mutex<()>,
     pending: Arc<AtomicUsize>,
     max_pending: usize,
+    /// The writer's busy time ([`Core::writer_busy`]).
+    writer_busy: Arc<AtomicU64>,
     storage: Arc<dyn Storage>,
     seq: watch::Receiver<u64>,
     clock: Arc<AtomicI64>,
@@ -425,6 +427,7 @@ impl Core {
         let writer = Writer {
             storage: storage.clone(),
             ops: ops_rx,
+            busy_ns: Arc::new(AtomicU64::new(0)),
             workers,
             next_position,
             last_at: vec![NO_CLOCK; config.partitions as usize],
@@ -441,6 +444,7 @@ impl Core {
             pruned_at: None,
         };
         let pending = writer.pending.clone();
+        let writer_busy = writer.busy_ns.clone();
         let handle = std::thread::Builder::new()
             .name("journey-writer".into())
             .spawn(move || writer.run())
@@ -470,6 +474,7 @@ impl Core {
             deploying: tokio::sync::Mutex::new(()),
             pending,
             max_pending: config.max_pending,
+            writer_busy,
             storage,
             seq: seq_rx,
             clock,
@@ -593,6 +598,14 @@ impl Core {
         self.ops
             .send(op)
             .map_err(|_| IngestError::Unavailable("the service has stopped".into()))
+    }
+
+    /// How long the writer has spent journaling and committing since the
+    /// start (from taking a first op to its commit's end; the rest of the
+    /// time it waited for work). Delivery reads it to let ingest go first
+    /// (`delivery::engine`).
+    pub fn writer_busy(&self) -> Duration {
+        Duration::from_nanos(self.writer_busy.load(Ordering::Relaxed))
     }
 
     /// Journals the messages, all or nothing; resolves once they are
@@ -971,6 +984,9 @@ type Barrier = (Vec<u64>, oneshot::Sender<Result<ClockState, String>>);
 struct Writer {
     storage: Arc<dyn Storage>,
     ops: Receiver<Op>,
+    /// Nanoseconds spent between taking a first op and finishing its
+    /// commit, since the start ([`Core::writer_busy`]).
+    busy_ns: Arc<AtomicU64>,
     workers: Vec<(SyncSender<ToWorker>, Arc<Backlog>)>,
     next_position: Vec<u64>,
     /// Per partition, the instant of its newest entry (`--clock wall`).
@@ -1000,6 +1016,7 @@ impl Writer {
     fn run(mut self) {
         let mut stop: Option<oneshot::Sender<()>> = None;
         while let Ok(first) = self.ops.recv() {
+            let begun = Instant::now();
             let mut ops = vec![first];
             while ops.len() < GROUP {
                 match self.ops.try_recv() {
@@ -1011,6 +1028,8 @@ impl Writer {
                 eprintln!("journey serve: the store failed, stopping: {e}");
                 std::process::exit(1);
             }
+            let took = u64::try_from(begun.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.busy_ns.fetch_add(took, Ordering::Relaxed);
             if let Some(ack) = stop.take() {
                 // Every worker has applied and reported everything: done.
                 let _ = ack.send(());

@@ -34,6 +34,9 @@ pub const DELIVERY_SECONDS: &str = "journey_delivery_seconds";
 pub const OUTBOX_PENDING: &str = "journey_outbox_pending";
 /// Outbox actions delivery has not read yet.
 pub const DELIVERY_BACKLOG: &str = "journey_delivery_backlog";
+/// Milliseconds delivery's reader waited for ingest to leave the writer
+/// some room.
+pub const DELIVERY_YIELDED: &str = "journey_delivery_yielded_ms_total";
 /// `--nats`: per `partition` this process holds, its journal entries not
 /// applied yet.
 pub const PARTITION_LAG: &str = "journey_partition_lag_entries";
@@ -109,6 +112,10 @@ fn describe() {
         "Sends read from the outbox and not finished, by channel"
     );
     describe_gauge!(DELIVERY_BACKLOG, "Outbox actions delivery has not read yet");
+    describe_counter!(
+        DELIVERY_YIELDED,
+        "Milliseconds delivery waited before reading the outbox while ingest kept the writer busy"
+    );
     describe_gauge!(
         PARTITION_LAG,
         "Journal entries of a partition held here not applied yet (--nats)"

@@ -40,7 +40,11 @@
 //! `journey_delivery_backlog`) and catches up once it does not. The op
 //! channel it journals through takes no lock, so a delivery thread
 //! descheduled mid-send holds up no one. Outcome events go through the
-//! service's writer, as any event.
+//! service's writer, as any event; so do the records. That work is the
+//! service's own threads', at their priority, so while ingest keeps the
+//! writer busy the reader starts no new sends, for up to a second at a
+//! time ([`yield_to_ingest`]; measured in docs/performance.md: 8–10% of
+//! ingest without it, within the noise with it).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,6 +73,18 @@ const READ_AT_ONCE: usize = 5_000;
 /// The least time between two reads of the outbox, so that a busy ingest
 /// (many small commits) is read in few rounds.
 const ROUND_PAUSE: Duration = Duration::from_millis(10);
+/// The writer's share of busy time since the reader's last round at or
+/// above which ingest has the service's capacity and the reader waits
+/// ([`Duty`]).
+const INGEST_BUSY: f64 = 0.8;
+/// How long the reader waits for a busy writer at most before it reads
+/// one round anyway, so that sustained ingest slows delivery but never
+/// stops it.
+const MAX_YIELD: Duration = Duration::from_secs(1);
+/// How often a waiting reader looks at the writer again.
+const YIELD_STEP: Duration = Duration::from_millis(10);
+/// How long the writer's busy share is measured over, at least.
+const DUTY_SPAN: Duration = Duration::from_millis(5);
 /// How long a stop waits for attempts in flight.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How much nicer delivery's threads are than the thread that starts it
@@ -588,6 +604,8 @@ async fn read(inner: Arc<Inner<Local>>) {
     let mut seq = inner.backend.core.seq();
     let mut stop = inner.stop.clone();
     let mut logged: FxHashMap<String, ::metrics::Counter> = FxHashMap::default();
+    let core = inner.backend.core.clone();
+    let mut duty = Duty::new(core.writer_busy(), Instant::now());
     loop {
         ::metrics::gauge!(metrics::DELIVERY_BACKLOG)
             .set(seq.borrow().saturating_sub(cursor) as f64);
@@ -618,6 +636,12 @@ async fn read(inner: Arc<Inner<Local>>) {
             durable = cursor;
             written_at = Instant::now();
             continue;
+        }
+        if yield_to_ingest(&inner, &mut duty, &mut stop)
+            .await
+            .is_none()
+        {
+            return;
         }
         let Some(room) = inner.room().await else {
             return;
@@ -682,6 +706,65 @@ async fn read(inner: Arc<Inner<Local>>) {
         if !full {
             tokio::time::sleep(ROUND_PAUSE).await;
         }
+    }
+}
+
+/// Ingest first: while the writer has been busy for [`INGEST_BUSY`] of the
+/// time since the last look, ingest is using the service's capacity, and
+/// the reader starts no new sends (nor writes their records, nor makes
+/// their outcome events, which the writer and the partitions would pay
+/// for at the service's priority), for up to [`MAX_YIELD`] at a time.
+/// Sends already read go on. `None` once stopping.
+async fn yield_to_ingest(
+    inner: &Inner<Local>,
+    duty: &mut Duty,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<()> {
+    let core = &inner.backend.core;
+    let began = Instant::now();
+    while duty.share(core.writer_busy(), Instant::now()) >= INGEST_BUSY
+        && began.elapsed() < MAX_YIELD
+    {
+        tokio::select! {
+            () = tokio::time::sleep(YIELD_STEP) => {}
+            _ = stop.wait_for(|s| *s) => return None,
+        }
+    }
+    let waited = began.elapsed();
+    if !waited.is_zero() {
+        ::metrics::counter!(metrics::DELIVERY_YIELDED).increment(waited.as_millis() as u64);
+    }
+    Some(())
+}
+
+/// The share of wall time a busy-time counter grew by, between looks.
+struct Duty {
+    busy: Duration,
+    at: Instant,
+    last: f64,
+}
+
+impl Duty {
+    fn new(busy: Duration, at: Instant) -> Duty {
+        Duty {
+            busy,
+            at,
+            last: 0.0,
+        }
+    }
+
+    /// The share of the time since the last look that `busy` grew by; a
+    /// look sooner than [`DUTY_SPAN`] after the last one answers as it.
+    fn share(&mut self, busy: Duration, now: Instant) -> f64 {
+        let span = now.saturating_duration_since(self.at);
+        if span < DUTY_SPAN {
+            return self.last;
+        }
+        let grew = busy.saturating_sub(self.busy);
+        self.busy = busy;
+        self.at = now;
+        self.last = (grew.as_secs_f64() / span.as_secs_f64()).min(1.0);
+        self.last
     }
 }
 
@@ -1214,6 +1297,23 @@ mod tests {
             (before, libc::SCHED_OTHER),
             "the caller's priority is unchanged"
         );
+    }
+
+    /// The writer's busy share is measured between looks: all of it while
+    /// ingest keeps it busy, none while it waits, and a look too soon
+    /// after the last answers as that one.
+    #[test]
+    fn duty_is_the_busy_share_between_looks() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut duty = Duty::new(ms(500), start);
+        assert_eq!(duty.share(ms(600), start + ms(100)), 1.0);
+        assert_eq!(duty.share(ms(601), start + ms(102)), 1.0, "too soon");
+        assert!((duty.share(ms(640), start + ms(200)) - 0.4).abs() < 1e-9);
+        assert_eq!(duty.share(ms(640), start + ms(1_200)), 0.0);
+        // A clock that seems to go back, or a counter that does, is idle.
+        assert_eq!(duty.share(ms(10), start + ms(1_300)), 0.0);
+        assert!(duty.share(ms(10), start) == 0.0);
     }
 
     fn policy_of_this_thread() -> i32 {
