@@ -237,7 +237,8 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         channels: &options.channels,
         audiences: &options.audiences,
     };
-    let channels = crate::service::delivery::channels(tables, &options.shared, Some(&storage))
+    let inboxes: Arc<dyn crate::service::delivery::inbox::InboxStore> = Arc::new(storage.clone());
+    let channels = crate::service::delivery::channels(tables, &options.shared, Some(&inboxes))
         .map_err(ServeError::refused)?;
     let twilio = crate::service::delivery::twilio::providers(&channels);
     let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;
