@@ -108,6 +108,20 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// `user` with a device and an address: `in_app` and `email` sends reach them.
+fn identify(server: &Server, user: &str, at: &str) {
+    let body = json!({
+        "userId": user,
+        "messageId": format!("{user}-identify"),
+        "traits": {
+            "push_token": format!("device-{user}"),
+            "email": format!("{user}@example.com"),
+        },
+        "timestamp": at,
+    });
+    server.post("/v1/identify", &body).expect("identified");
+}
+
 fn track(server: &Server, user: &str, event: &str, id: &str, at: &str, properties: Value) {
     let body = json!({
         "userId": user,
@@ -142,7 +156,12 @@ fn emitted(server: &Server, name: &str) -> Vec<String> {
     actions(server)
         .iter()
         .filter(|a| a["kind"] == "emit" && a["event"] == name)
-        .map(|a| a["properties"]["id"].as_str().unwrap_or_default().to_string())
+        .map(|a| {
+            a["properties"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect()
 }
 
@@ -206,12 +225,26 @@ fn two_processes_share_every_inbox_through_the_same_api() {
     let token = keys.token("eve");
 
     // The send is kept by whichever process delivers it; both list it.
-    track(&a, "eve", "signed_up", "eve-1", "2026-03-02T10:00:00Z", json!({}));
+    for user in ["eve", "max", "fay"] {
+        identify(&a, user, "2026-03-02T09:00:00Z");
+    }
+    track(
+        &a,
+        "eve",
+        "signed_up",
+        "eve-1",
+        "2026-03-02T10:00:00Z",
+        json!({}),
+    );
     let mut hello = Vec::new();
-    assert!(wait_until(Duration::from_secs(30), || {
-        hello = sends(&a, "eve", "hello");
-        hello.len() == 1
-    }));
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            hello = sends(&a, "eve", "hello");
+            hello.len() == 1
+        }),
+        "{:?}",
+        actions(&a)
+    );
     let hello = hello.remove(0);
     for server in [&a, &b] {
         wait_listed(server, "eve", &token, std::slice::from_ref(&hello));
@@ -241,12 +274,17 @@ fn two_processes_share_every_inbox_through_the_same_api() {
     assert!(read_at.is_string(), "{first}");
     let (status, again) = mark(&b, "eve", &hello, "read", Some(&token));
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["message"]["read_at"], read_at, "the first read counts");
+    assert_eq!(
+        again["message"]["read_at"], read_at,
+        "the first read counts"
+    );
     let (_, on_b) = inbox(&b, "eve", Some(&token));
     assert_eq!(on_b["messages"][0]["read_at"], read_at, "{on_b}");
     // The journey waiting for the open goes on.
     assert!(
-        wait_until(Duration::from_secs(30), || sends(&b, "eve", "read_it").len() == 1),
+        wait_until(Duration::from_secs(30), || sends(&b, "eve", "read_it")
+            .len()
+            == 1),
         "the open moved `welcome` on: {:?}",
         actions(&b)
     );
@@ -274,7 +312,14 @@ fn two_processes_share_every_inbox_through_the_same_api() {
     for n in 0..5 {
         let at = format!("2026-03-02T11:00:0{n}Z");
         let target = if n % 2 == 0 { &a } else { &b };
-        track(target, "max", "note_posted", &format!("note-{n}"), &at, json!({ "n": n }));
+        track(
+            target,
+            "max",
+            "note_posted",
+            &format!("note-{n}"),
+            &at,
+            json!({ "n": n }),
+        );
         assert!(wait_until(Duration::from_secs(30), || {
             notes = sends(&a, "max", "note");
             notes.len() == n + 1
@@ -319,7 +364,14 @@ fn two_processes_share_every_inbox_through_the_same_api() {
     // markable.
     let flash_token = keys.token("fay");
     let started = Instant::now();
-    track(&b, "fay", "sale_started", "fay-1", "2026-03-02T12:00:00Z", json!({}));
+    track(
+        &b,
+        "fay",
+        "sale_started",
+        "fay-1",
+        "2026-03-02T12:00:00Z",
+        json!({}),
+    );
     let mut flash = Vec::new();
     assert!(wait_until(Duration::from_secs(30), || {
         flash = sends(&b, "fay", "flash");
@@ -362,7 +414,9 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
     runtime.block_on(async {
         let mut stores: Vec<Arc<dyn InboxStore>> = Vec::new();
         for _ in 0..2 {
-            let client = async_nats::connect(nats.url.as_str()).await.expect("connects");
+            let client = async_nats::connect(nats.url.as_str())
+                .await
+                .expect("connects");
             let js = async_nats::jetstream::new(client);
             let store = journey::service::nats::inbox::open(&js, &nats.url, 1)
                 .await
@@ -380,7 +434,9 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
                     let store = store.clone();
                     let id = format!("s{s}-m{i:02}");
                     tasks.push(tokio::spawn(async move {
-                        store.keep(record("ana", &id, now + i), 1_000, now + i).await
+                        store
+                            .keep(record("ana", &id, now + i), 1_000, now + i)
+                            .await
                     }));
                 }
             }
@@ -420,10 +476,10 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
             .mark("ana", &listed[0].message_id, InboxMark::Read, now + 200)
             .await
             .expect("marked");
-        let (record, new) = again.expect("still kept, dismissed");
+        let (marked, new) = again.expect("still kept, dismissed");
         assert!(!new);
-        assert_eq!(record.read_ms, Some(now + 100));
-        assert_eq!(record.dismissed_ms, Some(now + 100));
+        assert_eq!(marked.read_ms, Some(now + 100));
+        assert_eq!(marked.dismissed_ms, Some(now + 100));
 
         // `max_per_user` and expiry hold through the bucket as on one
         // machine: the oldest live ones and the expired ones make room.
@@ -433,7 +489,12 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
         assert!(store.keep(old, 2, now).await.expect("kept"));
         for (i, id) in ["b1", "b2", "b3"].iter().enumerate() {
             let at = now + 20 + i as i64;
-            assert!(store.keep(record("bob", id, at), 2, at).await.expect("kept"));
+            assert!(
+                store
+                    .keep(record("bob", id, at), 2, at)
+                    .await
+                    .expect("kept")
+            );
         }
         let ids: Vec<String> = stores[1]
             .list("bob", now + 30)

@@ -41,7 +41,10 @@ impl Inboxes for App {
 pub fn routes<A: Inboxes>() -> Router<Arc<A>> {
     Router::new()
         .route("/v1/inbox/{user_key}", get(list::<A>))
-        .route("/v1/inbox/{user_key}/{message_id}/{action}", post(mark::<A>))
+        .route(
+            "/v1/inbox/{user_key}/{message_id}/{action}",
+            post(mark::<A>),
+        )
 }
 
 /// Where the inboxes are kept, if the request carries `user_key`'s token;

@@ -101,7 +101,12 @@ pub fn make_room(theirs: &[(i64, i64, &str)], max_per_user: usize, now_ms: i64) 
 /// [`Storage::inbox_keep`]: nothing changes when a message of its id is
 /// there already (false); else [`make_room`]'s messages leave and it is
 /// added (true).
-pub fn keep_in(inbox: &mut Vec<InboxRecord>, record: InboxRecord, max_per_user: usize, now_ms: i64) -> bool {
+pub fn keep_in(
+    inbox: &mut Vec<InboxRecord>,
+    record: InboxRecord,
+    max_per_user: usize,
+    now_ms: i64,
+) -> bool {
     if inbox.iter().any(|r| r.message_id == record.message_id) {
         return false;
     }
@@ -332,10 +337,7 @@ impl InboxProvider {
         let expires_ms = record.expires_ms;
         match self.store.keep(record, self.max_per_user, now_ms).await {
             Ok(true) => Outcome::Sent {
-                response: format!(
-                    "kept in the inbox until {}",
-                    format_timestamp(expires_ms)
-                ),
+                response: format!("kept in the inbox until {}", format_timestamp(expires_ms)),
             },
             Ok(false) => Outcome::Sent {
                 response: "already in the inbox".into(),
@@ -506,8 +508,12 @@ mod tests {
                 response: "already in the inbox".into()
             }
         );
-        inbox.keep(&message("ana", "m2", t0 + HOUR), t0 + HOUR).await;
-        inbox.keep(&message("anabel", "m3", t0 + HOUR), t0 + HOUR).await;
+        inbox
+            .keep(&message("ana", "m2", t0 + HOUR), t0 + HOUR)
+            .await;
+        inbox
+            .keep(&message("anabel", "m3", t0 + HOUR), t0 + HOUR)
+            .await;
         assert_eq!(ids(&storage, "ana", t0 + HOUR), vec!["m2", "m1"]);
         assert_eq!(ids(&storage, "anabel", t0 + HOUR), vec!["m3"]);
         // m1 expires two hours after its commit.
@@ -553,12 +559,16 @@ mod tests {
         let inbox = provider(&storage, "ttl = \"1h\"\nmax_per_user = 3");
         let t0 = 1_800_000_000_000;
         for i in 0..5 {
-            inbox.keep(&message("ana", &format!("m{i}"), t0 + i), t0 + i).await;
+            inbox
+                .keep(&message("ana", &format!("m{i}"), t0 + i), t0 + i)
+                .await;
         }
         assert_eq!(ids(&storage, "ana", t0 + 10), vec!["m4", "m3", "m2"]);
         // bob's expired messages leave with anyone's next delivery.
         inbox.keep(&message("bob", "b1", t0), t0).await;
-        inbox.keep(&message("cy", "c1", t0 + 2 * HOUR), t0 + 2 * HOUR).await;
+        inbox
+            .keep(&message("cy", "c1", t0 + 2 * HOUR), t0 + 2 * HOUR)
+            .await;
         let txn_rows = |user: &str| storage.inbox_list(user, i64::MIN).unwrap_or_default().len();
         assert_eq!(txn_rows("bob"), 0, "swept");
         assert_eq!(txn_rows("ana"), 0, "swept");
@@ -610,17 +620,39 @@ mod tests {
         // m0 expires first; the rest live an hour.
         assert!(keep_in(&mut inbox, record("ana", "m0", t0, t0 + 5), 3, t0));
         for i in 1..=3 {
-            assert!(keep_in(&mut inbox, record("ana", &format!("m{i}"), t0 + i, t0 + HOUR), 3, t0 + i));
+            assert!(keep_in(
+                &mut inbox,
+                record("ana", &format!("m{i}"), t0 + i, t0 + HOUR),
+                3,
+                t0 + i
+            ));
         }
         let ids = |inbox: &Vec<InboxRecord>, now| -> Vec<String> {
-            shown(inbox.clone(), now).into_iter().map(|r| r.message_id).collect()
+            shown(inbox.clone(), now)
+                .into_iter()
+                .map(|r| r.message_id)
+                .collect()
         };
-        assert_eq!(ids(&inbox, t0 + 4), vec!["m3", "m2", "m1"], "the oldest made room");
-        assert!(!keep_in(&mut inbox, record("ana", "m3", t0 + 9, t0 + HOUR), 3, t0 + 9));
+        assert_eq!(
+            ids(&inbox, t0 + 4),
+            vec!["m3", "m2", "m1"],
+            "the oldest made room"
+        );
+        assert!(!keep_in(
+            &mut inbox,
+            record("ana", "m3", t0 + 9, t0 + HOUR),
+            3,
+            t0 + 9
+        ));
         assert_eq!(inbox.len(), 3, "a redelivered send is kept once");
         // An expired one goes before any live one.
         inbox[0].expires_ms = t0 + 6;
-        assert!(keep_in(&mut inbox, record("ana", "m4", t0 + 10, t0 + HOUR), 3, t0 + 10));
+        assert!(keep_in(
+            &mut inbox,
+            record("ana", "m4", t0 + 10, t0 + HOUR),
+            3,
+            t0 + 10
+        ));
         assert_eq!(ids(&inbox, t0 + 10), vec!["m4", "m3", "m2"]);
         assert_eq!(inbox.len(), 3);
 
@@ -628,9 +660,16 @@ mod tests {
         assert_eq!(mark_record(&mut m, InboxMark::Read, t0 + 1), Some(true));
         assert_eq!(mark_record(&mut m, InboxMark::Read, t0 + 2), Some(false));
         assert_eq!(m.read_ms, Some(t0 + 1), "the first read counts");
-        assert_eq!(mark_record(&mut m, InboxMark::Dismissed, t0 + 3), Some(true));
+        assert_eq!(
+            mark_record(&mut m, InboxMark::Dismissed, t0 + 3),
+            Some(true)
+        );
         assert_eq!(shown(vec![m.clone()], t0 + 4), Vec::new(), "dismissed");
-        assert_eq!(mark_record(&mut m, InboxMark::Read, t0 + 10), None, "expired");
+        assert_eq!(
+            mark_record(&mut m, InboxMark::Read, t0 + 10),
+            None,
+            "expired"
+        );
     }
 
     #[test]

@@ -392,8 +392,8 @@ pub fn channels(
     let mut synced: BTreeMap<String, &str> = BTreeMap::new();
     for (name, table) in tables.audiences {
         let lane = Channel::audience_lane(name);
-        let channel = channel(&lane, table, shared, inbox)
-            .map_err(|e| format!("`audiences.{name}`: {e}"))?;
+        let channel =
+            channel(&lane, table, shared, inbox).map_err(|e| format!("`audiences.{name}`: {e}"))?;
         let Some(channel) = channel else { continue };
         let audiences = channel.provider.audiences();
         if audiences.is_empty() {

@@ -93,16 +93,18 @@ impl NatsInbox {
     ) -> Result<bool, StorageError> {
         let value = encode(records)?;
         let written = match revision {
-            Some(revision) => self
-                .kv
-                .update(key, value, revision)
-                .await
-                .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.to_string())),
-            None => self
-                .kv
-                .create(key, value)
-                .await
-                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.to_string())),
+            Some(revision) => self.kv.update(key, value, revision).await.map_err(|e| {
+                (
+                    e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                    e.to_string(),
+                )
+            }),
+            None => self.kv.create(key, value).await.map_err(|e| {
+                (
+                    e.kind() == kv::CreateErrorKind::AlreadyExists,
+                    e.to_string(),
+                )
+            }),
         };
         match written {
             Ok(_) => Ok(true),
