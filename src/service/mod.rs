@@ -74,8 +74,9 @@ pub struct ServeOptions {
     /// `[inbox]`, when configured.
     pub inbox: Option<Arc<crate::service::delivery::inbox::InboxKeys>>,
     /// The config's `[channels.<name>]` and `[audiences.<name>]`, built
-    /// into providers once the data directory is open (the inbox keeps
-    /// its messages there); any other channel is `log`.
+    /// into providers once the data directory (or the `--nats`
+    /// deployment) is open: the inbox keeps its messages there; any other
+    /// channel is `log`.
     pub channels: BTreeMap<String, toml::Table>,
     pub audiences: BTreeMap<String, toml::Table>,
     /// What the providers share (the HTTP client, tracking's decorator).
