@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use journey::service::config::Config;
 use journey::service::core::wall_ms;
-use journey::service::delivery::inbox::{InboxKeys, InboxProvider};
+use journey::service::delivery::inbox::{InboxKeys, InboxProvider, InboxStore};
 use journey::service::delivery::tracking::{Claims, Kind, Tracking};
 use journey::service::delivery::{EmailDecorator, Outcome};
 use journey::service::storage::{InboxRecord, RedbStorage, Storage};
@@ -598,8 +598,12 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
         let storage: Arc<dyn Storage> =
             Arc::new(RedbStorage::open(&dir.join("data")).expect("the data directory opens"));
         let settings: toml::Table = toml::from_str("ttl = \"1h\"").expect("settings");
-        let provider = InboxProvider::from_settings(&settings, storage.clone()).expect("inbox");
-        let again = provider.keep(&message_of(&hello), wall_ms());
+        let inboxes: Arc<dyn InboxStore> = Arc::new(storage.clone());
+        let provider = InboxProvider::from_settings(&settings, inboxes).expect("inbox");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let again = runtime.block_on(provider.keep(&message_of(&hello), wall_ms()));
         assert_eq!(
             again,
             Outcome::Sent {
@@ -612,7 +616,7 @@ fn the_inbox_lists_marks_and_dismisses_for_its_customer_only_and_expires() {
         soon.message_id = "later:eve:1:0".into();
         soon.committed_ms = now - 3_600_000 + expiring_in.as_millis() as i64;
         assert!(matches!(
-            provider.keep(&soon, now + 1),
+            runtime.block_on(provider.keep(&soon, now + 1)),
             Outcome::Sent { .. }
         ));
         // One already expired: never listed.

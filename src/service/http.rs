@@ -168,11 +168,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/users/{user_key}", get(super::admin::user))
         .route("/admin/journeys", get(super::admin::journeys))
         .route("/admin/reload", post(super::admin::reload))
-        .route("/v1/inbox/{user_key}", get(super::inbox_http::list))
-        .route(
-            "/v1/inbox/{user_key}/{message_id}/{action}",
-            post(super::inbox_http::mark),
-        )
+        .merge(super::inbox_http::routes::<App>())
         .merge(public_routes::<App>())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

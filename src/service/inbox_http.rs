@@ -9,20 +9,52 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde_json::json;
 
 use super::core::wall_ms;
-use super::http::{App, error, journal};
+use super::http::{App, Ingesting, error, journal};
 use super::storage::InboxMark;
 use super::tracking_http::{About, message_event};
-use crate::service::delivery::inbox::{Content, view};
+use crate::service::delivery::inbox::{Content, InboxKeys, InboxStore, view};
 
-/// Whether the request carries `user_key`'s token; the refusal otherwise.
-fn authorised(app: &App, user_key: &str, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(keys) = &app.inbox else {
+/// A service with the inbox's routes ([`routes`]): the marks are journaled
+/// through its [`Ingesting::gate`].
+pub trait Inboxes: Ingesting {
+    /// `[inbox]`'s tokens and where the inboxes are kept; `None` (no
+    /// `[inbox]`): the routes are 404s.
+    fn inboxes(&self) -> Option<(&InboxKeys, &dyn InboxStore)>;
+}
+
+impl Inboxes for App {
+    fn inboxes(&self) -> Option<(&InboxKeys, &dyn InboxStore)> {
+        let store: &dyn InboxStore = self.core.storage();
+        self.inbox.as_deref().map(|keys| (keys, store))
+    }
+}
+
+/// The inbox's routes, for either backend.
+pub fn routes<A: Inboxes>() -> Router<Arc<A>> {
+    Router::new()
+        .route("/v1/inbox/{user_key}", get(list::<A>))
+        .route(
+            "/v1/inbox/{user_key}/{message_id}/{action}",
+            post(mark::<A>),
+        )
+}
+
+/// Where the inboxes are kept, if the request carries `user_key`'s token;
+/// the refusal otherwise.
+fn authorised<'a, A: Inboxes>(
+    app: &'a A,
+    user_key: &str,
+    headers: &HeaderMap,
+) -> Result<&'a dyn InboxStore, Response> {
+    let Some((keys, store)) = app.inboxes() else {
         return Err(error(
             StatusCode::NOT_FOUND,
             "the inbox is not configured (`[inbox] secret`)",
@@ -35,7 +67,7 @@ fn authorised(app: &App, user_key: &str, headers: &HeaderMap) -> Result<(), Resp
         .map(str::trim)
         .unwrap_or_default();
     if keys.verify(user_key, given) {
-        Ok(())
+        Ok(store)
     } else {
         Err(error(
             StatusCode::UNAUTHORIZED,
@@ -53,22 +85,20 @@ fn private(mut response: Response) -> Response {
 }
 
 /// `GET /v1/inbox/{user_key}`.
-pub async fn list(
-    State(app): State<Arc<App>>,
+pub async fn list<A: Inboxes>(
+    State(app): State<Arc<A>>,
     Path(user_key): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = authorised(&app, &user_key, &headers) {
-        return refused;
-    }
-    let storage = app.core.storage().clone();
-    let read = tokio::task::spawn_blocking(move || storage.inbox_list(&user_key, wall_ms())).await;
-    match read {
-        Ok(Ok(records)) => {
+    let store = match authorised(&*app, &user_key, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused,
+    };
+    match store.list(&user_key, wall_ms()).await {
+        Ok(records) => {
             let messages: Vec<_> = records.iter().map(view).collect();
             private(axum::Json(json!({ "messages": messages })).into_response())
         }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -77,8 +107,8 @@ pub async fn list(
 /// kept, then the event journaled; a repeated call journals the same
 /// `messageId` again (ignored by the runtime), so a call whose journaling
 /// failed can simply be repeated.
-pub async fn mark(
-    State(app): State<Arc<App>>,
+pub async fn mark<A: Inboxes>(
+    State(app): State<Arc<A>>,
     Path((user_key, message_id, action)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -87,22 +117,18 @@ pub async fn mark(
         "dismiss" => (InboxMark::Dismissed, "dismissed"),
         _ => return error(StatusCode::NOT_FOUND, "no such endpoint"),
     };
-    if let Err(refused) = authorised(&app, &user_key, &headers) {
-        return refused;
-    }
-    let storage = app.core.storage().clone();
-    let (user, id) = (user_key.clone(), message_id.clone());
-    let marked =
-        tokio::task::spawn_blocking(move || storage.inbox_mark(&user, &id, mark, wall_ms())).await;
-    let record = match marked {
-        Ok(Ok(Some((record, _)))) => record,
-        Ok(Ok(None)) => {
+    let store = match authorised(&*app, &user_key, &headers) {
+        Ok(store) => store,
+        Err(refused) => return refused,
+    };
+    let record = match store.mark(&user_key, &message_id, mark, wall_ms()).await {
+        Ok(Some((record, _))) => record,
+        Ok(None) => {
             return error(
                 StatusCode::NOT_FOUND,
                 format!("no message `{message_id}` in this inbox (or it has expired)"),
             );
         }
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let content = Content::of(&record);
@@ -113,12 +139,15 @@ pub async fn mark(
         template: content.as_ref().map_or("", |c| &c.template),
         channel: content.as_ref().map_or("", |c| &c.channel),
     };
+    let gate = app.gate();
+    // Stamped with the deployment's clock as it is now (`--clock events`).
+    gate.refresh_clock().await;
     let id = format!("{message_id}:{outcome}");
-    let event = match message_event(&*app.core, &about, outcome, &[], id) {
+    let event = match message_event(gate, &about, outcome, &[], id) {
         Ok(event) => event,
         Err(why) => return error(StatusCode::INTERNAL_SERVER_ERROR, why),
     };
-    if let Err(response) = journal(&*app.core, vec![event]).await {
+    if let Err(response) = journal(gate, vec![event]).await {
         return response;
     }
     private(axum::Json(json!({ "success": true, "message": view(&record) })).into_response())

@@ -74,8 +74,9 @@ pub struct ServeOptions {
     /// `[inbox]`, when configured.
     pub inbox: Option<Arc<crate::service::delivery::inbox::InboxKeys>>,
     /// The config's `[channels.<name>]` and `[audiences.<name>]`, built
-    /// into providers once the data directory is open (the inbox keeps
-    /// its messages there); any other channel is `log`.
+    /// into providers once the data directory (or the `--nats`
+    /// deployment) is open: the inbox keeps its messages there; any other
+    /// channel is `log`.
     pub channels: BTreeMap<String, toml::Table>,
     pub audiences: BTreeMap<String, toml::Table>,
     /// What the providers share (the HTTP client, tracking's decorator).
@@ -237,7 +238,8 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         channels: &options.channels,
         audiences: &options.audiences,
     };
-    let channels = crate::service::delivery::channels(tables, &options.shared, Some(&storage))
+    let inboxes: Arc<dyn crate::service::delivery::inbox::InboxStore> = Arc::new(storage.clone());
+    let channels = crate::service::delivery::channels(tables, &options.shared, Some(&inboxes))
         .map_err(ServeError::refused)?;
     let twilio = crate::service::delivery::twilio::providers(&channels);
     let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;

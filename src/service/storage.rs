@@ -33,6 +33,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint_files::{CheckpointFiles, HEADER};
+use super::delivery::inbox::{make_room, mark_record, shown};
 use super::journal::Entry;
 
 /// The data directory's fixed facts, written when it is created.
@@ -123,7 +124,7 @@ impl WriteBatch {
 
 /// One message kept in a customer's in-app inbox
 /// ([`crate::service::delivery::inbox`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboxRecord {
     pub user_key: String,
     pub message_id: String,
@@ -298,7 +299,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Keeps `record` in its customer's inbox, durably, unless a message of
     /// that id is already kept (a retried delivery changes nothing). In the
     /// same transaction: the customer's expired messages are dropped, then
-    /// their oldest until at most `max_per_user` remain, and up to
+    /// their oldest until at most `max_per_user` remain ([`make_room`]), and up to
     /// [`INBOX_SWEEP`] expired messages of anyone. Returns whether it was
     /// kept now.
     fn inbox_keep(
@@ -780,21 +781,16 @@ impl Storage for RedbStorage {
                 .map_err(fail)?
                 .is_none();
             if kept {
-                // The customer's messages, oldest first: the expired ones
-                // and those past the cap make room.
-                let mut theirs = user_rows(&inbox, user)?;
-                theirs.sort_by_key(|(sent, _, id)| (*sent, id.clone()));
-                let live = theirs.iter().filter(|(_, exp, _)| *exp > now_ms).count();
-                let mut over = (live + 1).saturating_sub(max_per_user.max(1));
-                for (_, exp, id) in &theirs {
-                    let expired = *exp <= now_ms;
-                    if expired || over > 0 {
-                        if !expired {
-                            over -= 1;
-                        }
-                        inbox.remove((user, id.as_str())).map_err(fail)?;
-                        expiry.remove((*exp, user, id.as_str())).map_err(fail)?;
-                    }
+                // The expired ones and those past the cap make room.
+                let theirs = user_rows(&inbox, user)?;
+                let rows: Vec<(i64, i64, &str)> = theirs
+                    .iter()
+                    .map(|(sent, exp, id)| (*sent, *exp, id.as_str()))
+                    .collect();
+                for i in make_room(&rows, max_per_user, now_ms) {
+                    let (_, exp, id) = rows[i];
+                    inbox.remove((user, id)).map_err(fail)?;
+                    expiry.remove((exp, user, id)).map_err(fail)?;
                 }
                 let row: InboxRow = (
                     record.sent_ms,
@@ -840,13 +836,9 @@ impl Storage for RedbStorage {
             if user != user_key {
                 break;
             }
-            let record = inbox_record(user, id, row.value());
-            if record.expires_ms > now_ms && record.dismissed_ms.is_none() {
-                out.push(record);
-            }
+            out.push(inbox_record(user, id, row.value()));
         }
-        out.sort_by(|a, b| (b.sent_ms, &b.message_id).cmp(&(a.sent_ms, &a.message_id)));
-        Ok(out)
+        Ok(shown(out, now_ms))
     }
 
     fn inbox_mark(
@@ -866,26 +858,23 @@ impl Storage for RedbStorage {
                 .map_err(fail)?
                 .map(|row| inbox_record(user_key, message_id, row.value()));
             answer = match found {
-                Some(mut record) if record.expires_ms > at_ms => {
-                    let slot = match mark {
-                        InboxMark::Read => &mut record.read_ms,
-                        InboxMark::Dismissed => &mut record.dismissed_ms,
-                    };
-                    let new = slot.is_none();
-                    if new {
-                        *slot = Some(at_ms);
-                        let row: InboxRow = (
-                            record.sent_ms,
-                            record.expires_ms,
-                            record.read_ms,
-                            record.dismissed_ms,
-                            &record.content,
-                        );
-                        inbox.insert((user_key, message_id), row).map_err(fail)?;
+                Some(mut record) => match mark_record(&mut record, mark, at_ms) {
+                    None => None,
+                    Some(new) => {
+                        if new {
+                            let row: InboxRow = (
+                                record.sent_ms,
+                                record.expires_ms,
+                                record.read_ms,
+                                record.dismissed_ms,
+                                &record.content,
+                            );
+                            inbox.insert((user_key, message_id), row).map_err(fail)?;
+                        }
+                        Some((record, new))
                     }
-                    Some((record, new))
-                }
-                _ => None,
+                },
+                None => None,
             };
         }
         txn.commit().map_err(fail)?;

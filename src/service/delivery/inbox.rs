@@ -1,10 +1,14 @@
 //! The `inbox` provider of the `in_app` channel (SERVICE.md §6): a send is
-//! kept, durably, in its customer's inbox (a table of the deployment's
-//! [`Storage`]) until it expires, for the app to read from
-//! `GET /v1/inbox/{user_key}` ([`crate::service::inbox_http`]) with the
-//! per-user token [`InboxKeys`] makes. Bounded: at most `max_per_user`
-//! messages a customer (the oldest go first), and expired ones are
-//! dropped as new ones are kept.
+//! kept, durably, in its customer's inbox until it expires, for the app to
+//! read from `GET /v1/inbox/{user_key}` ([`crate::service::inbox_http`])
+//! with the per-user token [`InboxKeys`] makes. Bounded: at most
+//! `max_per_user` messages a customer (the oldest go first), and expired
+//! ones are dropped as new ones are kept.
+//!
+//! Where the inboxes are kept is an [`InboxStore`]: one machine's
+//! [`Storage`] (a table of its redb file), or, under `--nats`, a JetStream
+//! bucket ([`crate::service::nats`]). Both keep them by the same rules,
+//! here: [`make_room`], [`shown`], [`mark_record`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +22,7 @@ use super::tracking::MIN_SECRET_CHARS;
 use super::{BoxFuture, Message, Outcome, Provider};
 use crate::service::config::{self, duration_key};
 use crate::service::core::wall_ms;
-use crate::service::storage::{InboxRecord, Storage};
+use crate::service::storage::{InboxMark, InboxRecord, Storage, StorageError};
 use crate::value::format_timestamp;
 
 /// How long a message stays when `ttl` is not set: 30 days.
@@ -71,6 +75,157 @@ impl Settings {
     }
 }
 
+/// Which of a customer's messages keeping one more drops, as indices into
+/// `theirs` (`(sent, expires, message id)` of each message the customer's
+/// inbox holds): the expired ones, then the oldest until at most
+/// `max_per_user - 1` remain.
+pub fn make_room(theirs: &[(i64, i64, &str)], max_per_user: usize, now_ms: i64) -> Vec<usize> {
+    let mut oldest_first: Vec<usize> = (0..theirs.len()).collect();
+    oldest_first.sort_by_key(|&i| (theirs[i].0, theirs[i].2));
+    let live = theirs.iter().filter(|(_, exp, _)| *exp > now_ms).count();
+    let mut over = (live + 1).saturating_sub(max_per_user.max(1));
+    let mut dropped = Vec::new();
+    for i in oldest_first {
+        let expired = theirs[i].1 <= now_ms;
+        if expired || over > 0 {
+            if !expired {
+                over -= 1;
+            }
+            dropped.push(i);
+        }
+    }
+    dropped
+}
+
+/// Keeps `record` among `inbox`, its customer's messages, by the rules of
+/// [`Storage::inbox_keep`]: nothing changes when a message of its id is
+/// there already (false); else [`make_room`]'s messages leave and it is
+/// added (true).
+pub fn keep_in(
+    inbox: &mut Vec<InboxRecord>,
+    record: InboxRecord,
+    max_per_user: usize,
+    now_ms: i64,
+) -> bool {
+    if inbox.iter().any(|r| r.message_id == record.message_id) {
+        return false;
+    }
+    let theirs: Vec<(i64, i64, &str)> = inbox
+        .iter()
+        .map(|r| (r.sent_ms, r.expires_ms, r.message_id.as_str()))
+        .collect();
+    let mut dropped = make_room(&theirs, max_per_user, now_ms);
+    dropped.sort_unstable();
+    for i in dropped.into_iter().rev() {
+        inbox.remove(i);
+    }
+    inbox.push(record);
+    true
+}
+
+/// What a customer's inbox shows at `now_ms`: its messages neither expired
+/// nor dismissed, newest first.
+pub fn shown(records: impl IntoIterator<Item = InboxRecord>, now_ms: i64) -> Vec<InboxRecord> {
+    let mut out: Vec<InboxRecord> = records
+        .into_iter()
+        .filter(|r| r.expires_ms > now_ms && r.dismissed_ms.is_none())
+        .collect();
+    out.sort_by(|a, b| (b.sent_ms, &b.message_id).cmp(&(a.sent_ms, &a.message_id)));
+    out
+}
+
+/// Marks `record` read or dismissed at `at_ms`: `None` when it has expired
+/// (it cannot be marked), else whether this mark is new (the first one
+/// counts; a repeat changes nothing).
+pub fn mark_record(record: &mut InboxRecord, mark: InboxMark, at_ms: i64) -> Option<bool> {
+    if record.expires_ms <= at_ms {
+        return None;
+    }
+    let slot = match mark {
+        InboxMark::Read => &mut record.read_ms,
+        InboxMark::Dismissed => &mut record.dismissed_ms,
+    };
+    let new = slot.is_none();
+    if new {
+        *slot = Some(at_ms);
+    }
+    Some(new)
+}
+
+/// Where the customers' inboxes are kept, by the rules above: one
+/// machine's [`Storage`], or `--nats`'s bucket.
+pub trait InboxStore: Send + Sync + 'static {
+    /// Keeps `record` in its customer's inbox, durably ([`keep_in`]'s
+    /// rules); whether it was kept now (false: it was there already).
+    fn keep(
+        &self,
+        record: InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<bool, StorageError>>;
+    /// What the customer's inbox [`shown`] at `now_ms`.
+    fn list<'a>(
+        &'a self,
+        user_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<InboxRecord>, StorageError>>;
+    /// Marks a message ([`mark_record`]); the message, and whether this
+    /// mark is new, unless it is absent or expired.
+    fn mark<'a>(
+        &'a self,
+        user_key: &'a str,
+        message_id: &'a str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>>;
+}
+
+/// One machine's inboxes: a table of its storage, written off the async
+/// workers (a durable write blocks).
+impl InboxStore for Arc<dyn Storage> {
+    fn keep(
+        &self,
+        record: InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<bool, StorageError>> {
+        let storage = self.clone();
+        blocking(move || storage.inbox_keep(&record, max_per_user, now_ms))
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<InboxRecord>, StorageError>> {
+        let (storage, user_key) = (self.clone(), user_key.to_string());
+        blocking(move || storage.inbox_list(&user_key, now_ms))
+    }
+
+    fn mark<'a>(
+        &'a self,
+        user_key: &'a str,
+        message_id: &'a str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>> {
+        let storage = self.clone();
+        let (user_key, message_id) = (user_key.to_string(), message_id.to_string());
+        blocking(move || storage.inbox_mark(&user_key, &message_id, mark, at_ms))
+    }
+}
+
+/// `work` on tokio's blocking threads.
+fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> BoxFuture<'static, Result<T, StorageError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| Err(StorageError(format!("the inbox's storage stopped: {e}"))))
+    })
+}
+
 /// What the inbox keeps of a message: the rendered parts of its template
 /// and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,25 +254,25 @@ impl Content {
 /// Keeps `in_app` sends in the customers' inboxes.
 #[derive(Clone)]
 pub struct InboxProvider {
-    storage: Arc<dyn Storage>,
+    store: Arc<dyn InboxStore>,
     ttl_ms: i64,
     max_per_user: usize,
 }
 
 impl InboxProvider {
-    /// The provider over the deployment's storage, with `ttl` and
+    /// The provider over the deployment's inboxes, with `ttl` and
     /// `max_per_user` from `settings` (any other key is refused).
     pub fn from_settings(
         settings: &toml::Table,
-        storage: Arc<dyn Storage>,
+        store: Arc<dyn InboxStore>,
     ) -> Result<InboxProvider, String> {
-        Ok(InboxProvider::new(Settings::read(settings)?, storage))
+        Ok(InboxProvider::new(Settings::read(settings)?, store))
     }
 
-    /// The provider over the deployment's storage.
-    pub fn new(settings: Settings, storage: Arc<dyn Storage>) -> InboxProvider {
+    /// The provider over the deployment's inboxes.
+    pub fn new(settings: Settings, store: Arc<dyn InboxStore>) -> InboxProvider {
         InboxProvider {
-            storage,
+            store,
             ttl_ms: i64::try_from(settings.ttl.as_millis()).unwrap_or(i64::MAX),
             max_per_user: settings.max_per_user,
         }
@@ -164,8 +319,8 @@ impl InboxProvider {
         }
     }
 
-    /// Keeps `message` at `now_ms` (blocking: a durable write).
-    pub fn keep(&self, message: &Message, now_ms: i64) -> Outcome {
+    /// Keeps `message` at `now_ms`, durably.
+    pub async fn keep(&self, message: &Message, now_ms: i64) -> Outcome {
         let ttl_ms = match self.ttl_ms(message) {
             Ok(ttl_ms) => ttl_ms,
             Err(error) => return Outcome::Fail { error },
@@ -179,12 +334,10 @@ impl InboxProvider {
                 ),
             };
         }
-        match self.storage.inbox_keep(&record, self.max_per_user, now_ms) {
+        let expires_ms = record.expires_ms;
+        match self.store.keep(record, self.max_per_user, now_ms).await {
             Ok(true) => Outcome::Sent {
-                response: format!(
-                    "kept in the inbox until {}",
-                    format_timestamp(record.expires_ms)
-                ),
+                response: format!("kept in the inbox until {}", format_timestamp(expires_ms)),
             },
             Ok(false) => Outcome::Sent {
                 response: "already in the inbox".into(),
@@ -199,17 +352,7 @@ impl InboxProvider {
 
 impl Provider for InboxProvider {
     fn deliver<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let provider = self.clone();
-            let message = message.clone();
-            // A durable write blocks: off the async workers.
-            tokio::task::spawn_blocking(move || provider.keep(&message, wall_ms()))
-                .await
-                .unwrap_or_else(|e| Outcome::Retry {
-                    error: format!("the inbox write stopped: {e}"),
-                    after: None,
-                })
-        })
+        Box::pin(self.keep(message, wall_ms()))
     }
 }
 
@@ -300,9 +443,14 @@ mod tests {
         }
     }
 
+    fn store(storage: &Arc<RedbStorage>) -> Arc<dyn InboxStore> {
+        let storage: Arc<dyn Storage> = storage.clone();
+        Arc::new(storage)
+    }
+
     fn provider(storage: &Arc<RedbStorage>, settings: &str) -> InboxProvider {
         let table: toml::Table = toml::from_str(settings).unwrap_or_else(|e| panic!("{e}"));
-        InboxProvider::from_settings(&table, storage.clone()).unwrap_or_else(|e| panic!("{e}"))
+        InboxProvider::from_settings(&table, store(storage)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn ids(storage: &RedbStorage, user: &str, now: i64) -> Vec<String> {
@@ -346,27 +494,31 @@ mod tests {
         assert!(short.err().is_some_and(|e| e.contains("inbox.secret")));
     }
 
-    #[test]
-    fn messages_are_kept_once_listed_newest_first_and_expire() {
+    #[tokio::test]
+    async fn messages_are_kept_once_listed_newest_first_and_expire() {
         let (storage, dir) = temp_storage("keep");
         let inbox = provider(&storage, "ttl = \"2h\"");
         let t0 = 1_800_000_000_000;
-        let sent = inbox.keep(&message("ana", "m1", t0), t0);
+        let sent = inbox.keep(&message("ana", "m1", t0), t0).await;
         assert!(matches!(sent, Outcome::Sent { .. }), "{sent:?}");
-        let again = inbox.keep(&message("ana", "m1", t0), t0 + 10);
+        let again = inbox.keep(&message("ana", "m1", t0), t0 + 10).await;
         assert_eq!(
             again,
             Outcome::Sent {
                 response: "already in the inbox".into()
             }
         );
-        inbox.keep(&message("ana", "m2", t0 + HOUR), t0 + HOUR);
-        inbox.keep(&message("anabel", "m3", t0 + HOUR), t0 + HOUR);
+        inbox
+            .keep(&message("ana", "m2", t0 + HOUR), t0 + HOUR)
+            .await;
+        inbox
+            .keep(&message("anabel", "m3", t0 + HOUR), t0 + HOUR)
+            .await;
         assert_eq!(ids(&storage, "ana", t0 + HOUR), vec!["m2", "m1"]);
         assert_eq!(ids(&storage, "anabel", t0 + HOUR), vec!["m3"]);
         // m1 expires two hours after its commit.
         assert_eq!(ids(&storage, "ana", t0 + 2 * HOUR), vec!["m2"]);
-        let late = inbox.keep(&message("ana", "m4", t0), t0 + 3 * HOUR);
+        let late = inbox.keep(&message("ana", "m4", t0), t0 + 3 * HOUR).await;
         assert!(matches!(late, Outcome::Fail { .. }), "{late:?}");
 
         let records = storage.inbox_list("ana", t0 + HOUR).unwrap_or_default();
@@ -380,20 +532,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn a_send_may_carry_its_own_ttl() {
+    #[tokio::test]
+    async fn a_send_may_carry_its_own_ttl() {
         let (storage, dir) = temp_storage("ttl");
         let inbox = provider(&storage, "ttl = \"30d\"");
         let t0 = 1_800_000_000_000;
         let mut short = message("ana", "m1", t0);
         short.vars.insert("ttl".into(), Value::from("2h"));
-        assert!(matches!(inbox.keep(&short, t0), Outcome::Sent { .. }));
+        assert!(matches!(inbox.keep(&short, t0).await, Outcome::Sent { .. }));
         let kept = storage.inbox_list("ana", t0).unwrap_or_default();
         assert_eq!(kept[0].expires_ms, t0 + 2 * HOUR);
         for bad in [Value::from("soon"), Value::from(7)] {
             let mut wrong = message("ana", "m2", t0);
             wrong.vars.insert("ttl".into(), bad);
-            match inbox.keep(&wrong, t0) {
+            match inbox.keep(&wrong, t0).await {
                 Outcome::Fail { error } => assert!(error.contains("`ttl"), "{error}"),
                 other => panic!("{other:?}"),
             }
@@ -401,18 +553,22 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn an_inbox_holds_at_most_max_per_user_and_the_sweep_drops_expired_ones() {
+    #[tokio::test]
+    async fn an_inbox_holds_at_most_max_per_user_and_the_sweep_drops_expired_ones() {
         let (storage, dir) = temp_storage("cap");
         let inbox = provider(&storage, "ttl = \"1h\"\nmax_per_user = 3");
         let t0 = 1_800_000_000_000;
         for i in 0..5 {
-            inbox.keep(&message("ana", &format!("m{i}"), t0 + i), t0 + i);
+            inbox
+                .keep(&message("ana", &format!("m{i}"), t0 + i), t0 + i)
+                .await;
         }
         assert_eq!(ids(&storage, "ana", t0 + 10), vec!["m4", "m3", "m2"]);
         // bob's expired messages leave with anyone's next delivery.
-        inbox.keep(&message("bob", "b1", t0), t0);
-        inbox.keep(&message("cy", "c1", t0 + 2 * HOUR), t0 + 2 * HOUR);
+        inbox.keep(&message("bob", "b1", t0), t0).await;
+        inbox
+            .keep(&message("cy", "c1", t0 + 2 * HOUR), t0 + 2 * HOUR)
+            .await;
         let txn_rows = |user: &str| storage.inbox_list(user, i64::MIN).unwrap_or_default().len();
         assert_eq!(txn_rows("bob"), 0, "swept");
         assert_eq!(txn_rows("ana"), 0, "swept");
@@ -420,12 +576,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn read_and_dismiss_are_recorded_once_and_a_dismissed_message_is_not_listed() {
+    #[tokio::test]
+    async fn read_and_dismiss_are_recorded_once_and_a_dismissed_message_is_not_listed() {
         let (storage, dir) = temp_storage("mark");
         let inbox = provider(&storage, "");
         let t0 = 1_800_000_000_000;
-        inbox.keep(&message("ana", "m1", t0), t0);
+        inbox.keep(&message("ana", "m1", t0), t0).await;
         let first = storage.inbox_mark("ana", "m1", InboxMark::Read, t0 + 5);
         let (record, new) = first.ok().flatten().unwrap_or_else(|| panic!("found"));
         assert!(new);
@@ -445,12 +601,83 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn record(user: &str, id: &str, sent_ms: i64, expires_ms: i64) -> InboxRecord {
+        InboxRecord {
+            user_key: user.into(),
+            message_id: id.into(),
+            sent_ms,
+            expires_ms,
+            read_ms: None,
+            dismissed_ms: None,
+            content: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_rules_drop_the_expired_then_the_oldest_and_keep_an_id_once() {
+        let t0 = 1_800_000_000_000;
+        let mut inbox = Vec::new();
+        // m0 expires first; the rest live an hour.
+        assert!(keep_in(&mut inbox, record("ana", "m0", t0, t0 + 5), 3, t0));
+        for i in 1..=3 {
+            assert!(keep_in(
+                &mut inbox,
+                record("ana", &format!("m{i}"), t0 + i, t0 + HOUR),
+                3,
+                t0 + i
+            ));
+        }
+        let ids = |inbox: &Vec<InboxRecord>, now| -> Vec<String> {
+            shown(inbox.clone(), now)
+                .into_iter()
+                .map(|r| r.message_id)
+                .collect()
+        };
+        assert_eq!(
+            ids(&inbox, t0 + 4),
+            vec!["m3", "m2", "m1"],
+            "the oldest made room"
+        );
+        assert!(!keep_in(
+            &mut inbox,
+            record("ana", "m3", t0 + 9, t0 + HOUR),
+            3,
+            t0 + 9
+        ));
+        assert_eq!(inbox.len(), 3, "a redelivered send is kept once");
+        // An expired one goes before any live one.
+        inbox[0].expires_ms = t0 + 6;
+        assert!(keep_in(
+            &mut inbox,
+            record("ana", "m4", t0 + 10, t0 + HOUR),
+            3,
+            t0 + 10
+        ));
+        assert_eq!(ids(&inbox, t0 + 10), vec!["m4", "m3", "m2"]);
+        assert_eq!(inbox.len(), 3);
+
+        let mut m = record("ana", "m9", t0, t0 + 10);
+        assert_eq!(mark_record(&mut m, InboxMark::Read, t0 + 1), Some(true));
+        assert_eq!(mark_record(&mut m, InboxMark::Read, t0 + 2), Some(false));
+        assert_eq!(m.read_ms, Some(t0 + 1), "the first read counts");
+        assert_eq!(
+            mark_record(&mut m, InboxMark::Dismissed, t0 + 3),
+            Some(true)
+        );
+        assert_eq!(shown(vec![m.clone()], t0 + 4), Vec::new(), "dismissed");
+        assert_eq!(
+            mark_record(&mut m, InboxMark::Read, t0 + 10),
+            None,
+            "expired"
+        );
+    }
+
     #[test]
     fn settings_are_checked() {
         let (storage, dir) = temp_storage("settings");
         let parse = |text: &str| {
             let table: toml::Table = toml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
-            InboxProvider::from_settings(&table, storage.clone()).err()
+            InboxProvider::from_settings(&table, store(&storage)).err()
         };
         assert_eq!(parse("ttl = \"7d\"\nmax_per_user = 20"), None);
         assert!(parse("ttl = \"soon\"").is_some_and(|e| e.contains("ttl")));

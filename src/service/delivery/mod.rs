@@ -32,7 +32,7 @@ use std::time::Duration;
 pub mod inbox;
 pub mod tracking;
 use crate::service::config::duration;
-use crate::service::storage::Storage;
+use inbox::InboxStore;
 
 /// A boxed future, for providers behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -150,17 +150,18 @@ pub struct Context<'a> {
     /// The channel's name (`email`, `sms`, ...).
     pub channel: &'a str,
     pub shared: &'a Shared,
-    /// The deployment's storage, for a provider that keeps what it
-    /// delivers (`inbox`); `None` while the settings are only checked
-    /// (`--check-config`, which opens no data directory).
-    pub storage: Option<&'a Arc<dyn Storage>>,
+    /// Where the deployment keeps the customers' inboxes, for the
+    /// provider that keeps what it delivers (`inbox`); `None` while the
+    /// settings are only checked (`--check-config`, which opens no data
+    /// directory).
+    pub inbox: Option<&'a Arc<dyn InboxStore>>,
 }
 
 /// What a provider's constructor made of its settings.
 pub enum Built {
     /// The provider, ready to deliver.
     Ready(Arc<dyn Provider>),
-    /// The settings are right; the provider needs [`Context::storage`],
+    /// The settings are right; the provider needs [`Context::inbox`],
     /// which a check does not give.
     Checked,
 }
@@ -213,8 +214,8 @@ const PROVIDERS: &[(&str, Constructor)] = &[
     }),
     ("inbox", |settings, cx| {
         let settings = inbox::Settings::read(settings)?;
-        match cx.storage {
-            Some(storage) => ready(inbox::InboxProvider::new(settings, storage.clone())),
+        match cx.inbox {
+            Some(store) => ready(inbox::InboxProvider::new(settings, store.clone())),
             None => Ok(Built::Checked),
         }
     }),
@@ -366,17 +367,17 @@ pub struct Tables<'a> {
 /// Every configured channel and audience table, its provider built and
 /// its settings checked: what is wrong is named (`channels.email.url`,
 /// `audiences.meta.access_token`), and no error repeats a setting's value
-/// (it may be a secret). With `storage` `None` (a check), a provider that
-/// needs the storage has its settings checked and is left out.
+/// (it may be a secret). With `inbox` `None` (a check), a provider that
+/// needs the inboxes has its settings checked and is left out.
 pub fn channels(
     tables: Tables<'_>,
     shared: &Shared,
-    storage: Option<&Arc<dyn Storage>>,
+    inbox: Option<&Arc<dyn InboxStore>>,
 ) -> Result<Vec<Channel>, String> {
     let mut built = Vec::new();
     for (name, table) in tables.channels {
         let channel =
-            channel(name, table, shared, storage).map_err(|e| format!("`channels.{name}`: {e}"))?;
+            channel(name, table, shared, inbox).map_err(|e| format!("`channels.{name}`: {e}"))?;
         if let Some(channel) = channel {
             if !channel.provider.audiences().is_empty() {
                 return Err(format!(
@@ -391,8 +392,8 @@ pub fn channels(
     let mut synced: BTreeMap<String, &str> = BTreeMap::new();
     for (name, table) in tables.audiences {
         let lane = Channel::audience_lane(name);
-        let channel = channel(&lane, table, shared, storage)
-            .map_err(|e| format!("`audiences.{name}`: {e}"))?;
+        let channel =
+            channel(&lane, table, shared, inbox).map_err(|e| format!("`audiences.{name}`: {e}"))?;
         let Some(channel) = channel else { continue };
         let audiences = channel.provider.audiences();
         if audiences.is_empty() {
@@ -419,7 +420,7 @@ fn channel(
     name: &str,
     table: &toml::Table,
     shared: &Shared,
-    storage: Option<&Arc<dyn Storage>>,
+    inbox: Option<&Arc<dyn InboxStore>>,
 ) -> Result<Option<Channel>, String> {
     let provider_name = match table.get("provider") {
         Some(toml::Value::String(p)) => p.clone(),
@@ -435,11 +436,11 @@ fn channel(
     let cx = Context {
         channel: name,
         shared,
-        storage,
+        inbox,
     };
     let provider = match provider(&provider_name, &settings, &cx)? {
         Built::Ready(provider) => provider,
-        Built::Checked if storage.is_none() => return Ok(None),
+        Built::Checked if inbox.is_none() => return Ok(None),
         Built::Checked => return Err(format!("provider `{provider_name}` was not built")),
     };
     if !table.contains_key("concurrency") {

@@ -53,10 +53,12 @@ use super::http::NatsApp;
 use super::{FENCE, NatsOptions, Node, ServeError, ServeOptions, bucket, unreachable};
 use crate::service::core::{ClockMode, wall_ms};
 use crate::service::delivery::engine::{Backend, Engine, Feed, Job, Requeue, logged_counter};
+use crate::service::delivery::inbox::{InboxKeys, InboxStore};
 use crate::service::delivery::tracking::Tracking;
 use crate::service::delivery::twilio::TwilioProvider;
 use crate::service::delivery::{BoxFuture, Channel};
 use crate::service::http::{Gate, Public};
+use crate::service::inbox_http::Inboxes;
 use crate::service::storage::{Delivery, DeliveryStatus};
 
 /// The durable pull consumer every process delivers from.
@@ -269,11 +271,13 @@ impl Backend for Nats {
     }
 }
 
-/// What delivery's public routes (tracking links, Twilio's callbacks) need
-/// under `--nats`.
+/// What delivery's public routes (tracking links, Twilio's callbacks, the
+/// in-app inbox) need under `--nats`.
 pub struct PublicRoutes {
     tracking: Option<Arc<Tracking>>,
     twilio: Vec<Arc<TwilioProvider>>,
+    /// `[inbox]`'s tokens and the inboxes' bucket.
+    inbox: Option<(Arc<InboxKeys>, Arc<dyn InboxStore>)>,
 }
 
 impl Public for NatsApp {
@@ -286,11 +290,20 @@ impl Public for NatsApp {
     }
 }
 
-/// The config's channels, their providers built, and what the public
-/// routes need; refuses what `--nats` does not deliver yet:
-/// `[audiences.*]`, `[inbox]` and providers that keep what they deliver
-/// (`inbox`), which need storage the processes do not share yet.
-pub fn channels(options: &ServeOptions) -> Result<(Vec<Channel>, PublicRoutes), ServeError> {
+impl Inboxes for NatsApp {
+    fn inboxes(&self) -> Option<(&InboxKeys, &dyn InboxStore)> {
+        let (keys, store) = self.public.inbox.as_ref()?;
+        Some((&**keys, &**store))
+    }
+}
+
+/// The config's channels, their providers built (`inbox` over `inboxes`,
+/// the bucket every process shares), and what the public routes need;
+/// refuses what `--nats` does not deliver yet: `[audiences.*]`.
+pub fn channels(
+    options: &ServeOptions,
+    inboxes: &Arc<dyn InboxStore>,
+) -> Result<(Vec<Channel>, PublicRoutes), ServeError> {
     let not_yet = |what: &str| {
         ServeError::refused(format!(
             "{what} under `--nats` is not built yet (docs/scale-out.md, \"What is not built \
@@ -300,27 +313,16 @@ pub fn channels(options: &ServeOptions) -> Result<(Vec<Channel>, PublicRoutes), 
     if !options.audiences.is_empty() {
         return Err(not_yet("syncing audiences (`[audiences.*]`)"));
     }
-    if options.inbox.is_some() {
-        return Err(not_yet("the in-app inbox (`[inbox]`)"));
-    }
     let tables = crate::service::delivery::Tables {
         channels: &options.channels,
         audiences: &options.audiences,
     };
-    // No storage: a provider that keeps what it delivers is only checked,
-    // and left out.
-    let built = crate::service::delivery::channels(tables, &options.shared, None)
+    let built = crate::service::delivery::channels(tables, &options.shared, Some(inboxes))
         .map_err(ServeError::refused)?;
-    for name in options.channels.keys() {
-        if !built.iter().any(|c| &c.name == name) {
-            return Err(not_yet(&format!(
-                "`channels.{name}`'s provider, which keeps what it delivers,"
-            )));
-        }
-    }
     let public = PublicRoutes {
         tracking: options.tracking.clone(),
         twilio: crate::service::delivery::twilio::providers(&built),
+        inbox: options.inbox.clone().map(|keys| (keys, inboxes.clone())),
     };
     Ok((built, public))
 }

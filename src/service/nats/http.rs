@@ -279,6 +279,7 @@ pub fn router(app: Arc<NatsApp>) -> Router {
         .route("/admin/clock", post(clock))
         .route("/admin/partitions", get(partitions))
         .merge(crate::service::http::public_routes::<NatsApp>())
+        .merge(crate::service::inbox_http::routes::<NatsApp>())
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(crate::service::http::healthz))
         .route("/readyz", get(readyz))

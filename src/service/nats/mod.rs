@@ -26,11 +26,14 @@
 //!   `/admin/reload`, asked of the partitions' owners over NATS.
 //! - [`deploy`]: deploys across processes, with one machine's rules.
 //! - [`trim`]: the journal before a partition's checkpoint purged.
+//! - [`inbox`]: the customers' in-app inboxes, a key each in
+//!   `JOURNEY_INBOX`.
 
 mod admin;
 pub mod delivery;
 mod deploy;
 pub mod http;
+pub mod inbox;
 mod lease;
 mod outbox;
 mod partition;
@@ -452,13 +455,14 @@ pub fn serve(
     nats: NatsOptions,
     log: Log,
 ) -> Result<(), ServeError> {
-    let (channels, public) = delivery::channels(&options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let d = Deployment::open(&options, &nats).await?;
+        let inboxes = inbox::open(&d.js, &nats.url, nats.replicas.max(1)).await?;
+        let (channels, public) = delivery::channels(&options, &inboxes)?;
         let versions = deployment_versions(&d, &sources).await?;
         let first = versions.first().map_or(1, |v| v.number);
         let mut suffix = [0u8; 4];

@@ -1,0 +1,208 @@
+//! The in-app inbox under `--nats`: every customer's inbox is one key of
+//! the bucket `JOURNEY_INBOX` (their user key in base64url, as the
+//! deliveries bucket keys message ids), holding their messages, so any
+//! process keeps a send there and any process answers `/v1/inbox`. A
+//! change is a read, the inbox's rules
+//! ([`crate::service::delivery::inbox`], the same as one machine's) and a
+//! compare-and-set on the key's revision, read again and redone when
+//! another process wrote it in between: two processes keeping or marking
+//! at once lose nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+
+use super::delivery::record_key;
+use super::{ServeError, bucket};
+use crate::service::delivery::BoxFuture;
+use crate::service::delivery::inbox::{InboxStore, keep_in, mark_record, shown};
+use crate::service::storage::{InboxMark, InboxRecord, StorageError};
+
+/// The customers' inboxes, a key each.
+pub const INBOX_BUCKET: &str = "JOURNEY_INBOX";
+
+/// The first byte of a key's value: its encoding (postcard of the
+/// customer's [`InboxRecord`]s after it).
+const FORMAT: u8 = 1;
+
+/// Compare-and-sets lost in a row before a change gives up (each loss is
+/// another process's change made).
+const MAX_CONFLICTS: usize = 64;
+
+/// The inboxes in [`INBOX_BUCKET`].
+pub struct NatsInbox {
+    kv: kv::Store,
+}
+
+/// The inboxes' bucket, made when missing.
+pub async fn open(
+    js: &jetstream::Context,
+    url: &str,
+    replicas: usize,
+) -> Result<Arc<dyn InboxStore>, ServeError> {
+    // Kept until rewritten: each message's own expiry drops it.
+    let kv = bucket(js, url, INBOX_BUCKET, Duration::ZERO, replicas).await?;
+    Ok(Arc::new(NatsInbox { kv }))
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError(format!("the inbox bucket {what}: {e}"))
+}
+
+fn encode(records: &[InboxRecord]) -> Result<Bytes, StorageError> {
+    let mut bytes = vec![FORMAT];
+    bytes.extend(postcard::to_stdvec(records).map_err(|e| failed("cannot encode", e))?);
+    Ok(bytes.into())
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<InboxRecord>, StorageError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| failed("holds an inbox that does not read", e))
+        }
+        _ => Err(failed(
+            "holds an inbox of another format",
+            "its first byte is not 1",
+        )),
+    }
+}
+
+impl NatsInbox {
+    /// The customer's messages and the revision they were read at (`None`:
+    /// the key was never written).
+    async fn read(&self, key: &str) -> Result<(Vec<InboxRecord>, Option<u64>), StorageError> {
+        match self.kv.entry(key).await {
+            Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                Ok((decode(&entry.value)?, Some(entry.revision)))
+            }
+            Ok(Some(entry)) => Ok((Vec::new(), Some(entry.revision))),
+            Ok(None) => Ok((Vec::new(), None)),
+            Err(e) => Err(failed("does not read", e)),
+        }
+    }
+
+    /// Writes `records` as the customer's inbox if the key is still at
+    /// `revision`; false when another process wrote it in between.
+    async fn write(
+        &self,
+        key: &str,
+        records: &[InboxRecord],
+        revision: Option<u64>,
+    ) -> Result<bool, StorageError> {
+        let value = encode(records)?;
+        let written = match revision {
+            Some(revision) => self.kv.update(key, value, revision).await.map_err(|e| {
+                (
+                    e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                    e.to_string(),
+                )
+            }),
+            None => self.kv.create(key, value).await.map_err(|e| {
+                (
+                    e.kind() == kv::CreateErrorKind::AlreadyExists,
+                    e.to_string(),
+                )
+            }),
+        };
+        match written {
+            Ok(_) => Ok(true),
+            Err((true, _)) => Ok(false),
+            Err((false, e)) => Err(failed("was not written", e)),
+        }
+    }
+
+    /// Applies `change` to the customer's messages and writes them back
+    /// when it says they changed, read again and redone while another
+    /// process wins the compare-and-set; `change`'s answer.
+    async fn change<T>(
+        &self,
+        user_key: &str,
+        mut change: impl FnMut(&mut Vec<InboxRecord>) -> (T, bool),
+    ) -> Result<T, StorageError> {
+        let key = record_key(user_key);
+        for _ in 0..MAX_CONFLICTS {
+            let (mut records, revision) = self.read(&key).await?;
+            let (answer, changed) = change(&mut records);
+            if !changed || self.write(&key, &records, revision).await? {
+                return Ok(answer);
+            }
+        }
+        Err(failed(
+            "was not written",
+            format!("{MAX_CONFLICTS} other writes of the customer's inbox came first"),
+        ))
+    }
+}
+
+impl InboxStore for NatsInbox {
+    fn keep(
+        &self,
+        record: InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<bool, StorageError>> {
+        Box::pin(async move {
+            let user_key = record.user_key.clone();
+            self.change(&user_key, |records| {
+                let kept = keep_in(records, record.clone(), max_per_user, now_ms);
+                (kept, kept)
+            })
+            .await
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<InboxRecord>, StorageError>> {
+        Box::pin(async move {
+            let (records, _) = self.read(&record_key(user_key)).await?;
+            Ok(shown(records, now_ms))
+        })
+    }
+
+    fn mark<'a>(
+        &'a self,
+        user_key: &'a str,
+        message_id: &'a str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>> {
+        Box::pin(async move {
+            self.change(user_key, |records| {
+                let found = records.iter_mut().find(|r| r.message_id == message_id);
+                match found.and_then(|r| mark_record(r, mark, at_ms).map(|new| (r.clone(), new))) {
+                    Some((record, new)) => (Some((record, new)), new),
+                    None => (None, false),
+                }
+            })
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inbox_reads_back_as_written_and_another_format_is_refused() {
+        let records = vec![InboxRecord {
+            user_key: "ana".into(),
+            message_id: "m1".into(),
+            sent_ms: 1,
+            expires_ms: 2,
+            read_ms: Some(3),
+            dismissed_ms: None,
+            content: br#"{"journey":"welcome"}"#.to_vec(),
+        }];
+        let bytes = encode(&records).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decode(&bytes).ok(), Some(records));
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[2, 0]).is_err());
+        assert!(decode(&[FORMAT, 9, 9]).is_err(), "a truncated inbox");
+    }
+}
