@@ -37,7 +37,6 @@ const CLIENT_SECRET: &str = "client-secret-1";
 const REFRESH_TOKEN: &str = "1//refresh-token";
 const CUSTOMER: &str = "1234567890";
 
-
 fn audience_message(op: &str, audience: &str, to: Value) -> Message {
     let mut vars = serde_json::Map::new();
     vars.insert("op".into(), json!(op));

@@ -119,11 +119,15 @@ fn audience_syncs_read_each_customer_from_their_partitions_owner() {
     let at = "2026-03-02T10:00:00Z";
     let mut batch = Vec::new();
     for i in 0..USERS {
-        batch.push(json!({"type": "identify", "userId": format!("u{i}"), "timestamp": at,
+        batch.push(
+            json!({"type": "identify", "userId": format!("u{i}"), "timestamp": at,
                           "messageId": format!("u{i}-1"),
-                          "traits": {"email": email(i), "phone": phone(i)}}));
-        batch.push(json!({"type": "track", "userId": format!("u{i}"), "event": "cart_abandoned",
-                          "messageId": format!("u{i}-2"), "timestamp": at}));
+                          "traits": {"email": email(i), "phone": phone(i)}}),
+        );
+        batch.push(
+            json!({"type": "track", "userId": format!("u{i}"), "event": "cart_abandoned",
+                          "messageId": format!("u{i}-2"), "timestamp": at}),
+        );
     }
     // Half through each process.
     let half = batch.len() / 2;

@@ -132,12 +132,12 @@ impl Node {
                     wait.as_secs()
                 )
             })?
-        .map_err(|e| match e.kind() {
-            RequestErrorKind::NoResponders => format!(
-                "partition {p} has no owner now (it is being taken over); ask again in a moment"
-            ),
-            _ => format!("partition {p}'s owner did not answer: {e}"),
-        })?;
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => format!(
+                    "partition {p} has no owner now (it is being taken over); ask again in a moment"
+                ),
+                _ => format!("partition {p}'s owner did not answer: {e}"),
+            })?;
         match serde_json::from_slice(&reply.payload) {
             Ok(Answer::Ok(value)) => Ok(value),
             Ok(Answer::Error(why)) => Err(format!("partition {p}: {why}")),

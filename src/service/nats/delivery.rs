@@ -182,7 +182,10 @@ impl Records {
         };
         let bytes = serde_json::to_vec(&kept).map_err(|e| e.to_string())?;
         self.store
-            .put(record_key(&record.user_id, &record.message_id), bytes.into())
+            .put(
+                record_key(&record.user_id, &record.message_id),
+                bytes.into(),
+            )
             .await
             .map(|_| ())
             .map_err(|e| format!("the delivery record was not written: {e}"))
@@ -240,7 +243,7 @@ impl Records {
                 }
             }
         }
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         rows.truncate(limit);
         Ok(rows)
     }
@@ -624,9 +627,7 @@ async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), S
         stored.push(ack);
     }
     let records = &feed.backend().records;
-    let written = logged
-        .iter()
-        .map(|(seq, record)| records.put(*seq, record));
+    let written = logged.iter().map(|(seq, record)| records.put(*seq, record));
     futures_util::future::try_join_all(written).await?;
     for ack in stored {
         ack.await.map_err(|e| e.to_string())?;
@@ -730,7 +731,9 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(0);
     let line = String::from_utf8_lossy(&message.payload).into_owned();
-    let (message, acker) = message.split();
+    // Where to answer JetStream for it: `split` moves it into the acker.
+    let reply = message.reply.clone();
+    let acker = message.split().1;
     let Some(send) = feed.deliverable(seq, line.clone(), committed_ms) else {
         let _ = acker.ack().await;
         return;
@@ -757,15 +760,12 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         .map_or(0, |at| u64::try_from(at - wall_ms()).unwrap_or(0));
     let ticket = Ticket {
         js: nats.node.d.js.clone(),
-        reply: message.reply.clone(),
+        reply: reply.clone(),
         seq,
         partition,
         delivered,
         line,
-        heartbeat: heartbeat(
-            Acker::new(nats.node.d.js.clone(), message.reply.clone()),
-            nats.ack_wait,
-        ),
+        heartbeat: heartbeat(Acker::new(nats.node.d.js.clone(), reply), nats.ack_wait),
     };
     feed.take(
         Job {
