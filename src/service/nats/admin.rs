@@ -7,7 +7,10 @@
 //! owner: each held partition answers NATS requests on `journey.admin.<p>`
 //! ([`admin_subject`]) from its own task, between journal entries, as one
 //! machine's worker answers an inspection. Whichever process got the HTTP
-//! request sends them and renders the answers.
+//! request sends them and renders the answers; `/admin/users/{key}` adds
+//! the customer's sends' records ([`super::delivery::Records`]). Delivery
+//! asks the same way for an audience sync's customer's email and phone
+//! ([`Ask::Contact`]).
 
 use std::sync::Arc;
 use std::time::Duration;
