@@ -319,7 +319,45 @@ fn retries_failures_and_dead_letters() {
     // 500, then 200 after the backoff (at least half of 300 ms).
     let flaky = of("flaky");
     assert_eq!(flaky.len(), 2);
-    assert!(flaky[1].at - flaky[0].at >= Duration::from_millis(140));
+    // The retry comes after the backoff, not after the ack wait (2 s): the
+    // NAK carried the delay.
+    let gap = flaky[1].at - flaky[0].at;
+    assert!(
+        gap >= Duration::from_millis(140) && gap < Duration::from_millis(1_500),
+        "{gap:?}"
+    );
+    // Its record, in `/admin/users/{key}` of either process: the 500 as a
+    // retry, then the 200.
+    let record_of = |server: &Server, user: &str| -> Value {
+        let (status, view) = server.get(&format!("/admin/users/{user}"), None);
+        assert_eq!(status, 200, "{view}");
+        let deliveries = view["deliveries"].as_array().cloned().unwrap_or_default();
+        assert_eq!(deliveries.len(), 1, "one send: {view}");
+        deliveries[0].clone()
+    };
+    for server in [&one, &two] {
+        assert!(
+            wait_until(
+                Duration::from_secs(10),
+                || record_of(server, "flaky")["status"] == "sent"
+            ),
+            "{}",
+            record_of(server, "flaky")
+        );
+        let record = record_of(server, "flaky");
+        assert_eq!(record["message_id"], flaky[0].id.as_str(), "{record}");
+        assert_eq!(record["channel"], "webhook", "{record}");
+        assert_eq!(record["provider"], "webhook", "{record}");
+        let attempts = record["attempts"].as_array().cloned().unwrap_or_default();
+        let outcomes: Vec<&Value> = attempts.iter().map(|a| &a["outcome"]).collect();
+        assert_eq!(outcomes, [&json!("retry"), &json!("sent")], "{record}");
+        assert!(
+            attempts[0]["response"]
+                .as_str()
+                .is_some_and(|r| r.contains("500")),
+            "{record}"
+        );
+    }
     // Retry-After (2 s) wins over the backoff.
     let limited = of("limited");
     assert_eq!(limited.len(), 2);

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::core::{DeployError, Deployed, IngestError};
 use super::http::{App, admin_allowed, error};
 use super::partitions::partition_of;
+use super::storage::Delivery;
 use crate::compile::Program;
 use crate::runtime::inspect;
 use crate::runtime::{Stats, report};
@@ -120,7 +121,7 @@ pub fn reload_answer(deployed: Result<Deployed, DeployError>) -> Response {
 }
 
 /// The most sends `/admin/users/{key}` shows, newest first.
-const SHOWN_DELIVERIES: usize = 100;
+pub const SHOWN_DELIVERIES: usize = 100;
 
 /// A customer's sends, newest first: each with its delivery status and
 /// every attempt (SERVICE.md §5: "why did Ana not get the email?").
@@ -130,6 +131,12 @@ async fn deliveries(app: &App, key: String) -> Result<Value, String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.0)?;
+    Ok(deliveries_json(rows))
+}
+
+/// `/admin/users/{key}`'s `deliveries` (either backend): `(seq, record)`
+/// rows, in the order given.
+pub fn deliveries_json(rows: Vec<(u64, Delivery)>) -> Value {
     let sends = rows
         .into_iter()
         .map(|(seq, d)| {
@@ -158,7 +165,7 @@ async fn deliveries(app: &App, key: String) -> Result<Value, String> {
             send
         })
         .collect();
-    Ok(Value::Array(sends))
+    Value::Array(sends)
 }
 
 /// `GET /admin/journeys`.

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{BoxFuture, Message, Outcome, Provider};
 use crate::compile::artifact::sha256_hex;
+use crate::runtime::Runtime;
 use crate::runtime::eval::Scope;
 use crate::service::config::duration_key;
 use crate::service::core::Core;
@@ -32,48 +33,54 @@ const EMAIL_CHANNEL: &str = "email";
 const PHONE_CHANNEL: &str = "sms";
 
 /// The customer's email and phone, as their partition holds them now:
-/// `{"email": ..., "phone": ...}`, each the address the project's `email`
-/// and `sms` channels read (`profile.email` and `profile.phone` unless a
-/// `channel` declaration says otherwise), `null` when absent.
+/// [`contact_in`] of the partition's runtime, asked between entries.
 pub async fn contact(core: &Core, user_key: &str) -> Result<Value, String> {
     let partition = partition_of(user_key, core.partitions());
     let key = user_key.to_string();
-    core.inspect_partition(partition, move |runtime| {
-        let program = runtime.program();
-        let store = runtime.store();
-        let Some(id) = crate::runtime::Store::find_user(store, &key) else {
-            return json!({"email": null, "phone": null});
-        };
-        let state = crate::runtime::Store::user(store, id);
-        let scope = Scope {
-            profile: &state.profile,
-            event: &[],
-            instance: None,
-            now: runtime.now().unwrap_or(0),
-            channels: &program.channels,
-            unsubscribed: None,
-            zone: Default::default(),
-        };
-        let address = |name: &str| {
-            let expr = program
-                .channels
-                .iter()
-                .find(|c| &*c.name == name)
-                .and_then(|c| c.address.as_ref());
-            match expr.map(|e| scope.value(e, &mut 0)) {
-                Some(crate::value::Value::String(s)) if !s.trim().is_empty() => {
-                    Value::from(s.to_string())
-                }
-                _ => Value::Null,
+    core.inspect_partition(partition, move |runtime| contact_in(runtime, &key))
+        .await
+        .map_err(|e| match e {
+            crate::service::core::IngestError::Overloaded => "the service is busy".to_string(),
+            crate::service::core::IngestError::Unavailable(why) => why,
+        })
+}
+
+/// The customer's email and phone as `runtime` (their partition's) holds
+/// them: `{"email": ..., "phone": ...}`, each the address the project's
+/// `email` and `sms` channels read (`profile.email` and `profile.phone`
+/// unless a `channel` declaration says otherwise), `null` when absent.
+/// One machine asks it of its worker ([`contact`]), `--nats` of the
+/// partition's owner.
+pub fn contact_in(runtime: &Runtime, user_key: &str) -> Value {
+    let program = runtime.program();
+    let store = runtime.store();
+    let Some(id) = crate::runtime::Store::find_user(store, user_key) else {
+        return json!({"email": null, "phone": null});
+    };
+    let state = crate::runtime::Store::user(store, id);
+    let scope = Scope {
+        profile: &state.profile,
+        event: &[],
+        instance: None,
+        now: runtime.now().unwrap_or(0),
+        channels: &program.channels,
+        unsubscribed: None,
+        zone: Default::default(),
+    };
+    let address = |name: &str| {
+        let expr = program
+            .channels
+            .iter()
+            .find(|c| &*c.name == name)
+            .and_then(|c| c.address.as_ref());
+        match expr.map(|e| scope.value(e, &mut 0)) {
+            Some(crate::value::Value::String(s)) if !s.trim().is_empty() => {
+                Value::from(s.to_string())
             }
-        };
-        json!({"email": address(EMAIL_CHANNEL), "phone": address(PHONE_CHANNEL)})
-    })
-    .await
-    .map_err(|e| match e {
-        crate::service::core::IngestError::Overloaded => "the service is busy".to_string(),
-        crate::service::core::IngestError::Unavailable(why) => why,
-    })
+            _ => Value::Null,
+        }
+    };
+    json!({"email": address(EMAIL_CHANNEL), "phone": address(PHONE_CHANNEL)})
 }
 
 /// An email as the ad networks hash it: trimmed and lowercased.

@@ -7,7 +7,10 @@
 //! owner: each held partition answers NATS requests on `journey.admin.<p>`
 //! ([`admin_subject`]) from its own task, between journal entries, as one
 //! machine's worker answers an inspection. Whichever process got the HTTP
-//! request sends them and renders the answers.
+//! request sends them and renders the answers; `/admin/users/{key}` adds
+//! the customer's sends' records ([`super::delivery::Records`]). Delivery
+//! asks the same way for an audience sync's customer's email and phone
+//! ([`Ask::Contact`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +27,11 @@ use serde_json::{Value, json};
 use super::Node;
 use super::http::NatsApp;
 use crate::runtime::{Stats, inspect};
-use crate::service::admin::{journeys_json, no_such_user, reload_answer, user_answer};
+use crate::service::admin::{
+    SHOWN_DELIVERIES, deliveries_json, journeys_json, no_such_user, reload_answer, user_answer,
+};
 use crate::service::core::Partition;
+use crate::service::delivery::audience;
 use crate::service::http::{admin_allowed, error};
 use crate::service::partitions::partition_of;
 use crate::service::versions::Versions;
@@ -41,6 +47,9 @@ pub(super) fn admin_subject(p: u32) -> String {
 pub(super) enum Ask {
     /// [`inspect::user`] of one customer (`null`: none).
     User { key: String },
+    /// [`audience::contact_in`] of one customer: the email and phone an
+    /// audience sync matches on.
+    Contact { key: String },
     /// The version the partition runs and its stats.
     Stats,
     /// [`crate::runtime::Runtime::kept_after`] of a deploy planned over
@@ -87,6 +96,7 @@ fn answer_one(partition: &Partition, versions: &Versions, ask: Ask) -> Result<Va
             let live = versions.live().map_or(1, |v| v.number);
             serde_json::to_value(inspect::user(runtime, &key, live)).map_err(|e| e.to_string())
         }
+        Ask::Contact { key } => Ok(audience::contact_in(runtime, &key)),
         Ask::Stats => Ok(json!({ "version": partition.version(), "stats": runtime.stats() })),
         Ask::KeptAfter { live, next } => {
             if partition.version() != live {
@@ -103,22 +113,34 @@ fn answer_one(partition: &Partition, versions: &Versions, ask: Ask) -> Result<Va
 }
 
 impl Node {
-    /// Asks partition `p`'s owner once.
+    /// Asks partition `p`'s owner once, waiting 30 s at most.
     pub(super) async fn ask(&self, p: u32, ask: &Ask) -> Result<Value, String> {
+        self.ask_within(p, ask, Duration::from_secs(30)).await
+    }
+
+    /// Asks partition `p`'s owner once, waiting `wait` at most.
+    pub(super) async fn ask_within(
+        &self,
+        p: u32,
+        ask: &Ask,
+        wait: Duration,
+    ) -> Result<Value, String> {
         let request = serde_json::to_vec(ask).map_err(|e| e.to_string())?;
         let client = self.d.js.client();
-        let reply = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.request(admin_subject(p), request.into()),
-        )
-        .await
-        .map_err(|_| format!("partition {p}'s owner did not answer within 30 s"))?
-        .map_err(|e| match e.kind() {
-            RequestErrorKind::NoResponders => format!(
-                "partition {p} has no owner now (it is being taken over); ask again in a moment"
-            ),
-            _ => format!("partition {p}'s owner did not answer: {e}"),
-        })?;
+        let reply = tokio::time::timeout(wait, client.request(admin_subject(p), request.into()))
+            .await
+            .map_err(|_| {
+                format!(
+                    "partition {p}'s owner did not answer within {} s",
+                    wait.as_secs()
+                )
+            })?
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => format!(
+                    "partition {p} has no owner now (it is being taken over); ask again in a moment"
+                ),
+                _ => format!("partition {p}'s owner did not answer: {e}"),
+            })?;
         match serde_json::from_slice(&reply.payload) {
             Ok(Answer::Ok(value)) => Ok(value),
             Ok(Answer::Error(why)) => Err(format!("partition {p}: {why}")),
@@ -135,7 +157,8 @@ pub(super) fn routes(router: Router<Arc<NatsApp>>) -> Router<Arc<NatsApp>> {
         .route("/admin/journeys", get(journeys))
 }
 
-/// `GET /admin/users/{key}`: asked of the customer's partition's owner.
+/// `GET /admin/users/{key}`: asked of the customer's partition's owner,
+/// with the customer's sends' records from [`super::delivery::Records`].
 async fn user(
     State(app): State<Arc<NatsApp>>,
     Path(key): Path<String>,
@@ -148,9 +171,10 @@ async fn user(
     let p = partition_of(&key, node.d.partitions());
     match node.ask(p, &Ask::User { key: key.clone() }).await {
         Ok(Value::Null) => no_such_user(&key),
-        // Every channel is `log` under `--nats`: no sends are recorded,
-        // as on one machine while no channel has a provider.
-        Ok(view) => user_answer(view, Value::Array(Vec::new())),
+        Ok(view) => match app.records.of_user(&key, SHOWN_DELIVERIES).await {
+            Ok(rows) => user_answer(view, deliveries_json(rows)),
+            Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        },
         Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

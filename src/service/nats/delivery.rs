@@ -14,7 +14,7 @@
 //! ```text
 //! JOURNEY_OUT ──`journey-fanout`──▶ JOURNEY_SEND, a send a message
 //! JOURNEY_SEND ──pull consumer `journey-delivery` (explicit acks)──▶ engine
-//!   engine ──attempt──▶ record in JOURNEY_DELIVERIES (by message id)
+//!   engine ──attempt──▶ record in JOURNEY_DELIVERIES (by user and message id)
 //!     Sent/Fail ──▶ outcome event to JOURNEY_IN (the recipient's partition)
 //!               ──▶ record ──▶ failed: JOURNEY_DEAD journey.dead.<p> ──▶ ack
 //!     Retry ──────▶ record ──▶ NAK with the backoff's delay (any process
@@ -36,6 +36,13 @@
 //! dead-letter stream `JOURNEY_DEAD`, as every failed send does. An action
 //! whose last delivery ended without an answer (its process died each
 //! time) is there too, as JetStream's `MAX_DELIVERIES` advisory.
+//!
+//! Each record is kept under its recipient and message id
+//! ([`record_key`]), so `/admin/users/{key}` reads a customer's records
+//! with one filtered consumer ([`Records::of_user`]); the sends of a
+//! `log` channel get their `logged` record from the fan-out. An audience
+//! sync asks the customer's partition's owner for their email and phone
+//! ([`Backend::contact`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +54,10 @@ use async_nats::jetstream::{self, kv, stream};
 use async_nats::subject::Subject;
 use base64::Engine as _;
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::admin::Ask;
 use super::http::NatsApp;
 use super::{FENCE, NatsOptions, Node, ServeError, ServeOptions, bucket, unreachable};
 use crate::service::core::{ClockMode, wall_ms};
@@ -59,6 +68,7 @@ use crate::service::delivery::twilio::TwilioProvider;
 use crate::service::delivery::{BoxFuture, Channel};
 use crate::service::http::{Gate, Public};
 use crate::service::inbox_http::Inboxes;
+use crate::service::partitions::partition_of;
 use crate::service::storage::{Delivery, DeliveryStatus};
 
 /// The durable pull consumer every process delivers from.
@@ -127,16 +137,124 @@ fn max_deliveries_advisory() -> String {
     format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{SEND_STREAM}.{DELIVERY_CONSUMER}")
 }
 
-/// A send's key in [`DELIVERY_BUCKET`]: its message id in base64url
-/// (a key takes letters, digits, `-`, `_`, `=`, `.` and `/` only).
-pub fn record_key(message_id: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(message_id)
+/// A send's key in [`DELIVERY_BUCKET`]: its recipient's key and its
+/// message id, each in base64url, joined by `.` (a key takes letters,
+/// digits, `-`, `_`, `=`, `.` and `/` only), so that a customer's records
+/// are the keys under `<base64url(user key)>.`.
+pub fn record_key(user_key: &str, message_id: &str) -> String {
+    format!("{}.{}", key_token(user_key), key_token(message_id))
+}
+
+/// `text` as one token of a key: base64url, `=` for the empty text (a
+/// token is never empty).
+pub fn key_token(text: &str) -> String {
+    if text.is_empty() {
+        "=".into()
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+}
+
+/// How long an audience sync waits for the customer's partition's owner
+/// to say their email and phone (then the attempt is retried).
+const CONTACT_WAIT: Duration = Duration::from_secs(5);
+/// How long reading one customer's records waits for the next of them.
+const RECORDS_WAIT: Duration = Duration::from_secs(5);
+
+/// A record as [`DELIVERY_BUCKET`] keeps it: with its send's feed `seq`.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    seq: u64,
+    #[serde(flatten)]
+    record: Delivery,
+}
+
+/// The sends' records: [`DELIVERY_BUCKET`], by [`record_key`].
+#[derive(Clone)]
+pub struct Records {
+    store: kv::Store,
+}
+
+impl Records {
+    /// Writes the record of the send `seq`.
+    async fn put(&self, seq: u64, record: &Delivery) -> Result<(), String> {
+        let kept = Kept {
+            seq,
+            record: record.clone(),
+        };
+        let bytes = serde_json::to_vec(&kept).map_err(|e| e.to_string())?;
+        self.store
+            .put(
+                record_key(&record.user_id, &record.message_id),
+                bytes.into(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("the delivery record was not written: {e}"))
+    }
+
+    /// The record of the send `message_id` to `user_key`, if written.
+    async fn get(&self, user_key: &str, message_id: &str) -> Result<Option<Delivery>, String> {
+        let bytes = self
+            .store
+            .get(record_key(user_key, message_id))
+            .await
+            .map_err(|e| format!("the delivery records do not read: {e}"))?;
+        Ok(bytes
+            .and_then(|b| serde_json::from_slice::<Kept>(&b).ok())
+            .map(|kept| kept.record))
+    }
+
+    /// The newest `limit` records of `user_key`'s sends (by `seq`, newest
+    /// first), as `/admin/users/{key}` shows them: every key under the
+    /// customer's token, read through an ordered consumer (the bucket
+    /// keeps one message a key).
+    pub async fn of_user(
+        &self,
+        user_key: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>, String> {
+        let unread = |e: &dyn std::fmt::Display| format!("the delivery records do not read: {e}");
+        let consumer = self
+            .store
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: format!("{}{}.>", self.store.prefix, key_token(user_key)),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unread(&e))?;
+        let mut left = consumer.cached_info().num_pending;
+        let mut rows = Vec::new();
+        if left > 0 {
+            let mut messages = consumer.messages().await.map_err(|e| unread(&e))?;
+            while left > 0 {
+                // A record that expired meanwhile is not waited for long.
+                let Ok(next) = tokio::time::timeout(RECORDS_WAIT, messages.next()).await else {
+                    break;
+                };
+                let message = match next {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => return Err(unread(&e)),
+                    None => break,
+                };
+                left -= 1;
+                if let Ok(kept) = serde_json::from_slice::<Kept>(&message.payload) {
+                    rows.push((kept.seq, kept.record));
+                }
+            }
+        }
+        rows.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        rows.truncate(limit);
+        Ok(rows)
+    }
 }
 
 /// The `--nats` backend of the delivery engine.
 pub struct Nats {
     node: Arc<Node>,
-    records: kv::Store,
+    records: Records,
     max_deliver: i64,
     ack_wait: Duration,
 }
@@ -169,24 +287,6 @@ impl Ticket {
 }
 
 impl Nats {
-    async fn put(&self, record: &Delivery) -> Result<(), String> {
-        let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-        self.records
-            .put(record_key(&record.message_id), bytes.into())
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("the delivery record was not written: {e}"))
-    }
-
-    async fn record(&self, message_id: &str) -> Result<Option<Delivery>, String> {
-        let bytes = self
-            .records
-            .get(record_key(message_id))
-            .await
-            .map_err(|e| format!("the delivery records do not read: {e}"))?;
-        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
-    }
-
     /// Publishes a failed send to the dead-letter stream (once: its
     /// `Nats-Msg-Id` is its message id).
     async fn dead_letter(&self, ticket: &Ticket, record: &Delivery) -> Result<(), String> {
@@ -219,9 +319,16 @@ impl Backend for Nats {
         &*self.node
     }
 
-    fn contact<'a>(&'a self, _user_id: &'a str) -> BoxFuture<'a, Result<Value, String>> {
-        // `serve` refuses `[audiences.*]` under `--nats`: no sync gets here.
-        Box::pin(async { Err("audiences are not synced under `--nats`".to_string()) })
+    /// Asked of the customer's partition's owner (`journey.admin.<p>`):
+    /// an error, and so a retry, when no owner answers in time.
+    fn contact<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(async move {
+            let p = partition_of(user_id, self.node.d.partitions());
+            let ask = Ask::Contact {
+                key: user_id.to_string(),
+            };
+            self.node.ask_within(p, &ask, CONTACT_WAIT).await
+        })
     }
 
     fn finish<'a>(
@@ -231,7 +338,7 @@ impl Backend for Nats {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             ticket.heartbeat.abort();
-            self.put(record).await?;
+            self.records.put(ticket.seq, record).await?;
             if record.status == DeliveryStatus::Failed {
                 self.dead_letter(ticket, record).await?;
             }
@@ -251,7 +358,7 @@ impl Backend for Nats {
     ) -> BoxFuture<'a, Result<Requeue, String>> {
         Box::pin(async move {
             ticket.heartbeat.abort();
-            self.put(record).await?;
+            self.records.put(ticket.seq, record).await?;
             ticket
                 .acker()
                 .ack_with(AckKind::Nak(Some(wait)))
@@ -298,21 +405,11 @@ impl Inboxes for NatsApp {
 }
 
 /// The config's channels, their providers built (`inbox` over `inboxes`,
-/// the bucket every process shares), and what the public routes need;
-/// refuses what `--nats` does not deliver yet: `[audiences.*]`.
+/// the bucket every process shares), and what the public routes need.
 pub fn channels(
     options: &ServeOptions,
     inboxes: &Arc<dyn InboxStore>,
 ) -> Result<(Vec<Channel>, PublicRoutes), ServeError> {
-    let not_yet = |what: &str| {
-        ServeError::refused(format!(
-            "{what} under `--nats` is not built yet (docs/scale-out.md, \"What is not built \
-             yet\"); remove it from the config or run on one machine"
-        ))
-    };
-    if !options.audiences.is_empty() {
-        return Err(not_yet("syncing audiences (`[audiences.*]`)"));
-    }
     let tables = crate::service::delivery::Tables {
         channels: &options.channels,
         audiences: &options.audiences,
@@ -328,13 +425,14 @@ pub fn channels(
 }
 
 /// Starts delivery for this process: the dead-letter stream, the records'
-/// bucket and the shared consumer, made when missing.
+/// bucket and the shared consumer, made when missing; the records for the
+/// admin view.
 pub async fn start(
     node: Arc<Node>,
     channels: Vec<Channel>,
     options: &ServeOptions,
     nats: &NatsOptions,
-) -> Result<Engine<Nats>, ServeError> {
+) -> Result<(Engine<Nats>, Records), ServeError> {
     let (settings, replicas) = (nats.delivery, nats.replicas.max(1));
     let d = &node.d;
     let url = nats.url.as_str();
@@ -387,18 +485,20 @@ pub async fn start(
     } else {
         None
     };
+    let records = Records { store: records };
     let backend = Nats {
         node,
-        records,
+        records: records.clone(),
         max_deliver: settings.max_deliver,
         ack_wait,
     };
-    Engine::launch(backend, channels, MAX_HELD, move |feed| async move {
+    let engine = Engine::launch(backend, channels, MAX_HELD, move |feed| async move {
         if let Some((fanout, consumer)) = consumers {
             tokio::join!(fan_out(&feed, fanout), pull(&feed, consumer));
         }
     })
-    .map_err(ServeError::failed)
+    .map_err(ServeError::failed)?;
+    Ok((engine, records))
 }
 
 /// The shared consumer of [`SEND_STREAM`], created by the first process
@@ -493,6 +593,7 @@ async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), S
     let subject = send_subject(partition);
     let js = &feed.backend().node.d.js;
     let mut stored = Vec::new();
+    let mut logged = Vec::new();
     for (index, line) in super::outbox::actions(&run.payload).enumerate() {
         let seq = super::outbox::seq(sequence, index);
         let line = String::from_utf8_lossy(line).into_owned();
@@ -501,8 +602,10 @@ async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), S
         };
         let record = feed.record(&send);
         if record.status != DeliveryStatus::Pending {
-            // A channel without a provider: the outbox is its output.
+            // A channel without a provider: the outbox is its output, and
+            // its record says `logged`, as on one machine.
             logged_counter(&record).increment(1);
+            logged.push((seq, record));
             continue;
         }
         let mut headers = HeaderMap::new();
@@ -518,6 +621,9 @@ async fn copy_sends(feed: &Feed<Nats>, run: &jetstream::Message) -> Result<(), S
             .map_err(|e| e.to_string())?;
         stored.push(ack);
     }
+    let records = &feed.backend().records;
+    let written = logged.iter().map(|(seq, record)| records.put(*seq, record));
+    futures_util::future::try_join_all(written).await?;
     for ack in stored {
         ack.await.map_err(|e| e.to_string())?;
     }
@@ -620,7 +726,9 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         .and_then(|p| p.parse::<u32>().ok())
         .unwrap_or(0);
     let line = String::from_utf8_lossy(&message.payload).into_owned();
-    let (message, acker) = message.split();
+    // Where to answer JetStream for it: `split` moves it into the acker.
+    let reply = message.reply.clone();
+    let acker = message.split().1;
     let Some(send) = feed.deliverable(seq, line.clone(), committed_ms) else {
         let _ = acker.ack().await;
         return;
@@ -631,7 +739,7 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         let _ = acker.ack().await;
         return;
     }
-    let record = match nats.record(&send.message_id).await {
+    let record = match nats.records.get(&send.user_id, &send.message_id).await {
         Ok(Some(record)) => record,
         Ok(None) => fresh,
         // Unread, the action comes again after the ack wait.
@@ -647,15 +755,12 @@ async fn take(feed: &Feed<Nats>, message: jetstream::Message) {
         .map_or(0, |at| u64::try_from(at - wall_ms()).unwrap_or(0));
     let ticket = Ticket {
         js: nats.node.d.js.clone(),
-        reply: message.reply.clone(),
+        reply: reply.clone(),
         seq,
         partition,
         delivered,
         line,
-        heartbeat: heartbeat(
-            Acker::new(nats.node.d.js.clone(), message.reply.clone()),
-            nats.ack_wait,
-        ),
+        heartbeat: heartbeat(Acker::new(nats.node.d.js.clone(), reply), nats.ack_wait),
     };
     feed.take(
         Job {

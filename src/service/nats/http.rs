@@ -41,6 +41,8 @@ pub struct NatsApp {
     pub shutting_down: AtomicBool,
     /// Delivery's public routes: `[tracking]` and the Twilio channels.
     pub public: super::delivery::PublicRoutes,
+    /// The sends' records, for `/admin/users/{key}`.
+    pub records: super::delivery::Records,
 }
 
 impl Ingesting for NatsApp {

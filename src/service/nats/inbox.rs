@@ -1,6 +1,6 @@
 //! The in-app inbox under `--nats`: every customer's inbox is one key of
-//! the bucket `JOURNEY_INBOX` (their user key in base64url, as the
-//! deliveries bucket keys message ids), holding their messages, so any
+//! the bucket `JOURNEY_INBOX` (their user key as one token of a key,
+//! [`key_token`], as in the delivery records' keys), holding their messages, so any
 //! process keeps a send there and any process answers `/v1/inbox`. A
 //! change is a read, the inbox's rules
 //! ([`crate::service::delivery::inbox`], the same as one machine's) and a
@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 
-use super::delivery::record_key;
+use super::delivery::key_token;
 use super::{ServeError, bucket};
 use crate::service::delivery::BoxFuture;
 use crate::service::delivery::inbox::{InboxStore, keep_in, mark_record, shown};
@@ -121,7 +121,7 @@ impl NatsInbox {
         user_key: &str,
         mut change: impl FnMut(&mut Vec<InboxRecord>) -> (T, bool),
     ) -> Result<T, StorageError> {
-        let key = record_key(user_key);
+        let key = key_token(user_key);
         for _ in 0..MAX_CONFLICTS {
             let (mut records, revision) = self.read(&key).await?;
             let (answer, changed) = change(&mut records);
@@ -159,7 +159,7 @@ impl InboxStore for NatsInbox {
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Vec<InboxRecord>, StorageError>> {
         Box::pin(async move {
-            let (records, _) = self.read(&record_key(user_key)).await?;
+            let (records, _) = self.read(&key_token(user_key)).await?;
             Ok(shown(records, now_ms))
         })
     }

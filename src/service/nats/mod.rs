@@ -528,7 +528,8 @@ pub fn serve(
         ));
         // The recorder first: delivery takes its instruments' handles at start.
         let metrics = super::metrics::handle();
-        let mut engine = delivery::start(node.clone(), channels, &options, &nats).await?;
+        let (mut engine, records) =
+            delivery::start(node.clone(), channels, &options, &nats).await?;
         log(&engine.describe());
         let app = Arc::new(http::NatsApp {
             node: node.clone(),
@@ -536,6 +537,7 @@ pub fn serve(
             metrics,
             shutting_down: AtomicBool::new(false),
             public,
+            records,
         });
         let listener = super::listen(options.listen, &log).await?;
         let router = http::router(app.clone()).layer(axum::extract::DefaultBodyLimit::max(
