@@ -181,22 +181,7 @@ fn listed(answer: &Value) -> Vec<String> {
 }
 
 fn mark(server: &Server, user: &str, id: &str, action: &str, token: Option<&str>) -> (u16, Value) {
-    let mut request = ureq::post(&format!("{}/v1/inbox/{user}/{id}/{action}", server.base))
-        .timeout(Duration::from_secs(30));
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let (status, text) = match request.call() {
-        Ok(response) => (
-            response.status(),
-            response.into_string().unwrap_or_default(),
-        ),
-        Err(ureq::Error::Status(code, response)) => {
-            (code, response.into_string().unwrap_or_default())
-        }
-        Err(e) => panic!("the server answers: {e}"),
-    };
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    server.call("POST", &format!("/v1/inbox/{user}/{id}/{action}"), token)
 }
 
 /// Waits until `server` lists exactly `want` for `user`.

@@ -359,6 +359,17 @@ const COVERED: TableDefinition<(u32, u64), i64> = TableDefinition::new("covered"
 /// (user key, message id) → (sent, expires, read, dismissed, content).
 type InboxRow<'a> = (i64, i64, Option<i64>, Option<i64>, &'a [u8]);
 const INBOX: TableDefinition<(&str, &str), InboxRow<'static>> = TableDefinition::new("inbox");
+
+/// A message's row in [`INBOX`].
+fn inbox_row(record: &InboxRecord) -> InboxRow<'_> {
+    (
+        record.sent_ms,
+        record.expires_ms,
+        record.read_ms,
+        record.dismissed_ms,
+        &record.content,
+    )
+}
 /// (expires, user key, message id): the inbox by expiry, for the sweep.
 const INBOX_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("inbox_expiry");
 
@@ -792,13 +803,7 @@ impl Storage for RedbStorage {
                     inbox.remove((user, id)).map_err(fail)?;
                     expiry.remove((exp, user, id)).map_err(fail)?;
                 }
-                let row: InboxRow = (
-                    record.sent_ms,
-                    record.expires_ms,
-                    record.read_ms,
-                    record.dismissed_ms,
-                    &record.content,
-                );
+                let row = inbox_row(record);
                 inbox
                     .insert((user, record.message_id.as_str()), row)
                     .map_err(fail)?;
@@ -862,13 +867,7 @@ impl Storage for RedbStorage {
                     None => None,
                     Some(new) => {
                         if new {
-                            let row: InboxRow = (
-                                record.sent_ms,
-                                record.expires_ms,
-                                record.read_ms,
-                                record.dismissed_ms,
-                                &record.content,
-                            );
+                            let row = inbox_row(&record);
                             inbox.insert((user_key, message_id), row).map_err(fail)?;
                         }
                         Some((record, new))

@@ -151,8 +151,14 @@ impl Server {
     /// A GET with the admin token when given: the status and the JSON
     /// body (`null` when it is not JSON).
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.call("GET", path, token)
+    }
+
+    /// A request of `method` without a body, with the bearer token when
+    /// given: the status and the JSON body (`null` when it is not JSON).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut request =
-            ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(30));
+            ureq::request(method, &format!("{}{path}", self.base)).timeout(Duration::from_secs(30));
         if let Some(token) = token {
             request = request.set("Authorization", &format!("Bearer {token}"));
         }
