@@ -238,11 +238,13 @@ pub fn serve(sources: SourceMap, mut options: ServeOptions, log: Log) -> Result<
         channels: &options.channels,
         audiences: &options.audiences,
     };
-    let inboxes: Arc<dyn crate::service::delivery::inbox::InboxStore> = Arc::new(storage.clone());
+    let served = crate::service::delivery::inbox::ServedInbox::new(storage.clone());
+    let inboxes: Arc<dyn crate::service::delivery::inbox::InboxStore> = served.clone();
     let channels = crate::service::delivery::channels(tables, &options.shared, Some(&inboxes))
         .map_err(ServeError::refused)?;
     let twilio = crate::service::delivery::twilio::providers(&channels);
     let started = Core::start(versions, storage, config).map_err(|e| ServeError::failed(e.0))?;
+    served.serve(started.core.clone());
     for why in &started.dropped {
         log(&format!("dropped damaged journal records: {why}"));
     }

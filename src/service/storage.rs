@@ -232,18 +232,30 @@ pub struct DeliveryBatch {
     pub cursor: Option<u64>,
     /// `(seq, record)`: new or updated records.
     pub records: Vec<(u64, Delivery)>,
+    /// In-app sends kept in their customers' inboxes
+    /// ([`Storage::inbox_keep`]'s rules).
+    pub inbox: Vec<InboxKeep>,
+}
+
+/// An in-app send to keep in its customer's inbox, at `now_ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InboxKeep {
+    pub record: InboxRecord,
+    pub max_per_user: usize,
+    pub now_ms: i64,
 }
 
 impl DeliveryBatch {
     pub fn is_empty(&self) -> bool {
-        self.cursor.is_none() && self.records.is_empty()
+        self.cursor.is_none() && self.records.is_empty() && self.inbox.is_empty()
     }
 
-    /// Adds `other`'s records after these (the later of a `seq`'s wins)
-    /// and the further cursor.
+    /// Adds `other`'s records and inbox keeps after these (the later of a
+    /// `seq`'s wins) and the further cursor.
     pub fn merge(&mut self, mut other: DeliveryBatch) {
         self.cursor = self.cursor.max(other.cursor);
         self.records.append(&mut other.records);
+        self.inbox.append(&mut other.inbox);
     }
 }
 
@@ -310,6 +322,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<bool, StorageError>;
     /// The customer's messages not expired at `now_ms` nor dismissed,
     /// newest first.
+    /// Whether the customer's inbox holds the message (expired or not).
+    fn inbox_has(&self, user_key: &str, message_id: &str) -> Result<bool, StorageError>;
     fn inbox_list(&self, user_key: &str, now_ms: i64) -> Result<Vec<InboxRecord>, StorageError>;
     /// Marks a message read or dismissed at `at_ms` (the first time counts);
     /// returns it, and whether this mark is new, unless it is absent or
@@ -592,6 +606,12 @@ impl Storage for RedbStorage {
             if let Some(delivery) = &mut delivery {
                 delivery.write(&batch.deliveries)?;
             }
+            if !batch.deliveries.inbox.is_empty() {
+                let mut inboxes = InboxTables::open(&txn)?;
+                for keep in &batch.deliveries.inbox {
+                    inboxes.keep(&keep.record, keep.max_per_user, keep.now_ms)?;
+                }
+            }
             let mut outbox = txn.open_table(OUTBOX).map_err(fail)?;
             let mut applied = txn.open_table(APPLIED).map_err(fail)?;
             // Each partition's applied position is written once, the last.
@@ -782,53 +802,15 @@ impl Storage for RedbStorage {
     ) -> Result<bool, StorageError> {
         let mut txn = self.db.begin_write().map_err(fail)?;
         txn.set_durability(Durability::Immediate).map_err(fail)?;
-        let kept;
-        {
-            let mut inbox = txn.open_table(INBOX).map_err(fail)?;
-            let mut expiry = txn.open_table(INBOX_EXPIRY).map_err(fail)?;
-            let user = record.user_key.as_str();
-            kept = inbox
-                .get((user, record.message_id.as_str()))
-                .map_err(fail)?
-                .is_none();
-            if kept {
-                // The expired ones and those past the cap make room.
-                let theirs = user_rows(&inbox, user)?;
-                let rows: Vec<(i64, i64, &str)> = theirs
-                    .iter()
-                    .map(|(sent, exp, id)| (*sent, *exp, id.as_str()))
-                    .collect();
-                for i in make_room(&rows, max_per_user, now_ms) {
-                    let (_, exp, id) = rows[i];
-                    inbox.remove((user, id)).map_err(fail)?;
-                    expiry.remove((exp, user, id)).map_err(fail)?;
-                }
-                let row = inbox_row(record);
-                inbox
-                    .insert((user, record.message_id.as_str()), row)
-                    .map_err(fail)?;
-                expiry
-                    .insert((record.expires_ms, user, record.message_id.as_str()), ())
-                    .map_err(fail)?;
-            }
-            let mut swept = Vec::new();
-            for item in expiry.iter().map_err(fail)?.take(INBOX_SWEEP) {
-                let (key, _) = item.map_err(fail)?;
-                let (exp, user, id) = key.value();
-                if exp > now_ms {
-                    break;
-                }
-                swept.push((exp, user.to_string(), id.to_string()));
-            }
-            for (exp, user, id) in swept {
-                inbox.remove((user.as_str(), id.as_str())).map_err(fail)?;
-                expiry
-                    .remove((exp, user.as_str(), id.as_str()))
-                    .map_err(fail)?;
-            }
-        }
+        let kept = InboxTables::open(&txn)?.keep(record, max_per_user, now_ms)?;
         txn.commit().map_err(fail)?;
         Ok(kept)
+    }
+
+    fn inbox_has(&self, user_key: &str, message_id: &str) -> Result<bool, StorageError> {
+        let txn = self.db.begin_read().map_err(fail)?;
+        let inbox = txn.open_table(INBOX).map_err(fail)?;
+        Ok(inbox.get((user_key, message_id)).map_err(fail)?.is_some())
     }
 
     fn inbox_list(&self, user_key: &str, now_ms: i64) -> Result<Vec<InboxRecord>, StorageError> {
@@ -961,6 +943,73 @@ fn inbox_record(user_key: &str, message_id: &str, row: InboxRow<'_>) -> InboxRec
         read_ms,
         dismissed_ms,
         content: content.to_vec(),
+    }
+}
+
+/// The inbox's tables, open in one write transaction.
+struct InboxTables<'t> {
+    inbox: redb::Table<'t, (&'static str, &'static str), InboxRow<'static>>,
+    expiry: redb::Table<'t, (i64, &'static str, &'static str), ()>,
+}
+
+impl<'t> InboxTables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<InboxTables<'t>, StorageError> {
+        Ok(InboxTables {
+            inbox: txn.open_table(INBOX).map_err(fail)?,
+            expiry: txn.open_table(INBOX_EXPIRY).map_err(fail)?,
+        })
+    }
+
+    /// Keeps `record` by [`keep_in`](crate::service::delivery::inbox::keep_in)'s
+    /// rules ([`make_room`]), and drops up to [`INBOX_SWEEP`] expired
+    /// messages of anyone; whether it was kept now (false: it was there).
+    fn keep(
+        &mut self,
+        record: &InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let (inbox, expiry) = (&mut self.inbox, &mut self.expiry);
+        let user = record.user_key.as_str();
+        let kept = inbox
+            .get((user, record.message_id.as_str()))
+            .map_err(fail)?
+            .is_none();
+        if kept {
+            // The expired ones and those past the cap make room.
+            let theirs = user_rows(inbox, user)?;
+            let rows: Vec<(i64, i64, &str)> = theirs
+                .iter()
+                .map(|(sent, exp, id)| (*sent, *exp, id.as_str()))
+                .collect();
+            for i in make_room(&rows, max_per_user, now_ms) {
+                let (_, exp, id) = rows[i];
+                inbox.remove((user, id)).map_err(fail)?;
+                expiry.remove((exp, user, id)).map_err(fail)?;
+            }
+            inbox
+                .insert((user, record.message_id.as_str()), inbox_row(record))
+                .map_err(fail)?;
+            expiry
+                .insert((record.expires_ms, user, record.message_id.as_str()), ())
+                .map_err(fail)?;
+        }
+        let mut swept = Vec::new();
+        for item in expiry.iter().map_err(fail)?.take(INBOX_SWEEP) {
+            let (key, _) = item.map_err(fail)?;
+            let (exp, user, id) = key.value();
+            if exp > now_ms {
+                break;
+            }
+            swept.push((exp, user.to_string(), id.to_string()));
+        }
+        for (exp, user, id) in swept {
+            inbox.remove((user.as_str(), id.as_str())).map_err(fail)?;
+            expiry
+                .remove((exp, user.as_str(), id.as_str()))
+                .map_err(fail)?;
+        }
+        Ok(kept)
     }
 }
 
@@ -1159,6 +1208,53 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// In-app sends kept through the writer's transactions follow the
+    /// rules of one kept on its own: once per message id, the customer's
+    /// oldest leaving past `max_per_user`.
+    #[test]
+    fn inbox_keeps_in_a_write_follow_the_inbox_rules() {
+        let dir = temp_dir("inbox-keeps");
+        let storage = RedbStorage::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let t0 = 1_800_000_000_000;
+        let keep = |id: &str, sent_ms: i64| InboxKeep {
+            record: InboxRecord {
+                user_key: "ana".into(),
+                message_id: id.into(),
+                sent_ms,
+                expires_ms: sent_ms + 3_600_000,
+                read_ms: None,
+                dismissed_ms: None,
+                content: id.as_bytes().to_vec(),
+            },
+            max_per_user: 2,
+            now_ms: sent_ms,
+        };
+        let write = |keeps: Vec<InboxKeep>| {
+            storage.write(WriteBatch {
+                deliveries: DeliveryBatch {
+                    inbox: keeps,
+                    ..DeliveryBatch::default()
+                },
+                ..WriteBatch::default()
+            })
+        };
+        assert!(write(vec![keep("m1", t0), keep("m2", t0 + 1)]).is_ok());
+        assert_eq!(storage.inbox_has("ana", "m1").ok(), Some(true));
+        assert_eq!(storage.inbox_has("ana", "m9").ok(), Some(false));
+        assert_eq!(storage.inbox_has("bob", "m1").ok(), Some(false));
+        // A repeat changes nothing; a third pushes the oldest out.
+        let mut again = keep("m2", t0 + 1);
+        again.record.content = b"changed".to_vec();
+        assert!(write(vec![again, keep("m3", t0 + 2)]).is_ok());
+        let listed = storage.inbox_list("ana", t0 + 3).unwrap_or_default();
+        let shown: Vec<(&str, &[u8])> = listed
+            .iter()
+            .map(|r| (r.message_id.as_str(), r.content.as_slice()))
+            .collect();
+        assert_eq!(shown, vec![("m3", &b"m3"[..]), ("m2", &b"m2"[..])]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn delivery(user: &str, status: DeliveryStatus) -> Delivery {
         Delivery {
             message_id: format!("j:{user}:1:0"),
@@ -1203,6 +1299,7 @@ mod tests {
                 (1, delivery("ana", DeliveryStatus::Sent)),
                 (2, delivery("bob", DeliveryStatus::Pending)),
             ],
+            ..DeliveryBatch::default()
         };
         let records = |deliveries| WriteBatch {
             deliveries,

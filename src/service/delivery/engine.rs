@@ -690,6 +690,7 @@ async fn read(inner: Arc<Inner<Local>>) {
             let batch = DeliveryBatch {
                 cursor: Some(cursor),
                 records,
+                ..DeliveryBatch::default()
             };
             if inner.backend.write(batch).await.is_err() {
                 return;
@@ -1160,9 +1161,10 @@ fn backoff(policy: &Policy, failures: usize, after: Option<Duration>, jitter: f6
     after.map_or(wait, |after| after.max(wait))
 }
 
-/// A random number in 0..1 for [`backoff`] (the delivery shell may use
-/// randomness: it is not the deterministic core).
-fn jitter() -> f64 {
+/// A random number in 0..1 for [`backoff`] and other waits that must not
+/// fall in step (the delivery shell may use randomness: it is not the
+/// deterministic core).
+pub fn jitter() -> f64 {
     getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64)
 }
 

@@ -10,7 +10,7 @@
 //! bucket ([`crate::service::nats`]). Both keep them by the same rules,
 //! here: [`make_room`], [`shown`], [`mark_record`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -21,8 +21,11 @@ use sha2::Sha256;
 use super::tracking::MIN_SECRET_CHARS;
 use super::{BoxFuture, Message, Outcome, Provider};
 use crate::service::config::{self, duration_key};
+use crate::service::core::Core;
 use crate::service::core::wall_ms;
-use crate::service::storage::{InboxMark, InboxRecord, Storage, StorageError};
+use crate::service::storage::{
+    DeliveryBatch, InboxKeep, InboxMark, InboxRecord, Storage, StorageError,
+};
 use crate::value::format_timestamp;
 
 /// How long a message stays when `ttl` is not set: 30 days.
@@ -180,8 +183,10 @@ pub trait InboxStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>>;
 }
 
-/// One machine's inboxes: a table of its storage, written off the async
-/// workers (a durable write blocks).
+/// One machine's inboxes, each keep a transaction of its own: for a data
+/// directory no service runs on (`journey serve` keeps through its writer,
+/// [`ServedInbox`]). Written off the async workers (a durable write
+/// blocks).
 impl InboxStore for Arc<dyn Storage> {
     fn keep(
         &self,
@@ -212,6 +217,86 @@ impl InboxStore for Arc<dyn Storage> {
         let storage = self.clone();
         let (user_key, message_id) = (user_key.to_string(), message_id.to_string());
         blocking(move || storage.inbox_mark(&user_key, &message_id, mark, at_ms))
+    }
+}
+
+/// One machine's inboxes while `journey serve` runs: a send is kept in
+/// the service writer's next transaction, with the journal and delivery's
+/// records (one stream of fsyncs on the disk, and no write lock held by
+/// delivery's idle-priority threads that the writer would wait for);
+/// lists and marks are the storage's own.
+pub struct ServedInbox {
+    storage: Arc<dyn Storage>,
+    core: OnceLock<Arc<Core>>,
+}
+
+impl ServedInbox {
+    pub fn new(storage: Arc<dyn Storage>) -> Arc<ServedInbox> {
+        Arc::new(ServedInbox {
+            storage,
+            core: OnceLock::new(),
+        })
+    }
+
+    /// Keeps go through `core`'s writer from now on (before, they fail:
+    /// delivery starts after the core).
+    pub fn serve(&self, core: Arc<Core>) {
+        let _ = self.core.set(core);
+    }
+}
+
+impl InboxStore for ServedInbox {
+    fn keep(
+        &self,
+        record: InboxRecord,
+        max_per_user: usize,
+        now_ms: i64,
+    ) -> BoxFuture<'_, Result<bool, StorageError>> {
+        Box::pin(async move {
+            let Some(core) = self.core.get() else {
+                return Err(StorageError("the service has not started".into()));
+            };
+            // Delivery attempts a send once at a time, so a message found
+            // here was kept by an attempt before a crash or a stop.
+            let (storage, user, id) = (
+                self.storage.clone(),
+                record.user_key.clone(),
+                record.message_id.clone(),
+            );
+            if blocking(move || storage.inbox_has(&user, &id)).await? {
+                return Ok(false);
+            }
+            let keep = InboxKeep {
+                record,
+                max_per_user,
+                now_ms,
+            };
+            core.record_deliveries(DeliveryBatch {
+                inbox: vec![keep],
+                ..DeliveryBatch::default()
+            })
+            .await
+            .map_err(StorageError)?;
+            Ok(true)
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        user_key: &'a str,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<InboxRecord>, StorageError>> {
+        self.storage.list(user_key, now_ms)
+    }
+
+    fn mark<'a>(
+        &'a self,
+        user_key: &'a str,
+        message_id: &'a str,
+        mark: InboxMark,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>> {
+        self.storage.mark(user_key, message_id, mark, at_ms)
     }
 }
 

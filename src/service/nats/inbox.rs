@@ -9,7 +9,7 @@
 //! at once lose nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::delivery::key_token;
 use super::{ServeError, bucket};
 use crate::service::delivery::BoxFuture;
+use crate::service::delivery::engine::jitter;
 use crate::service::delivery::inbox::{InboxStore, keep_in, mark_record, shown};
 use crate::service::storage::{InboxMark, InboxRecord, StorageError};
 
@@ -27,9 +28,15 @@ pub const INBOX_BUCKET: &str = "JOURNEY_INBOX";
 /// customer's [`InboxRecord`]s after it).
 const FORMAT: u8 = 1;
 
-/// Compare-and-sets lost in a row before a change gives up (each loss is
-/// another process's change made).
-const MAX_CONFLICTS: usize = 64;
+/// How long a change goes on losing compare-and-sets to other changes of
+/// the same customer's inbox before it gives up (each loss is another
+/// change made, so this only ends under a storm of them).
+const CONFLICTS_FOR: Duration = Duration::from_secs(10);
+/// The longest wait between two tries of a change after a lost
+/// compare-and-set; the waits double from 1 ms up to it, each a random
+/// half to whole of it, so that changes that collided do not collide
+/// again in step.
+const CONFLICT_WAIT_MAX: Duration = Duration::from_millis(64);
 
 /// The inboxes in [`INBOX_BUCKET`].
 pub struct NatsInbox {
@@ -122,17 +129,26 @@ impl NatsInbox {
         mut change: impl FnMut(&mut Vec<InboxRecord>) -> (T, bool),
     ) -> Result<T, StorageError> {
         let key = key_token(user_key);
-        for _ in 0..MAX_CONFLICTS {
+        let began = Instant::now();
+        let mut wait = Duration::from_millis(1);
+        loop {
             let (mut records, revision) = self.read(&key).await?;
             let (answer, changed) = change(&mut records);
             if !changed || self.write(&key, &records, revision).await? {
                 return Ok(answer);
             }
+            if began.elapsed() >= CONFLICTS_FOR {
+                return Err(failed(
+                    "was not written",
+                    format!(
+                        "other writes of the customer's inbox came first for {}s",
+                        CONFLICTS_FOR.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(wait.mul_f64(0.5 + jitter() / 2.0)).await;
+            wait = (wait * 2).min(CONFLICT_WAIT_MAX);
         }
-        Err(failed(
-            "was not written",
-            format!("{MAX_CONFLICTS} other writes of the customer's inbox came first"),
-        ))
     }
 }
 
