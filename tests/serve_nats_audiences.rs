@@ -155,7 +155,19 @@ fn audience_syncs_read_each_customer_from_their_partitions_owner() {
     for server in [&one, &two] {
         for i in [0, 1, USERS - 1] {
             let key = format!("u{i}");
-            let (status, user) = server.get(&format!("/admin/users/{key}"), None);
+            // A record is written after its provider answered: the fake
+            // may hold the remove an instant before the record says so.
+            let view = || server.get(&format!("/admin/users/{key}"), None);
+            let finished = |user: &Value| {
+                user["deliveries"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .filter(|d| d["channel"] == "audiences.meta" && d["status"] == "sent")
+                        .count()
+                        == 2
+                })
+            };
+            wait_until("both syncs' records", || finished(&view().1));
+            let (status, user) = view();
             assert_eq!(status, 200, "{user}");
             let deliveries = user["deliveries"].as_array().cloned().unwrap_or_default();
             let synced: Vec<&Value> = deliveries

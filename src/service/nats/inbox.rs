@@ -38,9 +38,16 @@ const CONFLICTS_FOR: Duration = Duration::from_secs(10);
 /// again in step.
 const CONFLICT_WAIT_MAX: Duration = Duration::from_millis(64);
 
+/// Bytes of a message to the bucket kept for what is not the inbox (the
+/// headers of a compare-and-set).
+const HEADROOM: usize = 1_024;
+
 /// The inboxes in [`INBOX_BUCKET`].
 pub struct NatsInbox {
     kv: kv::Store,
+    /// The most bytes a customer's inbox takes: the server's largest
+    /// message, less [`HEADROOM`].
+    max_bytes: usize,
 }
 
 /// The inboxes' bucket, made when missing.
@@ -51,7 +58,12 @@ pub async fn open(
 ) -> Result<Arc<dyn InboxStore>, ServeError> {
     // Kept until rewritten: each message's own expiry drops it.
     let kv = bucket(js, url, INBOX_BUCKET, Duration::ZERO, replicas).await?;
-    Ok(Arc::new(NatsInbox { kv }))
+    let max_bytes = js
+        .client()
+        .server_info()
+        .max_payload
+        .saturating_sub(HEADROOM);
+    Ok(Arc::new(NatsInbox { kv, max_bytes }))
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> StorageError {
@@ -62,6 +74,42 @@ fn encode(records: &[InboxRecord]) -> Result<Bytes, StorageError> {
     let mut bytes = vec![FORMAT];
     bytes.extend(postcard::to_stdvec(records).map_err(|e| failed("cannot encode", e))?);
     Ok(bytes.into())
+}
+
+/// `records` encoded in at most `max_bytes`: while they take more, the
+/// oldest message other than `new` (the one being kept) leaves, as past
+/// `max_per_user`. A message that does not fit alone is refused.
+fn fit(
+    records: &mut Vec<InboxRecord>,
+    new: Option<&str>,
+    max_bytes: usize,
+) -> Result<Bytes, StorageError> {
+    loop {
+        let bytes = encode(records)?;
+        if bytes.len() <= max_bytes {
+            return Ok(bytes);
+        }
+        let oldest = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| Some(r.message_id.as_str()) != new)
+            .min_by(|(_, a), (_, b)| (a.sent_ms, &a.message_id).cmp(&(b.sent_ms, &b.message_id)))
+            .map(|(i, _)| i);
+        match oldest {
+            Some(i) => {
+                records.remove(i);
+            }
+            None => {
+                return Err(failed(
+                    "cannot keep the message",
+                    format!(
+                        "it takes {} bytes, more than the server's largest message allows                          ({max_bytes} bytes for an inbox)",
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<InboxRecord>, StorageError> {
@@ -90,15 +138,14 @@ impl NatsInbox {
         }
     }
 
-    /// Writes `records` as the customer's inbox if the key is still at
+    /// Writes `value` as the customer's inbox if the key is still at
     /// `revision`; false when another process wrote it in between.
     async fn write(
         &self,
         key: &str,
-        records: &[InboxRecord],
+        value: Bytes,
         revision: Option<u64>,
     ) -> Result<bool, StorageError> {
-        let value = encode(records)?;
         let written = match revision {
             Some(revision) => self.kv.update(key, value, revision).await.map_err(|e| {
                 (
@@ -121,11 +168,12 @@ impl NatsInbox {
     }
 
     /// Applies `change` to the customer's messages and writes them back
-    /// when it says they changed, read again and redone while another
+    /// when it says they changed (made to [`fit`], never dropping `new`), read again and redone while another
     /// process wins the compare-and-set; `change`'s answer.
     async fn change<T>(
         &self,
         user_key: &str,
+        new: Option<&str>,
         mut change: impl FnMut(&mut Vec<InboxRecord>) -> (T, bool),
     ) -> Result<T, StorageError> {
         let key = key_token(user_key);
@@ -134,7 +182,11 @@ impl NatsInbox {
         loop {
             let (mut records, revision) = self.read(&key).await?;
             let (answer, changed) = change(&mut records);
-            if !changed || self.write(&key, &records, revision).await? {
+            if !changed {
+                return Ok(answer);
+            }
+            let value = fit(&mut records, new, self.max_bytes)?;
+            if self.write(&key, value, revision).await? {
                 return Ok(answer);
             }
             if began.elapsed() >= CONFLICTS_FOR {
@@ -160,8 +212,8 @@ impl InboxStore for NatsInbox {
         now_ms: i64,
     ) -> BoxFuture<'_, Result<bool, StorageError>> {
         Box::pin(async move {
-            let user_key = record.user_key.clone();
-            self.change(&user_key, |records| {
+            let (user_key, id) = (record.user_key.clone(), record.message_id.clone());
+            self.change(&user_key, Some(&id), |records| {
                 let kept = keep_in(records, record.clone(), max_per_user, now_ms);
                 (kept, kept)
             })
@@ -188,7 +240,7 @@ impl InboxStore for NatsInbox {
         at_ms: i64,
     ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>> {
         Box::pin(async move {
-            self.change(user_key, |records| {
+            self.change(user_key, None, |records| {
                 let found = records.iter_mut().find(|r| r.message_id == message_id);
                 match found.and_then(|r| mark_record(r, mark, at_ms).map(|new| (r.clone(), new))) {
                     Some((record, new)) => (Some((record, new)), new),
@@ -220,5 +272,43 @@ mod tests {
         assert!(decode(&[]).is_err());
         assert!(decode(&[2, 0]).is_err());
         assert!(decode(&[FORMAT, 9, 9]).is_err(), "a truncated inbox");
+    }
+
+    #[test]
+    fn an_inbox_too_large_for_a_message_loses_its_oldest_but_never_the_new_one() {
+        let record = |id: &str, sent_ms: i64| InboxRecord {
+            user_key: "ana".into(),
+            message_id: id.into(),
+            sent_ms,
+            expires_ms: i64::MAX,
+            read_ms: None,
+            dismissed_ms: None,
+            content: vec![b'x'; 1_000],
+        };
+        // The new message is the oldest by its send: it stays regardless.
+        let mut records = vec![
+            record("b", 2),
+            record("c", 3),
+            record("new", 1),
+            record("d", 4),
+        ];
+        let one = encode(&records[..1]).map_or(0, |b| b.len());
+        let bytes = fit(&mut records, Some("new"), 2 * one + 10).unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<&str> = records.iter().map(|r| r.message_id.as_str()).collect();
+        assert_eq!(ids, vec!["new", "d"]);
+        assert!(bytes.len() <= 2 * one + 10);
+        assert_eq!(decode(&bytes).ok(), Some(records.clone()));
+        // One that cannot fit alone is refused, with its size.
+        let refused = fit(&mut records, Some("new"), 100).err().map(|e| e.0);
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("largest message")),
+            "{refused:?}"
+        );
+        // Small enough: unchanged.
+        let mut small = vec![record("a", 1)];
+        assert!(fit(&mut small, None, 10_000).is_ok());
+        assert_eq!(small.len(), 1);
     }
 }
