@@ -163,8 +163,15 @@ pub fn post_ok(server: &Server, body: &Value) {
 }
 
 pub fn end_clock(server: &Server) {
+    // It answers once every partition has applied everything journaled:
+    // after a kill near the end, a takeover's restore and replay too,
+    // which a debug build on a busy machine takes tens of seconds for.
     let answer = server
-        .post("/admin/clock", &json!({ "to": "end" }))
+        .post_within(
+            "/admin/clock",
+            &json!({ "to": "end" }),
+            Duration::from_secs(180),
+        )
         .expect("the clock moves to the end");
     assert_eq!(answer["active_instances"], 0, "{answer}");
     assert_eq!(answer["pending_timers"], 0, "{answer}");

@@ -136,8 +136,18 @@ impl Server {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, String)> {
+        self.post_within(path, body, Duration::from_secs(30))
+    }
+
+    /// [`Server::post`] that waits up to `timeout` for the answer.
+    pub fn post_within(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, (u16, String)> {
         match ureq::post(&format!("{}{path}", self.base))
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
             .send_json(body.clone())
         {
             Ok(response) => response.into_json().map_err(|e| (0, e.to_string())),
