@@ -59,7 +59,10 @@ use serde_json::Value;
 
 use super::admin::Ask;
 use super::http::NatsApp;
-use super::{FENCE, NatsOptions, Node, ServeError, ServeOptions, bucket, unreachable};
+use super::{
+    FENCE, NatsOptions, Node, ServeError, ServeOptions, bucket, made_stream, stream_config,
+    unreachable,
+};
 use crate::service::core::{ClockMode, wall_ms};
 use crate::service::delivery::engine::{Backend, Engine, Feed, Job, Requeue, logged_counter};
 use crate::service::delivery::inbox::{InboxKeys, InboxStore};
@@ -445,16 +448,9 @@ pub async fn start(
         replicas,
     )
     .await?;
-    d.js.get_or_create_stream(stream::Config {
-        name: DEAD_STREAM.into(),
-        subjects: vec!["journey.dead.*".into(), max_deliveries_advisory()],
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| unreachable(url, format!("the dead-letter stream: {e}")))?;
+    let mut dead = stream_config(DEAD_STREAM, "journey.dead.*", replicas);
+    dead.subjects.push(max_deliveries_advisory());
+    made_stream(&d.js, url, "the dead-letter stream", dead).await?;
     let longest = channels
         .iter()
         .map(|c| c.policy.timeout)
@@ -465,18 +461,16 @@ pub async fn start(
         .max(longest.saturating_add(Duration::from_secs(1)));
     let delivers = channels.iter().any(|c| c.provider.delivers());
     let consumers = if delivers {
-        let sends =
-            d.js.get_or_create_stream(stream::Config {
-                name: SEND_STREAM.into(),
-                subjects: vec!["journey.send.*".into()],
+        let sends = made_stream(
+            &d.js,
+            url,
+            "the sends' stream",
+            stream::Config {
                 retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unreachable(url, format!("the sends' stream: {e}")))?;
+                ..stream_config(SEND_STREAM, "journey.send.*", replicas)
+            },
+        )
+        .await?;
         let fanout = fanout_consumer(&node, url).await?;
         Some((
             fanout,

@@ -78,38 +78,57 @@ fn encode(records: &[InboxRecord]) -> Result<Bytes, StorageError> {
 
 /// `records` encoded in at most `max_bytes`: while they take more, the
 /// oldest message other than `new` (the one being kept) leaves, as past
-/// `max_per_user`. A message that does not fit alone is refused.
+/// `max_per_user`. A message that does not fit alone is refused. Each
+/// message is measured once, not the whole inbox once per message left.
 fn fit(
     records: &mut Vec<InboxRecord>,
     new: Option<&str>,
     max_bytes: usize,
 ) -> Result<Bytes, StorageError> {
-    loop {
-        let bytes = encode(records)?;
-        if bytes.len() <= max_bytes {
-            return Ok(bytes);
-        }
-        let oldest = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| Some(r.message_id.as_str()) != new)
-            .min_by(|(_, a), (_, b)| (a.sent_ms, &a.message_id).cmp(&(b.sent_ms, &b.message_id)))
-            .map(|(i, _)| i);
-        match oldest {
-            Some(i) => {
-                records.remove(i);
-            }
-            None => {
-                return Err(failed(
-                    "cannot keep the message",
-                    format!(
-                        "it takes {} bytes, more than the server's largest message allows                          ({max_bytes} bytes for an inbox)",
-                        bytes.len()
-                    ),
-                ));
-            }
-        }
+    let bytes = encode(records)?;
+    if bytes.len() <= max_bytes {
+        return Ok(bytes);
     }
+    // The format byte and the count's varint (10 bytes at most), then each
+    // message's own encoding.
+    let sizes = records
+        .iter()
+        .map(|r| postcard::to_stdvec(r).map(|b| b.len()))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|e| failed("cannot encode", e))?;
+    let mut total = 1 + 10 + sizes.iter().sum::<usize>();
+    let mut oldest_first: Vec<usize> = (0..records.len())
+        .filter(|&i| Some(records[i].message_id.as_str()) != new)
+        .collect();
+    oldest_first.sort_by(|&a, &b| {
+        let (a, b) = (&records[a], &records[b]);
+        (a.sent_ms, &a.message_id).cmp(&(b.sent_ms, &b.message_id))
+    });
+    let mut leaving = vec![false; records.len()];
+    for i in oldest_first {
+        if total <= max_bytes {
+            break;
+        }
+        leaving[i] = true;
+        total -= sizes[i];
+    }
+    let mut index = 0;
+    records.retain(|_| {
+        index += 1;
+        !leaving[index - 1]
+    });
+    let bytes = encode(records)?;
+    if bytes.len() > max_bytes {
+        return Err(failed(
+            "cannot keep the message",
+            format!(
+                "it takes {} bytes, more than the server's largest message allows \
+                 ({max_bytes} bytes for an inbox)",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<InboxRecord>, StorageError> {

@@ -148,29 +148,23 @@ impl Deployment {
             .backpressure_on_inflight(true)
             .build(client);
         let replicas = nats.replicas.max(1);
-        let journal = js
-            .get_or_create_stream(stream::Config {
-                name: JOURNAL_STREAM.into(),
-                subjects: vec!["journey.in.*".into()],
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unreachable(url, format!("the journal stream: {e}")))?;
-        let outbox = js
-            .get_or_create_stream(stream::Config {
-                name: OUTBOX_STREAM.into(),
-                subjects: vec!["journey.out.*".into()],
-                storage: stream::StorageType::File,
-                num_replicas: replicas,
-                duplicate_window: Duration::from_secs(120),
+        let journal = made_stream(
+            &js,
+            url,
+            "the journal stream",
+            stream_config(JOURNAL_STREAM, "journey.in.*", replicas),
+        )
+        .await?;
+        let outbox = made_stream(
+            &js,
+            url,
+            "the outbox stream",
+            stream::Config {
                 max_age: options.action_retention,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| unreachable(url, format!("the outbox stream: {e}")))?;
+                ..stream_config(OUTBOX_STREAM, "journey.out.*", replicas)
+            },
+        )
+        .await?;
         let state = bucket(&js, url, STATE_BUCKET, Duration::ZERO, replicas).await?;
         let leases = bucket(&js, url, LEASE_BUCKET, nats.lease_ttl, replicas).await?;
         let lease_stream = js
@@ -292,6 +286,36 @@ impl Deployment {
 /// A key-value bucket, created when missing. Its stream is made here, as
 /// the client's `create_key_value` makes it: that asks the server for its
 /// account's details first, in a form a 2.9 server does not answer.
+/// How long a stream of the deployment drops a repeated `Nats-Msg-Id`.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// A stream of the deployment: `name` over `subject`, on file, with
+/// `replicas` copies, a repeated `Nats-Msg-Id` dropped within
+/// [`DUPLICATE_WINDOW`]; the rest as JetStream's defaults.
+fn stream_config(name: &str, subject: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        subjects: vec![subject.into()],
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// The stream `config` describes, made when missing; `what` names it in
+/// the error.
+async fn made_stream(
+    js: &jetstream::Context,
+    url: &str,
+    what: &str,
+    config: stream::Config,
+) -> Result<stream::Stream, ServeError> {
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| unreachable(url, format!("{what}: {e}")))
+}
+
 async fn bucket(
     js: &jetstream::Context,
     url: &str,
