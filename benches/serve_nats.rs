@@ -228,17 +228,11 @@ fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec
         let client = async_nats::connect(nats.url.as_str()).await.expect("NATS");
         let js = async_nats::jetstream::new(client);
         let store = js
-            .get_object_store("JOURNEY_CHECKPOINTS")
+            .get_object_store(journey::service::nats::CHECKPOINT_BUCKET)
             .await
             .expect("the checkpoint store");
         for (p, bytes) in checkpoints.iter().enumerate() {
-            let meta = async_nats::jetstream::object_store::ObjectMetadata {
-                name: format!("partition-{p}"),
-                description: Some("0".into()),
-                ..Default::default()
-            };
-            store
-                .put(meta, &mut bytes.as_slice())
+            journey::service::nats::checkpoint::write(&store, p as u32, 0, bytes)
                 .await
                 .expect("a checkpoint is written");
         }

@@ -30,6 +30,7 @@
 //!   `JOURNEY_INBOX`.
 
 mod admin;
+pub mod checkpoint;
 pub mod delivery;
 mod deploy;
 pub mod http;

@@ -32,11 +32,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::object_store;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::outbox::{Pending, Written};
@@ -137,37 +135,43 @@ async fn restore(node: &Node, p: u32) -> Result<(Partition, u64), String> {
     let d = &node.d;
     // The checkpoint may be of a version deployed since this process read
     // the versions.
-    node.learn_versions().await?;
-    let name = format!("partition-{p}");
-    let (bytes, position) = match d.checkpoints.get(&name).await {
-        Ok(mut object) => {
-            let position = object
-                .info()
-                .description
-                .as_deref()
-                .and_then(|d| d.parse::<u64>().ok())
-                .ok_or_else(|| format!("checkpoint `{name}` does not say its position"))?;
-            let mut bytes = Vec::with_capacity(object.info().size);
-            object
-                .read_to_end(&mut bytes)
-                .await
-                .map_err(|e| format!("checkpoint `{name}` does not read: {e}"))?;
-            (Some(bytes), position)
-        }
-        Err(e) if e.kind() == object_store::GetErrorKind::NotFound => (None, 0),
-        Err(e) => return Err(format!("checkpoint `{name}` does not read: {e}")),
-    };
+    within("reading the deployment's versions", node.learn_versions()).await?;
+    let log = |line: &str| (node.log)(&format!("partition {p}: {line}"));
+    let checkpoint = super::checkpoint::read(&d.checkpoints, p, &log).await?;
+    let position = checkpoint.as_ref().map_or(0, |c| c.position);
     let partition = tokio::task::block_in_place(|| {
         Partition::restore(
             p,
             &node.versions,
             node.first,
             &d.dedup_key,
-            bytes.as_deref(),
+            checkpoint.as_ref().map(|c| c.bytes.as_slice()),
         )
     })
     .map_err(|e| e.0)?;
     Ok((partition, position))
+}
+
+/// The longest one step of a takeover (the fence, the journal's end, its
+/// consumer, ...) may take: each is a request or a few to the server, which
+/// answers in milliseconds, so a step past this is stuck, not slow. The
+/// takeover then fails with the step's name, and its lease is let go to be
+/// tried again, instead of holding the partition without running it.
+const TAKEOVER_STEP: Duration = Duration::from_secs(30);
+
+/// `step` within [`TAKEOVER_STEP`].
+async fn within<T>(
+    step: &str,
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(TAKEOVER_STEP, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{step}: no answer within {} s",
+                TAKEOVER_STEP.as_secs()
+            ))
+        })
 }
 
 /// A partition being applied here.
@@ -236,30 +240,38 @@ async fn held(
     stop: &mut watch::Receiver<Stop>,
 ) -> Result<Ended, Failure> {
     let d = &node.d;
-    let (newest, applied) = fence(d, p, &node.id).await?;
+    let (newest, applied) = within("fencing the outbox", fence(d, p, &node.id)).await?;
     let (partition, checkpoint) = restore(node, p).await?;
     let subject = journal_subject(p);
-    let end = Deployment::last_on(&d.journal, &subject).await?;
-    let consumer = d
-        .journal
-        .create_consumer(consumer::push::OrderedConfig {
-            deliver_subject: d.js.client().new_inbox(),
-            filter_subject: subject.clone(),
-            deliver_policy: if checkpoint == 0 {
-                DeliverPolicy::All
-            } else {
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: checkpoint + 1,
-                }
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| format!("the journal does not read: {e}"))?;
-    let mut entries = consumer
-        .messages()
-        .await
-        .map_err(|e| format!("the journal does not read: {e}"))?;
+    let end = within(
+        "reading the journal's end",
+        Deployment::last_on(&d.journal, &subject),
+    )
+    .await?;
+    let config = consumer::push::OrderedConfig {
+        deliver_subject: d.js.client().new_inbox(),
+        filter_subject: subject.clone(),
+        deliver_policy: if checkpoint == 0 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            }
+        },
+        ..Default::default()
+    };
+    let mut entries = within("reading the journal", async {
+        let consumer = d
+            .journal
+            .create_consumer(config)
+            .await
+            .map_err(|e| format!("the journal does not read: {e}"))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|e| format!("the journal does not read: {e}"))
+    })
+    .await?;
     // The first checkpoint is `(p + 1) / P` of the way: spread out.
     let share = f64::from(p + 1) / f64::from(d.partitions().max(1));
     let mut owned = Owned {
@@ -291,10 +303,13 @@ async fn held(
     // The views and deploys of other processes ask this partition here
     // (super::admin), answered between entries.
     let client = d.js.client();
-    let mut asked = client
-        .subscribe(super::admin::admin_subject(p))
-        .await
-        .map_err(|e| format!("the partition's requests were not subscribed: {e}"))?;
+    let mut asked = within("subscribing to the partition's requests", async {
+        client
+            .subscribe(super::admin::admin_subject(p))
+            .await
+            .map_err(|e| format!("the partition's requests were not subscribed: {e}"))
+    })
+    .await?;
     (node.log)(&format!(
         "partition {p}: restored at position {checkpoint}, replaying to {end}"
     ));
@@ -514,15 +529,7 @@ impl Owned<'_> {
             return Err(Failure::Fenced);
         }
         let bytes = tokio::task::block_in_place(|| self.partition.checkpoint())?;
-        let meta = object_store::ObjectMetadata {
-            name: format!("partition-{}", self.p),
-            description: Some(self.position.to_string()),
-            ..Default::default()
-        };
-        d.checkpoints
-            .put(meta, &mut bytes.as_slice())
-            .await
-            .map_err(|e| format!("the checkpoint was not written: {e}"))?;
+        super::checkpoint::write(&d.checkpoints, self.p, self.position, &bytes).await?;
         self.progress.checkpoint = self.position;
         self.progress.checkpoint_ms = wall_ms();
         self.trim.checkpointed(self.position);
