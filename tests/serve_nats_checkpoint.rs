@@ -54,13 +54,17 @@ fn a_checkpoint_replaced_while_it_is_read_is_read_again_not_waited_for() {
         let store = store(&nats.url).await;
         let old = bytes(1, 300_000);
         let new = bytes(2, 450_000);
-        checkpoint::write(&store, 3, 10, &old).await.expect("written");
+        checkpoint::write(&store, 3, 10, &old)
+            .await
+            .expect("written");
 
         // A taker reads the old checkpoint's metadata; then the previous
         // owner replaces it, which purges the old chunks.
         let stale: Object = store.get(checkpoint::name(3)).await.expect("found");
         assert_eq!(stale.info().description.as_deref(), Some("10"));
-        checkpoint::write(&store, 3, 20, &new).await.expect("written");
+        checkpoint::write(&store, 3, 20, &new)
+            .await
+            .expect("written");
 
         let logged = Mutex::new(Vec::<String>::new());
         let log = |line: &str| logged.lock().unwrap().push(line.to_string());
@@ -150,7 +154,9 @@ fn a_checkpoint_that_never_reads_is_an_error_after_its_tries() {
         .await;
         let why = read.expect_err("a checkpoint that never reads is an error");
         assert!(
-            why.starts_with("checkpoint `partition-0` does not read after 5 tries: no chunk arrived"),
+            why.starts_with(
+                "checkpoint `partition-0` does not read after 5 tries: no chunk arrived"
+            ),
             "{why}"
         );
         assert_eq!(*logged.lock().unwrap(), checkpoint::READS);

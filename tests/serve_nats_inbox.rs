@@ -4,8 +4,9 @@
 //! with the customer's token (401 without); a read on one process and a
 //! dismiss on another journal `message.opened` and `message.dismissed`
 //! once each, and the journey waiting for the open goes on; `max_per_user`
-//! keeps the newest, a send's `ttl` expires it; and keeps and marks made
-//! at once through two connections to the bucket lose nothing.
+//! keeps the newest, a send's `ttl` expires it, and the sweep deletes the
+//! expired messages of a customer who gets no more; and keeps and marks
+//! made at once through two connections to the bucket lose nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use journey::service::config::Inbox;
 use journey::service::delivery::inbox::{InboxKeys, InboxStore};
+use journey::service::nats::delivery::key_token;
+use journey::service::nats::inbox::{INBOX_BUCKET, Swept};
 use journey::service::storage::{InboxMark, InboxRecord};
 use serde_json::{Value, json};
 
@@ -74,14 +77,14 @@ fn project(dir: &Path) -> PathBuf {
     project
 }
 
-/// Leases of 2.5 s, `[inbox]`, and the `in_app` channel bound to the
-/// inbox, three messages a customer.
+/// Leases of 2.5 s, the inboxes swept every second, `[inbox]`, and the
+/// `in_app` channel bound to the inbox, three messages a customer.
 fn config(dir: &Path) -> PathBuf {
     let path = dir.join("journey.toml");
     std::fs::write(
         &path,
         format!(
-            "[nats]\nlease_ttl = \"2500ms\"\n\n[checkpoint]\nevery = \"2s\"\n\n\
+            "[nats]\nlease_ttl = \"2500ms\"\ninbox_sweep_every = \"1s\"\n\n[checkpoint]\nevery = \"2s\"\n\n\
              [inbox]\nsecret = \"{INBOX_SECRET}\"\n\n\
              [channels.in_app]\nprovider = \"inbox\"\nttl = \"1h\"\nmax_per_user = 3\n"
         ),
@@ -371,6 +374,39 @@ fn two_processes_share_every_inbox_through_the_same_api() {
     wait_listed(&b, "fay", &flash_token, &[]);
     let (status, _) = mark(&a, "fay", &flash[0], "read", Some(&flash_token));
     assert_eq!(status, 404, "an expired message cannot be marked");
+
+    // Fay gets nothing more: the sweep (once a second here, by whichever
+    // process runs partition 0) deletes her key; eve's, not expired, stays.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url.as_str())
+            .await
+            .expect("connects");
+        let bucket = async_nats::jetstream::new(client)
+            .get_key_value(INBOX_BUCKET)
+            .await
+            .expect("the bucket");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while bucket.get(key_token("fay")).await.expect("reads").is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "fay's expired message was never swept"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            bucket.get(key_token("eve")).await.expect("reads").is_some(),
+            "eve's inbox holds a message of an hour"
+        );
+    });
+    let swept = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        swept.contains("inboxes: swept 1 expired messages of 1 customers"),
+        "the sweep says what it did"
+    );
 }
 
 fn record(user: &str, id: &str, sent_ms: i64) -> InboxRecord {
@@ -403,9 +439,10 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
                 .await
                 .expect("connects");
             let js = async_nats::jetstream::new(client);
-            let store = journey::service::nats::inbox::open(&js, &nats.url, 1)
-                .await
-                .expect("the bucket opens");
+            let store =
+                journey::service::nats::inbox::open(&js, &nats.url, 1, Duration::from_secs(60))
+                    .await
+                    .expect("the bucket opens");
             stores.push(store);
         }
         let now = 1_800_000_000_000;
@@ -497,5 +534,93 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
             None,
             "b1 made room"
         );
+    });
+}
+
+#[test]
+fn the_sweep_drops_expired_messages_of_customers_who_get_no_more() {
+    let dir = scratch("nats-inbox-sweep");
+    let Some(nats) = start_nats(&dir) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url.as_str())
+            .await
+            .expect("connects");
+        let js = async_nats::jetstream::new(client);
+        // Slots of a minute: a message is named at the end of its minute.
+        let store = journey::service::nats::inbox::open(&js, &nats.url, 1, Duration::from_secs(60))
+            .await
+            .expect("the bucket opens");
+        let bucket = js.get_key_value(INBOX_BUCKET).await.expect("the bucket");
+        let now = 1_800_000_000_000; // a minute's start
+        let expiring = |user: &str, id: &str, expires_ms: i64| InboxRecord {
+            expires_ms,
+            ..record(user, id, now)
+        };
+        for (user, id, expires_ms) in [
+            ("ana", "a1", now + 10_000),
+            ("ana", "a2", now + 30_000),
+            ("bob", "b1", now + 20_000),
+            ("bob", "b2", now + 3_600_000),
+            ("cy", "c1", now + 3_600_000),
+        ] {
+            let kept = store.keep(expiring(user, id, expires_ms), 10, now).await;
+            assert_eq!(kept.ok(), Some(true), "{id}");
+        }
+        let ids = |records: Vec<InboxRecord>| -> Vec<String> {
+            records.into_iter().map(|r| r.message_id).collect()
+        };
+
+        // Before the first minute's end nothing is swept, though a1 has
+        // expired: it is only hidden.
+        assert_eq!(store.sweep(now + 59_999).await.ok(), Some(Swept::default()));
+        assert_eq!(
+            ids(store.list("ana", now).await.expect("listed")),
+            ["a2", "a1"]
+        );
+
+        // At its end: ana (named twice, looked at once) and bob lose the
+        // expired ones, for good (listed as of before they expired); ana's
+        // key, left empty, is deleted.
+        let swept = store.sweep(now + 60_000).await.expect("swept");
+        assert_eq!(
+            swept,
+            Swept {
+                slots: 1,
+                inboxes: 2,
+                messages: 3
+            }
+        );
+        assert!(store.list("ana", now).await.expect("listed").is_empty());
+        assert!(bucket.get(key_token("ana")).await.expect("reads").is_none());
+        assert_eq!(ids(store.list("bob", now).await.expect("listed")), ["b2"]);
+        assert_eq!(ids(store.list("cy", now).await.expect("listed")), ["c1"]);
+        // The slot was purged: a second sweep reads nothing.
+        assert_eq!(store.sweep(now + 60_000).await.ok(), Some(Swept::default()));
+
+        // An hour on, the rest.
+        let swept = store.sweep(now + 3_660_000).await.expect("swept");
+        assert_eq!(
+            swept,
+            Swept {
+                slots: 1,
+                inboxes: 2,
+                messages: 2
+            }
+        );
+        for user in ["bob", "cy"] {
+            assert!(bucket.get(key_token(user)).await.expect("reads").is_none());
+        }
+        // A deleted inbox takes new messages.
+        let later = now + 4_000_000;
+        let kept = store.keep(record("ana", "a3", later), 10, later).await;
+        assert_eq!(kept.ok(), Some(true));
+        assert_eq!(ids(store.list("ana", later).await.expect("listed")), ["a3"]);
     });
 }

@@ -56,19 +56,19 @@ pub fn serve(args: &ServeArgs, streams: &mut Streams<'_>) -> io::Result<Exit> {
     });
     let nats_settings = config
         .lease_ttl()
-        .and_then(|ttl| Ok((ttl, config.nats_delivery()?)));
+        .and_then(|ttl| Ok((ttl, config.nats_delivery()?, config.inbox_sweep_every()?)));
     let nats = match nats_settings {
-        Ok((lease_ttl, delivery)) => {
-            args.nats
-                .clone()
-                .or_else(|| config.nats.url.clone())
-                .map(|url| service::nats::NatsOptions {
-                    url,
-                    lease_ttl,
-                    replicas: config.nats.replicas.unwrap_or(1),
-                    delivery,
-                })
-        }
+        Ok((lease_ttl, delivery, inbox_sweep_every)) => args
+            .nats
+            .clone()
+            .or_else(|| config.nats.url.clone())
+            .map(|url| service::nats::NatsOptions {
+                url,
+                lease_ttl,
+                replicas: config.nats.replicas.unwrap_or(1),
+                delivery,
+                inbox_sweep_every,
+            }),
         Err(why) => {
             streams.error(&why, None)?;
             return Ok(Exit::CouldNotRun);

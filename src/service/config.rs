@@ -100,6 +100,9 @@ pub struct Nats {
     /// How long a delivering process has to answer for an action before
     /// JetStream gives it to another (a duration, default `30s`).
     pub ack_wait: Option<String>,
+    /// How often the in-app inboxes' expired messages are swept (a
+    /// duration, default `1m`).
+    pub inbox_sweep_every: Option<String>,
 }
 
 /// `[tracking]`, read by [`crate::service::delivery::tracking::Tracking::new`].
@@ -174,6 +177,7 @@ impl Config {
         config.tracking()?;
         config.inbox()?;
         config.lease_ttl()?;
+        config.inbox_sweep_every()?;
         config.nats_delivery()?;
         if config.nats.replicas.is_some_and(|r| !(1..=5).contains(&r)) {
             return Err("`nats.replicas` must be between 1 and 5 (JetStream's limit)".into());
@@ -188,6 +192,20 @@ impl Config {
             return Err("`nats.lease_ttl` must be at least `300ms`".into());
         }
         Ok(ttl)
+    }
+
+    /// `nats.inbox_sweep_every` (default 1 min).
+    pub fn inbox_sweep_every(&self) -> Result<Duration, String> {
+        let every = duration_key(
+            "nats.inbox_sweep_every",
+            self.nats.inbox_sweep_every.as_deref(),
+            60,
+            "1m",
+        )?;
+        if every < Duration::from_secs(1) {
+            return Err("`nats.inbox_sweep_every` must be at least `1s`".into());
+        }
+        Ok(every)
     }
 
     /// `nats.max_deliver` and `nats.ack_wait`.
@@ -389,6 +407,18 @@ mod tests {
         );
         let wait = Config::parse("[nats]\nack_wait = \"100ms\"\n", &env);
         assert!(wait.err().is_some_and(|e| e.contains("nats.ack_wait")));
+        assert_eq!(config.inbox_sweep_every(), Ok(Duration::from_secs(60)));
+        let sweep = Config::parse("[nats]\ninbox_sweep_every = \"5m\"\n", &env);
+        assert_eq!(
+            sweep.map(|c| c.inbox_sweep_every()),
+            Ok(Ok(Duration::from_secs(300)))
+        );
+        let sweep = Config::parse("[nats]\ninbox_sweep_every = \"10ms\"\n", &env);
+        assert!(
+            sweep
+                .err()
+                .is_some_and(|e| e.contains("`nats.inbox_sweep_every` must be at least `1s`"))
+        );
         let unknown = Config::parse("[nats]\nservers = []\n", &env);
         assert!(unknown.err().is_some_and(|e| e.contains("servers")));
     }

@@ -40,12 +40,7 @@ pub fn name(p: u32) -> String {
 }
 
 /// Writes partition `p`'s checkpoint, covering journal `position`.
-pub async fn write(
-    store: &ObjectStore,
-    p: u32,
-    position: u64,
-    bytes: &[u8],
-) -> Result<(), String> {
+pub async fn write(store: &ObjectStore, p: u32, position: u64, bytes: &[u8]) -> Result<(), String> {
     let meta = object_store::ObjectMetadata {
         name: name(p),
         description: Some(position.to_string()),

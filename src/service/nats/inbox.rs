@@ -7,15 +7,32 @@
 //! compare-and-set on the key's revision, read again and redone when
 //! another process wrote it in between: two processes keeping or marking
 //! at once lose nothing.
+//!
+//! **The sweep.** A customer's expired messages are dropped when their key
+//! is next written; for those who get no more messages, the stream
+//! [`EXPIRY_STREAM`] says whose inbox to look at when: every keep first
+//! publishes the customer's key to `journey.inbox.expiry.<end>`, `end`
+//! the message's expiry rounded up to a slot as wide as the keeping
+//! process's `nats.inbox_sweep_every` (milliseconds since the epoch). Once
+//! a period, the process running partition 0 ([`super::sweep_inboxes`])
+//! sweeps every slot whose end has passed: each customer named there
+//! loses their expired messages (a key left empty is deleted), then the
+//! slot's subject is purged up to what was read. So a message leaves the
+//! bucket within two periods of its expiry. The index is written before
+//! the inbox, so a crash leaves at most a name with nothing to sweep,
+//! never a message nobody sweeps.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, kv};
+use async_nats::jetstream::consumer::push::OrderedConfig;
+use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use super::delivery::key_token;
-use super::{ServeError, bucket};
+use super::{ServeError, bucket, made_stream, stream_config};
 use crate::service::delivery::BoxFuture;
 use crate::service::delivery::engine::jitter;
 use crate::service::delivery::inbox::{InboxStore, keep_in, mark_record, shown};
@@ -42,28 +59,82 @@ const CONFLICT_WAIT_MAX: Duration = Duration::from_millis(64);
 /// headers of a compare-and-set).
 const HEADROOM: usize = 1_024;
 
+/// Whose inbox holds messages expiring when: see the module's sweep.
+pub const EXPIRY_STREAM: &str = "JOURNEY_INBOX_EXPIRY";
+
+/// The index's subject of a message expiring at `expires_ms`: the end of
+/// its slot of `slot_ms`, which no message named there outlives.
+fn expiry_subject(expires_ms: i64, slot_ms: i64) -> String {
+    let end = expires_ms
+        .div_euclid(slot_ms)
+        .saturating_add(1)
+        .saturating_mul(slot_ms);
+    format!("journey.inbox.expiry.{end}")
+}
+
+/// How many customers' names one slot's sweep remembers, so that a
+/// customer named many times in a slot is looked at once; past it, the
+/// set starts again (a second look finds nothing to drop).
+const SWEEP_SEEN: usize = 65_536;
+
+/// The longest the sweep waits for the next name of a slot it reads.
+const SWEEP_WAIT: Duration = Duration::from_secs(10);
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Slots of the index swept and purged.
+    pub slots: usize,
+    /// Customers' inboxes that lost expired messages.
+    pub inboxes: usize,
+    /// Messages dropped.
+    pub messages: usize,
+}
+
 /// The inboxes in [`INBOX_BUCKET`].
 pub struct NatsInbox {
     kv: kv::Store,
+    js: jetstream::Context,
+    /// The sweep's index, [`EXPIRY_STREAM`].
+    expiry: stream::Stream,
+    /// The width of the index's slots: the sweep's period.
+    slot_ms: i64,
     /// The most bytes a customer's inbox takes: the server's largest
     /// message, less [`HEADROOM`].
     max_bytes: usize,
 }
 
-/// The inboxes' bucket, made when missing.
+/// The inboxes' bucket and the sweep's index, made when missing; the
+/// index's slots as wide as `sweep_every`.
 pub async fn open(
     js: &jetstream::Context,
     url: &str,
     replicas: usize,
-) -> Result<Arc<dyn InboxStore>, ServeError> {
+    sweep_every: Duration,
+) -> Result<Arc<NatsInbox>, ServeError> {
     // Kept until rewritten: each message's own expiry drops it.
     let kv = bucket(js, url, INBOX_BUCKET, Duration::ZERO, replicas).await?;
+    let expiry = made_stream(
+        js,
+        url,
+        "the inbox's expiry index",
+        stream_config(EXPIRY_STREAM, "journey.inbox.expiry.*", replicas),
+    )
+    .await?;
     let max_bytes = js
         .client()
         .server_info()
         .max_payload
         .saturating_sub(HEADROOM);
-    Ok(Arc::new(NatsInbox { kv, max_bytes }))
+    Ok(Arc::new(NatsInbox {
+        kv,
+        js: js.clone(),
+        expiry,
+        slot_ms: i64::try_from(sweep_every.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1),
+        max_bytes,
+    }))
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> StorageError {
@@ -162,17 +233,33 @@ impl NatsInbox {
     async fn write(
         &self,
         key: &str,
-        value: Bytes,
+        value: Option<Bytes>,
         revision: Option<u64>,
     ) -> Result<bool, StorageError> {
-        let written = match revision {
-            Some(revision) => self.kv.update(key, value, revision).await.map_err(|e| {
-                (
-                    e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                    e.to_string(),
-                )
-            }),
-            None => self.kv.create(key, value).await.map_err(|e| {
+        let written = match (value, revision) {
+            // Emptied: deleted, unless written in between.
+            (None, revision) => self
+                .kv
+                .delete_expect_revision(key, revision)
+                .await
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::DeleteErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
+                }),
+            (Some(value), Some(revision)) => self
+                .kv
+                .update(key, value, revision)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                        e.to_string(),
+                    )
+                }),
+            (Some(value), None) => self.kv.create(key, value).await.map(|_| ()).map_err(|e| {
                 (
                     e.kind() == kv::CreateErrorKind::AlreadyExists,
                     e.to_string(),
@@ -187,25 +274,29 @@ impl NatsInbox {
     }
 
     /// Applies `change` to the customer's messages and writes them back
-    /// when it says they changed (made to [`fit`], never dropping `new`), read again and redone while another
-    /// process wins the compare-and-set; `change`'s answer.
+    /// when it says they changed (made to [`fit`], never dropping `new`;
+    /// deleted when none is left), read again and redone while another
+    /// process wins the compare-and-set; `change`'s answer. `key` is the
+    /// customer's [`key_token`].
     async fn change<T>(
         &self,
-        user_key: &str,
+        key: &str,
         new: Option<&str>,
         mut change: impl FnMut(&mut Vec<InboxRecord>) -> (T, bool),
     ) -> Result<T, StorageError> {
-        let key = key_token(user_key);
         let began = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
-            let (mut records, revision) = self.read(&key).await?;
+            let (mut records, revision) = self.read(key).await?;
             let (answer, changed) = change(&mut records);
             if !changed {
                 return Ok(answer);
             }
-            let value = fit(&mut records, new, self.max_bytes)?;
-            if self.write(&key, value, revision).await? {
+            let value = match records.is_empty() {
+                true => None,
+                false => Some(fit(&mut records, new, self.max_bytes)?),
+            };
+            if self.write(key, value, revision).await? {
                 return Ok(answer);
             }
             if began.elapsed() >= CONFLICTS_FOR {
@@ -221,6 +312,110 @@ impl NatsInbox {
             wait = (wait * 2).min(CONFLICT_WAIT_MAX);
         }
     }
+
+    /// Sweeps every slot of the index that ended at or before `now_ms`:
+    /// the customers named there lose their messages expired at `now_ms`.
+    pub async fn sweep(&self, now_ms: i64) -> Result<Swept, StorageError> {
+        let mut ends = Vec::new();
+        let mut subjects = self
+            .expiry
+            .info_with_subjects("journey.inbox.expiry.*")
+            .await
+            .map_err(|e| failed("index does not read", e))?;
+        while let Some(subject) = subjects.next().await {
+            let (subject, count) = subject.map_err(|e| failed("index does not read", e))?;
+            let end = subject
+                .strip_prefix("journey.inbox.expiry.")
+                .and_then(|end| end.parse::<i64>().ok());
+            if let Some(end) = end.filter(|&end| end <= now_ms && count > 0) {
+                ends.push((end, subject));
+            }
+        }
+        ends.sort_unstable();
+        let mut swept = Swept::default();
+        for (_, subject) in ends {
+            self.sweep_slot(&subject, now_ms, &mut swept).await?;
+            swept.slots += 1;
+        }
+        Ok(swept)
+    }
+
+    /// Sweeps the customers named on `subject`, then purges what was read.
+    async fn sweep_slot(
+        &self,
+        subject: &str,
+        now_ms: i64,
+        swept: &mut Swept,
+    ) -> Result<(), StorageError> {
+        let last = super::Deployment::last_on(&self.expiry, subject)
+            .await
+            .map_err(|e| failed("index does not read", e))?;
+        if last == 0 {
+            return Ok(());
+        }
+        let mut names = self
+            .expiry
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.js.client().new_inbox(),
+                filter_subject: subject.to_string(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("index does not read", e))?
+            .messages()
+            .await
+            .map_err(|e| failed("index does not read", e))?;
+        let mut seen = HashSet::new();
+        loop {
+            let name = match tokio::time::timeout(SWEEP_WAIT, names.next()).await {
+                Ok(Some(Ok(name))) => name,
+                Ok(Some(Err(e))) => return Err(failed("index does not read", e)),
+                Ok(None) => return Err(failed("index does not read", "its consumer ended")),
+                Err(_) => {
+                    return Err(failed(
+                        "index does not read",
+                        format!("no name arrived within {} s", SWEEP_WAIT.as_secs()),
+                    ));
+                }
+            };
+            let position = name
+                .info()
+                .map_err(|e| failed("index does not read", e))?
+                .stream_sequence;
+            if seen.len() >= SWEEP_SEEN {
+                seen.clear();
+            }
+            // A name is a key token (base64url); anything else was not
+            // written by a keep and names nobody.
+            if let Ok(key) = std::str::from_utf8(&name.payload)
+                && !key.is_empty()
+                && seen.insert(key.to_string())
+            {
+                let dropped = self
+                    .change(key, None, |records| {
+                        let before = records.len();
+                        records.retain(|r| r.expires_ms > now_ms);
+                        let dropped = before - records.len();
+                        (dropped, dropped > 0)
+                    })
+                    .await?;
+                if dropped > 0 {
+                    swept.inboxes += 1;
+                    swept.messages += dropped;
+                }
+            }
+            if position >= last {
+                break;
+            }
+        }
+        self.expiry
+            .purge()
+            .filter(subject)
+            .sequence(last + 1)
+            .await
+            .map_err(|e| failed("index was not purged", e))?;
+        Ok(())
+    }
 }
 
 impl InboxStore for NatsInbox {
@@ -231,8 +426,21 @@ impl InboxStore for NatsInbox {
         now_ms: i64,
     ) -> BoxFuture<'_, Result<bool, StorageError>> {
         Box::pin(async move {
-            let (user_key, id) = (record.user_key.clone(), record.message_id.clone());
-            self.change(&user_key, Some(&id), |records| {
+            let key = key_token(&record.user_key);
+            // The index first: a crash between leaves a name with nothing
+            // to sweep, never a message nobody sweeps. Also when the
+            // message is there already (a redelivery after such a crash).
+            self.js
+                .publish(
+                    expiry_subject(record.expires_ms, self.slot_ms),
+                    key.clone().into(),
+                )
+                .await
+                .map_err(|e| failed("index was not written", e))?
+                .await
+                .map_err(|e| failed("index was not written", e))?;
+            let id = record.message_id.clone();
+            self.change(&key, Some(&id), |records| {
                 let kept = keep_in(records, record.clone(), max_per_user, now_ms);
                 (kept, kept)
             })
@@ -259,7 +467,7 @@ impl InboxStore for NatsInbox {
         at_ms: i64,
     ) -> BoxFuture<'a, Result<Option<(InboxRecord, bool)>, StorageError>> {
         Box::pin(async move {
-            self.change(user_key, None, |records| {
+            self.change(&key_token(user_key), None, |records| {
                 let found = records.iter_mut().find(|r| r.message_id == message_id);
                 match found.and_then(|r| mark_record(r, mark, at_ms).map(|new| (r.clone(), new))) {
                     Some((record, new)) => (Some((record, new)), new),

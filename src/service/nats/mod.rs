@@ -49,6 +49,7 @@ use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
 
 use super::core::{ClockMode, DeployError, wall_ms};
+use super::delivery::inbox::InboxStore;
 use super::storage::Meta;
 use super::versions::{Record, Versions, diagnostics_text};
 use super::{Log, ServeError, ServeOptions, check_meta, new_meta};
@@ -106,6 +107,8 @@ pub struct NatsOptions {
     pub replicas: usize,
     /// `max_deliver` and `ack_wait` of delivery's consumer.
     pub delivery: delivery::Settings,
+    /// How often the in-app inboxes' expired messages are swept.
+    pub inbox_sweep_every: Duration,
 }
 
 impl NatsOptions {
@@ -473,6 +476,32 @@ impl Node {
     }
 }
 
+/// The inboxes' sweep ([`inbox`]): once `every` (`nats.inbox_sweep_every`),
+/// by the process running partition 0, so that one process sweeps at a
+/// time (two at once, around a takeover, would only look twice).
+async fn sweep_inboxes(node: Arc<Node>, inboxes: Arc<inbox::NatsInbox>, every: Duration) {
+    let mut beat = tokio::time::interval(every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !node.stopping.load(Ordering::Acquire) {
+        beat.tick().await;
+        let sweeps = node.view.lock().is_ok_and(|view| {
+            view.iter()
+                .any(|(p, live)| *p == 0 && live.load(Ordering::Acquire))
+        });
+        if !sweeps {
+            continue;
+        }
+        match inboxes.sweep(wall_ms()).await {
+            Ok(swept) if swept.messages > 0 => (node.log)(&format!(
+                "inboxes: swept {} expired messages of {} customers",
+                swept.messages, swept.inboxes
+            )),
+            Ok(_) => {}
+            Err(e) => (node.log)(&format!("inboxes: the sweep stopped: {e}")),
+        }
+    }
+}
+
 /// Runs one `--nats` process until SIGTERM or SIGINT.
 pub fn serve(
     sources: SourceMap,
@@ -486,8 +515,15 @@ pub fn serve(
         .map_err(|e| ServeError::failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let d = Deployment::open(&options, &nats).await?;
-        let inboxes = inbox::open(&d.js, &nats.url, nats.replicas.max(1)).await?;
-        let (channels, public) = delivery::channels(&options, &inboxes)?;
+        let inboxes = inbox::open(
+            &d.js,
+            &nats.url,
+            nats.replicas.max(1),
+            nats.inbox_sweep_every,
+        )
+        .await?;
+        let shared_inboxes: Arc<dyn InboxStore> = inboxes.clone();
+        let (channels, public) = delivery::channels(&options, &shared_inboxes)?;
         let versions = deployment_versions(&d, &sources).await?;
         let first = versions.first().map_or(1, |v| v.number);
         let mut suffix = [0u8; 4];
@@ -523,6 +559,7 @@ pub fn serve(
             log: log.clone(),
         });
         let leasing = tokio::spawn(lease::run(node.clone()));
+        tokio::spawn(sweep_inboxes(node.clone(), inboxes, nats.inbox_sweep_every));
         tokio::spawn(deploy::watch(node.clone()));
         // Other files than the live version's are deployed, as one machine
         // deploys them at a start.
