@@ -29,14 +29,14 @@ fn bytes(seed: u8, len: usize) -> Vec<u8> {
 }
 
 async fn store(url: &str) -> ObjectStore {
-    let client = async_nats::connect(url).await.expect("NATS");
-    let js = async_nats::jetstream::new(client);
-    js.create_object_store(object_store::Config {
-        bucket: "CHECKPOINTS_TEST".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("an object store")
+    nats::jetstream(url)
+        .await
+        .create_object_store(object_store::Config {
+            bucket: "CHECKPOINTS_TEST".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("an object store")
 }
 
 #[test]
@@ -45,11 +45,7 @@ fn a_checkpoint_replaced_while_it_is_read_is_read_again_not_waited_for() {
     let Some(nats) = start_nats(&dir) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
         let store = store(&nats.url).await;
         let old = bytes(1, 300_000);
@@ -124,11 +120,7 @@ fn a_checkpoint_that_never_reads_is_an_error_after_its_tries() {
     let Some(nats) = start_nats(&dir) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
         let store = store(&nats.url).await;
         checkpoint::write(&store, 0, 7, &bytes(1, 200_000))

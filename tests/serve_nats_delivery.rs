@@ -246,13 +246,9 @@ fn misbehaving(arrival: &Arrival, nth: usize) -> Answer {
 
 /// What the dead-letter stream holds: each message's payload and headers.
 fn dead_letters(url: &str) -> Vec<(String, BTreeMap<String, String>)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
-        let client = async_nats::connect(url).await.expect("NATS connects");
-        let js = async_nats::jetstream::new(client);
+        let js = nats::jetstream(url).await;
         let mut stream = js.get_stream("JOURNEY_DEAD").await.expect("the stream");
         let last = stream.info().await.expect("its info").state.last_sequence;
         let mut out = Vec::new();

@@ -377,15 +377,10 @@ fn two_processes_share_every_inbox_through_the_same_api() {
 
     // Fay gets nothing more: the sweep (once a second here, by whichever
     // process runs partition 0) deletes her key; eve's, not expired, stays.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
-        let client = async_nats::connect(nats.url.as_str())
+        let bucket = nats::jetstream(&nats.url)
             .await
-            .expect("connects");
-        let bucket = async_nats::jetstream::new(client)
             .get_key_value(INBOX_BUCKET)
             .await
             .expect("the bucket");
@@ -427,18 +422,11 @@ fn keeps_and_marks_at_once_through_two_connections_lose_nothing() {
     let Some(nats) = start_nats(&dir) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
         let mut stores: Vec<Arc<dyn InboxStore>> = Vec::new();
         for _ in 0..2 {
-            let client = async_nats::connect(nats.url.as_str())
-                .await
-                .expect("connects");
-            let js = async_nats::jetstream::new(client);
+            let js = nats::jetstream(&nats.url).await;
             let store =
                 journey::service::nats::inbox::open(&js, &nats.url, 1, Duration::from_secs(60))
                     .await
@@ -543,16 +531,9 @@ fn the_sweep_drops_expired_messages_of_customers_who_get_no_more() {
     let Some(nats) = start_nats(&dir) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = nats::runtime();
     runtime.block_on(async {
-        let client = async_nats::connect(nats.url.as_str())
-            .await
-            .expect("connects");
-        let js = async_nats::jetstream::new(client);
+        let js = nats::jetstream(&nats.url).await;
         // Slots of a minute: a message is named at the end of its minute.
         let store = journey::service::nats::inbox::open(&js, &nats.url, 1, Duration::from_secs(60))
             .await

@@ -75,6 +75,22 @@ pub fn start_nats(dir: &Path) -> Option<Nats> {
     Some(nats)
 }
 
+/// A runtime for a test's own NATS calls: two workers, so that the tasks a
+/// test spawns run at once.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A JetStream context on the server at `url`.
+pub async fn jetstream(url: &str) -> async_nats::jetstream::Context {
+    let client = async_nats::connect(url).await.expect("NATS connects");
+    async_nats::jetstream::new(client)
+}
+
 /// Leases of 2.5 s (a heartbeat every 0.8 s) and frequent checkpoints, so
 /// that takeovers and restores happen within the tests' time.
 pub fn config(dir: &Path) -> PathBuf {
