@@ -227,16 +227,23 @@ fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec
     runtime.block_on(async {
         let client = async_nats::connect(nats.url.as_str()).await.expect("NATS");
         let js = async_nats::jetstream::new(client);
-        let store = js
+        let objects = js
             .get_object_store(journey::service::nats::CHECKPOINT_BUCKET)
             .await
             .expect("the checkpoint store");
-        for (p, bytes) in checkpoints.iter().enumerate() {
-            journey::service::nats::checkpoint::write(&store, p as u32, 0, bytes)
-                .await
-                .expect("a checkpoint is written");
-        }
         let state = js.get_key_value("JOURNEY").await.expect("the state bucket");
+        for (p, bytes) in checkpoints.iter().enumerate() {
+            let mut held = journey::service::nats::checkpoint::Held::default();
+            let stored = journey::service::nats::checkpoint::store(
+                &objects, &state, p as u32, 0, bytes, &mut held,
+            )
+            .await;
+            assert_eq!(
+                stored,
+                Ok(journey::service::nats::checkpoint::Stored::Stored),
+                "a checkpoint is stored"
+            );
+        }
         state
             .put("clock", clock.to_string().into())
             .await

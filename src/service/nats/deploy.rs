@@ -38,10 +38,8 @@ fn journaled_key(n: u32) -> String {
 
 /// Every `(number, encoded record)` of the deployment's versions.
 pub(super) async fn records(d: &Deployment) -> Result<Vec<(u32, Vec<u8>)>, String> {
-    let mut keys = d.state.keys().await.map_err(|e| e.to_string())?;
     let mut numbers = Vec::new();
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(|e| e.to_string())?;
+    for key in super::keys_under(&d.js, super::STATE_BUCKET, "version.").await? {
         if let Some(n) = key
             .strip_prefix("version.")
             .and_then(|n| n.parse::<u32>().ok())

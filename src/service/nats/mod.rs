@@ -18,6 +18,8 @@
 //!   bucket, the `--clock events` clock beside them.
 //! - [`lease`]: which process runs which partition.
 //! - [`partition`]: one held partition: fence, restore, replay, live.
+//! - [`checkpoint`]: a partition's checkpoints, an object each, and the
+//!   pointer to the newest, moved by compare-and-set.
 //! - [`outbox`]: the outbox's messages (runs of actions) and the feed's
 //!   `seq` of each action.
 //! - [`http`]: the API of a process (ingest through the same handlers as
@@ -47,6 +49,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, object_store, stream};
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use super::core::{ClockMode, DeployError, wall_ms};
 use super::delivery::inbox::InboxStore;
@@ -65,7 +68,8 @@ pub const STATE_BUCKET: &str = "JOURNEY";
 /// Who holds which partition, and which processes are alive; every key
 /// expires a lease's time after it was last written.
 pub const LEASE_BUCKET: &str = "JOURNEY_LEASES";
-/// Each partition's latest checkpoint, `partition-<p>`.
+/// The partitions' checkpoints, `partition-<p>.<position>.<random>`; the
+/// newest is named by `checkpoint.<p>` in [`STATE_BUCKET`].
 pub const CHECKPOINT_BUCKET: &str = "JOURNEY_CHECKPOINTS";
 
 /// An outbox message's partition position (the journal's stream sequence)
@@ -292,6 +296,37 @@ impl Deployment {
 /// account's details first, in a form a 2.9 server does not answer.
 /// How long a stream of the deployment drops a repeated `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The keys of `bucket` that begin with `prefix` (a key deleted last is
+/// among them), from its stream's subjects: one request. async-nats's own
+/// `keys()` reads them through a consumer that ends only on a message with
+/// nothing pending after it, and can wait forever for one rewritten or
+/// expired while it reads; the deployment's buckets are rewritten all the
+/// time.
+async fn keys_under(
+    js: &jetstream::Context,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("the keys of `{bucket}` do not read: {e}");
+    let stream = js
+        .get_stream(format!("KV_{bucket}"))
+        .await
+        .map_err(|e| failed(&e))?;
+    let head = format!("$KV.{bucket}.");
+    let mut subjects = stream
+        .info_with_subjects(format!("{head}{prefix}>"))
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut keys = Vec::new();
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject.map_err(|e| failed(&e))?;
+        if let Some(key) = subject.strip_prefix(&head) {
+            keys.push(key.to_string());
+        }
+    }
+    Ok(keys)
+}
 
 /// A stream of the deployment: `name` over `subject`, on file, with
 /// `replicas` copies, a repeated `Nats-Msg-Id` dropped within

@@ -130,14 +130,15 @@ async fn fence(d: &Deployment, p: u32, owner: &str) -> Result<(u64, Option<(u64,
     }
 }
 
-/// The partition from its checkpoint, and the position it covers (0: none).
-async fn restore(node: &Node, p: u32) -> Result<(Partition, u64), String> {
+/// The partition from its checkpoint, the position it covers (0: none),
+/// and what the next checkpoint stored replaces.
+async fn restore(node: &Node, p: u32) -> Result<(Partition, u64, super::checkpoint::Held), String> {
     let d = &node.d;
     // The checkpoint may be of a version deployed since this process read
     // the versions.
     within("reading the deployment's versions", node.learn_versions()).await?;
     let log = |line: &str| (node.log)(&format!("partition {p}: {line}"));
-    let checkpoint = super::checkpoint::read(&d.checkpoints, p, &log).await?;
+    let (checkpoint, held) = super::checkpoint::read(&d.checkpoints, &d.state, p, &log).await?;
     let position = checkpoint.as_ref().map_or(0, |c| c.position);
     let partition = tokio::task::block_in_place(|| {
         Partition::restore(
@@ -149,7 +150,32 @@ async fn restore(node: &Node, p: u32) -> Result<(Partition, u64), String> {
         )
     })
     .map_err(|e| e.0)?;
-    Ok((partition, position))
+    Ok((partition, position, held))
+}
+
+/// Before a replay goes live: the checkpoint it restored from is still the
+/// newest. A stale owner (past its lease, not fenced yet: it writes no
+/// action after the fence, but it may be storing a checkpoint when the
+/// lease changes hands) can move the pointer during the replay and trim
+/// the journal behind its checkpoint, entries the replay may then never
+/// have read; the takeover then fails, its lease goes, and the next one
+/// restores the newer checkpoint. Once live, the stale owner's moves are
+/// refused ([`super::checkpoint`]), and its trim can only reach entries
+/// the replay has read (its checkpoint covers at most the journal's end
+/// when the lease changed hands).
+async fn still_newest(
+    d: &Deployment,
+    p: u32,
+    held: &super::checkpoint::Held,
+) -> Result<(), String> {
+    if super::checkpoint::moved_since(&d.state, p, held).await? {
+        return Err(
+            "a newer checkpoint (a stale owner's) was stored during the replay: the partition \
+             is taken again from it"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// The longest one step of a takeover (the fence, the journal's end, its
@@ -201,6 +227,11 @@ struct Owned<'a> {
     max_message: usize,
     /// The journal its checkpoints cover, until it is trimmed.
     trim: super::trim::Trim,
+    /// The checkpoint its next one replaces.
+    stored: super::checkpoint::Held,
+    /// The partition's other checkpoints were deleted (after this owner's
+    /// first store).
+    forgot_others: bool,
 }
 
 /// The most journal entries applied into one outbox message before it is
@@ -241,7 +272,7 @@ async fn held(
 ) -> Result<Ended, Failure> {
     let d = &node.d;
     let (newest, applied) = within("fencing the outbox", fence(d, p, &node.id)).await?;
-    let (partition, checkpoint) = restore(node, p).await?;
+    let (partition, checkpoint, stored) = restore(node, p).await?;
     let subject = journal_subject(p);
     let end = within(
         "reading the journal's end",
@@ -299,6 +330,8 @@ async fn held(
             .saturating_sub(4_096)
             .max(4_096),
         trim: super::trim::Trim::new(node.journal_retention),
+        stored,
+        forgot_others: false,
     };
     // The views and deploys of other processes ask this partition here
     // (super::admin), answered between entries.
@@ -317,6 +350,7 @@ async fn held(
         live.store(true, Ordering::Release);
     }
     owned.write_progress().await?;
+    let mut replayed_at = Instant::now();
     let mut beat = tokio::time::interval(Duration::from_millis(50));
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -352,6 +386,7 @@ async fn held(
                 }
             }
             message = entries.next() => {
+                replayed_at = Instant::now();
                 // This entry, and every one the journal has ready behind
                 // it, into one outbox message.
                 let ended = || Failure::from("the journal's consumer ended".to_string());
@@ -359,7 +394,12 @@ async fn held(
                 let mut drained = 0;
                 while let Some(message) = next.take() {
                     let position = owned.receive(message).await?;
-                    if position >= end {
+                    if position >= end && !live.load(Ordering::Acquire) {
+                        within(
+                            "reading the checkpoint's pointer",
+                            still_newest(d, p, &owned.stored),
+                        )
+                        .await?;
                         live.store(true, Ordering::Release);
                     }
                     drained += 1;
@@ -383,6 +423,14 @@ async fn held(
                         owned.checkpoint().await?;
                     }
                     owned.trim().await;
+                } else if replayed_at.elapsed() >= TAKEOVER_STEP {
+                    // The journal up to `end` is there to read: a replay
+                    // that gets none of it is stuck, like any step.
+                    return Err(Failure::Other(format!(
+                        "replaying: no journal entry arrived within {} s, at position {} of {end}",
+                        TAKEOVER_STEP.as_secs(),
+                        owned.position
+                    )));
                 }
                 owned.write_progress().await?;
             }
@@ -520,6 +568,10 @@ impl Owned<'_> {
         self.checkpoint_after = self.node.checkpoint_entries.max(1);
         self.checkpoint_at = Instant::now() + self.node.checkpoint_every;
         let d = &self.node.d;
+        let bytes = tokio::task::block_in_place(|| self.partition.checkpoint())?;
+        // The lease after the encoding (a second at a million customers),
+        // so that a stale owner's window to store an older checkpoint is
+        // only the store's own time.
         let holder = d
             .leases
             .get(lease_key(self.p))
@@ -528,13 +580,60 @@ impl Owned<'_> {
         if holder.as_deref() != Some(self.node.id.as_bytes()) {
             return Err(Failure::Fenced);
         }
-        let bytes = tokio::task::block_in_place(|| self.partition.checkpoint())?;
-        super::checkpoint::write(&d.checkpoints, self.p, self.position, &bytes).await?;
+        let stored = super::checkpoint::store(
+            &d.checkpoints,
+            &d.state,
+            self.p,
+            self.position,
+            &bytes,
+            &mut self.stored,
+        )
+        .await?;
+        if stored == super::checkpoint::Stored::Fenced {
+            // A stale owner's older checkpoint, or this process is the
+            // stale one: either way the partition is taken again, from
+            // the pointer's checkpoint, whose journal is all kept.
+            return Err(Failure::Other(
+                "another owner stored a checkpoint since this one's takeover: the partition \
+                 is taken again from it"
+                    .into(),
+            ));
+        }
+        if !self.forgot_others {
+            // Only now: before this owner's first store a stale owner's
+            // may still become the newest, and its object must stay.
+            self.forgot_others = true;
+            self.forget_other_checkpoints().await;
+        }
         self.progress.checkpoint = self.position;
         self.progress.checkpoint_ms = wall_ms();
         self.trim.checkpointed(self.position);
         self.trim().await;
         Ok(())
+    }
+
+    /// Deletes the partition's checkpoints other than its newest: what
+    /// crashes and stale owners left (a failure is only logged).
+    async fn forget_other_checkpoints(&self) {
+        let d = &self.node.d;
+        let forgot = within(
+            "deleting older checkpoints",
+            super::checkpoint::forget_others(
+                &d.js,
+                &d.checkpoints,
+                super::CHECKPOINT_BUCKET,
+                self.p,
+                &self.stored,
+            ),
+        );
+        match forgot.await {
+            Ok(0) => {}
+            Ok(n) => (self.node.log)(&format!(
+                "partition {}: deleted {n} checkpoints a crash or a stale owner left",
+                self.p
+            )),
+            Err(why) => (self.node.log)(&format!("partition {}: {why}", self.p)),
+        }
     }
 
     /// Trims the journal its checkpoints past retention cover
