@@ -569,9 +569,9 @@ impl Owned<'_> {
         self.checkpoint_at = Instant::now() + self.node.checkpoint_every;
         let d = &self.node.d;
         let bytes = tokio::task::block_in_place(|| self.partition.checkpoint())?;
-        // The lease after the encoding (a second at a million customers),
-        // so that a stale owner's window to store an older checkpoint is
-        // only the store's own time.
+        // The lease after the encoding (a second at a million customers):
+        // an owner that lost it meanwhile stops here instead of storing a
+        // checkpoint whose pointer move would be refused.
         let holder = d
             .leases
             .get(lease_key(self.p))
