@@ -221,7 +221,7 @@ fn dedup_key(runtime: &tokio::runtime::Runtime, nats: &Nats) -> [u8; 16] {
     })
 }
 
-/// Writes each partition's checkpoint (covering no journal yet) and the
+/// Stores each partition's checkpoint (covering no journal yet) and the
 /// event clock, as the deployment's processes would have.
 fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec<u8>], clock: i64) {
     runtime.block_on(async {
@@ -233,7 +233,11 @@ fn seed_state(runtime: &tokio::runtime::Runtime, nats: &Nats, checkpoints: &[Vec
             .expect("the checkpoint store");
         let state = js.get_key_value("JOURNEY").await.expect("the state bucket");
         for (p, bytes) in checkpoints.iter().enumerate() {
-            let mut held = journey::service::nats::checkpoint::Held::default();
+            // In place of the one the deployment's first process stored.
+            let (_, mut held) =
+                journey::service::nats::checkpoint::read(&objects, &state, p as u32, &|_| {})
+                    .await
+                    .expect("the checkpoint reads");
             let stored = journey::service::nats::checkpoint::store(
                 &objects, &state, p as u32, 0, bytes, &mut held,
             )
