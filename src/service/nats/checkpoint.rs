@@ -33,7 +33,6 @@ use async_nats::jetstream::object_store::{self, GetErrorKind, Object, ObjectStor
 use async_nats::jetstream::{self, kv};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
@@ -182,11 +181,9 @@ pub async fn moved_since(state: &kv::Store, p: u32, held: &Held) -> Result<bool,
 /// whose owner died before it deleted them. `bucket` is the object
 /// store's name.
 ///
-/// The names come from the subjects of the store's stream, one request,
-/// not from async-nats's `ObjectStore::list`: that list waits forever when
-/// an object's metadata is replaced while it reads (the consumer it ends
-/// by never gets its last message), which other partitions' stores do all
-/// the time.
+/// The names come from the subjects of the store's stream
+/// (`super::subjects_after`), not from async-nats's `ObjectStore::list`,
+/// which can wait forever.
 pub async fn forget_others(
     js: &jetstream::Context,
     objects: &ObjectStore,
@@ -194,23 +191,14 @@ pub async fn forget_others(
     p: u32,
     held: &Held,
 ) -> Result<usize, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("the checkpoints do not list: {e}");
-    let stream = js
-        .get_stream(format!("OBJ_{bucket}"))
-        .await
-        .map_err(|e| failed(&e))?;
     let meta = format!("$O.{bucket}.M.");
-    let mut subjects = stream
-        .info_with_subjects(format!("{meta}>"))
-        .await
-        .map_err(|e| failed(&e))?;
+    let encoded = super::subjects_after(js, &format!("OBJ_{bucket}"), &meta, ">").await?;
     let prefix = format!("partition-{p}.");
     let mut others = Vec::new();
-    while let Some(subject) = subjects.next().await {
-        let (subject, _) = subject.map_err(|e| failed(&e))?;
-        let name = subject
-            .strip_prefix(&meta)
-            .and_then(|encoded| URL_SAFE.decode(encoded).ok())
+    for encoded in encoded {
+        let name = URL_SAFE
+            .decode(encoded)
+            .ok()
             .and_then(|name| String::from_utf8(name).ok());
         let Some(name) = name else { continue };
         let ours = name.starts_with(&prefix) || (name == legacy_name(p) && held.revision.is_some());

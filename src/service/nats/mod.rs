@@ -298,34 +298,42 @@ impl Deployment {
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// The keys of `bucket` that begin with `prefix` (a key deleted last is
-/// among them), from its stream's subjects: one request. async-nats's own
-/// `keys()` reads them through a consumer that ends only on a message with
-/// nothing pending after it, and can wait forever for one rewritten or
-/// expired while it reads; the deployment's buckets are rewritten all the
-/// time.
+/// among them).
 async fn keys_under(
     js: &jetstream::Context,
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<String>, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("the keys of `{bucket}` do not read: {e}");
-    let stream = js
-        .get_stream(format!("KV_{bucket}"))
-        .await
-        .map_err(|e| failed(&e))?;
     let head = format!("$KV.{bucket}.");
+    subjects_after(js, &format!("KV_{bucket}"), &head, &format!("{prefix}>")).await
+}
+
+/// What follows `head` in each subject of `stream` matching `head` and
+/// then `tail` (a subject filter): one request. async-nats's `keys()` and
+/// `ObjectStore::list()` read these through a consumer that ends only on a
+/// message with nothing pending after it, and can wait forever for one
+/// rewritten or expired while it reads; the deployment's buckets are
+/// rewritten all the time.
+async fn subjects_after(
+    js: &jetstream::Context,
+    stream: &str,
+    head: &str,
+    tail: &str,
+) -> Result<Vec<String>, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("`{stream}` does not list: {e}");
+    let stream = js.get_stream(stream).await.map_err(|e| failed(&e))?;
     let mut subjects = stream
-        .info_with_subjects(format!("{head}{prefix}>"))
+        .info_with_subjects(format!("{head}{tail}"))
         .await
         .map_err(|e| failed(&e))?;
-    let mut keys = Vec::new();
+    let mut after = Vec::new();
     while let Some(subject) = subjects.next().await {
         let (subject, _) = subject.map_err(|e| failed(&e))?;
-        if let Some(key) = subject.strip_prefix(&head) {
-            keys.push(key.to_string());
+        if let Some(rest) = subject.strip_prefix(head) {
+            after.push(rest.to_string());
         }
     }
-    Ok(keys)
+    Ok(after)
 }
 
 /// A stream of the deployment: `name` over `subject`, on file, with
