@@ -152,21 +152,21 @@ pub async fn store(
     match moved {
         Ok(revision) => {
             if let Some(before) = held.object.replace(object) {
-                // Left behind, it would only take room: the next owner's
-                // takeover deletes it (`forget_others`).
+                // Left behind, it would only take room: an owner's first
+                // store deletes it (`forget_others`).
                 let _ = objects.delete(&before).await;
             }
             held.revision = Some(revision);
             Ok(Stored::Stored)
         }
-        Err((fenced, why)) => {
+        Err((true, _)) => {
             let _ = objects.delete(&object).await;
-            if fenced {
-                Ok(Stored::Fenced)
-            } else {
-                Err(format!("the checkpoint's pointer was not written: {why}"))
-            }
+            Ok(Stored::Fenced)
         }
+        // The move may have happened, its answer lost: the object stays
+        // (if the pointer does not name it, an owner's first store
+        // deletes it).
+        Err((false, why)) => Err(format!("the checkpoint's pointer was not written: {why}")),
     }
 }
 
