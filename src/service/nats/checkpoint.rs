@@ -81,6 +81,11 @@ pub fn pointer_key(p: u32) -> String {
     format!("checkpoint.{p}")
 }
 
+/// The head of every object name of partition `p`'s checkpoints.
+fn object_prefix(p: u32) -> String {
+    format!("partition-{p}.")
+}
+
 /// The one object of partition `p` a deployment of an earlier build wrote.
 fn legacy_name(p: u32) -> String {
     format!("partition-{p}")
@@ -113,7 +118,8 @@ pub async fn store(
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| format!("no randomness for a name: {e}"))?;
     let object = format!(
-        "partition-{p}.{position}.{}",
+        "{}{position}.{}",
+        object_prefix(p),
         crate::compile::artifact::hex(&suffix)
     );
     let meta = object_store::ObjectMetadata {
@@ -193,7 +199,7 @@ pub async fn forget_others(
 ) -> Result<usize, String> {
     let meta = format!("$O.{bucket}.M.");
     let encoded = super::subjects_after(js, &format!("OBJ_{bucket}"), &meta, ">").await?;
-    let prefix = format!("partition-{p}.");
+    let prefix = object_prefix(p);
     let mut others = Vec::new();
     for encoded in encoded {
         let name = URL_SAFE

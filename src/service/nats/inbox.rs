@@ -62,6 +62,9 @@ const HEADROOM: usize = 1_024;
 /// Whose inbox holds messages expiring when: see the module's sweep.
 pub const EXPIRY_STREAM: &str = "JOURNEY_INBOX_EXPIRY";
 
+/// Its subjects' common head: a slot's end follows.
+const EXPIRY_SUBJECT: &str = "journey.inbox.expiry.";
+
 /// The index's subject of a message expiring at `expires_ms`: the end of
 /// its slot of `slot_ms`, which no message named there outlives.
 fn expiry_subject(expires_ms: i64, slot_ms: i64) -> String {
@@ -69,7 +72,7 @@ fn expiry_subject(expires_ms: i64, slot_ms: i64) -> String {
         .div_euclid(slot_ms)
         .saturating_add(1)
         .saturating_mul(slot_ms);
-    format!("journey.inbox.expiry.{end}")
+    format!("{EXPIRY_SUBJECT}{end}")
 }
 
 /// How many customers' names one slot's sweep remembers, so that a
@@ -118,7 +121,7 @@ pub async fn open(
         js,
         url,
         "the inbox's expiry index",
-        stream_config(EXPIRY_STREAM, "journey.inbox.expiry.*", replicas),
+        stream_config(EXPIRY_STREAM, &format!("{EXPIRY_SUBJECT}*"), replicas),
     )
     .await?;
     let max_bytes = js
@@ -319,13 +322,13 @@ impl NatsInbox {
         let mut ends = Vec::new();
         let mut subjects = self
             .expiry
-            .info_with_subjects("journey.inbox.expiry.*")
+            .info_with_subjects(format!("{EXPIRY_SUBJECT}*"))
             .await
             .map_err(|e| failed("index does not read", e))?;
         while let Some(subject) = subjects.next().await {
             let (subject, count) = subject.map_err(|e| failed("index does not read", e))?;
             let end = subject
-                .strip_prefix("journey.inbox.expiry.")
+                .strip_prefix(EXPIRY_SUBJECT)
                 .and_then(|end| end.parse::<i64>().ok());
             if let Some(end) = end.filter(|&end| end <= now_ms && count > 0) {
                 ends.push((end, subject));
